@@ -1,0 +1,115 @@
+//! Dense blocks of data over per-axis index sets: what flows between stages of a job.
+
+use std::borrow::Cow;
+
+use crate::dtype::{DType, Element};
+use crate::region::AxisSet;
+
+/// Data in C order over the product of `sets` (one [`AxisSet`] per axis).
+///
+/// A block may hold more than a stage needs (the whole in-memory array is one block);
+/// kernels find their input through [`Block::offsets`].
+#[derive(Clone, Debug)]
+pub struct Block<'a, T: Clone> {
+    /// The array indices held on each axis.
+    pub sets: Vec<AxisSet>,
+    /// The values, C order.
+    pub data: Cow<'a, [T]>,
+}
+
+impl<'a, T: Element> Block<'a, T> {
+    /// A block over `sets` holding `data` (length checked).
+    pub fn new(sets: Vec<AxisSet>, data: Cow<'a, [T]>) -> Self {
+        assert_eq!(
+            sets.iter().map(AxisSet::len).product::<usize>(),
+            data.len(),
+            "block data does not match its index sets"
+        );
+        Block { sets, data }
+    }
+
+    /// Extent on each axis.
+    pub fn lens(&self) -> Vec<usize> {
+        self.sets.iter().map(AxisSet::len).collect()
+    }
+
+    /// C-order strides, in elements.
+    pub fn strides(&self) -> Vec<usize> {
+        c_strides(&self.lens())
+    }
+
+    /// For each index of `wanted` (a subset of `sets[axis]`), its element offset along `axis`.
+    pub fn offsets(&self, axis: usize, wanted: &AxisSet) -> Vec<usize> {
+        let stride = self.strides()[axis];
+        positions(&self.sets[axis], wanted)
+            .into_iter()
+            .map(|p| p * stride)
+            .collect()
+    }
+
+    /// A copy with every element converted by `f`.
+    pub fn map<U: Element>(&self, f: impl Fn(T) -> U) -> Block<'static, U> {
+        Block::new(
+            self.sets.clone(),
+            Cow::Owned(self.data.iter().map(|&x| f(x)).collect()),
+        )
+    }
+}
+
+/// C-order strides of an array of `lens`.
+pub fn c_strides(lens: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; lens.len()];
+    for a in (0..lens.len().saturating_sub(1)).rev() {
+        s[a] = s[a + 1] * lens[a + 1];
+    }
+    s
+}
+
+/// The rank in `held` of each index of `wanted`.
+///
+/// # Panics
+/// If `wanted` is not a subset of `held`: the planner guarantees it is.
+pub fn positions(held: &AxisSet, wanted: &AxisSet) -> Vec<usize> {
+    let mut out = Vec::with_capacity(wanted.len());
+    for r in wanted.runs() {
+        let p = held
+            .position(r.start)
+            .expect("planner bug: a footprint misses an index a stage needs");
+        out.extend(p..p + r.len());
+    }
+    out
+}
+
+crate::dtype::any_enum!(
+    /// A block of any element type.
+    #[derive(Clone, Debug)]
+    BlockAny<'a>,
+    Block
+);
+
+impl BlockAny<'_> {
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        fn of<T: Element>(_: &Block<'_, T>) -> DType {
+            T::DTYPE
+        }
+        crate::dtype::match_any!(self, BlockAny, b => of(b))
+    }
+}
+
+/// Converts a typed block into the any-typed enum and back.
+pub trait IntoAny<'a>: Sized {
+    /// Wraps the block.
+    fn into_any(self) -> BlockAny<'a>;
+}
+
+macro_rules! into_any {
+    ($($t:ty => $v:ident),*) => {$(
+        impl<'a> IntoAny<'a> for Block<'a, $t> {
+            fn into_any(self) -> BlockAny<'a> {
+                BlockAny::$v(self)
+            }
+        }
+    )*};
+}
+into_any!(u8 => U8, u16 => U16, u32 => U32, i8 => I8, i16 => I16, i32 => I32, f32 => F32, f64 => F64);

@@ -1,0 +1,158 @@
+//! N-D correlation with scipy boundary modes: the Gaussian's passes and `convolve`.
+//!
+//! Leading axes are handled by row indirection: every output row is a weighted sum of
+//! input rows chosen through per-axis tap tables (the boundary mode is already folded
+//! into the tables, a constant row stands for `cval`). The last axis is read straight
+//! from the input row where the taps stay inside the block, and from a padded copy of
+//! the row only where they cross the array's edge.
+
+use std::borrow::Cow;
+
+use super::for_each_row;
+use super::simd::{Tap, accumulate};
+use crate::block::Block;
+use crate::region::AxisSet;
+use crate::stage::Stencil;
+
+/// Where a run of output elements on the last axis finds its taps in an input row.
+enum Source {
+    /// Directly at this offset of the input row (all taps inside the block).
+    Direct(usize),
+    /// Through a gather: input-row offset per padded element, `None` for `cval`.
+    Padded(Vec<Option<usize>>),
+}
+
+struct Run {
+    /// First output element of the run within an output row.
+    out_start: usize,
+    len: usize,
+    source: Source,
+}
+
+/// Correlates `input` (an array of `in_shape` at this stage) with `st`, writing the
+/// output indices `out`.
+pub(crate) fn stencil(
+    input: &Block<'_, f32>,
+    out: &[AxisSet],
+    in_shape: &[usize],
+    st: &Stencil,
+) -> Block<'static, f32> {
+    let ndim = out.len();
+    let last = ndim - 1;
+    let strides = &input.strides();
+    let position = &|axis: usize, index: usize| {
+        input.sets[axis]
+            .position(index)
+            .expect("planner bug: a stencil tap is missing from the footprint")
+    };
+
+    // Leading axes: for output index p and tap k, the input offset (None = cval).
+    let tables: Vec<Vec<Option<usize>>> = (0..last)
+        .map(|a| {
+            out[a]
+                .iter()
+                .flat_map(|o| {
+                    st.offsets(a).map(move |d| {
+                        st.mode
+                            .map(o as i64 + d, in_shape[a])
+                            .map(|i| position(a, i) * strides[a])
+                    })
+                })
+                .collect()
+        })
+        .collect();
+
+    // Last axis: one gather per run of consecutive output indices.
+    let kl = st.shape[last];
+    let mut out_start = 0;
+    let runs: Vec<Run> = out[last]
+        .runs()
+        .iter()
+        .map(|r| {
+            let padded: Vec<Option<usize>> = (0..r.len() + kl - 1)
+                .map(|j| {
+                    let i = (r.start + j) as i64 + st.offsets(last).start;
+                    st.mode.map(i, in_shape[last]).map(|i| position(last, i))
+                })
+                .collect();
+            let direct = padded
+                .iter()
+                .enumerate()
+                .all(|(j, p)| *p == padded[0].map(|p0| p0 + j));
+            let run = Run {
+                out_start,
+                len: r.len(),
+                source: if direct {
+                    Source::Direct(padded[0].expect("checked"))
+                } else {
+                    Source::Padded(padded)
+                },
+            };
+            out_start += r.len();
+            run
+        })
+        .collect();
+
+    // The leading-axis taps in C order, each with its row of last-axis weights.
+    let lead_shape = &st.shape[..last];
+    let lead_taps: Vec<Vec<usize>> = {
+        let mut all = Vec::new();
+        for_each_row(&[lead_shape, &[1]].concat(), |k, _| all.push(k.to_vec()));
+        all
+    };
+
+    let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
+    let row_len = lens[last];
+    let mut data = vec![0.0f32; lens.iter().product()];
+    let max_padded = runs.iter().map(|r| r.len + kl - 1).max().unwrap_or(0);
+    let const_row = vec![st.cval; max_padded];
+    let mut row_offsets: Vec<Option<usize>> = Vec::with_capacity(lead_taps.len());
+    let mut scratch: Vec<f32> = Vec::new();
+
+    for_each_row(&lens[..last], |index, row| {
+        row_offsets.clear();
+        row_offsets.extend(lead_taps.iter().map(|k| {
+            (0..last).try_fold(0, |acc, a| {
+                tables[a][index[a] * lead_shape[a] + k[a]].map(|off| acc + off)
+            })
+        }));
+        let out_row = &mut data[row * row_len..(row + 1) * row_len];
+        for run in &runs {
+            let n = run.len + kl - 1;
+            let taps: Vec<Tap<'_>> = match &run.source {
+                Source::Direct(start) => row_offsets
+                    .iter()
+                    .enumerate()
+                    .map(|(t, off)| {
+                        let row = match off {
+                            Some(off) => &input.data[off + start..off + start + n],
+                            None => &const_row[..n],
+                        };
+                        (row, &st.weights[t * kl..(t + 1) * kl])
+                    })
+                    .collect(),
+                Source::Padded(gather) => {
+                    scratch.clear();
+                    for off in row_offsets.iter().flatten() {
+                        let src = &input.data[*off..];
+                        scratch.extend(gather.iter().map(|p| p.map_or(st.cval, |p| src[p])));
+                    }
+                    let mut filled = scratch.chunks_exact(n);
+                    row_offsets
+                        .iter()
+                        .enumerate()
+                        .map(|(t, off)| {
+                            let row = match off {
+                                Some(_) => filled.next().expect("one padded row per tap"),
+                                None => &const_row[..n],
+                            };
+                            (row, &st.weights[t * kl..(t + 1) * kl])
+                        })
+                        .collect()
+                }
+            };
+            accumulate(&mut out_row[run.out_start..run.out_start + run.len], &taps);
+        }
+    });
+    Block::new(out.to_vec(), Cow::Owned(data))
+}

@@ -1,0 +1,57 @@
+//! The library's error type.
+
+use crate::dtype::DType;
+
+/// Everything that can go wrong in haloflow, as a typed value; the CLI turns it into a message.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An operation parameter is out of its domain (sigma < 0, a zero factor, ...).
+    #[error("{op}: {message}")]
+    InvalidParameter {
+        /// The operation whose parameter is wrong.
+        op: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A per-axis list has neither one value nor one per axis.
+    #[error("{what}: expected 1 or {ndim} values (one per axis), got {got}")]
+    AxisCount {
+        /// The parameter (`sigma`, `factor`, ...).
+        what: &'static str,
+        /// The array's number of dimensions.
+        ndim: usize,
+        /// The number of values given.
+        got: usize,
+    },
+    /// Two shapes or ranks that must agree do not.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// A type name that haloflow does not support.
+    #[error(
+        "unsupported data type '{0}' (supported: uint8 uint16 uint32 int8 int16 int32 float32 float64)"
+    )]
+    UnsupportedDType(String),
+    /// An array holds another element type than the one asked for.
+    #[error("expected {expected} data, found {found}")]
+    DTypeMismatch {
+        /// The type asked for.
+        expected: DType,
+        /// The type found.
+        found: DType,
+    },
+    /// A processing block that would make two jobs write one output chunk.
+    #[error(
+        "block shape {block:?} is not a whole number of output chunks {chunk:?} (axis {axis}); two jobs could write one chunk"
+    )]
+    BlockNotAligned {
+        /// The block shape asked for.
+        block: Vec<usize>,
+        /// The output chunk shape.
+        chunk: Vec<usize>,
+        /// The first axis that does not align.
+        axis: usize,
+    },
+}
+
+/// Shorthand for `Result<T, haloflow::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,171 @@
+//! The in-memory path: the chunked path with the chunks in RAM.
+//!
+//! The input array is the source block of every job (no copy), the output is cut into
+//! blocks by the same planner as a Zarr run, and jobs run in parallel on rayon's pool.
+
+use std::borrow::Cow;
+
+use ndarray::{ArrayD, ArrayViewD};
+use rayon::prelude::*;
+
+use crate::block::{Block, BlockAny, IntoAny};
+use crate::cpu;
+use crate::dtype::{ArrayAny, ArrayViewAny, Element, match_any, with_dtype};
+use crate::error::Result;
+use crate::ops::Pipeline;
+use crate::plan::Plan;
+use crate::region::{AxisSet, Region};
+
+/// Output elements per job when the caller does not choose a block shape.
+const TARGET_BLOCK_ELEMENTS: usize = 1 << 19;
+
+impl Pipeline {
+    /// Applies the pipeline to an in-memory array (1 to 5 dimensions) on the CPU.
+    ///
+    /// ```
+    /// use haloflow::{Op, Pipeline};
+    /// use ndarray::{ArrayD, IxDyn};
+    ///
+    /// let x = ArrayD::from_shape_fn(IxDyn(&[20, 30]), |i| (i[0] * i[1]) as u16);
+    /// let smoothed = Pipeline::from(Op::gaussian(&[1.5]))
+    ///     .apply(x.view())?
+    ///     .into_array::<f32>()?;
+    /// assert_eq!(smoothed.shape(), &[20, 30]);
+    /// # Ok::<(), haloflow::Error>(())
+    /// ```
+    pub fn apply<'a>(&self, input: impl Into<ArrayViewAny<'a>>) -> Result<ArrayAny> {
+        let input = input.into();
+        let (out_shape, _) = self.output(input.shape(), input.dtype())?;
+        self.apply_blocks(input, &default_block(&out_shape))
+    }
+
+    /// Like [`Pipeline::apply`], with one job per output block of `block` elements
+    /// (the result does not depend on it; the speed does).
+    pub fn apply_blocks<'a>(
+        &self,
+        input: impl Into<ArrayViewAny<'a>>,
+        block: &[usize],
+    ) -> Result<ArrayAny> {
+        match_any!(input.into(), ArrayViewAny, a => apply_typed(self, a, block))
+    }
+}
+
+fn apply_typed<'a, T: Element>(
+    pipeline: &Pipeline,
+    input: ArrayViewD<'a, T>,
+    block: &[usize],
+) -> Result<ArrayAny>
+where
+    Block<'a, T>: IntoAny<'a>,
+{
+    let plan = Plan::new(pipeline, input.shape(), T::DTYPE, block, block)?;
+    let sets = input
+        .shape()
+        .iter()
+        .map(|&n| AxisSet::from_range(0..n))
+        .collect();
+    let source = match input.to_slice() {
+        Some(slice) => Block::new(sets, Cow::Borrowed(slice)),
+        None => Block::new(sets, Cow::Owned(input.iter().copied().collect())),
+    }
+    .into_any();
+    with_dtype!(plan.output_dtype(), U => {
+        let mut out = ArrayD::<U>::zeros(plan.output_shape());
+        let dst = Destination::new(&mut out);
+        (0..plan.num_jobs()).into_par_iter().for_each(|i| {
+            let job = plan.job(i);
+            let result = cpu::run_job(&plan, &job, &source);
+            dst.write(&job.output, U::block_data(&result));
+        });
+        Ok(out.into())
+    })
+}
+
+/// A default output block: the last axis whole (up to 4096), leading axes halved,
+/// largest first, until the block holds about [`TARGET_BLOCK_ELEMENTS`].
+pub fn default_block(out_shape: &[usize]) -> Vec<usize> {
+    let mut block = out_shape.to_vec();
+    let last = block.len() - 1;
+    block[last] = block[last].min(4096);
+    while block.iter().product::<usize>() > TARGET_BLOCK_ELEMENTS {
+        let (axis, &n) = block[..last]
+            .iter()
+            .enumerate()
+            .max_by_key(|&(a, n)| (*n, std::cmp::Reverse(a)))
+            .unwrap_or((last, &block[last]));
+        if n <= 1 {
+            break;
+        }
+        block[axis] = n.div_ceil(2);
+    }
+    block
+}
+
+/// Raw, shared access to the output array so that jobs write their disjoint blocks
+/// in parallel.
+struct Destination<U> {
+    ptr: *mut U,
+    strides: Vec<usize>,
+}
+
+// SAFETY: jobs write disjoint regions (the planner's blocks tile the output without
+// overlap), and the array outlives the parallel loop that writes it.
+unsafe impl<U: Send> Send for Destination<U> {}
+unsafe impl<U: Send> Sync for Destination<U> {}
+
+impl<U: Element> Destination<U> {
+    fn new(out: &mut ArrayD<U>) -> Self {
+        assert!(out.is_standard_layout());
+        let strides = crate::block::c_strides(out.shape());
+        Destination {
+            ptr: out.as_mut_ptr(),
+            strides,
+        }
+    }
+
+    /// Copies the dense C-order `data` of `region` into the array.
+    fn write(&self, region: &Region, data: &[U]) {
+        let last = region.ndim() - 1;
+        let row = region.shape[last];
+        cpu::for_each_row(&region.shape[..last], |index, r| {
+            let offset: usize = (0..=last)
+                .map(|a| (region.start[a] + index.get(a).copied().unwrap_or(0)) * self.strides[a])
+                .sum();
+            // SAFETY: `offset..offset + row` lies inside the array (the region does) and
+            // inside this job's region, which no other job writes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(data[r * row..].as_ptr(), self.ptr.add(offset), row);
+            }
+        });
+    }
+}
+
+trait BlockData: Sized {
+    fn block_data<'b>(block: &'b BlockAny<'_>) -> &'b [Self];
+}
+
+macro_rules! block_data {
+    ($($t:ty => $v:ident),*) => {$(
+        impl BlockData for $t {
+            fn block_data<'b>(block: &'b BlockAny<'_>) -> &'b [Self] {
+                match block {
+                    BlockAny::$v(b) => &b.data,
+                    other => unreachable!("the plan promised {} data, the job made {}", <$t>::DTYPE, other.dtype()),
+                }
+            }
+        }
+    )*};
+}
+block_data!(u8 => U8, u16 => U16, u32 => U32, i8 => I8, i16 => I16, i32 => I32, f32 => F32, f64 => F64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_blocks_keep_rows_and_split_the_largest_leading_axis() {
+        assert_eq!(default_block(&[256, 512, 512]), vec![32, 32, 512]);
+        assert_eq!(default_block(&[7]), vec![7]);
+        assert_eq!(default_block(&[3, 100_000]), vec![3, 4096]);
+    }
+}

@@ -1,0 +1,104 @@
+//! Dense N-D convolution kernels (`scipy.ndimage.convolve` semantics).
+
+use serde::{Deserialize, Serialize};
+
+use crate::boundary::Mode;
+use crate::error::{Error, Result};
+use crate::stage::{Stage, Stencil};
+
+/// A dense convolution kernel: weights in C order over `shape`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Kernel {
+    /// Extent per kernel axis (1 to the array's number of dimensions).
+    pub shape: Vec<usize>,
+    /// Weights in C order.
+    pub data: Vec<f64>,
+}
+
+impl Kernel {
+    /// A kernel from its shape and C-order weights (checked when the op is planned).
+    pub fn new(shape: Vec<usize>, data: Vec<f64>) -> Self {
+        Kernel { shape, data }
+    }
+
+    /// Lowers `convolve(x, kernel)` on an `ndim`-D array to a correlation stencil.
+    ///
+    /// scipy's convolution is `out[i] = Σ_j k[j] · x[i + n//2 - j]` per axis: a
+    /// correlation with the flipped kernel whose centre is `n - 1 - n//2`.
+    pub(crate) fn stage(&self, ndim: usize, mode: Mode, cval: f32) -> Result<Stage> {
+        let invalid = |message: String| Error::InvalidParameter {
+            op: "convolve",
+            message,
+        };
+        let kd = self.shape.len();
+        if kd == 0 || kd > ndim {
+            return Err(invalid(format!(
+                "the kernel has {kd} dimensions; it needs 1 to {ndim} (the array's)"
+            )));
+        }
+        if self.shape.contains(&0) {
+            return Err(invalid(format!(
+                "the kernel shape {:?} is empty",
+                self.shape
+            )));
+        }
+        let len: usize = self.shape.iter().product();
+        if len != self.data.len() {
+            return Err(invalid(format!(
+                "the kernel shape {:?} needs {len} weights, got {}",
+                self.shape,
+                self.data.len()
+            )));
+        }
+        if self.data.iter().any(|w| !w.is_finite()) {
+            return Err(invalid("the kernel holds a non-finite weight".into()));
+        }
+        let mut shape = vec![1; ndim - kd];
+        shape.extend_from_slice(&self.shape);
+        let centre = shape.iter().map(|n| n - 1 - n / 2).collect();
+        // Reversing the C-order weights flips every axis at once.
+        let weights = self.data.iter().rev().map(|&w| w as f32).collect();
+        Ok(Stage::Stencil(Stencil {
+            shape,
+            centre,
+            weights,
+            mode,
+            cval,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_is_flipped_and_padded_to_the_array_rank() {
+        let k = Kernel::new(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let Stage::Stencil(s) = k.stage(3, Mode::Wrap, 0.0).unwrap() else {
+            panic!("not a stencil")
+        };
+        assert_eq!(s.shape, vec![1, 2, 3]);
+        assert_eq!(s.centre, vec![0, 0, 1]);
+        assert_eq!(s.weights, vec![6.0, 5.0, 4.0, 3.0, 2.0, 1.0]);
+    }
+
+    #[test]
+    fn bad_kernels_are_rejected() {
+        assert!(
+            Kernel::new(vec![3, 3], vec![1.0; 9])
+                .stage(1, Mode::Reflect, 0.0)
+                .is_err()
+        );
+        assert!(
+            Kernel::new(vec![3], vec![1.0; 2])
+                .stage(1, Mode::Reflect, 0.0)
+                .is_err()
+        );
+        assert!(
+            Kernel::new(vec![0], vec![])
+                .stage(1, Mode::Reflect, 0.0)
+                .is_err()
+        );
+    }
+}

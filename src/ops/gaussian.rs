@@ -1,0 +1,75 @@
+//! The Gaussian: scipy's sampled, normalised kernel, one 1-D stencil per filtered axis.
+
+use crate::boundary::Mode;
+use crate::dtype::DType;
+use crate::stage::{Stage, Stencil};
+
+/// scipy's 1-D Gaussian weights for `sigma` and `radius`: `exp(-x² / 2σ²)` sampled at
+/// `-radius..=radius`, normalised to sum 1 (computed in f64, as scipy does).
+pub fn gaussian_weights(sigma: f64, radius: usize) -> Vec<f64> {
+    let r = radius as i64;
+    let phi: Vec<f64> = (-r..=r)
+        .map(|x| (-0.5 / (sigma * sigma) * (x * x) as f64).exp())
+        .collect();
+    let sum: f64 = phi.iter().sum();
+    phi.into_iter().map(|p| p / sum).collect()
+}
+
+/// Lowers `gaussian_filter(sigma, truncate, mode, cval)` to one stencil per axis with
+/// sigma > 0, in axis order (scipy filters axis 0 first, each pass padding its own input).
+pub(super) fn stages(sigma: &[f64], truncate: f64, mode: Mode, cval: f32) -> Vec<Stage> {
+    let ndim = sigma.len();
+    let passes: Vec<Stage> = sigma
+        .iter()
+        .enumerate()
+        // scipy skips axes whose sigma is not above 1e-15.
+        .filter(|(_, s)| **s > 1e-15)
+        .map(|(axis, &s)| {
+            let radius = (truncate * s + 0.5) as usize;
+            let mut shape = vec![1; ndim];
+            let mut centre = vec![0; ndim];
+            shape[axis] = 2 * radius + 1;
+            centre[axis] = radius;
+            Stage::Stencil(Stencil {
+                shape,
+                centre,
+                weights: gaussian_weights(s, radius)
+                    .into_iter()
+                    .map(|w| w as f32)
+                    .collect(),
+                mode,
+                cval,
+            })
+        })
+        .collect();
+    if passes.is_empty() {
+        // No axis filtered: the result is still float32, as for any Gaussian.
+        return vec![Stage::Cast(DType::F32)];
+    }
+    passes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_are_symmetric_and_normalised() {
+        let w = gaussian_weights(2.0, 8);
+        assert_eq!(w.len(), 17);
+        assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert_eq!(w[0], w[16]);
+        assert!(w[8] > w[7]);
+    }
+
+    #[test]
+    fn zero_sigma_axes_are_skipped() {
+        let st = stages(&[0.0, 2.0, 0.0], 4.0, Mode::Reflect, 0.0);
+        assert_eq!(st.len(), 1);
+        let Stage::Stencil(s) = &st[0] else {
+            panic!("not a stencil")
+        };
+        assert_eq!(s.shape, vec![1, 17, 1]);
+        assert_eq!(s.centre, vec![0, 8, 0]);
+    }
+}

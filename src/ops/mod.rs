@@ -1,0 +1,332 @@
+//! Operations users ask for, their parameters and validation, and chains of them.
+
+mod convolve;
+mod gaussian;
+
+pub use convolve::Kernel;
+pub use gaussian::gaussian_weights;
+
+use serde::{Deserialize, Serialize};
+
+use crate::boundary::Mode;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::stage::{DownMethod, Stage, UpMethod};
+
+fn default_truncate() -> f64 {
+    4.0
+}
+
+/// One operation, with the semantics of its scipy/numpy counterpart (see `DESIGN.md`).
+///
+/// Per-axis lists (`sigma`, `factor`) hold one value for all axes or one per axis.
+/// The JSON form (`{"op": "gaussian", "sigma": [2.0], ...}`) is what output arrays
+/// record in their attributes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// `x > above` as uint8 0/1.
+    Threshold {
+        /// The threshold.
+        above: f64,
+    },
+    /// `np.clip(x, min, max)`, element type kept (integer bounds rounded half to even).
+    Clip {
+        /// Lower bound.
+        min: f64,
+        /// Upper bound (≥ `min`).
+        max: f64,
+    },
+    /// `scipy.ndimage.gaussian_filter(x, sigma, mode=mode, cval=cval, truncate=truncate)`, float32 out.
+    Gaussian {
+        /// Standard deviation per axis (0 leaves the axis untouched).
+        sigma: Vec<f64>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Mode,
+        /// Value beyond the edge in `constant` mode.
+        #[serde(default)]
+        cval: f64,
+        /// Radius in standard deviations: radius = `int(truncate * sigma + 0.5)`.
+        #[serde(default = "default_truncate")]
+        truncate: f64,
+    },
+    /// `scipy.ndimage.convolve(x, kernel, mode=mode, cval=cval)`, float32 out; a kernel
+    /// with fewer dimensions than the array applies to the trailing axes.
+    Convolve {
+        /// The kernel.
+        kernel: Kernel,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Mode,
+        /// Value beyond the edge in `constant` mode.
+        #[serde(default)]
+        cval: f64,
+    },
+    /// Reduce by integer factors; output size `ceil(n / f)`, edge windows partial.
+    Downsample {
+        /// Factor per axis (≥ 1).
+        factor: Vec<usize>,
+        /// How each window is reduced.
+        method: DownMethod,
+    },
+    /// Enlarge by integer factors; output size `n * f`.
+    Upsample {
+        /// Factor per axis (≥ 1).
+        factor: Vec<usize>,
+        /// How new samples are made.
+        method: UpMethod,
+    },
+}
+
+impl Op {
+    /// `threshold`: `x > above`.
+    pub fn threshold(above: f64) -> Op {
+        Op::Threshold { above }
+    }
+
+    /// `clip` to `[min, max]`.
+    pub fn clip(min: f64, max: f64) -> Op {
+        Op::Clip { min, max }
+    }
+
+    /// A Gaussian with scipy's defaults (`reflect`, `truncate = 4`).
+    pub fn gaussian(sigma: &[f64]) -> Op {
+        Op::Gaussian {
+            sigma: sigma.to_vec(),
+            mode: Mode::Reflect,
+            cval: 0.0,
+            truncate: 4.0,
+        }
+    }
+
+    /// A convolution with scipy's default mode (`reflect`).
+    pub fn convolve(kernel: Kernel) -> Op {
+        Op::Convolve {
+            kernel,
+            mode: Mode::Reflect,
+            cval: 0.0,
+        }
+    }
+
+    /// Downsampling by `factor` with `method`.
+    pub fn downsample(factor: &[usize], method: DownMethod) -> Op {
+        Op::Downsample {
+            factor: factor.to_vec(),
+            method,
+        }
+    }
+
+    /// Upsampling by `factor` with `method`.
+    pub fn upsample(factor: &[usize], method: UpMethod) -> Op {
+        Op::Upsample {
+            factor: factor.to_vec(),
+            method,
+        }
+    }
+
+    /// Sets the boundary mode and constant of a `gaussian` or `convolve` (others unchanged).
+    pub fn with_mode(mut self, new_mode: Mode, new_cval: f64) -> Op {
+        if let Op::Gaussian { mode, cval, .. } | Op::Convolve { mode, cval, .. } = &mut self {
+            *mode = new_mode;
+            *cval = new_cval;
+        }
+        self
+    }
+
+    /// The operation's name (`"gaussian"`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Threshold { .. } => "threshold",
+            Op::Clip { .. } => "clip",
+            Op::Gaussian { .. } => "gaussian",
+            Op::Convolve { .. } => "convolve",
+            Op::Downsample { .. } => "downsample",
+            Op::Upsample { .. } => "upsample",
+        }
+    }
+
+    /// Checks the parameters against an input of `ndim` dimensions and lowers the
+    /// operation to its stages.
+    pub(crate) fn stages(&self, ndim: usize) -> Result<Vec<Stage>> {
+        let invalid = |message: String| Error::InvalidParameter {
+            op: self.name(),
+            message,
+        };
+        match self {
+            Op::Threshold { above } => {
+                if above.is_nan() {
+                    return Err(invalid("the threshold is NaN".into()));
+                }
+                Ok(vec![Stage::Threshold { above: *above }])
+            }
+            Op::Clip { min, max } => {
+                if min.is_nan() || max.is_nan() || min > max {
+                    return Err(invalid(format!("need min <= max, got min={min} max={max}")));
+                }
+                Ok(vec![Stage::Clip {
+                    min: *min,
+                    max: *max,
+                }])
+            }
+            Op::Gaussian {
+                sigma,
+                mode,
+                cval,
+                truncate,
+            } => {
+                let sigma = per_axis("sigma", sigma, ndim)?;
+                if let Some(s) = sigma.iter().find(|s| !(s.is_finite() && **s >= 0.0)) {
+                    return Err(invalid(format!("sigma must be finite and >= 0, got {s}")));
+                }
+                if !(truncate.is_finite() && *truncate >= 0.0) {
+                    return Err(invalid(format!(
+                        "truncate must be finite and >= 0, got {truncate}"
+                    )));
+                }
+                Ok(gaussian::stages(&sigma, *truncate, *mode, *cval as f32))
+            }
+            Op::Convolve { kernel, mode, cval } => {
+                Ok(vec![kernel.stage(ndim, *mode, *cval as f32)?])
+            }
+            Op::Downsample { factor, method } => Ok(vec![Stage::Downsample {
+                factor: factors(self.name(), factor, ndim)?,
+                method: *method,
+            }]),
+            Op::Upsample { factor, method } => Ok(vec![Stage::Upsample {
+                factor: factors(self.name(), factor, ndim)?,
+                method: *method,
+            }]),
+        }
+    }
+}
+
+/// Expands a per-axis list (one value for all axes, or one per axis).
+pub fn per_axis<T: Copy>(what: &'static str, values: &[T], ndim: usize) -> Result<Vec<T>> {
+    match values.len() {
+        1 => Ok(vec![values[0]; ndim]),
+        n if n == ndim => Ok(values.to_vec()),
+        got => Err(Error::AxisCount { what, ndim, got }),
+    }
+}
+
+fn factors(op: &'static str, factor: &[usize], ndim: usize) -> Result<Vec<usize>> {
+    let f = per_axis("factor", factor, ndim)?;
+    if f.contains(&0) {
+        return Err(Error::InvalidParameter {
+            op,
+            message: format!("factors must be >= 1, got {factor:?}"),
+        });
+    }
+    Ok(f)
+}
+
+/// A chain of operations applied in order, then an optional cast of the result.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pipeline {
+    /// The operations, first applied first.
+    pub ops: Vec<Op>,
+    /// Element type of the result (round half to even, saturate); `None` keeps the ops' own.
+    #[serde(default)]
+    pub dtype: Option<DType>,
+}
+
+impl Pipeline {
+    /// A pipeline of `ops` with no final cast.
+    pub fn new(ops: Vec<Op>) -> Self {
+        Pipeline { ops, dtype: None }
+    }
+
+    /// Appends an operation.
+    pub fn then(mut self, op: Op) -> Self {
+        self.ops.push(op);
+        self
+    }
+
+    /// Casts the result to `dtype`.
+    pub fn with_dtype(mut self, dtype: DType) -> Self {
+        self.dtype = Some(dtype);
+        self
+    }
+
+    /// Validates the pipeline for an input of `ndim` dimensions and lowers it to stages.
+    pub(crate) fn stages(&self, ndim: usize) -> Result<Vec<Stage>> {
+        if !(1..=crate::MAX_NDIM).contains(&ndim) {
+            return Err(Error::Shape(format!(
+                "arrays of 1 to {} dimensions are supported, got {ndim}",
+                crate::MAX_NDIM
+            )));
+        }
+        let mut stages = Vec::new();
+        for op in &self.ops {
+            stages.extend(op.stages(ndim)?);
+        }
+        if let Some(d) = self.dtype {
+            stages.push(Stage::Cast(d));
+        }
+        Ok(stages)
+    }
+
+    /// The shape and element type of the result for an input of `shape` and `dtype`.
+    pub fn output(&self, shape: &[usize], dtype: DType) -> Result<(Vec<usize>, DType)> {
+        let stages = self.stages(shape.len())?;
+        Ok(stages.iter().fold((shape.to_vec(), dtype), |(s, d), st| {
+            (st.out_shape(&s), st.out_dtype(d))
+        }))
+    }
+}
+
+impl From<Op> for Pipeline {
+    fn from(op: Op) -> Self {
+        Pipeline::new(vec![op])
+    }
+}
+
+impl From<Vec<Op>> for Pipeline {
+    fn from(ops: Vec<Op>) -> Self {
+        Pipeline::new(ops)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_parameters_are_rejected() {
+        assert!(matches!(
+            Op::gaussian(&[-1.0]).stages(3),
+            Err(Error::InvalidParameter { .. })
+        ));
+        assert!(matches!(
+            Op::gaussian(&[1.0, 2.0]).stages(3),
+            Err(Error::AxisCount { got: 2, .. })
+        ));
+        assert!(Op::downsample(&[2, 0], DownMethod::Mean).stages(2).is_err());
+        assert!(Op::clip(5.0, 1.0).stages(1).is_err());
+        assert!(Pipeline::from(Op::threshold(1.0)).stages(6).is_err());
+    }
+
+    #[test]
+    fn output_shape_and_dtype_follow_the_chain() {
+        let p = Pipeline::new(vec![
+            Op::gaussian(&[1.0]),
+            Op::threshold(0.5),
+            Op::downsample(&[2], DownMethod::Max),
+        ]);
+        assert_eq!(
+            p.output(&[5, 8], DType::U16).unwrap(),
+            (vec![3, 4], DType::U8)
+        );
+        let p = Pipeline::from(Op::upsample(&[3], UpMethod::Linear)).with_dtype(DType::F64);
+        assert_eq!(p.output(&[2], DType::U8).unwrap(), (vec![6], DType::F64));
+    }
+
+    #[test]
+    fn ops_round_trip_through_json() {
+        let op = Op::gaussian(&[2.0, 1.0]).with_mode(Mode::Constant, 1.5);
+        let text = serde_json::to_string(&op).unwrap();
+        assert!(text.contains("\"op\":\"gaussian\""));
+        assert_eq!(serde_json::from_str::<Op>(&text).unwrap(), op);
+    }
+}
