@@ -113,3 +113,46 @@ macro_rules! into_any {
     )*};
 }
 into_any!(u8 => U8, u16 => U16, u32 => U32, i8 => I8, i16 => I16, i32 => I32, f32 => F32, f64 => F64);
+
+thread_local! {
+    /// Buffers of finished blocks, kept for the next job on this thread: reusing them
+    /// spares the kernel's page faults on fresh memory, which cost more than the
+    /// filtering itself on large blocks.
+    static POOL: std::cell::RefCell<Vec<Box<dyn std::any::Any>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Buffers kept per thread at most.
+const POOL_SIZE: usize = 8;
+
+/// An empty vector with room for `capacity` elements, reusing a pooled buffer if one fits.
+pub(crate) fn take_vec<T: Element>(capacity: usize) -> Vec<T> {
+    POOL.with_borrow_mut(|pool| {
+        let found = pool.iter().position(|b| {
+            b.downcast_ref::<Vec<T>>()
+                .is_some_and(|v| v.capacity() >= capacity)
+        });
+        match found {
+            Some(i) => {
+                let mut v = *pool.swap_remove(i).downcast::<Vec<T>>().expect("checked");
+                v.clear();
+                v
+            }
+            None => Vec::with_capacity(capacity),
+        }
+    })
+}
+
+/// Returns the buffer of an owned block to this thread's pool.
+pub(crate) fn recycle(block: BlockAny<'_>) {
+    fn give<T: Element>(data: Cow<'_, [T]>) {
+        if let Cow::Owned(v) = data {
+            POOL.with_borrow_mut(|pool| {
+                if pool.len() == POOL_SIZE {
+                    pool.remove(0);
+                }
+                pool.push(Box::new(v));
+            });
+        }
+    }
+    crate::dtype::match_any!(block, BlockAny, b => give(b.data))
+}

@@ -49,17 +49,33 @@ pub(crate) fn run_stage(
 }
 
 /// Calls `f(index, row)` for every row (multi-index over all axes but the last) of an
-/// array whose leading extents are `outer`, in C order; `row` counts from 0.
-pub(crate) fn for_each_row(outer: &[usize], mut f: impl FnMut(&[usize], usize)) {
+/// array whose leading extents are `outer`, in C order; `row` is the row's C-order number.
+pub(crate) fn for_each_row(outer: &[usize], f: impl FnMut(&[usize], usize)) {
+    let order: Vec<usize> = (0..outer.len()).collect();
+    for_each_row_in(outer, &order, f);
+}
+
+/// Like [`for_each_row`], visiting the axes in `order` (a permutation; its last axis
+/// varies fastest). A stencil puts its own axis last so that consecutive rows share
+/// their input rows while those are still in cache.
+pub(crate) fn for_each_row_in(
+    outer: &[usize],
+    order: &[usize],
+    mut f: impl FnMut(&[usize], usize),
+) {
+    let strides = crate::block::c_strides(outer);
     let total: usize = outer.iter().product();
     let mut index = vec![0; outer.len()];
-    for row in 0..total {
+    let mut row = 0;
+    for _ in 0..total {
         f(&index, row);
-        for a in (0..index.len()).rev() {
+        for &a in order.iter().rev() {
             index[a] += 1;
+            row += strides[a];
             if index[a] < outer[a] {
                 break;
             }
+            row -= strides[a] * outer[a];
             index[a] = 0;
         }
     }
@@ -84,7 +100,9 @@ pub(crate) fn run_job(plan: &Plan, job: &Job, source: &BlockAny<'_>) -> BlockAny
     for (k, stage) in plan.stages().iter().enumerate() {
         let input = current.as_ref().unwrap_or(source);
         let next = run_stage(stage, input, &job.sets[k + 1], plan.shape_at(k));
-        current = Some(next);
+        if let Some(done) = current.replace(next) {
+            crate::block::recycle(done);
+        }
     }
     current.expect("a plan has at least one stage")
 }

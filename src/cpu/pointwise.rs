@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use super::{for_each_row, outer_offsets, row_offset};
-use crate::block::{Block, BlockAny, IntoAny};
+use crate::block::{Block, BlockAny, IntoAny, take_vec};
 use crate::dtype::{DType, Element, with_dtype};
 use crate::region::AxisSet;
 
@@ -29,7 +29,7 @@ pub(crate) fn map<T: Element, U: Element>(
             )
         })
         .collect();
-    let mut data = Vec::with_capacity(lens.iter().product());
+    let mut data = take_vec(lens.iter().product());
     for_each_row(&lens[..last], |index, _| {
         let base = row_offset(&offsets, index);
         for &(p, n) in &starts {

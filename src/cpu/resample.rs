@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use super::for_each_row;
-use crate::block::Block;
+use crate::block::{Block, take_vec};
 use crate::dtype::Element;
 use crate::region::AxisSet;
 use crate::stage::{DownMethod, UpMethod, linear_source, linear_weights};
@@ -36,7 +36,7 @@ pub(crate) fn downsample<T: Element>(
         })
         .collect();
     let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
-    let mut data = Vec::with_capacity(lens.iter().product());
+    let mut data = take_vec(lens.iter().product());
     let mut rows: Vec<usize> = Vec::new();
     let mut values: Vec<T> = Vec::new();
     for_each_row(&lens[..last], |index, _| {
@@ -137,7 +137,7 @@ pub(crate) fn upsample<T: Element>(
         .collect();
     let denominator: i64 = factor.iter().map(|&f| 2 * f as i64).product();
     let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
-    let mut data = Vec::with_capacity(lens.iter().product());
+    let mut data = take_vec(lens.iter().product());
     // Input rows under an output row, with the product of their leading-axis weights.
     let mut rows: Vec<(usize, i64)> = Vec::new();
     for_each_row(&lens[..last], |index, _| {

@@ -20,25 +20,35 @@ pub(crate) fn accumulate(out: &mut [f32], taps: &[Tap<'_>]) {
             return unsafe { accumulate_avx2(out, taps) };
         }
     }
-    accumulate_lanes::<16>(out, taps)
+    accumulate_lanes::<32, 4>(out, taps)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn accumulate_avx512(out: &mut [f32], taps: &[Tap<'_>]) {
-    accumulate_lanes::<64>(out, taps)
+    accumulate_lanes::<128, 16>(out, taps)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn accumulate_avx2(out: &mut [f32], taps: &[Tap<'_>]) {
-    accumulate_lanes::<32>(out, taps)
+    accumulate_lanes::<64, 8>(out, taps)
 }
 
+/// Wide chunks of `W` lanes (enough independent sums to hide the adder's latency),
+/// then chunks of `V` lanes (one vector), then scalars.
 #[inline(always)]
-fn accumulate_lanes<const W: usize>(out: &mut [f32], taps: &[Tap<'_>]) {
+fn accumulate_lanes<const W: usize, const V: usize>(out: &mut [f32], taps: &[Tap<'_>]) {
+    let i = accumulate_chunks::<W>(out, taps, 0);
+    let i = accumulate_chunks::<V>(out, taps, i);
+    accumulate_chunks::<1>(out, taps, i);
+}
+
+/// Computes `out[from..]` in chunks of `W` lanes; returns where the chunks stop.
+#[inline(always)]
+fn accumulate_chunks<const W: usize>(out: &mut [f32], taps: &[Tap<'_>], from: usize) -> usize {
     let n = out.len();
-    let mut i = 0;
+    let mut i = from;
     while i + W <= n {
         let mut acc = [0.0f32; W];
         for &(row, w) in taps {
@@ -52,15 +62,7 @@ fn accumulate_lanes<const W: usize>(out: &mut [f32], taps: &[Tap<'_>]) {
         out[i..i + W].copy_from_slice(&acc);
         i += W;
     }
-    for (j, o) in out.iter_mut().enumerate().skip(i) {
-        let mut acc = 0.0f32;
-        for &(row, w) in taps {
-            for (k, &wk) in w.iter().enumerate() {
-                acc += wk * row[j + k];
-            }
-        }
-        *o = acc;
-    }
+    i
 }
 
 #[cfg(test)]
@@ -79,7 +81,7 @@ mod tests {
         let mut fast = vec![0.0; n];
         accumulate(&mut fast, &taps);
         let mut slow = vec![0.0; n];
-        accumulate_lanes::<1>(&mut slow, &taps);
+        accumulate_chunks::<1>(&mut slow, &taps, 0);
         assert_eq!(fast, slow);
         let expect: f32 = w
             .iter()

@@ -8,9 +8,9 @@
 
 use std::borrow::Cow;
 
-use super::for_each_row;
 use super::simd::{Tap, accumulate};
-use crate::block::Block;
+use super::{for_each_row, for_each_row_in};
+use crate::block::{Block, take_vec};
 use crate::region::AxisSet;
 use crate::stage::Stencil;
 
@@ -18,8 +18,30 @@ use crate::stage::Stencil;
 enum Source {
     /// Directly at this offset of the input row (all taps inside the block).
     Direct(usize),
-    /// Through a gather: input-row offset per padded element, `None` for `cval`.
-    Padded(Vec<Option<usize>>),
+    /// Through a padded copy of the row, assembled from pieces.
+    Padded(Vec<Piece>),
+}
+
+/// A piece of a padded row.
+enum Piece {
+    /// `len` input-row elements from offset `from`.
+    Copy { from: usize, len: usize },
+    /// `len` copies of `cval`.
+    Fill(usize),
+}
+
+/// Splits a gather (input-row offset per padded element, `None` for `cval`) into pieces.
+fn pieces(gather: &[Option<usize>]) -> Vec<Piece> {
+    let mut out: Vec<Piece> = Vec::new();
+    for &g in gather {
+        match (out.last_mut(), g) {
+            (Some(Piece::Copy { from, len }), Some(p)) if *from + *len == p => *len += 1,
+            (Some(Piece::Fill(len)), None) => *len += 1,
+            (_, Some(p)) => out.push(Piece::Copy { from: p, len: 1 }),
+            (_, None) => out.push(Piece::Fill(1)),
+        }
+    }
+    out
 }
 
 struct Run {
@@ -85,7 +107,7 @@ pub(crate) fn stencil(
                 source: if direct {
                     Source::Direct(padded[0].expect("checked"))
                 } else {
-                    Source::Padded(padded)
+                    Source::Padded(pieces(&padded))
                 },
             };
             out_start += r.len();
@@ -103,13 +125,23 @@ pub(crate) fn stencil(
 
     let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
     let row_len = lens[last];
-    let mut data = vec![0.0f32; lens.iter().product()];
+    let mut data = take_vec::<f32>(lens.iter().product());
+    data.resize(lens.iter().product(), 0.0);
     let max_padded = runs.iter().map(|r| r.len + kl - 1).max().unwrap_or(0);
     let const_row = vec![st.cval; max_padded];
     let mut row_offsets: Vec<Option<usize>> = Vec::with_capacity(lead_taps.len());
     let mut scratch: Vec<f32> = Vec::new();
 
-    for_each_row(&lens[..last], |index, row| {
+    // Visit rows with the leading axis of the longest stencil varying fastest.
+    let mut order: Vec<usize> = (0..last).collect();
+    if let Some(axis) = (0..last)
+        .filter(|&a| st.shape[a] > 1)
+        .max_by_key(|&a| st.shape[a])
+    {
+        order.retain(|&a| a != axis);
+        order.push(axis);
+    }
+    for_each_row_in(&lens[..last], &order, |index, row| {
         row_offsets.clear();
         row_offsets.extend(lead_taps.iter().map(|k| {
             (0..last).try_fold(0, |acc, a| {
@@ -135,7 +167,16 @@ pub(crate) fn stencil(
                     scratch.clear();
                     for off in row_offsets.iter().flatten() {
                         let src = &input.data[*off..];
-                        scratch.extend(gather.iter().map(|p| p.map_or(st.cval, |p| src[p])));
+                        for piece in gather {
+                            match *piece {
+                                Piece::Copy { from, len } => {
+                                    scratch.extend_from_slice(&src[from..from + len])
+                                }
+                                Piece::Fill(len) => {
+                                    scratch.extend(std::iter::repeat_n(st.cval, len))
+                                }
+                            }
+                        }
                     }
                     let mut filled = scratch.chunks_exact(n);
                     row_offsets
