@@ -47,3 +47,8 @@ pub use stage::{DownMethod, UpMethod};
 
 /// The largest number of dimensions haloflow handles (TCZYX).
 pub const MAX_NDIM: usize = 5;
+
+/// The README's Rust example, compiled and run as a doc test so it stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
