@@ -26,6 +26,8 @@
 //! # Ok::<(), haloflow::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod block;
 pub mod boundary;
 mod cpu;
