@@ -97,22 +97,48 @@ impl BlockAny<'_> {
     }
 }
 
-/// Converts a typed block into the any-typed enum and back.
-pub trait IntoAny<'a>: Sized {
-    /// Wraps the block.
-    fn into_any(self) -> BlockAny<'a>;
+/// An element type whose blocks convert to and from [`BlockAny`].
+pub trait BlockElement: Element {
+    /// Wraps a typed block.
+    fn wrap_block(block: Block<'_, Self>) -> BlockAny<'_>;
+    /// The typed block inside `block`, if it holds this element type.
+    fn block_ref<'b, 'a>(block: &'b BlockAny<'a>) -> Option<&'b Block<'a, Self>>;
 }
 
-macro_rules! into_any {
+macro_rules! block_element {
     ($($t:ty => $v:ident),*) => {$(
-        impl<'a> IntoAny<'a> for Block<'a, $t> {
-            fn into_any(self) -> BlockAny<'a> {
-                BlockAny::$v(self)
+        impl BlockElement for $t {
+            fn wrap_block(block: Block<'_, Self>) -> BlockAny<'_> {
+                BlockAny::$v(block)
+            }
+            fn block_ref<'b, 'a>(block: &'b BlockAny<'a>) -> Option<&'b Block<'a, Self>> {
+                match block {
+                    BlockAny::$v(b) => Some(b),
+                    _ => None,
+                }
             }
         }
     )*};
 }
-into_any!(u8 => U8, u16 => U16, u32 => U32, i8 => I8, i16 => I16, i32 => I32, f32 => F32, f64 => F64);
+block_element!(u8 => U8, u16 => U16, u32 => U32, i8 => I8, i16 => I16, i32 => I32, f32 => F32, f64 => F64);
+
+impl<'a, T: BlockElement> Block<'a, T> {
+    /// Wraps the block in the any-typed enum.
+    pub fn into_any(self) -> BlockAny<'a> {
+        T::wrap_block(self)
+    }
+}
+
+impl<'a> BlockAny<'a> {
+    /// The data as element type `T`.
+    ///
+    /// # Panics
+    /// If the block holds another type: callers know the type from the plan.
+    pub fn typed<T: BlockElement>(&self) -> &Block<'a, T> {
+        T::block_ref(self)
+            .unwrap_or_else(|| panic!("expected a {} block, found {}", T::DTYPE, self.dtype()))
+    }
+}
 
 thread_local! {
     /// Buffers of finished blocks, kept for the next job on this thread: reusing them

@@ -51,6 +51,9 @@ pub enum Error {
         /// The first axis that does not align.
         axis: usize,
     },
+    /// Reading the input failed (the message of the first failure).
+    #[error("{0}")]
+    Read(String),
 }
 
 /// Shorthand for `Result<T, haloflow::Error>`.

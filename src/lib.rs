@@ -33,6 +33,7 @@ pub mod boundary;
 mod cpu;
 pub mod dtype;
 pub mod error;
+pub mod exec;
 pub mod memory;
 pub mod ops;
 pub mod plan;

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use ndarray::{ArrayD, ArrayViewD};
 use rayon::prelude::*;
 
-use crate::block::{Block, BlockAny, IntoAny};
+use crate::block::{Block, BlockElement};
 use crate::cpu;
 use crate::dtype::{ArrayAny, ArrayViewAny, Element, match_any, with_dtype};
 use crate::error::Result;
@@ -50,14 +50,11 @@ impl Pipeline {
     }
 }
 
-fn apply_typed<'a, T: Element>(
+fn apply_typed<T: BlockElement>(
     pipeline: &Pipeline,
-    input: ArrayViewD<'a, T>,
+    input: ArrayViewD<'_, T>,
     block: &[usize],
-) -> Result<ArrayAny>
-where
-    Block<'a, T>: IntoAny<'a>,
-{
+) -> Result<ArrayAny> {
     let plan = Plan::new(pipeline, input.shape(), T::DTYPE, block, block)?;
     let sets = input
         .shape()
@@ -80,7 +77,7 @@ where
         (0..plan.num_jobs()).into_par_iter().for_each(|i| {
             let job = plan.job(i);
             let result = cpu::run_job(&plan, &job, &source);
-            dst.write(&job.output, U::block_data(&result));
+            dst.write(&job.output, &result.typed::<U>().data);
             crate::block::recycle(result);
         });
         // SAFETY: the jobs' output blocks tile the whole output (the plan's grid covers
@@ -164,24 +161,6 @@ impl<U: Element> Destination<U> {
         });
     }
 }
-
-trait BlockData: Sized {
-    fn block_data<'b>(block: &'b BlockAny<'_>) -> &'b [Self];
-}
-
-macro_rules! block_data {
-    ($($t:ty => $v:ident),*) => {$(
-        impl BlockData for $t {
-            fn block_data<'b>(block: &'b BlockAny<'_>) -> &'b [Self] {
-                match block {
-                    BlockAny::$v(b) => &b.data,
-                    other => unreachable!("the plan promised {} data, the job made {}", <$t>::DTYPE, other.dtype()),
-                }
-            }
-        }
-    )*};
-}
-block_data!(u8 => U8, u16 => U16, u32 => U32, i8 => I8, i16 => I16, i32 => I32, f32 => F32, f64 => F64);
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ mod resample;
 mod simd;
 mod stencil;
 
-use crate::block::{Block, BlockAny, IntoAny};
+use crate::block::{Block, BlockAny};
 use crate::dtype::{Element, match_any};
 use crate::plan::{Job, Plan};
 use crate::region::AxisSet;

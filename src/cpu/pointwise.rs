@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use super::{for_each_row, outer_offsets, row_offset};
-use crate::block::{Block, BlockAny, IntoAny, take_vec};
+use crate::block::{Block, BlockAny, take_vec};
 use crate::dtype::{DType, Element, with_dtype};
 use crate::region::AxisSet;
 

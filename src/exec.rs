@@ -1,0 +1,507 @@
+//! The streaming executor: jobs from the planner, footprints assembled from decoded
+//! chunks (each decoded once while its neighbours need it), computed, and written,
+//! with bounded memory, resume, shards and per-stage timings.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::block::{Block, BlockAny, BlockElement, take_vec};
+use crate::cpu;
+use crate::dtype::{DType, with_dtype};
+use crate::error::{Error, Result};
+use crate::plan::{Job, Plan};
+use crate::region::{AxisSet, Grid, Region, unravel};
+
+/// Where a run reads its input: an array that decodes a region at a time.
+pub trait Source: Sync {
+    /// The array shape.
+    fn shape(&self) -> &[usize];
+    /// The element type.
+    fn dtype(&self) -> DType;
+    /// The unit of decoding: the (inner) chunk shape. Footprints are assembled from
+    /// whole units, each decoded once while jobs still need it.
+    fn read_chunk_shape(&self) -> Vec<usize>;
+    /// Decodes `region` (inside the array) into a dense block.
+    fn read_region(&self, region: &Region) -> Result<BlockAny<'static>>;
+}
+
+/// Where a run writes its output: an array written a block of whole chunks at a time.
+pub trait Sink: Sync {
+    /// Stores `block` (dense over `region`, a whole number of chunks) atomically per chunk.
+    fn write(&self, region: &Region, block: &BlockAny<'_>) -> Result<()>;
+    /// Whether every chunk of `region` is already written (a finished job).
+    fn region_done(&self, region: &Region) -> Result<bool>;
+}
+
+/// One of `count` processes sharing a run: `index` in `0..count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This process's share, from 0.
+    pub index: usize,
+    /// How many processes share the jobs.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole run in one process.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// A shard, checked (`index < count`).
+    pub fn new(index: usize, count: usize) -> Result<Shard> {
+        if count == 0 || index >= count {
+            return Err(Error::InvalidParameter {
+                op: "shard",
+                message: format!("shard {index}/{count} is out of range (need 0 <= I < N)"),
+            });
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// This shard's jobs out of `total`: a contiguous range, so that neighbouring jobs
+    /// (which share halo chunks) run in the same process.
+    pub fn jobs(&self, total: usize) -> std::ops::Range<usize> {
+        let start = total * self.index / self.count;
+        let end = total * (self.index + 1) / self.count;
+        start..end
+    }
+}
+
+/// Options of a streaming run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Worker threads (jobs in flight).
+    pub threads: usize,
+    /// Memory budget in bytes for jobs in flight and decoded chunks.
+    pub memory_limit: u64,
+    /// This process's share of the jobs.
+    pub shard: Shard,
+    /// Redo jobs already written.
+    pub overwrite: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_limit: default_memory_limit(),
+            shard: Shard::ALL,
+            overwrite: false,
+        }
+    }
+}
+
+/// A quarter of the machine's memory (1 GiB if it cannot be read).
+pub fn default_memory_limit() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024);
+    total.map_or(1 << 30, |t| t / 4)
+}
+
+/// Seconds spent per stage, summed over workers.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct StageSeconds {
+    /// Reading and decoding input chunks, assembling footprints.
+    pub read: f64,
+    /// Running the kernels.
+    pub compute: f64,
+    /// Encoding and storing output chunks.
+    pub write: f64,
+}
+
+/// What a run did, for the closing summary and `--report`.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Report {
+    /// Jobs in this process's share.
+    pub jobs_total: usize,
+    /// Jobs computed and written by this run.
+    pub jobs_done: usize,
+    /// Jobs found already written and skipped.
+    pub jobs_skipped: usize,
+    /// Decoded input bytes.
+    pub bytes_read: u64,
+    /// Output bytes written (before encoding).
+    pub bytes_written: u64,
+    /// Input chunks decoded.
+    pub chunks_decoded: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Seconds per stage, summed over workers.
+    pub stages: StageSeconds,
+    /// The backend and adapter that computed.
+    pub device: String,
+}
+
+/// Called after every finished or skipped job with (jobs finished so far, bytes written).
+pub type Progress<'a> = &'a (dyn Fn(usize, u64) + Sync);
+
+/// Runs `plan` from `source` to `sink` on the CPU.
+pub fn run(
+    plan: &Plan,
+    source: &dyn Source,
+    sink: &dyn Sink,
+    options: &RunOptions,
+    progress: Option<Progress<'_>>,
+) -> Result<Report> {
+    let started = Instant::now();
+    let range = options.shard.jobs(plan.num_jobs());
+    let mut report = Report {
+        jobs_total: range.len(),
+        device: "cpu".into(),
+        ..Report::default()
+    };
+
+    // Resume: jobs whose chunks are all written are done.
+    let mut todo = Vec::with_capacity(range.len());
+    for index in range {
+        let job = plan.job(index);
+        if !options.overwrite && sink.region_done(&job.output)? {
+            report.jobs_skipped += 1;
+        } else {
+            todo.push(job);
+        }
+    }
+    if let Some(p) = progress {
+        p(report.jobs_skipped, 0);
+    }
+
+    let cache = ChunkCache::new(source, &todo)?;
+    let threads = options.threads.max(1).min(todo.len().max(1));
+    let in_flight = threads as u64 * job_bytes(plan, todo.first());
+    if in_flight > options.memory_limit {
+        return Err(Error::InvalidParameter {
+            op: "memory-limit",
+            message: format!(
+                "{} jobs in flight need about {} MiB, over the limit of {} MiB; lower --threads or use smaller output chunks",
+                threads,
+                in_flight >> 20,
+                options.memory_limit >> 20
+            ),
+        });
+    }
+    cache.set_budget(options.memory_limit - in_flight);
+
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let timers = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+    let finished = AtomicUsize::new(report.jobs_skipped);
+    let written = AtomicU64::new(0);
+
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = todo.get(i) else { break };
+                    let result = run_one(plan, job, &cache, sink, &timers);
+                    match result {
+                        Ok(bytes) => {
+                            let total = written.fetch_add(bytes, Ordering::Relaxed) + bytes;
+                            let n = finished.fetch_add(1, Ordering::Relaxed) + 1;
+                            if let Some(p) = progress {
+                                p(n, total);
+                            }
+                        }
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            first_error
+                                .lock()
+                                .expect("no panic holds it")
+                                .get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().expect("no panic holds it") {
+        return Err(e);
+    }
+
+    let secs = |t: &AtomicU64| Duration::from_nanos(t.load(Ordering::Relaxed)).as_secs_f64();
+    report.jobs_done = todo.len();
+    report.bytes_written = written.into_inner();
+    report.bytes_read = cache.bytes_read.load(Ordering::Relaxed);
+    report.chunks_decoded = cache.decoded.load(Ordering::Relaxed);
+    report.stages = StageSeconds {
+        read: secs(&timers[0]),
+        compute: secs(&timers[1]),
+        write: secs(&timers[2]),
+    };
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Reads, computes and writes one job; returns the bytes written.
+fn run_one(
+    plan: &Plan,
+    job: &Job,
+    cache: &ChunkCache<'_>,
+    sink: &dyn Sink,
+    timers: &[AtomicU64; 3],
+) -> Result<u64> {
+    let lap = |t: &AtomicU64, since: Instant| {
+        t.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Instant::now()
+    };
+    let t = Instant::now();
+    let footprint = cache.footprint(job)?;
+    let t = lap(&timers[0], t);
+    let result = cpu::run_job(plan, job, &footprint);
+    crate::block::recycle(footprint);
+    let t = lap(&timers[1], t);
+    sink.write(&job.output, &result)?;
+    lap(&timers[2], t);
+    let bytes = (job.output.len() * result.dtype().size()) as u64;
+    crate::block::recycle(result);
+    Ok(bytes)
+}
+
+/// Rough bytes a job holds at its peak: its footprint and every stage's output.
+fn job_bytes(plan: &Plan, job: Option<&Job>) -> u64 {
+    let Some(job) = job else { return 0 };
+    let len = |sets: &[AxisSet]| sets.iter().map(AxisSet::len).product::<usize>() as u64;
+    let footprint = len(&job.sets[0]) * plan.input_dtype().size() as u64;
+    let stages: u64 = job.sets[1..].iter().map(|s| len(s) * 8).sum();
+    footprint + stages
+}
+
+/// Decoded input chunks, kept while jobs still need them.
+struct ChunkCache<'s> {
+    source: &'s dyn Source,
+    grid: Grid,
+    entries: Mutex<HashMap<usize, Entry>>,
+    budget: AtomicU64,
+    held: AtomicU64,
+    bytes_read: AtomicU64,
+    decoded: AtomicU64,
+}
+
+struct Entry {
+    chunk: Arc<OnceLock<Result<Arc<BlockAny<'static>>, String>>>,
+    /// Jobs that still need this chunk.
+    uses: usize,
+}
+
+impl<'s> ChunkCache<'s> {
+    fn new(source: &'s dyn Source, jobs: &[Job]) -> Result<Self> {
+        let grid = Grid::new(source.shape(), &source.read_chunk_shape())?;
+        let mut entries: HashMap<usize, Entry> = HashMap::new();
+        for job in jobs {
+            for c in chunks_of(&grid, job.footprint()) {
+                entries
+                    .entry(c)
+                    .or_insert_with(|| Entry {
+                        chunk: Arc::default(),
+                        uses: 0,
+                    })
+                    .uses += 1;
+            }
+        }
+        Ok(ChunkCache {
+            source,
+            grid,
+            entries: Mutex::new(entries),
+            budget: AtomicU64::new(u64::MAX),
+            held: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            decoded: AtomicU64::new(0),
+        })
+    }
+
+    fn set_budget(&self, bytes: u64) {
+        self.budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The dense footprint of `job`, assembled from its chunks.
+    fn footprint(&self, job: &Job) -> Result<BlockAny<'static>> {
+        let sets = job.footprint();
+        let ids = chunks_of(&self.grid, sets);
+        let mut chunks = Vec::with_capacity(ids.len());
+        for &id in &ids {
+            chunks.push((
+                self.grid
+                    .chunk_region(&unravel(id, &self.grid.grid_shape())),
+                self.get(id)?,
+            ));
+        }
+        let block = with_dtype!(self.source.dtype(), T => assemble::<T>(sets, &chunks).into_any());
+        drop(chunks);
+        self.release(&ids);
+        Ok(block)
+    }
+
+    fn get(&self, id: usize) -> Result<Arc<BlockAny<'static>>> {
+        let cell = {
+            let entries = self.entries.lock().expect("no panic holds it");
+            Arc::clone(
+                &entries
+                    .get(&id)
+                    .expect("every footprint chunk is counted")
+                    .chunk,
+            )
+        };
+        let region = self
+            .grid
+            .chunk_region(&unravel(id, &self.grid.grid_shape()));
+        // The first reader that fails gets the typed error; others get its message.
+        let mut failure = None;
+        let value = cell.get_or_init(|| match self.source.read_region(&region) {
+            Ok(decoded) => {
+                let bytes = (region.len() * self.source.dtype().size()) as u64;
+                self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+                self.decoded.fetch_add(1, Ordering::Relaxed);
+                self.held.fetch_add(bytes, Ordering::Relaxed);
+                Ok(Arc::new(decoded))
+            }
+            Err(e) => {
+                let message = e.to_string();
+                failure = Some(e);
+                Err(message)
+            }
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        value.clone().map_err(Error::Read)
+    }
+
+    /// A job is done with `ids`: forget chunks no job needs any more, and chunks over
+    /// the budget (they will be decoded again if needed).
+    fn release(&self, ids: &[usize]) {
+        let mut entries = self.entries.lock().expect("no panic holds it");
+        let over = self.held.load(Ordering::Relaxed) > self.budget.load(Ordering::Relaxed);
+        for id in ids {
+            let entry = entries.get_mut(id).expect("counted");
+            entry.uses -= 1;
+            if (entry.uses == 0 || over) && entry.chunk.get().is_some() {
+                let bytes = (self
+                    .grid
+                    .chunk_region(&unravel(*id, &self.grid.grid_shape()))
+                    .len()
+                    * self.source.dtype().size()) as u64;
+                self.held.fetch_sub(bytes, Ordering::Relaxed);
+                if entry.uses == 0 {
+                    entries.remove(id);
+                } else {
+                    entry.chunk = Arc::default();
+                }
+            }
+        }
+    }
+}
+
+/// Flat indices (C order) of the chunks of `grid` holding any index of `sets`.
+fn chunks_of(grid: &Grid, sets: &[AxisSet]) -> Vec<usize> {
+    let cs = grid.chunk_shape();
+    let per_axis: Vec<Vec<usize>> = sets
+        .iter()
+        .zip(cs)
+        .map(|(set, &c)| {
+            let mut ids: Vec<usize> = set
+                .runs()
+                .iter()
+                .flat_map(|r| r.start / c..=(r.end - 1) / c)
+                .collect();
+            ids.dedup();
+            ids
+        })
+        .collect();
+    let gshape = grid.grid_shape();
+    let mut out = vec![0usize];
+    for (a, ids) in per_axis.iter().enumerate() {
+        out = out
+            .iter()
+            .flat_map(|base| {
+                let n = gshape[a];
+                ids.iter().map(move |i| base * n + i)
+            })
+            .collect();
+    }
+    out
+}
+
+/// A dense block over `sets` copied out of decoded chunks covering it.
+fn assemble<T: BlockElement>(
+    sets: &[AxisSet],
+    chunks: &[(Region, Arc<BlockAny<'static>>)],
+) -> Block<'static, T> {
+    let lens: Vec<usize> = sets.iter().map(AxisSet::len).collect();
+    let strides = crate::block::c_strides(&lens);
+    let last = sets.len() - 1;
+    let mut data = take_vec::<T>(lens.iter().product());
+    data.resize(lens.iter().product(), T::default());
+    for (region, chunk) in chunks {
+        let src = &chunk.typed::<T>().data;
+        let src_strides = crate::block::c_strides(&region.shape);
+        // Per axis: (destination position, source index in the chunk, length) pieces.
+        let pieces: Vec<Vec<(usize, usize, usize)>> = (0..sets.len())
+            .map(|a| {
+                let r = region.range(a);
+                sets[a]
+                    .runs()
+                    .iter()
+                    .filter_map(|run| {
+                        let lo = run.start.max(r.start);
+                        let hi = run.end.min(r.end);
+                        (lo < hi)
+                            .then(|| (sets[a].position(lo).expect("in set"), lo - r.start, hi - lo))
+                    })
+                    .collect()
+            })
+            .collect();
+        // Expand leading axes to single rows.
+        let mut rows = vec![(0usize, 0usize)];
+        for a in 0..last {
+            let (ds, ss) = (strides[a], src_strides[a]);
+            rows = rows
+                .iter()
+                .flat_map(|&(d, s)| {
+                    pieces[a].iter().flat_map(move |&(dp, sp, n)| {
+                        (0..n).map(move |i| (d + (dp + i) * ds, s + (sp + i) * ss))
+                    })
+                })
+                .collect();
+        }
+        for (d, s) in rows {
+            for &(dp, sp, n) in &pieces[last] {
+                data[d + dp..d + dp + n].copy_from_slice(&src[s + sp..s + sp + n]);
+            }
+        }
+    }
+    Block::new(sets.to_vec(), std::borrow::Cow::Owned(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_split_jobs_into_contiguous_disjoint_ranges() {
+        let parts: Vec<_> = (0..3).map(|i| Shard::new(i, 3).unwrap().jobs(10)).collect();
+        assert_eq!(parts, vec![0..3, 3..6, 6..10]);
+        assert!(Shard::new(3, 3).is_err());
+        assert!(Shard::new(0, 0).is_err());
+    }
+
+    #[test]
+    fn chunks_of_a_wrapped_footprint() {
+        let grid = Grid::new(&[10, 10], &[4, 4]).unwrap();
+        let sets = [
+            AxisSet::from_ranges([0..2, 9..10]),
+            AxisSet::from_range(3..5),
+        ];
+        // rows chunks {0, 2}, columns chunks {0, 1}; grid is 3 x 3.
+        assert_eq!(chunks_of(&grid, &sets), vec![0, 1, 6, 7]);
+    }
+}
