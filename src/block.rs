@@ -148,7 +148,7 @@ thread_local! {
 }
 
 /// Buffers kept per thread at most.
-const POOL_SIZE: usize = 8;
+const POOL_SIZE: usize = 4;
 
 /// An empty vector with room for `capacity` elements, reusing a pooled buffer if one fits.
 pub(crate) fn take_vec<T: Element>(capacity: usize) -> Vec<T> {

@@ -51,6 +51,20 @@ pub enum Error {
         /// The first axis that does not align.
         axis: usize,
     },
+    /// A file could not be read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The GPU was asked for and none can be used.
+    #[error("no GPU available: {reason}")]
+    NoGpu {
+        /// Why not.
+        reason: String,
+    },
     /// Reading the input failed (the message of the first failure).
     #[error("{0}")]
     Read(String),

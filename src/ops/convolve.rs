@@ -21,6 +21,45 @@ impl Kernel {
         Kernel { shape, data }
     }
 
+    /// Reads a kernel from a `.npy` file of any real numeric dtype.
+    pub fn from_npy(path: &std::path::Path) -> Result<Self> {
+        use ndarray::ArrayD;
+        use ndarray_npy::ReadNpyExt;
+
+        fn read<T: ndarray_npy::ReadableElement + Copy + Into<f64>>(
+            path: &std::path::Path,
+        ) -> std::result::Result<Kernel, String> {
+            let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+            let a = ArrayD::<T>::read_npy(file).map_err(|e| e.to_string())?;
+            Ok(Kernel::new(
+                a.shape().to_vec(),
+                a.iter().map(|&x| x.into()).collect(),
+            ))
+        }
+        let attempts = [
+            read::<f64>,
+            read::<f32>,
+            read::<i32>,
+            read::<u8>,
+            read::<i8>,
+            read::<u16>,
+            read::<i16>,
+            read::<u32>,
+        ];
+        let mut first_error = String::new();
+        for attempt in attempts {
+            match attempt(path) {
+                Ok(k) => return Ok(k),
+                Err(e) if first_error.is_empty() => first_error = e,
+                Err(_) => {}
+            }
+        }
+        Err(Error::InvalidParameter {
+            op: "convolve",
+            message: format!("cannot read kernel {}: {first_error}", path.display()),
+        })
+    }
+
     /// Lowers `convolve(x, kernel)` on an `ndim`-D array to a correlation stencil.
     ///
     /// scipy's convolution is `out[i] = Σ_j k[j] · x[i + n//2 - j]` per axis: a

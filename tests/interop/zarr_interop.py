@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""End-to-end checks of the `haloflow` command against the reference Zarr client.
+
+Inputs are written by zarr-python (v2 with blosc, v3 with zstd, v3 sharded), the
+haloflow command processes them, zarr-python reads the outputs back, and the results
+are compared with scipy/numpy on the whole array (exact for integer-exact ops, within
+2e-5 of the data range for float ops).
+
+    python tests/interop/zarr_interop.py --haloflow target/debug/haloflow CHECK...
+
+CHECKs: conformance, resume, shards, memory (default: all). Exit status 1 on failure.
+The Rust test `tests/cli.rs` runs this with the freshly built binary.
+"""
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import scipy.ndimage as ndi
+import zarr
+import zarr.codecs
+
+FAILURES = []
+
+
+def check(cond, what):
+    if not cond:
+        FAILURES.append(what)
+        print(f"FAIL {what}", flush=True)
+
+
+def write_input(path, data, fmt, chunks, shards=None):
+    if fmt == 2:
+        import numcodecs
+
+        arr = zarr.create_array(
+            store=path, shape=data.shape, chunks=chunks, dtype=data.dtype, zarr_format=2,
+            compressors=numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE),
+        )
+    else:
+        arr = zarr.create_array(
+            store=path, shape=data.shape, chunks=chunks, shards=shards, dtype=data.dtype,
+            zarr_format=3, compressors=zarr.codecs.ZstdCodec(level=3),
+        )
+    arr[...] = data
+    return path
+
+
+def haloflow(bin_, *args, check_ok=True):
+    run = subprocess.run([bin_, *map(str, args)], capture_output=True, text=True)
+    if check_ok and run.returncode != 0:
+        raise RuntimeError(f"haloflow {' '.join(map(str, args))} failed:\n{run.stderr}")
+    return run
+
+
+def cast(v, dtype):
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(v), info.min, info.max).astype(dtype)
+    return v.astype(dtype)
+
+
+def ref_downsample(x, f, method):
+    out_shape = tuple(-(-n // k) for n, k in zip(x.shape, f))
+    out = np.empty(out_shape, dtype=x.dtype)
+    for idx in np.ndindex(*out_shape):
+        w = x[tuple(slice(i * k, i * k + k) for i, k in zip(idx, f))]
+        if method == "mean":
+            v = w.astype(np.float64).mean()
+            out[idx] = cast(np.array(v), x.dtype)
+        elif method == "max":
+            out[idx] = w.max()
+        else:
+            raise ValueError(method)
+    return out
+
+
+def conformance(bin_, tmp):
+    rng = np.random.default_rng(7)
+    shape = (23, 37, 19)
+    inputs = {
+        "float32": (rng.random(shape, dtype=np.float32) * 200 - 50).astype(np.float32),
+        "uint16": rng.integers(0, 60000, shape).astype(np.uint16),
+    }
+    kernel = np.arange(18, dtype=np.float64).reshape(2, 3, 3) / 50.0 - 0.1
+    kpath = os.path.join(tmp, "k.npy")
+    np.save(kpath, kernel)
+    layouts = [
+        ("v2-blosc", 2, (8, 10, 7), None),
+        ("v3-zstd", 3, (8, 10, 7), None),
+        ("v3-sharded", 3, (4, 5, 7), (8, 10, 14)),
+    ]
+    cases = [
+        ("threshold", ["--above", "40"], lambda x: (x.astype(np.float64) > 40).astype(np.uint8), True),
+        ("clip", ["--min", "10.5", "--max", "3000.5"],
+         lambda x: cast(np.clip(x.astype(np.float64), 10.5, 3000.5), x.dtype) if x.dtype.kind in "ui"
+         else np.clip(x, np.float32(10.5), np.float32(3000.5)), True),
+        ("gaussian", ["--sigma", "2"], lambda x: ndi.gaussian_filter(x.astype(np.float64), 2).astype(np.float32), False),
+        ("gaussian", ["--sigma", "1,0,1.5", "--mode", "constant", "--cval", "3"],
+         lambda x: ndi.gaussian_filter(x.astype(np.float64), (1, 0, 1.5), mode="constant", cval=3).astype(np.float32), False),
+        ("gaussian", ["--sigma", "1.2", "--mode", "wrap"],
+         lambda x: ndi.gaussian_filter(x.astype(np.float64), 1.2, mode="wrap").astype(np.float32), False),
+        ("convolve", ["--kernel", kpath, "--mode", "mirror"],
+         lambda x: ndi.convolve(x.astype(np.float64), kernel, mode="mirror").astype(np.float32), False),
+        ("downsample", ["--factor", "2,3,2", "--method", "mean"], lambda x: ref_downsample(x, (2, 3, 2), "mean"), None),
+        ("downsample", ["--factor", "3", "--method", "max"], lambda x: ref_downsample(x, (3, 3, 3), "max"), True),
+        ("upsample", ["--factor", "2", "--method", "linear"],
+         lambda x: cast(ndi.zoom(x.astype(np.float64), 2, order=1, grid_mode=True, mode="nearest"), x.dtype), None),
+        ("upsample", ["--factor", "1,2,3", "--method", "nearest"],
+         lambda x: np.repeat(np.repeat(x, 2, axis=1), 3, axis=2), True),
+    ]
+    n = 0
+    for dtype, data in inputs.items():
+        for layout, fmt, chunks, shards in layouts:
+            src = write_input(os.path.join(tmp, f"in-{dtype}-{layout}.zarr"), data, fmt, chunks, shards)
+            for i, (op, flags, ref, exact) in enumerate(cases):
+                if exact is None:
+                    exact = data.dtype.kind in "ui"
+                for out_fmt, out_chunks in ((3, "5,6,7"), (2, None)):
+                    dst = os.path.join(tmp, f"out-{dtype}-{layout}-{i}-{out_fmt}.zarr")
+                    args = [op, src, dst, *flags, "--quiet", "--zarr-format", out_fmt]
+                    if out_chunks:
+                        args += ["--chunks", out_chunks]
+                    haloflow(bin_, *args)
+                    got = zarr.open_array(dst, mode="r")[...]
+                    want = ref(data)
+                    what = f"{op} {' '.join(flags)} {dtype} {layout} -> v{out_fmt}"
+                    check(got.dtype == want.dtype and got.shape == want.shape,
+                          f"{what}: {got.dtype}{got.shape} != {want.dtype}{want.shape}")
+                    if got.shape == want.shape:
+                        if exact:
+                            check(np.array_equal(got, want), f"{what}: not equal")
+                        else:
+                            tol = 2e-5 * max(float(np.ptp(data.astype(np.float64))), 1.0)
+                            err = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64))))
+                            check(err <= tol, f"{what}: max error {err} > {tol}")
+                    n += 1
+    print(f"conformance: {n} runs checked", flush=True)
+
+
+def tree_bytes(root):
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, root)] = fh.read()
+    return out
+
+
+def big_input(tmp, shape=(64, 256, 256), chunks=(16, 64, 64)):
+    rng = np.random.default_rng(3)
+    data = (rng.random(shape, dtype=np.float32) * 100).astype(np.float32)
+    return write_input(os.path.join(tmp, "big.zarr"), data, 3, chunks), data
+
+
+def resume(bin_, tmp):
+    src, _ = big_input(tmp)
+    args = ["gaussian", src, None, "--sigma", "2", "--quiet", "--chunks", "16,32,32", "--threads", "2"]
+    ref_dst = os.path.join(tmp, "resume-ref.zarr")
+    haloflow(bin_, *[ref_dst if a is None else a for a in args])
+    want = tree_bytes(ref_dst)
+    dst = os.path.join(tmp, "resume.zarr")
+    rnd = random.Random(11)
+    kills = 0
+    for attempt in range(12):
+        proc = subprocess.Popen([bin_, *[dst if a is None else a for a in args]],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(0.02, 0.6))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        if proc.returncode == 0:
+            break
+    haloflow(bin_, *[dst if a is None else a for a in args])
+    got = tree_bytes(dst)
+    check(kills > 0, "resume: no run was killed mid-way (the machine is too fast for the sleeps)")
+    check(set(got) == set(want), f"resume: file sets differ: {sorted(set(got) ^ set(want))[:5]}")
+    check(all(got.get(k) == v for k, v in want.items()), "resume: resumed output differs byte-wise")
+    print(f"resume: {kills} kills, output byte-identical: {got == want}", flush=True)
+
+
+def shards(bin_, tmp):
+    src, _ = big_input(tmp)
+    base = ["gaussian", src, None, "--sigma", "1.5", "--quiet", "--chunks", "16,64,64", "--threads", "1"]
+    one = os.path.join(tmp, "shard-one.zarr")
+    haloflow(bin_, *[one if a is None else a for a in base])
+    dst = os.path.join(tmp, "shard-three.zarr")
+    procs = [subprocess.Popen([bin_, *[dst if a is None else a for a in base], "--shard", f"{i}/3"],
+                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    errs = [p.communicate()[1] for p in procs]
+    check(all(p.returncode == 0 for p in procs), f"shards: a shard failed: {errs}")
+    check(tree_bytes(dst) == tree_bytes(one), "shards: three shards differ from one run")
+    print("shards: 3 concurrent shards == one run", flush=True)
+
+
+def memory(bin_, tmp):
+    # A 256 MiB volume through a 64 MiB limit.
+    shape, chunks = (256, 512, 512), (32, 128, 128)
+    path = os.path.join(tmp, "mem.zarr")
+    arr = zarr.create_array(store=path, shape=shape, chunks=chunks, dtype=np.float32,
+                            zarr_format=3, compressors=zarr.codecs.ZstdCodec(level=1))
+    rng = np.random.default_rng(5)
+    for z in range(0, shape[0], chunks[0]):
+        arr[z:z + chunks[0]] = rng.random((chunks[0], *shape[1:]), dtype=np.float32)
+    limit = 64 << 20
+    dst = os.path.join(tmp, "mem-out.zarr")
+    proc = subprocess.Popen([bin_, "gaussian", path, dst, "--sigma", "2", "--quiet",
+                             "--memory-limit", str(limit), "--chunks", "32,64,64"],
+                            stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read()
+    check(os.waitstatus_to_exitcode(status) == 0, f"memory: run failed: {err}")
+    peak = usage.ru_maxrss * 1024
+    slack = 48 << 20
+    check(peak <= limit + slack, f"memory: peak RSS {peak >> 20} MiB > limit {limit >> 20} MiB + {slack >> 20} MiB")
+    print(f"memory: volume {np.prod(shape) * 4 >> 20} MiB, limit {limit >> 20} MiB, peak RSS {peak >> 20} MiB", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--haloflow", required=True)
+    ap.add_argument("checks", nargs="*", default=["conformance", "resume", "shards", "memory"])
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="haloflow-interop-")
+    try:
+        for name in args.checks:
+            globals()[name](os.path.abspath(args.haloflow), tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if FAILURES:
+        print(f"{len(FAILURES)} failures", file=sys.stderr)
+        sys.exit(1)
+    print("all interop checks passed")
+
+
+if __name__ == "__main__":
+    main()
