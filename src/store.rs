@@ -572,6 +572,7 @@ impl Output {
     /// [`Error::Store`] for I/O errors.
     pub fn create(path: &Path, spec: &OutputSpec, overwrite: bool) -> Result<Output> {
         let grid = spec.grid()?;
+        remove_stale_siblings(path);
         let mut erased = false;
         for _attempt in 0..8 {
             match inspect(path)? {
@@ -1235,6 +1236,33 @@ fn erase(path: &Path) -> Result<()> {
     ));
     fs::rename(path, &trash).map_err(|e| io_error(path, e))?;
     fs::remove_dir_all(&trash).map_err(|e| io_error(&trash, e))
+}
+
+/// Removes, best effort, what killed runs left beside `path`: half-assembled array
+/// directories ([`publish`]) and arrays renamed aside but not yet deleted ([`erase`]),
+/// once older than [`STALE_TEMP_AGE`] (younger ones may be another process' work).
+fn remove_stale_siblings(path: &Path) {
+    let Ok((parent, name)) = split(path) else {
+        return;
+    };
+    let prefix = format!(".{}.haloflow-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(&parent) else {
+        return;
+    };
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age >= STALE_TEMP_AGE));
+        if stale && (rest.starts_with("new-") || rest.starts_with("old-")) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Writes `value` to `target` through a temporary file in `temp_dir`, renamed into place.

@@ -227,8 +227,21 @@ fn resume_reopens_a_compatible_output_and_cleans_stale_temporaries() {
         .set_modified(SystemTime::now() - Duration::from_secs(3600))
         .unwrap();
 
+    // And beside the array: a half-assembled directory of a killed creation, and a
+    // fresh one (maybe another process creating it right now).
+    let dead = dir.join(".a.zarr.haloflow-new-dead");
+    let busy = dir.join(".a.zarr.haloflow-new-busy");
+    fs::create_dir_all(dead.join("c")).unwrap();
+    fs::create_dir(&busy).unwrap();
+    fs::File::open(&dead)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+
     let output = Output::create(&path, &spec, false).unwrap();
     assert!(output.resumed());
+    assert!(!dead.exists());
+    assert!(busy.exists());
     assert!(!old.exists());
     assert!(fresh.exists());
     assert!(output.region_done(&first).unwrap());
@@ -634,4 +647,61 @@ fn inputs_and_outputs_are_shared_across_threads() {
     fn shared<T: Send + Sync>() {}
     shared::<Input>();
     shared::<Output>();
+}
+
+const CHILD_ENV: &str = "HALOFLOW_STORE_TEST_CHILD";
+const KILL_SHAPE: [usize; 3] = [8, 512, 512];
+
+/// Run by `killed_writers_leave_no_torn_chunk` in a child process: writes the same
+/// array over and over until killed.
+#[test]
+#[ignore = "helper process of killed_writers_leave_no_torn_chunk"]
+fn writer_child() {
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let spec = OutputSpec::new(&KILL_SHAPE, DType::F32, &[1, 512, 512]);
+    let output = Output::create(Path::new(&path), &spec, false).unwrap();
+    loop {
+        write_all(&output, &[1, 512, 512]);
+    }
+}
+
+#[test]
+fn killed_writers_leave_no_torn_chunk() {
+    let dir = scratch("killed");
+    let path = dir.join("a.zarr");
+    for round in 0..5 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["writer_child", "--exact", "--ignored", "--test-threads=1"])
+            .env(CHILD_ENV, &path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill it mid-way through writing (SIGKILL on Unix: no cleanup runs).
+        let start = std::time::Instant::now();
+        while !path.join("c/0/0/0").exists() && start.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(3 + 7 * round));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        // Every chunk present decodes to exactly what was written.
+        let spec = OutputSpec::new(&KILL_SHAPE, DType::F32, &[1, 512, 512]);
+        let output = Output::create(&path, &spec, false).unwrap();
+        assert!(output.resumed());
+        let input = Input::open(&path).unwrap();
+        let mut present = 0;
+        for region in output.grid().chunks() {
+            if output.region_done(&region).unwrap() {
+                check_reads(&input, &sets_of(&region));
+                present += 1;
+            }
+        }
+        assert!(present > 0);
+        let temporaries = fs::read_dir(path.join(TEMP_DIR)).unwrap().count();
+        eprintln!("round {round}: {present} chunks present, {temporaries} temporary files left");
+    }
 }
