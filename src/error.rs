@@ -1,5 +1,7 @@
 //! The library's error type.
 
+use std::path::PathBuf;
+
 use crate::dtype::DType;
 
 /// Everything that can go wrong in haloflow, as a typed value; the CLI turns it into a message.
@@ -51,14 +53,6 @@ pub enum Error {
         /// The first axis that does not align.
         axis: usize,
     },
-    /// A file could not be read or written.
-    #[error("{path}: {message}")]
-    Io {
-        /// The file or directory.
-        path: std::path::PathBuf,
-        /// What went wrong.
-        message: String,
-    },
     /// The GPU was asked for and none can be used.
     #[error("no GPU available: {reason}")]
     NoGpu {
@@ -68,6 +62,51 @@ pub enum Error {
     /// Reading the input failed (the message of the first failure).
     #[error("{0}")]
     Read(String),
+    /// A path that should hold an array does not exist.
+    #[error("{}: no such file or directory", .0.display())]
+    NotFound(PathBuf),
+    /// A path that exists but holds no Zarr array (a group, a file, an empty directory).
+    #[error("{}: not a Zarr array: {reason}", path.display())]
+    NotAnArray {
+        /// The path given.
+        path: PathBuf,
+        /// What was found there instead.
+        reason: String,
+    },
+    /// A Zarr array haloflow cannot process (data type, chunk grid, codec).
+    #[error("{}: unsupported Zarr array: {reason}", path.display())]
+    UnsupportedArray {
+        /// The array's directory.
+        path: PathBuf,
+        /// What is not supported.
+        reason: String,
+    },
+    /// Reading or writing the store failed (I/O error, unreadable metadata).
+    #[error("{}: {message}", path.display())]
+    Store {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A stored chunk that cannot be decoded (truncated, garbage, wrong codec).
+    #[error("corrupt chunk {chunk:?} ({}): cannot decode it: {message}", path.display())]
+    CorruptChunk {
+        /// The chunk's index in the array's chunk grid (the shard's, if sharded).
+        chunk: Vec<u64>,
+        /// The chunk's file.
+        path: PathBuf,
+        /// The decoder's complaint.
+        message: String,
+    },
+    /// The output path holds something the requested output cannot resume or replace.
+    #[error("{}: incompatible existing output: {reason}", path.display())]
+    IncompatibleOutput {
+        /// The output array's directory.
+        path: PathBuf,
+        /// What differs, or what is there instead of an array.
+        reason: String,
+    },
 }
 
 /// Shorthand for `Result<T, haloflow::Error>`.

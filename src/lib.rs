@@ -39,6 +39,7 @@ pub mod ops;
 pub mod plan;
 pub mod region;
 pub mod stage;
+pub mod store;
 
 pub use boundary::Mode;
 pub use dtype::{ArrayAny, ArrayViewAny, DType, Element};
@@ -47,6 +48,7 @@ pub use ops::{Kernel, Op, Pipeline};
 pub use plan::{Job, Plan};
 pub use region::{AxisSet, Grid, Region};
 pub use stage::{DownMethod, UpMethod};
+pub use store::{Compression, Input, Output, OutputSpec};
 
 /// The largest number of dimensions haloflow handles (TCZYX).
 pub const MAX_NDIM: usize = 5;
