@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::block::{Block, BlockAny, BlockElement, take_vec};
+use crate::block::{Block, BlockAny, take_vec};
 use crate::cpu;
 use crate::dtype::{DType, with_dtype};
 use crate::error::{Error, Result};
@@ -139,6 +139,16 @@ pub struct Report {
     pub stages: StageSeconds,
     /// The backend and adapter that computed.
     pub device: String,
+    /// The process's peak resident memory so far (Linux `VmHWM`; 0 where unknown).
+    pub peak_rss_bytes: u64,
+}
+
+/// The process's peak resident set size (`VmHWM` in `/proc/self/status`), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Called after every finished or skipped job with (jobs finished so far, bytes written).
@@ -176,7 +186,7 @@ pub fn run(
 
     let cache = ChunkCache::new(source, &todo)?;
     let threads = options.threads.max(1).min(todo.len().max(1));
-    let in_flight = threads as u64 * job_bytes(plan, todo.first());
+    let in_flight = threads as u64 * job_bytes(plan, todo.first(), &source.read_chunk_shape());
     if in_flight > options.memory_limit {
         return Err(Error::InvalidParameter {
             op: "memory-limit",
@@ -239,6 +249,7 @@ pub fn run(
         write: secs(&timers[2]),
     };
     report.seconds = started.elapsed().as_secs_f64();
+    report.peak_rss_bytes = peak_rss_bytes().unwrap_or(0);
     Ok(report)
 }
 
@@ -268,12 +279,15 @@ fn run_one(
 }
 
 /// Rough bytes a job holds at its peak: its footprint and every stage's output.
-fn job_bytes(plan: &Plan, job: Option<&Job>) -> u64 {
+fn job_bytes(plan: &Plan, job: Option<&Job>, read_chunk: &[usize]) -> u64 {
     let Some(job) = job else { return 0 };
     let len = |sets: &[AxisSet]| sets.iter().map(AxisSet::len).product::<usize>() as u64;
-    let footprint = len(&job.sets[0]) * plan.input_dtype().size() as u64;
+    let element = plan.input_dtype().size() as u64;
+    let footprint = len(&job.sets[0]) * element;
+    // A chunk being decoded: its compressed bytes and its values.
+    let chunk = 2 * read_chunk.iter().product::<usize>() as u64 * element;
     let stages: u64 = job.sets[1..].iter().map(|s| len(s) * 8).sum();
-    footprint + stages
+    footprint + chunk + stages
 }
 
 /// Decoded input chunks, kept while jobs still need them.
@@ -326,19 +340,22 @@ impl<'s> ChunkCache<'s> {
     /// The dense footprint of `job`, assembled from its chunks.
     fn footprint(&self, job: &Job) -> Result<BlockAny<'static>> {
         let sets = job.footprint();
-        let ids = chunks_of(&self.grid, sets);
-        let mut chunks = Vec::with_capacity(ids.len());
-        for &id in &ids {
-            chunks.push((
-                self.grid
-                    .chunk_region(&unravel(id, &self.grid.grid_shape())),
-                self.get(id)?,
-            ));
-        }
-        let block = with_dtype!(self.source.dtype(), T => assemble::<T>(sets, &chunks).into_any());
-        drop(chunks);
-        self.release(&ids);
-        Ok(block)
+        let lens: Vec<usize> = sets.iter().map(AxisSet::len).collect();
+        let len: usize = lens.iter().product();
+        // Chunks are copied in one at a time and let go at once, so that a job holds
+        // its footprint and a single decoded chunk, not every chunk its halo touches.
+        Ok(with_dtype!(self.source.dtype(), T => {
+            let mut data = take_vec::<T>(len);
+            data.resize(len, T::default());
+            for id in chunks_of(&self.grid, sets) {
+                let chunk = self.get(id)?;
+                let region = self.grid.chunk_region(&unravel(id, &self.grid.grid_shape()));
+                copy_chunk(&mut data, sets, &region, &chunk.typed::<T>().data);
+                drop(chunk);
+                self.release(id);
+            }
+            Block::new(sets.to_vec(), std::borrow::Cow::Owned(data)).into_any()
+        }))
     }
 
     fn get(&self, id: usize) -> Result<Arc<BlockAny<'static>>> {
@@ -376,26 +393,24 @@ impl<'s> ChunkCache<'s> {
         value.clone().map_err(Error::Read)
     }
 
-    /// A job is done with `ids`: forget chunks no job needs any more, and chunks over
-    /// the budget (they will be decoded again if needed).
-    fn release(&self, ids: &[usize]) {
+    /// A job is done with chunk `id`: forget it if no job needs it any more, or if
+    /// the cache is over its budget (it will be decoded again if needed).
+    fn release(&self, id: usize) {
         let mut entries = self.entries.lock().expect("no panic holds it");
         let over = self.held.load(Ordering::Relaxed) > self.budget.load(Ordering::Relaxed);
-        for id in ids {
-            let entry = entries.get_mut(id).expect("counted");
-            entry.uses -= 1;
-            if (entry.uses == 0 || over) && entry.chunk.get().is_some() {
-                let bytes = (self
-                    .grid
-                    .chunk_region(&unravel(*id, &self.grid.grid_shape()))
-                    .len()
-                    * self.source.dtype().size()) as u64;
-                self.held.fetch_sub(bytes, Ordering::Relaxed);
-                if entry.uses == 0 {
-                    entries.remove(id);
-                } else {
-                    entry.chunk = Arc::default();
-                }
+        let entry = entries.get_mut(&id).expect("counted");
+        entry.uses -= 1;
+        if (entry.uses == 0 || over) && entry.chunk.get().is_some() {
+            let bytes = (self
+                .grid
+                .chunk_region(&unravel(id, &self.grid.grid_shape()))
+                .len()
+                * self.source.dtype().size()) as u64;
+            self.held.fetch_sub(bytes, Ordering::Relaxed);
+            if entry.uses == 0 {
+                entries.remove(&id);
+            } else {
+                entry.chunk = Arc::default();
             }
         }
     }
@@ -431,55 +446,47 @@ fn chunks_of(grid: &Grid, sets: &[AxisSet]) -> Vec<usize> {
     out
 }
 
-/// A dense block over `sets` copied out of decoded chunks covering it.
-fn assemble<T: BlockElement>(
-    sets: &[AxisSet],
-    chunks: &[(Region, Arc<BlockAny<'static>>)],
-) -> Block<'static, T> {
+/// Copies the part of a decoded chunk (dense over `region`) that lies in `sets` into
+/// `data`, a dense block over `sets`.
+fn copy_chunk<T: Copy>(data: &mut [T], sets: &[AxisSet], region: &Region, src: &[T]) {
     let lens: Vec<usize> = sets.iter().map(AxisSet::len).collect();
     let strides = crate::block::c_strides(&lens);
+    let src_strides = crate::block::c_strides(&region.shape);
     let last = sets.len() - 1;
-    let mut data = take_vec::<T>(lens.iter().product());
-    data.resize(lens.iter().product(), T::default());
-    for (region, chunk) in chunks {
-        let src = &chunk.typed::<T>().data;
-        let src_strides = crate::block::c_strides(&region.shape);
-        // Per axis: (destination position, source index in the chunk, length) pieces.
-        let pieces: Vec<Vec<(usize, usize, usize)>> = (0..sets.len())
-            .map(|a| {
-                let r = region.range(a);
-                sets[a]
-                    .runs()
-                    .iter()
-                    .filter_map(|run| {
-                        let lo = run.start.max(r.start);
-                        let hi = run.end.min(r.end);
-                        (lo < hi)
-                            .then(|| (sets[a].position(lo).expect("in set"), lo - r.start, hi - lo))
-                    })
-                    .collect()
+    // Per axis: (destination position, source index in the chunk, length) pieces.
+    let pieces: Vec<Vec<(usize, usize, usize)>> = (0..sets.len())
+        .map(|a| {
+            let r = region.range(a);
+            sets[a]
+                .runs()
+                .iter()
+                .filter_map(|run| {
+                    let lo = run.start.max(r.start);
+                    let hi = run.end.min(r.end);
+                    (lo < hi)
+                        .then(|| (sets[a].position(lo).expect("in set"), lo - r.start, hi - lo))
+                })
+                .collect()
+        })
+        .collect();
+    // Expand leading axes to single rows.
+    let mut rows = vec![(0usize, 0usize)];
+    for a in 0..last {
+        let (ds, ss) = (strides[a], src_strides[a]);
+        rows = rows
+            .iter()
+            .flat_map(|&(d, s)| {
+                pieces[a].iter().flat_map(move |&(dp, sp, n)| {
+                    (0..n).map(move |i| (d + (dp + i) * ds, s + (sp + i) * ss))
+                })
             })
             .collect();
-        // Expand leading axes to single rows.
-        let mut rows = vec![(0usize, 0usize)];
-        for a in 0..last {
-            let (ds, ss) = (strides[a], src_strides[a]);
-            rows = rows
-                .iter()
-                .flat_map(|&(d, s)| {
-                    pieces[a].iter().flat_map(move |&(dp, sp, n)| {
-                        (0..n).map(move |i| (d + (dp + i) * ds, s + (sp + i) * ss))
-                    })
-                })
-                .collect();
-        }
-        for (d, s) in rows {
-            for &(dp, sp, n) in &pieces[last] {
-                data[d + dp..d + dp + n].copy_from_slice(&src[s + sp..s + sp + n]);
-            }
+    }
+    for (d, s) in rows {
+        for &(dp, sp, n) in &pieces[last] {
+            data[d + dp..d + dp + n].copy_from_slice(&src[s + sp..s + sp + n]);
         }
     }
-    Block::new(sets.to_vec(), std::borrow::Cow::Owned(data))
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ use zarrs::storage::{
     StorePrefix, WritableStorageTraits,
 };
 
-use crate::block::{Block, BlockAny, IntoAny, c_strides};
+use crate::block::{Block, BlockAny, c_strides};
 use crate::cpu::for_each_row;
 use crate::dtype::{DType, Element, match_any, with_dtype};
 use crate::error::{Error, Result};
@@ -1443,4 +1443,34 @@ fn to_u64_ranges(ranges: &[Range<usize>]) -> Vec<Range<u64>> {
         .iter()
         .map(|r| r.start as u64..r.end as u64)
         .collect()
+}
+
+impl crate::exec::Source for Input {
+    fn shape(&self) -> &[usize] {
+        Input::shape(self)
+    }
+
+    fn dtype(&self) -> DType {
+        Input::dtype(self)
+    }
+
+    /// The inner chunk of a sharded array (decodable on its own), else the chunk.
+    fn read_chunk_shape(&self) -> Vec<usize> {
+        self.inner_chunk_shape()
+            .unwrap_or_else(|| self.chunk_shape())
+    }
+
+    fn read_region(&self, region: &Region) -> Result<BlockAny<'static>> {
+        Input::read_region(self, region)
+    }
+}
+
+impl crate::exec::Sink for Output {
+    fn write(&self, region: &Region, block: &BlockAny<'_>) -> Result<()> {
+        Output::write(self, region, block)
+    }
+
+    fn region_done(&self, region: &Region) -> Result<bool> {
+        Output::region_done(self, region)
+    }
 }

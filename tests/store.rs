@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use haloflow::block::{Block, BlockAny, IntoAny};
+use haloflow::block::{Block, BlockAny};
 use haloflow::store::{Compression, Input, Output, OutputSpec, TEMP_DIR};
 use haloflow::{AxisSet, DType, Element, Error, Grid, Region};
 use serde_json::json;

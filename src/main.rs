@@ -1,0 +1,553 @@
+//! The `haloflow` command: Zarr in, Zarr out, one operation per run. A thin layer over
+//! the library: it parses flags, opens the arrays, and reports.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use haloflow::exec::{self, Report, RunOptions, Shard, Source};
+use haloflow::store::{Input, Output, OutputSpec};
+use haloflow::{DType, DownMethod, Kernel, Mode, Op, Pipeline, Plan, UpMethod};
+
+#[derive(Parser)]
+#[command(
+    name = "haloflow",
+    version,
+    about = "Chunked filters on Zarr arrays, exact against scipy.ndimage",
+    long_about = "Chunked filters on Zarr arrays (v2 and v3), exact against scipy.ndimage \
+                  whatever the chunking. Runs are bounded in memory, resume after a kill \
+                  (run the same command again), and split across processes with --shard I/N."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// `x > T` as uint8 0/1.
+    Threshold(Run<ThresholdArgs>),
+    /// `np.clip(x, LO, HI)`, dtype kept.
+    Clip(Run<ClipArgs>),
+    /// `scipy.ndimage.gaussian_filter`, float32 out.
+    Gaussian(Run<GaussianArgs>),
+    /// `scipy.ndimage.convolve` with a kernel from a .npy file, float32 out.
+    Convolve(Run<ConvolveArgs>),
+    /// Reduce by integer factors (mean, max, min, stride, mode).
+    Downsample(Run<DownsampleArgs>),
+    /// Enlarge by integer factors (nearest, linear).
+    Upsample(Run<UpsampleArgs>),
+    /// Show an array's shape, dtype, chunks and codecs, and the job plan of an op.
+    Info(InfoArgs),
+}
+
+/// An op's run: input, output, the op's flags, the common flags.
+#[derive(Args)]
+struct Run<A: Args> {
+    /// Input array: the directory holding `.zarray` or `zarr.json` (e.g. image.zarr/0).
+    input: PathBuf,
+    /// Output array directory (created, or resumed if it exists with the same metadata).
+    output: PathBuf,
+    #[command(flatten)]
+    op: A,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+struct Common {
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    device: DeviceArg,
+    /// Worker threads (jobs in flight) [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Output chunk shape, one value or one per axis [default: the input's].
+    #[arg(long, value_delimiter = ',')]
+    chunks: Option<Vec<usize>>,
+    /// Output dtype (round half to even, saturate) [default: the op's].
+    #[arg(long)]
+    dtype: Option<String>,
+    /// Output Zarr format.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+    zarr_format: u8,
+    /// Run only share I of N (0-based), e.g. a SLURM array task: `--shard 3/8`.
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<Shard>,
+    /// Recompute and replace an existing output, even an incompatible one.
+    #[arg(long)]
+    overwrite: bool,
+    /// Memory budget for jobs in flight and decoded chunks, e.g. 2G, 512M [default: 1/4 of RAM].
+    #[arg(long, value_parser = parse_size)]
+    memory_limit: Option<u64>,
+    /// No progress bar and no summary.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Write a JSON report of the run to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum DeviceArg {
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Reflect,
+    Mirror,
+    Nearest,
+    Constant,
+    Wrap,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Reflect => Mode::Reflect,
+            ModeArg::Mirror => Mode::Mirror,
+            ModeArg::Nearest => Mode::Nearest,
+            ModeArg::Constant => Mode::Constant,
+            ModeArg::Wrap => Mode::Wrap,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DownArg {
+    Mean,
+    Max,
+    Min,
+    Stride,
+    Mode,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum UpArg {
+    Nearest,
+    Linear,
+}
+
+/// Flags of `threshold`.
+#[derive(Args, Clone)]
+struct ThresholdArgs {
+    /// Voxels above this value become 1, others 0.
+    #[arg(long, allow_negative_numbers = true)]
+    above: f64,
+}
+
+/// Flags of `clip`.
+#[derive(Args, Clone)]
+struct ClipArgs {
+    /// Lower bound.
+    #[arg(long, allow_negative_numbers = true)]
+    min: f64,
+    /// Upper bound.
+    #[arg(long, allow_negative_numbers = true)]
+    max: f64,
+}
+
+/// Flags of `gaussian`.
+#[derive(Args, Clone)]
+struct GaussianArgs {
+    /// Standard deviation, one value or one per axis (0 leaves an axis untouched).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required = true,
+        allow_negative_numbers = true
+    )]
+    sigma: Vec<f64>,
+    /// Boundary mode (scipy.ndimage).
+    #[arg(long, value_enum, default_value_t = ModeArg::Reflect)]
+    mode: ModeArg,
+    /// Value beyond the edge in constant mode.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    cval: f64,
+    /// Kernel radius in standard deviations.
+    #[arg(long, default_value_t = 4.0)]
+    truncate: f64,
+}
+
+/// Flags of `convolve`.
+#[derive(Args, Clone)]
+struct ConvolveArgs {
+    /// The kernel, a .npy file of up to as many dimensions as the array (trailing axes).
+    #[arg(long)]
+    kernel: PathBuf,
+    /// Boundary mode (scipy.ndimage).
+    #[arg(long, value_enum, default_value_t = ModeArg::Reflect)]
+    mode: ModeArg,
+    /// Value beyond the edge in constant mode.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    cval: f64,
+}
+
+/// Flags of `downsample`.
+#[derive(Args, Clone)]
+struct DownsampleArgs {
+    /// Factor, one value or one per axis.
+    #[arg(long, value_delimiter = ',', required = true)]
+    factor: Vec<usize>,
+    /// How each window is reduced.
+    #[arg(long, value_enum, default_value_t = DownArg::Mean)]
+    method: DownArg,
+}
+
+/// Flags of `upsample`.
+#[derive(Args, Clone)]
+struct UpsampleArgs {
+    /// Factor, one value or one per axis.
+    #[arg(long, value_delimiter = ',', required = true)]
+    factor: Vec<usize>,
+    /// How new samples are made.
+    #[arg(long, value_enum, default_value_t = UpArg::Nearest)]
+    method: UpArg,
+}
+
+/// `info IN [OP FLAGS]`.
+#[derive(Args)]
+struct InfoArgs {
+    /// The array to describe.
+    input: PathBuf,
+    /// Output chunk shape for the plan [default: the input's].
+    #[arg(long, value_delimiter = ',')]
+    chunks: Option<Vec<usize>>,
+    /// Show the job plan of this op.
+    #[command(subcommand)]
+    op: Option<InfoOp>,
+}
+
+#[derive(Subcommand)]
+enum InfoOp {
+    /// Plan a threshold.
+    Threshold(ThresholdArgs),
+    /// Plan a clip.
+    Clip(ClipArgs),
+    /// Plan a Gaussian.
+    Gaussian(GaussianArgs),
+    /// Plan a convolution.
+    Convolve(ConvolveArgs),
+    /// Plan a downsampling.
+    Downsample(DownsampleArgs),
+    /// Plan an upsampling.
+    Upsample(UpsampleArgs),
+}
+
+/// Turns an op's flags into an [`Op`].
+trait ToOp {
+    fn to_op(&self) -> haloflow::Result<Op>;
+}
+
+impl ToOp for ThresholdArgs {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        Ok(Op::threshold(self.above))
+    }
+}
+
+impl ToOp for ClipArgs {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        Ok(Op::clip(self.min, self.max))
+    }
+}
+
+impl ToOp for GaussianArgs {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        Ok(Op::Gaussian {
+            sigma: self.sigma.clone(),
+            mode: self.mode.into(),
+            cval: self.cval,
+            truncate: self.truncate,
+        })
+    }
+}
+
+impl ToOp for ConvolveArgs {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        Ok(Op::convolve(Kernel::from_npy(&self.kernel)?).with_mode(self.mode.into(), self.cval))
+    }
+}
+
+impl ToOp for DownsampleArgs {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        let method = match self.method {
+            DownArg::Mean => DownMethod::Mean,
+            DownArg::Max => DownMethod::Max,
+            DownArg::Min => DownMethod::Min,
+            DownArg::Stride => DownMethod::Stride,
+            DownArg::Mode => DownMethod::Mode,
+        };
+        Ok(Op::downsample(&self.factor, method))
+    }
+}
+
+impl ToOp for UpsampleArgs {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        let method = match self.method {
+            UpArg::Nearest => UpMethod::Nearest,
+            UpArg::Linear => UpMethod::Linear,
+        };
+        Ok(Op::upsample(&self.factor, method))
+    }
+}
+
+impl ToOp for InfoOp {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        match self {
+            InfoOp::Threshold(a) => a.to_op(),
+            InfoOp::Clip(a) => a.to_op(),
+            InfoOp::Gaussian(a) => a.to_op(),
+            InfoOp::Convolve(a) => a.to_op(),
+            InfoOp::Downsample(a) => a.to_op(),
+            InfoOp::Upsample(a) => a.to_op(),
+        }
+    }
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("expected I/N (e.g. 0/4), got '{s}'"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("'{s}' is not I/N"))
+    };
+    Shard::new(parse(i)?, parse(n)?).map_err(|e| e.to_string())
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_uppercase();
+    let t = t
+        .strip_suffix("IB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(&t);
+    let (digits, unit) = match t.chars().last() {
+        Some(c @ ('K' | 'M' | 'G' | 'T')) => (&t[..t.len() - 1], c),
+        _ => (t, ' '),
+    };
+    let value: f64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (e.g. 2G, 512M, 1000000)"))?;
+    let scale = match unit {
+        'K' => 1u64 << 10,
+        'M' => 1 << 20,
+        'G' => 1 << 30,
+        'T' => 1 << 40,
+        _ => 1,
+    };
+    if value.is_nan() || value <= 0.0 {
+        return Err(format!("the size '{s}' must be positive"));
+    }
+    Ok((value * scale as f64) as u64)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Threshold(r) => run(r),
+        Command::Clip(r) => run(r),
+        Command::Gaussian(r) => run(r),
+        Command::Convolve(r) => run(r),
+        Command::Downsample(r) => run(r),
+        Command::Upsample(r) => run(r),
+        Command::Info(a) => info(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("haloflow: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Expands a per-axis list of chunk extents for an array of `ndim` dimensions.
+fn chunk_shape(
+    chunks: &Option<Vec<usize>>,
+    default: Vec<usize>,
+    shape: &[usize],
+) -> haloflow::Result<Vec<usize>> {
+    let chunk = match chunks {
+        Some(c) => haloflow::ops::per_axis("chunks", c, shape.len())?,
+        None => default,
+    };
+    if chunk.contains(&0) {
+        return Err(haloflow::Error::InvalidParameter {
+            op: "chunks",
+            message: format!("chunk extents must be >= 1, got {chunk:?}"),
+        });
+    }
+    // A chunk longer than the array is clamped: it holds the whole axis either way.
+    Ok(chunk
+        .iter()
+        .zip(shape)
+        .map(|(&c, &n)| c.min(n.max(1)))
+        .collect())
+}
+
+fn run<A: Args + ToOp>(r: &Run<A>) -> haloflow::Result<()> {
+    let c = &r.common;
+    if c.device == DeviceArg::Gpu {
+        return Err(haloflow::Error::NoGpu {
+            reason: "this build has no GPU backend yet; use --device cpu".into(),
+        });
+    }
+    let input = Input::open(&r.input)?;
+    let mut pipeline = Pipeline::from(r.op.to_op()?);
+    if let Some(d) = &c.dtype {
+        pipeline = pipeline.with_dtype(d.parse::<DType>()?);
+    }
+    let (out_shape, out_dtype) = pipeline.output(input.shape(), input.dtype())?;
+    let chunk = chunk_shape(&c.chunks, input.read_chunk_shape(), &out_shape)?;
+    let plan = Plan::new(&pipeline, input.shape(), input.dtype(), &chunk, &chunk)?;
+    let mut attributes = serde_json::Map::new();
+    attributes.insert(
+        "haloflow".into(),
+        serde_json::json!({ "pipeline": pipeline }),
+    );
+    let spec = OutputSpec::new(&out_shape, out_dtype, &chunk)
+        .with_zarr_format(c.zarr_format)
+        .with_attributes(attributes);
+    let output = Output::create(&r.output, &spec, c.overwrite)?;
+
+    let mut options = RunOptions {
+        overwrite: c.overwrite,
+        shard: c.shard.unwrap_or(Shard::ALL),
+        ..RunOptions::default()
+    };
+    if let Some(t) = c.threads {
+        options.threads = t.max(1);
+    }
+    if let Some(m) = c.memory_limit {
+        options.memory_limit = m;
+    }
+    let show = !c.quiet && std::io::stderr().is_terminal();
+    let bar = show.then(|| progress_bar(options.shard.jobs(plan.num_jobs()).len()));
+    let on_progress = |done: usize, bytes: u64| {
+        if let Some(b) = &bar {
+            b.set_position(done as u64);
+            let secs = b.elapsed().as_secs_f64().max(1e-3);
+            b.set_message(format!("{:.0} MB/s", bytes as f64 / 1e6 / secs));
+        }
+    };
+    let report = exec::run(&plan, &input, &output, &options, Some(&on_progress))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if !c.quiet {
+        eprintln!("{}", summary(&report, &r.output));
+    }
+    if let Some(path) = &c.report {
+        write_report(path, &report)?;
+    }
+    Ok(())
+}
+
+fn progress_bar(jobs: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(jobs as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} jobs  {msg}  elapsed {elapsed}  eta {eta}",
+        )
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn summary(report: &Report, output: &Path) -> String {
+    let s = &report.stages;
+    let busy = (s.read + s.compute + s.write).max(1e-9);
+    format!(
+        "{}: {} jobs done, {} already done, of {} in {:.2} s ({:.0} MB/s written) on {}\n  \
+         time per stage (summed over workers): read+decode {:.2} s ({:.0}%), compute {:.2} s ({:.0}%), encode+write {:.2} s ({:.0}%)",
+        output.display(),
+        report.jobs_done,
+        report.jobs_skipped,
+        report.jobs_total,
+        report.seconds,
+        report.bytes_written as f64 / 1e6 / report.seconds.max(1e-9),
+        report.device,
+        s.read,
+        100.0 * s.read / busy,
+        s.compute,
+        100.0 * s.compute / busy,
+        s.write,
+        100.0 * s.write / busy,
+    )
+}
+
+fn write_report(path: &Path, report: &Report) -> haloflow::Result<()> {
+    let text = serde_json::to_string_pretty(report).expect("a report serialises");
+    std::fs::write(path, text + "\n").map_err(|e| haloflow::Error::Store {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+fn info(a: &InfoArgs) -> haloflow::Result<()> {
+    let input = Input::open(&a.input)?;
+    println!("{}", a.input.display());
+    println!("{}", input.describe());
+    if let Some(op) = &a.op {
+        let pipeline = Pipeline::from(op.to_op()?);
+        let (out_shape, out_dtype) = pipeline.output(input.shape(), input.dtype())?;
+        let chunk = chunk_shape(&a.chunks, input.read_chunk_shape(), &out_shape)?;
+        let plan = Plan::new(&pipeline, input.shape(), input.dtype(), &chunk, &chunk)?;
+        println!(
+            "plan: {}",
+            serde_json::to_string(&pipeline).expect("serialises")
+        );
+        println!("  output shape {out_shape:?} {out_dtype}, chunks {chunk:?}");
+        println!("  {} jobs (one per output chunk)", plan.num_jobs());
+        let middle = plan.job(plan.num_jobs() / 2);
+        println!(
+            "  job {}: output {:?}+{:?}, reads {:?}+{:?}",
+            middle.index,
+            middle.output.start,
+            middle.output.shape,
+            middle.footprint_bounds().start,
+            middle.footprint_bounds().shape
+        );
+        let first = plan.job(0);
+        println!(
+            "  job 0: output {:?}+{:?}, reads {:?}+{:?}, edge padding per stage {:?}",
+            first.output.start,
+            first.output.shape,
+            first.footprint_bounds().start,
+            first.footprint_bounds().shape,
+            plan.edge_padding(&first)
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_shards_parse() {
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("-1G").is_err());
+        assert_eq!(parse_shard("2/3").unwrap(), Shard::new(2, 3).unwrap());
+        assert!(parse_shard("3/3").is_err());
+        assert!(parse_shard("1").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
