@@ -156,3 +156,23 @@ pub(crate) fn recycle(block: BlockAny<'_>) {
     }
     crate::dtype::match_any!(block, BlockAny, b => give(b.data))
 }
+
+/// The values of an any-typed block whose element type is known statically.
+pub(crate) trait BlockData: Sized {
+    /// The values; panics if the block holds another type (a planner bug).
+    fn block_data<'b>(block: &'b BlockAny<'_>) -> &'b [Self];
+}
+
+macro_rules! block_data {
+    ($($t:ty => $v:ident),*) => {$(
+        impl BlockData for $t {
+            fn block_data<'b>(block: &'b BlockAny<'_>) -> &'b [Self] {
+                match block {
+                    BlockAny::$v(b) => &b.data,
+                    other => unreachable!("the plan promised {} data, the job made {}", <$t>::DTYPE, other.dtype()),
+                }
+            }
+        }
+    )*};
+}
+block_data!(u8 => U8, u16 => U16, u32 => U32, i8 => I8, i16 => I16, i32 => I32, f32 => F32, f64 => F64);

@@ -51,6 +51,18 @@ pub enum Error {
         /// The first axis that does not align.
         axis: usize,
     },
+    /// No GPU adapter could be opened (`--device gpu` without a usable driver).
+    #[error("no GPU adapter: {reason}")]
+    NoGpu {
+        /// Why: no adapter found, no adapter matching the name asked for, or no device.
+        reason: String,
+    },
+    /// The GPU reported an error (validation, out of memory, device lost, mapping).
+    #[error("GPU error: {message}")]
+    Gpu {
+        /// The device's message.
+        message: String,
+    },
 }
 
 /// Shorthand for `Result<T, haloflow::Error>`.

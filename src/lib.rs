@@ -28,20 +28,24 @@
 
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod block;
 pub mod boundary;
 mod cpu;
 pub mod dtype;
 pub mod error;
+pub mod gpu;
 pub mod memory;
 pub mod ops;
 pub mod plan;
 pub mod region;
 pub mod stage;
 
+pub use backend::{Backend, Device};
 pub use boundary::Mode;
 pub use dtype::{ArrayAny, ArrayViewAny, DType, Element};
 pub use error::{Error, Result};
+pub use gpu::{AdapterInfo, GpuContext};
 pub use ops::{Kernel, Op, Pipeline};
 pub use plan::{Job, Plan};
 pub use region::{AxisSet, Grid, Region};
