@@ -381,23 +381,26 @@ fn run_segment(
         });
     }
 
+    // Map the results (and timestamps), wait for this submission, then read.
+    let mut readback = readback;
+    let mut stamps = stamps;
+    let mut mapped = Vec::new();
     let (tx, rx) = std::sync::mpsc::channel();
-    let tx2 = tx.clone();
-    readback
-        .get()
-        .slice(..bytes)
-        .map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-    if let Some((_, read, size)) = &stamps {
-        read.get()
-            .slice(..*size)
+    let targets = std::iter::once((0, bytes)).chain(stamps.as_ref().map(|(_, _, size)| (1, *size)));
+    for (which, size) in targets {
+        let buffer = if which == 0 {
+            readback.get()
+        } else {
+            stamps.as_ref().expect("stamps").1.get()
+        };
+        let tx = tx.clone();
+        buffer
+            .slice(..size)
             .map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx2.send(r);
+                let _ = tx.send((which, r));
             });
-    } else {
-        drop(tx2);
     }
+    drop(tx);
     device
         .poll(wgpu::PollType::Wait {
             submission_index: Some(submission),
@@ -406,54 +409,50 @@ fn run_segment(
         .map_err(|e| Error::Gpu {
             message: format!("waiting for the device: {e}"),
         })?;
-    for _ in 0..1 + usize::from(stamps.is_some()) {
-        rx.recv()
-            .map_err(|_| Error::Gpu {
-                message: "a buffer mapping was dropped".into(),
-            })?
-            .map_err(|e| Error::Gpu {
-                message: format!("reading results back: {e}"),
-            })?;
+    let mut failure = None;
+    for (which, r) in rx.try_iter() {
+        match r {
+            Ok(()) => mapped.push(which),
+            Err(e) => failure = Some(format!("reading results back: {e}")),
+        }
+    }
+    for &which in &mapped {
+        match which {
+            0 => readback.mapped = true,
+            _ => stamps.as_mut().expect("stamps").1.mapped = true,
+        }
+    }
+    if let Some(message) = failure {
+        return Err(Error::Gpu { message });
+    }
+    if mapped.len() != 1 + usize::from(stamps.is_some()) {
+        return Err(Error::Gpu {
+            message: "the device finished without mapping the results".into(),
+        });
     }
     ctx.check_fault()?;
 
-    let map_err = |e: wgpu::MapRangeError| Error::Gpu {
-        message: format!("reading results back: {e}"),
-    };
-    let result = {
-        let view = readback
-            .get()
-            .slice(..bytes)
-            .get_mapped_range()
-            .map_err(map_err)?;
-        let raw: &[u8] = &view;
+    let result = readback.read_mapped(bytes, |raw| {
         with_dtype!(dtype, T => {
             let mut values = vec![T::default(); count];
             bytemuck::cast_slice_mut::<T, u8>(&mut values)
                 .copy_from_slice(&raw[..count * std::mem::size_of::<T>()]);
             Block::new(out_sets.clone(), Cow::Owned(values)).into_any()
         })
-    };
-    readback.get().unmap();
-    if let Some((_, read, size)) = &stamps {
-        let view = read
-            .get()
-            .slice(..*size)
-            .get_mapped_range()
-            .map_err(map_err)?;
-        let ticks: Vec<u64> = view
-            .chunks_exact(8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect();
-        let total: u64 = ticks
-            .chunks_exact(2)
-            .map(|p| p[1].saturating_sub(p[0]))
-            .sum();
+    })?;
+    if let Some((_, read, size)) = &mut stamps {
+        let total: u64 = read.read_mapped(*size, |raw| {
+            raw.chunks_exact(16)
+                .map(|p| {
+                    let begin = u64::from_le_bytes(p[..8].try_into().expect("8 bytes"));
+                    let end = u64::from_le_bytes(p[8..].try_into().expect("8 bytes"));
+                    end.saturating_sub(begin)
+                })
+                .sum()
+        })?;
         let ns = (total as f64 * ctx.queue.get_timestamp_period() as f64) as u64;
         ctx.compute_ns
             .fetch_add(ns, std::sync::atomic::Ordering::Relaxed);
-        drop(view);
-        read.get().unmap();
     }
     drop(held);
     Ok(result)

@@ -404,6 +404,7 @@ impl GpuContext {
         });
         PooledBuffer {
             buffer: Some(buffer),
+            mapped: false,
             key,
             pool: self.pool.clone(),
         }
@@ -419,6 +420,8 @@ struct Pool {
 /// A buffer that returns to the pool when dropped (only once the device is done with it).
 struct PooledBuffer {
     buffer: Option<wgpu::Buffer>,
+    /// Set while the buffer is mapped for reading.
+    mapped: bool,
     key: (u32, u64),
     pool: Arc<Pool>,
 }
@@ -426,6 +429,21 @@ struct PooledBuffer {
 impl PooledBuffer {
     fn get(&self) -> &wgpu::Buffer {
         self.buffer.as_ref().expect("present until dropped")
+    }
+
+    /// Reads the first `len` bytes of a buffer mapped for reading with `f`, then unmaps it.
+    fn read_mapped<R>(&mut self, len: u64, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        let result = self
+            .get()
+            .slice(..len)
+            .get_mapped_range()
+            .map(|view| f(&view))
+            .map_err(|e| Error::Gpu {
+                message: format!("reading results back: {e}"),
+            });
+        self.get().unmap();
+        self.mapped = false;
+        result
     }
 
     /// A binding of the first `bytes` bytes.
@@ -441,6 +459,10 @@ impl PooledBuffer {
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
         if let Some(buffer) = self.buffer.take() {
+            // A readback abandoned on an error path may still be mapped.
+            if self.mapped {
+                buffer.unmap();
+            }
             let mut free = self.pool.free.lock().unwrap_or_else(|p| p.into_inner());
             let list = free.entry(self.key).or_default();
             if list.len() < POOL_PER_CLASS {
