@@ -13,8 +13,6 @@
 const WORKGROUP: u32 = 64u;
 // A table entry meaning "no input element here: use the constant".
 const NONE: u32 = 0xffffffffu;
-// Largest number of axes (crate::MAX_NDIM, rounded up).
-const MAX_AXES: u32 = 8u;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -172,13 +170,27 @@ fn u64_div_round(n: U64, d: u32) -> u32 {
     return q;
 }
 
+// Kernels see every array as 5-D (lower ranks are padded with leading axes of extent
+// 1 on the host), so multi-indices are five scalars: no loops over axes, no
+// dynamically indexed private arrays (slow on every device: they live in memory).
+struct Index {
+    i0: u32,
+    i1: u32,
+    i2: u32,
+    i3: u32,
+    i4: u32,
+}
+
 // The multi-index of dense output element `e` over extents `lens` (C order).
-fn unravel(e: u32, ndim: u32, lens: array<u32, 8>) -> array<u32, 8> {
-    var idx: array<u32, 8>;
-    var rest = e;
-    for (var a = i32(ndim) - 1; a >= 0; a--) {
-        idx[a] = rest % lens[a];
-        rest = rest / lens[a];
-    }
+fn unravel(e: u32, lens: array<u32, 5>) -> Index {
+    var idx: Index;
+    idx.i4 = e % lens[4];
+    var rest = e / lens[4];
+    idx.i3 = rest % lens[3];
+    rest = rest / lens[3];
+    idx.i2 = rest % lens[2];
+    rest = rest / lens[2];
+    idx.i1 = rest % lens[1];
+    idx.i0 = rest / lens[1];
     return idx;
 }

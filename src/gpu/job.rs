@@ -13,7 +13,7 @@ use crate::dtype::{DType, match_any, with_dtype};
 use crate::error::{Error, Result};
 use crate::plan::{Job, Plan};
 use crate::region::{AxisSet, Region};
-use crate::stage::{DownMethod, Stage, UpMethod};
+use crate::stage::{DownMethod, Stage, Stencil, UpMethod};
 
 /// A tap-table entry meaning "the constant" (`NONE` in `shaders/common.wgsl`).
 pub(super) const NONE: u32 = u32::MAX;
@@ -21,18 +21,32 @@ pub(super) const NONE: u32 = u32::MAX;
 /// Invocations per workgroup (`WORKGROUP` in `shaders/common.wgsl`).
 const WORKGROUP: u32 = 64;
 
-/// Up to eight per-axis values, zero-padded, as the shaders' `array<u32, 8>`.
-pub(super) fn axes(values: impl Iterator<Item = usize>) -> [u32; 8] {
-    let mut out = [0u32; 8];
-    for (o, v) in out.iter_mut().zip(values) {
-        *o = v as u32;
-    }
+/// The number of axes kernels see: arrays of lower rank get leading axes of extent 1,
+/// so that shaders index with five scalars instead of looping over axes.
+pub(super) const AXES: usize = crate::MAX_NDIM;
+
+/// Five per-axis values, as the shaders' `array<u32, 5>`.
+pub(super) fn axes(values: impl Iterator<Item = usize>) -> [u32; AXES] {
+    let values: Vec<u32> = values.map(|v| v as u32).collect();
+    values.try_into().expect("five axes")
+}
+
+/// `values` with `fill` prepended up to [`AXES`] entries.
+fn pad<T: Clone>(values: &[T], fill: T) -> Vec<T> {
+    let mut out = vec![fill; AXES - values.len()];
+    out.extend_from_slice(values);
     out
+}
+
+fn pad_sets(sets: &[AxisSet]) -> Vec<AxisSet> {
+    pad(sets, AxisSet::from_range(0..1))
 }
 
 /// One kernel launch: which kernel, its parameter struct's bytes, its tables.
 pub(super) struct Dispatch {
     kernel: Kernel,
+    /// A method compiled into the pipeline as the constant `METHOD`.
+    method: u32,
     params: Vec<u8>,
     tables: Vec<u32>,
     count: u32,
@@ -47,10 +61,17 @@ impl Dispatch {
     ) -> Self {
         Dispatch {
             kernel,
+            method: 0,
             params: bytemuck::bytes_of(params).to_vec(),
             tables,
             count,
         }
+    }
+
+    /// The same launch with `METHOD = method` compiled in.
+    pub(super) fn with_method(mut self, method: u32) -> Self {
+        self.method = method;
+        self
     }
 }
 
@@ -81,7 +102,7 @@ fn on_device(plan: &Plan, k: usize) -> bool {
         Stage::Upsample {
             factor,
             method: UpMethod::Linear,
-        } => resample::denominator(factor) <= resample::MAX_DIVISOR,
+        } => resample::denominator(&pad(factor, 1)) <= resample::MAX_DIVISOR,
         _ => true,
     }
 }
@@ -231,21 +252,29 @@ fn upload(ctx: &GpuContext, bytes: &[u8], usage: wgpu::BufferUsages) -> PooledBu
     buffer
 }
 
-/// The kernel launch for device stage `k`, reading a block over `sets[k]`.
+/// The kernel launch for device stage `k`, reading a block over `sets[k]`; every
+/// per-axis quantity is padded to [`AXES`] axes.
 fn dispatch(plan: &Plan, k: usize, input: DType, sets: &[Vec<AxisSet>]) -> Dispatch {
-    let (in_sets, out) = (&sets[k], &sets[k + 1]);
-    let in_shape = plan.shape_at(k);
-    let count = len(out) as u32;
+    let count = len(&sets[k + 1]) as u32;
+    let (in_sets, out) = (&pad_sets(&sets[k]), &pad_sets(&sets[k + 1]));
+    let in_shape = &pad(plan.shape_at(k), 1);
     match &plan.stages()[k] {
         Stage::Threshold { above } => pointwise::threshold(input, *above, count),
         Stage::Clip { min, max } => pointwise::clip(input, *min, *max, count),
         Stage::Cast(_) => pointwise::cast(count),
-        Stage::Stencil(st) => stencil::stencil(st, in_sets, out, in_shape),
+        Stage::Stencil(st) => {
+            let st = Stencil {
+                shape: pad(&st.shape, 1),
+                centre: pad(&st.centre, 0),
+                ..st.clone()
+            };
+            stencil::stencil(&st, in_sets, out, in_shape)
+        }
         Stage::Downsample { factor, method } => {
-            resample::downsample(in_sets, out, in_shape, factor, *method)
+            resample::downsample(in_sets, out, in_shape, &pad(factor, 1), *method)
         }
         Stage::Upsample { factor, method } => {
-            resample::upsample(in_sets, out, in_shape, factor, *method)
+            resample::upsample(in_sets, out, in_shape, &pad(factor, 1), *method)
         }
     }
 }
@@ -295,7 +324,7 @@ fn run_segment(
     for (i, k) in range.clone().enumerate() {
         let d = dispatch(plan, k, dtype, sets);
         let out_dtype = plan.dtype_at(k + 1);
-        let pipeline = ctx.pipeline(d.kernel, dtype, out_dtype)?;
+        let pipeline = ctx.pipeline(d.kernel, d.method, dtype, out_dtype)?;
         let params = upload(ctx, &d.params, storage);
         let tables = upload(ctx, bytemuck::cast_slice(&d.tables), storage);
         let in_bytes = device_bytes(len(&sets[k]), dtype);
@@ -409,11 +438,21 @@ fn run_segment(
         .map_err(|e| Error::Gpu {
             message: format!("waiting for the device: {e}"),
         })?;
+    // The callbacks may run in another thread's poll that saw this submission finish
+    // first, and only after our own poll returns: wait for them.
+    let expected = 1 + usize::from(stamps.is_some());
     let mut failure = None;
-    for (which, r) in rx.try_iter() {
-        match r {
-            Ok(()) => mapped.push(which),
-            Err(e) => failure = Some(format!("reading results back: {e}")),
+    while mapped.len() + usize::from(failure.is_some()) < expected {
+        match rx.recv_timeout(std::time::Duration::from_millis(5)) {
+            Ok((which, Ok(()))) => mapped.push(which),
+            Ok((_, Err(e))) => failure = Some(format!("reading results back: {e}")),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = device.poll(wgpu::PollType::Poll);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                failure = Some("a buffer mapping was dropped".into());
+                break;
+            }
         }
     }
     for &which in &mapped {
@@ -424,11 +463,6 @@ fn run_segment(
     }
     if let Some(message) = failure {
         return Err(Error::Gpu { message });
-    }
-    if mapped.len() != 1 + usize::from(stamps.is_some()) {
-        return Err(Error::Gpu {
-            message: "the device finished without mapping the results".into(),
-        });
     }
     ctx.check_fault()?;
 

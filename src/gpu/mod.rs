@@ -103,6 +103,9 @@ const NO_ADAPTER_HINT: &str = "haloflow uses Vulkan, Metal or DX12 (WGPU_BACKEND
      on Linux install a Vulkan driver (your GPU vendor's, or mesa-vulkan-drivers for the \
      software renderer lavapipe), or run on the CPU";
 
+/// A compiled pipeline's identity: kernel, method, input and output element types.
+type PipelineKey = (Kernel, u32, DType, DType);
+
 /// Buffers kept per (usage, size class) for reuse.
 const POOL_PER_CLASS: usize = 4;
 
@@ -128,7 +131,7 @@ pub struct GpuContext {
     limits: wgpu::Limits,
     pipeline_layout: wgpu::PipelineLayout,
     layout: wgpu::BindGroupLayout,
-    pipelines: Mutex<HashMap<(Kernel, DType, DType), Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     pool: Arc<Pool>,
     max_binding: AtomicU64,
     jobs_in_flight: usize,
@@ -341,24 +344,29 @@ impl GpuContext {
         }
     }
 
-    /// The pipeline of `kernel` for these element types, compiled on first use.
+    /// The pipeline of `kernel` (with `method`) for these element types, compiled on
+    /// first use.
     fn pipeline(
         &self,
         kernel: Kernel,
+        method: u32,
         input: DType,
         output: DType,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
+        let key = (kernel, method, input, output);
         let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = cache.get(&(kernel, input, output)) {
+        if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
         }
-        let label = format!("{} {input}->{output}", kernel.name());
+        let label = format!("{} (method {method}) {input}->{output}", kernel.name());
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(&label),
-                source: wgpu::ShaderSource::Wgsl(shader::source(kernel, input, output).into()),
+                source: wgpu::ShaderSource::Wgsl(
+                    shader::source(kernel, method, input, output).into(),
+                ),
             });
         let pipeline = self
             .device
@@ -376,7 +384,7 @@ impl GpuContext {
             });
         }
         let pipeline = Arc::new(pipeline);
-        cache.insert((kernel, input, output), pipeline.clone());
+        cache.insert(key, pipeline.clone());
         Ok(pipeline)
     }
 

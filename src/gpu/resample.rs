@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::job::{Dispatch, axes};
+use super::job::{AXES, Dispatch, axes};
 use super::shader::Kernel;
 use crate::block::c_strides;
 use crate::region::AxisSet;
@@ -18,12 +18,10 @@ pub(super) const MAX_DIVISOR: u64 = (1 << 31) - 1;
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct DownParams {
     count: u32,
-    ndim: u32,
-    method: u32,
-    pad: u32,
-    lens: [u32; 8],
-    strides: [u32; 8],
-    base: [u32; 8],
+    pad: [u32; 3],
+    lens: [u32; AXES],
+    strides: [u32; AXES],
+    base: [u32; AXES],
 }
 
 /// Mirrors `Params` in `upsample.wgsl`.
@@ -31,11 +29,10 @@ struct DownParams {
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct UpParams {
     count: u32,
-    ndim: u32,
-    method: u32,
     denom: u32,
-    lens: [u32; 8],
-    base: [u32; 8],
+    pad: [u32; 2],
+    lens: [u32; AXES],
+    base: [u32; AXES],
 }
 
 fn position(held: &AxisSet, index: usize) -> usize {
@@ -43,7 +40,8 @@ fn position(held: &AxisSet, index: usize) -> usize {
         .expect("planner bug: a footprint misses an index")
 }
 
-/// Reduces windows of `factor` input elements; `out` indexes the output.
+/// Reduces windows of `factor` input elements; `out` indexes the output (all with
+/// [`AXES`] axes).
 pub(super) fn downsample(
     in_sets: &[AxisSet],
     out: &[AxisSet],
@@ -54,7 +52,7 @@ pub(super) fn downsample(
     let ndim = out.len();
     let strides = c_strides(&in_sets.iter().map(AxisSet::len).collect::<Vec<_>>());
     let mut tab = Vec::new();
-    let mut base = [0u32; 8];
+    let mut base = [0u32; AXES];
     for a in 0..ndim {
         base[a] = tab.len() as u32;
         for o in out[a].iter() {
@@ -65,25 +63,24 @@ pub(super) fn downsample(
         }
     }
     let count = out.iter().map(AxisSet::len).product::<usize>() as u32;
+    let method = match method {
+        DownMethod::Mean => 0,
+        DownMethod::Max => 1,
+        DownMethod::Min => 2,
+        DownMethod::Stride => 3,
+        DownMethod::Mode => 4,
+    };
     let params = DownParams {
         count,
-        ndim: ndim as u32,
-        method: match method {
-            DownMethod::Mean => 0,
-            DownMethod::Max => 1,
-            DownMethod::Min => 2,
-            DownMethod::Stride => 3,
-            DownMethod::Mode => 4,
-        },
-        pad: 0,
+        pad: [0; 3],
         lens: axes(out.iter().map(AxisSet::len)),
         strides: axes(strides.iter().copied()),
         base,
     };
-    Dispatch::new(Kernel::Downsample, &params, tab, count)
+    Dispatch::new(Kernel::Downsample, &params, tab, count).with_method(method)
 }
 
-/// Expands by `factor`; `out` indexes the output.
+/// Expands by `factor`; `out` indexes the output (all with [`AXES`] axes).
 pub(super) fn upsample(
     in_sets: &[AxisSet],
     out: &[AxisSet],
@@ -94,7 +91,7 @@ pub(super) fn upsample(
     let ndim = out.len();
     let strides = c_strides(&in_sets.iter().map(AxisSet::len).collect::<Vec<_>>());
     let mut tab = Vec::new();
-    let mut base = [0u32; 8];
+    let mut base = [0u32; AXES];
     for a in 0..ndim {
         base[a] = tab.len() as u32;
         let f = factor[a];
@@ -114,16 +111,15 @@ pub(super) fn upsample(
     let count = out.iter().map(AxisSet::len).product::<usize>() as u32;
     let params = UpParams {
         count,
-        ndim: ndim as u32,
-        method: match method {
-            UpMethod::Nearest => 0,
-            UpMethod::Linear => 1,
-        },
         denom: denominator(factor) as u32,
+        pad: [0; 2],
         lens: axes(out.iter().map(AxisSet::len)),
         base,
     };
-    Dispatch::new(Kernel::Upsample, &params, tab, count)
+    Dispatch::new(Kernel::Upsample, &params, tab, count).with_method(match method {
+        UpMethod::Nearest => 0,
+        UpMethod::Linear => 1,
+    })
 }
 
 /// The weight denominator of an upsample: the product of `2f` over the axes.

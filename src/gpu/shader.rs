@@ -42,10 +42,12 @@ impl Kernel {
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
 /// The complete source of `kernel` reading `input` and writing `output` elements
-/// (neither may be float64: those stages run on the host).
-pub(crate) fn source(kernel: Kernel, input: DType, output: DType) -> String {
+/// (neither may be float64: those stages run on the host). `method` becomes the
+/// constant `METHOD` (the resampling method), so that each pipeline holds one method's
+/// code only, with no branch on a runtime value.
+pub(crate) fn source(kernel: Kernel, method: u32, input: DType, output: DType) -> String {
     format!(
-        "// {} for {input} -> {output}\n{}\n{}\n{}\n{COMMON}\n{}",
+        "// {} for {input} -> {output}\nconst METHOD: u32 = {method}u;\n{}\n{}\n{}\n{COMMON}\n{}",
         kernel.name(),
         input_prelude(input),
         output_prelude(output),

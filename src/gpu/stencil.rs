@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::job::{Dispatch, NONE, axes};
+use super::job::{AXES, Dispatch, NONE, axes};
 use super::shader::Kernel;
 use crate::block::c_strides;
 use crate::region::AxisSet;
@@ -15,18 +15,16 @@ use crate::stage::Stencil;
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct StencilParams {
     count: u32,
-    ndim: u32,
-    lead_taps: u32,
     weights: u32,
     cval: f32,
-    pad: [u32; 3],
-    lens: [u32; 8],
-    shape: [u32; 8],
-    base: [u32; 8],
+    pad: u32,
+    lens: [u32; AXES],
+    shape: [u32; AXES],
+    base: [u32; AXES],
 }
 
 /// Correlates an input block over `in_sets` (an array of `in_shape`) with `st`,
-/// writing the output indices `out`.
+/// writing the output indices `out` (all with [`AXES`] axes).
 pub(super) fn stencil(
     st: &Stencil,
     in_sets: &[AxisSet],
@@ -37,7 +35,7 @@ pub(super) fn stencil(
     let last = ndim - 1;
     let strides = c_strides(&in_sets.iter().map(AxisSet::len).collect::<Vec<_>>());
     let mut tab: Vec<u32> = Vec::new();
-    let mut base = [0u32; 8];
+    let mut base = [0u32; AXES];
     for a in 0..ndim {
         base[a] = tab.len() as u32;
         // Rank in the input block of every array index on this axis (the input set
@@ -61,11 +59,9 @@ pub(super) fn stencil(
     let count = out.iter().map(AxisSet::len).product::<usize>() as u32;
     let params = StencilParams {
         count,
-        ndim: ndim as u32,
-        lead_taps: st.shape[..last].iter().product::<usize>() as u32,
         weights,
         cval: st.cval,
-        pad: [0; 3],
+        pad: 0,
         lens: axes(out.iter().map(AxisSet::len)),
         shape: axes(st.shape.iter().copied()),
         base,
