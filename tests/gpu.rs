@@ -379,21 +379,31 @@ fn jobs_larger_than_a_binding_are_split() {
     ctx.limit_binding_size(1024);
     let backend = Backend::Gpu(Arc::new(ctx));
     let x = data(&[37, 61], DType::U16, 7);
-    for pipeline in [
-        Pipeline::new(vec![
-            Op::gaussian(&[1.0, 2.0]).with_mode(Mode::Mirror, 0.0),
-            Op::threshold(60.0),
-            Op::downsample(&[2], DownMethod::Max),
-        ]),
-        Pipeline::from(Op::downsample(&[3, 5], DownMethod::Mean)),
-        Pipeline::from(Op::upsample(&[2, 3], UpMethod::Linear)),
+    let line = data(&[700], DType::F32, 8);
+    for (pipeline, input) in [
+        (
+            Pipeline::new(vec![
+                Op::gaussian(&[1.0, 2.0]).with_mode(Mode::Mirror, 0.0),
+                Op::threshold(60.0),
+                Op::downsample(&[2], DownMethod::Max),
+            ]),
+            &x,
+        ),
+        (
+            Pipeline::from(Op::downsample(&[3, 5], DownMethod::Mean)),
+            &x,
+        ),
+        (Pipeline::from(Op::upsample(&[2, 3], UpMethod::Linear)), &x),
         // A stencil whose single output element needs more than one binding
-        // (radius 120, 241 f32 > 1024 bytes): run on the host.
-        Pipeline::from(Op::gaussian(&[0.0, 30.0]).with_mode(Mode::Wrap, 0.0)),
+        // (radius 160: 321 f32 > 1024 bytes) runs on the host.
+        (
+            Pipeline::from(Op::gaussian(&[40.0]).with_mode(Mode::Constant, 2.0)),
+            &line,
+        ),
     ] {
-        let want = pipeline.apply(x.view()).unwrap();
-        let got = pipeline.apply_on(x.view(), None, &backend).unwrap();
-        let tol = (!integer_exact(&pipeline.ops, DType::U16)).then(|| float_tol(&want));
+        let want = pipeline.apply(input.view()).unwrap();
+        let got = pipeline.apply_on(input.view(), None, &backend).unwrap();
+        let tol = (!integer_exact(&pipeline.ops, input.dtype())).then(|| float_tol(&want));
         common::compare(&got, &want, tol).unwrap_or_else(|e| panic!("{pipeline:?}: {e}"));
     }
 }
