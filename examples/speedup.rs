@@ -117,7 +117,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     println!();
     println!(
-        "| {:<22} | {:<12} | {:>8} | {:>16} | {:>14} | {:>7} |",
+        "| {:<22} | {:<20} | {:>8} | {:>17} | {:>15} | {:>7} |",
         "op", "size", "CPU s", "GPU s (+transfer)", "GPU s (compute)", "speedup"
     );
     println!(
@@ -143,7 +143,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             None => "n/a".to_string(),
         };
         println!(
-            "| {:<22} | {:<12} | {:>8.4} | {:>17.4} | {:>15} | {:>6.2}x |",
+            "| {:<22} | {:<20} | {:>8.4} | {:>17.4} | {:>15} | {:>6.2}x |",
             name,
             format!("{label} {}", input.dtype()),
             cpu,
