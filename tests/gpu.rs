@@ -409,6 +409,23 @@ fn jobs_larger_than_a_binding_are_split() {
 }
 
 #[test]
+fn dispatches_beyond_65535_workgroups_use_a_2d_grid() {
+    let Some(gpu) = gpu() else { return };
+    // 1025 × 4096 f32 in one job: 65600 workgroups of 64, more than one grid dimension holds.
+    let shape = [1025, 4096];
+    let x = data(&shape, DType::F32, 11);
+    for op in [
+        Op::clip(-3.0, 40.0),
+        Op::upsample(&[1, 1], UpMethod::Nearest),
+    ] {
+        let pipeline = Pipeline::from(op);
+        let want = pipeline.apply(x.view()).unwrap();
+        let got = pipeline.apply_on(x.view(), Some(&shape), &gpu).unwrap();
+        common::compare(&got, &want, None).unwrap();
+    }
+}
+
+#[test]
 fn device_selection() {
     // No adapter of that name: `gpu` fails with a typed error, `auto` falls back.
     let err = Backend::select(Device::Gpu, Some("no-such-adapter-xyz")).unwrap_err();
