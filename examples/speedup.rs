@@ -121,7 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "op", "size", "CPU s", "GPU s (+transfer)", "GPU s (compute)", "speedup"
     );
     println!(
-        "|{:-<24}|{:-<14}|{:->10}|{:->19}|{:->16}|{:->9}|",
+        "|{:-<24}|{:-<22}|{:->10}|{:->19}|{:->17}|{:->9}|",
         "", "", "", "", "", ""
     );
     for (name, op, input) in cases {
