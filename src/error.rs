@@ -53,11 +53,17 @@ pub enum Error {
         /// The first axis that does not align.
         axis: usize,
     },
-    /// The GPU was asked for and none can be used.
-    #[error("no GPU available: {reason}")]
+    /// No GPU adapter could be opened (`--device gpu` without a usable driver).
+    #[error("no GPU adapter: {reason}")]
     NoGpu {
-        /// Why not.
+        /// Why: no adapter found, no adapter matching the name asked for, or no device.
         reason: String,
+    },
+    /// The GPU reported an error (validation, out of memory, device lost, mapping).
+    #[error("GPU error: {message}")]
+    Gpu {
+        /// The device's message.
+        message: String,
     },
     /// Reading the input failed (the message of the first failure).
     #[error("{0}")]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::backend::Backend;
 use crate::block::{Block, BlockAny, take_vec};
 use crate::cpu;
 use crate::dtype::{DType, with_dtype};
@@ -81,6 +82,8 @@ pub struct RunOptions {
     pub shard: Shard,
     /// Redo jobs already written.
     pub overwrite: bool,
+    /// Where jobs compute.
+    pub backend: Backend,
 }
 
 impl Default for RunOptions {
@@ -90,6 +93,7 @@ impl Default for RunOptions {
             memory_limit: default_memory_limit(),
             shard: Shard::ALL,
             overwrite: false,
+            backend: Backend::Cpu,
         }
     }
 }
@@ -166,7 +170,7 @@ pub fn run(
     let range = options.shard.jobs(plan.num_jobs());
     let mut report = Report {
         jobs_total: range.len(),
-        device: "cpu".into(),
+        device: options.backend.describe(),
         ..Report::default()
     };
 
@@ -186,7 +190,8 @@ pub fn run(
 
     let cache = ChunkCache::new(source, &todo)?;
     let threads = options.threads.max(1).min(todo.len().max(1));
-    let in_flight = threads as u64 * job_bytes(plan, todo.first(), &source.read_chunk_shape());
+    let in_flight = RUNTIME_RESERVE
+        + threads as u64 * job_bytes(plan, todo.first(), &source.read_chunk_shape());
     if in_flight > options.memory_limit {
         return Err(Error::InvalidParameter {
             op: "memory-limit",
@@ -213,7 +218,7 @@ pub fn run(
                 while !failed.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = todo.get(i) else { break };
-                    let result = run_one(plan, job, &cache, sink, &timers);
+                    let result = run_one(plan, job, &cache, sink, &options.backend, &timers);
                     match result {
                         Ok(bytes) => {
                             let total = written.fetch_add(bytes, Ordering::Relaxed) + bytes;
@@ -259,6 +264,7 @@ fn run_one(
     job: &Job,
     cache: &ChunkCache<'_>,
     sink: &dyn Sink,
+    backend: &Backend,
     timers: &[AtomicU64; 3],
 ) -> Result<u64> {
     let lap = |t: &AtomicU64, since: Instant| {
@@ -268,7 +274,10 @@ fn run_one(
     let t = Instant::now();
     let footprint = cache.footprint(job)?;
     let t = lap(&timers[0], t);
-    let result = cpu::run_job(plan, job, &footprint);
+    let result = match backend {
+        Backend::Cpu => cpu::run_job(plan, job, &footprint),
+        Backend::Gpu(ctx) => crate::gpu::run_job(ctx, plan, job, &footprint)?,
+    };
     crate::block::recycle(footprint);
     let t = lap(&timers[1], t);
     sink.write(&job.output, &result)?;
@@ -277,6 +286,10 @@ fn run_one(
     crate::block::recycle(result);
     Ok(bytes)
 }
+
+/// Memory set aside for what the budget does not count job by job: codec buffers,
+/// per-thread buffer pools, allocator slack.
+const RUNTIME_RESERVE: u64 = 16 << 20;
 
 /// Rough bytes a job holds at its peak: its footprint and every stage's output.
 fn job_bytes(plan: &Plan, job: Option<&Job>, read_chunk: &[usize]) -> u64 {

@@ -28,12 +28,14 @@
 
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod block;
 pub mod boundary;
 mod cpu;
 pub mod dtype;
 pub mod error;
 pub mod exec;
+pub mod gpu;
 pub mod memory;
 pub mod ops;
 pub mod plan;
@@ -41,9 +43,11 @@ pub mod region;
 pub mod stage;
 pub mod store;
 
+pub use backend::{Backend, Device};
 pub use boundary::Mode;
 pub use dtype::{ArrayAny, ArrayViewAny, DType, Element};
 pub use error::{Error, Result};
+pub use gpu::{AdapterInfo, GpuContext};
 pub use ops::{Kernel, Op, Pipeline};
 pub use plan::{Job, Plan};
 pub use region::{AxisSet, Grid, Region};

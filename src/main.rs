@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use haloflow::backend::{Backend, Device};
 use haloflow::exec::{self, Report, RunOptions, Shard, Source};
 use haloflow::store::{Input, Output, OutputSpec};
 use haloflow::{DType, DownMethod, Kernel, Mode, Op, Pipeline, Plan, UpMethod};
@@ -41,6 +42,8 @@ enum Command {
     Upsample(Run<UpsampleArgs>),
     /// Show an array's shape, dtype, chunks and codecs, and the job plan of an op.
     Info(InfoArgs),
+    /// List the GPU adapters wgpu sees (name, backend, type).
+    Devices,
 }
 
 /// An op's run: input, output, the op's flags, the common flags.
@@ -58,9 +61,12 @@ struct Run<A: Args> {
 
 #[derive(Args)]
 struct Common {
-    /// Where to compute.
+    /// Where to compute: `auto` takes a hardware GPU if there is one, else the CPU.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     device: DeviceArg,
+    /// The GPU adapter to use, by (part of its) name, as listed by `haloflow devices`.
+    #[arg(long)]
+    adapter: Option<String>,
     /// Worker threads (jobs in flight) [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -348,7 +354,19 @@ fn parse_size(s: &str) -> Result<u64, String> {
     Ok((value * scale as f64) as u64)
 }
 
+/// Caps glibc's malloc arenas. By default every thread that allocates (our workers,
+/// the codec threads) gets an arena of its own, and freed decode buffers linger in
+/// them: a run's resident memory then grows far past its `--memory-limit`.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Threshold(r) => run(r),
@@ -358,6 +376,7 @@ fn main() -> ExitCode {
         Command::Downsample(r) => run(r),
         Command::Upsample(r) => run(r),
         Command::Info(a) => info(a),
+        Command::Devices => devices(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -394,11 +413,6 @@ fn chunk_shape(
 
 fn run<A: Args + ToOp>(r: &Run<A>) -> haloflow::Result<()> {
     let c = &r.common;
-    if c.device == DeviceArg::Gpu {
-        return Err(haloflow::Error::NoGpu {
-            reason: "this build has no GPU backend yet; use --device cpu".into(),
-        });
-    }
     let input = Input::open(&r.input)?;
     let mut pipeline = Pipeline::from(r.op.to_op()?);
     if let Some(d) = &c.dtype {
@@ -417,7 +431,13 @@ fn run<A: Args + ToOp>(r: &Run<A>) -> haloflow::Result<()> {
         .with_attributes(attributes);
     let output = Output::create(&r.output, &spec, c.overwrite)?;
 
+    let device = match c.device {
+        DeviceArg::Auto => Device::Auto,
+        DeviceArg::Cpu => Device::Cpu,
+        DeviceArg::Gpu => Device::Gpu,
+    };
     let mut options = RunOptions {
+        backend: Backend::select(device, c.adapter.as_deref())?,
         overwrite: c.overwrite,
         shard: c.shard.unwrap_or(Shard::ALL),
         ..RunOptions::default()
@@ -490,6 +510,17 @@ fn write_report(path: &Path, report: &Report) -> haloflow::Result<()> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+fn devices() -> haloflow::Result<()> {
+    let adapters = haloflow::gpu::adapters();
+    if adapters.is_empty() {
+        println!("no GPU adapter found (Vulkan, Metal or DX12); haloflow will use the CPU");
+    }
+    for a in adapters {
+        println!("{a}");
+    }
+    Ok(())
 }
 
 fn info(a: &InfoArgs) -> haloflow::Result<()> {

@@ -4,20 +4,27 @@
 //! blocks by the same planner as a Zarr run, and jobs run in parallel on rayon's pool.
 
 use std::borrow::Cow;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ndarray::{ArrayD, ArrayViewD};
 use rayon::prelude::*;
 
+use crate::backend::Backend;
 use crate::block::{Block, BlockElement};
 use crate::cpu;
 use crate::dtype::{ArrayAny, ArrayViewAny, Element, match_any, with_dtype};
 use crate::error::Result;
+use crate::gpu;
 use crate::ops::Pipeline;
 use crate::plan::Plan;
 use crate::region::{AxisSet, Region};
 
 /// Output elements per job when the caller does not choose a block shape.
 const TARGET_BLOCK_ELEMENTS: usize = 1 << 19;
+
+/// The same on a GPU: larger blocks amortise each job's submission and readback.
+const TARGET_GPU_BLOCK_ELEMENTS: usize = 1 << 22;
 
 impl Pipeline {
     /// Applies the pipeline to an in-memory array (1 to 5 dimensions) on the CPU.
@@ -34,9 +41,7 @@ impl Pipeline {
     /// # Ok::<(), haloflow::Error>(())
     /// ```
     pub fn apply<'a>(&self, input: impl Into<ArrayViewAny<'a>>) -> Result<ArrayAny> {
-        let input = input.into();
-        let (out_shape, _) = self.output(input.shape(), input.dtype())?;
-        self.apply_blocks(input, &default_block(&out_shape))
+        self.apply_on(input, None, &Backend::Cpu)
     }
 
     /// Like [`Pipeline::apply`], with one job per output block of `block` elements
@@ -46,7 +51,47 @@ impl Pipeline {
         input: impl Into<ArrayViewAny<'a>>,
         block: &[usize],
     ) -> Result<ArrayAny> {
-        match_any!(input.into(), ArrayViewAny, a => apply_typed(self, a, block))
+        self.apply_on(input, Some(block), &Backend::Cpu)
+    }
+
+    /// Applies the pipeline on `backend`, one job per output block of `block`
+    /// elements (`None`: a default suited to the backend).
+    ///
+    /// On a GPU, [`GpuContext::jobs_in_flight`](crate::GpuContext::jobs_in_flight)
+    /// jobs run at once, each uploading its footprint, running its stages on the
+    /// device and reading its block back.
+    ///
+    /// ```
+    /// use haloflow::{Backend, Device, Op, Pipeline};
+    /// use ndarray::{ArrayD, IxDyn};
+    ///
+    /// // A GPU if there is one (else the CPU, with a notice on stderr).
+    /// let backend = Backend::select(Device::Auto, None)?;
+    /// let x = ArrayD::from_shape_fn(IxDyn(&[20, 30]), |i| (i[0] * i[1]) as u16);
+    /// let pipeline = Pipeline::from(Op::clip(10.0, 200.0));
+    /// let clipped = pipeline.apply_on(x.view(), None, &backend)?;
+    /// assert_eq!(clipped, pipeline.apply(x.view())?);
+    /// # Ok::<(), haloflow::Error>(())
+    /// ```
+    pub fn apply_on<'a>(
+        &self,
+        input: impl Into<ArrayViewAny<'a>>,
+        block: Option<&[usize]>,
+        backend: &Backend,
+    ) -> Result<ArrayAny> {
+        let input = input.into();
+        let block = match block {
+            Some(b) => b.to_vec(),
+            None => {
+                let (out_shape, _) = self.output(input.shape(), input.dtype())?;
+                let target = match backend {
+                    Backend::Cpu => TARGET_BLOCK_ELEMENTS,
+                    Backend::Gpu(_) => TARGET_GPU_BLOCK_ELEMENTS,
+                };
+                block_of(&out_shape, target)
+            }
+        };
+        match_any!(input, ArrayViewAny, a => apply_typed(self, a, &block, backend))
     }
 }
 
@@ -54,6 +99,7 @@ fn apply_typed<T: BlockElement>(
     pipeline: &Pipeline,
     input: ArrayViewD<'_, T>,
     block: &[usize],
+    backend: &Backend,
 ) -> Result<ArrayAny> {
     let plan = Plan::new(pipeline, input.shape(), T::DTYPE, block, block)?;
     let sets = input
@@ -74,14 +120,22 @@ fn apply_typed<T: BlockElement>(
             ptr: buffer.as_mut_ptr(),
             strides: crate::block::c_strides(plan.output_shape()),
         };
-        (0..plan.num_jobs()).into_par_iter().for_each(|i| {
+        let run = |i: usize| -> Result<()> {
             let job = plan.job(i);
-            let result = cpu::run_job(&plan, &job, &source);
+            let result = match backend {
+                Backend::Cpu => cpu::run_job(&plan, &job, &source),
+                Backend::Gpu(ctx) => gpu::run_job(ctx, &plan, &job, &source)?,
+            };
             dst.write(&job.output, &result.typed::<U>().data);
             crate::block::recycle(result);
-        });
+            Ok(())
+        };
+        match backend {
+            Backend::Cpu => (0..plan.num_jobs()).into_par_iter().try_for_each(run)?,
+            Backend::Gpu(ctx) => in_flight(ctx.jobs_in_flight(), plan.num_jobs(), run)?,
+        }
         // SAFETY: the jobs' output blocks tile the whole output (the plan's grid covers
-        // every index), so all `len` elements have been written.
+        // every index), and every job succeeded, so all `len` elements have been written.
         unsafe { buffer.set_len(len) };
         let out = ArrayD::from_shape_vec(plan.output_shape(), buffer)
             .expect("buffer length matches the output shape");
@@ -89,13 +143,49 @@ fn apply_typed<T: BlockElement>(
     })
 }
 
+/// Runs `run(0..jobs)` on `workers` threads, each taking the next job as it finishes
+/// one; stops at the first error and returns it.
+fn in_flight(workers: usize, jobs: usize, run: impl Fn(usize) -> Result<()> + Sync) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_error = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..workers.clamp(1, jobs.max(1)) {
+            s.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= jobs {
+                        break;
+                    }
+                    if let Err(e) = run(i) {
+                        failed.store(true, Ordering::Relaxed);
+                        first_error
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(e);
+                    }
+                }
+            });
+        }
+    });
+    match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// A default output block: the last axis whole (up to 4096), leading axes halved,
 /// largest first, until the block holds about [`TARGET_BLOCK_ELEMENTS`].
 pub fn default_block(out_shape: &[usize]) -> Vec<usize> {
+    block_of(out_shape, TARGET_BLOCK_ELEMENTS)
+}
+
+/// Like [`default_block`], for about `target` elements.
+fn block_of(out_shape: &[usize], target: usize) -> Vec<usize> {
     let mut block = out_shape.to_vec();
     let last = block.len() - 1;
     block[last] = block[last].min(4096);
-    while block.iter().product::<usize>() > TARGET_BLOCK_ELEMENTS {
+    while block.iter().product::<usize>() > target {
         let (axis, &n) = block[..last]
             .iter()
             .enumerate()

@@ -124,13 +124,18 @@ impl Plan {
         &self.shapes[k]
     }
 
-    /// The job at `index` (C order over the output blocks).
-    pub fn job(&self, index: usize) -> Job {
-        let grid = self.blocks.grid_shape();
-        let output = self.blocks.chunk_region(&unravel(index, &grid));
+    /// Element type before stage `k` (`k = stages().len()` gives the output type).
+    pub(crate) fn dtype_at(&self, k: usize) -> DType {
+        self.dtypes[k]
+    }
+
+    /// Per stage, the input indices that the output `region` (any box inside the
+    /// output array) needs; last, the region's own sets. What [`Plan::job`] computes
+    /// for a whole block, for any part of one.
+    pub(crate) fn sets_for(&self, region: &Region) -> Vec<Vec<AxisSet>> {
         let mut sets = vec![
-            (0..output.ndim())
-                .map(|a| AxisSet::from_range(output.range(a)))
+            (0..region.ndim())
+                .map(|a| AxisSet::from_range(region.range(a)))
                 .collect::<Vec<_>>(),
         ];
         for (k, st) in self.stages.iter().enumerate().rev() {
@@ -138,6 +143,14 @@ impl Plan {
             sets.push(needed);
         }
         sets.reverse();
+        sets
+    }
+
+    /// The job at `index` (C order over the output blocks).
+    pub fn job(&self, index: usize) -> Job {
+        let grid = self.blocks.grid_shape();
+        let output = self.blocks.chunk_region(&unravel(index, &grid));
+        let sets = self.sets_for(&output);
         Job {
             index,
             output,

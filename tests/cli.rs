@@ -22,12 +22,17 @@ fn python() -> Option<String> {
 }
 
 fn interop(check: &str) {
+    interop_on(check, "cpu");
+}
+
+fn interop_on(check: &str, device: &str) {
     let Some(python) = python() else { return };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/zarr_interop.py");
     let out = Command::new(&python)
         .arg(&script)
         .arg("--haloflow")
         .arg(env!("CARGO_BIN_EXE_haloflow"))
+        .args(["--device", device])
         .arg(check)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
@@ -43,6 +48,22 @@ fn interop(check: &str) {
 #[test]
 fn every_op_matches_scipy_on_zarr_python_arrays() {
     interop("conformance");
+}
+
+/// The same conformance on the GPU backend (lavapipe in CI). Without an adapter it
+/// prints a notice and passes, unless `HALOFLOW_REQUIRE_GPU=1` (CI) makes it fail.
+#[test]
+fn every_op_matches_scipy_on_the_gpu() {
+    let has_adapter = !haloflow::gpu::adapters().is_empty();
+    if !has_adapter {
+        assert!(
+            std::env::var("HALOFLOW_REQUIRE_GPU").as_deref() != Ok("1"),
+            "HALOFLOW_REQUIRE_GPU=1 but no GPU adapter was found"
+        );
+        eprintln!("notice: no GPU adapter; skipping the GPU conformance run");
+        return;
+    }
+    interop_on("conformance", "gpu");
 }
 
 #[test]
@@ -111,7 +132,7 @@ mod bad_input {
             .unwrap()
     }
 
-    /// Asserts a failure whose first stderr line contains every one of `needles`.
+    /// Asserts a failure whose first error line on stderr contains every one of `needles`.
     fn fails_with(out: &Done, needles: &[&str]) {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -119,11 +140,12 @@ mod bad_input {
             "expected a failure, got success: {stderr}"
         );
         assert_ne!(out.status.code(), Some(101), "panicked: {stderr}");
-        let first = stderr.lines().next().unwrap_or_default();
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+        let first = errors.first().copied().unwrap_or_default();
         for n in needles {
             assert!(
                 first.contains(n),
-                "first stderr line {first:?} lacks {n:?}\n{stderr}"
+                "error line {first:?} lacks {n:?}\n{stderr}"
             );
         }
     }

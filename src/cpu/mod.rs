@@ -48,6 +48,11 @@ pub(crate) fn run_stage(
     }
 }
 
+/// A dense copy of `input` over exactly `sets` (a subset of what it holds).
+pub(crate) fn gather(input: &BlockAny<'_>, sets: &[AxisSet]) -> BlockAny<'static> {
+    match_any!(input, BlockAny, b => pointwise::map(b, sets, |x| x).into_any())
+}
+
 /// Calls `f(index, row)` for every row (multi-index over all axes but the last) of an
 /// array whose leading extents are `outer`, in C order; `row` is the row's C-order number.
 pub(crate) fn for_each_row(outer: &[usize], f: impl FnMut(&[usize], usize)) {

@@ -8,7 +8,8 @@ are compared with scipy/numpy on the whole array (exact for integer-exact ops, w
 
     python tests/interop/zarr_interop.py --haloflow target/debug/haloflow CHECK...
 
-CHECKs: conformance, resume, shards, memory (default: all). Exit status 1 on failure.
+CHECKs: conformance, resume, shards, memory (default: all). `--device gpu` runs the
+conformance on the GPU backend. Exit status 1 on failure.
 The Rust test `tests/cli.rs` runs this with the freshly built binary.
 """
 
@@ -84,6 +85,9 @@ def ref_downsample(x, f, method):
     return out
 
 
+DEVICE = ["--device", "cpu"]
+
+
 def conformance(bin_, tmp):
     rng = np.random.default_rng(7)
     shape = (23, 37, 19)
@@ -127,7 +131,7 @@ def conformance(bin_, tmp):
                     exact = data.dtype.kind in "ui"
                 for out_fmt, out_chunks in ((3, "5,6,7"), (2, None)):
                     dst = os.path.join(tmp, f"out-{dtype}-{layout}-{i}-{out_fmt}.zarr")
-                    args = [op, src, dst, *flags, "--quiet", "--zarr-format", out_fmt]
+                    args = [op, src, dst, *flags, "--quiet", "--zarr-format", out_fmt, *DEVICE]
                     if out_chunks:
                         args += ["--chunks", out_chunks]
                     haloflow(bin_, *args)
@@ -144,7 +148,7 @@ def conformance(bin_, tmp):
                             err = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64))))
                             check(err <= tol, f"{what}: max error {err} > {tol}")
                     n += 1
-    print(f"conformance: {n} runs checked", flush=True)
+    print(f"conformance ({' '.join(DEVICE)}): {n} runs checked", flush=True)
 
 
 def tree_bytes(root):
@@ -231,8 +235,10 @@ def memory(bin_, tmp):
     dst = os.path.join(tmp, "mem-out.zarr")
     report = os.path.join(tmp, "mem-report.json")
     # The peak comes from the process itself (VmHWM): a parent's rusage would count
-    # the Python image the child was forked from.
+    # the Python image the child was forked from. On the CPU: a GPU driver's own
+    # memory (lavapipe maps LLVM) is not the run's data.
     run = haloflow(bin_, "gaussian", path, dst, "--sigma", "2", "--quiet", "--memory-limit", limit,
+                   "--device", "cpu",
                    "--chunks", "32,64,64", "--report", report, check_ok=False)
     check(run.returncode == 0, f"memory: run failed: {run.stderr}")
     with open(report) as f:
@@ -246,8 +252,10 @@ def memory(bin_, tmp):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--haloflow", required=True)
+    ap.add_argument("--device", default="cpu", help="--device for the conformance runs")
     ap.add_argument("checks", nargs="*", default=["conformance", "resume", "shards", "memory"])
     args = ap.parse_args()
+    DEVICE[1] = args.device
     tmp = tempfile.mkdtemp(prefix="haloflow-interop-")
     try:
         for name in args.checks:

@@ -1,0 +1,159 @@
+//! Element-wise kernels (threshold, clip, cast): parameters for `shaders/threshold.wgsl`,
+//! `clip.wgsl` and `cast.wgsl`. Twin of `cpu/pointwise.rs`.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::job::Dispatch;
+use super::shader::Kernel;
+use crate::dtype::{DType, Element};
+
+/// Mirrors `Params` in `threshold.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ThresholdParams {
+    count: u32,
+    always: u32,
+    above: u32,
+    pad: u32,
+}
+
+/// Mirrors `Params` in `clip.wgsl` and (bounds unused) `cast.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ClipParams {
+    count: u32,
+    lo: u32,
+    hi: u32,
+    pad: u32,
+}
+
+/// `v` cast to `d` by the crate's rule, as the bits of the shader's `In` value
+/// (integers widened to 32 bits with their sign).
+fn element_bits(d: DType, v: f64) -> u32 {
+    match d {
+        DType::U8 => u8::from_f64(v) as u32,
+        DType::U16 => u16::from_f64(v) as u32,
+        DType::U32 => u32::from_f64(v),
+        DType::I8 => i8::from_f64(v) as i32 as u32,
+        DType::I16 => i16::from_f64(v) as i32 as u32,
+        DType::I32 => i32::from_f64(v) as u32,
+        DType::F32 => f32::from_f64(v).to_bits(),
+        DType::F64 => unreachable!("float64 stages run on the host"),
+    }
+}
+
+/// `x > above` (compared in f64 on the CPU) as a comparison in the input's own type:
+/// `(always, threshold bits)` with always 0 = compare, 1 = true, 2 = false.
+fn threshold_in(d: DType, above: f64) -> (u32, u32) {
+    if d == DType::F32 {
+        // For f32 x: x > above exactly when x > (above rounded toward -inf).
+        let mut t = above as f32;
+        if t as f64 > above {
+            t = t.next_down();
+        }
+        return (0, t.to_bits());
+    }
+    // For integer x: x > above exactly when x > floor(above).
+    let f = above.floor();
+    let (lo, hi) = if matches!(d, DType::I8 | DType::I16 | DType::I32) {
+        (i32::MIN as f64, i32::MAX as f64)
+    } else {
+        (0.0, u32::MAX as f64)
+    };
+    if f < lo {
+        (1, 0)
+    } else if f >= hi {
+        (2, 0)
+    } else if lo < 0.0 {
+        (0, f as i32 as u32)
+    } else {
+        (0, f as u32)
+    }
+}
+
+pub(super) fn threshold(input: DType, above: f64, count: u32) -> Dispatch {
+    let (always, above) = threshold_in(input, above);
+    Dispatch::new(
+        Kernel::Threshold,
+        &ThresholdParams {
+            count,
+            always,
+            above,
+            pad: 0,
+        },
+        Vec::new(),
+        count,
+    )
+}
+
+pub(super) fn clip(input: DType, min: f64, max: f64, count: u32) -> Dispatch {
+    Dispatch::new(
+        Kernel::Clip,
+        &ClipParams {
+            count,
+            lo: element_bits(input, min),
+            hi: element_bits(input, max),
+            pad: 0,
+        },
+        Vec::new(),
+        count,
+    )
+}
+
+pub(super) fn cast(count: u32) -> Dispatch {
+    Dispatch::new(
+        Kernel::Cast,
+        &ClipParams {
+            count,
+            lo: 0,
+            hi: 0,
+            pad: 0,
+        },
+        Vec::new(),
+        count,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_agree_with_the_f64_comparison() {
+        for above in [
+            -1e40,
+            -3.5,
+            -0.5,
+            0.0,
+            0.3,
+            2.5,
+            7.0,
+            1e10,
+            5e9,
+            f64::INFINITY,
+        ] {
+            for x in [0u32, 1, 2, 7, 8, u32::MAX] {
+                let (always, t) = threshold_in(DType::U32, above);
+                let got = match always {
+                    1 => true,
+                    2 => false,
+                    _ => x > t,
+                };
+                assert_eq!(got, x as f64 > above, "{x} > {above}");
+            }
+            for x in [i32::MIN, -4, -1, 0, 3, i32::MAX] {
+                let (always, t) = threshold_in(DType::I32, above);
+                let got = match always {
+                    1 => true,
+                    2 => false,
+                    _ => x > t as i32,
+                };
+                assert_eq!(got, x as f64 > above, "{x} > {above}");
+            }
+            let (_, t) = threshold_in(DType::F32, above);
+            for x in [f32::MIN, -3.5, 0.1, 0.3, 2.5, 1e10, f32::INFINITY, f32::NAN] {
+                assert_eq!(x > f32::from_bits(t), x as f64 > above, "{x} > {above}");
+            }
+        }
+    }
+}

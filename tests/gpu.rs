@@ -1,0 +1,549 @@
+//! The GPU backend against the CPU backend and against scipy.
+//!
+//! Needs a GPU adapter (Mesa's lavapipe will do: `apt-get install mesa-vulkan-drivers`).
+//! Without one these tests print a notice and pass, unless `HALOFLOW_REQUIRE_GPU=1`,
+//! which makes them fail: CI sets it, so the GPU path is never skipped silently.
+
+mod common;
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use haloflow::{
+    ArrayAny, Backend, DType, Device, DownMethod, Error, GpuContext, Kernel, Mode, Op, Pipeline,
+    UpMethod,
+};
+use ndarray::{ArrayD, IxDyn};
+use proptest::prelude::*;
+use serde::Deserialize;
+
+/// The shared GPU backend, or `None` (with a notice) when there is no adapter.
+fn gpu() -> Option<Backend> {
+    static GPU: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
+    GPU.get_or_init(|| match GpuContext::new(None) {
+        Ok(ctx) => {
+            eprintln!("GPU tests on {}", ctx.adapter());
+            Some(Arc::new(ctx))
+        }
+        Err(e) => {
+            if std::env::var("HALOFLOW_REQUIRE_GPU").as_deref() == Ok("1") {
+                panic!("HALOFLOW_REQUIRE_GPU=1 but no GPU: {e}");
+            }
+            eprintln!("NOTICE: GPU tests skipped (set HALOFLOW_REQUIRE_GPU=1 to fail): {e}");
+            None
+        }
+    })
+    .clone()
+    .map(Backend::Gpu)
+}
+
+/// Deterministic data for `dtype`: the type's extremes, zeros (both signs for
+/// floats), halves, and pseudo-random values over a wide range.
+fn data(shape: &[usize], dtype: DType, seed: u64) -> ArrayAny {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let n: usize = shape.iter().product();
+    let values: Vec<u64> = (0..n).map(|_| next()).collect();
+    macro_rules! ints {
+        ($t:ty) => {{
+            let special = [<$t>::MIN, <$t>::MAX, 0, 1, <$t>::MAX - 1];
+            ArrayD::from_shape_vec(
+                IxDyn(shape),
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| match v % 7 {
+                        0 => special[i % special.len()],
+                        1..=3 => (v >> 8) as $t,
+                        _ => ((v >> 8) % 200) as $t,
+                    })
+                    .collect(),
+            )
+            .unwrap()
+            .into()
+        }};
+    }
+    let float = |i: usize, v: u64| -> f64 {
+        match v % 9 {
+            0 => [0.0, -0.0, 2.5, -3.5, 1e6][i % 5],
+            1 => ((v >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 2e4,
+            _ => ((v >> 8) % 400) as f64 * 0.25 - 20.0,
+        }
+    };
+    match dtype {
+        DType::U8 => ints!(u8),
+        DType::U16 => ints!(u16),
+        DType::U32 => ints!(u32),
+        DType::I8 => ints!(i8),
+        DType::I16 => ints!(i16),
+        DType::I32 => ints!(i32),
+        DType::F32 => ArrayD::from_shape_vec(
+            IxDyn(shape),
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| float(i, v) as f32)
+                .collect(),
+        )
+        .unwrap()
+        .into(),
+        DType::F64 => ArrayD::from_shape_vec(
+            IxDyn(shape),
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| float(i, v))
+                .collect(),
+        )
+        .unwrap()
+        .into(),
+    }
+}
+
+/// Whether a stage list is computed exactly by both backends (no f32 rounding).
+fn integer_exact(ops: &[Op], dtype: DType) -> bool {
+    let mut d = dtype;
+    for op in ops {
+        match op {
+            Op::Gaussian { .. } | Op::Convolve { .. } => return false,
+            Op::Downsample {
+                method: DownMethod::Mean,
+                ..
+            }
+            | Op::Upsample {
+                method: UpMethod::Linear,
+                ..
+            } if d.is_float() => return false,
+            Op::Threshold { .. } => d = DType::U8,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// 2e-5 of the expected result's range (at least of 1): the tolerance for float ops.
+fn float_tol(want: &ArrayAny) -> f64 {
+    let v = common::as_f64(want);
+    let finite = v.iter().copied().filter(|x| x.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+        (a.min(x), b.max(x))
+    });
+    2e-5 * (hi - lo).max(1.0)
+}
+
+/// The ops each shape × dtype is run through.
+fn ops(ndim: usize) -> Vec<Op> {
+    let mut ops = vec![
+        Op::threshold(50.5),
+        Op::threshold(-1.0),
+        Op::clip(-10.5, 120.5),
+    ];
+    for mode in Mode::ALL {
+        ops.push(Op::gaussian(&[1.0]).with_mode(mode, 1.5));
+        // Radius 12: halos longer than most of the test axes.
+        ops.push(Op::gaussian(&[3.0]).with_mode(mode, -2.0));
+        ops.push(
+            Op::convolve(Kernel::new(
+                vec![2, 3],
+                vec![1.0, -2.0, 0.5, 3.0, 0.25, -1.0],
+            ))
+            .with_mode(mode, 0.5),
+        );
+        if ndim >= 3 {
+            ops.push(
+                Op::convolve(Kernel::new(
+                    vec![3, 1, 2],
+                    vec![0.5, 1.0, -1.0, 2.0, 0.25, 0.75],
+                ))
+                .with_mode(mode, 4.0),
+            );
+        }
+    }
+    for method in [
+        DownMethod::Mean,
+        DownMethod::Max,
+        DownMethod::Min,
+        DownMethod::Stride,
+        DownMethod::Mode,
+    ] {
+        ops.push(Op::downsample(&[2], method));
+        ops.push(Op::downsample(&[3], method));
+    }
+    for method in [UpMethod::Nearest, UpMethod::Linear] {
+        ops.push(Op::upsample(&[2], method));
+        ops.push(Op::upsample(&[3], method));
+    }
+    ops
+}
+
+/// Shapes around the workgroup size (64) and the packing (4 u8 to a word), a single
+/// element, and 4-D/5-D arrays.
+const SHAPES: &[&[usize]] = &[
+    &[1, 1, 1],
+    &[63],
+    &[65],
+    &[257],
+    &[2, 1, 3],
+    &[3, 5, 67],
+    &[2, 3, 1, 5],
+    &[2, 1, 2, 3, 3],
+];
+
+const DTYPES: [DType; 8] = DType::ALL;
+
+#[test]
+fn every_op_mode_and_dtype_on_odd_shapes_matches_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for (s, shape) in SHAPES.iter().enumerate() {
+        let ndim = shape.len();
+        // Kernels of fewer dims than the array only: drop 2-D kernels on 1-D arrays.
+        let ops: Vec<Op> = ops(ndim)
+            .into_iter()
+            .filter(|op| !matches!(op, Op::Convolve { kernel, .. } if kernel.shape.len() > ndim))
+            .collect();
+        for dtype in DTYPES {
+            let input = data(shape, dtype, s as u64 * 31 + dtype as u64);
+            for op in &ops {
+                let pipeline = Pipeline::from(op.clone());
+                let want = pipeline.apply(input.view()).unwrap();
+                let tol =
+                    (!integer_exact(std::slice::from_ref(op), dtype)).then(|| float_tol(&want));
+                // One block, and blocks of 2 along every axis.
+                let blocks = [None, Some(vec![2; ndim])];
+                for block in &blocks {
+                    runs += 1;
+                    let got = pipeline
+                        .apply_on(input.view(), block.as_deref(), &gpu)
+                        .map_err(|e| e.to_string())
+                        .and_then(|g| common::compare(&g, &want, tol));
+                    if let Err(e) = got {
+                        failures.push(format!("{op:?} on {dtype} {shape:?} blocks {block:?}: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} GPU runs differ from the CPU:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn casts_to_every_dtype_round_half_to_even_and_saturate() {
+    let Some(gpu) = gpu() else { return };
+    let mut failures = Vec::new();
+    for from in DTYPES {
+        let input = data(&[5, 53], from, from as u64);
+        for to in DTYPES {
+            for ops in [vec![], vec![Op::clip(-1e12, 1e12)]] {
+                let pipeline = Pipeline::new(ops).with_dtype(to);
+                let want = pipeline.apply(input.view()).unwrap();
+                let got = pipeline.apply_on(input.view(), None, &gpu).unwrap();
+                if let Err(e) = common::compare(&got, &want, None) {
+                    failures.push(format!("{from} -> {to}: {e}"));
+                }
+            }
+        }
+    }
+    // Float halves and out-of-range values.
+    let halves = ArrayD::from_shape_fn(IxDyn(&[400]), |i| {
+        let k = i[0] as f32;
+        if k < 200.0 {
+            (k - 100.0) * 0.5
+        } else {
+            (k - 300.0) * 4.3e7
+        }
+    });
+    let nan = ArrayD::from_shape_vec(
+        IxDyn(&[4]),
+        vec![f32::NAN, f32::INFINITY, -f32::INFINITY, -0.0],
+    )
+    .unwrap();
+    for input in [
+        halves,
+        nan,
+        ArrayD::from_shape_fn(IxDyn(&[9]), |i| i[0] as f32 - 4.5),
+    ] {
+        for to in DTYPES {
+            let pipeline = Pipeline::new(vec![]).with_dtype(to);
+            let want = pipeline.apply(input.view()).unwrap();
+            let got = pipeline.apply_on(input.view(), None, &gpu).unwrap();
+            if let Err(e) = common::compare(&got, &want, None) {
+                failures.push(format!("f32 -> {to}: {e}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn nan_propagates_as_on_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let x = ArrayD::from_shape_fn(IxDyn(&[7, 9]), |i| {
+        if (i[0] * 9 + i[1]) % 5 == 2 {
+            f32::NAN
+        } else {
+            (i[0] * 9 + i[1]) as f32 - 20.0
+        }
+    });
+    for op in [
+        Op::threshold(3.0),
+        Op::clip(-5.0, 5.0),
+        Op::downsample(&[2], DownMethod::Max),
+        Op::downsample(&[2], DownMethod::Min),
+        Op::downsample(&[3], DownMethod::Stride),
+        Op::upsample(&[2], UpMethod::Nearest),
+        Op::gaussian(&[1.0]),
+    ] {
+        let pipeline = Pipeline::from(op.clone());
+        let want = pipeline.apply(x.view()).unwrap();
+        let got = pipeline.apply_on(x.view(), None, &gpu).unwrap();
+        common::compare(&got, &want, None).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+    }
+}
+
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    input: String,
+    ops: Vec<Op>,
+    dtype: Option<DType>,
+    expected: String,
+    exact: bool,
+    tol: f64,
+}
+
+#[derive(Deserialize)]
+struct Cases {
+    cases: Vec<Case>,
+}
+
+#[test]
+fn golden_cases_match_scipy_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let text = std::fs::read_to_string(dir.join("cases.json")).expect("cases.json");
+    let cases: Cases = serde_json::from_str(&text).expect("cases.json parses");
+    let mut failures = Vec::new();
+    for case in &cases.cases {
+        let input = common::read_npy(&dir.join(&case.input));
+        let want = common::read_npy(&dir.join(&case.expected));
+        let pipeline = Pipeline {
+            ops: case.ops.clone(),
+            dtype: case.dtype,
+        };
+        let tol = (!case.exact).then_some(case.tol);
+        let cpu = pipeline.apply(input.view()).unwrap();
+        let ndim = want.shape().len();
+        for block in [want.shape().to_vec(), vec![3; ndim]] {
+            let result = pipeline
+                .apply_on(input.view(), Some(&block), &gpu)
+                .map_err(|e| e.to_string())
+                .and_then(|got| {
+                    common::compare(&got, &want, tol).map_err(|e| format!("vs scipy: {e}"))?;
+                    common::compare(&got, &cpu, tol).map_err(|e| format!("vs cpu: {e}"))
+                });
+            if let Err(e) = result {
+                failures.push(format!("{} (blocks {block:?}): {e}", case.name));
+                break;
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} golden cases fail on the GPU:\n{}",
+        failures.len(),
+        cases.cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn jobs_larger_than_a_binding_are_split() {
+    if gpu().is_none() {
+        return;
+    }
+    // A context of its own: lowering its binding limit must not affect other tests.
+    let ctx = GpuContext::new(None).unwrap();
+    ctx.limit_binding_size(1024);
+    let backend = Backend::Gpu(Arc::new(ctx));
+    let x = data(&[37, 61], DType::U16, 7);
+    let line = data(&[700], DType::F32, 8);
+    for (pipeline, input) in [
+        (
+            Pipeline::new(vec![
+                Op::gaussian(&[1.0, 2.0]).with_mode(Mode::Mirror, 0.0),
+                Op::threshold(60.0),
+                Op::downsample(&[2], DownMethod::Max),
+            ]),
+            &x,
+        ),
+        (
+            Pipeline::from(Op::downsample(&[3, 5], DownMethod::Mean)),
+            &x,
+        ),
+        (Pipeline::from(Op::upsample(&[2, 3], UpMethod::Linear)), &x),
+        // A stencil whose single output element needs more than one binding
+        // (radius 160: 321 f32 > 1024 bytes) runs on the host.
+        (
+            Pipeline::from(Op::gaussian(&[40.0]).with_mode(Mode::Constant, 2.0)),
+            &line,
+        ),
+    ] {
+        let want = pipeline.apply(input.view()).unwrap();
+        let got = pipeline.apply_on(input.view(), None, &backend).unwrap();
+        let tol = (!integer_exact(&pipeline.ops, input.dtype())).then(|| float_tol(&want));
+        common::compare(&got, &want, tol).unwrap_or_else(|e| panic!("{pipeline:?}: {e}"));
+    }
+}
+
+#[test]
+fn dispatches_beyond_65535_workgroups_use_a_2d_grid() {
+    let Some(gpu) = gpu() else { return };
+    // 1025 × 4096 f32 in one job: 65600 workgroups of 64, more than one grid dimension holds.
+    let shape = [1025, 4096];
+    let x = data(&shape, DType::F32, 11);
+    for op in [
+        Op::clip(-3.0, 40.0),
+        Op::upsample(&[1, 1], UpMethod::Nearest),
+    ] {
+        let pipeline = Pipeline::from(op);
+        let want = pipeline.apply(x.view()).unwrap();
+        let got = pipeline.apply_on(x.view(), Some(&shape), &gpu).unwrap();
+        common::compare(&got, &want, None).unwrap();
+    }
+}
+
+#[test]
+fn device_selection() {
+    // No adapter of that name: `gpu` fails with a typed error, `auto` falls back.
+    let err = Backend::select(Device::Gpu, Some("no-such-adapter-xyz")).unwrap_err();
+    assert!(matches!(err, Error::NoGpu { .. }), "{err}");
+    assert!(err.to_string().contains("no-such-adapter-xyz"), "{err}");
+    assert!(matches!(
+        Backend::select(Device::Auto, Some("no-such-adapter-xyz")).unwrap(),
+        Backend::Cpu
+    ));
+    assert!(matches!(
+        Backend::select(Device::Cpu, None).unwrap(),
+        Backend::Cpu
+    ));
+    assert_eq!("GPU".parse::<Device>().unwrap(), Device::Gpu);
+    assert!("tpu".parse::<Device>().is_err());
+    if let Some(Backend::Gpu(ctx)) = gpu() {
+        let name = ctx.adapter().name.clone();
+        assert!(haloflow::gpu::adapters().iter().any(|a| a.name == name));
+        // Part of the name, any case, picks the adapter.
+        let part = name[..name.len().min(5)].to_uppercase();
+        let ctx = GpuContext::new(Some(&part)).unwrap();
+        assert_eq!(ctx.adapter().name, name);
+    }
+}
+
+fn mode() -> impl Strategy<Value = Mode> {
+    prop::sample::select(Mode::ALL.to_vec())
+}
+
+fn op(ndim: usize) -> impl Strategy<Value = Op> {
+    let kernel = (1..=ndim.min(3))
+        .prop_flat_map(|kd| prop::collection::vec(1usize..=4, kd))
+        .prop_flat_map(|shape| {
+            let n = shape.iter().product::<usize>();
+            (Just(shape), prop::collection::vec(-2.0f64..2.0, n))
+        })
+        .prop_map(|(shape, data)| Kernel::new(shape, data));
+    prop_oneof![
+        (-20.0f64..120.0).prop_map(Op::threshold),
+        (-20.0f64..60.0, 0.0f64..80.0).prop_map(|(lo, w)| Op::clip(lo, lo + w)),
+        (
+            prop::collection::vec(prop_oneof![Just(0.0), 0.3f64..2.5], 1),
+            mode(),
+            -5.0f64..5.0
+        )
+            .prop_map(|(sigma, mode, cval)| Op::gaussian(&sigma).with_mode(mode, cval)),
+        (kernel, mode(), -5.0f64..5.0).prop_map(|(k, m, c)| Op::convolve(k).with_mode(m, c)),
+        (
+            prop::collection::vec(1usize..=3, 1),
+            prop::sample::select(vec![
+                DownMethod::Mean,
+                DownMethod::Max,
+                DownMethod::Min,
+                DownMethod::Stride,
+                DownMethod::Mode,
+            ])
+        )
+            .prop_map(|(f, m)| Op::downsample(&f, m)),
+        (
+            prop::collection::vec(1usize..=3, 1),
+            prop::sample::select(vec![UpMethod::Nearest, UpMethod::Linear])
+        )
+            .prop_map(|(f, m)| Op::upsample(&f, m)),
+    ]
+}
+
+fn case() -> impl Strategy<Value = (Vec<usize>, DType, u64, Vec<Op>)> {
+    (1usize..=4).prop_flat_map(|ndim| {
+        (
+            prop::collection::vec(1usize..=9, ndim),
+            prop::sample::select(DTYPES.to_vec()),
+            any::<u64>(),
+            prop::collection::vec(op(ndim), 1..=3),
+        )
+    })
+}
+
+/// Bit patterns of every element, so that -0.0 and 0.0 differ.
+fn bits(a: &ArrayAny) -> Vec<u64> {
+    match a {
+        ArrayAny::F32(a) => a.iter().map(|x| x.to_bits() as u64).collect(),
+        other => common::as_f64(other)
+            .into_iter()
+            .map(f64::to_bits)
+            .collect(),
+    }
+}
+
+proptest! {
+    // Few cases: every one runs several GPU jobs, slow on a software adapter.
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn gpu_chunked_equals_gpu_one_block_and_the_cpu(
+        (shape, dtype, seed, ops) in case(),
+        block_seed in prop::collection::vec(1usize..=5, 4),
+    ) {
+        let Some(gpu) = gpu() else { return Ok(()) };
+        let input = data(&shape, dtype, seed);
+        let pipeline = Pipeline::new(ops.clone());
+        let (out_shape, _) = pipeline.output(&shape, dtype).unwrap();
+        let block: Vec<usize> = out_shape.iter().zip(&block_seed).map(|(&n, &b)| b.min(n)).collect();
+        let whole = pipeline.apply_on(input.view(), Some(&out_shape), &gpu).unwrap();
+        let chunked = pipeline.apply_on(input.view(), Some(&block), &gpu).unwrap();
+        prop_assert!(bits(&whole) == bits(&chunked), "blocks {:?} change the GPU result", block);
+        let cpu = pipeline.apply(input.view()).unwrap();
+        // Integer-exact chains agree bit for bit. After f32 rounding (which may differ
+        // by an ulp between devices), a later integer step (threshold, rounding) may
+        // flip by one.
+        let tol = if integer_exact(&ops, dtype) {
+            None
+        } else if cpu.dtype().is_float() {
+            Some(float_tol(&cpu))
+        } else {
+            Some(1.0)
+        };
+        if let Err(e) = common::compare(&whole, &cpu, tol) {
+            prop_assert!(false, "GPU differs from CPU: {}", e);
+        }
+    }
+}
