@@ -42,6 +42,8 @@ enum Command {
     Upsample(Run<UpsampleArgs>),
     /// Show an array's shape, dtype, chunks and codecs, and the job plan of an op.
     Info(InfoArgs),
+    /// Re-encode, rechunk (--chunks) and cast (--dtype): no operation, the I/O ceiling.
+    Copy(Run<CopyArgs>),
     /// List the GPU adapters wgpu sees (name, backend, type).
     Devices,
 }
@@ -138,6 +140,10 @@ enum UpArg {
     Nearest,
     Linear,
 }
+
+/// `copy` has only the common flags.
+#[derive(Args, Clone)]
+struct CopyArgs {}
 
 /// Flags of `threshold`.
 #[derive(Args, Clone)]
@@ -248,6 +254,23 @@ enum InfoOp {
 /// Turns an op's flags into an [`Op`].
 trait ToOp {
     fn to_op(&self) -> haloflow::Result<Op>;
+}
+
+/// The operations a command runs: one op, or none for `copy`.
+trait ToOps {
+    fn to_ops(&self) -> haloflow::Result<Vec<Op>>;
+}
+
+impl<T: ToOp> ToOps for T {
+    fn to_ops(&self) -> haloflow::Result<Vec<Op>> {
+        Ok(vec![self.to_op()?])
+    }
+}
+
+impl ToOps for CopyArgs {
+    fn to_ops(&self) -> haloflow::Result<Vec<Op>> {
+        Ok(Vec::new())
+    }
 }
 
 impl ToOp for ThresholdArgs {
@@ -376,6 +399,7 @@ fn main() -> ExitCode {
         Command::Downsample(r) => run(r),
         Command::Upsample(r) => run(r),
         Command::Info(a) => info(a),
+        Command::Copy(r) => run(r),
         Command::Devices => devices(),
     };
     match result {
@@ -411,10 +435,10 @@ fn chunk_shape(
         .collect())
 }
 
-fn run<A: Args + ToOp>(r: &Run<A>) -> haloflow::Result<()> {
+fn run<A: Args + ToOps>(r: &Run<A>) -> haloflow::Result<()> {
     let c = &r.common;
     let input = Input::open(&r.input)?;
-    let mut pipeline = Pipeline::from(r.op.to_op()?);
+    let mut pipeline = Pipeline::new(r.op.to_ops()?);
     if let Some(d) = &c.dtype {
         pipeline = pipeline.with_dtype(d.parse::<DType>()?);
     }

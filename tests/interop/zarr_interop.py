@@ -104,6 +104,7 @@ def conformance(bin_, tmp):
         ("v3-sharded", 3, (4, 5, 7), (8, 10, 14)),
     ]
     cases = [
+        ("copy", [], lambda x: x, True),
         ("threshold", ["--above", "40"], lambda x: (x.astype(np.float64) > 40).astype(np.uint8), True),
         ("clip", ["--min", "10.5", "--max", "3000.5"],
          lambda x: cast(np.clip(x.astype(np.float64), 10.5, 3000.5), x.dtype) if x.dtype.kind in "ui"
