@@ -6,16 +6,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use common::props::{bits, op};
 use haloflow::{
     ArrayAny, Backend, DType, Device, DownMethod, Error, GpuContext, Kernel, Mode, Op, Pipeline,
     UpMethod,
 };
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
-use serde::Deserialize;
 
 /// The shared GPU backend, or `None` (with a notice) when there is no adapter.
 fn gpu() -> Option<Backend> {
@@ -313,37 +312,15 @@ fn nan_propagates_as_on_the_cpu() {
     }
 }
 
-#[derive(Deserialize)]
-struct Case {
-    name: String,
-    input: String,
-    ops: Vec<Op>,
-    dtype: Option<DType>,
-    expected: String,
-    exact: bool,
-    tol: f64,
-}
-
-#[derive(Deserialize)]
-struct Cases {
-    cases: Vec<Case>,
-}
-
 #[test]
 fn golden_cases_match_scipy_on_the_gpu() {
     let Some(gpu) = gpu() else { return };
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let text = std::fs::read_to_string(dir.join("cases.json")).expect("cases.json");
-    let cases: Cases = serde_json::from_str(&text).expect("cases.json parses");
+    let cases = common::golden_cases();
     let mut failures = Vec::new();
-    for case in &cases.cases {
-        let input = common::read_npy(&dir.join(&case.input));
-        let want = common::read_npy(&dir.join(&case.expected));
-        let pipeline = Pipeline {
-            ops: case.ops.clone(),
-            dtype: case.dtype,
-        };
-        let tol = (!case.exact).then_some(case.tol);
+    for case in &cases {
+        let (input, want) = case.load();
+        let pipeline = case.pipeline();
+        let tol = case.tolerance();
         let cpu = pipeline.apply(input.view()).unwrap();
         let ndim = want.shape().len();
         for block in [want.shape().to_vec(), vec![3; ndim]] {
@@ -364,7 +341,7 @@ fn golden_cases_match_scipy_on_the_gpu() {
         failures.is_empty(),
         "{} of {} golden cases fail on the GPU:\n{}",
         failures.len(),
-        cases.cases.len(),
+        cases.len(),
         failures.join("\n")
     );
 }
@@ -451,47 +428,6 @@ fn device_selection() {
     }
 }
 
-fn mode() -> impl Strategy<Value = Mode> {
-    prop::sample::select(Mode::ALL.to_vec())
-}
-
-fn op(ndim: usize) -> impl Strategy<Value = Op> {
-    let kernel = (1..=ndim.min(3))
-        .prop_flat_map(|kd| prop::collection::vec(1usize..=4, kd))
-        .prop_flat_map(|shape| {
-            let n = shape.iter().product::<usize>();
-            (Just(shape), prop::collection::vec(-2.0f64..2.0, n))
-        })
-        .prop_map(|(shape, data)| Kernel::new(shape, data));
-    prop_oneof![
-        (-20.0f64..120.0).prop_map(Op::threshold),
-        (-20.0f64..60.0, 0.0f64..80.0).prop_map(|(lo, w)| Op::clip(lo, lo + w)),
-        (
-            prop::collection::vec(prop_oneof![Just(0.0), 0.3f64..2.5], 1),
-            mode(),
-            -5.0f64..5.0
-        )
-            .prop_map(|(sigma, mode, cval)| Op::gaussian(&sigma).with_mode(mode, cval)),
-        (kernel, mode(), -5.0f64..5.0).prop_map(|(k, m, c)| Op::convolve(k).with_mode(m, c)),
-        (
-            prop::collection::vec(1usize..=3, 1),
-            prop::sample::select(vec![
-                DownMethod::Mean,
-                DownMethod::Max,
-                DownMethod::Min,
-                DownMethod::Stride,
-                DownMethod::Mode,
-            ])
-        )
-            .prop_map(|(f, m)| Op::downsample(&f, m)),
-        (
-            prop::collection::vec(1usize..=3, 1),
-            prop::sample::select(vec![UpMethod::Nearest, UpMethod::Linear])
-        )
-            .prop_map(|(f, m)| Op::upsample(&f, m)),
-    ]
-}
-
 fn case() -> impl Strategy<Value = (Vec<usize>, DType, u64, Vec<Op>)> {
     (1usize..=4).prop_flat_map(|ndim| {
         (
@@ -501,17 +437,6 @@ fn case() -> impl Strategy<Value = (Vec<usize>, DType, u64, Vec<Op>)> {
             prop::collection::vec(op(ndim), 1..=3),
         )
     })
-}
-
-/// Bit patterns of every element, so that -0.0 and 0.0 differ.
-fn bits(a: &ArrayAny) -> Vec<u64> {
-    match a {
-        ArrayAny::F32(a) => a.iter().map(|x| x.to_bits() as u64).collect(),
-        other => common::as_f64(other)
-            .into_iter()
-            .map(f64::to_bits)
-            .collect(),
-    }
 }
 
 proptest! {

@@ -98,3 +98,66 @@ pub fn compare(got: &ArrayAny, want: &ArrayAny, tol: Option<f64>) -> Result<(), 
         )),
     }
 }
+
+pub mod props;
+
+/// One scipy reference case of `tests/golden/cases.json`.
+#[derive(serde::Deserialize)]
+pub struct GoldenCase {
+    /// Unique name.
+    pub name: String,
+    /// Input `.npy`, relative to `tests/golden`.
+    pub input: String,
+    /// The operations, in order.
+    pub ops: Vec<haloflow::Op>,
+    /// Final cast.
+    pub dtype: Option<DType>,
+    /// Expected `.npy`, relative to `tests/golden`.
+    pub expected: String,
+    /// Bit-exact comparison.
+    pub exact: bool,
+    /// Absolute tolerance when not exact.
+    pub tol: f64,
+}
+
+impl GoldenCase {
+    /// The case's pipeline.
+    pub fn pipeline(&self) -> haloflow::Pipeline {
+        haloflow::Pipeline {
+            ops: self.ops.clone(),
+            dtype: self.dtype,
+        }
+    }
+
+    /// The tolerance to compare with (`None`: exact).
+    pub fn tolerance(&self) -> Option<f64> {
+        (!self.exact).then_some(self.tol)
+    }
+
+    /// Input and expected output.
+    pub fn load(&self) -> (ArrayAny, ArrayAny) {
+        let dir = golden_dir();
+        (
+            read_npy(&dir.join(&self.input)),
+            read_npy(&dir.join(&self.expected)),
+        )
+    }
+}
+
+/// `tests/golden`.
+pub fn golden_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+/// Every golden case (run `tests/golden/generate.py` to regenerate them).
+pub fn golden_cases() -> Vec<GoldenCase> {
+    #[derive(serde::Deserialize)]
+    struct Cases {
+        cases: Vec<GoldenCase>,
+    }
+    let text = std::fs::read_to_string(golden_dir().join("cases.json"))
+        .expect("tests/golden/cases.json (run tests/golden/generate.py)");
+    let cases: Cases = serde_json::from_str(&text).expect("cases.json parses");
+    assert!(cases.cases.len() > 100, "too few golden cases");
+    cases.cases
+}

@@ -1,0 +1,67 @@
+//! proptest strategies shared by the chunk-invariance properties (CPU and GPU).
+
+use haloflow::{ArrayAny, DownMethod, Kernel, Mode, Op, UpMethod};
+use proptest::prelude::*;
+
+/// Any boundary mode.
+pub fn mode() -> impl Strategy<Value = Mode> {
+    prop::sample::select(Mode::ALL.to_vec())
+}
+
+/// One value for all axes, or one per axis.
+pub fn per_axis<S: Strategy + Clone>(s: S, ndim: usize) -> impl Strategy<Value = Vec<S::Value>> {
+    prop_oneof![
+        prop::collection::vec(s.clone(), 1),
+        prop::collection::vec(s, ndim)
+    ]
+}
+
+/// Any operation, with any parameters, on an `ndim`-D array.
+pub fn op(ndim: usize) -> impl Strategy<Value = Op> {
+    let per_axis_sigma = per_axis(prop_oneof![Just(0.0), 0.3f64..2.5], ndim);
+    let factors = |max: usize| per_axis(1usize..=max, ndim);
+    let kernel = (1..=ndim.min(3))
+        .prop_flat_map(|kd| prop::collection::vec(1usize..=5, kd))
+        .prop_flat_map(|shape| {
+            let n = shape.iter().product::<usize>();
+            (Just(shape), prop::collection::vec(-2.0f64..2.0, n))
+        })
+        .prop_map(|(shape, data)| Kernel::new(shape, data));
+    prop_oneof![
+        (-20.0f64..120.0).prop_map(Op::threshold),
+        (-20.0f64..60.0, 0.0f64..80.0).prop_map(|(lo, w)| Op::clip(lo, lo + w)),
+        (per_axis_sigma, mode(), -5.0f64..5.0, 1.0f64..4.5).prop_map(
+            |(sigma, mode, cval, truncate)| Op::Gaussian {
+                sigma,
+                mode,
+                cval,
+                truncate
+            }
+        ),
+        (kernel, mode(), -5.0f64..5.0).prop_map(|(k, m, c)| Op::convolve(k).with_mode(m, c)),
+        (
+            factors(4),
+            prop::sample::select(vec![
+                DownMethod::Mean,
+                DownMethod::Max,
+                DownMethod::Min,
+                DownMethod::Stride,
+                DownMethod::Mode,
+            ])
+        )
+            .prop_map(|(f, m)| Op::downsample(&f, m)),
+        (
+            factors(3),
+            prop::sample::select(vec![UpMethod::Nearest, UpMethod::Linear])
+        )
+            .prop_map(|(f, m)| Op::upsample(&f, m)),
+    ]
+}
+
+/// Bit patterns of every element, so that -0.0 and 0.0 differ.
+pub fn bits(a: &ArrayAny) -> Vec<u64> {
+    match a {
+        ArrayAny::F32(a) => a.iter().map(|x| x.to_bits() as u64).collect(),
+        other => super::as_f64(other).into_iter().map(f64::to_bits).collect(),
+    }
+}
