@@ -437,6 +437,13 @@ fn chunk_shape(
 
 fn run<A: Args + ToOps>(r: &Run<A>) -> haloflow::Result<()> {
     let c = &r.common;
+    let device = match c.device {
+        DeviceArg::Auto => Device::Auto,
+        DeviceArg::Cpu => Device::Cpu,
+        DeviceArg::Gpu => Device::Gpu,
+    };
+    // Before anything is created: a missing GPU must leave no output behind.
+    let backend = Backend::select(device, c.adapter.as_deref())?;
     let input = Input::open(&r.input)?;
     let mut pipeline = Pipeline::new(r.op.to_ops()?);
     if let Some(d) = &c.dtype {
@@ -455,13 +462,8 @@ fn run<A: Args + ToOps>(r: &Run<A>) -> haloflow::Result<()> {
         .with_attributes(attributes);
     let output = Output::create(&r.output, &spec, c.overwrite)?;
 
-    let device = match c.device {
-        DeviceArg::Auto => Device::Auto,
-        DeviceArg::Cpu => Device::Cpu,
-        DeviceArg::Gpu => Device::Gpu,
-    };
     let mut options = RunOptions {
-        backend: Backend::select(device, c.adapter.as_deref())?,
+        backend,
         overwrite: c.overwrite,
         shard: c.shard.unwrap_or(Shard::ALL),
         ..RunOptions::default()

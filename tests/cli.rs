@@ -257,6 +257,36 @@ mod bad_input {
     }
 
     #[test]
+    fn no_gpu_driver_fails_gpu_and_auto_falls_back_to_the_cpu() {
+        let dir = scratch("nogpu");
+        let src = input(&dir, "in.zarr");
+        // wgpu is built without GL, so this hides every adapter, as a machine without
+        // a Vulkan driver would.
+        let run = |device: &str, out: &str| {
+            Command::new(env!("CARGO_BIN_EXE_haloflow"))
+                .args([
+                    "threshold",
+                    s(&src),
+                    s(&dir.join(out)),
+                    "--above",
+                    "3",
+                    "--device",
+                    device,
+                ])
+                .env("WGPU_BACKEND", "gl")
+                .output()
+                .unwrap()
+        };
+        fails_with(&run("gpu", "gpu.zarr"), &["no GPU adapter"]);
+        assert!(!dir.join("gpu.zarr").exists());
+        let auto = run("auto", "auto.zarr");
+        let stderr = String::from_utf8_lossy(&auto.stderr);
+        assert!(auto.status.success(), "{stderr}");
+        assert!(stderr.contains("using the CPU"), "{stderr}");
+        assert!(stderr.contains("on cpu"), "{stderr}");
+    }
+
+    #[test]
     fn incompatible_output_is_left_intact() {
         let dir = scratch("incompatible");
         let src = input(&dir, "in.zarr");
