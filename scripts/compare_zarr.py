@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -57,6 +56,8 @@ else:
 out = zarr.create_array(store=dst, shape=y.shape, chunks=(64, 128, 128), dtype=y.dtype,
                         zarr_format=3, compressors=zarr.codecs.ZstdCodec(level=3), overwrite=True)
 y.rechunk((64, 128, 128)).store(out, lock=False)
+with open("/proc/self/status") as f:
+    print([l.split()[1] for l in f if l.startswith("VmHWM")][0])
 """
 
 
@@ -71,16 +72,26 @@ def cpu_name():
     return platform.processor() or "unknown"
 
 
-def timed(cmd):
-    """Runs cmd; returns (seconds, peak RSS MiB)."""
+def timed(cmd, peak_rss):
+    """Runs cmd; returns (seconds, peak RSS MiB as the process itself saw it: a parent's
+    rusage would count the Python image the child was forked from)."""
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    run = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - t
-    err = proc.stderr.read().decode()
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{err}")
-    return seconds, usage.ru_maxrss / 1024
+    if run.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{run.stderr}")
+    return seconds, peak_rss(run.stdout) / 2**20
+
+
+def report_rss(path):
+    def read(_stdout):
+        with open(path) as f:
+            return json.load(f)["peak_rss_bytes"]
+    return read
+
+
+def vmhwm_rss(stdout):
+    return int(stdout.strip().splitlines()[-1]) * 1024
 
 
 def main():
@@ -105,10 +116,12 @@ def main():
             for r in range(args.repeats):
                 dst = os.path.join(tmp, f"hf-{op}.zarr")
                 shutil.rmtree(dst, ignore_errors=True)
-                hf.append(timed([exe, flags[0], src, dst, *flags[1:], "--quiet", "--threads", "2"]))
+                report = os.path.join(tmp, "report.json")
+                hf.append(timed([exe, flags[0], src, dst, *flags[1:], "--quiet", "--threads", "2",
+                                 "--report", report], report_rss(report)))
                 dst = os.path.join(tmp, f"dask-{op}.zarr")
                 shutil.rmtree(dst, ignore_errors=True)
-                dk.append(timed([sys.executable, "-c", DASK, op, src, dst]))
+                dk.append(timed([sys.executable, "-c", DASK, op, src, dst], vmhwm_rss))
             h = statistics.median(s for s, _ in hf)
             d = statistics.median(s for s, _ in dk)
             rows.append((label, h, max(m for _, m in hf), d, max(m for _, m in dk)))
