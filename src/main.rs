@@ -564,24 +564,23 @@ fn info(a: &InfoArgs) -> haloflow::Result<()> {
         );
         println!("  output shape {out_shape:?} {out_dtype}, chunks {chunk:?}");
         println!("  {} jobs (one per output chunk)", plan.num_jobs());
-        let middle = plan.job(plan.num_jobs() / 2);
-        println!(
-            "  job {}: output {:?}+{:?}, reads {:?}+{:?}",
-            middle.index,
-            middle.output.start,
-            middle.output.shape,
-            middle.footprint_bounds().start,
-            middle.footprint_bounds().shape
-        );
-        let first = plan.job(0);
-        println!(
-            "  job 0: output {:?}+{:?}, reads {:?}+{:?}, edge padding per stage {:?}",
-            first.output.start,
-            first.output.shape,
-            first.footprint_bounds().start,
-            first.footprint_bounds().shape,
-            plan.edge_padding(&first)
-        );
+        let reads = |job: &haloflow::Job| {
+            job.footprint()
+                .iter()
+                .map(|set| format!("{:?}", set.runs()))
+                .collect::<Vec<_>>()
+                .join(" x ")
+        };
+        for job in [plan.job(0), plan.job(plan.num_jobs() / 2)] {
+            println!(
+                "  job {}: output {:?}+{:?} reads {} (edge padding per stage {:?})",
+                job.index,
+                job.output.start,
+                job.output.shape,
+                reads(&job),
+                plan.edge_padding(&job)
+            );
+        }
     }
     Ok(())
 }
