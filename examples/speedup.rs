@@ -10,29 +10,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use haloflow::{ArrayAny, Backend, DownMethod, GpuContext, Kernel, Op, Pipeline, UpMethod};
-use ndarray::{ArrayD, Dimension, IxDyn};
 
 const RUNS: usize = 3;
 
-fn shape() -> Vec<usize> {
-    std::env::var("HALOFLOW_SPEEDUP_SHAPE")
-        .ok()
-        .map(|s| {
-            s.split(',')
-                .map(|v| v.trim().parse().expect("HALOFLOW_SPEEDUP_SHAPE: a,b,c"))
-                .collect()
-        })
-        .unwrap_or_else(|| vec![64, 256, 256])
-}
-
-fn volume(shape: &[usize]) -> ArrayD<f32> {
-    ArrayD::from_shape_fn(IxDyn(shape), |i| {
-        let h = i.slice().iter().fold(0usize, |h, &x| {
-            h.wrapping_mul(73_856_093) ^ (x * 19_349_663)
-        });
-        50.0 + (h % 9_001) as f32 / 100.0
-    })
-}
+#[path = "../benches/common/mod.rs"]
+mod common;
 
 /// Best wall time of `RUNS` runs of `f` (after one warm-up run).
 fn best(mut f: impl FnMut()) -> f64 {
@@ -72,13 +54,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ctx.jobs_in_flight()
     );
     let gpu = Backend::Gpu(ctx.clone());
-    let shape = shape();
+    let shape = common::shape("HALOFLOW_SPEEDUP_SHAPE", &[64, 256, 256]);
     let label = shape
         .iter()
         .map(|n| n.to_string())
         .collect::<Vec<_>>()
         .join("x");
-    let f32_volume = volume(&shape);
+    let f32_volume = common::volume(&shape);
     let u16_volume = f32_volume.mapv(|x| (x * 500.0) as u16);
     let cube: Vec<f64> = (0..27).map(|i| i as f64 / 27.0).collect();
     let cases: Vec<(&str, Op, ArrayAny)> = vec![
