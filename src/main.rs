@@ -377,19 +377,25 @@ fn parse_size(s: &str) -> Result<u64, String> {
     Ok((value * scale as f64) as u64)
 }
 
-/// Caps glibc's malloc arenas. By default every thread that allocates (our workers,
-/// the codec threads) gets an arena of its own, and freed decode buffers linger in
-/// them: a run's resident memory then grows far past its `--memory-limit`.
-fn limit_malloc_arenas() {
+/// Tunes glibc's malloc for a run's large, short-lived buffers (decoded and encoded
+/// chunks of megabytes):
+/// - at most two arenas: with one per thread (workers, codec threads), freed decode
+///   buffers lingered in each and resident memory grew to twice `--memory-limit`;
+/// - such buffers come from the heap and stay there between chunks, instead of being
+///   mapped and unmapped each time: first-touch page faults on fresh mappings cost
+///   more than decoding (a copy took 0.65 s instead of 0.45 s).
+fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only tunes the allocator; called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
     }
 }
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    tune_malloc();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Threshold(r) => run(r),
