@@ -31,6 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPE, CHUNKS = (256, 512, 512), (64, 128, 128)
 
 OPS = {
+    "copy": (["copy"], "copy (decode + encode)"),
     "threshold": (["threshold", "--above", "95"], "x > 95"),
     "clip": (["clip", "--min", "60", "--max", "120"], "np.clip(x, 60, 120)"),
     "downsample": (["downsample", "--factor", "2", "--method", "mean"], "coarsen mean 2x2x2"),
