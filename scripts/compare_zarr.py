@@ -118,7 +118,7 @@ def main():
                 dst = os.path.join(tmp, f"hf-{op}.zarr")
                 shutil.rmtree(dst, ignore_errors=True)
                 report = os.path.join(tmp, "report.json")
-                hf.append(timed([exe, flags[0], src, dst, *flags[1:], "--quiet", "--threads", "2",
+                hf.append(timed([exe, flags[0], src, dst, *flags[1:], "--quiet", "--threads", "2", "--device", "cpu",
                                  "--report", report], report_rss(report)))
                 dst = os.path.join(tmp, f"dask-{op}.zarr")
                 shutil.rmtree(dst, ignore_errors=True)
@@ -127,7 +127,8 @@ def main():
             d = statistics.median(s for s, _ in dk)
             rows.append((label, h, max(m for _, m in hf), d, max(m for _, m in dk)))
         print(f"machine: {cpu_name()}, {os.cpu_count()} cores; volume {'x'.join(map(str, SHAPE))} float32, "
-              f"zarr v3 zstd-3, chunks {'x'.join(map(str, CHUNKS))}; median of {args.repeats}; page cache warm")
+              f"zarr v3 zstd-3, chunks {'x'.join(map(str, CHUNKS))}; median of {args.repeats}; page cache warm; "
+              f"haloflow on the CPU backend (no GPU adapter used)")
         print("| op (zarr->zarr) | haloflow s | haloflow peak RSS MiB | dask s | dask peak RSS MiB | dask / haloflow |")
         print("|---|---|---|---|---|---|")
         for label, h, hm, d, dm in rows:
