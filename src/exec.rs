@@ -362,13 +362,23 @@ impl<'s> ChunkCache<'s> {
             data.resize(len, T::default());
             for id in chunks_of(&self.grid, sets) {
                 let chunk = self.get(id)?;
-                let region = self.grid.chunk_region(&unravel(id, &self.grid.grid_shape()));
-                copy_chunk(&mut data, sets, &region, &chunk.typed::<T>().data);
+                copy_chunk(&mut data, sets, &self.region(id), &chunk.typed::<T>().data);
                 drop(chunk);
                 self.release(id);
             }
             Block::new(sets.to_vec(), std::borrow::Cow::Owned(data)).into_any()
         }))
+    }
+
+    /// The region of chunk `id` (clipped to the array).
+    fn region(&self, id: usize) -> Region {
+        self.grid
+            .chunk_region(&unravel(id, &self.grid.grid_shape()))
+    }
+
+    /// The decoded size of chunk `id`.
+    fn chunk_bytes(&self, id: usize) -> u64 {
+        (self.region(id).len() * self.source.dtype().size()) as u64
     }
 
     fn get(&self, id: usize) -> Result<Arc<BlockAny<'static>>> {
@@ -381,14 +391,12 @@ impl<'s> ChunkCache<'s> {
                     .chunk,
             )
         };
-        let region = self
-            .grid
-            .chunk_region(&unravel(id, &self.grid.grid_shape()));
+        let region = self.region(id);
         // The first reader that fails gets the typed error; others get its message.
         let mut failure = None;
         let value = cell.get_or_init(|| match self.source.read_region(&region) {
             Ok(decoded) => {
-                let bytes = (region.len() * self.source.dtype().size()) as u64;
+                let bytes = self.chunk_bytes(id);
                 self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
                 self.decoded.fetch_add(1, Ordering::Relaxed);
                 self.held.fetch_add(bytes, Ordering::Relaxed);
@@ -414,12 +422,7 @@ impl<'s> ChunkCache<'s> {
         let entry = entries.get_mut(&id).expect("counted");
         entry.uses -= 1;
         if (entry.uses == 0 || over) && entry.chunk.get().is_some() {
-            let bytes = (self
-                .grid
-                .chunk_region(&unravel(id, &self.grid.grid_shape()))
-                .len()
-                * self.source.dtype().size()) as u64;
-            self.held.fetch_sub(bytes, Ordering::Relaxed);
+            self.held.fetch_sub(self.chunk_bytes(id), Ordering::Relaxed);
             if entry.uses == 0 {
                 entries.remove(&id);
             } else {

@@ -441,6 +441,18 @@ fn chunk_shape(
         .collect())
 }
 
+/// Plans `pipeline` over `input`, one job per output chunk (`--chunks`, or the
+/// input's chunk shape).
+fn plan_for(
+    pipeline: &Pipeline,
+    input: &Input,
+    chunks: &Option<Vec<usize>>,
+) -> haloflow::Result<Plan> {
+    let (out_shape, _) = pipeline.output(input.shape(), input.dtype())?;
+    let chunk = chunk_shape(chunks, input.read_chunk_shape(), &out_shape)?;
+    Plan::new(pipeline, input.shape(), input.dtype(), &chunk, &chunk)
+}
+
 fn run<A: Args + ToOps>(r: &Run<A>) -> haloflow::Result<()> {
     let c = &r.common;
     let device = match c.device {
@@ -455,9 +467,12 @@ fn run<A: Args + ToOps>(r: &Run<A>) -> haloflow::Result<()> {
     if let Some(d) = &c.dtype {
         pipeline = pipeline.with_dtype(d.parse::<DType>()?);
     }
-    let (out_shape, out_dtype) = pipeline.output(input.shape(), input.dtype())?;
-    let chunk = chunk_shape(&c.chunks, input.read_chunk_shape(), &out_shape)?;
-    let plan = Plan::new(&pipeline, input.shape(), input.dtype(), &chunk, &chunk)?;
+    let plan = plan_for(&pipeline, &input, &c.chunks)?;
+    let (out_shape, out_dtype, chunk) = (
+        plan.output_shape().to_vec(),
+        plan.output_dtype(),
+        plan.output_chunk().to_vec(),
+    );
     let mut attributes = serde_json::Map::new();
     attributes.insert(
         "haloflow".into(),
@@ -561,9 +576,12 @@ fn info(a: &InfoArgs) -> haloflow::Result<()> {
     println!("{}", input.describe());
     if let Some(op) = &a.op {
         let pipeline = Pipeline::from(op.to_op()?);
-        let (out_shape, out_dtype) = pipeline.output(input.shape(), input.dtype())?;
-        let chunk = chunk_shape(&a.chunks, input.read_chunk_shape(), &out_shape)?;
-        let plan = Plan::new(&pipeline, input.shape(), input.dtype(), &chunk, &chunk)?;
+        let plan = plan_for(&pipeline, &input, &a.chunks)?;
+        let (out_shape, out_dtype, chunk) = (
+            plan.output_shape(),
+            plan.output_dtype(),
+            plan.output_chunk(),
+        );
         println!(
             "plan: {}",
             serde_json::to_string(&pipeline).expect("serialises")
