@@ -25,6 +25,25 @@ fn slice_of(region: &Region) -> Vec<SliceInfoElem> {
         .collect()
 }
 
+impl MemSource {
+    /// The test volume of `shape`, decoded in chunks of `chunk`.
+    fn new(shape: &[usize], chunk: &[usize]) -> Self {
+        MemSource {
+            array: volume(shape),
+            chunk: chunk.to_vec(),
+        }
+    }
+
+    /// The pipeline applied in memory to the whole volume: the expected result.
+    fn in_memory(&self) -> ArrayD<f32> {
+        pipeline()
+            .apply(self.array.view())
+            .unwrap()
+            .into_array::<f32>()
+            .unwrap()
+    }
+}
+
 impl Source for MemSource {
     fn shape(&self) -> &[usize] {
         self.array.shape()
@@ -96,10 +115,7 @@ fn pipeline() -> Pipeline {
 #[test]
 fn streamed_result_equals_in_memory_and_decodes_each_chunk_once() {
     let shape = [13, 17, 11];
-    let source = MemSource {
-        array: volume(&shape),
-        chunk: vec![5, 7, 6],
-    };
+    let source = MemSource::new(&shape, &[5, 7, 6]);
     let out_chunk = [4, 4, 4];
     let plan = Plan::new(&pipeline(), &shape, DType::F32, &out_chunk, &out_chunk).unwrap();
     let sink = MemSink::default();
@@ -114,21 +130,13 @@ fn streamed_result_equals_in_memory_and_decodes_each_chunk_once() {
         3 * 3 * 2,
         "every input chunk decoded exactly once"
     );
-    let want = pipeline()
-        .apply(source.array.view())
-        .unwrap()
-        .into_array::<f32>()
-        .unwrap();
-    assert_eq!(sink.assemble(&shape), want);
+    assert_eq!(sink.assemble(&shape), source.in_memory());
 }
 
 #[test]
 fn shards_cover_the_output_once_and_resume_skips_done_jobs() {
     let shape = [9, 10, 12];
-    let source = MemSource {
-        array: volume(&shape),
-        chunk: vec![4, 4, 4],
-    };
+    let source = MemSource::new(&shape, &[4, 4, 4]);
     let plan = Plan::new(&pipeline(), &shape, DType::F32, &[3, 5, 4], &[3, 5, 4]).unwrap();
     let sink = MemSink::default();
     let first = RunOptions {
@@ -143,21 +151,13 @@ fn shards_cover_the_output_once_and_resume_skips_done_jobs() {
     let report = run(&plan, &source, &sink, &RunOptions::default(), None).unwrap();
     assert_eq!(report.jobs_skipped, share);
     assert_eq!(report.jobs_done, plan.num_jobs() - share);
-    let want = pipeline()
-        .apply(source.array.view())
-        .unwrap()
-        .into_array::<f32>()
-        .unwrap();
-    assert_eq!(sink.assemble(&shape), want);
+    assert_eq!(sink.assemble(&shape), source.in_memory());
 }
 
 #[test]
 fn a_tiny_memory_limit_is_a_clear_error() {
     let shape = [9, 10, 12];
-    let source = MemSource {
-        array: volume(&shape),
-        chunk: vec![4, 4, 4],
-    };
+    let source = MemSource::new(&shape, &[4, 4, 4]);
     let plan = Plan::new(&pipeline(), &shape, DType::F32, &[9, 10, 12], &[9, 10, 12]).unwrap();
     let options = RunOptions {
         memory_limit: 1000,
