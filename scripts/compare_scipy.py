@@ -14,7 +14,6 @@ Needs numpy and scipy (`pip install -r tests/golden/requirements.txt`) and cargo
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -25,18 +24,9 @@ import numpy as np
 import scipy
 import scipy.ndimage as ndi
 
+from machine import cpu_name
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main():

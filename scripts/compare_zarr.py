@@ -15,7 +15,6 @@ and cargo (it builds haloflow in release mode).
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -26,6 +25,8 @@ import time
 import numpy as np
 import zarr
 import zarr.codecs
+
+from machine import cpu_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPE, CHUNKS = (256, 512, 512), (64, 128, 128)
@@ -60,17 +61,6 @@ y.rechunk((64, 128, 128)).store(out, lock=False)
 with open("/proc/self/status") as f:
     print([l.split()[1] for l in f if l.startswith("VmHWM")][0])
 """
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(cmd, peak_rss):
