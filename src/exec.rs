@@ -36,6 +36,9 @@ pub trait Sink: Sync {
     fn write(&self, region: &Region, block: &BlockAny<'_>) -> Result<()>;
     /// Whether every chunk of `region` is already written (a finished job).
     fn region_done(&self, region: &Region) -> Result<bool>;
+    /// Waits until every write so far is durable and visible (writes may complete in
+    /// the background).
+    fn flush(&self) -> Result<()>;
 }
 
 /// One of `count` processes sharing a run: `index` in `0..count`.
@@ -239,9 +242,13 @@ pub fn run(
             });
         }
     });
+    // Every chunk written must be committed before the run counts as done; a job's
+    // failure is the error to report, a failed commit the next.
+    let flushed = sink.flush();
     if let Some(e) = first_error.into_inner().expect("no panic holds it") {
         return Err(e);
     }
+    flushed?;
 
     let secs = |t: &AtomicU64| Duration::from_nanos(t.load(Ordering::Relaxed)).as_secs_f64();
     report.jobs_done = todo.len();
@@ -353,6 +360,17 @@ impl<'s> ChunkCache<'s> {
     /// The dense footprint of `job`, assembled from its chunks.
     fn footprint(&self, job: &Job) -> Result<BlockAny<'static>> {
         let sets = job.footprint();
+        let ids = chunks_of(&self.grid, sets);
+        // A footprint that is one whole chunk (a pointwise op or a copy on the input's
+        // chunks) is that chunk: taken over, not copied, once no other job needs it.
+        if let [id] = ids[..] {
+            let region = self.region(id);
+            if (0..sets.len()).all(|a| sets[a].runs() == [region.range(a)]) {
+                let chunk = self.get(id)?;
+                self.release(id);
+                return Ok(Arc::try_unwrap(chunk).unwrap_or_else(|shared| (*shared).clone()));
+            }
+        }
         let lens: Vec<usize> = sets.iter().map(AxisSet::len).collect();
         let len: usize = lens.iter().product();
         // Chunks are copied in one at a time and let go at once, so that a job holds
@@ -360,7 +378,7 @@ impl<'s> ChunkCache<'s> {
         Ok(with_dtype!(self.source.dtype(), T => {
             let mut data = take_vec::<T>(len);
             data.resize(len, T::default());
-            for id in chunks_of(&self.grid, sets) {
+            for id in ids {
                 let chunk = self.get(id)?;
                 copy_chunk(&mut data, sets, &self.region(id), &chunk.typed::<T>().data);
                 drop(chunk);

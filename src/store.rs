@@ -7,9 +7,10 @@
 //!   resume), and stores every chunk of a written region, *including chunks equal to the
 //!   fill value*, so that a chunk's existence means it was written.
 //!
-//! Every chunk and every metadata file is written to a temporary file and renamed into
-//! place: a killed run never leaves a torn chunk visible, and N processes may create
-//! the same output at the same time on one shared filesystem.
+//! Every chunk and every metadata file is written to a temporary file, synced and
+//! renamed into place (chunks in the background: [`Output::flush`] waits for them): a
+//! killed run never leaves a torn chunk visible, and N processes may create the same
+//! output at the same time on one shared filesystem.
 //!
 //! ```
 //! use haloflow::block::{Block, BlockAny};
@@ -26,6 +27,7 @@
 //! let sets = (0..2).map(|a| haloflow::AxisSet::from_range(region.range(a))).collect();
 //! let data: Vec<u16> = (0..24).collect();
 //! output.write(&region, &BlockAny::U16(Block::new(sets, data.into())))?;
+//! output.flush()?; // chunks are synced and renamed in the background
 //! assert!(output.region_done(&region)?);
 //!
 //! let input = Input::open(&path)?;
@@ -68,6 +70,7 @@ use zarrs::storage::{
 };
 
 use crate::block::{Block, BlockAny, c_strides};
+use crate::commit::Committer;
 use crate::cpu::for_each_row;
 use crate::dtype::{DType, Element, match_any, with_dtype};
 use crate::error::{Error, Result};
@@ -536,6 +539,7 @@ impl OutputSpec {
 pub struct Output {
     path: PathBuf,
     array: Array<AtomicStore>,
+    store: Arc<AtomicStore>,
     spec: OutputSpec,
     grid: Grid,
     resumed: bool,
@@ -608,13 +612,14 @@ impl Output {
     /// Opens the array at `path` and checks it against `spec`.
     fn open(path: &Path, spec: &OutputSpec, grid: Grid, resumed: bool) -> Result<Output> {
         let store = Arc::new(AtomicStore::new(path)?);
-        let array = Array::open(store, "/").map_err(|e| match create_error(path, e) {
-            Error::UnsupportedArray { reason, .. } => Error::IncompatibleOutput {
-                path: path.to_path_buf(),
-                reason: format!("the array there is unsupported ({reason})"),
-            },
-            other => other,
-        })?;
+        let array =
+            Array::open(Arc::clone(&store), "/").map_err(|e| match create_error(path, e) {
+                Error::UnsupportedArray { reason, .. } => Error::IncompatibleOutput {
+                    path: path.to_path_buf(),
+                    reason: format!("the array there is unsupported ({reason})"),
+                },
+                other => other,
+            })?;
         let differences = differences(path, &array, spec);
         if !differences.is_empty() {
             return Err(Error::IncompatibleOutput {
@@ -625,6 +630,7 @@ impl Output {
         Ok(Output {
             path: path.to_path_buf(),
             array,
+            store,
             spec: spec.clone(),
             grid,
             resumed,
@@ -658,13 +664,15 @@ impl Output {
     /// `block` must hold at least its indices, in the output's element type. Every
     /// chunk is stored, even one equal to the fill value; edge chunks are padded with
     /// the fill value to the full chunk shape (as zarr-python does). Each chunk is
-    /// written to a temporary file and renamed into place, so it is either absent or
-    /// complete.
+    /// written to a temporary file, then synced to disk and renamed into place in the
+    /// background, so it is either absent or complete and durable. The chunks appear
+    /// by [`Output::flush`] (or when the output is dropped) at the latest.
     ///
     /// # Errors
     /// [`Error::DTypeMismatch`], [`Error::BlockNotAligned`] for a region that cuts a
     /// chunk, [`Error::Shape`] for a region outside the array or not covered by the
-    /// block, [`Error::Store`] for I/O errors.
+    /// block, [`Error::Store`] for I/O errors (including an earlier chunk's failed
+    /// commit).
     pub fn write(&self, region: &Region, block: &BlockAny<'_>) -> Result<()> {
         if block.dtype() != self.spec.dtype {
             return Err(Error::DTypeMismatch {
@@ -725,6 +733,19 @@ impl Output {
                     .expect("checked: the block holds the region")
             })
             .collect();
+        let indices: Vec<u64> = chunk.iter().map(|&i| i as u64).collect();
+        let stored = |data: &[T]| {
+            self.array
+                .store_chunk_opt(&indices, data, &self.options)
+                .map_err(|e| Error::Store {
+                    path: self.chunk_path(&indices),
+                    message: format!("writing chunk {indices:?}: {}", one_line(&e)),
+                })
+        };
+        // A block that is exactly this (full) chunk is stored as it is.
+        if base.iter().all(|&b| b == 0) && block.sets.iter().zip(full).all(|(s, &n)| s.len() == n) {
+            return stored(&block.data);
+        }
         let last = part.ndim() - 1;
         let row = part.shape[last];
         let mut data = vec![T::default(); full.iter().product()];
@@ -736,17 +757,24 @@ impl Output {
             let dst: usize = (0..last).map(|a| index[a] * full_strides[a]).sum();
             data[dst..dst + row].copy_from_slice(&block.data[src..src + row]);
         });
-        let indices: Vec<u64> = chunk.iter().map(|&i| i as u64).collect();
-        self.array
-            .store_chunk_opt(&indices, data, &self.options)
-            .map_err(|e| Error::Store {
-                path: self.chunk_path(&indices),
-                message: format!("writing chunk {indices:?}: {}", one_line(&e)),
-            })
+        stored(&data)
+    }
+
+    /// Waits until every chunk written so far is synced and in place.
+    ///
+    /// # Errors
+    /// [`Error::Store`] if a chunk could not be synced or renamed (its temporary file
+    /// is removed; the chunk is absent and a rerun writes it).
+    pub fn flush(&self) -> Result<()> {
+        self.store.committer.flush().map_err(|e| Error::Store {
+            path: self.path.clone(),
+            message: format!("committing a chunk: {e}"),
+        })
     }
 
     /// Whether the chunk at grid index `chunk` is stored (every written chunk is, even
-    /// one equal to the fill value, so this means "written").
+    /// one equal to the fill value, so this means "written"). A chunk this output is
+    /// still committing in the background counts once [`Output::flush`] returns.
     ///
     /// # Errors
     /// [`Error::Shape`] for an index outside the grid; [`Error::Store`] for I/O errors.
@@ -1265,45 +1293,21 @@ fn remove_stale_siblings(path: &Path) {
     }
 }
 
-/// Writes `value` to `target` through a temporary file in `temp_dir`, renamed into place.
-fn write_atomically(target: &Path, temp_dir: &Path, key: &str, value: &[u8]) -> io::Result<()> {
-    let temp = temp_dir.join(format!("{}.{}.tmp", key.replace('/', "_"), unique_suffix()));
-    let mut file = match File::create_new(&temp) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            // An array made by another tool: no temporary directory yet.
-            fs::create_dir_all(temp_dir)?;
-            File::create_new(&temp)?
-        }
-        Err(e) => return Err(e),
-    };
-    let written = (|| {
-        file.write_all(value)?;
-        file.sync_all()?;
-        drop(file);
-        match fs::rename(&temp, target) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // The chunk's directory (`c/0/`) does not exist yet.
-                if let Some(dir) = target.parent() {
-                    fs::create_dir_all(dir)?;
-                }
-                fs::rename(&temp, target)
-            }
-            other => other,
-        }
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    written
-}
-
-/// A filesystem store whose writes are atomic (temporary file, then rename). Reads and
-/// erases go to zarrs' [`FilesystemStore`], whose own writes truncate in place.
-#[derive(Debug)]
+/// A filesystem store whose writes are atomic and durable: a temporary file, synced and
+/// renamed into place by a [`Committer`] in the background. Reads and erases go to
+/// zarrs' [`FilesystemStore`], whose own writes truncate in place.
 struct AtomicStore {
     inner: FilesystemStore,
     temp_dir: PathBuf,
+    committer: Committer,
+}
+
+impl std::fmt::Debug for AtomicStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AtomicStore")
+            .field("temp_dir", &self.temp_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AtomicStore {
@@ -1311,6 +1315,7 @@ impl AtomicStore {
         Ok(AtomicStore {
             inner: FilesystemStore::new(path).map_err(|e| store_error(path, e))?,
             temp_dir: path.join(TEMP_DIR),
+            committer: Committer::new(),
         })
     }
 }
@@ -1335,13 +1340,14 @@ impl ReadableStorageTraits for AtomicStore {
 
 impl WritableStorageTraits for AtomicStore {
     fn set(&self, key: &StoreKey, value: Bytes) -> std::result::Result<(), StorageError> {
-        write_atomically(
-            &self.inner.key_to_fspath(key),
-            &self.temp_dir,
-            key.as_str(),
-            &value,
-        )
-        .map_err(|e| StorageError::IOError(Arc::new(e)))
+        let temp = self.temp_dir.join(format!(
+            "{}.{}.tmp",
+            key.as_str().replace('/', "_"),
+            unique_suffix()
+        ));
+        self.committer
+            .write(temp, self.inner.key_to_fspath(key), &value)
+            .map_err(|e| StorageError::IOError(Arc::new(e)))
     }
 
     fn set_partial_many(
@@ -1472,5 +1478,9 @@ impl crate::exec::Sink for Output {
 
     fn region_done(&self, region: &Region) -> Result<bool> {
         Output::region_done(self, region)
+    }
+
+    fn flush(&self) -> Result<()> {
+        Output::flush(self)
     }
 }

@@ -93,6 +93,7 @@ fn write_all(output: &Output, block: &[usize]) {
         let data = block_of(&sets_of(&region), &spec.shape, spec.dtype);
         output.write(&region, &data).unwrap();
     }
+    output.flush().unwrap();
 }
 
 fn check_reads(input: &Input, sets: &[AxisSet]) {
@@ -180,6 +181,7 @@ fn fill_value_chunks_are_stored() {
         let region = Region::whole(&[3, 5]);
         let zeros = Block::<f32>::new(sets_of(&region), Cow::Owned(vec![0.0; 15]));
         output.write(&region, &zeros.into_any()).unwrap();
+        output.flush().unwrap();
         for i in 0..2u64 {
             for j in 0..3u64 {
                 assert!(output.chunk_exists(&[i, j]).unwrap(), "chunk {i},{j}");
@@ -250,6 +252,7 @@ fn resume_reopens_a_compatible_output_and_cleans_stale_temporaries() {
     output
         .write(&second, &block_of(&sets_of(&second), &[8, 8], DType::U16))
         .unwrap();
+    output.flush().unwrap();
     assert!(output.region_done(&Region::whole(&[8, 8])).unwrap());
     let input = Input::open(&path).unwrap();
     check_reads(&input, &sets_of(&Region::whole(&[8, 8])));
@@ -388,6 +391,7 @@ fn concurrent_creation_yields_one_array() {
                         output.write(&region, &data).unwrap();
                     }
                 }
+                output.flush().unwrap();
             });
         }
     });
@@ -455,6 +459,7 @@ fn writes_must_be_whole_chunks_of_the_right_type() {
     output
         .write(&region, &block_of(&big, &[10, 10], DType::U16))
         .unwrap();
+    output.flush().unwrap();
     let back = Input::open(&path).unwrap();
     check_reads(&back, &sets_of(&region));
     check_reads(&back, &sets_of(&edge));
