@@ -95,6 +95,11 @@ impl BlockAny<'_> {
         }
         crate::dtype::match_any!(self, BlockAny, b => of(b))
     }
+
+    /// The array indices held on each axis.
+    pub fn sets(&self) -> &[AxisSet] {
+        crate::dtype::match_any!(self, BlockAny, b => &b.sets)
+    }
 }
 
 /// An element type whose blocks convert to and from [`BlockAny`].

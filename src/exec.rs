@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::block::{Block, BlockAny, take_vec};
 use crate::cpu;
-use crate::dtype::{DType, with_dtype};
+use crate::dtype::{DType, match_any, with_dtype};
 use crate::error::{Error, Result};
 use crate::plan::{Job, Plan};
 use crate::region::{AxisSet, Grid, Region, unravel};
@@ -220,8 +220,10 @@ pub fn run(
             scope.spawn(|| {
                 while !failed.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = todo.get(i) else { break };
-                    let result = run_one(plan, job, &cache, sink, &options.backend, &timers);
+                    if i >= todo.len() {
+                        break;
+                    }
+                    let result = run_one(plan, i, &cache, sink, &options.backend, &timers);
                     match result {
                         Ok(bytes) => {
                             let total = written.fetch_add(bytes, Ordering::Relaxed) + bytes;
@@ -265,10 +267,10 @@ pub fn run(
     Ok(report)
 }
 
-/// Reads, computes and writes one job; returns the bytes written.
+/// Reads, computes and writes job `j` of the cache's jobs; returns the bytes written.
 fn run_one(
     plan: &Plan,
-    job: &Job,
+    j: usize,
     cache: &ChunkCache<'_>,
     sink: &dyn Sink,
     backend: &Backend,
@@ -278,8 +280,9 @@ fn run_one(
         t.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Instant::now()
     };
+    let job = &cache.jobs[j];
     let t = Instant::now();
-    let footprint = cache.footprint(job)?;
+    let footprint = cache.footprint(j)?;
     let t = lap(&timers[0], t);
     let result = match backend {
         Backend::Cpu => cpu::run_job(plan, job, &footprint),
@@ -310,9 +313,10 @@ fn job_bytes(plan: &Plan, job: Option<&Job>, read_chunk: &[usize]) -> u64 {
     footprint + chunk + stages
 }
 
-/// Decoded input chunks, kept while jobs still need them.
-struct ChunkCache<'s> {
-    source: &'s dyn Source,
+/// Decoded input chunks, kept while jobs still need them, and only the part they need.
+struct ChunkCache<'a> {
+    source: &'a dyn Source,
+    jobs: &'a [Job],
     grid: Grid,
     entries: Mutex<HashMap<usize, Entry>>,
     budget: AtomicU64,
@@ -321,29 +325,34 @@ struct ChunkCache<'s> {
     decoded: AtomicU64,
 }
 
+type Cell = Arc<OnceLock<Result<Arc<BlockAny<'static>>, String>>>;
+
 struct Entry {
-    chunk: Arc<OnceLock<Result<Arc<BlockAny<'static>>, String>>>,
-    /// Jobs that still need this chunk.
-    uses: usize,
+    /// The decoded chunk (or the part of it still needed), once a job asked for it.
+    chunk: Cell,
+    /// The jobs (indices into the run's jobs) that still need this chunk.
+    users: Vec<usize>,
 }
 
-impl<'s> ChunkCache<'s> {
-    fn new(source: &'s dyn Source, jobs: &[Job]) -> Result<Self> {
+impl<'a> ChunkCache<'a> {
+    fn new(source: &'a dyn Source, jobs: &'a [Job]) -> Result<Self> {
         let grid = Grid::new(source.shape(), &source.read_chunk_shape())?;
         let mut entries: HashMap<usize, Entry> = HashMap::new();
-        for job in jobs {
+        for (j, job) in jobs.iter().enumerate() {
             for c in chunks_of(&grid, job.footprint()) {
                 entries
                     .entry(c)
                     .or_insert_with(|| Entry {
                         chunk: Arc::default(),
-                        uses: 0,
+                        users: Vec::new(),
                     })
-                    .uses += 1;
+                    .users
+                    .push(j);
             }
         }
         Ok(ChunkCache {
             source,
+            jobs,
             grid,
             entries: Mutex::new(entries),
             budget: AtomicU64::new(u64::MAX),
@@ -357,17 +366,16 @@ impl<'s> ChunkCache<'s> {
         self.budget.store(bytes, Ordering::Relaxed);
     }
 
-    /// The dense footprint of `job`, assembled from its chunks.
-    fn footprint(&self, job: &Job) -> Result<BlockAny<'static>> {
-        let sets = job.footprint();
+    /// The dense footprint of job `j`, assembled from its chunks.
+    fn footprint(&self, j: usize) -> Result<BlockAny<'static>> {
+        let sets = self.jobs[j].footprint();
         let ids = chunks_of(&self.grid, sets);
         // A footprint that is one whole chunk (a pointwise op or a copy on the input's
         // chunks) is that chunk: taken over, not copied, once no other job needs it.
         if let [id] = ids[..] {
-            let region = self.region(id);
-            if (0..sets.len()).all(|a| sets[a].runs() == [region.range(a)]) {
-                let chunk = self.get(id)?;
-                self.release(id);
+            let chunk = self.get(id)?;
+            if chunk.sets() == sets {
+                self.release(id, j);
                 return Ok(Arc::try_unwrap(chunk).unwrap_or_else(|shared| (*shared).clone()));
             }
         }
@@ -380,9 +388,9 @@ impl<'s> ChunkCache<'s> {
             data.resize(len, T::default());
             for id in ids {
                 let chunk = self.get(id)?;
-                copy_chunk(&mut data, sets, &self.region(id), &chunk.typed::<T>().data);
-                drop(chunk);
-                self.release(id);
+                let chunk = chunk.typed::<T>();
+                copy_chunk(&mut data, sets, &box_of(&chunk.sets), &chunk.data);
+                self.release(id, j);
             }
             Block::new(sets.to_vec(), std::borrow::Cow::Owned(data)).into_any()
         }))
@@ -392,11 +400,6 @@ impl<'s> ChunkCache<'s> {
     fn region(&self, id: usize) -> Region {
         self.grid
             .chunk_region(&unravel(id, &self.grid.grid_shape()))
-    }
-
-    /// The decoded size of chunk `id`.
-    fn chunk_bytes(&self, id: usize) -> u64 {
-        (self.region(id).len() * self.source.dtype().size()) as u64
     }
 
     fn get(&self, id: usize) -> Result<Arc<BlockAny<'static>>> {
@@ -409,12 +412,11 @@ impl<'s> ChunkCache<'s> {
                     .chunk,
             )
         };
-        let region = self.region(id);
         // The first reader that fails gets the typed error; others get its message.
         let mut failure = None;
-        let value = cell.get_or_init(|| match self.source.read_region(&region) {
+        let value = cell.get_or_init(|| match self.source.read_region(&self.region(id)) {
             Ok(decoded) => {
-                let bytes = self.chunk_bytes(id);
+                let bytes = bytes_of(&decoded);
                 self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
                 self.decoded.fetch_add(1, Ordering::Relaxed);
                 self.held.fetch_add(bytes, Ordering::Relaxed);
@@ -432,22 +434,90 @@ impl<'s> ChunkCache<'s> {
         value.clone().map_err(Error::Read)
     }
 
-    /// A job is done with chunk `id`: forget it if no job needs it any more, or if
-    /// the cache is over its budget (it will be decoded again if needed).
-    fn release(&self, id: usize) {
+    /// Job `j` is done with chunk `id`. Forget the chunk if no job needs it any more,
+    /// or if the cache is over its budget (it is decoded again if needed); else keep
+    /// only the box the remaining jobs need, once that is at most half of it (after a
+    /// chunk's own jobs, its neighbours need only a halo-wide slab).
+    fn release(&self, id: usize, j: usize) {
         let mut entries = self.entries.lock().expect("no panic holds it");
         let over = self.held.load(Ordering::Relaxed) > self.budget.load(Ordering::Relaxed);
         let entry = entries.get_mut(&id).expect("counted");
-        entry.uses -= 1;
-        if (entry.uses == 0 || over) && entry.chunk.get().is_some() {
-            self.held.fetch_sub(self.chunk_bytes(id), Ordering::Relaxed);
-            if entry.uses == 0 {
+        if let Some(at) = entry.users.iter().position(|&u| u == j) {
+            entry.users.swap_remove(at);
+        }
+        let Some(Ok(block)) = entry.chunk.get() else {
+            if entry.users.is_empty() {
+                entries.remove(&id);
+            }
+            return;
+        };
+        let size = bytes_of(block);
+        if entry.users.is_empty() || over {
+            self.held.fetch_sub(size, Ordering::Relaxed);
+            if entry.users.is_empty() {
                 entries.remove(&id);
             } else {
                 entry.chunk = Arc::default();
             }
+            return;
+        }
+        let held = box_of(block.sets());
+        let needed = self.needed(&entry.users, &held);
+        if needed.len() * 2 <= held.len() {
+            let cropped = crop(block, &held, &needed);
+            self.held
+                .fetch_sub(size - bytes_of(&cropped), Ordering::Relaxed);
+            entry.chunk = Arc::new(OnceLock::from(Ok(Arc::new(cropped))));
         }
     }
+
+    /// The bounding box, within `held`, of what `users` need of it.
+    fn needed(&self, users: &[usize], held: &Region) -> Region {
+        let ranges: Vec<std::ops::Range<usize>> = (0..held.ndim())
+            .map(|a| {
+                let r = held.range(a);
+                users
+                    .iter()
+                    .filter_map(|&u| {
+                        let b = self.jobs[u].footprint()[a].bounds();
+                        let (lo, hi) = (b.start.max(r.start), b.end.min(r.end));
+                        (lo < hi).then_some(lo..hi)
+                    })
+                    .reduce(|x, y| x.start.min(y.start)..x.end.max(y.end))
+                    .unwrap_or(r.start..r.start)
+            })
+            .collect();
+        Region::new(
+            ranges.iter().map(|r| r.start).collect(),
+            ranges.iter().map(|r| r.len()).collect(),
+        )
+    }
+}
+
+/// The box a block of single runs covers.
+fn box_of(sets: &[AxisSet]) -> Region {
+    Region::new(
+        sets.iter().map(|s| s.bounds().start).collect(),
+        sets.iter().map(AxisSet::len).collect(),
+    )
+}
+
+/// Decoded bytes of a block.
+fn bytes_of(block: &BlockAny<'_>) -> u64 {
+    let len: usize = block.sets().iter().map(AxisSet::len).product();
+    (len * block.dtype().size()) as u64
+}
+
+/// The part `inner` of `block`, a dense block over the box `outer`.
+fn crop(block: &BlockAny<'_>, outer: &Region, inner: &Region) -> BlockAny<'static> {
+    let sets: Vec<AxisSet> = (0..inner.ndim())
+        .map(|a| AxisSet::from_range(inner.range(a)))
+        .collect();
+    match_any!(block, BlockAny, b => {
+        let mut data = vec![Default::default(); inner.len()];
+        copy_chunk(&mut data, &sets, outer, &b.data);
+        Block::new(sets, std::borrow::Cow::Owned(data)).into_any()
+    })
 }
 
 /// Flat indices (C order) of the chunks of `grid` holding any index of `sets`.
