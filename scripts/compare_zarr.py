@@ -1,15 +1,24 @@
 #!/usr/bin/env python3
-"""Zarr -> Zarr, haloflow vs dask / dask-image, side by side on one machine.
+"""Zarr -> Zarr, haloflow vs dask / dask-image vs zarrs_tools, side by side on one machine.
 
 Writes a 256x512x512 float32 Zarr v3 volume (zstd level 3, chunks 64x128x128) with
-zarr-python, then times each op with the haloflow command and with dask (2 threads,
-`to_zarr` into the same layout), median of --repeats runs, with each run's peak RSS,
-and prints a Markdown table (ratios: dask seconds / haloflow seconds).
+zarr-python, then times each op, median of --repeats runs, with each run's peak RSS:
+
+- haloflow (the command, CPU backend, 2 threads), with its own per-stage times;
+- dask / dask-image (2 threads, `store` into a zarr-python array of the same layout);
+- zarrs_tools 0.8.1 (`zarrs_reencode`, `zarrs_filter`; 2 chunks in flight), where it
+  installs: found on PATH or in target/zarrs_tools, else `cargo install`ed there.
+
+Every tool writes the same layout (v3, chunks 64x128x128, zstd level 3). The table
+gives ratios (peer seconds / haloflow seconds; haloflow op / haloflow copy) and how far
+each peer's output is from haloflow's. With --markdown FILE it also replaces the
+`compare_zarr` section of FILE (BENCHMARKS.md).
 
     python3 scripts/compare_zarr.py [--ops gaussian,threshold,...] [--repeats 3]
+                                    [--zarrs-tools auto|skip] [--markdown BENCHMARKS.md]
 
 Needs numpy, scipy, zarr, dask and dask-image (`pip install -r scripts/requirements.txt`)
-and cargo (it builds haloflow in release mode).
+and cargo (it builds haloflow in release mode). `scripts/compare` does all of it.
 """
 
 import argparse
@@ -20,27 +29,36 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import zarr
 import zarr.codecs
 
-from machine import cpu_name
+from machine import machine_line, run_polling_rss, versions, write_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPE, CHUNKS = (256, 512, 512), (64, 128, 128)
+ZARRS_TOOLS = "0.8.1"
+ZSTD3 = json.dumps([{"name": "zstd", "configuration": {"level": 3, "checksum": False}}])
 
+# op: (haloflow arguments, label, zarrs_tools command builder or None)
 OPS = {
-    "copy": (["copy"], "copy (decode + encode)"),
-    "threshold": (["threshold", "--above", "95"], "x > 95"),
-    "clip": (["clip", "--min", "60", "--max", "120"], "np.clip(x, 60, 120)"),
-    "downsample": (["downsample", "--factor", "2", "--method", "mean"], "coarsen mean 2x2x2"),
-    "gaussian": (["gaussian", "--sigma", "2"], "gaussian sigma=2 truncate=4"),
+    "copy": (["copy"], "copy (decode + encode)",
+             lambda z, s, d: [z("zarrs_reencode"), s, d, "--concurrent-chunks", "2"]),
+    "threshold": (["threshold", "--above", "95"], "threshold x > 95 (uint8)", None),
+    "clip": (["clip", "--min", "60", "--max", "120"], "clip [60, 120]",
+             lambda z, s, d: [z("zarrs_filter"), "--chunk-limit", "2", "clamp", s, d, "60", "120"]),
+    "downsample": (["downsample", "--factor", "2", "--method", "mean"], "downsample mean 2x2x2",
+                   lambda z, s, d: [z("zarrs_filter"), "--chunk-limit", "2", "downsample", s, d, "2", "2", "2"]),
+    "gaussian": (["gaussian", "--sigma", "2"], "gaussian sigma=2 truncate=4",
+                 lambda z, s, d: [z("zarrs_filter"), "--chunk-limit", "2", "gaussian", s, d,
+                                  "2", "2", "2", "8", "8", "8"]),
 }
+# What the zarrs_tools commands write: the same layout as the others.
+ZARRS_LAYOUT = ["--chunk-shape", ",".join(map(str, CHUNKS)), "--bytes-to-bytes-codecs", ZSTD3]
 
 DASK = r"""
-import sys, time, dask, dask.array as da, numpy as np, zarr, zarr.codecs
+import sys, dask, dask.array as da, numpy as np, zarr, zarr.codecs
 op, src, dst = sys.argv[1:4]
 dask.config.set(scheduler="threads", num_workers=2)
 x = da.from_zarr(src)
@@ -63,35 +81,58 @@ with open("/proc/self/status") as f:
 """
 
 
-def timed(cmd, peak_rss):
-    """Runs cmd; returns (seconds, peak RSS MiB as the process itself saw it: a parent's
-    rusage would count the Python image the child was forked from)."""
-    t = time.perf_counter()
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    seconds = time.perf_counter() - t
+def zarrs_tools(mode):
+    """A function naming a zarrs_tools executable, or None if they are not to be had."""
+    if mode == "skip":
+        return None
+    local = os.path.join(ROOT, "target", "zarrs_tools")
+    for where in [os.path.join(local, "bin"), *os.environ.get("PATH", "").split(os.pathsep)]:
+        if os.path.exists(os.path.join(where, "zarrs_filter")) and os.path.exists(os.path.join(where, "zarrs_reencode")):
+            return lambda name, where=where: os.path.join(where, name)
+    print(f"installing zarrs_tools {ZARRS_TOOLS} into {local} (a few minutes) ...", file=sys.stderr)
+    run = subprocess.run(["cargo", "install", "--quiet", "zarrs_tools", "--version", ZARRS_TOOLS,
+                          "--features", "filter", "--root", local])
+    if run.returncode != 0:
+        print("zarrs_tools did not install: its column stays empty", file=sys.stderr)
+        return None
+    return lambda name: os.path.join(local, "bin", name)
+
+
+def timed(cmd, rss_from_stdout=None):
+    """Runs cmd; (seconds, peak RSS MiB). The RSS is the one the process reports on its
+    stdout if rss_from_stdout says how to read it, else polled from /proc."""
+    seconds, run, polled = run_polling_rss(cmd)
     if run.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{run.stderr}")
-    return seconds, peak_rss(run.stdout) / 2**20
+    rss = rss_from_stdout(run.stdout) if rss_from_stdout else polled
+    return seconds, rss / 2**20
 
 
-def report_rss(path):
-    def read(_stdout):
-        with open(path) as f:
-            return json.load(f)["peak_rss_bytes"]
-    return read
-
-
-def vmhwm_rss(stdout):
-    return int(stdout.strip().splitlines()[-1]) * 1024
+def max_diff(a_path, b_path):
+    """max |a - b| over two arrays of the same shape (None if the shapes differ)."""
+    a, b = zarr.open_array(a_path, mode="r"), zarr.open_array(b_path, mode="r")
+    if a.shape != b.shape:
+        return None
+    worst = 0.0
+    for z in range(0, a.shape[0], CHUNKS[0]):
+        da_, db_ = a[z:z + CHUNKS[0]].astype(np.float64), b[z:z + CHUNKS[0]].astype(np.float64)
+        worst = max(worst, float(np.max(np.abs(da_ - db_))))
+    return worst
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ops", default=",".join(OPS))
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--zarrs-tools", choices=["auto", "skip"], default="auto")
+    ap.add_argument("--markdown", help="replace the compare_zarr section of this Markdown file with the table")
     args = ap.parse_args()
+    ops = args.ops.split(",")
+    if unknown := [op for op in ops if op not in OPS]:
+        sys.exit(f"unknown ops {unknown}; choose from {list(OPS)}")
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "haloflow"], cwd=ROOT, check=True)
     exe = os.path.join(ROOT, "target", "release", "haloflow")
+    zt = zarrs_tools(args.zarrs_tools)
     tmp = tempfile.mkdtemp(prefix="haloflow-compare-")
     try:
         src = os.path.join(tmp, "volume.zarr")
@@ -100,31 +141,75 @@ def main():
         rng = np.random.default_rng(0)
         for z in range(0, SHAPE[0], CHUNKS[0]):
             arr[z:z + CHUNKS[0]] = (50 + 90 * rng.random((CHUNKS[0], *SHAPE[1:]), dtype=np.float32))
-        rows = []
-        for op in args.ops.split(","):
-            flags, label = OPS[op]
-            hf, dk = [], []
-            for r in range(args.repeats):
-                dst = os.path.join(tmp, f"hf-{op}.zarr")
-                shutil.rmtree(dst, ignore_errors=True)
+        rows = {}
+        for op in ops:
+            flags, label, zcmd = OPS[op]
+            hf, stages, dk, zr = [], [], [], []
+            out = {tool: os.path.join(tmp, f"{tool}-{op}.zarr") for tool in ("hf", "dask", "zarrs")}
+            # Rounds interleave the tools, so that a slow spell of the machine hits all.
+            for _ in range(args.repeats):
+                shutil.rmtree(out["hf"], ignore_errors=True)
                 report = os.path.join(tmp, "report.json")
-                hf.append(timed([exe, flags[0], src, dst, *flags[1:], "--quiet", "--threads", "2", "--device", "cpu",
-                                 "--report", report], report_rss(report)))
-                dst = os.path.join(tmp, f"dask-{op}.zarr")
-                shutil.rmtree(dst, ignore_errors=True)
-                dk.append(timed([sys.executable, "-c", DASK, op, src, dst], vmhwm_rss))
-            h = statistics.median(s for s, _ in hf)
-            d = statistics.median(s for s, _ in dk)
-            rows.append((label, h, max(m for _, m in hf), d, max(m for _, m in dk)))
-        print(f"machine: {cpu_name()}, {os.cpu_count()} cores; volume {'x'.join(map(str, SHAPE))} float32, "
-              f"zarr v3 zstd-3, chunks {'x'.join(map(str, CHUNKS))}; median of {args.repeats}; page cache warm; "
-              f"haloflow on the CPU backend (no GPU adapter used)")
-        print("| op (zarr->zarr) | haloflow s | haloflow peak RSS MiB | dask s | dask peak RSS MiB | dask / haloflow |")
-        print("|---|---|---|---|---|---|")
-        for label, h, hm, d, dm in rows:
-            print(f"| {label} | {h:.2f} | {hm:.0f} | {d:.2f} | {dm:.0f} | {d / h:.2f}x |")
+
+                def reported(_stdout):
+                    with open(report) as f:
+                        r = json.load(f)
+                    stages.append(r["stages"])
+                    return r["peak_rss_bytes"]
+
+                hf.append(timed([exe, flags[0], src, out["hf"], *flags[1:], "--quiet", "--threads", "2",
+                                 "--device", "cpu", "--report", report], reported))
+                shutil.rmtree(out["dask"], ignore_errors=True)
+                dk.append(timed([sys.executable, "-c", DASK, op, src, out["dask"]],
+                                lambda stdout: int(stdout.strip().splitlines()[-1]) * 1024))
+                if zt and zcmd:
+                    shutil.rmtree(out["zarrs"], ignore_errors=True)
+                    zr.append(timed([*zcmd(zt, src, out["zarrs"]), *ZARRS_LAYOUT]))
+            med = lambda runs: statistics.median(s for s, _ in runs) if runs else None
+            peak = lambda runs: max(m for _, m in runs) if runs else None
+            stage = {k: statistics.median(s[k] for s in stages) for k in ("read", "compute", "write")}
+            rows[op] = dict(label=label, hf=med(hf), hf_rss=peak(hf), stages=stage, dask=med(dk), dask_rss=peak(dk),
+                            zarrs=med(zr), zarrs_rss=peak(zr), dask_diff=max_diff(out["dask"], out["hf"]),
+                            zarrs_diff=max_diff(out["zarrs"], out["hf"]) if zr else None)
+            for path in out.values():
+                shutil.rmtree(path, ignore_errors=True)
+        text = table(rows, args.repeats)
+        print(text)
+        if args.markdown:
+            write_section(args.markdown, "compare_zarr", text)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def table(rows, repeats):
+    f = lambda v, fmt: "–" if v is None else format(v, fmt)
+    ratio = lambda a, b: "–" if a is None or b is None else f"{a / b:.2f}×"
+    copy = rows.get("copy", {}).get("hf")
+    lines = [
+        f"Machine: {machine_line()}. Versions: {versions()}, zarrs_tools {ZARRS_TOOLS}.",
+        "",
+        f"Command: `scripts/compare` (`python3 scripts/compare_zarr.py --repeats {repeats}`). Volume "
+        f"{'×'.join(map(str, SHAPE))} float32, Zarr v3, zstd level 3, chunks {'×'.join(map(str, CHUNKS))}, "
+        "written by zarr-python; every tool writes the same layout; page cache warm; median of "
+        f"{repeats} interleaved rounds; peak RSS is each process's own VmHWM (the largest of the rounds). "
+        "haloflow: `--threads 2 --device cpu` (no GPU adapter used). dask: 2 threads. zarrs_tools: "
+        "2 chunks in flight.",
+        "",
+        "| op (zarr→zarr) | haloflow s | haloflow / copy | haloflow read · compute · write core-s | "
+        "haloflow RSS MiB | dask s | dask / haloflow | dask RSS MiB | max \\|dask − haloflow\\| | "
+        "zarrs_tools s | zarrs_tools / haloflow | zarrs_tools RSS MiB | max \\|zarrs_tools − haloflow\\| |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows.values():
+        s = r["stages"]
+        lines.append(
+            f"| {r['label']} | {r['hf']:.2f} | {ratio(r['hf'], copy)} | "
+            f"{s['read']:.2f} · {s['compute']:.2f} · {s['write']:.2f} | {r['hf_rss']:.0f} | "
+            f"{r['dask']:.2f} | {ratio(r['dask'], r['hf'])} | {r['dask_rss']:.0f} | {f(r['dask_diff'], '.2g')} | "
+            f"{f(r['zarrs'], '.2f')} | {ratio(r['zarrs'], r['hf'])} | {f(r['zarrs_rss'], '.0f')} | "
+            f"{f(r['zarrs_diff'], '.2g')} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
