@@ -31,10 +31,12 @@ fn main() -> Result<(), haloflow::Error> {
     let spec = OutputSpec::new(&shape, DType::U16, &[32, 64, 64]);
     let sets: Vec<AxisSet> = shape.iter().map(|&n| AxisSet::from_range(0..n)).collect();
     let data = volume.as_slice().expect("standard layout");
-    Output::create(&input_path, &spec, true)?.write(
+    let writer = Output::create(&input_path, &spec, true)?;
+    writer.write(
         &Region::whole(&shape),
         &Block::new(sets, Cow::Borrowed(data)).into_any(),
     )?;
+    writer.flush()?;
     println!(
         "wrote {} ({shape:?} uint16, chunks 32x64x64, zstd)",
         input_path.display()

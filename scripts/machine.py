@@ -1,6 +1,6 @@
 """What the benchmark scripts share: the machine they ran on, and where their tables go."""
 
-import importlib
+import importlib.metadata
 import os
 import platform
 import re
@@ -72,9 +72,10 @@ def versions(modules=("numpy", "scipy", "zarr", "dask", "dask_image")):
     except (OSError, IndexError):
         pass
     for name in modules:
+        dist = name.replace("_", "-")
         try:
-            parts.append(f"{name.replace('_', '-')} {importlib.import_module(name).__version__}")
-        except ImportError:
+            parts.append(f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
             pass
     parts.append(f"Python {platform.python_version()}")
     return ", ".join(parts)

@@ -36,6 +36,20 @@ pub fn volume(shape: &[usize]) -> ArrayD<f32> {
     })
 }
 
+/// A float32 volume uniform in [50, 140) (splitmix64): like the side-by-side
+/// comparison's volume, barely compressible.
+pub fn noise(shape: &[usize]) -> ArrayD<f32> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    ArrayD::from_shape_simple_fn(IxDyn(shape), || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        50.0 + 90.0 * (z >> 40) as f32 / (1u64 << 24) as f32
+    })
+}
+
 /// One operation of each kind, named.
 pub fn ops() -> Vec<(&'static str, Op)> {
     vec![
