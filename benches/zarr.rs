@@ -9,7 +9,7 @@
 mod common;
 
 use std::borrow::Cow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -36,7 +36,7 @@ fn write_volume(path: &Path, volume: &ArrayD<f32>, chunk: &[usize]) {
 }
 
 /// One streamed run of `pipeline` into a fresh output; the time of the run alone.
-fn run_once(pipeline: &Pipeline, input: &Input, chunk: &[usize], out: &PathBuf) -> Duration {
+fn run_once(pipeline: &Pipeline, input: &Input, chunk: &[usize], out: &Path) -> Duration {
     let (shape, dtype) = pipeline
         .output(input.shape(), input.dtype())
         .expect("valid pipeline");
