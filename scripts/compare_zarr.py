@@ -52,7 +52,7 @@ OPS = {
                    lambda z, s, d: [z("zarrs_filter"), "--chunk-limit", "2", "downsample", s, d, "2", "2", "2"]),
     "gaussian": (["gaussian", "--sigma", "2"], "gaussian sigma=2 truncate=4",
                  lambda z, s, d: [z("zarrs_filter"), "--chunk-limit", "2", "gaussian", s, d,
-                                  "2", "2", "2", "8", "8", "8"]),
+                                  "2,2,2", "8,8,8"]),
 }
 # What the zarrs_tools commands write: the same layout as the others.
 ZARRS_LAYOUT = ["--chunk-shape", ",".join(map(str, CHUNKS)), "--bytes-to-bytes-codecs", ZSTD3]
