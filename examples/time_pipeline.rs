@@ -2,8 +2,8 @@
 //! (`scripts/compare_scipy.py`).
 //!
 //! `cargo run --release --example time_pipeline -- IN.npy OUT.npy '<pipeline JSON>' [REPEATS]`
-//! prints one line of JSON: `{"seconds": [...], "threads": N}` (after one untimed
-//! warm-up run; `RAYON_NUM_THREADS` sets the threads).
+//! prints one line of JSON: `{"seconds": [...], "threads": N}` (after a second of
+//! untimed warm-up runs; `RAYON_NUM_THREADS` sets the threads).
 
 use std::fs::File;
 use std::time::Instant;
@@ -21,10 +21,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pipeline: Pipeline = serde_json::from_str(&args[3])?;
     let repeats: usize = args.get(4).map(|r| r.parse()).transpose()?.unwrap_or(3);
     let mut seconds = Vec::new();
-    // One untimed warm-up run. Each result is dropped before the next run, so that
-    // runs reuse memory rather than fault in fresh pages, which costs more than the
-    // filter itself on some virtual machines (the kernel zeroing never-touched pages).
+    // Untimed warm-up runs, for a second at least. Each result is dropped before the
+    // next run, so that runs reuse memory rather than fault in fresh pages, which costs
+    // more than the filter itself on some virtual machines (the kernel zeroing pages
+    // the machine never touched).
+    let warm_up = Instant::now();
     let mut result = Some(pipeline.apply(input.view())?);
+    while warm_up.elapsed().as_secs_f64() < 1.0 {
+        drop(result.take());
+        result = Some(pipeline.apply(input.view())?);
+    }
     for _ in 0..repeats {
         drop(result.take());
         let t = Instant::now();

@@ -155,22 +155,37 @@ thread_local! {
 /// Buffers kept per thread at most.
 const POOL_SIZE: usize = 4;
 
-/// An empty vector with room for `capacity` elements, reusing a pooled buffer if one fits.
-pub(crate) fn take_vec<T: Element>(capacity: usize) -> Vec<T> {
+/// A pooled buffer of this thread with room for `capacity` elements, if one fits (its
+/// elements are stale).
+fn pooled<T: Element>(capacity: usize) -> Option<Vec<T>> {
     POOL.with_borrow_mut(|pool| {
-        let found = pool.iter().position(|b| {
+        let i = pool.iter().position(|b| {
             b.downcast_ref::<Vec<T>>()
                 .is_some_and(|v| v.capacity() >= capacity)
-        });
-        match found {
-            Some(i) => {
-                let mut v = *pool.swap_remove(i).downcast::<Vec<T>>().expect("checked");
-                v.clear();
-                v
-            }
-            None => Vec::with_capacity(capacity),
-        }
+        })?;
+        Some(*pool.swap_remove(i).downcast::<Vec<T>>().expect("checked"))
     })
+}
+
+/// An empty vector with room for `capacity` elements, reusing a pooled buffer if one fits.
+pub(crate) fn take_vec<T: Element>(capacity: usize) -> Vec<T> {
+    pooled(capacity).map_or_else(
+        || Vec::with_capacity(capacity),
+        |mut v| {
+            v.clear();
+            v
+        },
+    )
+}
+
+/// A vector of `len` elements whose values are unspecified (a pooled buffer's stale
+/// ones, else zeros), for callers that overwrite every element: a reused buffer is not
+/// cleared first.
+pub(crate) fn take_buffer<T: Element>(len: usize) -> Vec<T> {
+    let mut v = pooled(len).unwrap_or_default();
+    v.truncate(len);
+    v.resize(len, T::default());
+    v
 }
 
 /// Returns the buffer of an owned block to this thread's pool.

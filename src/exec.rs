@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::backend::Backend;
-use crate::block::{Block, BlockAny, take_vec};
+use crate::block::{Block, BlockAny, take_buffer};
 use crate::cpu;
 use crate::dtype::{DType, match_any, with_dtype};
 use crate::error::{Error, Result};
@@ -384,8 +384,9 @@ impl<'a> ChunkCache<'a> {
         // Chunks are copied in one at a time and let go at once, so that a job holds
         // its footprint and a single decoded chunk, not every chunk its halo touches.
         Ok(with_dtype!(self.source.dtype(), T => {
-            let mut data = take_vec::<T>(len);
-            data.resize(len, T::default());
+            // The chunks cover the footprint (it lies inside the array): every element
+            // is written below.
+            let mut data = take_buffer::<T>(len);
             for id in ids {
                 let chunk = self.get(id)?;
                 let chunk = chunk.typed::<T>();

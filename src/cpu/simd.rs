@@ -26,7 +26,7 @@ pub(crate) fn accumulate(out: &mut [f32], taps: &[Tap<'_>]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn accumulate_avx512(out: &mut [f32], taps: &[Tap<'_>]) {
-    accumulate_lanes::<128, 16>(out, taps)
+    accumulate_lanes::<256, 16>(out, taps)
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use super::simd::{Tap, accumulate};
 use super::{for_each_row, for_each_row_in};
-use crate::block::{Block, take_vec};
+use crate::block::{Block, take_buffer};
 use crate::region::AxisSet;
 use crate::stage::Stencil;
 
@@ -125,8 +125,8 @@ pub(crate) fn stencil(
 
     let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
     let row_len = lens[last];
-    let mut data = take_vec::<f32>(lens.iter().product());
-    data.resize(lens.iter().product(), 0.0);
+    // Every output row is written below.
+    let mut data = take_buffer::<f32>(lens.iter().product());
     let max_padded = runs.iter().map(|r| r.len + kl - 1).max().unwrap_or(0);
     let const_row = vec![st.cval; max_padded];
     let mut row_offsets: Vec<Option<usize>> = Vec::with_capacity(lead_taps.len());
