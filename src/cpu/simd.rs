@@ -20,26 +20,32 @@ pub(crate) fn accumulate(out: &mut [f32], taps: &[Tap<'_>]) {
             return unsafe { accumulate_avx2(out, taps) };
         }
     }
-    accumulate_lanes::<32, 4>(out, taps)
+    accumulate_lanes::<32, 8, 4>(out, taps)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn accumulate_avx512(out: &mut [f32], taps: &[Tap<'_>]) {
-    accumulate_lanes::<256, 16>(out, taps)
+    accumulate_lanes::<256, 64, 16>(out, taps)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn accumulate_avx2(out: &mut [f32], taps: &[Tap<'_>]) {
-    accumulate_lanes::<64, 8>(out, taps)
+    accumulate_lanes::<64, 32, 8>(out, taps)
 }
 
-/// Wide chunks of `W` lanes (enough independent sums to hide the adder's latency),
-/// then chunks of `V` lanes (one vector), then scalars.
+/// Wide chunks of `W` lanes (many independent sums: each tap's loop overhead is spread
+/// over more work), then chunks of `M` lanes (still enough independent sums to hide the
+/// adder's latency, for rows shorter than `W`), then of `V` lanes (one vector), then
+/// scalars.
 #[inline(always)]
-fn accumulate_lanes<const W: usize, const V: usize>(out: &mut [f32], taps: &[Tap<'_>]) {
+fn accumulate_lanes<const W: usize, const M: usize, const V: usize>(
+    out: &mut [f32],
+    taps: &[Tap<'_>],
+) {
     let i = accumulate_chunks::<W>(out, taps, 0);
+    let i = accumulate_chunks::<M>(out, taps, i);
     let i = accumulate_chunks::<V>(out, taps, i);
     accumulate_chunks::<1>(out, taps, i);
 }
