@@ -325,7 +325,15 @@ struct ChunkCache<'a> {
     decoded: AtomicU64,
 }
 
-type Cell = Arc<OnceLock<Result<Arc<BlockAny<'static>>, String>>>;
+/// A chunk's place in the cache: decoded once, by the first worker to ask for it.
+#[derive(Default)]
+struct Slot {
+    /// A worker is decoding (or has decoded) the chunk.
+    claimed: AtomicBool,
+    value: OnceLock<Result<Arc<BlockAny<'static>>, String>>,
+}
+
+type Cell = Arc<Slot>;
 
 struct Entry {
     /// The decoded chunk (or the part of it still needed), once a job asked for it.
@@ -387,7 +395,10 @@ impl<'a> ChunkCache<'a> {
             // The chunks cover the footprint (it lies inside the array): every element
             // is written below.
             let mut data = take_buffer::<T>(len);
-            for id in ids {
+            // Chunks another worker is decoding right now come last, so that this
+            // worker copies (or decodes) the others meanwhile instead of waiting.
+            let (busy, free): (Vec<usize>, Vec<usize>) = ids.into_iter().partition(|&id| self.busy(id));
+            for id in free.into_iter().chain(busy) {
                 let chunk = self.get(id)?;
                 let chunk = chunk.typed::<T>();
                 copy_chunk(&mut data, sets, &box_of(&chunk.sets), &chunk.data);
@@ -403,32 +414,43 @@ impl<'a> ChunkCache<'a> {
             .chunk_region(&unravel(id, &self.grid.grid_shape()))
     }
 
+    fn slot(&self, id: usize) -> Cell {
+        let entries = self.entries.lock().expect("no panic holds it");
+        Arc::clone(
+            &entries
+                .get(&id)
+                .expect("every footprint chunk is counted")
+                .chunk,
+        )
+    }
+
+    /// Whether another worker is decoding chunk `id` at this moment.
+    fn busy(&self, id: usize) -> bool {
+        let slot = self.slot(id);
+        slot.claimed.load(Ordering::Relaxed) && slot.value.get().is_none()
+    }
+
     fn get(&self, id: usize) -> Result<Arc<BlockAny<'static>>> {
-        let cell = {
-            let entries = self.entries.lock().expect("no panic holds it");
-            Arc::clone(
-                &entries
-                    .get(&id)
-                    .expect("every footprint chunk is counted")
-                    .chunk,
-            )
-        };
+        let cell = self.slot(id);
+        cell.claimed.store(true, Ordering::Relaxed);
         // The first reader that fails gets the typed error; others get its message.
         let mut failure = None;
-        let value = cell.get_or_init(|| match self.source.read_region(&self.region(id)) {
-            Ok(decoded) => {
-                let bytes = bytes_of(&decoded);
-                self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
-                self.decoded.fetch_add(1, Ordering::Relaxed);
-                self.held.fetch_add(bytes, Ordering::Relaxed);
-                Ok(Arc::new(decoded))
-            }
-            Err(e) => {
-                let message = e.to_string();
-                failure = Some(e);
-                Err(message)
-            }
-        });
+        let value = cell
+            .value
+            .get_or_init(|| match self.source.read_region(&self.region(id)) {
+                Ok(decoded) => {
+                    let bytes = bytes_of(&decoded);
+                    self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+                    self.decoded.fetch_add(1, Ordering::Relaxed);
+                    self.held.fetch_add(bytes, Ordering::Relaxed);
+                    Ok(Arc::new(decoded))
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    failure = Some(e);
+                    Err(message)
+                }
+            });
         if let Some(e) = failure {
             return Err(e);
         }
@@ -446,7 +468,7 @@ impl<'a> ChunkCache<'a> {
         if let Some(at) = entry.users.iter().position(|&u| u == j) {
             entry.users.swap_remove(at);
         }
-        let Some(Ok(block)) = entry.chunk.get() else {
+        let Some(Ok(block)) = entry.chunk.value.get() else {
             if entry.users.is_empty() {
                 entries.remove(&id);
             }
@@ -468,7 +490,10 @@ impl<'a> ChunkCache<'a> {
             let cropped = crop(block, &held, &needed);
             self.held
                 .fetch_sub(size - bytes_of(&cropped), Ordering::Relaxed);
-            entry.chunk = Arc::new(OnceLock::from(Ok(Arc::new(cropped))));
+            entry.chunk = Arc::new(Slot {
+                claimed: AtomicBool::new(true),
+                value: OnceLock::from(Ok(Arc::new(cropped))),
+            });
         }
     }
 
