@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use haloflow::backend::{Backend, Device};
 use haloflow::exec::{self, Report, RunOptions, Shard, Source};
-use haloflow::store::{Input, Output, OutputSpec};
+use haloflow::store::{Compression, Input, Output, OutputSpec};
 use haloflow::{DType, DownMethod, Kernel, Mode, Op, Pipeline, Plan, UpMethod};
 
 #[derive(Parser)]
@@ -81,6 +81,10 @@ struct Common {
     /// Output Zarr format.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
     zarr_format: u8,
+    /// Output chunk compression: `zstd:LEVEL` (-7 to 22; lower is faster, 3 is
+    /// zarr-python's default), `zstd` (level 3) or `none`.
+    #[arg(long, default_value = "zstd:3", value_parser = parse_compression)]
+    compression: Compression,
     /// Run only share I of N (0-based), e.g. a SLURM array task: `--shard 3/8`.
     #[arg(long, value_parser = parse_shard)]
     shard: Option<Shard>,
@@ -350,6 +354,21 @@ fn parse_shard(s: &str) -> Result<Shard, String> {
     Shard::new(parse(i)?, parse(n)?).map_err(|e| e.to_string())
 }
 
+fn parse_compression(s: &str) -> Result<Compression, String> {
+    let level = match s.trim().to_ascii_lowercase().as_str() {
+        "none" => return Ok(Compression::None),
+        "zstd" => 3,
+        other => other
+            .strip_prefix("zstd:")
+            .and_then(|l| l.trim().parse::<i32>().ok())
+            .ok_or_else(|| format!("expected zstd, zstd:LEVEL or none, got '{s}'"))?,
+    };
+    if !(-7..=22).contains(&level) {
+        return Err(format!("zstd level {level} is outside -7..=22"));
+    }
+    Ok(Compression::Zstd { level })
+}
+
 fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim().to_ascii_uppercase();
     let t = t
@@ -480,6 +499,7 @@ fn run<A: Args + ToOps>(r: &Run<A>) -> haloflow::Result<()> {
     );
     let spec = OutputSpec::new(&out_shape, out_dtype, &chunk)
         .with_zarr_format(c.zarr_format)
+        .with_compression(c.compression)
         .with_attributes(attributes);
     let output = Output::create(&r.output, &spec, c.overwrite)?;
 
@@ -623,6 +643,17 @@ mod tests {
         assert_eq!(parse_shard("2/3").unwrap(), Shard::new(2, 3).unwrap());
         assert!(parse_shard("3/3").is_err());
         assert!(parse_shard("1").is_err());
+        assert_eq!(parse_compression("none").unwrap(), Compression::None);
+        assert_eq!(
+            parse_compression("zstd").unwrap(),
+            Compression::Zstd { level: 3 }
+        );
+        assert_eq!(
+            parse_compression("ZSTD:-3").unwrap(),
+            Compression::Zstd { level: -3 }
+        );
+        assert!(parse_compression("zstd:99").is_err());
+        assert!(parse_compression("gzip").is_err());
     }
 
     #[test]

@@ -122,6 +122,7 @@ mod bad_input {
             &Block::new(sets, Cow::Owned(data)).into_any(),
         )
         .unwrap();
+        out.flush().unwrap();
         path
     }
 
@@ -253,7 +254,49 @@ mod bad_input {
         let junk = dir.join("junk.npy");
         fs::write(&junk, b"not a npy file").unwrap();
         fails_with(&run(&["convolve", "--kernel", s(&junk)]), &["junk.npy"]);
+        fails_with(
+            &run(&["threshold", "--above", "1", "--compression", "gzip"]),
+            &["compression"],
+        );
         assert!(!dst.exists(), "a refused run created its output");
+    }
+
+    #[test]
+    fn the_output_compression_is_chosen_and_recorded() {
+        let dir = scratch("compression");
+        let src = input(&dir, "in.zarr");
+        let whole = Region::whole(&[8, 9, 10]);
+        let expect = haloflow::store::Input::open(&src)
+            .unwrap()
+            .read_region(&whole)
+            .unwrap();
+        for (choice, codec) in [("none", None), ("zstd:-2", Some(-2)), ("zstd", Some(3))] {
+            let dst = dir.join(format!("{choice}.zarr"));
+            let done = haloflow(&["copy", s(&src), s(&dst), "--compression", choice, "-q"]);
+            assert!(
+                done.status.success(),
+                "{}",
+                String::from_utf8_lossy(&done.stderr)
+            );
+            let meta: serde_json::Value =
+                serde_json::from_slice(&fs::read(dst.join("zarr.json")).unwrap()).unwrap();
+            let zstd = meta["codecs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "zstd")
+                .map(|c| c["configuration"]["level"].as_i64().unwrap());
+            assert_eq!(zstd, codec, "{choice}");
+            let back = haloflow::store::Input::open(&dst)
+                .unwrap()
+                .read_region(&whole)
+                .unwrap();
+            assert_eq!(
+                back.typed::<f32>().data,
+                expect.typed::<f32>().data,
+                "{choice}"
+            );
+        }
     }
 
     #[test]
