@@ -74,7 +74,6 @@ fn by_rows(
 ) -> Block<'static, f32> {
     let ndim = out.len();
     let last = ndim - 1;
-    let strides = &input.strides();
     let position = &|axis: usize, index: usize| {
         input.sets[axis]
             .position(index)
@@ -83,18 +82,7 @@ fn by_rows(
 
     // Leading axes: for output index p and tap k, the input offset (None = cval).
     let tables: Vec<Vec<Option<usize>>> = (0..last)
-        .map(|a| {
-            out[a]
-                .iter()
-                .flat_map(|o| {
-                    st.offsets(a).map(move |d| {
-                        st.mode
-                            .map(o as i64 + d, in_shape[a])
-                            .map(|i| position(a, i) * strides[a])
-                    })
-                })
-                .collect()
-        })
+        .map(|a| tap_offsets(input, out, in_shape, st, a))
         .collect();
 
     // Last axis: one gather per run of consecutive output indices.
@@ -211,6 +199,32 @@ fn by_rows(
     Block::new(out.to_vec(), Cow::Owned(data))
 }
 
+/// For each output index on `axis` and each of the stencil's taps there, in order: the
+/// input's element offset along `axis` (its position times the axis' stride; `None`
+/// for `cval`). The boundary mode is folded in here, once per stage.
+fn tap_offsets(
+    input: &Block<'_, f32>,
+    out: &[AxisSet],
+    in_shape: &[usize],
+    st: &Stencil,
+    axis: usize,
+) -> Vec<Option<usize>> {
+    let stride = input.strides()[axis];
+    out[axis]
+        .iter()
+        .flat_map(|o| {
+            st.offsets(axis).map(move |d| {
+                st.mode.map(o as i64 + d, in_shape[axis]).map(|i| {
+                    input.sets[axis]
+                        .position(i)
+                        .expect("planner bug: a stencil tap is missing from the footprint")
+                        * stride
+                })
+            })
+        })
+        .collect()
+}
+
 /// The axis of a 1-D stencil along a leading axis whose input and output hold the same
 /// indices on every later axis (a separable pass on a block with its later halos
 /// kept), if `st` is one: [`along_leading_axis`] computes it on long merged rows.
@@ -239,30 +253,15 @@ fn along_leading_axis(
 ) -> Block<'static, f32> {
     let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
     let inner: usize = lens[a + 1..].iter().product();
-    let strides = input.strides();
-    let position = |axis: usize, index: usize| {
-        input.sets[axis]
-            .position(index)
-            .expect("planner bug: a stencil tap is missing from the footprint")
-    };
-    // Per output position along `a` and tap: the input position (None = cval).
-    let taps_along: Vec<Vec<Option<usize>>> = out[a]
-        .iter()
-        .map(|o| {
-            st.offsets(a)
-                .map(|d| {
-                    st.mode
-                        .map(o as i64 + d, in_shape[a])
-                        .map(|i| position(a, i))
-                })
-                .collect()
-        })
-        .collect();
+    // Per output index along `a`, each tap's input offset (None = cval); `inner` is the
+    // stride along `a`, the input agreeing with the output on every later axis.
+    let along = tap_offsets(input, out, in_shape, st, a);
+    let taps_along: Vec<&[Option<usize>]> = along.chunks(st.shape[a]).collect();
     // Earlier axes: the stencil has one tap there, at offset 0.
-    let outer: Vec<Vec<usize>> = (0..a)
-        .map(|b| out[b].iter().map(|o| position(b, o) * strides[b]).collect())
+    let outer: Vec<Vec<Option<usize>>> = (0..a)
+        .map(|b| tap_offsets(input, out, in_shape, st, b))
         .collect();
-    let const_row = if taps_along.iter().flatten().any(Option::is_none) {
+    let const_row = if along.iter().any(Option::is_none) {
         vec![st.cval; inner]
     } else {
         Vec::new()
@@ -270,7 +269,9 @@ fn along_leading_axis(
     let len_a = lens[a];
     let mut data = take_buffer::<f32>(lens.iter().product());
     for_each_row(&lens[..a], |index, flat| {
-        let base_in: usize = (0..a).map(|b| outer[b][index[b]]).sum();
+        let base_in: usize = (0..a)
+            .map(|b| outer[b][index[b]].expect("a one-tap axis reads its own index"))
+            .sum();
         let base_out = flat * len_a * inner;
         let mut p = 0;
         while p < len_a {
@@ -278,8 +279,8 @@ fn along_leading_axis(
             while q < len_a
                 && taps_along[q - 1]
                     .iter()
-                    .zip(&taps_along[q])
-                    .all(|(x, y)| matches!((x, y), (Some(x), Some(y)) if *y == x + 1))
+                    .zip(taps_along[q])
+                    .all(|(x, y)| matches!((x, y), (Some(x), Some(y)) if *y == x + inner))
             {
                 q += 1;
             }
@@ -287,12 +288,9 @@ fn along_leading_axis(
             let taps: Vec<Tap<'_>> = taps_along[p]
                 .iter()
                 .enumerate()
-                .map(|(t, pos)| {
-                    let row = match pos {
-                        Some(pos) => {
-                            let start = base_in + pos * strides[a];
-                            &input.data[start..start + n]
-                        }
+                .map(|(t, off)| {
+                    let row = match off {
+                        Some(off) => &input.data[base_in + off..base_in + off + n],
                         None => &const_row[..n],
                     };
                     (row, &st.weights[t..=t])
@@ -345,8 +343,7 @@ mod tests {
                     mode,
                     cval: 1.5,
                 };
-                let whole: Vec<AxisSet> =
-                    shape.iter().map(|&n| AxisSet::from_range(0..n)).collect();
+                let whole = crate::region::Region::whole(&shape).sets();
                 let input = values(&whole);
                 // The whole array, and a part of it (output indices 1..4 on the axis).
                 let mut part = whole.clone();
