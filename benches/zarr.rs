@@ -16,7 +16,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use haloflow::block::Block;
 use haloflow::exec::{self, RunOptions};
 use haloflow::store::{Input, Output, OutputSpec};
-use haloflow::{AxisSet, DType, Op, Pipeline, Plan, Region};
+use haloflow::{DType, Op, Pipeline, Plan, Region};
 use ndarray::{ArrayD, IxDyn};
 
 /// Writes `volume` as a Zarr v3 array (zstd level 3) with chunks `chunk`.
@@ -24,7 +24,7 @@ fn write_volume(path: &Path, volume: &ArrayD<f32>, chunk: &[usize]) {
     let shape = volume.shape();
     let output = Output::create(path, &OutputSpec::new(shape, DType::F32, chunk), true)
         .expect("creates the input");
-    let sets: Vec<AxisSet> = shape.iter().map(|&n| AxisSet::from_range(0..n)).collect();
+    let sets = Region::whole(shape).sets();
     let data = volume.as_slice().expect("standard layout");
     output
         .write(

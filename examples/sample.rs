@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use haloflow::block::Block;
 use haloflow::exec::{self, RunOptions};
 use haloflow::store::{Input, Output, OutputSpec};
-use haloflow::{AxisSet, DType, DownMethod, Mode, Op, Pipeline, Plan, Region};
+use haloflow::{DType, DownMethod, Mode, Op, Pipeline, Plan, Region};
 use ndarray::{ArrayD, IxDyn};
 
 fn main() -> Result<(), haloflow::Error> {
@@ -29,7 +29,7 @@ fn main() -> Result<(), haloflow::Error> {
     });
     let input_path = dir.join("volume.zarr");
     let spec = OutputSpec::new(&shape, DType::U16, &[32, 64, 64]);
-    let sets: Vec<AxisSet> = shape.iter().map(|&n| AxisSet::from_range(0..n)).collect();
+    let sets = Region::whole(&shape).sets();
     let data = volume.as_slice().expect("standard layout");
     let writer = Output::create(&input_path, &spec, true)?;
     writer.write(

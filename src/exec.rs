@@ -401,7 +401,7 @@ impl<'a> ChunkCache<'a> {
             for id in free.into_iter().chain(busy) {
                 let chunk = self.get(id)?;
                 let chunk = chunk.typed::<T>();
-                copy_chunk(&mut data, sets, &box_of(&chunk.sets), &chunk.data);
+                copy_chunk(&mut data, sets, &Region::bounding(&chunk.sets), &chunk.data);
                 self.release(id, j);
             }
             Block::new(sets.to_vec(), std::borrow::Cow::Owned(data)).into_any()
@@ -484,7 +484,7 @@ impl<'a> ChunkCache<'a> {
             }
             return;
         }
-        let held = box_of(block.sets());
+        let held = Region::bounding(block.sets());
         let needed = self.needed(&entry.users, &held);
         if needed.len() * 2 <= held.len() {
             let cropped = crop(block, &held, &needed);
@@ -520,14 +520,6 @@ impl<'a> ChunkCache<'a> {
     }
 }
 
-/// The box a block of single runs covers.
-fn box_of(sets: &[AxisSet]) -> Region {
-    Region::new(
-        sets.iter().map(|s| s.bounds().start).collect(),
-        sets.iter().map(AxisSet::len).collect(),
-    )
-}
-
 /// Decoded bytes of a block.
 fn bytes_of(block: &BlockAny<'_>) -> u64 {
     let len: usize = block.sets().iter().map(AxisSet::len).product();
@@ -536,9 +528,7 @@ fn bytes_of(block: &BlockAny<'_>) -> u64 {
 
 /// The part `inner` of `block`, a dense block over the box `outer`.
 fn crop(block: &BlockAny<'_>, outer: &Region, inner: &Region) -> BlockAny<'static> {
-    let sets: Vec<AxisSet> = (0..inner.ndim())
-        .map(|a| AxisSet::from_range(inner.range(a)))
-        .collect();
+    let sets = inner.sets();
     match_any!(block, BlockAny, b => {
         let mut data = vec![Default::default(); inner.len()];
         copy_chunk(&mut data, &sets, outer, &b.data);

@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::gpu;
 use crate::ops::Pipeline;
 use crate::plan::Plan;
-use crate::region::{AxisSet, Region};
+use crate::region::Region;
 
 /// Output elements per job when the caller does not choose a block shape.
 const TARGET_BLOCK_ELEMENTS: usize = 1 << 19;
@@ -102,11 +102,7 @@ fn apply_typed<T: BlockElement>(
     backend: &Backend,
 ) -> Result<ArrayAny> {
     let plan = Plan::new(pipeline, input.shape(), T::DTYPE, block, block)?;
-    let sets = input
-        .shape()
-        .iter()
-        .map(|&n| AxisSet::from_range(0..n))
-        .collect();
+    let sets = Region::whole(input.shape()).sets();
     let source = match input.to_slice() {
         Some(slice) => Block::new(sets, Cow::Borrowed(slice)),
         None => Block::new(sets, Cow::Owned(input.iter().copied().collect())),

@@ -133,11 +133,7 @@ impl Plan {
     /// output array) needs; last, the region's own sets. What [`Plan::job`] computes
     /// for a whole block, for any part of one.
     pub(crate) fn sets_for(&self, region: &Region) -> Vec<Vec<AxisSet>> {
-        let mut sets = vec![
-            (0..region.ndim())
-                .map(|a| AxisSet::from_range(region.range(a)))
-                .collect::<Vec<_>>(),
-        ];
+        let mut sets = vec![region.sets()];
         for (k, st) in self.stages.iter().enumerate().rev() {
             let needed = st.input_sets(sets.last().expect("non-empty"), &self.shapes[k]);
             sets.push(needed);
@@ -183,14 +179,7 @@ impl Job {
     /// The smallest box holding the footprint (what a reader fetches when the
     /// footprint is one box, which it is unless `wrap` reaches across the array).
     pub fn footprint_bounds(&self) -> Region {
-        let (start, shape) = self.sets[0]
-            .iter()
-            .map(|s| {
-                let b = s.bounds();
-                (b.start, b.len())
-            })
-            .unzip();
-        Region::new(start, shape)
+        Region::bounding(&self.sets[0])
     }
 }
 

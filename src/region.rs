@@ -54,6 +54,25 @@ impl Region {
         self.len() == 0
     }
 
+    /// The smallest region holding every index of `sets` (one set per axis).
+    pub fn bounding(sets: &[AxisSet]) -> Self {
+        let (start, shape) = sets
+            .iter()
+            .map(|s| {
+                let b = s.bounds();
+                (b.start, b.len())
+            })
+            .unzip();
+        Region { start, shape }
+    }
+
+    /// The region's indices, one run per axis.
+    pub fn sets(&self) -> Vec<AxisSet> {
+        (0..self.ndim())
+            .map(|a| AxisSet::from_range(self.range(a)))
+            .collect()
+    }
+
     /// The common part of two regions of the same rank (possibly empty).
     pub fn intersect(&self, other: &Region) -> Region {
         let (start, shape) = (0..self.ndim())

@@ -24,7 +24,7 @@
 //!
 //! // Write the whole array as one block (a whole number of chunks, clipped at the edge).
 //! let region = Region::whole(&[4, 6]);
-//! let sets = (0..2).map(|a| haloflow::AxisSet::from_range(region.range(a))).collect();
+//! let sets = region.sets();
 //! let data: Vec<u16> = (0..24).collect();
 //! output.write(&region, &BlockAny::U16(Block::new(sets, data.into())))?;
 //! output.flush()?; // chunks are synced and renamed in the background
@@ -283,10 +283,7 @@ impl Input {
     /// # Errors
     /// As [`Input::read`].
     pub fn read_region(&self, region: &Region) -> Result<BlockAny<'static>> {
-        let sets: Vec<AxisSet> = (0..region.ndim())
-            .map(|a| AxisSet::from_range(region.range(a)))
-            .collect();
-        self.read(&sets)
+        self.read(&region.sets())
     }
 
     fn read_typed<T: Element + ElementOwned>(&self, sets: &[AxisSet]) -> Result<Block<'static, T>> {

@@ -92,7 +92,7 @@ mod bad_input {
 
     use haloflow::block::Block;
     use haloflow::store::{Output, OutputSpec};
-    use haloflow::{AxisSet, DType, Region};
+    use haloflow::{DType, Region};
 
     fn scratch(name: &str) -> PathBuf {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -113,7 +113,7 @@ mod bad_input {
             false,
         )
         .unwrap();
-        let sets: Vec<AxisSet> = shape.iter().map(|&n| AxisSet::from_range(0..n)).collect();
+        let sets = Region::whole(&shape).sets();
         let data: Vec<f32> = (0..shape.iter().product::<usize>())
             .map(|i| (i % 13) as f32)
             .collect();

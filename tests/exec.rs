@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use haloflow::block::{Block, BlockAny};
 use haloflow::exec::{RunOptions, Shard, Sink, Source, run};
-use haloflow::{AxisSet, DType, Mode, Op, Pipeline, Plan, Region};
+use haloflow::{DType, Mode, Op, Pipeline, Plan, Region};
 use ndarray::{ArrayD, IxDyn, SliceInfoElem};
 
 struct MemSource {
@@ -56,11 +56,8 @@ impl Source for MemSource {
     }
     fn read_region(&self, region: &Region) -> haloflow::Result<BlockAny<'static>> {
         let view = self.array.slice(slice_of(region).as_slice());
-        let sets = (0..region.ndim())
-            .map(|a| AxisSet::from_range(region.range(a)))
-            .collect();
         Ok(BlockAny::F32(Block::new(
-            sets,
+            region.sets(),
             Cow::Owned(view.iter().copied().collect()),
         )))
     }

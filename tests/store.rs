@@ -78,19 +78,13 @@ fn as_f64(block: &BlockAny<'_>) -> Vec<f64> {
     }
 }
 
-fn sets_of(region: &Region) -> Vec<AxisSet> {
-    (0..region.ndim())
-        .map(|a| AxisSet::from_range(region.range(a)))
-        .collect()
-}
-
 /// Writes the whole array in blocks of `block` elements (whole chunks), the way the
 /// executor will.
 fn write_all(output: &Output, block: &[usize]) {
     let spec = output.spec().clone();
     let blocks = Grid::new(&spec.shape, block).unwrap();
     for region in blocks.chunks() {
-        let data = block_of(&sets_of(&region), &spec.shape, spec.dtype);
+        let data = block_of(&region.sets(), &spec.shape, spec.dtype);
         output.write(&region, &data).unwrap();
     }
     output.flush().unwrap();
@@ -123,8 +117,8 @@ fn every_dtype_round_trips_in_v2_and_v3() {
             assert_eq!(input.chunk_shape(), vec![2, 3, 4]);
             assert_eq!(input.inner_chunk_shape(), None);
             assert_eq!(input.zarr_format(), format);
-            check_reads(&input, &sets_of(&Region::whole(&shape)));
-            check_reads(&input, &sets_of(&Region::new(vec![1, 2, 3], vec![3, 4, 5])));
+            check_reads(&input, &Region::whole(&shape).sets());
+            check_reads(&input, &Region::new(vec![1, 2, 3], vec![3, 4, 5]).sets());
             let info = input.describe();
             assert!(info.contains("zstd"), "{info}");
             assert!(info.contains(&format!("Zarr v{format}")), "{info}");
@@ -179,7 +173,7 @@ fn fill_value_chunks_are_stored() {
         let spec = OutputSpec::new(&[3, 5], DType::F32, &[2, 2]).with_zarr_format(format);
         let output = Output::create(&path, &spec, false).unwrap();
         let region = Region::whole(&[3, 5]);
-        let zeros = Block::<f32>::new(sets_of(&region), Cow::Owned(vec![0.0; 15]));
+        let zeros = Block::<f32>::new(region.sets(), Cow::Owned(vec![0.0; 15]));
         output.write(&region, &zeros.into_any()).unwrap();
         output.flush().unwrap();
         for i in 0..2u64 {
@@ -211,7 +205,7 @@ fn resume_reopens_a_compatible_output_and_cleans_stale_temporaries() {
     let output = Output::create(&path, &spec, false).unwrap();
     let first = Region::new(vec![0, 0], vec![4, 8]);
     output
-        .write(&first, &block_of(&sets_of(&first), &[8, 8], DType::U16))
+        .write(&first, &block_of(&first.sets(), &[8, 8], DType::U16))
         .unwrap();
     drop(output);
 
@@ -250,12 +244,12 @@ fn resume_reopens_a_compatible_output_and_cleans_stale_temporaries() {
     let second = Region::new(vec![4, 0], vec![4, 8]);
     assert!(!output.region_done(&second).unwrap());
     output
-        .write(&second, &block_of(&sets_of(&second), &[8, 8], DType::U16))
+        .write(&second, &block_of(&second.sets(), &[8, 8], DType::U16))
         .unwrap();
     output.flush().unwrap();
     assert!(output.region_done(&Region::whole(&[8, 8])).unwrap());
     let input = Input::open(&path).unwrap();
-    check_reads(&input, &sets_of(&Region::whole(&[8, 8])));
+    check_reads(&input, &Region::whole(&[8, 8]).sets());
     assert!(input.describe().contains("haloflow"));
 }
 
@@ -387,7 +381,7 @@ fn concurrent_creation_yields_one_array() {
                 let output = output.as_ref().unwrap();
                 for (k, region) in output.grid().chunks().enumerate() {
                     if k % 8 == i {
-                        let data = block_of(&sets_of(&region), &[16, 16], DType::F32);
+                        let data = block_of(&region.sets(), &[16, 16], DType::F32);
                         output.write(&region, &data).unwrap();
                     }
                 }
@@ -396,7 +390,7 @@ fn concurrent_creation_yields_one_array() {
         }
     });
     let input = Input::open(&path).unwrap();
-    check_reads(&input, &sets_of(&Region::whole(&[16, 16])));
+    check_reads(&input, &Region::whole(&[16, 16]).sets());
     let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -431,7 +425,7 @@ fn writes_must_be_whole_chunks_of_the_right_type() {
     let output = Output::create(&path, &spec, false).unwrap();
     let cut = Region::new(vec![0, 0], vec![4, 6]);
     let err = output
-        .write(&cut, &block_of(&sets_of(&cut), &[10, 10], DType::U16))
+        .write(&cut, &block_of(&cut.sets(), &[10, 10], DType::U16))
         .unwrap_err();
     assert!(
         matches!(err, Error::BlockNotAligned { axis: 1, .. }),
@@ -439,30 +433,27 @@ fn writes_must_be_whole_chunks_of_the_right_type() {
     );
     let edge = Region::new(vec![8, 4], vec![2, 6]);
     output
-        .write(&edge, &block_of(&sets_of(&edge), &[10, 10], DType::U16))
+        .write(&edge, &block_of(&edge.sets(), &[10, 10], DType::U16))
         .unwrap();
     let err = output
-        .write(&edge, &block_of(&sets_of(&edge), &[10, 10], DType::F32))
+        .write(&edge, &block_of(&edge.sets(), &[10, 10], DType::F32))
         .unwrap_err();
     assert!(matches!(err, Error::DTypeMismatch { .. }), "{err}");
     let outside = Region::new(vec![8, 8], vec![4, 4]);
     assert!(matches!(
-        output.write(
-            &outside,
-            &block_of(&sets_of(&outside), &[12, 12], DType::U16)
-        ),
+        output.write(&outside, &block_of(&outside.sets(), &[12, 12], DType::U16)),
         Err(Error::Shape(_))
     ));
     // A block larger than the region (a job's padded block) is fine.
     let region = Region::new(vec![0, 0], vec![4, 4]);
-    let big = sets_of(&Region::new(vec![0, 0], vec![6, 7]));
+    let big = Region::new(vec![0, 0], vec![6, 7]).sets();
     output
         .write(&region, &block_of(&big, &[10, 10], DType::U16))
         .unwrap();
     output.flush().unwrap();
     let back = Input::open(&path).unwrap();
-    check_reads(&back, &sets_of(&region));
-    check_reads(&back, &sets_of(&edge));
+    check_reads(&back, &region.sets());
+    check_reads(&back, &edge.sets());
     assert!(matches!(output.chunk_exists(&[3, 0]), Err(Error::Shape(_))));
 }
 
@@ -496,7 +487,7 @@ fn corrupt_chunks_are_named() {
             "{message}"
         );
         // Chunks around it still read.
-        check_reads(&input, &sets_of(&Region::new(vec![0, 0], vec![4, 8])));
+        check_reads(&input, &Region::new(vec![0, 0], vec![4, 8]).sets());
         // An empty (truncated) chunk file is corrupt too.
         fs::write(&chunk, b"").unwrap();
         assert!(matches!(
@@ -607,7 +598,7 @@ fn sharded_inputs_read_and_name_their_corrupt_shard() {
         .unwrap();
     array.store_metadata().unwrap();
     let whole = Region::whole(&shape);
-    let data: Vec<u16> = match block_of(&sets_of(&whole), &shape, DType::U16) {
+    let data: Vec<u16> = match block_of(&whole.sets(), &shape, DType::U16) {
         BlockAny::U16(b) => b.data.into_owned(),
         _ => unreachable!(),
     };
@@ -623,7 +614,7 @@ fn sharded_inputs_read_and_name_their_corrupt_shard() {
         "{}",
         input.describe()
     );
-    check_reads(&input, &sets_of(&whole));
+    check_reads(&input, &whole.sets());
     check_reads(
         &input,
         &[
@@ -701,7 +692,7 @@ fn killed_writers_leave_no_torn_chunk() {
         let mut present = 0;
         for region in output.grid().chunks() {
             if output.region_done(&region).unwrap() {
-                check_reads(&input, &sets_of(&region));
+                check_reads(&input, &region.sets());
                 present += 1;
             }
         }
