@@ -66,8 +66,9 @@ impl Committer {
         }
     }
 
-    /// Writes `value` to the new file `temp` (creating its directory if need be) and hands it over to be synced and renamed
-    /// to `target`. Fails at once if writing fails, or if an earlier commit failed.
+    /// Writes `value` to the new file `temp` (creating its directory if need be) and
+    /// hands it over to be synced and renamed to `target`. Fails at once if writing
+    /// fails, or if an earlier commit failed.
     pub(crate) fn write(&self, temp: PathBuf, target: PathBuf, value: &[u8]) -> io::Result<()> {
         if let Some(e) = self.shared.lock().error.take() {
             return Err(e);
@@ -94,7 +95,7 @@ impl Committer {
             // The commit threads are gone (only if one panicked): commit here.
             let p = unsent.0;
             let result = commit(p.file, &p.temp, &p.target);
-            self.finished(result.err());
+            finished(&self.shared, result.err());
         }
         Ok(())
     }
@@ -110,10 +111,6 @@ impl Committer {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         state.error.take().map_or(Ok(()), Err)
-    }
-
-    fn finished(&self, error: Option<io::Error>) {
-        finished(&self.shared, error);
     }
 
     /// The channel to the commit threads, started on first use.

@@ -536,7 +536,6 @@ impl OutputSpec {
 pub struct Output {
     path: PathBuf,
     array: Array<AtomicStore>,
-    store: Arc<AtomicStore>,
     spec: OutputSpec,
     grid: Grid,
     resumed: bool,
@@ -609,14 +608,13 @@ impl Output {
     /// Opens the array at `path` and checks it against `spec`.
     fn open(path: &Path, spec: &OutputSpec, grid: Grid, resumed: bool) -> Result<Output> {
         let store = Arc::new(AtomicStore::new(path)?);
-        let array =
-            Array::open(Arc::clone(&store), "/").map_err(|e| match create_error(path, e) {
-                Error::UnsupportedArray { reason, .. } => Error::IncompatibleOutput {
-                    path: path.to_path_buf(),
-                    reason: format!("the array there is unsupported ({reason})"),
-                },
-                other => other,
-            })?;
+        let array = Array::open(store, "/").map_err(|e| match create_error(path, e) {
+            Error::UnsupportedArray { reason, .. } => Error::IncompatibleOutput {
+                path: path.to_path_buf(),
+                reason: format!("the array there is unsupported ({reason})"),
+            },
+            other => other,
+        })?;
         let differences = differences(path, &array, spec);
         if !differences.is_empty() {
             return Err(Error::IncompatibleOutput {
@@ -627,7 +625,6 @@ impl Output {
         Ok(Output {
             path: path.to_path_buf(),
             array,
-            store,
             spec: spec.clone(),
             grid,
             resumed,
@@ -763,10 +760,14 @@ impl Output {
     /// [`Error::Store`] if a chunk could not be synced or renamed (its temporary file
     /// is removed; the chunk is absent and a rerun writes it).
     pub fn flush(&self) -> Result<()> {
-        self.store.committer.flush().map_err(|e| Error::Store {
-            path: self.path.clone(),
-            message: format!("committing a chunk: {e}"),
-        })
+        self.array
+            .storage()
+            .committer
+            .flush()
+            .map_err(|e| Error::Store {
+                path: self.path.clone(),
+                message: format!("committing a chunk: {e}"),
+            })
     }
 
     /// Whether the chunk at grid index `chunk` is stored (every written chunk is, even
