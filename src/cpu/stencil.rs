@@ -153,17 +153,14 @@ fn by_rows(
         for run in &runs {
             let n = run.len + kl - 1;
             let taps: Vec<Tap<'_>> = match &run.source {
-                Source::Direct(start) => row_offsets
-                    .iter()
-                    .enumerate()
-                    .map(|(t, off)| {
-                        let row = match off {
-                            Some(off) => &input.data[off + start..off + start + n],
-                            None => &const_row[..n],
-                        };
-                        (row, &st.weights[t * kl..(t + 1) * kl])
-                    })
-                    .collect(),
+                Source::Direct(start) => direct_taps(
+                    &input.data,
+                    &row_offsets,
+                    *start,
+                    n,
+                    &const_row,
+                    &st.weights,
+                ),
                 Source::Padded(gather) => {
                     scratch.clear();
                     for off in row_offsets.iter().flatten() {
@@ -221,6 +218,31 @@ fn tap_offsets(
                         * stride
                 })
             })
+        })
+        .collect()
+}
+
+/// The taps of `n` outputs read straight from `data`: tap `t` is the `n` values at
+/// `base + offsets[t]` (`cval`s from `const_row` where the offset is `None`), with
+/// tap `t`'s share of `weights` (which hold the same number of weights per tap).
+fn direct_taps<'a>(
+    data: &'a [f32],
+    offsets: &[Option<usize>],
+    base: usize,
+    n: usize,
+    const_row: &'a [f32],
+    weights: &'a [f32],
+) -> Vec<Tap<'a>> {
+    let per_tap = weights.len() / offsets.len();
+    offsets
+        .iter()
+        .zip(weights.chunks(per_tap))
+        .map(|(off, w)| {
+            let row = match off {
+                Some(off) => &data[base + off..base + off + n],
+                None => &const_row[..n],
+            };
+            (row, w)
         })
         .collect()
 }
@@ -285,17 +307,14 @@ fn along_leading_axis(
                 q += 1;
             }
             let n = (q - p) * inner;
-            let taps: Vec<Tap<'_>> = taps_along[p]
-                .iter()
-                .enumerate()
-                .map(|(t, off)| {
-                    let row = match off {
-                        Some(off) => &input.data[base_in + off..base_in + off + n],
-                        None => &const_row[..n],
-                    };
-                    (row, &st.weights[t..=t])
-                })
-                .collect();
+            let taps = direct_taps(
+                &input.data,
+                taps_along[p],
+                base_in,
+                n,
+                &const_row,
+                &st.weights,
+            );
             accumulate(&mut data[base_out + p * inner..base_out + q * inner], &taps);
             p = q;
         }
