@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use haloflow::block::Block;
 use haloflow::exec::{self, RunOptions};
 use haloflow::store::{Input, Output, OutputSpec};
-use haloflow::{DType, DownMethod, Mode, Op, Pipeline, Plan, Region};
+use haloflow::{Boundary, DType, DownMethod, Op, Pipeline, Plan, Region};
 use ndarray::{ArrayD, IxDyn};
 
 fn main() -> Result<(), haloflow::Error> {
@@ -43,7 +43,7 @@ fn main() -> Result<(), haloflow::Error> {
     );
 
     let pipeline = Pipeline::new(vec![
-        Op::gaussian(&[1.0, 2.0, 2.0]).with_mode(Mode::Reflect, 0.0),
+        Op::gaussian(&[1.0, 2.0, 2.0]).with_mode(Boundary::Reflect, 0.0),
         Op::threshold(2000.0),
         Op::downsample(&[2], DownMethod::Max),
     ]);

@@ -1,7 +1,7 @@
 // `np.clip(x, min, max)`, element type kept. Twin of cpu/pointwise.rs `clip`: the
 // bounds arrive already cast to the element type, and NaN passes through.
 
-struct Params {
+struct ClipParams {
     count: u32,
     // The bounds, as the bits of an `In`.
     lo: u32,
@@ -9,7 +9,7 @@ struct Params {
     pad: u32,
 }
 
-@group(0) @binding(0) var<storage, read> P: Params;
+@group(0) @binding(0) var<storage, read> P: ClipParams;
 
 fn compute(e: u32) -> Out {
     let x = load(e);

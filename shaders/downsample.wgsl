@@ -3,26 +3,25 @@
 //
 // Per axis `a` and output position `p`: `tab[base[a] + 2p]` is the input offset of the
 // window's first element, `tab[base[a] + 2p + 1]` the window's length on that axis
-// (partial at the array's edge).
+// (partial at the array's edge): a `Window` of src/stage/tables.rs.
 //
 // Integer means are exact: keys (x, or x + 2^31 for signed types) summed in 64 bits,
 // divided and rounded half to even, as the CPU's f64 sum and division give for any
 // window below 2^31 elements. Float means sum in f32 in window order.
 
-// METHOD (compiled in): 0 mean, 1 max, 2 min, 3 stride, 4 mode.
+// METHOD (compiled in): one of DOWN_MEAN, DOWN_MAX, DOWN_MIN, DOWN_STRIDE, DOWN_MODE
+// (generated from `DownMethod`).
 
-struct Params {
+struct DownsampleParams {
     count: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-    lens: array<u32, 5>,
+    pad: array<u32, 3>,
+    lens: array<u32, AXES>,
     // Input strides, in elements.
-    strides: array<u32, 5>,
-    base: array<u32, 5>,
+    strides: array<u32, AXES>,
+    base: array<u32, AXES>,
 }
 
-@group(0) @binding(0) var<storage, read> P: Params;
+@group(0) @binding(0) var<storage, read> P: DownsampleParams;
 
 // One output element's window: offset of its first element, extent per axis.
 struct Window {
@@ -71,7 +70,7 @@ fn compute(e: u32) -> Out {
     let w = window(e);
     let first = load(w.first);
     switch METHOD {
-        case 0u: {
+        case DOWN_MEAN: {
             if (IN_FLOAT) {
                 var sum = 0.0;
                 for (var k = 0u; k < w.size; k++) {
@@ -85,7 +84,7 @@ fn compute(e: u32) -> Out {
             }
             return out_from_key(u64_div_round(sum, w.size));
         }
-        case 1u, 2u: {
+        case DOWN_MAX, DOWN_MIN: {
             // numpy semantics: the first NaN wins; otherwise the first extreme value.
             var m = first;
             for (var k = 0u; k < w.size; k++) {
@@ -93,17 +92,17 @@ fn compute(e: u32) -> Out {
                 if (in_is_nan(x)) {
                     return x;
                 }
-                if ((METHOD == 1u && x > m) || (METHOD == 2u && x < m)) {
+                if ((METHOD == DOWN_MAX && x > m) || (METHOD == DOWN_MIN && x < m)) {
                     m = x;
                 }
             }
             return m;
         }
-        case 3u: {
+        case DOWN_STRIDE: {
             return first;
         }
         default: {
-            // Most frequent value, ties to the smallest: count each candidate's equals.
+            // DOWN_MODE. Most frequent value, ties to the smallest: count each candidate's equals.
             var best = first;
             var best_count = 0u;
             for (var k = 0u; k < w.size; k++) {

@@ -5,23 +5,23 @@
 // The boundary mode is folded into per-axis tap tables by the host. Leading axis `a`:
 // `tab[base[a] + p * shape[a] + k]` is the input offset (position times stride) of tap
 // `k` of output position `p`. Last axis: `tab[base[4] + p * shape[4] + k]` is the
-// input position. NONE stands for `cval`. The weights follow, as f32 bits, C order.
+// input position (both a `TapTable` of src/stage/tables.rs). NONE stands for `cval`. The weights follow, as f32 bits, C order.
 
-struct Params {
+struct StencilParams {
     count: u32,
     // Where the weights start in `tab`.
     weights: u32,
     cval: f32,
     pad: u32,
     // Output extents.
-    lens: array<u32, 5>,
+    lens: array<u32, AXES>,
     // Stencil extents.
-    shape: array<u32, 5>,
+    shape: array<u32, AXES>,
     // Where each axis's tap table starts in `tab`.
-    base: array<u32, 5>,
+    base: array<u32, AXES>,
 }
 
-@group(0) @binding(0) var<storage, read> P: Params;
+@group(0) @binding(0) var<storage, read> P: StencilParams;
 
 fn compute(e: u32) -> Out {
     let i = unravel(e, P.lens);

@@ -5,7 +5,7 @@
 // above rounded toward -inf), or into a constant answer when `above` lies beyond the
 // type's range.
 
-struct Params {
+struct ThresholdParams {
     count: u32,
     // 0: compare with `above`; 1: always 1; 2: always 0.
     always: u32,
@@ -14,7 +14,7 @@ struct Params {
     pad: u32,
 }
 
-@group(0) @binding(0) var<storage, read> P: Params;
+@group(0) @binding(0) var<storage, read> P: ThresholdParams;
 
 fn compute(e: u32) -> Out {
     if (P.always == 1u) {

@@ -1,23 +1,22 @@
 // Expand by integer factors: nearest or linear. Twin of cpu/resample.rs `upsample`.
 //
 // Per axis `a` and output position `p`: two (input offset, weight numerator) pairs at
-// `tab[base[a] + 4p ..]`; weights are numerators over 2f per axis, the product of all
+// `tab[base[a] + 4p ..]` (a `Corners` of src/stage/tables.rs); weights are numerators over 2f per axis, the product of all
 // axes' numerators is over `denom`. Terms are visited in the CPU's order (first axis
 // outermost, zero weights skipped). Integers are exact (64-bit key sums, rounded half
 // to even); floats sum `x * (w / denom)` in f32.
 
-// METHOD (compiled in): 0 nearest, 1 linear.
+// METHOD (compiled in): UP_NEAREST or UP_LINEAR (generated from `UpMethod`).
 
-struct Params {
+struct UpsampleParams {
     count: u32,
     denom: u32,
-    pad0: u32,
-    pad1: u32,
-    lens: array<u32, 5>,
-    base: array<u32, 5>,
+    pad: array<u32, 2>,
+    lens: array<u32, AXES>,
+    base: array<u32, AXES>,
 }
 
-@group(0) @binding(0) var<storage, read> P: Params;
+@group(0) @binding(0) var<storage, read> P: UpsampleParams;
 
 fn compute(e: u32) -> Out {
     let i = unravel(e, P.lens);
@@ -26,7 +25,7 @@ fn compute(e: u32) -> Out {
     let t2 = P.base[2] + 4u * i.i2;
     let t3 = P.base[3] + 4u * i.i3;
     let t4 = P.base[4] + 4u * i.i4;
-    if (METHOD == 0u) {
+    if (METHOD == UP_NEAREST) {
         // The CPU computes 0 + x * 1, which turns -0.0 into +0.0.
         return out_from_in_nearest(load(tab[t0] + tab[t1] + tab[t2] + tab[t3] + tab[t4]));
     }

@@ -4,8 +4,11 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use crate::block::BlockAny;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+use crate::plan::{Job, Plan};
+use crate::workers::Workers;
 
 /// The device a user asks for (`--device auto|cpu|gpu`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -90,6 +93,30 @@ impl Backend {
                     }
                 }
             }
+        }
+    }
+
+    /// Runs every stage of `job` from `source` (a block holding at least the job's
+    /// footprint) and returns the dense output block: the one backend dispatch, for
+    /// the in-memory and the Zarr paths alike.
+    pub(crate) fn run_job(
+        &self,
+        plan: &Plan,
+        job: &Job,
+        source: &BlockAny<'_>,
+    ) -> Result<BlockAny<'static>> {
+        match self {
+            Backend::Cpu => Ok(crate::cpu::run_job(plan, job, source)),
+            Backend::Gpu(ctx) => crate::gpu::run_job(ctx, plan, job, source),
+        }
+    }
+
+    /// The workers of an in-memory run: rayon's pool on the CPU; on a GPU, one thread
+    /// per job in flight (each waits for its own submission).
+    pub(crate) fn in_memory_workers(&self) -> Workers {
+        match self {
+            Backend::Cpu => Workers::RayonPool,
+            Backend::Gpu(ctx) => Workers::Threads(ctx.jobs_in_flight()),
         }
     }
 

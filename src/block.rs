@@ -65,6 +65,100 @@ pub fn c_strides(lens: &[usize]) -> Vec<usize> {
     s
 }
 
+/// Calls `f(index, row)` for every row (multi-index over all axes but the last) of an
+/// array whose leading extents are `outer`, in C order; `row` is the row's C-order number.
+pub(crate) fn for_each_row(outer: &[usize], f: impl FnMut(&[usize], usize)) {
+    let order: Vec<usize> = (0..outer.len()).collect();
+    for_each_row_in(outer, &order, f);
+}
+
+/// Like [`for_each_row`], visiting the axes in `order` (a permutation; its last axis
+/// varies fastest). A stencil puts its own axis last so that consecutive rows share
+/// their input rows while those are still in cache.
+pub(crate) fn for_each_row_in(
+    outer: &[usize],
+    order: &[usize],
+    mut f: impl FnMut(&[usize], usize),
+) {
+    let strides = c_strides(outer);
+    let total: usize = outer.iter().product();
+    let mut index = vec![0; outer.len()];
+    let mut row = 0;
+    for _ in 0..total {
+        f(&index, row);
+        for &a in order.iter().rev() {
+            index[a] += 1;
+            row += strides[a];
+            if index[a] < outer[a] {
+                break;
+            }
+            row -= strides[a] * outer[a];
+            index[a] = 0;
+        }
+    }
+}
+
+/// A box's place in a dense C-order array: the array's extents and the box's first
+/// index in it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Placed<'a> {
+    /// The extents of the array holding the box.
+    pub dims: &'a [usize],
+    /// The box's first index in that array.
+    pub origin: &'a [usize],
+}
+
+impl<'a> Placed<'a> {
+    /// A box at `origin` in an array of extents `dims`.
+    pub fn at(dims: &'a [usize], origin: &'a [usize]) -> Self {
+        Placed { dims, origin }
+    }
+}
+
+/// The one box copy: for every row (along the last axis) of a box of extents `shape`,
+/// calls `f(from, to, len)` with the row's element offset in the source array, in the
+/// destination array, and its length. [`copy_box`] copies between slices with it; a
+/// caller writing through a raw pointer (disjoint blocks of one output, in parallel)
+/// uses it directly.
+pub(crate) fn box_rows(
+    shape: &[usize],
+    src: Placed<'_>,
+    dst: Placed<'_>,
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    if shape.contains(&0) {
+        return;
+    }
+    let last = shape.len() - 1;
+    let (src_strides, dst_strides) = (c_strides(src.dims), c_strides(dst.dims));
+    let offset = |p: Placed<'_>, strides: &[usize], index: &[usize]| -> usize {
+        (0..=last)
+            .map(|a| (p.origin[a] + index.get(a).copied().unwrap_or(0)) * strides[a])
+            .sum()
+    };
+    for_each_row(&shape[..last], |index, _| {
+        f(
+            offset(src, &src_strides, index),
+            offset(dst, &dst_strides, index),
+            shape[last],
+        );
+    });
+}
+
+/// Copies a box of extents `shape` from the dense array `src` to the dense array `dst`,
+/// each placed as given.
+pub(crate) fn copy_box<T: Copy>(
+    shape: &[usize],
+    src: &[T],
+    from: Placed<'_>,
+    dst: &mut [T],
+    to: Placed<'_>,
+) {
+    box_rows(shape, from, to, |s, d, n| {
+        dst[d..d + n].copy_from_slice(&src[s..s + n]);
+    });
+}
+
 /// The rank in `held` of each index of `wanted`.
 ///
 /// # Panics
@@ -201,4 +295,24 @@ pub(crate) fn recycle(block: BlockAny<'_>) {
         }
     }
     crate::dtype::match_any!(block, BlockAny, b => give(b.data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_box_copies_between_arrays_of_other_extents() {
+        // A 2x3 box from (1, 1) of a 3x5 array to (0, 2) of a 2x6 array.
+        let src: Vec<u32> = (0..15).collect();
+        let mut dst = vec![0u32; 12];
+        copy_box(
+            &[2, 3],
+            &src,
+            Placed::at(&[3, 5], &[1, 1]),
+            &mut dst,
+            Placed::at(&[2, 6], &[0, 2]),
+        );
+        assert_eq!(dst, vec![0, 0, 6, 7, 8, 0, 0, 0, 11, 12, 13, 0]);
+    }
 }

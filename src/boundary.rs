@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
-/// How a stencil sees the array beyond its edge (`scipy.ndimage` names).
+/// How a stencil sees the array beyond its edge: scipy.ndimage's `mode` (its names).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Mode {
+pub enum Boundary {
     /// `d c b a | a b c d | d c b a`: reflection about the edge of the last element.
     #[default]
     Reflect,
@@ -28,24 +28,24 @@ pub enum Mode {
     Wrap,
 }
 
-impl Mode {
+impl Boundary {
     /// All modes.
-    pub const ALL: [Mode; 5] = [
-        Mode::Reflect,
-        Mode::Mirror,
-        Mode::Nearest,
-        Mode::Constant,
-        Mode::Wrap,
+    pub const ALL: [Boundary; 5] = [
+        Boundary::Reflect,
+        Boundary::Mirror,
+        Boundary::Nearest,
+        Boundary::Constant,
+        Boundary::Wrap,
     ];
 
     /// The scipy name of the mode.
     pub fn name(self) -> &'static str {
         match self {
-            Mode::Reflect => "reflect",
-            Mode::Mirror => "mirror",
-            Mode::Nearest => "nearest",
-            Mode::Constant => "constant",
-            Mode::Wrap => "wrap",
+            Boundary::Reflect => "reflect",
+            Boundary::Mirror => "mirror",
+            Boundary::Nearest => "nearest",
+            Boundary::Constant => "constant",
+            Boundary::Wrap => "wrap",
         }
     }
 
@@ -58,14 +58,14 @@ impl Mode {
             return Some(index as usize);
         }
         let i = match self {
-            Mode::Constant => return None,
-            Mode::Nearest => index.clamp(0, n - 1),
-            Mode::Wrap => index.rem_euclid(n),
-            Mode::Reflect => {
+            Boundary::Constant => return None,
+            Boundary::Nearest => index.clamp(0, n - 1),
+            Boundary::Wrap => index.rem_euclid(n),
+            Boundary::Reflect => {
                 let i = index.rem_euclid(2 * n);
                 if i >= n { 2 * n - 1 - i } else { i }
             }
-            Mode::Mirror => {
+            Boundary::Mirror => {
                 if n == 1 {
                     0
                 } else {
@@ -79,17 +79,17 @@ impl Mode {
     }
 }
 
-impl fmt::Display for Mode {
+impl fmt::Display for Boundary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-impl FromStr for Mode {
+impl FromStr for Boundary {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
-        Mode::ALL
+        Boundary::ALL
             .into_iter()
             .find(|m| m.name() == s)
             .ok_or_else(|| Error::InvalidParameter {
@@ -105,14 +105,14 @@ impl FromStr for Mode {
 mod tests {
     use super::*;
 
-    fn extend(mode: Mode, n: usize, lo: i64, hi: i64) -> Vec<Option<usize>> {
+    fn extend(mode: Boundary, n: usize, lo: i64, hi: i64) -> Vec<Option<usize>> {
         (lo..hi).map(|i| mode.map(i, n)).collect()
     }
 
     #[test]
     fn reflect_repeats_past_short_axes() {
         // numpy.pad(..., 'symmetric') of [a, b] by 5 on each side.
-        let got: Vec<_> = extend(Mode::Reflect, 2, -5, 7)
+        let got: Vec<_> = extend(Boundary::Reflect, 2, -5, 7)
             .into_iter()
             .map(Option::unwrap)
             .collect();
@@ -122,21 +122,21 @@ mod tests {
     #[test]
     fn mirror_matches_numpy_reflect() {
         // numpy.pad([a, b, c], 4, 'reflect') = c b | ... : b c b a b c b a b c b
-        let got: Vec<_> = extend(Mode::Mirror, 3, -4, 7)
+        let got: Vec<_> = extend(Boundary::Mirror, 3, -4, 7)
             .into_iter()
             .map(Option::unwrap)
             .collect();
         assert_eq!(got, vec![0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2]);
-        assert_eq!(Mode::Mirror.map(-7, 1), Some(0));
+        assert_eq!(Boundary::Mirror.map(-7, 1), Some(0));
     }
 
     #[test]
     fn wrap_nearest_constant() {
-        assert_eq!(Mode::Wrap.map(-1, 3), Some(2));
-        assert_eq!(Mode::Wrap.map(7, 3), Some(1));
-        assert_eq!(Mode::Nearest.map(-9, 3), Some(0));
-        assert_eq!(Mode::Nearest.map(9, 3), Some(2));
-        assert_eq!(Mode::Constant.map(-1, 3), None);
-        assert_eq!(Mode::Constant.map(2, 3), Some(2));
+        assert_eq!(Boundary::Wrap.map(-1, 3), Some(2));
+        assert_eq!(Boundary::Wrap.map(7, 3), Some(1));
+        assert_eq!(Boundary::Nearest.map(-9, 3), Some(0));
+        assert_eq!(Boundary::Nearest.map(9, 3), Some(2));
+        assert_eq!(Boundary::Constant.map(-1, 3), None);
+        assert_eq!(Boundary::Constant.map(2, 3), Some(2));
     }
 }

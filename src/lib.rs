@@ -5,16 +5,16 @@
 //! [`Pipeline`] of them, is planned over output blocks that are whole numbers of output
 //! chunks ([`Plan`]). Each job reads its input footprint (the block mapped back through
 //! every op and grown by the halo), pads only at the array's edge with the boundary
-//! [`Mode`], and computes exactly its block. The in-memory path below is the same
+//! [`Boundary`], and computes exactly its block. The in-memory path below is the same
 //! chunked path with the chunks in RAM.
 //!
 //! ```
-//! use haloflow::{DownMethod, Mode, Op, Pipeline};
+//! use haloflow::{Boundary, DownMethod, Op, Pipeline};
 //! use ndarray::{ArrayD, IxDyn};
 //!
 //! let volume = ArrayD::from_shape_fn(IxDyn(&[16, 24, 24]), |i| (i[0] + i[1] * i[2]) as f32);
 //! let pipeline = Pipeline::new(vec![
-//!     Op::gaussian(&[1.0, 2.0, 2.0]).with_mode(Mode::Nearest, 0.0),
+//!     Op::gaussian(&[1.0, 2.0, 2.0]).with_mode(Boundary::Nearest, 0.0),
 //!     Op::downsample(&[2], DownMethod::Mean),
 //! ]);
 //! let small = pipeline.apply(volume.view())?.into_array::<f32>()?;
@@ -31,21 +31,21 @@
 pub mod backend;
 pub mod block;
 pub mod boundary;
-mod commit;
 mod cpu;
 pub mod dtype;
 pub mod error;
 pub mod exec;
 pub mod gpu;
-pub mod memory;
+pub mod in_memory;
 pub mod ops;
 pub mod plan;
 pub mod region;
 pub mod stage;
 pub mod store;
+mod workers;
 
 pub use backend::{Backend, Device};
-pub use boundary::Mode;
+pub use boundary::Boundary;
 pub use dtype::{ArrayAny, ArrayViewAny, DType, Element};
 pub use error::{Error, Result};
 pub use gpu::{AdapterInfo, GpuContext};

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use haloflow::backend::{Backend, Device};
-use haloflow::exec::{self, Report, RunOptions, Shard, Source};
+use haloflow::exec::{self, Part, Report, RunOptions, Source};
 use haloflow::store::{Compression, Input, Output, OutputSpec};
-use haloflow::{DType, DownMethod, Kernel, Mode, Op, Pipeline, Plan, UpMethod};
+use haloflow::{Boundary, DType, DownMethod, Kernel, Op, Pipeline, Plan, UpMethod};
 
 #[derive(Parser)]
 #[command(
@@ -19,7 +19,7 @@ use haloflow::{DType, DownMethod, Kernel, Mode, Op, Pipeline, Plan, UpMethod};
     about = "Chunked filters on Zarr arrays, exact against scipy.ndimage",
     long_about = "Chunked filters on Zarr arrays (v2 and v3), exact against scipy.ndimage \
                   whatever the chunking. Runs are bounded in memory, resume after a kill \
-                  (run the same command again), and split across processes with --shard I/N."
+                  (run the same command again), and split across processes with --part I/N."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -85,9 +85,9 @@ struct Common {
     /// zarr-python's default), `zstd` (level 3) or `none`.
     #[arg(long, default_value = "zstd:3", value_parser = parse_compression)]
     compression: Compression,
-    /// Run only share I of N (0-based), e.g. a SLURM array task: `--shard 3/8`.
-    #[arg(long, value_parser = parse_shard)]
-    shard: Option<Shard>,
+    /// Run only part I of N (0-based), e.g. a SLURM array task: `--part 3/8`.
+    #[arg(long, value_parser = parse_part)]
+    part: Option<Part>,
     /// Recompute and replace an existing output, even an incompatible one.
     #[arg(long)]
     overwrite: bool,
@@ -118,14 +118,14 @@ enum ModeArg {
     Wrap,
 }
 
-impl From<ModeArg> for Mode {
-    fn from(m: ModeArg) -> Mode {
+impl From<ModeArg> for Boundary {
+    fn from(m: ModeArg) -> Boundary {
         match m {
-            ModeArg::Reflect => Mode::Reflect,
-            ModeArg::Mirror => Mode::Mirror,
-            ModeArg::Nearest => Mode::Nearest,
-            ModeArg::Constant => Mode::Constant,
-            ModeArg::Wrap => Mode::Wrap,
+            ModeArg::Reflect => Boundary::Reflect,
+            ModeArg::Mirror => Boundary::Mirror,
+            ModeArg::Nearest => Boundary::Nearest,
+            ModeArg::Constant => Boundary::Constant,
+            ModeArg::Wrap => Boundary::Wrap,
         }
     }
 }
@@ -342,7 +342,7 @@ impl ToOp for InfoOp {
     }
 }
 
-fn parse_shard(s: &str) -> Result<Shard, String> {
+fn parse_part(s: &str) -> Result<Part, String> {
     let (i, n) = s
         .split_once('/')
         .ok_or_else(|| format!("expected I/N (e.g. 0/4), got '{s}'"))?;
@@ -351,7 +351,7 @@ fn parse_shard(s: &str) -> Result<Shard, String> {
             .parse::<usize>()
             .map_err(|_| format!("'{s}' is not I/N"))
     };
-    Shard::new(parse(i)?, parse(n)?).map_err(|e| e.to_string())
+    Part::new(parse(i)?, parse(n)?).map_err(|e| e.to_string())
 }
 
 fn parse_compression(s: &str) -> Result<Compression, String> {
@@ -415,6 +415,8 @@ fn tune_malloc() {
 
 fn main() -> ExitCode {
     tune_malloc();
+    // Before any thread starts: it may set an environment variable.
+    haloflow::gpu::quiet_vulkan_loader();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Threshold(r) => run(r),
@@ -506,7 +508,7 @@ fn run<A: Args + ToOps>(r: &Run<A>) -> haloflow::Result<()> {
     let mut options = RunOptions {
         backend,
         overwrite: c.overwrite,
-        shard: c.shard.unwrap_or(Shard::ALL),
+        part: c.part.unwrap_or(Part::ALL),
         ..RunOptions::default()
     };
     if let Some(t) = c.threads {
@@ -516,7 +518,7 @@ fn run<A: Args + ToOps>(r: &Run<A>) -> haloflow::Result<()> {
         options.memory_limit = m;
     }
     let show = !c.quiet && std::io::stderr().is_terminal();
-    let bar = show.then(|| progress_bar(options.shard.jobs(plan.num_jobs()).len()));
+    let bar = show.then(|| progress_bar(options.part.jobs(plan.num_jobs()).len()));
     let on_progress = |done: usize, bytes: u64| {
         if let Some(b) = &bar {
             b.set_position(done as u64);
@@ -634,15 +636,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_shards_parse() {
+    fn sizes_and_parts_parse() {
         assert_eq!(parse_size("2G").unwrap(), 2 << 30);
         assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
         assert_eq!(parse_size("1000").unwrap(), 1000);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("-1G").is_err());
-        assert_eq!(parse_shard("2/3").unwrap(), Shard::new(2, 3).unwrap());
-        assert!(parse_shard("3/3").is_err());
-        assert!(parse_shard("1").is_err());
+        assert_eq!(parse_part("2/3").unwrap(), Part::new(2, 3).unwrap());
+        assert!(parse_part("3/3").is_err());
+        assert!(parse_part("1").is_err());
         assert_eq!(parse_compression("none").unwrap(), Compression::None);
         assert_eq!(
             parse_compression("zstd").unwrap(),

@@ -186,7 +186,7 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::boundary::Mode;
+    use crate::boundary::Boundary;
     use crate::ops::Op;
     use crate::stage::DownMethod;
 
@@ -225,7 +225,7 @@ mod tests {
         // gaussian (radius 2) then downsample by 2: output block 0..5 needs 0..10 of
         // the smoothed array, hence 0..12 of the input.
         let p = Pipeline::new(vec![
-            Op::gaussian(&[0.5]).with_mode(Mode::Nearest, 0.0),
+            Op::gaussian(&[0.5]).with_mode(Boundary::Nearest, 0.0),
             Op::downsample(&[2], DownMethod::Max),
         ]);
         let plan = Plan::new(&p, &[40], DType::U16, &[5], &[5]).unwrap();

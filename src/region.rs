@@ -150,6 +150,43 @@ impl Grid {
         Region { start, shape }
     }
 
+    /// The grid indices of the chunks holding any index of `sets` (one set per axis,
+    /// inside the array), C order: zarrs' `chunks_in_array_subset` for index sets. A
+    /// box passes `region.sets()`.
+    pub fn chunks_touching(&self, sets: &[AxisSet]) -> Vec<Vec<usize>> {
+        let per_axis: Vec<Vec<usize>> = sets
+            .iter()
+            .zip(&self.chunk)
+            .map(|(set, &c)| {
+                let mut ids: Vec<usize> = set
+                    .runs()
+                    .iter()
+                    .flat_map(|r| r.start / c..=(r.end - 1) / c)
+                    .collect();
+                ids.dedup();
+                ids
+            })
+            .collect();
+        let counts: Vec<usize> = per_axis.iter().map(Vec::len).collect();
+        (0..counts.iter().product())
+            .map(|flat| {
+                unravel(flat, &counts)
+                    .iter()
+                    .zip(&per_axis)
+                    .map(|(&i, ids)| ids[i])
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The C-order number of the chunk at grid index `index`.
+    pub fn ravel(&self, index: &[usize]) -> usize {
+        index
+            .iter()
+            .zip(self.grid_shape())
+            .fold(0, |flat, (&i, n)| flat * n + i)
+    }
+
     /// All chunk regions in C order (last axis fastest), edge chunks clipped.
     pub fn chunks(&self) -> impl Iterator<Item = Region> + '_ {
         let grid = self.grid_shape();
@@ -270,6 +307,27 @@ mod tests {
         assert_eq!(chunks[5], Region::new(vec![4, 2], vec![1, 1]));
         let covered: usize = chunks.iter().map(Region::len).sum();
         assert_eq!(covered, 15);
+    }
+
+    #[test]
+    fn chunks_touching_a_wrapped_footprint() {
+        let grid = Grid::new(&[10, 10], &[4, 4]).unwrap();
+        let sets = [
+            AxisSet::from_ranges([0..2, 9..10]),
+            AxisSet::from_range(3..5),
+        ];
+        // Rows: chunks {0, 2}; columns: chunks {0, 1}; the grid is 3 x 3.
+        let touched = grid.chunks_touching(&sets);
+        assert_eq!(
+            touched,
+            vec![vec![0, 0], vec![0, 1], vec![2, 0], vec![2, 1]]
+        );
+        let flat: Vec<usize> = touched.iter().map(|c| grid.ravel(c)).collect();
+        assert_eq!(flat, vec![0, 1, 6, 7]);
+        assert!(
+            grid.chunks_touching(&[AxisSet::from_range(0..0), AxisSet::from_range(0..1)])
+                .is_empty()
+        );
     }
 
     #[test]

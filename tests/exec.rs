@@ -1,13 +1,13 @@
 //! The streaming executor on in-memory sources and sinks: equal to the in-memory
-//! result, each input chunk decoded once, shards disjoint, resume skipping done jobs.
+//! result, each input chunk decoded once, parts disjoint, resume skipping done jobs.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use haloflow::block::{Block, BlockAny};
-use haloflow::exec::{RunOptions, Shard, Sink, Source, run};
-use haloflow::{DType, Mode, Op, Pipeline, Plan, Region};
+use haloflow::exec::{Part, RunOptions, Sink, Source, run};
+use haloflow::{Boundary, DType, Op, Pipeline, Plan, Region};
 use ndarray::{ArrayD, IxDyn, SliceInfoElem};
 
 struct MemSource {
@@ -109,7 +109,7 @@ fn volume(shape: &[usize]) -> ArrayD<f32> {
 }
 
 fn pipeline() -> Pipeline {
-    Pipeline::from(Op::gaussian(&[1.5, 1.0, 0.8]).with_mode(Mode::Wrap, 0.0))
+    Pipeline::from(Op::gaussian(&[1.5, 1.0, 0.8]).with_mode(Boundary::Wrap, 0.0))
 }
 
 #[test]
@@ -134,14 +134,14 @@ fn streamed_result_equals_in_memory_and_decodes_each_chunk_once() {
 }
 
 #[test]
-fn shards_cover_the_output_once_and_resume_skips_done_jobs() {
+fn parts_cover_the_output_once_and_resume_skips_done_jobs() {
     let shape = [9, 10, 12];
     let source = MemSource::new(&shape, &[4, 4, 4]);
     let plan = Plan::new(&pipeline(), &shape, DType::F32, &[3, 5, 4], &[3, 5, 4]).unwrap();
     let sink = MemSink::default();
     let first = RunOptions {
         threads: 1,
-        shard: Shard::new(1, 3).unwrap(),
+        part: Part::new(1, 3).unwrap(),
         ..RunOptions::default()
     };
     let report = run(&plan, &source, &sink, &first, None).unwrap();

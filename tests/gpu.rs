@@ -10,8 +10,8 @@ use std::sync::{Arc, OnceLock};
 
 use common::props::{bits, op};
 use haloflow::{
-    ArrayAny, Backend, DType, Device, DownMethod, Error, GpuContext, Kernel, Mode, Op, Pipeline,
-    UpMethod,
+    ArrayAny, Backend, Boundary, DType, Device, DownMethod, Error, GpuContext, Kernel, Op,
+    Pipeline, UpMethod,
 };
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
@@ -142,7 +142,7 @@ fn ops(ndim: usize) -> Vec<Op> {
         Op::threshold(-1.0),
         Op::clip(-10.5, 120.5),
     ];
-    for mode in Mode::ALL {
+    for mode in Boundary::ALL {
         ops.push(Op::gaussian(&[1.0]).with_mode(mode, 1.5));
         // Radius 12: halos longer than most of the test axes.
         ops.push(Op::gaussian(&[3.0]).with_mode(mode, -2.0));
@@ -360,7 +360,7 @@ fn jobs_larger_than_a_binding_are_split() {
     for (pipeline, input) in [
         (
             Pipeline::new(vec![
-                Op::gaussian(&[1.0, 2.0]).with_mode(Mode::Mirror, 0.0),
+                Op::gaussian(&[1.0, 2.0]).with_mode(Boundary::Mirror, 0.0),
                 Op::threshold(60.0),
                 Op::downsample(&[2], DownMethod::Max),
             ]),
@@ -374,7 +374,7 @@ fn jobs_larger_than_a_binding_are_split() {
         // A stencil whose single output element needs more than one binding
         // (radius 160: 321 f32 > 1024 bytes) runs on the host.
         (
-            Pipeline::from(Op::gaussian(&[40.0]).with_mode(Mode::Constant, 2.0)),
+            Pipeline::from(Op::gaussian(&[40.0]).with_mode(Boundary::Constant, 2.0)),
             &line,
         ),
     ] {

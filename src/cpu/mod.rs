@@ -8,7 +8,7 @@ mod resample;
 mod simd;
 mod stencil;
 
-use crate::block::{Block, BlockAny};
+use crate::block::BlockAny;
 use crate::dtype::{Element, match_any};
 use crate::plan::{Job, Plan};
 use crate::region::AxisSet;
@@ -51,51 +51,6 @@ pub(crate) fn run_stage(
 /// A dense copy of `input` over exactly `sets` (a subset of what it holds).
 pub(crate) fn gather(input: &BlockAny<'_>, sets: &[AxisSet]) -> BlockAny<'static> {
     match_any!(input, BlockAny, b => pointwise::map(b, sets, |x| x).into_any())
-}
-
-/// Calls `f(index, row)` for every row (multi-index over all axes but the last) of an
-/// array whose leading extents are `outer`, in C order; `row` is the row's C-order number.
-pub(crate) fn for_each_row(outer: &[usize], f: impl FnMut(&[usize], usize)) {
-    let order: Vec<usize> = (0..outer.len()).collect();
-    for_each_row_in(outer, &order, f);
-}
-
-/// Like [`for_each_row`], visiting the axes in `order` (a permutation; its last axis
-/// varies fastest). A stencil puts its own axis last so that consecutive rows share
-/// their input rows while those are still in cache.
-pub(crate) fn for_each_row_in(
-    outer: &[usize],
-    order: &[usize],
-    mut f: impl FnMut(&[usize], usize),
-) {
-    let strides = crate::block::c_strides(outer);
-    let total: usize = outer.iter().product();
-    let mut index = vec![0; outer.len()];
-    let mut row = 0;
-    for _ in 0..total {
-        f(&index, row);
-        for &a in order.iter().rev() {
-            index[a] += 1;
-            row += strides[a];
-            if index[a] < outer[a] {
-                break;
-            }
-            row -= strides[a] * outer[a];
-            index[a] = 0;
-        }
-    }
-}
-
-/// Per axis but the last: the element offset into `input` of each output index in `out`.
-fn outer_offsets<T: Element>(input: &Block<'_, T>, out: &[AxisSet]) -> Vec<Vec<usize>> {
-    (0..out.len() - 1)
-        .map(|a| input.offsets(a, &out[a]))
-        .collect()
-}
-
-/// The input offset of the row at `index`, given per-axis offsets.
-fn row_offset(offsets: &[Vec<usize>], index: &[usize]) -> usize {
-    offsets.iter().zip(index).map(|(o, &i)| o[i]).sum()
 }
 
 /// Runs every stage of `job` on the CPU, starting from `source` (a block holding at

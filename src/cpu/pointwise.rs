@@ -2,8 +2,7 @@
 
 use std::borrow::Cow;
 
-use super::{for_each_row, outer_offsets, row_offset};
-use crate::block::{Block, BlockAny, take_vec};
+use crate::block::{Block, BlockAny, for_each_row, take_vec};
 use crate::dtype::{DType, Element, with_dtype};
 use crate::region::AxisSet;
 
@@ -66,4 +65,16 @@ pub(crate) fn cast<T: Element>(
     to: DType,
 ) -> BlockAny<'static> {
     with_dtype!(to, U => map(input, out, |x| U::from_f64(x.to_f64())).into_any())
+}
+
+/// Per axis but the last: the element offset into `input` of each output index in `out`.
+fn outer_offsets<T: Element>(input: &Block<'_, T>, out: &[AxisSet]) -> Vec<Vec<usize>> {
+    (0..out.len() - 1)
+        .map(|a| input.offsets(a, &out[a]))
+        .collect()
+}
+
+/// The input offset of the row at `index`, given per-axis offsets.
+fn row_offset(offsets: &[Vec<usize>], index: &[usize]) -> usize {
+    offsets.iter().zip(index).map(|(o, &i)| o[i]).sum()
 }

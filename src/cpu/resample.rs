@@ -4,11 +4,10 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use super::for_each_row;
-use crate::block::{Block, take_vec};
+use crate::block::{Block, for_each_row, take_vec};
 use crate::dtype::Element;
 use crate::region::AxisSet;
-use crate::stage::{DownMethod, UpMethod, linear_source, linear_weights};
+use crate::stage::{Corners, DownMethod, UpMethod, Window, corners, denominator, windows};
 
 /// Reduces windows of `factor` input elements; `out` indexes the output.
 pub(crate) fn downsample<T: Element>(
@@ -21,19 +20,9 @@ pub(crate) fn downsample<T: Element>(
     let ndim = out.len();
     let last = ndim - 1;
     let strides = input.strides();
-    // Per axis: for each output index, (input offset of the window's first element, window length).
-    let windows: Vec<Vec<(usize, usize)>> = (0..ndim)
-        .map(|a| {
-            out[a]
-                .iter()
-                .map(|o| {
-                    let start = o * factor[a];
-                    let len = factor[a].min(in_shape[a] - start);
-                    let p = input.sets[a].position(start).expect("planner bug");
-                    (p * strides[a], len)
-                })
-                .collect()
-        })
+    // Per axis: for each output index, the window (the one builder both backends use).
+    let windows: Vec<Vec<Window<usize>>> = (0..ndim)
+        .map(|a| windows(&input.sets[a], strides[a], &out[a], in_shape[a], factor[a]))
         .collect();
     let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
     let mut data = take_vec(lens.iter().product());
@@ -44,7 +33,7 @@ pub(crate) fn downsample<T: Element>(
         rows.clear();
         rows.push(0);
         for a in 0..last {
-            let (off, len) = windows[a][index[a]];
+            let Window { first: off, len } = windows[a][index[a]];
             let stride = strides[a];
             rows.splice(
                 ..,
@@ -53,7 +42,7 @@ pub(crate) fn downsample<T: Element>(
                     .flat_map(|r| (0..len).map(move |i| r + off + i * stride)),
             );
         }
-        for &(x0, nx) in &windows[last] {
+        for &Window { first: x0, len: nx } in &windows[last] {
             values.clear();
             for &r in &rows {
                 values.extend_from_slice(&input.data[r + x0..r + x0 + nx]);
@@ -117,25 +106,24 @@ pub(crate) fn upsample<T: Element>(
     let ndim = out.len();
     let last = ndim - 1;
     let strides = input.strides();
-    let offset = |a: usize, i: usize| input.sets[a].position(i).expect("planner bug") * strides[a];
-    // Per axis and output index: two (input offset, weight numerator) pairs over 2f.
+    // Per axis and output index: two (input offset, weight numerator over 2f) pairs
+    // (the one builder both backends use).
     let corners: Vec<Vec<[(usize, i64); 2]>> = (0..ndim)
         .map(|a| {
-            let f = factor[a];
-            out[a]
-                .iter()
-                .map(|o| match method {
-                    UpMethod::Nearest => [(offset(a, o / f), 2 * f as i64), (0, 0)],
-                    UpMethod::Linear => {
-                        let (i0, i1) = linear_source(o, f, in_shape[a]);
-                        let (_, m) = linear_weights(o, f);
-                        [(offset(a, i0), 2 * f as i64 - m), (offset(a, i1), m)]
-                    }
-                })
-                .collect()
+            corners(
+                &input.sets[a],
+                strides[a],
+                &out[a],
+                in_shape[a],
+                factor[a],
+                method,
+            )
+            .into_iter()
+            .map(|c: Corners<usize>| [(c.lo, c.lo_weight as i64), (c.hi, c.hi_weight as i64)])
+            .collect()
         })
         .collect();
-    let denominator: i64 = factor.iter().map(|&f| 2 * f as i64).product();
+    let denominator = i64::try_from(denominator(factor)).expect("upsample factors below 2^31");
     let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
     let mut data = take_vec(lens.iter().product());
     // Input rows under an output row, with the product of their leading-axis weights.

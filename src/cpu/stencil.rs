@@ -9,10 +9,9 @@
 use std::borrow::Cow;
 
 use super::simd::{Tap, accumulate};
-use super::{for_each_row, for_each_row_in};
-use crate::block::{Block, take_buffer};
+use crate::block::{Block, for_each_row, for_each_row_in, take_buffer};
 use crate::region::AxisSet;
-use crate::stage::Stencil;
+use crate::stage::{Offset, Stencil, TapTable, tap_table};
 
 /// Where a run of output elements on the last axis finds its taps in an input row.
 enum Source {
@@ -74,18 +73,13 @@ fn by_rows(
 ) -> Block<'static, f32> {
     let ndim = out.len();
     let last = ndim - 1;
-    let position = &|axis: usize, index: usize| {
-        input.sets[axis]
-            .position(index)
-            .expect("planner bug: a stencil tap is missing from the footprint")
-    };
-
-    // Leading axes: for output index p and tap k, the input offset (None = cval).
-    let tables: Vec<Vec<Option<usize>>> = (0..last)
-        .map(|a| tap_offsets(input, out, in_shape, st, a))
+    // Every axis: for output index p and tap k, the input offset (None = cval).
+    let tables: Vec<TapTable<usize>> = (0..ndim)
+        .map(|a| taps(input, out, in_shape, st, a))
         .collect();
 
-    // Last axis: one gather per run of consecutive output indices.
+    // Last axis: one gather per run of consecutive output indices, read off its
+    // table: padded element j of a run is tap j - p of its output p (stride 1).
     let kl = st.shape[last];
     let mut out_start = 0;
     let runs: Vec<Run> = out[last]
@@ -94,8 +88,8 @@ fn by_rows(
         .map(|r| {
             let padded: Vec<Option<usize>> = (0..r.len() + kl - 1)
                 .map(|j| {
-                    let i = (r.start + j) as i64 + st.offsets(last).start;
-                    st.mode.map(i, in_shape[last]).map(|i| position(last, i))
+                    let p = j.saturating_sub(kl - 1);
+                    tables[last].at(out_start + p, j - p)
                 })
                 .collect();
             let direct = padded
@@ -146,7 +140,7 @@ fn by_rows(
         row_offsets.clear();
         row_offsets.extend(lead_taps.iter().map(|k| {
             (0..last).try_fold(0, |acc, a| {
-                tables[a][index[a] * lead_shape[a] + k[a]].map(|off| acc + off)
+                tables[a].at(index[a], k[a]).map(|off| acc + off)
             })
         }));
         let out_row = &mut data[row * row_len..(row + 1) * row_len];
@@ -196,38 +190,32 @@ fn by_rows(
     Block::new(out.to_vec(), Cow::Owned(data))
 }
 
-/// For each output index on `axis` and each of the stencil's taps there, in order: the
-/// input's element offset along `axis` (its position times the axis' stride; `None`
-/// for `cval`). The boundary mode is folded in here, once per stage.
-fn tap_offsets(
+/// The stencil's tap table on `axis` for `input` (the one builder both backends use).
+fn taps(
     input: &Block<'_, f32>,
     out: &[AxisSet],
     in_shape: &[usize],
     st: &Stencil,
     axis: usize,
-) -> Vec<Option<usize>> {
+) -> TapTable<usize> {
     let stride = input.strides()[axis];
-    out[axis]
-        .iter()
-        .flat_map(|o| {
-            st.offsets(axis).map(move |d| {
-                st.mode.map(o as i64 + d, in_shape[axis]).map(|i| {
-                    input.sets[axis]
-                        .position(i)
-                        .expect("planner bug: a stencil tap is missing from the footprint")
-                        * stride
-                })
-            })
-        })
-        .collect()
+    tap_table(
+        st,
+        axis,
+        &input.sets[axis],
+        stride,
+        &out[axis],
+        in_shape[axis],
+    )
 }
 
 /// The taps of `n` outputs read straight from `data`: tap `t` is the `n` values at
-/// `base + offsets[t]` (`cval`s from `const_row` where the offset is `None`), with
-/// tap `t`'s share of `weights` (which hold the same number of weights per tap).
-fn direct_taps<'a>(
+/// `base + offsets[t]` (`cval`s from `const_row` where the offset is `None`, or
+/// [`Offset::NONE`]), with tap `t`'s share of `weights` (which hold the same number of
+/// weights per tap).
+fn direct_taps<'a, O: TapOffset>(
     data: &'a [f32],
-    offsets: &[Option<usize>],
+    offsets: &[O],
     base: usize,
     n: usize,
     const_row: &'a [f32],
@@ -238,13 +226,30 @@ fn direct_taps<'a>(
         .iter()
         .zip(weights.chunks(per_tap))
         .map(|(off, w)| {
-            let row = match off {
+            let row = match off.offset() {
                 Some(off) => &data[base + off..base + off + n],
                 None => &const_row[..n],
             };
             (row, w)
         })
         .collect()
+}
+
+/// A tap's input offset, as the row path (`Option`) and a tap table ([`Offset`]) hold it.
+trait TapOffset {
+    fn offset(&self) -> Option<usize>;
+}
+
+impl TapOffset for Option<usize> {
+    fn offset(&self) -> Option<usize> {
+        *self
+    }
+}
+
+impl TapOffset for usize {
+    fn offset(&self) -> Option<usize> {
+        self.get()
+    }
 }
 
 /// The axis of a 1-D stencil along a leading axis whose input and output hold the same
@@ -277,13 +282,10 @@ fn along_leading_axis(
     let inner: usize = lens[a + 1..].iter().product();
     // Per output index along `a`, each tap's input offset (None = cval); `inner` is the
     // stride along `a`, the input agreeing with the output on every later axis.
-    let along = tap_offsets(input, out, in_shape, st, a);
-    let taps_along: Vec<&[Option<usize>]> = along.chunks(st.shape[a]).collect();
+    let along = taps(input, out, in_shape, st, a);
     // Earlier axes: the stencil has one tap there, at offset 0.
-    let outer: Vec<Vec<Option<usize>>> = (0..a)
-        .map(|b| tap_offsets(input, out, in_shape, st, b))
-        .collect();
-    let const_row = if along.iter().any(Option::is_none) {
+    let outer: Vec<TapTable<usize>> = (0..a).map(|b| taps(input, out, in_shape, st, b)).collect();
+    let const_row = if along.entries.contains(&usize::NONE) {
         vec![st.cval; inner]
     } else {
         Vec::new()
@@ -292,24 +294,27 @@ fn along_leading_axis(
     let mut data = take_buffer::<f32>(lens.iter().product());
     for_each_row(&lens[..a], |index, flat| {
         let base_in: usize = (0..a)
-            .map(|b| outer[b][index[b]].expect("a one-tap axis reads its own index"))
+            .map(|b| {
+                outer[b]
+                    .at(index[b], 0)
+                    .expect("a one-tap axis reads its own index")
+            })
             .sum();
         let base_out = flat * len_a * inner;
         let mut p = 0;
         while p < len_a {
             let mut q = p + 1;
             while q < len_a
-                && taps_along[q - 1]
-                    .iter()
-                    .zip(taps_along[q])
-                    .all(|(x, y)| matches!((x, y), (Some(x), Some(y)) if *y == x + inner))
+                && along.of(q - 1).iter().zip(along.of(q)).all(
+                    |(x, y)| matches!((x.get(), y.get()), (Some(x), Some(y)) if y == x + inner),
+                )
             {
                 q += 1;
             }
             let n = (q - p) * inner;
             let taps = direct_taps(
                 &input.data,
-                taps_along[p],
+                along.of(p),
                 base_in,
                 n,
                 &const_row,
@@ -325,7 +330,7 @@ fn along_leading_axis(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::boundary::Mode;
+    use crate::boundary::Boundary;
 
     /// The merged rows give the row-by-row path's bits, at the array's edges (every
     /// mode, `cval` taps, halos wider than the axis) and inside a larger block.
@@ -344,11 +349,11 @@ mod tests {
             Block::new(sets.to_vec(), Cow::Owned(data))
         };
         for mode in [
-            Mode::Reflect,
-            Mode::Mirror,
-            Mode::Nearest,
-            Mode::Constant,
-            Mode::Wrap,
+            Boundary::Reflect,
+            Boundary::Mirror,
+            Boundary::Nearest,
+            Boundary::Constant,
+            Boundary::Wrap,
         ] {
             for (axis, k, centre) in [(0, 5, 2), (0, 13, 3), (1, 3, 0), (1, 7, 6)] {
                 let mut st_shape = vec![1; 3];

@@ -5,25 +5,18 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use super::shader::Kernel;
+use super::shader::Shader;
 use super::{GpuContext, PooledBuffer, pointwise, resample, stencil};
-use crate::block::{Block, BlockAny, c_strides};
+use crate::block::{Block, BlockAny, Placed, copy_box};
 use crate::cpu;
 use crate::dtype::{DType, match_any, with_dtype};
 use crate::error::{Error, Result};
 use crate::plan::{Job, Plan};
 use crate::region::{AxisSet, Region};
-use crate::stage::{DownMethod, Stage, Stencil, UpMethod};
+use crate::stage::{DownMethod, Stage, Stencil};
 
-/// A tap-table entry meaning "the constant" (`NONE` in `shaders/common.wgsl`).
-pub(super) const NONE: u32 = u32::MAX;
-
-/// Invocations per workgroup (`WORKGROUP` in `shaders/common.wgsl`).
-const WORKGROUP: u32 = 64;
-
-/// The number of axes kernels see: arrays of lower rank get leading axes of extent 1,
-/// so that shaders index with five scalars instead of looping over axes.
-pub(super) const AXES: usize = crate::MAX_NDIM;
+pub(super) use super::shader::AXES;
+use super::shader::WORKGROUP;
 
 /// Five per-axis values, as the shaders' `array<u32, 5>`.
 pub(super) fn axes(values: impl Iterator<Item = usize>) -> [u32; AXES] {
@@ -44,7 +37,7 @@ fn pad_sets(sets: &[AxisSet]) -> Vec<AxisSet> {
 
 /// One kernel launch: which kernel, its parameter struct's bytes, its tables.
 pub(super) struct Dispatch {
-    kernel: Kernel,
+    kernel: Shader,
     /// A method compiled into the pipeline as the constant `METHOD`.
     method: u32,
     params: Vec<u8>,
@@ -54,7 +47,7 @@ pub(super) struct Dispatch {
 
 impl Dispatch {
     pub(super) fn new<P: bytemuck::Pod>(
-        kernel: Kernel,
+        kernel: Shader,
         params: &P,
         tables: Vec<u32>,
         count: u32,
@@ -99,10 +92,11 @@ fn on_device(plan: &Plan, k: usize) -> bool {
             factor,
             method: DownMethod::Mean,
         } => factor.iter().map(|&f| f as u64).product::<u64>() <= resample::MAX_DIVISOR,
-        Stage::Upsample {
-            factor,
-            method: UpMethod::Linear,
-        } => resample::denominator(&pad(factor, 1)) <= resample::MAX_DIVISOR,
+        // Exact linear weights need the denominator below 2^31; nearest reads no weight,
+        // but its table holds 2f in 32 bits too.
+        Stage::Upsample { factor, .. } => {
+            crate::stage::denominator(&pad(factor, 1)) <= resample::MAX_DIVISOR
+        }
         _ => true,
     }
 }
@@ -172,30 +166,12 @@ pub(crate) fn run_job(
             let result = run_sets(ctx, plan, &sets, source, device)?;
             let values = &result.typed::<U>().data;
             let origin: Vec<usize> = (0..shape.len()).map(|a| part.start[a] - job.output.start[a]).collect();
-            paste(&mut data, &shape, &origin, values, &part.shape);
+            let zero = vec![0; shape.len()];
+            copy_box(&part.shape, values, Placed::at(&part.shape, &zero), &mut data, Placed::at(&shape, &origin));
         }
         let sets = job.sets.last().expect("non-empty").clone();
         Ok(Block::new(sets, Cow::Owned(data)).into_any())
     })
-}
-
-/// Copies the dense block `src` of `src_shape` into `dst` (of `dst_shape`) at `origin`.
-fn paste<T: Copy>(
-    dst: &mut [T],
-    dst_shape: &[usize],
-    origin: &[usize],
-    src: &[T],
-    src_shape: &[usize],
-) {
-    let last = src_shape.len() - 1;
-    let row = src_shape[last];
-    let strides = c_strides(dst_shape);
-    cpu::for_each_row(&src_shape[..last], |index, r| {
-        let offset: usize = (0..=last)
-            .map(|a| (origin[a] + index.get(a).copied().unwrap_or(0)) * strides[a])
-            .sum();
-        dst[offset..offset + row].copy_from_slice(&src[r * row..(r + 1) * row]);
-    });
 }
 
 /// Runs the stages over the index sets `sets` (one list per stage input, then the

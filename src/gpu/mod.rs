@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub(crate) use job::run_job;
-use shader::Kernel;
+use shader::Shader;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -82,7 +82,39 @@ fn backends() -> wgpu::Backends {
         .with_env()
 }
 
+/// Keeps the Vulkan loader quiet on a machine without a display, before the first
+/// Vulkan instance of the process (called from every instance this module creates;
+/// the command calls it first thing, before any other thread exists).
+///
+/// Mesa's implicit `VK_LAYER_MESA_device_select` layer connects to a Wayland
+/// compositor while it lists devices, and libwayland prints `error: XDG_RUNTIME_DIR is
+/// invalid or not set in the environment.` wherever that variable is unset: on headless
+/// servers and HPC nodes, for every instance. Without a runtime directory there is no
+/// compositor to ask, so the layer has nothing to select by; haloflow then disables it
+/// the documented way (`NODEVICE_SELECT=1`), unless the user set `NODEVICE_SELECT` or
+/// chose a device with `MESA_VK_DEVICE_SELECT`.
+pub fn quiet_vulkan_loader() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let absolute = |name: &str| {
+            std::env::var_os(name).is_some_and(|v| std::path::Path::new(&v).is_absolute())
+        };
+        let no_display = !absolute("XDG_RUNTIME_DIR") && !absolute("WAYLAND_DISPLAY");
+        let chosen = std::env::var_os("NODEVICE_SELECT").is_some()
+            || std::env::var_os("MESA_VK_DEVICE_SELECT").is_some();
+        if no_display && !chosen {
+            // SAFETY: the command calls this before it starts any thread. A library
+            // caller that opens its first GPU while other threads run may race their
+            // C-level `getenv`; glibc's first `setenv` of a process copies the
+            // environment into a new array and frees nothing, so such a reader still
+            // sees a valid (old) environment.
+            unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+        }
+    });
+}
+
 fn instance() -> wgpu::Instance {
+    quiet_vulkan_loader();
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
     // WGPU_BACKEND, WGPU_VALIDATION, WGPU_DEBUG, ... override the defaults.
@@ -104,7 +136,7 @@ const NO_ADAPTER_HINT: &str = "haloflow uses Vulkan, Metal or DX12 (WGPU_BACKEND
      software renderer lavapipe), or run on the CPU";
 
 /// A compiled pipeline's identity: kernel, method, input and output element types.
-type PipelineKey = (Kernel, u32, DType, DType);
+type PipelineKey = (Shader, u32, DType, DType);
 
 /// Buffers kept per (usage, size class) for reuse.
 const POOL_PER_CLASS: usize = 4;
@@ -348,7 +380,7 @@ impl GpuContext {
     /// first use.
     fn pipeline(
         &self,
-        kernel: Kernel,
+        kernel: Shader,
         method: u32,
         input: DType,
         output: DType,

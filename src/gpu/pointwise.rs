@@ -1,31 +1,51 @@
-//! Element-wise kernels (threshold, clip, cast): parameters for `shaders/threshold.wgsl`,
-//! `clip.wgsl` and `cast.wgsl`. Twin of `cpu/pointwise.rs`.
+//! Element-wise kernels on the device (threshold, clip, cast): `shaders/threshold.wgsl`,
+//! `clip.wgsl` and `cast.wgsl`, twins of `cpu/pointwise.rs`. No tables: the
+//! parameters are all.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::job::Dispatch;
-use super::shader::Kernel;
+use super::shader::Shader;
 use crate::dtype::{DType, Element};
 
-/// Mirrors `Params` in `threshold.wgsl`.
+/// The parameters of `threshold.wgsl`, kept in sync with its `ThresholdParams`
+/// (checked against the WGSL by a test in `shader.rs`).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct ThresholdParams {
+pub(super) struct ThresholdParams {
+    /// Output elements.
     count: u32,
+    /// 0: compare with `above`; 1: always 1; 2: always 0.
     always: u32,
+    /// The threshold, as the bits of an input element (see `threshold_in`).
     above: u32,
     pad: u32,
 }
 
-/// Mirrors `Params` in `clip.wgsl` and (bounds unused) `cast.wgsl`.
+/// The parameters of `clip.wgsl`, kept in sync with its `ClipParams`.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct ClipParams {
+pub(super) struct ClipParams {
+    /// Output elements.
     count: u32,
+    /// The bounds, cast to the element type, as the bits of an input element.
     lo: u32,
     hi: u32,
     pad: u32,
 }
+
+/// The parameters of `cast.wgsl`, kept in sync with its `CastParams`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct CastParams {
+    /// Output elements.
+    count: u32,
+    pad: [u32; 3],
+}
+
+const _: () = assert!(std::mem::size_of::<ThresholdParams>() == 16);
+const _: () = assert!(std::mem::size_of::<ClipParams>() == 16);
+const _: () = assert!(std::mem::size_of::<CastParams>() == 16);
 
 /// `v` cast to `d` by the crate's rule, as the bits of the shader's `In` value
 /// (integers widened to 32 bits with their sign).
@@ -74,7 +94,7 @@ fn threshold_in(d: DType, above: f64) -> (u32, u32) {
 pub(super) fn threshold(input: DType, above: f64, count: u32) -> Dispatch {
     let (always, above) = threshold_in(input, above);
     Dispatch::new(
-        Kernel::Threshold,
+        Shader::Threshold,
         &ThresholdParams {
             count,
             always,
@@ -88,7 +108,7 @@ pub(super) fn threshold(input: DType, above: f64, count: u32) -> Dispatch {
 
 pub(super) fn clip(input: DType, min: f64, max: f64, count: u32) -> Dispatch {
     Dispatch::new(
-        Kernel::Clip,
+        Shader::Clip,
         &ClipParams {
             count,
             lo: element_bits(input, min),
@@ -102,13 +122,8 @@ pub(super) fn clip(input: DType, min: f64, max: f64, count: u32) -> Dispatch {
 
 pub(super) fn cast(count: u32) -> Dispatch {
     Dispatch::new(
-        Kernel::Cast,
-        &ClipParams {
-            count,
-            lo: 0,
-            hi: 0,
-            pad: 0,
-        },
+        Shader::Cast,
+        &CastParams { count, pad: [0; 3] },
         Vec::new(),
         count,
     )

@@ -1,47 +1,57 @@
-//! Downsample and upsample: window and corner tables and parameters for
-//! `shaders/downsample.wgsl` and `shaders/upsample.wgsl`. Twin of `cpu/resample.rs`.
+//! Downsample and upsample on the device: `shaders/downsample.wgsl` and
+//! `shaders/upsample.wgsl`, twins of `cpu/resample.rs`. Their tables come from
+//! [`windows`] and [`corners`], the builders the CPU kernels use too.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::job::{AXES, Dispatch, axes};
-use super::shader::Kernel;
+use super::shader::Shader;
 use crate::block::c_strides;
 use crate::region::AxisSet;
-use crate::stage::{DownMethod, UpMethod, linear_source, linear_weights};
+use crate::stage::{DownMethod, UpMethod, corners, denominator, windows};
 
-/// Largest window (downsample mean) or weight denominator (upsample linear) the
-/// shaders' exact integer arithmetic handles; beyond it the stage runs on the host.
+/// Largest window (downsample mean) or weight denominator (upsample) the shaders'
+/// exact integer arithmetic handles; beyond it the stage runs on the host.
 pub(super) const MAX_DIVISOR: u64 = (1 << 31) - 1;
 
-/// Mirrors `Params` in `downsample.wgsl`.
+/// The parameters of `downsample.wgsl`, kept in sync with its `DownsampleParams`
+/// (checked against the WGSL by a test in `shader.rs`).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct DownParams {
+pub(super) struct DownsampleParams {
+    /// Output elements.
     count: u32,
     pad: [u32; 3],
+    /// Output extents.
     lens: [u32; AXES],
+    /// Input strides, in elements.
     strides: [u32; AXES],
+    /// Where each axis's windows start in the table buffer (in words).
     base: [u32; AXES],
 }
 
-/// Mirrors `Params` in `upsample.wgsl`.
+const _: () = assert!(std::mem::size_of::<DownsampleParams>() == 16 + 3 * 4 * AXES);
+
+/// The parameters of `upsample.wgsl`, kept in sync with its `UpsampleParams` (checked
+/// against the WGSL by a test in `shader.rs`).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct UpParams {
+pub(super) struct UpsampleParams {
+    /// Output elements.
     count: u32,
+    /// The weights' denominator: the product of `2f` over the axes.
     denom: u32,
     pad: [u32; 2],
+    /// Output extents.
     lens: [u32; AXES],
+    /// Where each axis's corners start in the table buffer (in words).
     base: [u32; AXES],
 }
 
-fn position(held: &AxisSet, index: usize) -> usize {
-    held.position(index)
-        .expect("planner bug: a footprint misses an index")
-}
+const _: () = assert!(std::mem::size_of::<UpsampleParams>() == 16 + 2 * 4 * AXES);
 
 /// Reduces windows of `factor` input elements; `out` indexes the output (all with
-/// [`AXES`] axes).
+/// [`AXES`] axes). The table buffer holds each axis's [`windows`].
 pub(super) fn downsample(
     in_sets: &[AxisSet],
     out: &[AxisSet],
@@ -49,38 +59,27 @@ pub(super) fn downsample(
     factor: &[usize],
     method: DownMethod,
 ) -> Dispatch {
-    let ndim = out.len();
     let strides = c_strides(&in_sets.iter().map(AxisSet::len).collect::<Vec<_>>());
     let mut tab = Vec::new();
     let mut base = [0u32; AXES];
-    for a in 0..ndim {
+    for a in 0..out.len() {
         base[a] = tab.len() as u32;
-        for o in out[a].iter() {
-            let start = o * factor[a];
-            let len = factor[a].min(in_shape[a] - start);
-            tab.push((position(&in_sets[a], start) * strides[a]) as u32);
-            tab.push(len as u32);
-        }
+        let table = windows::<u32>(&in_sets[a], strides[a], &out[a], in_shape[a], factor[a]);
+        tab.extend_from_slice(bytemuck::cast_slice(&table));
     }
     let count = out.iter().map(AxisSet::len).product::<usize>() as u32;
-    let method = match method {
-        DownMethod::Mean => 0,
-        DownMethod::Max => 1,
-        DownMethod::Min => 2,
-        DownMethod::Stride => 3,
-        DownMethod::Mode => 4,
-    };
-    let params = DownParams {
+    let params = DownsampleParams {
         count,
         pad: [0; 3],
         lens: axes(out.iter().map(AxisSet::len)),
         strides: axes(strides.iter().copied()),
         base,
     };
-    Dispatch::new(Kernel::Downsample, &params, tab, count).with_method(method)
+    Dispatch::new(Shader::Downsample, &params, tab, count).with_method(method as u32)
 }
 
-/// Expands by `factor`; `out` indexes the output (all with [`AXES`] axes).
+/// Expands by `factor`; `out` indexes the output (all with [`AXES`] axes). The table
+/// buffer holds each axis's [`corners`].
 pub(super) fn upsample(
     in_sets: &[AxisSet],
     out: &[AxisSet],
@@ -88,44 +87,28 @@ pub(super) fn upsample(
     factor: &[usize],
     method: UpMethod,
 ) -> Dispatch {
-    let ndim = out.len();
     let strides = c_strides(&in_sets.iter().map(AxisSet::len).collect::<Vec<_>>());
     let mut tab = Vec::new();
     let mut base = [0u32; AXES];
-    for a in 0..ndim {
+    for a in 0..out.len() {
         base[a] = tab.len() as u32;
-        let f = factor[a];
-        let offset = |i: usize| (position(&in_sets[a], i) * strides[a]) as u32;
-        for o in out[a].iter() {
-            let corners = match method {
-                UpMethod::Nearest => [offset(o / f), 2 * f as u32, 0, 0],
-                UpMethod::Linear => {
-                    let (i0, i1) = linear_source(o, f, in_shape[a]);
-                    let (_, m) = linear_weights(o, f);
-                    [offset(i0), (2 * f as i64 - m) as u32, offset(i1), m as u32]
-                }
-            };
-            tab.extend_from_slice(&corners);
-        }
+        let table = corners::<u32>(
+            &in_sets[a],
+            strides[a],
+            &out[a],
+            in_shape[a],
+            factor[a],
+            method,
+        );
+        tab.extend_from_slice(bytemuck::cast_slice(&table));
     }
     let count = out.iter().map(AxisSet::len).product::<usize>() as u32;
-    let params = UpParams {
+    let params = UpsampleParams {
         count,
         denom: denominator(factor) as u32,
         pad: [0; 2],
         lens: axes(out.iter().map(AxisSet::len)),
         base,
     };
-    Dispatch::new(Kernel::Upsample, &params, tab, count).with_method(match method {
-        UpMethod::Nearest => 0,
-        UpMethod::Linear => 1,
-    })
-}
-
-/// The weight denominator of an upsample: the product of `2f` over the axes.
-pub(super) fn denominator(factor: &[usize]) -> u64 {
-    factor
-        .iter()
-        .map(|&f| 2 * f as u64)
-        .fold(1u64, u64::saturating_mul)
+    Dispatch::new(Shader::Upsample, &params, tab, count).with_method(method as u32)
 }

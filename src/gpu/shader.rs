@@ -2,10 +2,19 @@
 //! fixes the input and output element types, and by `shaders/common.wgsl`.
 
 use crate::dtype::DType;
+use crate::stage::{DownMethod, Offset, UpMethod};
+
+/// The number of axes kernels see (`AXES` in the shaders): arrays of lower rank get
+/// leading axes of extent 1, so that shaders index with five scalars instead of
+/// looping over axes.
+pub(crate) const AXES: usize = crate::MAX_NDIM;
+
+/// Invocations per workgroup (`WORKGROUP` in the shaders).
+pub(super) const WORKGROUP: u32 = 64;
 
 /// The kernels, one per file in `shaders/`, named after their CPU twins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Kernel {
+pub(crate) enum Shader {
     Threshold,
     Clip,
     Cast,
@@ -14,27 +23,27 @@ pub(crate) enum Kernel {
     Upsample,
 }
 
-impl Kernel {
+impl Shader {
     /// The shader file's name.
     pub(crate) fn name(self) -> &'static str {
         match self {
-            Kernel::Threshold => "threshold.wgsl",
-            Kernel::Clip => "clip.wgsl",
-            Kernel::Cast => "cast.wgsl",
-            Kernel::Stencil => "stencil.wgsl",
-            Kernel::Downsample => "downsample.wgsl",
-            Kernel::Upsample => "upsample.wgsl",
+            Shader::Threshold => "threshold.wgsl",
+            Shader::Clip => "clip.wgsl",
+            Shader::Cast => "cast.wgsl",
+            Shader::Stencil => "stencil.wgsl",
+            Shader::Downsample => "downsample.wgsl",
+            Shader::Upsample => "upsample.wgsl",
         }
     }
 
     fn text(self) -> &'static str {
         match self {
-            Kernel::Threshold => include_str!("../../shaders/threshold.wgsl"),
-            Kernel::Clip => include_str!("../../shaders/clip.wgsl"),
-            Kernel::Cast => include_str!("../../shaders/cast.wgsl"),
-            Kernel::Stencil => include_str!("../../shaders/stencil.wgsl"),
-            Kernel::Downsample => include_str!("../../shaders/downsample.wgsl"),
-            Kernel::Upsample => include_str!("../../shaders/upsample.wgsl"),
+            Shader::Threshold => include_str!("../../shaders/threshold.wgsl"),
+            Shader::Clip => include_str!("../../shaders/clip.wgsl"),
+            Shader::Cast => include_str!("../../shaders/cast.wgsl"),
+            Shader::Stencil => include_str!("../../shaders/stencil.wgsl"),
+            Shader::Downsample => include_str!("../../shaders/downsample.wgsl"),
+            Shader::Upsample => include_str!("../../shaders/upsample.wgsl"),
         }
     }
 }
@@ -45,15 +54,33 @@ const COMMON: &str = include_str!("../../shaders/common.wgsl");
 /// (neither may be float64: those stages run on the host). `method` becomes the
 /// constant `METHOD` (the resampling method), so that each pipeline holds one method's
 /// code only, with no branch on a runtime value.
-pub(crate) fn source(kernel: Kernel, method: u32, input: DType, output: DType) -> String {
+pub(crate) fn source(kernel: Shader, method: u32, input: DType, output: DType) -> String {
     format!(
-        "// {} for {input} -> {output}\nconst METHOD: u32 = {method}u;\n{}\n{}\n{}\n{COMMON}\n{}",
+        "// {} for {input} -> {output}\n{}const METHOD: u32 = {method}u;\n{}\n{}\n{}\n{COMMON}\n{}",
         kernel.name(),
+        constants(),
         input_prelude(input),
         output_prelude(output),
         pair_prelude(input, output),
         kernel.text()
     )
+}
+
+/// The constants the shaders share with the host, generated from the Rust values so
+/// that the two cannot drift: axes, workgroup size, the table entry for `cval`, and
+/// every resampling method's number.
+fn constants() -> String {
+    let mut text = format!(
+        "const AXES: u32 = {AXES}u;\nconst WORKGROUP: u32 = {WORKGROUP}u;\nconst NONE: u32 = {}u;\n",
+        <u32 as Offset>::NONE
+    );
+    for m in DownMethod::ALL {
+        text += &format!("const {}: u32 = {}u;\n", m.wgsl_name(), m as u32);
+    }
+    for m in UpMethod::ALL {
+        text += &format!("const {}: u32 = {}u;\n", m.wgsl_name(), m as u32);
+    }
+    text
 }
 
 /// `In`, `load(i)` (unpacking), and the input conversions.
@@ -206,4 +233,97 @@ fn pair_prelude(input: DType, output: DType) -> String {
         text += &format!("fn out_from_in_nearest(x: In) -> Out {{ return {nearest}; }}\n");
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kernel's full source, parsed and validated by naga (wgpu's compiler).
+    fn module(kernel: Shader, method: u32, input: DType, output: DType) -> naga::Module {
+        let text = source(kernel, method, input, output);
+        let module = naga::front::wgsl::parse_str(&text)
+            .unwrap_or_else(|e| panic!("{}: {}", kernel.name(), e.emit_to_string(&text)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}: {e:?}", kernel.name()));
+        module
+    }
+
+    #[test]
+    fn every_parameter_struct_has_the_size_of_its_rust_twin() {
+        use std::mem::size_of;
+        let twins = [
+            (
+                Shader::Threshold,
+                "ThresholdParams",
+                size_of::<super::super::pointwise::ThresholdParams>(),
+            ),
+            (
+                Shader::Clip,
+                "ClipParams",
+                size_of::<super::super::pointwise::ClipParams>(),
+            ),
+            (
+                Shader::Cast,
+                "CastParams",
+                size_of::<super::super::pointwise::CastParams>(),
+            ),
+            (
+                Shader::Stencil,
+                "StencilParams",
+                size_of::<super::super::stencil::StencilParams>(),
+            ),
+            (
+                Shader::Downsample,
+                "DownsampleParams",
+                size_of::<super::super::resample::DownsampleParams>(),
+            ),
+            (
+                Shader::Upsample,
+                "UpsampleParams",
+                size_of::<super::super::resample::UpsampleParams>(),
+            ),
+        ];
+        for (kernel, name, rust_size) in twins {
+            let output = match kernel {
+                Shader::Threshold => DType::U8,
+                Shader::Clip | Shader::Downsample | Shader::Upsample | Shader::Stencil => {
+                    DType::F32
+                }
+                Shader::Cast => DType::U16,
+            };
+            let module = module(kernel, 0, DType::F32, output);
+            let mut layouter = naga::proc::Layouter::default();
+            layouter.update(module.to_ctx()).expect("layout");
+            let (handle, _) = module
+                .types
+                .iter()
+                .find(|(_, t)| t.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("{} declares no struct {name}", kernel.name()));
+            assert_eq!(layouter[handle].size as usize, rust_size, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_method_and_element_type_compiles() {
+        let types = [DType::U8, DType::I16, DType::U32, DType::I32, DType::F32];
+        for input in types {
+            for output in types {
+                module(Shader::Cast, 0, input, output);
+            }
+            module(Shader::Threshold, 0, input, DType::U8);
+            module(Shader::Clip, 0, input, input);
+            module(Shader::Stencil, 0, input, DType::F32);
+            for m in DownMethod::ALL {
+                module(Shader::Downsample, m as u32, input, input);
+            }
+            for m in UpMethod::ALL {
+                module(Shader::Upsample, m as u32, input, input);
+            }
+        }
+    }
 }

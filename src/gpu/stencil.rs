@@ -1,58 +1,54 @@
-//! N-D correlation: tap tables and parameters for `shaders/stencil.wgsl`. Twin of
-//! `cpu/stencil.rs`, whose tables this builds the same way (the boundary mode folded
-//! in, `NONE` standing for `cval`).
+//! N-D correlation on the device: `shaders/stencil.wgsl`, twin of `cpu/stencil.rs`.
+//! Its tap tables come from [`tap_table`], the builder the CPU kernel uses too.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::job::{AXES, Dispatch, NONE, axes};
-use super::shader::Kernel;
+use super::job::{AXES, Dispatch, axes};
+use super::shader::Shader;
 use crate::block::c_strides;
 use crate::region::AxisSet;
-use crate::stage::Stencil;
+use crate::stage::{Stencil, tap_table};
 
-/// Mirrors `Params` in `stencil.wgsl`.
+/// The parameters of `stencil.wgsl`, kept in sync with its `StencilParams` (checked
+/// against the WGSL by a test in `shader.rs`).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct StencilParams {
+pub(super) struct StencilParams {
+    /// Output elements.
     count: u32,
+    /// Where the weights start in the table buffer.
     weights: u32,
+    /// The constant of `constant` mode.
     cval: f32,
     pad: u32,
+    /// Output extents.
     lens: [u32; AXES],
+    /// Stencil extents.
     shape: [u32; AXES],
+    /// Where each axis's tap table starts in the table buffer.
     base: [u32; AXES],
 }
 
+const _: () = assert!(std::mem::size_of::<StencilParams>() == 16 + 3 * 4 * AXES);
+
 /// Correlates an input block over `in_sets` (an array of `in_shape`) with `st`,
 /// writing the output indices `out` (all with [`AXES`] axes).
+///
+/// The table buffer holds each axis's [`tap_table`] (element offsets; the last axis'
+/// stride is 1, so there they are positions), then the weights as f32 bits.
 pub(super) fn stencil(
     st: &Stencil,
     in_sets: &[AxisSet],
     out: &[AxisSet],
     in_shape: &[usize],
 ) -> Dispatch {
-    let ndim = out.len();
-    let last = ndim - 1;
     let strides = c_strides(&in_sets.iter().map(AxisSet::len).collect::<Vec<_>>());
     let mut tab: Vec<u32> = Vec::new();
     let mut base = [0u32; AXES];
-    for a in 0..ndim {
+    for a in 0..out.len() {
         base[a] = tab.len() as u32;
-        // Rank in the input block of every array index on this axis (the input set
-        // is exactly what the taps need, so each lookup succeeds).
-        let held = &in_sets[a];
-        for o in out[a].iter() {
-            for d in st.offsets(a) {
-                let entry = st.mode.map(o as i64 + d, in_shape[a]).map(|i| {
-                    let p = held
-                        .position(i)
-                        .expect("planner bug: a stencil tap is missing from the footprint");
-                    // Leading axes: element offset of the row; last axis: position.
-                    (if a == last { p } else { p * strides[a] }) as u32
-                });
-                tab.push(entry.unwrap_or(NONE));
-            }
-        }
+        let table = tap_table::<u32>(st, a, &in_sets[a], strides[a], &out[a], in_shape[a]);
+        tab.extend_from_slice(&table.entries);
     }
     let weights = tab.len() as u32;
     tab.extend(st.weights.iter().map(|w| w.to_bits()));
@@ -66,5 +62,5 @@ pub(super) fn stencil(
         shape: axes(st.shape.iter().copied()),
         base,
     };
-    Dispatch::new(Kernel::Stencil, &params, tab, count)
+    Dispatch::new(Shader::Stencil, &params, tab, count)
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::boundary::Mode;
+use crate::boundary::Boundary;
 use crate::error::{Error, Result};
 use crate::stage::{Stage, Stencil};
 
@@ -64,7 +64,7 @@ impl Kernel {
     ///
     /// scipy's convolution is `out[i] = Σ_j k[j] · x[i + n//2 - j]` per axis: a
     /// correlation with the flipped kernel whose centre is `n - 1 - n//2`.
-    pub(crate) fn stage(&self, ndim: usize, mode: Mode, cval: f32) -> Result<Stage> {
+    pub(crate) fn stage(&self, ndim: usize, mode: Boundary, cval: f32) -> Result<Stage> {
         let invalid = |message: String| Error::InvalidParameter {
             op: "convolve",
             message,
@@ -114,7 +114,7 @@ mod tests {
     #[test]
     fn kernel_is_flipped_and_padded_to_the_array_rank() {
         let k = Kernel::new(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        let Stage::Stencil(s) = k.stage(3, Mode::Wrap, 0.0).unwrap() else {
+        let Stage::Stencil(s) = k.stage(3, Boundary::Wrap, 0.0).unwrap() else {
             panic!("not a stencil")
         };
         assert_eq!(s.shape, vec![1, 2, 3]);
@@ -126,17 +126,17 @@ mod tests {
     fn bad_kernels_are_rejected() {
         assert!(
             Kernel::new(vec![3, 3], vec![1.0; 9])
-                .stage(1, Mode::Reflect, 0.0)
+                .stage(1, Boundary::Reflect, 0.0)
                 .is_err()
         );
         assert!(
             Kernel::new(vec![3], vec![1.0; 2])
-                .stage(1, Mode::Reflect, 0.0)
+                .stage(1, Boundary::Reflect, 0.0)
                 .is_err()
         );
         assert!(
             Kernel::new(vec![0], vec![])
-                .stage(1, Mode::Reflect, 0.0)
+                .stage(1, Boundary::Reflect, 0.0)
                 .is_err()
         );
     }

@@ -1,6 +1,6 @@
 //! The Gaussian: scipy's sampled, normalised kernel, one 1-D stencil per filtered axis.
 
-use crate::boundary::Mode;
+use crate::boundary::Boundary;
 use crate::dtype::DType;
 use crate::stage::{Stage, Stencil};
 
@@ -21,7 +21,7 @@ pub fn gaussian_weights(sigma: f64, radius: usize) -> Vec<f64> {
 /// The passes run in [`pass_order`], not scipy's axis order: separable passes commute
 /// (each pads with the boundary mode, and the weights sum to one), so only the rounding
 /// differs, well inside the tolerance against scipy.
-pub(super) fn stages(sigma: &[f64], truncate: f64, mode: Mode, cval: f32) -> Vec<Stage> {
+pub(super) fn stages(sigma: &[f64], truncate: f64, mode: Boundary, cval: f32) -> Vec<Stage> {
     let ndim = sigma.len();
     let passes: Vec<Stage> = pass_order(ndim)
         .into_iter()
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn zero_sigma_axes_are_skipped() {
-        let st = stages(&[0.0, 2.0, 0.0], 4.0, Mode::Reflect, 0.0);
+        let st = stages(&[0.0, 2.0, 0.0], 4.0, Boundary::Reflect, 0.0);
         assert_eq!(st.len(), 1);
         let Stage::Stencil(s) = &st[0] else {
             panic!("not a stencil")

@@ -8,7 +8,7 @@ pub use gaussian::gaussian_weights;
 
 use serde::{Deserialize, Serialize};
 
-use crate::boundary::Mode;
+use crate::boundary::Boundary;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::stage::{DownMethod, Stage, UpMethod};
@@ -43,7 +43,7 @@ pub enum Op {
         sigma: Vec<f64>,
         /// Boundary mode.
         #[serde(default)]
-        mode: Mode,
+        mode: Boundary,
         /// Value beyond the edge in `constant` mode.
         #[serde(default)]
         cval: f64,
@@ -58,7 +58,7 @@ pub enum Op {
         kernel: Kernel,
         /// Boundary mode.
         #[serde(default)]
-        mode: Mode,
+        mode: Boundary,
         /// Value beyond the edge in `constant` mode.
         #[serde(default)]
         cval: f64,
@@ -94,7 +94,7 @@ impl Op {
     pub fn gaussian(sigma: &[f64]) -> Op {
         Op::Gaussian {
             sigma: sigma.to_vec(),
-            mode: Mode::Reflect,
+            mode: Boundary::Reflect,
             cval: 0.0,
             truncate: 4.0,
         }
@@ -104,7 +104,7 @@ impl Op {
     pub fn convolve(kernel: Kernel) -> Op {
         Op::Convolve {
             kernel,
-            mode: Mode::Reflect,
+            mode: Boundary::Reflect,
             cval: 0.0,
         }
     }
@@ -126,7 +126,7 @@ impl Op {
     }
 
     /// Sets the boundary mode and constant of a `gaussian` or `convolve` (others unchanged).
-    pub fn with_mode(mut self, new_mode: Mode, new_cval: f64) -> Op {
+    pub fn with_mode(mut self, new_mode: Boundary, new_cval: f64) -> Op {
         if let Op::Gaussian { mode, cval, .. } | Op::Convolve { mode, cval, .. } = &mut self {
             *mode = new_mode;
             *cval = new_cval;
@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn ops_round_trip_through_json() {
-        let op = Op::gaussian(&[2.0, 1.0]).with_mode(Mode::Constant, 1.5);
+        let op = Op::gaussian(&[2.0, 1.0]).with_mode(Boundary::Constant, 1.5);
         let text = serde_json::to_string(&op).unwrap();
         assert!(text.contains("\"op\":\"gaussian\""));
         assert_eq!(serde_json::from_str::<Op>(&text).unwrap(), op);

@@ -1,11 +1,11 @@
 //! proptest strategies shared by the chunk-invariance properties (CPU and GPU).
 
-use haloflow::{ArrayAny, DownMethod, Kernel, Mode, Op, UpMethod};
+use haloflow::{ArrayAny, Boundary, DownMethod, Kernel, Op, UpMethod};
 use proptest::prelude::*;
 
 /// Any boundary mode.
-pub fn mode() -> impl Strategy<Value = Mode> {
-    prop::sample::select(Mode::ALL.to_vec())
+pub fn mode() -> impl Strategy<Value = Boundary> {
+    prop::sample::select(Boundary::ALL.to_vec())
 }
 
 /// One value for all axes, or one per axis.

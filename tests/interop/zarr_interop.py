@@ -8,7 +8,7 @@ are compared with scipy/numpy on the whole array (exact for integer-exact ops, w
 
     python tests/interop/zarr_interop.py --haloflow target/debug/haloflow CHECK...
 
-CHECKs: conformance, resume, shards, memory (default: all). `--device gpu` runs the
+CHECKs: conformance, resume, parts, memory (default: all). `--device gpu` runs the
 conformance on the GPU backend. Exit status 1 on failure.
 The Rust test `tests/cli.rs` runs this with the freshly built binary.
 """
@@ -209,18 +209,18 @@ def resume(bin_, tmp):
     print(f"resume: {kills} kills of {total} chunks, output byte-identical: {got == want}", flush=True)
 
 
-def shards(bin_, tmp):
+def parts(bin_, tmp):
     src, _ = big_input(tmp)
     base = ["gaussian", src, None, "--sigma", "1.5", "--quiet", "--chunks", "16,64,64", "--threads", "1"]
-    one = os.path.join(tmp, "shard-one.zarr")
+    one = os.path.join(tmp, "part-one.zarr")
     haloflow(bin_, *[one if a is None else a for a in base])
-    dst = os.path.join(tmp, "shard-three.zarr")
-    procs = [subprocess.Popen([bin_, *[dst if a is None else a for a in base], "--shard", f"{i}/3"],
+    dst = os.path.join(tmp, "part-three.zarr")
+    procs = [subprocess.Popen([bin_, *[dst if a is None else a for a in base], "--part", f"{i}/3"],
                               stderr=subprocess.PIPE, text=True) for i in range(3)]
     errs = [p.communicate()[1] for p in procs]
-    check(all(p.returncode == 0 for p in procs), f"shards: a shard failed: {errs}")
-    check(tree_bytes(dst) == tree_bytes(one), "shards: three shards differ from one run")
-    print("shards: 3 concurrent shards == one run", flush=True)
+    check(all(p.returncode == 0 for p in procs), f"parts: a part failed: {errs}")
+    check(tree_bytes(dst) == tree_bytes(one), "parts: three parts differ from one run")
+    print("parts: 3 concurrent parts == one run", flush=True)
 
 
 def memory(bin_, tmp):
@@ -254,7 +254,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--haloflow", required=True)
     ap.add_argument("--device", default="cpu", help="--device for the conformance runs")
-    ap.add_argument("checks", nargs="*", default=["conformance", "resume", "shards", "memory"])
+    ap.add_argument("checks", nargs="*", default=["conformance", "resume", "parts", "memory"])
     args = ap.parse_args()
     DEVICE[1] = args.device
     tmp = tempfile.mkdtemp(prefix="haloflow-interop-")

@@ -1,24 +1,21 @@
-//! The in-memory path: the chunked path with the chunks in RAM.
+//! The in-memory path ([`Pipeline::apply`] and friends): the chunked path with the
+//! chunks in RAM.
 //!
 //! The input array is the source block of every job (no copy), the output is cut into
 //! blocks by the same planner as a Zarr run, and jobs run in parallel on rayon's pool.
 
 use std::borrow::Cow;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ndarray::{ArrayD, ArrayViewD};
-use rayon::prelude::*;
 
 use crate::backend::Backend;
-use crate::block::{Block, BlockElement};
-use crate::cpu;
+use crate::block::{Block, BlockElement, Placed, box_rows};
 use crate::dtype::{ArrayAny, ArrayViewAny, Element, match_any, with_dtype};
 use crate::error::Result;
-use crate::gpu;
 use crate::ops::Pipeline;
 use crate::plan::Plan;
 use crate::region::Region;
+use crate::workers::for_each_job;
 
 /// Output elements per job when the caller does not choose a block shape.
 const TARGET_BLOCK_ELEMENTS: usize = 1 << 19;
@@ -114,22 +111,15 @@ fn apply_typed<T: BlockElement>(
         advise_huge_pages(&mut buffer);
         let dst = Destination {
             ptr: buffer.as_mut_ptr(),
-            strides: crate::block::c_strides(plan.output_shape()),
+            shape: plan.output_shape(),
         };
-        let run = |i: usize| -> Result<()> {
+        for_each_job(backend.in_memory_workers(), plan.num_jobs(), |i| {
             let job = plan.job(i);
-            let result = match backend {
-                Backend::Cpu => cpu::run_job(&plan, &job, &source),
-                Backend::Gpu(ctx) => gpu::run_job(ctx, &plan, &job, &source)?,
-            };
+            let result = backend.run_job(&plan, &job, &source)?;
             dst.write(&job.output, &result.typed::<U>().data);
             crate::block::recycle(result);
             Ok(())
-        };
-        match backend {
-            Backend::Cpu => (0..plan.num_jobs()).into_par_iter().try_for_each(run)?,
-            Backend::Gpu(ctx) => in_flight(ctx.jobs_in_flight(), plan.num_jobs(), run)?,
-        }
+        })?;
         // SAFETY: the jobs' output blocks tile the whole output (the plan's grid covers
         // every index), and every job succeeded, so all `len` elements have been written.
         unsafe { buffer.set_len(len) };
@@ -137,37 +127,6 @@ fn apply_typed<T: BlockElement>(
             .expect("buffer length matches the output shape");
         Ok(out.into())
     })
-}
-
-/// Runs `run(0..jobs)` on `workers` threads, each taking the next job as it finishes
-/// one; stops at the first error and returns it.
-fn in_flight(workers: usize, jobs: usize, run: impl Fn(usize) -> Result<()> + Sync) -> Result<()> {
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let first_error = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..workers.clamp(1, jobs.max(1)) {
-            s.spawn(|| {
-                while !failed.load(Ordering::Relaxed) {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= jobs {
-                        break;
-                    }
-                    if let Err(e) = run(i) {
-                        failed.store(true, Ordering::Relaxed);
-                        first_error
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .get_or_insert(e);
-                    }
-                }
-            });
-        }
-    });
-    match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
 }
 
 /// A default output block: the last axis whole (up to 4096), leading axes halved,
@@ -220,29 +179,27 @@ fn advise_huge_pages<U>(buffer: &mut Vec<U>) {
 
 /// Raw, shared access to the output array so that jobs write their disjoint blocks
 /// in parallel.
-struct Destination<U> {
+struct Destination<'a, U> {
     ptr: *mut U,
-    strides: Vec<usize>,
+    shape: &'a [usize],
 }
 
 // SAFETY: jobs write disjoint regions (the planner's blocks tile the output without
 // overlap), and the array outlives the parallel loop that writes it.
-unsafe impl<U: Send> Send for Destination<U> {}
-unsafe impl<U: Send> Sync for Destination<U> {}
+unsafe impl<U: Send> Send for Destination<'_, U> {}
+unsafe impl<U: Send> Sync for Destination<'_, U> {}
 
-impl<U: Element> Destination<U> {
+impl<U: Element> Destination<'_, U> {
     /// Copies the dense C-order `data` of `region` into the array.
     fn write(&self, region: &Region, data: &[U]) {
-        let last = region.ndim() - 1;
-        let row = region.shape[last];
-        cpu::for_each_row(&region.shape[..last], |index, r| {
-            let offset: usize = (0..=last)
-                .map(|a| (region.start[a] + index.get(a).copied().unwrap_or(0)) * self.strides[a])
-                .sum();
-            // SAFETY: `offset..offset + row` lies inside the array (the region does) and
-            // inside this job's region, which no other job writes.
+        let zero = vec![0; region.ndim()];
+        let from = Placed::at(&region.shape, &zero);
+        let to = Placed::at(self.shape, &region.start);
+        box_rows(&region.shape, from, to, |src, dst, n| {
+            // SAFETY: `dst..dst + n` lies inside the array (the region does) and inside
+            // this job's region, which no other job writes.
             unsafe {
-                std::ptr::copy_nonoverlapping(data[r * row..].as_ptr(), self.ptr.add(offset), row);
+                std::ptr::copy_nonoverlapping(data[src..src + n].as_ptr(), self.ptr.add(dst), n);
             }
         });
     }

@@ -5,57 +5,20 @@
 //! as scipy does), a convolution to one N-D stencil, and so on. The planner maps an
 //! output block backwards through the stages to the input each one needs.
 
-use crate::boundary::Mode;
+mod resample;
+mod stencil;
+mod tables;
+
 use crate::dtype::DType;
 use crate::region::AxisSet;
 
-/// How `downsample` reduces each window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DownMethod {
-    /// Arithmetic mean (integers rounded to nearest, ties to even).
-    Mean,
-    /// Largest value (NaN wins, as in numpy).
-    Max,
-    /// Smallest value (NaN wins, as in numpy).
-    Min,
-    /// The window's first element: `x[::f]`.
-    Stride,
-    /// Most frequent value, ties to the smallest (for label images).
-    Mode,
-}
-
-/// How `upsample` fills the new samples.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UpMethod {
-    /// Each sample repeated `f` times (`np.repeat`).
-    Nearest,
-    /// Linear interpolation with pixel centres aligned
-    /// (`scipy.ndimage.zoom(order=1, grid_mode=True, mode='nearest')`).
-    Linear,
-}
-
-/// An N-D correlation: `out[i] = Σ_j w[j] · x[mode(i + j - centre)]`, with f32 output.
-///
-/// `shape` has one extent per array axis (1 on axes the stencil does not touch).
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Stencil {
-    pub shape: Vec<usize>,
-    pub centre: Vec<usize>,
-    /// Correlation weights in C order over `shape`.
-    pub weights: Vec<f32>,
-    pub mode: Mode,
-    pub cval: f32,
-}
-
-impl Stencil {
-    /// The taps on `axis`, as offsets from the output index.
-    pub fn offsets(&self, axis: usize) -> std::ops::Range<i64> {
-        let c = self.centre[axis] as i64;
-        -c..self.shape[axis] as i64 - c
-    }
-}
+#[cfg(test)]
+use resample::linear_weights;
+pub use resample::{DownMethod, UpMethod};
+pub(crate) use resample::{denominator, linear_source};
+pub(crate) use stencil::Stencil;
+use stencil::stencil_input;
+pub(crate) use tables::{Corners, Offset, TapTable, Window, corners, tap_table, windows};
 
 /// One primitive kernel.
 #[derive(Clone, Debug, PartialEq)]
@@ -167,50 +130,12 @@ impl Stage {
     }
 }
 
-/// The two input indices (clamped to the axis) a linear upsample reads for output `o`.
-pub(crate) fn linear_source(o: usize, f: usize, n: usize) -> (usize, usize) {
-    let (i0, _) = linear_weights(o, f);
-    let last = n as i64 - 1;
-    (i0.clamp(0, last) as usize, (i0 + 1).clamp(0, last) as usize)
-}
-
-/// For output index `o` of a linear upsample by `f`: the lower source index (may be
-/// -1) and the weight numerator `m` of the upper one; weights are `(2f - m, m) / 2f`.
-pub(crate) fn linear_weights(o: usize, f: usize) -> (i64, i64) {
-    // Source coordinate of the output pixel centre: (o + 0.5) / f - 0.5 = (2o + 1 - f) / 2f.
-    let num = 2 * o as i64 + 1 - f as i64;
-    let den = 2 * f as i64;
-    (num.div_euclid(den), num.rem_euclid(den))
-}
-
-fn stencil_input(s: &Stencil, axis: usize, out: &AxisSet, n: usize) -> AxisSet {
-    let taps = s.offsets(axis);
-    if taps == (0..1) {
-        return out.clone();
-    }
-    let mut ranges = Vec::new();
-    for r in out.runs() {
-        let lo = r.start as i64 + taps.start;
-        let hi = r.end as i64 - 1 + taps.end; // exclusive
-        let inside = lo.max(0)..hi.min(n as i64);
-        if !inside.is_empty() {
-            ranges.push(inside.start as usize..inside.end as usize);
-        }
-        let outside = (lo..hi.min(0)).chain(lo.max(n as i64)..hi);
-        for i in outside {
-            if let Some(j) = s.mode.map(i, n) {
-                ranges.push(j..j + 1);
-            }
-        }
-    }
-    AxisSet::from_ranges(ranges)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::boundary::Boundary;
 
-    fn stencil_1d(k: usize, centre: usize, mode: Mode) -> Stage {
+    fn stencil_1d(k: usize, centre: usize, mode: Boundary) -> Stage {
         Stage::Stencil(Stencil {
             shape: vec![k],
             centre: vec![centre],
@@ -222,7 +147,7 @@ mod tests {
 
     #[test]
     fn stencil_footprint_grows_by_the_halo_and_clamps() {
-        let s = stencil_1d(5, 2, Mode::Reflect);
+        let s = stencil_1d(5, 2, Boundary::Reflect);
         let out = [AxisSet::from_range(4..8)];
         assert_eq!(s.input_sets(&out, &[20])[0], AxisSet::from_range(2..10));
         // At the edge, reflect needs only in-array data near the edge.
@@ -233,10 +158,10 @@ mod tests {
 
     #[test]
     fn wrap_footprint_reaches_the_far_side() {
-        let s = stencil_1d(5, 2, Mode::Wrap);
+        let s = stencil_1d(5, 2, Boundary::Wrap);
         let out = [AxisSet::from_range(0..3)];
         assert_eq!(s.input_sets(&out, &[20])[0].runs(), &[0..5, 18..20]);
-        let s = stencil_1d(5, 2, Mode::Constant);
+        let s = stencil_1d(5, 2, Boundary::Constant);
         assert_eq!(s.input_sets(&out, &[20])[0], AxisSet::from_range(0..5));
     }
 

@@ -1,0 +1,308 @@
+//! The chunk cache of a Zarr run: decoded input chunks, each decoded once and kept
+//! while later jobs still need it (and only the part they need), from which every
+//! job's footprint is assembled.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::io::Source;
+use crate::block::{Block, BlockAny, Placed, copy_box, take_buffer};
+use crate::dtype::{match_any, with_dtype};
+use crate::error::{Error, Result};
+use crate::plan::Job;
+use crate::region::{AxisSet, Grid, Region, unravel};
+
+/// Decoded input chunks, kept while jobs still need them, and only the part they need.
+pub(super) struct ChunkCache<'a> {
+    source: &'a dyn Source,
+    /// The run's jobs, in the order workers take them.
+    pub(super) jobs: &'a [Job],
+    grid: Grid,
+    entries: Mutex<HashMap<usize, Entry>>,
+    budget: AtomicU64,
+    held: AtomicU64,
+    /// Decoded bytes so far.
+    pub(super) bytes_read: AtomicU64,
+    /// Chunks decoded so far.
+    pub(super) decoded: AtomicU64,
+}
+
+/// A chunk's place in the cache: decoded once, by the first worker to ask for it.
+#[derive(Default)]
+struct Slot {
+    /// A worker is decoding (or has decoded) the chunk.
+    claimed: AtomicBool,
+    value: OnceLock<Result<Arc<BlockAny<'static>>, String>>,
+}
+
+type Cell = Arc<Slot>;
+
+struct Entry {
+    /// The decoded chunk (or the part of it still needed), once a job asked for it.
+    chunk: Cell,
+    /// The jobs (indices into the run's jobs) that still need this chunk.
+    users: Vec<usize>,
+}
+
+impl<'a> ChunkCache<'a> {
+    pub(super) fn new(source: &'a dyn Source, jobs: &'a [Job]) -> Result<Self> {
+        let grid = Grid::new(source.shape(), &source.read_chunk_shape())?;
+        let mut entries: HashMap<usize, Entry> = HashMap::new();
+        for (j, job) in jobs.iter().enumerate() {
+            for c in chunks_of(&grid, job.footprint()) {
+                entries
+                    .entry(c)
+                    .or_insert_with(|| Entry {
+                        chunk: Arc::default(),
+                        users: Vec::new(),
+                    })
+                    .users
+                    .push(j);
+            }
+        }
+        Ok(ChunkCache {
+            source,
+            jobs,
+            grid,
+            entries: Mutex::new(entries),
+            budget: AtomicU64::new(u64::MAX),
+            held: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            decoded: AtomicU64::new(0),
+        })
+    }
+
+    pub(super) fn set_budget(&self, bytes: u64) {
+        self.budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The dense footprint of job `j`, assembled from its chunks.
+    pub(super) fn footprint(&self, j: usize) -> Result<BlockAny<'static>> {
+        let sets = self.jobs[j].footprint();
+        let ids = chunks_of(&self.grid, sets);
+        // A footprint that is one whole chunk (a pointwise op or a copy on the input's
+        // chunks) is that chunk: taken over, not copied, once no other job needs it.
+        if let [id] = ids[..] {
+            let chunk = self.get(id)?;
+            if chunk.sets() == sets {
+                self.release(id, j);
+                return Ok(Arc::try_unwrap(chunk).unwrap_or_else(|shared| (*shared).clone()));
+            }
+        }
+        let lens: Vec<usize> = sets.iter().map(AxisSet::len).collect();
+        let len: usize = lens.iter().product();
+        // Chunks are copied in one at a time and let go at once, so that a job holds
+        // its footprint and a single decoded chunk, not every chunk its halo touches.
+        Ok(with_dtype!(self.source.dtype(), T => {
+            // The chunks cover the footprint (it lies inside the array): every element
+            // is written below.
+            let mut data = take_buffer::<T>(len);
+            // Chunks another worker is decoding right now come last, so that this
+            // worker copies (or decodes) the others meanwhile instead of waiting.
+            let (busy, free): (Vec<usize>, Vec<usize>) = ids.into_iter().partition(|&id| self.busy(id));
+            for id in free.into_iter().chain(busy) {
+                let chunk = self.get(id)?;
+                let chunk = chunk.typed::<T>();
+                copy_into(&mut data, sets, &Region::bounding(&chunk.sets), &chunk.data);
+                self.release(id, j);
+            }
+            Block::new(sets.to_vec(), std::borrow::Cow::Owned(data)).into_any()
+        }))
+    }
+
+    /// The region of chunk `id` (clipped to the array).
+    fn region(&self, id: usize) -> Region {
+        self.grid
+            .chunk_region(&unravel(id, &self.grid.grid_shape()))
+    }
+
+    fn slot(&self, id: usize) -> Cell {
+        let entries = self.entries.lock().expect("no panic holds it");
+        Arc::clone(
+            &entries
+                .get(&id)
+                .expect("every footprint chunk is counted")
+                .chunk,
+        )
+    }
+
+    /// Whether another worker is decoding chunk `id` at this moment.
+    fn busy(&self, id: usize) -> bool {
+        let slot = self.slot(id);
+        slot.claimed.load(Ordering::Relaxed) && slot.value.get().is_none()
+    }
+
+    fn get(&self, id: usize) -> Result<Arc<BlockAny<'static>>> {
+        let cell = self.slot(id);
+        cell.claimed.store(true, Ordering::Relaxed);
+        // The first reader that fails gets the typed error; others get its message.
+        let mut failure = None;
+        let value = cell
+            .value
+            .get_or_init(|| match self.source.read_region(&self.region(id)) {
+                Ok(decoded) => {
+                    let bytes = bytes_of(&decoded);
+                    self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+                    self.decoded.fetch_add(1, Ordering::Relaxed);
+                    self.held.fetch_add(bytes, Ordering::Relaxed);
+                    Ok(Arc::new(decoded))
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    failure = Some(e);
+                    Err(message)
+                }
+            });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        value.clone().map_err(Error::Read)
+    }
+
+    /// Job `j` is done with chunk `id`. Forget the chunk if no job needs it any more,
+    /// or if the cache is over its budget (it is decoded again if needed); else keep
+    /// only the box the remaining jobs need, once that is at most half of it (after a
+    /// chunk's own jobs, its neighbours need only a halo-wide slab).
+    fn release(&self, id: usize, j: usize) {
+        let mut entries = self.entries.lock().expect("no panic holds it");
+        let over = self.held.load(Ordering::Relaxed) > self.budget.load(Ordering::Relaxed);
+        let entry = entries.get_mut(&id).expect("counted");
+        if let Some(at) = entry.users.iter().position(|&u| u == j) {
+            entry.users.swap_remove(at);
+        }
+        let Some(Ok(block)) = entry.chunk.value.get() else {
+            if entry.users.is_empty() {
+                entries.remove(&id);
+            }
+            return;
+        };
+        let size = bytes_of(block);
+        if entry.users.is_empty() || over {
+            self.held.fetch_sub(size, Ordering::Relaxed);
+            if entry.users.is_empty() {
+                entries.remove(&id);
+            } else {
+                entry.chunk = Arc::default();
+            }
+            return;
+        }
+        let held = Region::bounding(block.sets());
+        let needed = self.needed(&entry.users, &held);
+        if needed.len() * 2 <= held.len() {
+            let cropped = crop(block, &held, &needed);
+            self.held
+                .fetch_sub(size - bytes_of(&cropped), Ordering::Relaxed);
+            entry.chunk = Arc::new(Slot {
+                claimed: AtomicBool::new(true),
+                value: OnceLock::from(Ok(Arc::new(cropped))),
+            });
+        }
+    }
+
+    /// The bounding box, within `held`, of what `users` need of it.
+    fn needed(&self, users: &[usize], held: &Region) -> Region {
+        let ranges: Vec<std::ops::Range<usize>> = (0..held.ndim())
+            .map(|a| {
+                let r = held.range(a);
+                users
+                    .iter()
+                    .filter_map(|&u| {
+                        let b = self.jobs[u].footprint()[a].bounds();
+                        let (lo, hi) = (b.start.max(r.start), b.end.min(r.end));
+                        (lo < hi).then_some(lo..hi)
+                    })
+                    .reduce(|x, y| x.start.min(y.start)..x.end.max(y.end))
+                    .unwrap_or(r.start..r.start)
+            })
+            .collect();
+        Region::new(
+            ranges.iter().map(|r| r.start).collect(),
+            ranges.iter().map(|r| r.len()).collect(),
+        )
+    }
+}
+
+/// Decoded bytes of a block.
+fn bytes_of(block: &BlockAny<'_>) -> u64 {
+    let len: usize = block.sets().iter().map(AxisSet::len).product();
+    (len * block.dtype().size()) as u64
+}
+
+/// The part `inner` of `block`, a dense block over the box `outer`.
+fn crop(block: &BlockAny<'_>, outer: &Region, inner: &Region) -> BlockAny<'static> {
+    let sets = inner.sets();
+    match_any!(block, BlockAny, b => {
+        let mut data = vec![Default::default(); inner.len()];
+        copy_into(&mut data, &sets, outer, &b.data);
+        Block::new(sets, std::borrow::Cow::Owned(data)).into_any()
+    })
+}
+
+/// C-order numbers of the chunks of `grid` holding any index of `sets`.
+fn chunks_of(grid: &Grid, sets: &[AxisSet]) -> Vec<usize> {
+    grid.chunks_touching(sets)
+        .iter()
+        .map(|c| grid.ravel(c))
+        .collect()
+}
+
+/// Copies the part of a chunk (dense over the box `region`) that lies in `sets` into
+/// `data`, a dense block over `sets`: one box copy per combination of the sets' runs
+/// that meets the chunk (a single one but where `wrap` brings the far side in).
+fn copy_into<T: Copy>(data: &mut [T], sets: &[AxisSet], region: &Region, src: &[T]) {
+    let lens: Vec<usize> = sets.iter().map(AxisSet::len).collect();
+    // Per axis: (position in `sets`, index in the chunk, length) of each run's overlap.
+    let pieces: Vec<Vec<(usize, usize, usize)>> = (0..sets.len())
+        .map(|a| {
+            let r = region.range(a);
+            sets[a]
+                .runs()
+                .iter()
+                .filter_map(|run| {
+                    let lo = run.start.max(r.start);
+                    let hi = run.end.min(r.end);
+                    (lo < hi)
+                        .then(|| (sets[a].position(lo).expect("in set"), lo - r.start, hi - lo))
+                })
+                .collect()
+        })
+        .collect();
+    let counts: Vec<usize> = pieces.iter().map(Vec::len).collect();
+    for flat in 0..counts.iter().product() {
+        let pick = unravel(flat, &counts);
+        let piece = |a: usize| pieces[a][pick[a]];
+        let to: Vec<usize> = (0..sets.len()).map(|a| piece(a).0).collect();
+        let from: Vec<usize> = (0..sets.len()).map(|a| piece(a).1).collect();
+        let shape: Vec<usize> = (0..sets.len()).map(|a| piece(a).2).collect();
+        copy_box(
+            &shape,
+            src,
+            Placed::at(&region.shape, &from),
+            data,
+            Placed::at(&lens, &to),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_lands_in_every_run_of_a_wrapped_footprint() {
+        // Footprint rows {0, 1, 9} x columns {3, 4} of a 10x10 array; the chunk holds
+        // rows 8..10 x columns 0..5 (values 10 * row + column).
+        let sets = [
+            AxisSet::from_ranges([0..2, 9..10]),
+            AxisSet::from_range(3..5),
+        ];
+        let region = Region::new(vec![8, 0], vec![2, 5]);
+        let src: Vec<u32> = (8..10)
+            .flat_map(|r| (0..5).map(move |c| 10 * r + c))
+            .collect();
+        let mut data = vec![0u32; 6];
+        copy_into(&mut data, &sets, &region, &src);
+        assert_eq!(data, vec![0, 0, 0, 0, 93, 94]);
+    }
+}

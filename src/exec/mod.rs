@@ -1,0 +1,189 @@
+//! The streaming executor of a Zarr run: jobs from the planner, footprints assembled
+//! from decoded chunks ([`cache`]), computed on the chosen backend, and written, with
+//! bounded memory, resume, parts (`--part I/N`) and per-stage timings.
+
+mod cache;
+mod io;
+mod part;
+mod report;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::plan::{Job, Plan};
+use crate::region::AxisSet;
+use crate::workers::{Workers, for_each_job};
+use cache::ChunkCache;
+
+pub use io::{Sink, Source};
+pub use part::Part;
+pub use report::{Report, StageSeconds, peak_rss_bytes};
+
+/// Options of a streaming run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Worker threads (jobs in flight).
+    pub threads: usize,
+    /// Memory budget in bytes for jobs in flight and decoded chunks.
+    pub memory_limit: u64,
+    /// This process's share of the jobs.
+    pub part: Part,
+    /// Redo jobs already written.
+    pub overwrite: bool,
+    /// Where jobs compute.
+    pub backend: Backend,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_limit: default_memory_limit(),
+            part: Part::ALL,
+            overwrite: false,
+            backend: Backend::Cpu,
+        }
+    }
+}
+
+/// A quarter of the machine's memory (1 GiB if it cannot be read).
+pub fn default_memory_limit() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024);
+    total.map_or(1 << 30, |t| t / 4)
+}
+
+/// Called after every finished or skipped job with (jobs finished so far, bytes written).
+pub type Progress<'a> = &'a (dyn Fn(usize, u64) + Sync);
+
+/// Runs `plan` from `source` to `sink` on `options.backend` (the CPU or a GPU): this
+/// process's part of the jobs, skipping those already written.
+pub fn run(
+    plan: &Plan,
+    source: &dyn Source,
+    sink: &dyn Sink,
+    options: &RunOptions,
+    progress: Option<Progress<'_>>,
+) -> Result<Report> {
+    let started = Instant::now();
+    let range = options.part.jobs(plan.num_jobs());
+    let mut report = Report {
+        jobs_total: range.len(),
+        device: options.backend.describe(),
+        ..Report::default()
+    };
+
+    // Resume: jobs whose chunks are all written are done.
+    let mut todo = Vec::with_capacity(range.len());
+    for index in range {
+        let job = plan.job(index);
+        if !options.overwrite && sink.region_done(&job.output)? {
+            report.jobs_skipped += 1;
+        } else {
+            todo.push(job);
+        }
+    }
+    if let Some(p) = progress {
+        p(report.jobs_skipped, 0);
+    }
+
+    let cache = ChunkCache::new(source, &todo)?;
+    let threads = options.threads.max(1).min(todo.len().max(1));
+    let in_flight = RUNTIME_RESERVE
+        + threads as u64 * job_bytes(plan, todo.first(), &source.read_chunk_shape());
+    if in_flight > options.memory_limit {
+        return Err(Error::InvalidParameter {
+            op: "memory-limit",
+            message: format!(
+                "{} jobs in flight need about {} MiB, over the limit of {} MiB; lower --threads or use smaller output chunks",
+                threads,
+                in_flight >> 20,
+                options.memory_limit >> 20
+            ),
+        });
+    }
+    cache.set_budget(options.memory_limit - in_flight);
+
+    let timers = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+    let finished = AtomicUsize::new(report.jobs_skipped);
+    let written = AtomicU64::new(0);
+    let result = for_each_job(Workers::Threads(threads), todo.len(), |i| {
+        let bytes = run_one(plan, i, &cache, sink, &options.backend, &timers)?;
+        let total = written.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let n = finished.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(p) = progress {
+            p(n, total);
+        }
+        Ok(())
+    });
+    // Every chunk written must be committed before the run counts as done; a job's
+    // failure is the error to report, a failed commit the next.
+    let flushed = sink.flush();
+    result?;
+    flushed?;
+
+    let secs = |t: &AtomicU64| Duration::from_nanos(t.load(Ordering::Relaxed)).as_secs_f64();
+    report.jobs_done = todo.len();
+    report.bytes_written = written.into_inner();
+    report.bytes_read = cache.bytes_read.load(Ordering::Relaxed);
+    report.chunks_decoded = cache.decoded.load(Ordering::Relaxed);
+    report.stages = StageSeconds {
+        read: secs(&timers[0]),
+        compute: secs(&timers[1]),
+        write: secs(&timers[2]),
+    };
+    report.seconds = started.elapsed().as_secs_f64();
+    report.peak_rss_bytes = peak_rss_bytes().unwrap_or(0);
+    Ok(report)
+}
+
+/// Reads, computes and writes job `j` of the cache's jobs; returns the bytes written.
+fn run_one(
+    plan: &Plan,
+    j: usize,
+    cache: &ChunkCache<'_>,
+    sink: &dyn Sink,
+    backend: &Backend,
+    timers: &[AtomicU64; 3],
+) -> Result<u64> {
+    let lap = |t: &AtomicU64, since: Instant| {
+        t.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Instant::now()
+    };
+    let job = &cache.jobs[j];
+    let t = Instant::now();
+    let footprint = cache.footprint(j)?;
+    let t = lap(&timers[0], t);
+    let result = backend.run_job(plan, job, &footprint)?;
+    crate::block::recycle(footprint);
+    let t = lap(&timers[1], t);
+    sink.write(&job.output, &result)?;
+    lap(&timers[2], t);
+    let bytes = (job.output.len() * result.dtype().size()) as u64;
+    crate::block::recycle(result);
+    Ok(bytes)
+}
+
+/// Memory set aside for what the budget does not count job by job: codec buffers,
+/// per-thread buffer pools, allocator slack.
+const RUNTIME_RESERVE: u64 = 16 << 20;
+
+/// Rough bytes a job holds at its peak: its footprint and every stage's output.
+fn job_bytes(plan: &Plan, job: Option<&Job>, read_chunk: &[usize]) -> u64 {
+    let Some(job) = job else { return 0 };
+    let len = |sets: &[AxisSet]| sets.iter().map(AxisSet::len).product::<usize>() as u64;
+    let element = plan.input_dtype().size() as u64;
+    let footprint = len(&job.sets[0]) * element;
+    // A chunk being decoded: its compressed bytes and its values.
+    let chunk = 2 * read_chunk.iter().product::<usize>() as u64 * element;
+    let stages: u64 = job.sets[1..].iter().map(|s| len(s) * 8).sum();
+    footprint + chunk + stages
+}

@@ -1,0 +1,316 @@
+//! Reading: a Zarr v2 or v3 array (sharded or not) opened by its directory, and the
+//! product of per-axis index sets read into a dense block.
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+use zarrs::array::{Array, ArrayBytes, ArrayError, ArrayShardedExt, ArraySubset, ElementOwned};
+use zarrs::filesystem::FilesystemStore;
+
+use super::errors::{create_error, one_line, store_error};
+use super::files::{Found, inspect};
+use super::metadata::{ArrayInfo, describe_codec_v3, raw_metadata};
+use crate::block::{Block, BlockAny, Placed, copy_box};
+use crate::dtype::{DType, Element, with_dtype};
+use crate::error::{Error, Result};
+use crate::exec::Source;
+use crate::region::{AxisSet, Grid, Region, unravel};
+
+/// A Zarr array opened for reading.
+pub struct Input {
+    path: PathBuf,
+    array: Array<FilesystemStore>,
+    shape: Vec<usize>,
+    dtype: DType,
+    chunk: Vec<usize>,
+    inner_chunk: Option<Vec<usize>>,
+    zarr_format: u8,
+    metadata: Value,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Input")
+            .field("path", &self.path)
+            .field("shape", &self.shape)
+            .field("dtype", &self.dtype)
+            .field("chunk", &self.chunk)
+            .field("inner_chunk", &self.inner_chunk)
+            .field("zarr_format", &self.zarr_format)
+            .finish()
+    }
+}
+
+impl Input {
+    /// Opens the Zarr v2 or v3 array whose metadata (`.zarray` or `zarr.json`) is in the
+    /// directory `path`. An array inside a group (OME-Zarr `image.zarr/0`) is opened by
+    /// its own directory.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if `path` does not exist; [`Error::NotAnArray`] if it is a
+    /// group, a file or a directory without array metadata; [`Error::UnsupportedArray`]
+    /// for a data type other than `uint8 uint16 uint32 int8 int16 int32 float32 float64`,
+    /// a chunk grid that is not regular, a codec zarrs does not know, or a 0-dimensional
+    /// array; [`Error::Store`] for unreadable metadata.
+    pub fn open(path: &Path) -> Result<Input> {
+        match inspect(path)? {
+            Found::Array(_) => {}
+            Found::Missing => return Err(Error::NotFound(path.to_path_buf())),
+            other => {
+                return Err(Error::NotAnArray {
+                    path: path.to_path_buf(),
+                    reason: other.explain(path),
+                });
+            }
+        }
+        let store = FilesystemStore::new(path).map_err(|e| store_error(path, e))?;
+        let array = Array::open(Arc::new(store), "/").map_err(|e| create_error(path, e))?;
+        let info = ArrayInfo::of(path, &array)?;
+        let metadata = raw_metadata(path, info.zarr_format)?;
+        Ok(Input {
+            path: path.to_path_buf(),
+            shape: info.shape,
+            dtype: info.dtype,
+            chunk: info.chunk,
+            inner_chunk: array
+                .effective_subchunk_shape()
+                .or_else(|| array.subchunk_shape())
+                .map(|s| s.iter().map(|n| n.get() as usize).collect()),
+            zarr_format: info.zarr_format,
+            metadata,
+            array,
+        })
+    }
+
+    /// The array's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The array shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The chunk shape of the array's chunk grid: for a sharded array, the shard shape
+    /// (the unit of storage, and of writing).
+    pub fn chunk_shape(&self) -> Vec<usize> {
+        self.chunk.clone()
+    }
+
+    /// For a sharded array, the shape of the inner chunks (the unit of decoding).
+    pub fn inner_chunk_shape(&self) -> Option<Vec<usize>> {
+        self.inner_chunk.clone()
+    }
+
+    /// The array's chunk grid (shards, if sharded).
+    pub fn grid(&self) -> Grid {
+        Grid::new(&self.shape, &self.chunk).expect("checked when opened")
+    }
+
+    /// The Zarr format version, 2 or 3.
+    pub fn zarr_format(&self) -> u8 {
+        self.zarr_format
+    }
+
+    /// A few lines describing the array: format, shape, type, chunks, codecs, fill value
+    /// and attribute keys (for an `info` command).
+    pub fn describe(&self) -> String {
+        let m = &self.metadata;
+        let compact = |v: &Value| serde_json::to_string(v).unwrap_or_default();
+        let mut lines = vec![
+            format!("path        {}", self.path.display()),
+            format!("format      Zarr v{}", self.zarr_format),
+            format!("shape       {:?}", self.shape),
+            format!("dtype       {}", self.dtype),
+        ];
+        lines.push(match &self.inner_chunk {
+            Some(inner) => format!(
+                "chunks      {:?} (shards of inner chunks {:?})",
+                self.chunk, inner
+            ),
+            None => format!("chunks      {:?}", self.chunk),
+        });
+        if self.zarr_format == 3 {
+            let codecs: Vec<String> = m["codecs"]
+                .as_array()
+                .map(|cs| cs.iter().map(describe_codec_v3).collect())
+                .unwrap_or_default();
+            lines.push(format!("codecs      {}", codecs.join(" | ")));
+        } else {
+            let filters = match &m["filters"] {
+                Value::Array(fs) if !fs.is_empty() => {
+                    fs.iter().map(compact).collect::<Vec<_>>().join(" | ")
+                }
+                _ => "none".to_string(),
+            };
+            lines.push(format!("filters     {filters}"));
+            lines.push(format!("compressor  {}", compact(&m["compressor"])));
+            lines.push(format!(
+                "order       {}",
+                m["order"].as_str().unwrap_or("C")
+            ));
+        }
+        lines.push(format!("fill value  {}", compact(&m["fill_value"])));
+        let keys: Vec<&str> = m["attributes"]
+            .as_object()
+            .map(|a| a.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        lines.push(format!(
+            "attributes  {}",
+            if keys.is_empty() {
+                "none".to_string()
+            } else {
+                keys.join(", ")
+            }
+        ));
+        lines.join("\n")
+    }
+
+    /// Reads the product of the per-axis index sets `sets` (one per axis, each one or a
+    /// few runs) into a dense block over exactly those sets.
+    ///
+    /// Each box of the product of runs is one zarrs subset retrieval (chunks decoded in
+    /// parallel by zarrs). Chunks that do not exist read as the fill value.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the sets do not match the array's rank or reach past its
+    /// edge; [`Error::CorruptChunk`] naming the chunk (shard) that fails to decode;
+    /// [`Error::Store`] for I/O errors.
+    pub fn read(&self, sets: &[AxisSet]) -> Result<BlockAny<'static>> {
+        if sets.len() != self.shape.len() {
+            return Err(Error::Shape(format!(
+                "{}: read of {} axes from a {}-dimensional array",
+                self.path.display(),
+                sets.len(),
+                self.shape.len()
+            )));
+        }
+        if let Some(a) = (0..sets.len()).find(|&a| sets[a].bounds().end > self.shape[a]) {
+            return Err(Error::Shape(format!(
+                "{}: read of indices {:?} on axis {a}, past the array's edge {}",
+                self.path.display(),
+                sets[a].bounds(),
+                self.shape[a]
+            )));
+        }
+        with_dtype!(self.dtype, T => Ok(self.read_typed::<T>(sets)?.into_any()))
+    }
+
+    /// Reads a box (a convenience over [`Input::read`]).
+    ///
+    /// # Errors
+    /// As [`Input::read`].
+    pub fn read_region(&self, region: &Region) -> Result<BlockAny<'static>> {
+        self.read(&region.sets())
+    }
+
+    fn read_typed<T: Element + ElementOwned>(&self, sets: &[AxisSet]) -> Result<Block<'static, T>> {
+        let lens: Vec<usize> = sets.iter().map(AxisSet::len).collect();
+        let total: usize = lens.iter().product();
+        if total == 0 {
+            return Ok(Block::new(sets.to_vec(), Cow::Owned(Vec::new())));
+        }
+        let runs: Vec<&[Range<usize>]> = sets.iter().map(AxisSet::runs).collect();
+        let counts: Vec<usize> = runs.iter().map(|r| r.len()).collect();
+        if counts.iter().all(|&c| c == 1) {
+            let ranges: Vec<Range<usize>> = runs.iter().map(|r| r[0].clone()).collect();
+            let data = self.retrieve::<T>(&ranges)?;
+            return Ok(Block::new(sets.to_vec(), Cow::Owned(data)));
+        }
+        // Several runs on some axis (`wrap`): one retrieval per box of the product.
+        let mut out = vec![T::default(); total];
+        for flat in 0..counts.iter().product() {
+            let combo = unravel(flat, &counts);
+            let ranges: Vec<Range<usize>> =
+                (0..lens.len()).map(|a| runs[a][combo[a]].clone()).collect();
+            let origin: Vec<usize> = (0..lens.len())
+                .map(|a| runs[a][..combo[a]].iter().map(Range::len).sum())
+                .collect();
+            let shape: Vec<usize> = ranges.iter().map(Range::len).collect();
+            let data = self.retrieve::<T>(&ranges)?;
+            let zero = vec![0; shape.len()];
+            copy_box(
+                &shape,
+                &data,
+                Placed::at(&shape, &zero),
+                &mut out,
+                Placed::at(&lens, &origin),
+            );
+        }
+        Ok(Block::new(sets.to_vec(), Cow::Owned(out)))
+    }
+
+    /// One box, in bounds (checked by the caller: zarrs does not check).
+    fn retrieve<T: ElementOwned>(&self, ranges: &[Range<usize>]) -> Result<Vec<T>> {
+        let subset = ArraySubset::new_with_ranges(&to_u64_ranges(ranges));
+        self.array
+            .retrieve_array_subset::<Vec<T>>(&subset)
+            .map_err(|e| self.diagnose(ranges, e))
+    }
+
+    /// Turns a failed retrieval into an error naming the chunk at fault: decode each
+    /// chunk of the box on its own until one fails (only on the error path).
+    fn diagnose(&self, ranges: &[Range<usize>], err: ArrayError) -> Error {
+        let sets: Vec<AxisSet> = ranges.iter().cloned().map(AxisSet::from_range).collect();
+        for chunk in self.grid().chunks_touching(&sets) {
+            let chunk: Vec<u64> = chunk.iter().map(|&i| i as u64).collect();
+            let path = self.path.join(self.array.chunk_key(&chunk).as_str());
+            match self.array.retrieve_chunk::<ArrayBytes<'static>>(&chunk) {
+                Ok(_) => {}
+                Err(ArrayError::StorageError(e)) => {
+                    return Error::Store {
+                        path,
+                        message: one_line(&e),
+                    };
+                }
+                Err(e) => {
+                    return Error::CorruptChunk {
+                        chunk,
+                        path,
+                        message: one_line(&e),
+                    };
+                }
+            }
+        }
+        Error::Store {
+            path: self.path.clone(),
+            message: format!("reading {ranges:?}: {}", one_line(&err)),
+        }
+    }
+}
+
+fn to_u64_ranges(ranges: &[Range<usize>]) -> Vec<Range<u64>> {
+    ranges
+        .iter()
+        .map(|r| r.start as u64..r.end as u64)
+        .collect()
+}
+
+impl Source for Input {
+    fn shape(&self) -> &[usize] {
+        Input::shape(self)
+    }
+
+    fn dtype(&self) -> DType {
+        Input::dtype(self)
+    }
+
+    /// The inner chunk of a sharded array (decodable on its own), else the chunk.
+    fn read_chunk_shape(&self) -> Vec<usize> {
+        self.inner_chunk_shape()
+            .unwrap_or_else(|| self.chunk_shape())
+    }
+
+    fn read_region(&self, region: &Region) -> Result<BlockAny<'static>> {
+        Input::read_region(self, region)
+    }
+}

@@ -1,0 +1,375 @@
+//! What an array is: the [`OutputSpec`] of a new array and the metadata files written
+//! for it, what zarrs tells about an existing array (checked: shape, type, regular
+//! chunks, format), and how an existing array differs from the one requested.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+use zarrs::array::data_type::{
+    Float32DataType, Float64DataType, Int8DataType, Int16DataType, Int32DataType, UInt8DataType,
+    UInt16DataType, UInt32DataType,
+};
+use zarrs::array::{Array, ArrayMetadata, DataType};
+use zarrs::plugin::{ExtensionName, ZarrVersion};
+
+use super::errors::{io_error, one_line, truncate};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::region::Grid;
+
+/// Attribute keys ignored when comparing an existing output with the requested one
+/// (written by other tools, not part of the result's identity).
+const IGNORED_ATTRIBUTES: [&str; 1] = ["_zarrs"];
+
+/// The compression of a new output array's chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// Chunks stored raw.
+    None,
+    /// zstd at `level` (Zarr v3 codec `zstd`; Zarr v2 numcodecs compressor `zstd`).
+    Zstd {
+        /// Compression level (1 to 22; 3 is zstd's default).
+        level: i32,
+    },
+}
+
+impl Default for Compression {
+    /// zstd level 3.
+    fn default() -> Self {
+        Compression::Zstd { level: 3 }
+    }
+}
+
+/// What an output array is: compared field by field with an array already at the
+/// output path to decide whether a run may resume into it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputSpec {
+    /// Array shape.
+    pub shape: Vec<usize>,
+    /// Element type.
+    pub dtype: DType,
+    /// Chunk shape (same rank as `shape`).
+    pub chunk: Vec<usize>,
+    /// Zarr format, 2 or 3.
+    pub zarr_format: u8,
+    /// Chunk compression (not compared when resuming: it does not change the values).
+    pub compression: Compression,
+    /// User attributes: record the op and its parameters here, so that resuming with
+    /// other parameters is refused.
+    pub attributes: Map<String, Value>,
+}
+
+impl OutputSpec {
+    /// A Zarr v3 output, zstd level 3, fill value 0, no attributes.
+    pub fn new(shape: &[usize], dtype: DType, chunk: &[usize]) -> Self {
+        OutputSpec {
+            shape: shape.to_vec(),
+            dtype,
+            chunk: chunk.to_vec(),
+            zarr_format: 3,
+            compression: Compression::default(),
+            attributes: Map::new(),
+        }
+    }
+
+    /// The same spec in Zarr format `zarr_format` (2 or 3).
+    pub fn with_zarr_format(mut self, zarr_format: u8) -> Self {
+        self.zarr_format = zarr_format;
+        self
+    }
+
+    /// The same spec with another compression.
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// The same spec with these attributes.
+    pub fn with_attributes(mut self, attributes: Map<String, Value>) -> Self {
+        self.attributes = attributes;
+        self
+    }
+
+    pub(super) fn grid(&self) -> Result<Grid> {
+        if self.zarr_format != 2 && self.zarr_format != 3 {
+            return Err(Error::InvalidParameter {
+                op: "output",
+                message: format!("Zarr format {} (expected 2 or 3)", self.zarr_format),
+            });
+        }
+        if self.shape.is_empty() {
+            return Err(Error::Shape("a 0-dimensional output".to_string()));
+        }
+        if let Compression::Zstd { level } = self.compression
+            && !(-131_072..=22).contains(&level)
+        {
+            return Err(Error::InvalidParameter {
+                op: "output",
+                message: format!("zstd level {level} (expected at most 22)"),
+            });
+        }
+        Grid::new(&self.shape, &self.chunk)
+    }
+}
+
+/// The properties haloflow needs, checked.
+pub(super) struct ArrayInfo {
+    pub(super) shape: Vec<usize>,
+    pub(super) dtype: DType,
+    pub(super) chunk: Vec<usize>,
+    pub(super) zarr_format: u8,
+}
+
+impl ArrayInfo {
+    pub(super) fn of<S: ?Sized>(path: &Path, array: &Array<S>) -> Result<ArrayInfo> {
+        let unsupported = |reason: String| Error::UnsupportedArray {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let shape: Vec<usize> = array.shape().iter().map(|&n| n as usize).collect();
+        if shape.is_empty() {
+            return Err(unsupported("a 0-dimensional array".to_string()));
+        }
+        let dtype = dtype_of(array.data_type()).map_err(|name| {
+            unsupported(format!(
+                "data type '{name}' (haloflow reads uint8 uint16 uint32 int8 int16 int32 float32 float64)"
+            ))
+        })?;
+        let grid_name = array
+            .chunk_grid()
+            .name(ZarrVersion::V3)
+            .unwrap_or_default()
+            .into_owned();
+        if grid_name != "regular" {
+            return Err(unsupported(format!(
+                "chunk grid '{grid_name}' (haloflow reads regular chunk grids only)"
+            )));
+        }
+        let chunk: Vec<usize> = array
+            .chunk_shape(&vec![0; shape.len()])
+            .map_err(|e| unsupported(format!("chunk grid: {}", one_line(&e))))?
+            .iter()
+            .map(|n| n.get() as usize)
+            .collect();
+        let zarr_format = match array.metadata() {
+            ArrayMetadata::V2(_) => 2,
+            ArrayMetadata::V3(_) => 3,
+        };
+        Ok(ArrayInfo {
+            shape,
+            dtype,
+            chunk,
+            zarr_format,
+        })
+    }
+}
+
+/// haloflow's type for a zarrs data type, or the data type's name.
+pub(super) fn dtype_of(dt: &DataType) -> std::result::Result<DType, String> {
+    let found = if dt.is::<UInt8DataType>() {
+        DType::U8
+    } else if dt.is::<UInt16DataType>() {
+        DType::U16
+    } else if dt.is::<UInt32DataType>() {
+        DType::U32
+    } else if dt.is::<Int8DataType>() {
+        DType::I8
+    } else if dt.is::<Int16DataType>() {
+        DType::I16
+    } else if dt.is::<Int32DataType>() {
+        DType::I32
+    } else if dt.is::<Float32DataType>() {
+        DType::F32
+    } else if dt.is::<Float64DataType>() {
+        DType::F64
+    } else {
+        let name = dt.name(ZarrVersion::V3).unwrap_or_default().into_owned();
+        return Err(if name.is_empty() {
+            format!("{dt:?}")
+        } else {
+            name
+        });
+    };
+    Ok(found)
+}
+
+/// The Zarr v2 (numpy) type string, little-endian.
+pub(super) fn v2_dtype(dtype: DType) -> &'static str {
+    match dtype {
+        DType::U8 => "|u1",
+        DType::U16 => "<u2",
+        DType::U32 => "<u4",
+        DType::I8 => "|i1",
+        DType::I16 => "<i2",
+        DType::I32 => "<i4",
+        DType::F32 => "<f4",
+        DType::F64 => "<f8",
+    }
+}
+
+/// How an existing array differs from `spec`, one phrase per difference.
+pub(super) fn differences<S: ?Sized>(
+    path: &Path,
+    array: &Array<S>,
+    spec: &OutputSpec,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let format = match array.metadata() {
+        ArrayMetadata::V2(_) => 2,
+        ArrayMetadata::V3(_) => 3,
+    };
+    if format != spec.zarr_format {
+        out.push(format!(
+            "it is Zarr v{format}, not v{} as requested",
+            spec.zarr_format
+        ));
+    }
+    let shape: Vec<usize> = array.shape().iter().map(|&n| n as usize).collect();
+    if shape != spec.shape {
+        out.push(format!(
+            "its shape is {shape:?}, not {:?} as requested",
+            spec.shape
+        ));
+    }
+    match dtype_of(array.data_type()) {
+        Ok(d) if d == spec.dtype => {}
+        Ok(d) => out.push(format!(
+            "its data type is {d}, not {} as requested",
+            spec.dtype
+        )),
+        Err(name) => out.push(format!(
+            "its data type is {name}, not {} as requested",
+            spec.dtype
+        )),
+    }
+    match ArrayInfo::of(path, array) {
+        Ok(info) if info.chunk == spec.chunk => {}
+        Ok(info) => out.push(format!(
+            "its chunks are {:?}, not {:?} as requested",
+            info.chunk, spec.chunk
+        )),
+        Err(Error::UnsupportedArray { reason, .. }) if !reason.starts_with("data type") => {
+            out.push(reason)
+        }
+        Err(_) => {}
+    }
+    let existing = array.attributes();
+    let keys: std::collections::BTreeSet<&String> = existing
+        .keys()
+        .chain(spec.attributes.keys())
+        .filter(|k| !IGNORED_ATTRIBUTES.contains(&k.as_str()))
+        .collect();
+    for key in keys {
+        match (existing.get(key), spec.attributes.get(key)) {
+            (Some(a), Some(b)) if a == b => {}
+            (Some(a), Some(b)) => out.push(format!(
+                "its attribute '{key}' is {}, not {} as requested",
+                truncate(&a.to_string()),
+                truncate(&b.to_string())
+            )),
+            (Some(_), None) => out.push(format!("it has an attribute '{key}' not requested")),
+            (None, _) => out.push(format!("it lacks the requested attribute '{key}'")),
+        }
+    }
+    out
+}
+
+/// The array metadata as stored (v2: `.zarray` with `.zattrs` as `attributes`).
+pub(super) fn raw_metadata(path: &Path, zarr_format: u8) -> Result<Value> {
+    let read = |name: &str| -> Result<Option<Value>> {
+        let file = path.join(name);
+        match fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Store {
+                    path: file,
+                    message: format!("invalid JSON: {e}"),
+                }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(&file, e)),
+        }
+    };
+    if zarr_format == 3 {
+        Ok(read("zarr.json")?.unwrap_or(Value::Null))
+    } else {
+        let mut meta = read(".zarray")?.unwrap_or(Value::Null);
+        if let (Value::Object(m), Some(attrs)) = (&mut meta, read(".zattrs")?) {
+            m.insert("attributes".to_string(), attrs);
+        }
+        Ok(meta)
+    }
+}
+
+/// `name {configuration}` of a v3 codec (sharding shows its inner codecs).
+pub(super) fn describe_codec_v3(codec: &Value) -> String {
+    let name = codec["name"].as_str().unwrap_or("?");
+    match &codec["configuration"] {
+        Value::Null => name.to_string(),
+        Value::Object(c) if c.is_empty() => name.to_string(),
+        c => format!("{name} {}", serde_json::to_string(c).unwrap_or_default()),
+    }
+}
+
+impl OutputSpec {
+    /// The metadata files of the array, in the order they must be published.
+    pub(super) fn metadata_files(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let fill = if self.dtype.is_float() {
+            json!(0.0)
+        } else {
+            json!(0)
+        };
+        let pretty = |v: &Value| {
+            let mut bytes = serde_json::to_vec_pretty(v).expect("JSON values serialise");
+            bytes.push(b'\n');
+            bytes
+        };
+        if self.zarr_format == 3 {
+            let mut codecs = vec![if self.dtype.size() == 1 {
+                json!({"name": "bytes"})
+            } else {
+                json!({"name": "bytes", "configuration": {"endian": "little"}})
+            }];
+            if let Compression::Zstd { level } = self.compression {
+                codecs.push(json!({
+                    "name": "zstd",
+                    "configuration": {"level": level, "checksum": false}
+                }));
+            }
+            let meta = json!({
+                "zarr_format": 3,
+                "node_type": "array",
+                "shape": self.shape,
+                "data_type": self.dtype.name(),
+                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": self.chunk}},
+                "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+                "fill_value": fill,
+                "codecs": codecs,
+                "attributes": self.attributes,
+            });
+            vec![("zarr.json", pretty(&meta))]
+        } else {
+            let compressor = match self.compression {
+                Compression::None => Value::Null,
+                Compression::Zstd { level } => json!({"id": "zstd", "level": level}),
+            };
+            let meta = json!({
+                "zarr_format": 2,
+                "shape": self.shape,
+                "chunks": self.chunk,
+                "dtype": v2_dtype(self.dtype),
+                "compressor": compressor,
+                "fill_value": fill,
+                "order": "C",
+                "filters": null,
+                "dimension_separator": "/",
+            });
+            // `.zattrs` first: once `.zarray` is visible the array is complete.
+            vec![
+                (".zattrs", pretty(&Value::Object(self.attributes.clone()))),
+                (".zarray", pretty(&meta)),
+            ]
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! Writing: an output array created from an [`OutputSpec`] (or reopened to resume),
+//! written a whole number of chunks at a time, every chunk stored atomically.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rayon::prelude::*;
+use zarrs::array::{Array, CodecOptions};
+use zarrs::storage::ReadableStorageTraits;
+
+use super::atomic::AtomicStore;
+use super::errors::{create_error, io_error, one_line};
+use super::files::{
+    Found, STALE_TEMP_AGE, TEMP_DIR, erase, inspect, publish, remove_stale_siblings,
+};
+use super::metadata::{OutputSpec, differences};
+use crate::block::{Block, BlockAny, Placed, copy_box};
+use crate::dtype::{Element, match_any};
+use crate::error::{Error, Result};
+use crate::exec::Sink;
+use crate::region::{AxisSet, Grid, Region};
+
+/// A Zarr array being written: created anew, or reopened to resume a killed run.
+pub struct Output {
+    path: PathBuf,
+    array: Array<AtomicStore>,
+    spec: OutputSpec,
+    grid: Grid,
+    resumed: bool,
+    options: CodecOptions,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("path", &self.path)
+            .field("spec", &self.spec)
+            .field("resumed", &self.resumed)
+            .finish()
+    }
+}
+
+impl Output {
+    /// Creates the output array at `path` (parent directories included), or reopens the
+    /// array already there if it has the same shape, type, chunks, Zarr format and
+    /// attributes (to resume; stale temporary files of a killed run are removed).
+    ///
+    /// With `overwrite`, an array already at `path` is erased first, whatever it holds.
+    /// A path holding anything but a Zarr array (a group, a file, a non-empty
+    /// directory) is never erased.
+    ///
+    /// Safe when N processes create the same output at once on a shared filesystem:
+    /// the array directory is assembled under a temporary name and renamed into place,
+    /// and the processes that lose the race compare and reopen the winner's array.
+    /// (`overwrite` is not: run it once, before starting the processes.)
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleOutput`] naming what differs (or what is there instead of an
+    /// array); [`Error::Shape`] / [`Error::InvalidParameter`] for an invalid spec;
+    /// [`Error::Store`] for I/O errors.
+    pub fn create(path: &Path, spec: &OutputSpec, overwrite: bool) -> Result<Output> {
+        let grid = spec.grid()?;
+        remove_stale_siblings(path);
+        let mut erased = false;
+        for _attempt in 0..8 {
+            match inspect(path)? {
+                Found::Missing | Found::EmptyDir => {
+                    if publish(path, &spec.metadata_files())? {
+                        return Output::open(path, spec, grid, false);
+                    }
+                    // Another process created it meanwhile: look again.
+                }
+                Found::Array(_) if overwrite && !erased => {
+                    erase(path)?;
+                    erased = true;
+                }
+                Found::Array(_) => {
+                    let output = Output::open(path, spec, grid, true)?;
+                    output.remove_temporaries(STALE_TEMP_AGE)?;
+                    return Ok(output);
+                }
+                other => {
+                    return Err(Error::IncompatibleOutput {
+                        path: path.to_path_buf(),
+                        reason: format!("{}; haloflow never erases that", other.explain(path)),
+                    });
+                }
+            }
+        }
+        Err(Error::Store {
+            path: path.to_path_buf(),
+            message: "the output kept appearing and disappearing while being created".into(),
+        })
+    }
+
+    /// Opens the array at `path` and checks it against `spec`.
+    fn open(path: &Path, spec: &OutputSpec, grid: Grid, resumed: bool) -> Result<Output> {
+        let store = Arc::new(AtomicStore::new(path)?);
+        let array = Array::open(store, "/").map_err(|e| match create_error(path, e) {
+            Error::UnsupportedArray { reason, .. } => Error::IncompatibleOutput {
+                path: path.to_path_buf(),
+                reason: format!("the array there is unsupported ({reason})"),
+            },
+            other => other,
+        })?;
+        let differences = differences(path, &array, spec);
+        if !differences.is_empty() {
+            return Err(Error::IncompatibleOutput {
+                path: path.to_path_buf(),
+                reason: format!("{}; pass overwrite to replace it", differences.join("; ")),
+            });
+        }
+        Ok(Output {
+            path: path.to_path_buf(),
+            array,
+            spec: spec.clone(),
+            grid,
+            resumed,
+            options: CodecOptions::default().with_store_empty_chunks(true),
+        })
+    }
+
+    /// The array's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The spec the array matches.
+    pub fn spec(&self) -> &OutputSpec {
+        &self.spec
+    }
+
+    /// The output chunk grid.
+    pub fn grid(&self) -> &Grid {
+        &self.grid
+    }
+
+    /// Whether the array existed already (a resumed run) rather than being created.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// Stores every chunk of `region` from `block`.
+    ///
+    /// `region` must be a whole number of chunks (clipped at the array's edge) and
+    /// `block` must hold at least its indices, in the output's element type. Every
+    /// chunk is stored, even one equal to the fill value; edge chunks are padded with
+    /// the fill value to the full chunk shape (as zarr-python does). Each chunk is
+    /// written to a temporary file, then synced to disk and renamed into place in the
+    /// background, so it is either absent or complete and durable. The chunks appear
+    /// by [`Output::flush`] (or when the output is dropped) at the latest.
+    ///
+    /// # Errors
+    /// [`Error::DTypeMismatch`], [`Error::BlockNotAligned`] for a region that cuts a
+    /// chunk, [`Error::Shape`] for a region outside the array or not covered by the
+    /// block, [`Error::Store`] for I/O errors (including an earlier chunk's failed
+    /// commit).
+    pub fn write(&self, region: &Region, block: &BlockAny<'_>) -> Result<()> {
+        if block.dtype() != self.spec.dtype {
+            return Err(Error::DTypeMismatch {
+                expected: self.spec.dtype,
+                found: block.dtype(),
+            });
+        }
+        self.check_region(region)?;
+        if let Some(axis) = (0..region.ndim()).find(|&a| {
+            let (c, n) = (self.spec.chunk[a], self.spec.shape[a]);
+            !region.start[a].is_multiple_of(c)
+                || !(region.start[a] + region.shape[a] == n || region.shape[a].is_multiple_of(c))
+        }) {
+            return Err(Error::BlockNotAligned {
+                block: region.shape.clone(),
+                chunk: self.spec.chunk.clone(),
+                axis,
+            });
+        }
+        match_any!(block, BlockAny, b => self.write_typed(region, b))
+    }
+
+    fn write_typed<T: Element + zarrs::array::Element>(
+        &self,
+        region: &Region,
+        block: &Block<'_, T>,
+    ) -> Result<()> {
+        if let Some(a) = (0..region.ndim())
+            .find(|&a| !block.sets[a].contains_set(&AxisSet::from_range(region.range(a))))
+        {
+            return Err(Error::Shape(format!(
+                "the block does not hold the region {region:?} on axis {a} (it holds {:?})",
+                block.sets[a].runs()
+            )));
+        }
+        self.chunks_of(region)
+            .par_iter()
+            .try_for_each(|chunk| self.write_chunk(chunk, block))
+    }
+
+    /// Copies one chunk out of `block` (padded with the fill value at the edge) and
+    /// stores it.
+    fn write_chunk<T: Element + zarrs::array::Element>(
+        &self,
+        chunk: &[usize],
+        block: &Block<'_, T>,
+    ) -> Result<()> {
+        let part = self.grid.chunk_region(chunk);
+        let full = self.grid.chunk_shape();
+        // The block holds each axis' range within one run, so its positions are
+        // consecutive from the first.
+        let base: Vec<usize> = (0..part.ndim())
+            .map(|a| {
+                block.sets[a]
+                    .position(part.start[a])
+                    .expect("checked: the block holds the region")
+            })
+            .collect();
+        let indices: Vec<u64> = chunk.iter().map(|&i| i as u64).collect();
+        let stored = |data: &[T]| {
+            self.array
+                .store_chunk_opt(&indices, data, &self.options)
+                .map_err(|e| Error::Store {
+                    path: self.chunk_path(&indices),
+                    message: format!("writing chunk {indices:?}: {}", one_line(&e)),
+                })
+        };
+        // A block that is exactly this (full) chunk is stored as it is.
+        if base.iter().all(|&b| b == 0) && block.sets.iter().zip(full).all(|(s, &n)| s.len() == n) {
+            return stored(&block.data);
+        }
+        let mut data = vec![T::default(); full.iter().product()];
+        let zero = vec![0; part.ndim()];
+        let lens = block.lens();
+        copy_box(
+            &part.shape,
+            &block.data,
+            Placed::at(&lens, &base),
+            &mut data,
+            Placed::at(full, &zero),
+        );
+        stored(&data)
+    }
+
+    /// Waits until every chunk written so far is synced and in place.
+    ///
+    /// # Errors
+    /// [`Error::Store`] if a chunk could not be synced or renamed (its temporary file
+    /// is removed; the chunk is absent and a rerun writes it).
+    pub fn flush(&self) -> Result<()> {
+        self.array
+            .storage()
+            .committer
+            .flush()
+            .map_err(|e| Error::Store {
+                path: self.path.clone(),
+                message: format!("committing a chunk: {e}"),
+            })
+    }
+
+    /// Whether the chunk at grid index `chunk` is stored (every written chunk is, even
+    /// one equal to the fill value, so this means "written"). A chunk this output is
+    /// still committing in the background counts once [`Output::flush`] returns.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for an index outside the grid; [`Error::Store`] for I/O errors.
+    pub fn chunk_exists(&self, chunk: &[u64]) -> Result<bool> {
+        let grid = self.grid.grid_shape();
+        if chunk.len() != grid.len() || chunk.iter().zip(&grid).any(|(&i, &n)| i >= n as u64) {
+            return Err(Error::Shape(format!(
+                "chunk index {chunk:?} outside the chunk grid {grid:?}"
+            )));
+        }
+        let key = self.array.chunk_key(chunk);
+        self.array
+            .storage()
+            .size_key(&key)
+            .map(|size| size.is_some())
+            .map_err(|e| Error::Store {
+                path: self.chunk_path(chunk),
+                message: one_line(&e),
+            })
+    }
+
+    /// Whether every chunk that `region` touches is stored.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for a region outside the array; [`Error::Store`] for I/O errors.
+    pub fn region_done(&self, region: &Region) -> Result<bool> {
+        self.check_region(region)?;
+        for chunk in self.chunks_of(region) {
+            let chunk: Vec<u64> = chunk.iter().map(|&i| i as u64).collect();
+            if !self.chunk_exists(&chunk)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Removes the temporary files (in [`TEMP_DIR`]) older than `older_than`, left by
+    /// killed runs; returns how many were removed. [`Output::create`] does this with
+    /// [`STALE_TEMP_AGE`] when it resumes; younger files may belong to a process
+    /// writing the same output right now.
+    ///
+    /// # Errors
+    /// [`Error::Store`] for I/O errors.
+    pub fn remove_temporaries(&self, older_than: Duration) -> Result<usize> {
+        let dir = self.path.join(TEMP_DIR);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_error(&dir, e)),
+        };
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(&dir, e))?;
+            let modified = entry.metadata().and_then(|m| m.modified());
+            let stale = match modified {
+                Ok(t) => now.duration_since(t).is_ok_and(|age| age >= older_than),
+                Err(_) => false,
+            };
+            if stale {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error(&entry.path(), e)),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    fn chunk_path(&self, chunk: &[u64]) -> PathBuf {
+        self.path.join(self.array.chunk_key(chunk).as_str())
+    }
+
+    fn check_region(&self, region: &Region) -> Result<()> {
+        let shape = &self.spec.shape;
+        if region.ndim() != shape.len()
+            || (0..shape.len()).any(|a| region.start[a] + region.shape[a] > shape[a])
+        {
+            return Err(Error::Shape(format!(
+                "{}: region {region:?} is outside the array of shape {shape:?}",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Grid indices of the chunks `region` touches, C order.
+    fn chunks_of(&self, region: &Region) -> Vec<Vec<usize>> {
+        self.grid.chunks_touching(&region.sets())
+    }
+}
+
+impl Sink for Output {
+    fn write(&self, region: &Region, block: &BlockAny<'_>) -> Result<()> {
+        Output::write(self, region, block)
+    }
+
+    fn region_done(&self, region: &Region) -> Result<bool> {
+        Output::region_done(self, region)
+    }
+
+    fn flush(&self) -> Result<()> {
+        Output::flush(self)
+    }
+}
