@@ -6,8 +6,6 @@ use std::str::FromStr;
 use ndarray::{ArrayD, ArrayViewD};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
-
 /// The element types haloflow reads and writes (numpy names in text form).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,10 +85,30 @@ impl fmt::Display for DType {
     }
 }
 
-impl FromStr for DType {
-    type Err = Error;
+/// An element type problem, with [`Error`](crate::Error)'s messages; it converts into
+/// the matching `Error` variant (so `?` works in functions returning
+/// [`Result`](crate::Result)).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DTypeError {
+    /// A type name that haloflow does not support.
+    #[error(
+        "unsupported data type '{0}' (supported: uint8 uint16 uint32 int8 int16 int32 float32 float64)"
+    )]
+    Unsupported(String),
+    /// An array holds another element type than the one asked for.
+    #[error("expected {expected} data, found {found}")]
+    Mismatch {
+        /// The type asked for.
+        expected: DType,
+        /// The type found.
+        found: DType,
+    },
+}
 
-    fn from_str(s: &str) -> Result<Self, Error> {
+impl FromStr for DType {
+    type Err = DTypeError;
+
+    fn from_str(s: &str) -> Result<Self, DTypeError> {
         let lower = s.trim().to_ascii_lowercase();
         let found = match lower.as_str() {
             "u8" => Some(DType::U8),
@@ -103,7 +121,7 @@ impl FromStr for DType {
             "f64" => Some(DType::F64),
             other => DType::ALL.into_iter().find(|d| d.name() == other),
         };
-        found.ok_or_else(|| Error::UnsupportedDType(s.to_string()))
+        found.ok_or_else(|| DTypeError::Unsupported(s.to_string()))
     }
 }
 
@@ -371,9 +389,9 @@ impl ArrayAny {
     }
 
     /// Takes the array out as element type `T`; an error names both types if it holds another.
-    pub fn into_array<T: Element>(self) -> Result<ArrayD<T>, Error> {
+    pub fn into_array<T: Element>(self) -> Result<ArrayD<T>, DTypeError> {
         let found = self.dtype();
-        T::unwrap(self).ok_or(Error::DTypeMismatch {
+        T::unwrap(self).ok_or(DTypeError::Mismatch {
             expected: T::DTYPE,
             found,
         })

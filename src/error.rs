@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::dtype::DType;
+use crate::dtype::{DType, DTypeError};
 
 /// Everything that can go wrong in haloflow, as a typed value; the CLI turns it into a message.
 #[derive(Debug, thiserror::Error)]
@@ -117,3 +117,12 @@ pub enum Error {
 
 /// Shorthand for `Result<T, haloflow::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<DTypeError> for Error {
+    fn from(e: DTypeError) -> Error {
+        match e {
+            DTypeError::Unsupported(name) => Error::UnsupportedDType(name),
+            DTypeError::Mismatch { expected, found } => Error::DTypeMismatch { expected, found },
+        }
+    }
+}
