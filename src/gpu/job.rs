@@ -13,7 +13,7 @@ use crate::dtype::{DType, match_any, with_dtype};
 use crate::error::{Error, Result};
 use crate::plan::{Job, Plan};
 use crate::region::{AxisSet, Region};
-use crate::stage::{DownMethod, Stage, Stencil};
+use crate::stage::{DownMethod, Stage, Stencil, UpMethod};
 
 pub(super) use super::shader::AXES;
 use super::shader::WORKGROUP;
@@ -92,11 +92,13 @@ fn on_device(plan: &Plan, k: usize) -> bool {
             factor,
             method: DownMethod::Mean,
         } => factor.iter().map(|&f| f as u64).product::<u64>() <= resample::MAX_DIVISOR,
-        // Exact linear weights need the denominator below 2^31; nearest reads no weight,
-        // but its table holds 2f in 32 bits too.
-        Stage::Upsample { factor, .. } => {
-            crate::stage::denominator(&pad(factor, 1)) <= resample::MAX_DIVISOR
-        }
+        // Exact linear weights need the denominator below 2^31.
+        Stage::Upsample {
+            factor,
+            method: UpMethod::Linear,
+        } => crate::stage::denominator(&pad(factor, 1)) <= resample::MAX_DIVISOR,
+        // Nearest reads no weight, but its table holds 2f in 32 bits too.
+        Stage::Upsample { factor, .. } => factor.iter().all(|&f| 2 * (f as u64) < u32::MAX as u64),
         _ => true,
     }
 }
