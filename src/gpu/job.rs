@@ -18,6 +18,10 @@ use crate::stage::{DownMethod, Stage, Stencil, UpMethod};
 pub(super) use super::shader::AXES;
 use super::shader::WORKGROUP;
 
+/// Outputs each invocation of a row-shaped grid computes along its row, at least: the
+/// work of finding its row is shared by them.
+const ROW_STEPS: u32 = 4;
+
 /// Five per-axis values, as the shaders' `array<u32, 5>`.
 pub(super) fn axes(values: impl Iterator<Item = usize>) -> [u32; AXES] {
     let values: Vec<u32> = values.map(|v| v as u32).collect();
@@ -43,6 +47,11 @@ pub(super) struct Dispatch {
     params: Vec<u8>,
     tables: Vec<u32>,
     count: u32,
+    /// The grid: `None`, one invocation per output word over a flat index; or
+    /// `(row length, rows)`, x along the last axis and one workgroup row per row.
+    rows: Option<(u32, u32)>,
+    /// Values compiled into the pipeline's code (see [`super::shader::source`]).
+    compiled_in: Vec<u32>,
 }
 
 impl Dispatch {
@@ -58,7 +67,22 @@ impl Dispatch {
             params: bytemuck::bytes_of(params).to_vec(),
             tables,
             count,
+            rows: None,
+            compiled_in: Vec::new(),
         }
+    }
+
+    /// The same launch with `values` compiled into the pipeline's code.
+    pub(super) fn with_compiled_in(mut self, values: Vec<u32>) -> Self {
+        self.compiled_in = values;
+        self
+    }
+
+    /// The same launch on a grid shaped like the output: `rows` rows of `row`
+    /// elements (the kernel's `main` reads its row from the workgroup's y and z).
+    pub(super) fn with_rows(mut self, row: u32, rows: u32) -> Self {
+        self.rows = Some((row, rows));
+        self
     }
 
     /// The same launch with `METHOD = method` compiled in.
@@ -302,7 +326,7 @@ fn run_segment(
     for (i, k) in range.clone().enumerate() {
         let d = dispatch(plan, k, dtype, sets);
         let out_dtype = plan.dtype_at(k + 1);
-        let pipeline = ctx.pipeline(d.kernel, d.method, dtype, out_dtype)?;
+        let pipeline = ctx.pipeline(d.kernel, d.method, dtype, out_dtype, &d.compiled_in)?;
         let params = upload(ctx, &d.params, storage);
         let tables = upload(ctx, bytemuck::cast_slice(&d.tables), storage);
         let in_bytes = device_bytes(len(&sets[k]), dtype);
@@ -341,10 +365,22 @@ fn run_segment(
             });
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind, &[]);
-            let per_word = (4 / out_dtype.size()) as u32;
-            let groups = d.count.div_ceil(per_word).div_ceil(WORKGROUP).max(1);
-            let x = groups.min(ctx.limits.max_compute_workgroups_per_dimension);
-            pass.dispatch_workgroups(x, groups.div_ceil(x), 1);
+            let max = ctx.limits.max_compute_workgroups_per_dimension;
+            match d.rows {
+                None => {
+                    let per_word = (4 / out_dtype.size()) as u32;
+                    let groups = d.count.div_ceil(per_word).div_ceil(WORKGROUP).max(1);
+                    let x = groups.min(max);
+                    pass.dispatch_workgroups(x, groups.div_ceil(x), 1);
+                }
+                Some((row, rows)) => {
+                    // x along the row (the kernel loops past 65535 groups), a row per
+                    // workgroup row on y, then z.
+                    let x = row.div_ceil(WORKGROUP * ROW_STEPS).clamp(1, max);
+                    let y = rows.clamp(1, max);
+                    pass.dispatch_workgroups(x, y, rows.div_ceil(y).max(1));
+                }
+            }
         }
         held.extend([params, tables, std::mem::replace(&mut current, output)]);
         dtype = out_dtype;

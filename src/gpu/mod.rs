@@ -135,8 +135,10 @@ const NO_ADAPTER_HINT: &str = "haloflow uses Vulkan, Metal or DX12 (WGPU_BACKEND
      on Linux install a Vulkan driver (your GPU vendor's, or mesa-vulkan-drivers for the \
      software renderer lavapipe), or run on the CPU";
 
-/// A compiled pipeline's identity: kernel, method, input and output element types.
-type PipelineKey = (Shader, u32, DType, DType);
+/// A compiled pipeline's identity: kernel, method, input and output element types, and
+/// the values compiled into its code (a small stencil's extents and weights; empty for
+/// the others).
+type PipelineKey = (Shader, u32, DType, DType, Vec<u32>);
 
 /// Buffers kept per (usage, size class) for reuse.
 const POOL_PER_CLASS: usize = 4;
@@ -376,16 +378,17 @@ impl GpuContext {
         }
     }
 
-    /// The pipeline of `kernel` (with `method`) for these element types, compiled on
-    /// first use.
+    /// The pipeline of `kernel` (with `method`, and `compiled_in` values: see
+    /// [`shader::source`]) for these element types, compiled on first use.
     fn pipeline(
         &self,
         kernel: Shader,
         method: u32,
         input: DType,
         output: DType,
+        compiled_in: &[u32],
     ) -> Result<Arc<wgpu::ComputePipeline>> {
-        let key = (kernel, method, input, output);
+        let key = (kernel, method, input, output, compiled_in.to_vec());
         let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
@@ -397,7 +400,7 @@ impl GpuContext {
             .create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(&label),
                 source: wgpu::ShaderSource::Wgsl(
-                    shader::source(kernel, method, input, output).into(),
+                    shader::source(kernel, method, input, output, compiled_in).into(),
                 ),
             });
         let pipeline = self

@@ -50,13 +50,33 @@ impl Shader {
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
+/// The entry point of the kernels computed one output word at a time.
+const PER_WORD: &str = include_str!("../../shaders/per_word.wgsl");
+
 /// The complete source of `kernel` reading `input` and writing `output` elements
 /// (neither may be float64: those stages run on the host). `method` becomes the
 /// constant `METHOD` (the resampling method), so that each pipeline holds one method's
 /// code only, with no branch on a runtime value.
-pub(crate) fn source(kernel: Shader, method: u32, input: DType, output: DType) -> String {
+///
+/// `compiled_in` holds values compiled into the code: for the stencil, its five extents
+/// and its weights' bits, from which the walk over the taps inside the array is
+/// written out tap by tap (`fn interior`), weights as constants; empty, the stencil
+/// loops over its taps with the weights read from the table buffer.
+pub(crate) fn source(
+    kernel: Shader,
+    method: u32,
+    input: DType,
+    output: DType,
+    compiled_in: &[u32],
+) -> String {
+    // The stencil has its own entry point, on a grid shaped like its output.
+    let entry = if kernel == Shader::Stencil {
+        super::stencil::interior(compiled_in)
+    } else {
+        PER_WORD.to_string()
+    };
     format!(
-        "// {} for {input} -> {output}\n{}const METHOD: u32 = {method}u;\n{}\n{}\n{}\n{COMMON}\n{}",
+        "// {} for {input} -> {output}\n{}const METHOD: u32 = {method}u;\n{}\n{}\n{}\n{COMMON}\n{entry}\n{}",
         kernel.name(),
         constants(),
         input_prelude(input),
@@ -241,7 +261,7 @@ mod tests {
 
     /// A kernel's full source, parsed and validated by naga (wgpu's compiler).
     fn module(kernel: Shader, method: u32, input: DType, output: DType) -> naga::Module {
-        let text = source(kernel, method, input, output);
+        let text = source(kernel, method, input, output, &[]);
         let module = naga::front::wgsl::parse_str(&text)
             .unwrap_or_else(|e| panic!("{}: {}", kernel.name(), e.emit_to_string(&text)));
         naga::valid::Validator::new(
@@ -317,7 +337,15 @@ mod tests {
             }
             module(Shader::Threshold, 0, input, DType::U8);
             module(Shader::Clip, 0, input, input);
-            module(Shader::Stencil, 0, input, DType::F32);
+            for mask in [0b10000, 0b00100, 0b11100, 0b11111] {
+                module(Shader::Stencil, mask, input, DType::F32);
+            }
+            // A 3x1x2 stencil written out tap by tap.
+            let weights = (0..6).map(|i| (i as f32 * 0.25).to_bits());
+            let compiled: Vec<u32> = [1, 1, 3, 1, 2].into_iter().chain(weights).collect();
+            let text = source(Shader::Stencil, 0b10100, input, DType::F32, &compiled);
+            assert!(text.contains("fn interior"));
+            naga::front::wgsl::parse_str(&text).expect("an unrolled stencil parses");
             for m in DownMethod::ALL {
                 module(Shader::Downsample, m as u32, input, input);
             }

@@ -20,47 +20,122 @@ pub(super) struct StencilParams {
     weights: u32,
     /// The constant of `constant` mode.
     cval: f32,
-    pad: u32,
+    /// Output rows: the product of the leading extents.
+    rows: u32,
     /// Output extents.
     lens: [u32; AXES],
     /// Stencil extents.
     shape: [u32; AXES],
     /// Where each axis's tap table starts in the table buffer.
     base: [u32; AXES],
+    /// Where each axis's first-tap offsets start in the table buffer.
+    firsts: [u32; AXES],
+    /// Input strides, in elements.
+    strides: [u32; AXES],
 }
 
-const _: () = assert!(std::mem::size_of::<StencilParams>() == 16 + 3 * 4 * AXES);
+const _: () = assert!(std::mem::size_of::<StencilParams>() == 16 + 5 * 4 * AXES);
 
 /// Correlates an input block over `in_sets` (an array of `in_shape`) with `st`,
 /// writing the output indices `out` (all with [`AXES`] axes).
 ///
 /// The table buffer holds each axis's [`tap_table`] (element offsets; the last axis'
-/// stride is 1, so there they are positions), then the weights as f32 bits.
+/// stride is 1, so there they are positions), then each axis's first-tap offsets
+/// ([`TapTable::firsts`](crate::stage::TapTable::firsts)), then the weights as f32
+/// bits. The pipeline is compiled per mask of the axes with more than one tap.
 pub(super) fn stencil(
     st: &Stencil,
     in_sets: &[AxisSet],
     out: &[AxisSet],
     in_shape: &[usize],
 ) -> Dispatch {
+    // The kernel computes one-tap axes' offsets from the output index: the input must
+    // hold exactly the output's indices there (as the planner's footprints do).
+    assert!(
+        (0..out.len()).all(|a| st.shape[a] > 1 || in_sets[a] == out[a]),
+        "planner bug: a stencil's input differs from its output on an axis without taps"
+    );
     let strides = c_strides(&in_sets.iter().map(AxisSet::len).collect::<Vec<_>>());
+    let tables: Vec<_> = (0..out.len())
+        .map(|a| tap_table::<u32>(st, a, &in_sets[a], strides[a], &out[a], in_shape[a]))
+        .collect();
     let mut tab: Vec<u32> = Vec::new();
     let mut base = [0u32; AXES];
-    for a in 0..out.len() {
+    for (a, table) in tables.iter().enumerate() {
         base[a] = tab.len() as u32;
-        let table = tap_table::<u32>(st, a, &in_sets[a], strides[a], &out[a], in_shape[a]);
         tab.extend_from_slice(&table.entries);
+    }
+    let mut firsts = [0u32; AXES];
+    for (a, table) in tables.iter().enumerate() {
+        firsts[a] = tab.len() as u32;
+        tab.extend(table.firsts(strides[a]));
     }
     let weights = tab.len() as u32;
     tab.extend(st.weights.iter().map(|w| w.to_bits()));
-    let count = out.iter().map(AxisSet::len).product::<usize>() as u32;
+    let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
+    let count = lens.iter().product::<usize>() as u32;
+    let rows = lens[..AXES - 1].iter().product::<usize>() as u32;
     let params = StencilParams {
         count,
         weights,
         cval: st.cval,
-        pad: 0,
-        lens: axes(out.iter().map(AxisSet::len)),
+        rows,
+        lens: axes(lens.iter().copied()),
         shape: axes(st.shape.iter().copied()),
         base,
+        firsts,
+        strides: axes(strides.iter().copied()),
     };
-    Dispatch::new(Shader::Stencil, &params, tab, count)
+    let mask = (0..AXES)
+        .filter(|&a| st.shape[a] > 1)
+        .fold(0u32, |m, a| m | 1 << a);
+    let dispatch = Dispatch::new(Shader::Stencil, &params, tab, count)
+        .with_method(mask)
+        .with_rows(lens[AXES - 1] as u32, rows);
+    if st.weights.len() <= MAX_WRITTEN_OUT {
+        let shape = st.shape.iter().map(|&n| n as u32);
+        let weights = st.weights.iter().map(|w| w.to_bits());
+        dispatch.with_compiled_in(shape.chain(weights).collect())
+    } else {
+        dispatch
+    }
+}
+
+/// Stencils of at most this many taps get their walk inside the array written out tap
+/// by tap, weights as constants (a pipeline per weight set); larger ones loop.
+const MAX_WRITTEN_OUT: usize = 64;
+
+/// The entry point's helper `fn interior(o: u32) -> f32`, the sum over the taps of an
+/// output inside the array whose first tap is at `o`: written out tap by tap in C
+/// order, weights as constants, from `compiled_in` (the five extents, then the
+/// weights' bits); or, given nothing, the loop `interior_loop` of `stencil.wgsl`.
+pub(super) fn interior(compiled_in: &[u32]) -> String {
+    if compiled_in.is_empty() {
+        return "fn interior(o: u32) -> f32 {\n    return interior_loop(o);\n}\n".to_string();
+    }
+    let (shape, weights) = compiled_in.split_at(AXES);
+    let mut text = String::from("fn interior(o: u32) -> f32 {\n");
+    for (a, _) in shape[..AXES - 1]
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 1)
+    {
+        text += &format!("    let s{a} = P.strides[{a}];\n");
+    }
+    text += "    var acc = 0.0;\n";
+    let shape: Vec<usize> = shape.iter().map(|&n| n as usize).collect();
+    for (t, bits) in weights.iter().enumerate() {
+        let k = crate::region::unravel(t, &shape);
+        let mut offset = String::from("o");
+        for (a, &ka) in k.iter().enumerate() {
+            match (ka, a == AXES - 1) {
+                (0, _) => {}
+                (_, true) => offset += &format!(" + {ka}u"),
+                (1, false) => offset += &format!(" + s{a}"),
+                (_, false) => offset += &format!(" + {ka}u * s{a}"),
+            }
+        }
+        text += &format!("    acc = acc + bitcast<f32>({bits:#010x}u) * in_f32(load({offset}));\n");
+    }
+    text + "    return acc;\n}\n"
 }

@@ -81,6 +81,28 @@ impl<I: Offset> TapTable<I> {
     pub fn of(&self, p: usize) -> &[I] {
         &self.entries[p * self.taps..(p + 1) * self.taps]
     }
+
+    /// For each output index, the offset of its first tap where every tap reads the
+    /// input one `stride` after the previous (inside the array), else [`Offset::NONE`]
+    /// (near the edge): a kernel walks the first kind with plain strides.
+    pub fn firsts(&self, stride: usize) -> Vec<I> {
+        (0..self.entries.len() / self.taps)
+            .map(|p| {
+                let row = self.of(p);
+                match row[0].get() {
+                    Some(f)
+                        if row
+                            .iter()
+                            .enumerate()
+                            .all(|(k, e)| e.get() == Some(f + k * stride)) =>
+                    {
+                        I::of(f)
+                    }
+                    _ => I::NONE,
+                }
+            })
+            .collect()
+    }
 }
 
 /// The taps of `st` along `axis` for the output indices `out`, reading an input block
@@ -252,6 +274,10 @@ mod tests {
         };
         let reflected = tap_table::<usize>(&st, 0, &held, 1, &out, 5);
         assert_eq!(reflected.entries, vec![0, 0, 1, 3, 4, 4]);
+        // Both outputs reach past an edge; an inside one walks with plain strides.
+        assert_eq!(reflected.firsts(1), vec![usize::NONE, usize::NONE]);
+        let inside = tap_table::<u32>(&st, 0, &held, 10, &AxisSet::from_range(1..4), 5);
+        assert_eq!(inside.firsts(10), vec![0, 10, 20]);
     }
 
     #[test]
