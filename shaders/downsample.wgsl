@@ -5,12 +5,15 @@
 // window's first element, `tab[base[a] + 2p + 1]` the window's length on that axis
 // (partial at the array's edge): a `Window` of src/stage/tables.rs.
 //
-// Integer means are exact: keys (x, or x + 2^31 for signed types) summed in 64 bits,
+// Mean, max and min walk the window with plain strides (no division per element); the
+// mode indexes it (`element`). Integer means are exact: keys (x, or x + 2^31 for
+// signed types) summed in 64 bits,
 // divided and rounded half to even, as the CPU's f64 sum and division give for any
 // window below 2^31 elements. Float means sum in f32 in window order.
 
 // METHOD (compiled in): one of DOWN_MEAN, DOWN_MAX, DOWN_MIN, DOWN_STRIDE, DOWN_MODE
-// (generated from `DownMethod`).
+// (generated from `DownMethod`) in its low byte; bit 8 + a set where axis `a` is
+// reduced (factor above 1).
 
 struct DownsampleParams {
     count: u32,
@@ -34,25 +37,86 @@ struct Window {
     size: u32,
 }
 
+// Axis `a`'s window for output position `p`: (offset of its first element, length). An
+// axis with factor 1 (METHOD's bit 8 + a clear) holds the output's own indices: its
+// window is the one element at position `p`, found without the table.
+fn window_on(a: u32, p: u32) -> vec2<u32> {
+    if ((METHOD & (256u << a)) == 0u) {
+        return vec2<u32>(p * P.strides[a], 1u);
+    }
+    let t = P.base[a] + 2u * p;
+    return vec2<u32>(tab[t], tab[t + 1u]);
+}
+
 fn window(e: u32) -> Window {
     let i = unravel(e, P.lens);
-    let t0 = P.base[0] + 2u * i.i0;
-    let t1 = P.base[1] + 2u * i.i1;
-    let t2 = P.base[2] + 2u * i.i2;
-    let t3 = P.base[3] + 2u * i.i3;
-    let t4 = P.base[4] + 2u * i.i4;
+    let w0 = window_on(0u, i.i0);
+    let w1 = window_on(1u, i.i1);
+    let w2 = window_on(2u, i.i2);
+    let w3 = window_on(3u, i.i3);
+    let w4 = window_on(4u, i.i4);
     var w: Window;
-    w.first = tab[t0] + tab[t1] + tab[t2] + tab[t3] + tab[t4];
-    w.n0 = tab[t0 + 1u];
-    w.n1 = tab[t1 + 1u];
-    w.n2 = tab[t2 + 1u];
-    w.n3 = tab[t3 + 1u];
-    w.n4 = tab[t4 + 1u];
+    w.first = w0.x + w1.x + w2.x + w3.x + w4.x;
+    w.n0 = w0.y;
+    w.n1 = w1.y;
+    w.n2 = w2.y;
+    w.n3 = w3.y;
+    w.n4 = w4.y;
     w.size = w.n0 * w.n1 * w.n2 * w.n3 * w.n4;
     return w;
 }
 
-// The `k`-th window element in C order.
+// What `walk` accumulates, per invocation: the mean's sums, or the extreme so far and
+// whether a NaN was met (numpy: the first NaN wins; else the first extreme value).
+var<private> sum_f: f32;
+var<private> sum_k: U64;
+var<private> extreme: In;
+var<private> nan_found: bool;
+
+fn visit(x: In) {
+    if ((METHOD & 0xffu) == DOWN_MEAN) {
+        if (IN_FLOAT) {
+            sum_f = sum_f + in_f32(x);
+        } else {
+            sum_k = u64_add(sum_k, U64(in_key(x), 0u));
+        }
+    } else if (!nan_found) {
+        if (in_is_nan(x)) {
+            extreme = x;
+            nan_found = true;
+        } else if ((METHOD & 0xffu) == DOWN_MAX && x > extreme
+            || (METHOD & 0xffu) == DOWN_MIN && x < extreme) {
+            extreme = x;
+        }
+    }
+}
+
+// Visits the window's elements in C order, with plain strides (no division).
+fn walk(w: Window) {
+    var o0 = w.first;
+    for (var j0 = 0u; j0 < w.n0; j0++) {
+        var o1 = o0;
+        for (var j1 = 0u; j1 < w.n1; j1++) {
+            var o2 = o1;
+            for (var j2 = 0u; j2 < w.n2; j2++) {
+                var o3 = o2;
+                for (var j3 = 0u; j3 < w.n3; j3++) {
+                    var o4 = o3;
+                    for (var j4 = 0u; j4 < w.n4; j4++) {
+                        visit(load(o4));
+                        o4 = o4 + 1u;
+                    }
+                    o3 = o3 + P.strides[3];
+                }
+                o2 = o2 + P.strides[2];
+            }
+            o1 = o1 + P.strides[1];
+        }
+        o0 = o0 + P.strides[0];
+    }
+}
+
+// The `k`-th window element in C order (for the mode, which compares pairs).
 fn element(w: Window, k: u32) -> In {
     let j4 = k % w.n4;
     var rest = k / w.n4;
@@ -69,34 +133,21 @@ fn element(w: Window, k: u32) -> In {
 fn compute(e: u32) -> Out {
     let w = window(e);
     let first = load(w.first);
-    switch METHOD {
+    switch METHOD & 0xffu {
         case DOWN_MEAN: {
+            sum_f = 0.0;
+            sum_k = U64(0u, 0u);
+            walk(w);
             if (IN_FLOAT) {
-                var sum = 0.0;
-                for (var k = 0u; k < w.size; k++) {
-                    sum = sum + in_f32(element(w, k));
-                }
-                return out_from_f32(sum / f32(w.size));
+                return out_from_f32(sum_f / f32(w.size));
             }
-            var sum = U64(0u, 0u);
-            for (var k = 0u; k < w.size; k++) {
-                sum = u64_add(sum, U64(in_key(element(w, k)), 0u));
-            }
-            return out_from_key(u64_div_round(sum, w.size));
+            return out_from_key(u64_div_round(sum_k, w.size));
         }
         case DOWN_MAX, DOWN_MIN: {
-            // numpy semantics: the first NaN wins; otherwise the first extreme value.
-            var m = first;
-            for (var k = 0u; k < w.size; k++) {
-                let x = element(w, k);
-                if (in_is_nan(x)) {
-                    return x;
-                }
-                if ((METHOD == DOWN_MAX && x > m) || (METHOD == DOWN_MIN && x < m)) {
-                    m = x;
-                }
-            }
-            return m;
+            extreme = first;
+            nan_found = false;
+            walk(w);
+            return extreme;
         }
         case DOWN_STRIDE: {
             return first;

@@ -6,7 +6,13 @@
 // outermost, zero weights skipped). Integers are exact (64-bit key sums, rounded half
 // to even); floats sum `x * (w / denom)` in f32.
 
-// METHOD (compiled in): UP_NEAREST or UP_LINEAR (generated from `UpMethod`).
+// METHOD (compiled in): UP_NEAREST or UP_LINEAR (generated from `UpMethod`) in its low
+// byte; bit 8 + a set where axis `a` is upsampled (factor above 1).
+
+// The sources to visit on axis `a`: 2, or 1 where the factor is 1.
+fn sources(a: u32) -> u32 {
+    return select(1u, 2u, (METHOD & (256u << a)) != 0u);
+}
 
 struct UpsampleParams {
     count: u32,
@@ -18,46 +24,65 @@ struct UpsampleParams {
 
 @group(0) @binding(0) var<storage, read> P: UpsampleParams;
 
+// Axis `a`'s corners for output position `p`: (lower offset, its weight, upper offset,
+// its weight). An axis with factor 1 reads its one source (weight 2) and no more.
+fn corners_of(a: u32, p: u32) -> vec4<u32> {
+    let t = P.base[a] + 4u * p;
+    if ((METHOD & (256u << a)) == 0u) {
+        return vec4<u32>(tab[t], 2u, 0u, 0u);
+    }
+    return vec4<u32>(tab[t], tab[t + 1u], tab[t + 2u], tab[t + 3u]);
+}
+
+// Source `c` (0 lower, 1 upper) of corners `k`: (offset, weight).
+fn pick(k: vec4<u32>, c: u32) -> vec2<u32> {
+    return select(k.xy, k.zw, c == 1u);
+}
+
 fn compute(e: u32) -> Out {
     let i = unravel(e, P.lens);
-    let t0 = P.base[0] + 4u * i.i0;
-    let t1 = P.base[1] + 4u * i.i1;
-    let t2 = P.base[2] + 4u * i.i2;
-    let t3 = P.base[3] + 4u * i.i3;
-    let t4 = P.base[4] + 4u * i.i4;
-    if (METHOD == UP_NEAREST) {
+    let k0 = corners_of(0u, i.i0);
+    let k1 = corners_of(1u, i.i1);
+    let k2 = corners_of(2u, i.i2);
+    let k3 = corners_of(3u, i.i3);
+    let k4 = corners_of(4u, i.i4);
+    if ((METHOD & 0xffu) == UP_NEAREST) {
         // The CPU computes 0 + x * 1, which turns -0.0 into +0.0.
-        return out_from_in_nearest(load(tab[t0] + tab[t1] + tab[t2] + tab[t3] + tab[t4]));
+        return out_from_in_nearest(load(k0.x + k1.x + k2.x + k3.x + k4.x));
     }
     var fsum = 0.0;
     var isum = U64(0u, 0u);
-    for (var c0 = 0u; c0 < 4u; c0 += 2u) {
-        let m0 = tab[t0 + c0 + 1u];
-        if (m0 == 0u) {
+    for (var c0 = 0u; c0 < sources(0u); c0++) {
+        let p0 = pick(k0, c0);
+        if (p0.y == 0u) {
             continue;
         }
-        for (var c1 = 0u; c1 < 4u; c1 += 2u) {
-            let m1 = m0 * tab[t1 + c1 + 1u];
+        for (var c1 = 0u; c1 < sources(1u); c1++) {
+            let p1 = pick(k1, c1);
+            let m1 = p0.y * p1.y;
             if (m1 == 0u) {
                 continue;
             }
-            for (var c2 = 0u; c2 < 4u; c2 += 2u) {
-                let m2 = m1 * tab[t2 + c2 + 1u];
+            for (var c2 = 0u; c2 < sources(2u); c2++) {
+                let p2 = pick(k2, c2);
+                let m2 = m1 * p2.y;
                 if (m2 == 0u) {
                     continue;
                 }
-                for (var c3 = 0u; c3 < 4u; c3 += 2u) {
-                    let m3 = m2 * tab[t3 + c3 + 1u];
+                for (var c3 = 0u; c3 < sources(3u); c3++) {
+                    let p3 = pick(k3, c3);
+                    let m3 = m2 * p3.y;
                     if (m3 == 0u) {
                         continue;
                     }
-                    let row = tab[t0 + c0] + tab[t1 + c1] + tab[t2 + c2] + tab[t3 + c3];
-                    for (var c4 = 0u; c4 < 4u; c4 += 2u) {
-                        let w = m3 * tab[t4 + c4 + 1u];
+                    let row = p0.x + p1.x + p2.x + p3.x;
+                    for (var c4 = 0u; c4 < sources(4u); c4++) {
+                        let p4 = pick(k4, c4);
+                        let w = m3 * p4.y;
                         if (w == 0u) {
                             continue;
                         }
-                        let x = load(row + tab[t4 + c4]);
+                        let x = load(row + p4.x);
                         if (IN_FLOAT) {
                             fsum = fsum + in_f32(x) * (f32(w) / f32(P.denom));
                         } else {

@@ -59,6 +59,10 @@ pub(super) fn downsample(
     factor: &[usize],
     method: DownMethod,
 ) -> Dispatch {
+    assert!(
+        (0..out.len()).all(|a| factor[a] > 1 || in_sets[a] == out[a]),
+        "planner bug: a resampling input differs from its output on an axis of factor 1"
+    );
     let strides = c_strides(&in_sets.iter().map(AxisSet::len).collect::<Vec<_>>());
     let mut tab = Vec::new();
     let mut base = [0u32; AXES];
@@ -75,7 +79,8 @@ pub(super) fn downsample(
         strides: axes(strides.iter().copied()),
         base,
     };
-    Dispatch::new(Shader::Downsample, &params, tab, count).with_method(method as u32)
+    Dispatch::new(Shader::Downsample, &params, tab, count)
+        .with_method(method as u32 | reduced_axes(factor))
 }
 
 /// Expands by `factor`; `out` indexes the output (all with [`AXES`] axes). The table
@@ -110,5 +115,16 @@ pub(super) fn upsample(
         lens: axes(out.iter().map(AxisSet::len)),
         base,
     };
-    Dispatch::new(Shader::Upsample, &params, tab, count).with_method(method as u32)
+    Dispatch::new(Shader::Upsample, &params, tab, count)
+        .with_method(method as u32 | reduced_axes(factor))
+}
+
+/// What resampling kernels get above the method's number in `METHOD`: bit 8 + a set
+/// where axis `a`'s factor is above 1. On an axis with factor 1, downsample reads the
+/// output's own position (its input holds exactly the output's indices there, as the
+/// planner's footprints do: checked), and upsample reads only the lower source.
+fn reduced_axes(factor: &[usize]) -> u32 {
+    (0..factor.len())
+        .filter(|&a| factor[a] > 1)
+        .fold(0u32, |m, a| m | 256 << a)
 }
