@@ -28,6 +28,14 @@ pub(super) fn axes(values: impl Iterator<Item = usize>) -> [u32; AXES] {
     values.try_into().expect("five axes")
 }
 
+/// The mask of the axes whose extent in `values` is above 1 (bit `a` for axis `a`):
+/// kernels get it in `METHOD`, so that loops over the other axes fold away.
+pub(super) fn axes_above_one(values: &[usize]) -> u32 {
+    (0..values.len())
+        .filter(|&a| values[a] > 1)
+        .fold(0u32, |m, a| m | 1 << a)
+}
+
 /// `values` with `fill` prepended up to [`AXES`] entries.
 fn pad<T: Clone>(values: &[T], fill: T) -> Vec<T> {
     let mut out = vec![fill; AXES - values.len()];

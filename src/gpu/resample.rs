@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::job::{AXES, Dispatch, axes};
+use super::job::{AXES, Dispatch, axes, axes_above_one};
 use super::shader::Shader;
 use crate::block::c_strides;
 use crate::region::AxisSet;
@@ -124,7 +124,5 @@ pub(super) fn upsample(
 /// output's own position (its input holds exactly the output's indices there, as the
 /// planner's footprints do: checked), and upsample reads only the lower source.
 fn reduced_axes(factor: &[usize]) -> u32 {
-    (0..factor.len())
-        .filter(|&a| factor[a] > 1)
-        .fold(0u32, |m, a| m | 256 << a)
+    axes_above_one(factor) << 8
 }

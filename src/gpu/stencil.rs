@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::job::{AXES, Dispatch, axes};
+use super::job::{AXES, Dispatch, axes, axes_above_one};
 use super::shader::Shader;
 use crate::block::c_strides;
 use crate::region::AxisSet;
@@ -86,9 +86,7 @@ pub(super) fn stencil(
         firsts,
         strides: axes(strides.iter().copied()),
     };
-    let mask = (0..AXES)
-        .filter(|&a| st.shape[a] > 1)
-        .fold(0u32, |m, a| m | 1 << a);
+    let mask = axes_above_one(&st.shape);
     let dispatch = Dispatch::new(Shader::Stencil, &params, tab, count)
         .with_method(mask)
         .with_rows(lens[AXES - 1] as u32, rows);
