@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Lists import cycles between the modules of src/ (use crate::/super::, and a mod.rs's
-use of its children). The architecture allows one: gpu/ (mod.rs and job.rs)."""
+use of its children). There should be none."""
 import re,glob
 import os
 os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))

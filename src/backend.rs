@@ -8,7 +8,7 @@ use crate::block::BlockAny;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::plan::{Job, Plan};
-use crate::workers::Workers;
+use crate::workers::{Workers, for_each_job};
 
 /// The device a user asks for (`--device auto|cpu|gpu`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -45,6 +45,102 @@ impl FromStr for Device {
                 message: format!("unknown device '{other}' (expected auto, cpu or gpu)"),
             }),
         }
+    }
+}
+
+/// Where a chain's data come from and go: what `auto` weighs the device against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    /// Arrays in memory ([`Pipeline::apply_on`](crate::Pipeline::apply_on)).
+    InMemory,
+    /// Zarr to Zarr: chunks decoded and encoded on the CPU either way.
+    Zarr,
+}
+
+/// The rates `auto` assumes, conservative for the GPU, so that `auto` picks it only
+/// where it clearly pays. Measured on the CPU backend (AVX2, 2 threads, BENCHMARKS.md);
+/// assumed for a datacenter GPU and its host link.
+mod rates {
+    /// Multiply-adds (taps) per second per CPU core, in the CPU kernels.
+    pub const CPU_TAPS: f64 = 10e9;
+    /// Taps per second on a hardware GPU.
+    pub const GPU_TAPS: f64 = 1e12;
+    /// Bytes per second through the host link, staging copies included.
+    pub const LINK: f64 = 12e9;
+    /// Bytes per second per core through the codecs (decoding the input and encoding
+    /// the output, per byte of either).
+    pub const CODEC: f64 = 0.4e9;
+    /// The GPU must be estimated this much faster to be picked.
+    pub const MARGIN: f64 = 1.5;
+}
+
+/// The work of `plan` (taps over all stages) and the bytes it reads and writes.
+fn chain_cost(plan: &Plan) -> (f64, f64, f64) {
+    use crate::stage::{Stage, UpMethod};
+    let elements = |shape: &[usize]| shape.iter().product::<usize>() as f64;
+    let n = plan.stages().len();
+    let taps: f64 = plan
+        .stages()
+        .iter()
+        .enumerate()
+        .map(|(k, stage)| {
+            let out = elements(plan.shape_at(k + 1));
+            let per_output = match stage {
+                Stage::Stencil(s) => s.shape.iter().product::<usize>() as f64,
+                Stage::Downsample { factor, .. } => factor.iter().product::<usize>() as f64,
+                Stage::Upsample {
+                    method: UpMethod::Linear,
+                    factor,
+                } => (1u64 << factor.iter().filter(|&&f| f > 1).count()) as f64,
+                _ => 1.0,
+            };
+            out * per_output
+        })
+        .sum();
+    let bytes_in = elements(plan.shape_at(0)) * plan.dtype_at(0).size() as f64;
+    let bytes_out = elements(plan.shape_at(n)) * plan.dtype_at(n).size() as f64;
+    (taps, bytes_in, bytes_out)
+}
+
+/// Whether a hardware GPU pays for `plan` in `setting` on a machine of `cores` CPU
+/// cores, and why (see [`Backend::select_for`]).
+fn weigh(plan: &Plan, setting: Setting, cores: usize) -> (bool, String) {
+    let (taps, bytes_in, bytes_out) = chain_cost(plan);
+    let cores = cores.max(1) as f64;
+    let link = (bytes_in + bytes_out) / rates::LINK;
+    let cpu_kernels = taps / (cores * rates::CPU_TAPS);
+    let gpu_kernels = link + taps / rates::GPU_TAPS;
+    let codecs = match setting {
+        Setting::InMemory => 0.0,
+        Setting::Zarr => (bytes_in + bytes_out) / (cores * rates::CODEC),
+    };
+    let cpu = codecs + cpu_kernels;
+    let gpu = codecs.max(gpu_kernels);
+    let codec_note = if codecs > 0.0 {
+        format!(", codecs {codecs:.3} s")
+    } else {
+        String::new()
+    };
+    let estimate = format!(
+        "estimated {cpu:.3} s on the CPU ({:.1} taps per input byte on {cores} cores{codec_note}) \
+         against {gpu:.3} s with the GPU (host link {link:.3} s)",
+        taps / bytes_in.max(1.0),
+    );
+    if gpu * rates::MARGIN < cpu {
+        (
+            true,
+            format!("auto: the GPU, as this chain's work outweighs the host link: {estimate}"),
+        )
+    } else if codecs > gpu_kernels {
+        (
+            false,
+            format!("auto: the CPU, as the codecs dominate: {estimate}"),
+        )
+    } else {
+        (
+            false,
+            format!("auto: the CPU, as the host link dominates: {estimate}"),
+        )
     }
 }
 
@@ -96,6 +192,59 @@ impl Backend {
         }
     }
 
+    /// Opens the backend for `device` to run `plan` in `setting`, and says why: as
+    /// [`Backend::select`], except that `auto` weighs the chain: it takes a hardware
+    /// GPU only when the chain's estimated time there (the host link, then the
+    /// kernels; codecs overlapping on the CPU in the Zarr setting) beats the CPU
+    /// backend's (kernels on every core, after the codecs) by a margin. Single
+    /// element-wise ops never pay for the link; long stencils and chains may. The
+    /// estimate uses fixed rates (see `rates` in this module's source), not a
+    /// measurement.
+    pub fn select_for(
+        device: Device,
+        adapter_name: Option<&str>,
+        plan: &Plan,
+        setting: Setting,
+    ) -> Result<(Backend, String)> {
+        match device {
+            Device::Cpu => return Ok((Backend::Cpu, "cpu (asked for)".into())),
+            Device::Gpu => {
+                let backend = Backend::select(Device::Gpu, adapter_name)?;
+                return Ok((backend, "gpu (asked for)".into()));
+            }
+            Device::Auto => {}
+        }
+        let named = adapter_name.is_some() || std::env::var_os("WGPU_ADAPTER_NAME").is_some();
+        if named {
+            let backend = Backend::select(Device::Auto, adapter_name)?;
+            let why = match &backend {
+                Backend::Gpu(_) => "auto: the adapter named",
+                Backend::Cpu => "auto: the adapter named could not be opened",
+            };
+            return Ok((backend, why.into()));
+        }
+        let found = crate::gpu::adapters();
+        if !found.iter().any(|a| !a.is_cpu) {
+            let why = match found.first() {
+                Some(a) => format!(
+                    "auto: no hardware GPU (only the software renderer {}, slower than the CPU backend)",
+                    a.name
+                ),
+                None => "auto: no GPU adapter".to_string(),
+            };
+            return Ok((Backend::Cpu, why));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (gpu, why) = weigh(plan, setting, cores);
+        if !gpu {
+            return Ok((Backend::Cpu, why));
+        }
+        match GpuContext::new(None) {
+            Ok(ctx) => Ok((Backend::Gpu(Arc::new(ctx)), why)),
+            Err(e) => Ok((Backend::Cpu, format!("auto: {e}; using the CPU"))),
+        }
+    }
+
     /// Runs every stage of `job` from `source` (a block holding at least the job's
     /// footprint) and returns the dense output block: the one backend dispatch, for
     /// the in-memory and the Zarr paths alike.
@@ -111,12 +260,25 @@ impl Backend {
         }
     }
 
-    /// The workers of an in-memory run: rayon's pool on the CPU; on a GPU, one thread
-    /// per job in flight (each waits for its own submission).
-    pub(crate) fn in_memory_workers(&self) -> Workers {
+    /// Runs every job of `plan` from `source` (the whole input, in memory), calling
+    /// `write(job, output block)` for each: on the CPU, jobs spread over rayon's pool;
+    /// on a GPU, one thread keeps several jobs in flight (see
+    /// [`GpuContext::jobs_in_flight`]).
+    pub(crate) fn run_in_memory(
+        &self,
+        plan: &Plan,
+        source: &BlockAny<'_>,
+        write: &(dyn Fn(&Job, &BlockAny<'_>) + Sync),
+    ) -> Result<()> {
         match self {
-            Backend::Cpu => Workers::RayonPool,
-            Backend::Gpu(ctx) => Workers::Threads(ctx.jobs_in_flight()),
+            Backend::Cpu => for_each_job(Workers::RayonPool, plan.num_jobs(), |i| {
+                let job = plan.job(i);
+                let result = crate::cpu::run_job(plan, &job, source);
+                write(&job, &result);
+                crate::block::recycle(result);
+                Ok(())
+            }),
+            Backend::Gpu(ctx) => crate::gpu::run_jobs(ctx, plan, source, write),
         }
     }
 
@@ -126,5 +288,53 @@ impl Backend {
             Backend::Cpu => "cpu".to_string(),
             Backend::Gpu(ctx) => format!("gpu: {}", ctx.adapter()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::DType;
+    use crate::ops::{Kernel, Op, Pipeline};
+
+    fn plan(ops: Vec<Op>) -> Plan {
+        let shape = [256, 512, 512];
+        Plan::new(
+            &Pipeline::new(ops),
+            &shape,
+            DType::F32,
+            &[64, 128, 128],
+            &[64, 128, 128],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn auto_weighs_the_work_of_a_chain_against_the_host_link_and_the_codecs() {
+        let threshold = plan(vec![Op::threshold(1.0)]);
+        let gaussian = plan(vec![Op::gaussian(&[2.0])]);
+        let cube = plan(vec![Op::convolve(Kernel::new(
+            vec![9, 9, 9],
+            vec![1.0; 729],
+        ))]);
+        for cores in [2, 16, 128] {
+            for setting in [Setting::InMemory, Setting::Zarr] {
+                let (gpu, why) = weigh(&threshold, setting, cores);
+                assert!(!gpu, "{why}");
+                assert!(why.starts_with("auto: the CPU"), "{why}");
+            }
+        }
+        // A 9x9x9 correlation (729 taps per voxel) pays for the link, unless the CPU
+        // has very many cores.
+        assert!(weigh(&cube, Setting::InMemory, 16).0);
+        assert!(weigh(&cube, Setting::Zarr, 16).0);
+        assert!(!weigh(&cube, Setting::InMemory, 1024).0);
+        let (_, why) = weigh(&threshold, Setting::Zarr, 16);
+        assert!(why.contains("codecs dominate"), "{why}");
+        let (_, why) = weigh(&threshold, Setting::InMemory, 16);
+        assert!(why.contains("host link dominates"), "{why}");
+        // A Gaussian pays on a small machine, not on one with many cores.
+        assert!(weigh(&gaussian, Setting::InMemory, 2).0);
+        assert!(!weigh(&gaussian, Setting::InMemory, 128).0);
     }
 }

@@ -15,13 +15,17 @@ use crate::error::Result;
 use crate::ops::Pipeline;
 use crate::plan::Plan;
 use crate::region::Region;
-use crate::workers::for_each_job;
 
 /// Output elements per job when the caller does not choose a block shape.
 const TARGET_BLOCK_ELEMENTS: usize = 1 << 19;
 
-/// The same on a GPU: larger blocks amortise each job's submission and readback.
-const TARGET_GPU_BLOCK_ELEMENTS: usize = 1 << 22;
+/// On a GPU, a job is a slab of whole planes of at least this many elements (larger
+/// slabs amortise each submission and the halo read twice at their faces) ...
+const MIN_GPU_SLAB_ELEMENTS: usize = 1 << 22;
+
+/// ... and the output is cut into this many slabs when it is large enough, so that
+/// one slab's upload and readback overlap the others' compute.
+const GPU_SLABS: usize = 8;
 
 impl Pipeline {
     /// Applies the pipeline to an in-memory array (1 to 5 dimensions) on the CPU.
@@ -54,9 +58,13 @@ impl Pipeline {
     /// Applies the pipeline on `backend`, one job per output block of `block`
     /// elements (`None`: a default suited to the backend).
     ///
-    /// On a GPU, [`GpuContext::jobs_in_flight`](crate::GpuContext::jobs_in_flight)
-    /// jobs run at once, each uploading its footprint, running its stages on the
-    /// device and reading its block back.
+    /// On a GPU the default block is a slab of whole planes (the input is then read
+    /// as contiguous ranges, with no gather), and
+    /// [`GpuContext::jobs_in_flight`](crate::GpuContext::jobs_in_flight) jobs run at
+    /// once from one thread: each uploads its footprint (one host copy, into mapped
+    /// staging memory), runs every stage on the device and is copied from mapped
+    /// memory straight into the output array. For arrays used by several pipelines,
+    /// [`DeviceArray`](crate::DeviceArray) keeps them on the device.
     ///
     /// ```
     /// use haloflow::{Backend, Device, Op, Pipeline};
@@ -81,11 +89,10 @@ impl Pipeline {
             Some(b) => b.to_vec(),
             None => {
                 let (out_shape, _) = self.output(input.shape(), input.dtype())?;
-                let target = match backend {
-                    Backend::Cpu => TARGET_BLOCK_ELEMENTS,
-                    Backend::Gpu(_) => TARGET_GPU_BLOCK_ELEMENTS,
-                };
-                block_of(&out_shape, target)
+                match backend {
+                    Backend::Cpu => block_of(&out_shape, TARGET_BLOCK_ELEMENTS),
+                    Backend::Gpu(_) => slab_of(&out_shape),
+                }
             }
         };
         match_any!(input, ArrayViewAny, a => apply_typed(self, a, &block, backend))
@@ -113,12 +120,8 @@ fn apply_typed<T: BlockElement>(
             ptr: buffer.as_mut_ptr(),
             shape: plan.output_shape(),
         };
-        for_each_job(backend.in_memory_workers(), plan.num_jobs(), |i| {
-            let job = plan.job(i);
-            let result = backend.run_job(&plan, &job, &source)?;
+        backend.run_in_memory(&plan, &source, &|job, result| {
             dst.write(&job.output, &result.typed::<U>().data);
-            crate::block::recycle(result);
-            Ok(())
         })?;
         // SAFETY: the jobs' output blocks tile the whole output (the plan's grid covers
         // every index), and every job succeeded, so all `len` elements have been written.
@@ -151,6 +154,21 @@ fn block_of(out_shape: &[usize], target: usize) -> Vec<usize> {
         }
         block[axis] = n.div_ceil(2);
     }
+    block
+}
+
+/// A GPU job's output block: whole planes (all axes but the first whole), about
+/// [`GPU_SLABS`] slabs of at least [`MIN_GPU_SLAB_ELEMENTS`]; shapes whose single
+/// plane is larger fall back to [`block_of`].
+fn slab_of(out_shape: &[usize]) -> Vec<usize> {
+    let total: usize = out_shape.iter().product();
+    let plane: usize = out_shape[1..].iter().product::<usize>().max(1);
+    if out_shape.len() < 2 || plane > MIN_GPU_SLAB_ELEMENTS {
+        return block_of(out_shape, MIN_GPU_SLAB_ELEMENTS);
+    }
+    let slab = (total / GPU_SLABS).max(MIN_GPU_SLAB_ELEMENTS);
+    let mut block = out_shape.to_vec();
+    block[0] = (slab / plane).clamp(1, out_shape[0].max(1));
     block
 }
 
@@ -189,19 +207,46 @@ struct Destination<'a, U> {
 unsafe impl<U: Send> Send for Destination<'_, U> {}
 unsafe impl<U: Send> Sync for Destination<'_, U> {}
 
+/// Elements per parallel task of a copy into the output.
+const COPY_GRAIN: usize = 1 << 16;
+
 impl<U: Element> Destination<'_, U> {
-    /// Copies the dense C-order `data` of `region` into the array.
+    /// Copies the dense C-order `data` of `region` into the array (spread over
+    /// rayon's pool when large: the GPU driver's copy-out runs on one thread).
     fn write(&self, region: &Region, data: &[U]) {
+        use rayon::prelude::*;
         let zero = vec![0; region.ndim()];
         let from = Placed::at(&region.shape, &zero);
         let to = Placed::at(self.shape, &region.start);
+        let mut rows = Vec::new();
         box_rows(&region.shape, from, to, |src, dst, n| {
+            // Consecutive rows that are consecutive in both arrays copy as one.
+            match rows.last_mut() {
+                Some((s, d, m)) if *s + *m == src && *d + *m == dst => *m += n,
+                _ => rows.push((src, dst, n)),
+            }
+        });
+        let copy = |&(src, dst, n): &(usize, usize, usize)| {
             // SAFETY: `dst..dst + n` lies inside the array (the region does) and inside
-            // this job's region, which no other job writes.
+            // this job's region, which no other job writes; tasks copy disjoint rows.
             unsafe {
                 std::ptr::copy_nonoverlapping(data[src..src + n].as_ptr(), self.ptr.add(dst), n);
             }
-        });
+        };
+        if data.len() < 4 * COPY_GRAIN {
+            rows.iter().for_each(copy);
+            return;
+        }
+        // Cut long runs so that every task copies about COPY_GRAIN elements.
+        let tasks: Vec<(usize, usize, usize)> = rows
+            .into_iter()
+            .flat_map(|(s, d, n)| {
+                (0..n)
+                    .step_by(COPY_GRAIN)
+                    .map(move |o| (s + o, d + o, COPY_GRAIN.min(n - o)))
+            })
+            .collect();
+        tasks.par_iter().with_min_len(1).for_each(copy);
     }
 }
 

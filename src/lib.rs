@@ -44,11 +44,11 @@ pub mod stage;
 pub mod store;
 mod workers;
 
-pub use backend::{Backend, Device};
+pub use backend::{Backend, Device, Setting};
 pub use boundary::Boundary;
 pub use dtype::{ArrayAny, ArrayViewAny, DType, Element};
 pub use error::{Error, Result};
-pub use gpu::{AdapterInfo, GpuContext};
+pub use gpu::{AdapterInfo, DeviceArray, GpuContext, GpuTimes};
 pub use ops::{Kernel, Op, Pipeline};
 pub use plan::{Job, Plan};
 pub use region::{AxisSet, Grid, Region};

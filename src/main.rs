@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use haloflow::backend::{Backend, Device};
+use haloflow::backend::{Backend, Device, Setting};
 use haloflow::exec::{self, Part, Report, RunOptions, Source};
 use haloflow::store::{Compression, Input, Output, OutputSpec};
 use haloflow::{Boundary, DType, DownMethod, Kernel, Op, Pipeline, Plan, UpMethod};
@@ -481,14 +481,15 @@ fn run<A: Args + ToOps>(r: &Run<A>) -> haloflow::Result<()> {
         DeviceArg::Cpu => Device::Cpu,
         DeviceArg::Gpu => Device::Gpu,
     };
-    // Before anything is created: a missing GPU must leave no output behind.
-    let backend = Backend::select(device, c.adapter.as_deref())?;
     let input = Input::open(&r.input)?;
     let mut pipeline = Pipeline::new(r.op.to_ops()?);
     if let Some(d) = &c.dtype {
         pipeline = pipeline.with_dtype(d.parse::<DType>()?);
     }
     let plan = plan_for(&pipeline, &input, &c.chunks)?;
+    // Before anything is created: a missing GPU must leave no output behind.
+    let (backend, reason) =
+        Backend::select_for(device, c.adapter.as_deref(), &plan, Setting::Zarr)?;
     let (out_shape, out_dtype, chunk) = (
         plan.output_shape().to_vec(),
         plan.output_dtype(),
@@ -507,6 +508,7 @@ fn run<A: Args + ToOps>(r: &Run<A>) -> haloflow::Result<()> {
 
     let mut options = RunOptions {
         backend,
+        device_reason: Some(reason),
         overwrite: c.overwrite,
         part: c.part.unwrap_or(Part::ALL),
         ..RunOptions::default()
@@ -556,6 +558,7 @@ fn summary(report: &Report, output: &Path) -> String {
     let busy = (s.read + s.compute + s.write).max(1e-9);
     format!(
         "{}: {} jobs done, {} already done, of {} in {:.2} s ({:.0} MB/s written) on {}\n  \
+         device choice: {}\n  \
          time per stage (summed over workers): read+decode {:.2} s ({:.0}%), compute {:.2} s ({:.0}%), encode+write {:.2} s ({:.0}%)",
         output.display(),
         report.jobs_done,
@@ -564,6 +567,10 @@ fn summary(report: &Report, output: &Path) -> String {
         report.seconds,
         report.bytes_written as f64 / 1e6 / report.seconds.max(1e-9),
         report.device,
+        report
+            .device_reason
+            .as_deref()
+            .unwrap_or("given by the caller"),
         s.read,
         100.0 * s.read / busy,
         s.compute,

@@ -330,8 +330,40 @@ mod bad_input {
         let auto = run("auto", "auto.zarr");
         let stderr = String::from_utf8_lossy(&auto.stderr);
         assert!(auto.status.success(), "{stderr}");
-        assert!(stderr.contains("using the CPU"), "{stderr}");
+        assert!(stderr.contains("auto: no GPU adapter"), "{stderr}");
         assert!(stderr.contains("on cpu"), "{stderr}");
+    }
+
+    #[test]
+    fn auto_picks_the_cpu_for_a_single_zarr_op_and_says_why() {
+        let dir = scratch("auto");
+        let src = input(&dir, "in.zarr");
+        let report = dir.join("report.json");
+        let out = haloflow(&[
+            "threshold",
+            s(&src),
+            s(&dir.join("out.zarr")),
+            "--above",
+            "3",
+            "--report",
+            s(&report),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("on cpu"), "{stderr}");
+        // Without a hardware GPU (as here, and on CI) or with one (the codecs dominate
+        // a threshold), the reason is given.
+        assert!(stderr.contains("device choice: auto:"), "{stderr}");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(report["device"], "cpu");
+        assert!(
+            report["device_reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("auto:"),
+            "{report}"
+        );
     }
 
     #[test]

@@ -472,3 +472,106 @@ proptest! {
         }
     }
 }
+
+/// A small chain of every kind of stage, and an input for it.
+fn chain_case() -> (Pipeline, ArrayAny) {
+    (
+        Pipeline::new(vec![
+            Op::gaussian(&[1.0, 1.5, 0.0]).with_mode(Boundary::Reflect, 0.0),
+            Op::clip(20.0, 200.0),
+            Op::downsample(&[1, 2, 3], DownMethod::Mean),
+            Op::upsample(&[2, 1, 1], UpMethod::Linear),
+        ]),
+        data(&[9, 31, 47], DType::U16, 21),
+    )
+}
+
+#[test]
+fn the_copying_path_of_discrete_gpus_and_any_jobs_in_flight_equal_the_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let (pipeline, x) = chain_case();
+    let want = pipeline.apply(x.view()).unwrap();
+    let tol = Some(float_tol(&want));
+    for (unified, jobs) in [(true, 1), (true, 8), (false, 1), (false, 3)] {
+        let mut ctx = GpuContext::new(None).unwrap().with_jobs_in_flight(jobs);
+        if !unified {
+            ctx = ctx.without_unified_memory();
+        }
+        assert!(!unified || ctx.unified_memory() == gpu_is_unified());
+        let backend = Backend::Gpu(Arc::new(ctx));
+        // Small blocks: many jobs, so that several are in flight at once.
+        for block in [None, Some(&[2, 7, 5][..])] {
+            let got = pipeline.apply_on(x.view(), block, &backend).unwrap();
+            common::compare(&got, &want, tol)
+                .unwrap_or_else(|e| panic!("unified {unified}, {jobs} in flight, {block:?}: {e}"));
+        }
+    }
+}
+
+/// Whether the shared test context binds mappable memory directly.
+fn gpu_is_unified() -> bool {
+    match gpu() {
+        Some(Backend::Gpu(ctx)) => ctx.unified_memory(),
+        _ => false,
+    }
+}
+
+#[test]
+fn a_resident_array_runs_pipelines_in_turn_like_the_cpu_runs_them_at_once() {
+    let Some(Backend::Gpu(ctx)) = gpu() else {
+        return;
+    };
+    let (pipeline, x) = chain_case();
+    let then = Pipeline::new(vec![
+        Op::threshold(60.0),
+        Op::downsample(&[2], DownMethod::Max),
+    ]);
+    let mut all = pipeline.ops.clone();
+    all.extend(then.ops.clone());
+    let want = Pipeline::new(all).apply(x.view()).unwrap();
+
+    let on_device = ctx.upload(x.view()).unwrap();
+    assert_eq!(on_device.shape(), x.shape());
+    assert_eq!(on_device.dtype(), DType::U16);
+    assert_eq!(
+        on_device.download().unwrap(),
+        x,
+        "an upload downloads unchanged"
+    );
+    let first = on_device.apply(&pipeline).unwrap();
+    let first_want = pipeline.apply(x.view()).unwrap();
+    common::compare(
+        &first.download().unwrap(),
+        &first_want,
+        Some(float_tol(&first_want)),
+    )
+    .unwrap();
+    // The mask is exact except where a float rounds across the threshold.
+    let got = first.apply(&then).unwrap().download().unwrap();
+    let (got, want) = (
+        got.into_array::<u8>().unwrap(),
+        want.into_array::<u8>().unwrap(),
+    );
+    assert_eq!(got.shape(), want.shape());
+    let differ = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+    assert!(
+        differ * 1000 <= want.len(),
+        "{differ} of {} mask values differ",
+        want.len()
+    );
+
+    // What cannot live on the device is refused with a reason.
+    let wide = ArrayD::<f64>::zeros(IxDyn(&[4, 4]));
+    assert!(
+        ctx.upload(wide.view())
+            .unwrap_err()
+            .to_string()
+            .contains("float64")
+    );
+    let small = GpuContext::new(None).unwrap();
+    small.limit_binding_size(1024);
+    let err = Arc::new(small).upload(x.view()).unwrap_err();
+    assert!(err.to_string().contains("largest storage binding"), "{err}");
+}

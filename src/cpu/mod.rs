@@ -8,8 +8,10 @@ mod resample;
 mod simd;
 mod stencil;
 
+use wgpu::WriteOnly;
+
 use crate::block::BlockAny;
-use crate::dtype::{Element, match_any};
+use crate::dtype::{DType, Element, match_any};
 use crate::plan::{Job, Plan};
 use crate::region::AxisSet;
 use crate::stage::Stage;
@@ -48,9 +50,49 @@ pub(crate) fn run_stage(
     }
 }
 
-/// A dense copy of `input` over exactly `sets` (a subset of what it holds).
-pub(crate) fn gather(input: &BlockAny<'_>, sets: &[AxisSet]) -> BlockAny<'static> {
-    match_any!(input, BlockAny, b => pointwise::map(b, sets, |x| x).into_any())
+/// Writes `input` over exactly `sets` (a subset of what it holds), in C order, into
+/// `dst` as elements of `to`: its own type, or f32 for a float64 input (what a device
+/// stencil reads). Spread over rayon's pool.
+pub(crate) fn gather_bytes(
+    input: &BlockAny<'_>,
+    sets: &[AxisSet],
+    to: DType,
+    dst: WriteOnly<'_, [u8]>,
+) {
+    fn typed<T: Element, U: Element + bytemuck::Pod>(
+        b: &crate::block::Block<'_, T>,
+        sets: &[AxisSet],
+        mut dst: WriteOnly<'_, [u8]>,
+        f: impl Fn(T) -> U + Sync,
+    ) {
+        let size = std::mem::size_of::<U>();
+        let ptr = dst.as_raw_element_ptr();
+        if ptr.as_ptr().align_offset(std::mem::align_of::<U>()) == 0
+            && dst.len().is_multiple_of(size)
+        {
+            // SAFETY: the pointer is aligned for U and spans len / size whole elements of
+            // the same memory; every bit pattern of those bytes is a u8, and U is plain
+            // old data, so writing U values leaves valid u8s. `dst` is consumed.
+            let typed = unsafe {
+                WriteOnly::new(std::ptr::NonNull::slice_from_raw_parts(
+                    ptr.cast::<U>(),
+                    dst.len() / size,
+                ))
+            };
+            pointwise::gather_into(b, sets, typed, f);
+        } else {
+            let mut v = vec![U::default(); dst.len() / size];
+            pointwise::gather_into(b, sets, WriteOnly::from_mut(&mut v[..]), f);
+            dst.copy_from_slice(bytemuck::cast_slice(&v));
+        }
+    }
+    match (input, to) {
+        (BlockAny::F64(b), DType::F32) => typed(b, sets, dst, |x: f64| x as f32),
+        _ => {
+            assert_eq!(input.dtype(), to, "a gather converts float64 to f32 only");
+            match_any!(input, BlockAny, b => typed(b, sets, dst, |x| x))
+        }
+    }
 }
 
 /// Runs every stage of `job` on the CPU, starting from `source` (a block holding at

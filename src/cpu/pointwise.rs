@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use wgpu::WriteOnly;
+
 use crate::block::{Block, BlockAny, for_each_row, take_vec};
 use crate::dtype::{DType, Element, with_dtype};
 use crate::region::AxisSet;
@@ -36,6 +38,97 @@ pub(crate) fn map<T: Element, U: Element>(
         }
     });
     Block::new(out.to_vec(), Cow::Owned(data))
+}
+
+/// Rows of at least this many elements make one parallel task of
+/// [`gather_into`].
+const PARALLEL_GRAIN: usize = 1 << 16;
+
+/// Writes `f` of every element of `input` at the indices `out`, in C order, into
+/// `dst` (exactly that many elements), spread over rayon's pool: the one host copy of
+/// an upload into mapped staging memory, which is written and never read.
+pub(crate) fn gather_into<T: Element, U: Element>(
+    input: &Block<'_, T>,
+    out: &[AxisSet],
+    dst: WriteOnly<'_, [U]>,
+    f: impl Fn(T) -> U + Sync,
+) {
+    use rayon::prelude::*;
+    let last = out.len() - 1;
+    let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
+    assert_eq!(dst.len(), lens.iter().product::<usize>(), "gather size");
+    if dst.is_empty() {
+        return;
+    }
+    // A run of whole trailing planes is one contiguous range of the input.
+    let contiguous = out[1..] == input.sets[1..] && out[0].runs().len() == 1;
+    if contiguous {
+        let plane: usize = lens[1..].iter().product();
+        let start = input.sets[0]
+            .position(out[0].runs()[0].start)
+            .expect("planner bug")
+            * plane;
+        let src = &input.data[start..start + dst.len()];
+        pieces(dst, PARALLEL_GRAIN)
+            .into_par_iter()
+            .zip(src.par_chunks(PARALLEL_GRAIN))
+            .for_each(|(d, s)| d.0.write_iter(s.iter().map(|&x| f(x))));
+        return;
+    }
+    let offsets = outer_offsets(input, out);
+    let starts: Vec<(usize, usize)> = out[last]
+        .runs()
+        .iter()
+        .map(|r| {
+            (
+                input.sets[last].position(r.start).expect("planner bug"),
+                r.len(),
+            )
+        })
+        .collect();
+    let row = lens[last];
+    let strides = crate::block::c_strides(&lens[..last]);
+    let rows_per_task = (PARALLEL_GRAIN / row).max(1);
+    pieces(dst, row * rows_per_task)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(task, rows)| {
+            for (r, out_row) in pieces(rows.0, row).into_iter().enumerate() {
+                let mut out_row = out_row.0;
+                let mut rest = task * rows_per_task + r;
+                let mut base = 0;
+                for (a, &s) in strides.iter().enumerate() {
+                    base += offsets[a][rest / s];
+                    rest %= s;
+                }
+                for &(p, n) in &starts {
+                    let (run, tail) = out_row.split_at(n);
+                    run.write_iter(input.data[base + p..base + p + n].iter().map(|&x| f(x)));
+                    out_row = tail;
+                }
+            }
+        });
+}
+
+/// A piece of a write-only slice, sendable to another thread.
+struct Piece<'a, U>(WriteOnly<'a, [U]>);
+
+// SAFETY: a `WriteOnly<[U]>` is an exclusive reference, like `&mut [U]`, which is Send
+// when U is; wgpu's own impl requires a sized target and so misses slices.
+unsafe impl<U: Send> Send for Piece<'_, U> {}
+
+/// `dst` cut into pieces of `n` elements (the last may be shorter).
+fn pieces<U>(mut dst: WriteOnly<'_, [U]>, n: usize) -> Vec<Piece<'_, U>> {
+    let mut out = Vec::with_capacity(dst.len().div_ceil(n.max(1)));
+    while dst.len() > n {
+        let (head, tail) = dst.split_at(n);
+        out.push(Piece(head));
+        dst = tail;
+    }
+    if !dst.is_empty() {
+        out.push(Piece(dst));
+    }
+    out
 }
 
 /// `np.clip` with the bounds cast to the element type (integers: round half to even,

@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub overwrite: bool,
     /// Where jobs compute.
     pub backend: Backend,
+    /// Why that backend (for the report), if it was chosen rather than given.
+    pub device_reason: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -44,6 +46,7 @@ impl Default for RunOptions {
             part: Part::ALL,
             overwrite: false,
             backend: Backend::Cpu,
+            device_reason: None,
         }
     }
 }
@@ -78,6 +81,7 @@ pub fn run(
     let mut report = Report {
         jobs_total: range.len(),
         device: options.backend.describe(),
+        device_reason: options.device_reason.clone(),
         ..Report::default()
     };
 

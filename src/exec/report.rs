@@ -34,6 +34,8 @@ pub struct Report {
     pub stages: StageSeconds,
     /// The backend and adapter that computed.
     pub device: String,
+    /// Why that device: asked for, or what `--device auto` weighed.
+    pub device_reason: Option<String>,
     /// The process's peak resident memory so far (Linux `VmHWM`; 0 where unknown).
     pub peak_rss_bytes: u64,
 }

@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::job::Dispatch;
+use super::dispatch::Dispatch;
 use super::shader::Shader;
 use crate::dtype::{DType, Element};
 

@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::job::{AXES, Dispatch, axes, axes_above_one};
+use super::dispatch::{AXES, Dispatch, axes, axes_above_one};
 use super::shader::Shader;
 use crate::block::c_strides;
 use crate::region::AxisSet;

@@ -71,7 +71,7 @@ pub(crate) fn source(
 ) -> String {
     // The stencil has its own entry point, on a grid shaped like its output.
     let entry = if kernel == Shader::Stencil {
-        super::stencil::interior(compiled_in)
+        interior(compiled_in)
     } else {
         PER_WORD.to_string()
     };
@@ -253,6 +253,41 @@ fn pair_prelude(input: DType, output: DType) -> String {
         text += &format!("fn out_from_in_nearest(x: In) -> Out {{ return {nearest}; }}\n");
     }
     text
+}
+
+/// The entry point's helper `fn interior(o: u32) -> f32`, the sum over the taps of an
+/// output inside the array whose first tap is at `o`: written out tap by tap in C
+/// order, weights as constants, from `compiled_in` (the five extents, then the
+/// weights' bits); or, given nothing, the loop `interior_loop` of `stencil.wgsl`.
+fn interior(compiled_in: &[u32]) -> String {
+    if compiled_in.is_empty() {
+        return "fn interior(o: u32) -> f32 {\n    return interior_loop(o);\n}\n".to_string();
+    }
+    let (shape, weights) = compiled_in.split_at(AXES);
+    let mut text = String::from("fn interior(o: u32) -> f32 {\n");
+    for (a, _) in shape[..AXES - 1]
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 1)
+    {
+        text += &format!("    let s{a} = P.strides[{a}];\n");
+    }
+    text += "    var acc = 0.0;\n";
+    let shape: Vec<usize> = shape.iter().map(|&n| n as usize).collect();
+    for (t, bits) in weights.iter().enumerate() {
+        let k = crate::region::unravel(t, &shape);
+        let mut offset = String::from("o");
+        for (a, &ka) in k.iter().enumerate() {
+            match (ka, a == AXES - 1) {
+                (0, _) => {}
+                (_, true) => offset += &format!(" + {ka}u"),
+                (1, false) => offset += &format!(" + s{a}"),
+                (_, false) => offset += &format!(" + {ka}u * s{a}"),
+            }
+        }
+        text += &format!("    acc = acc + bitcast<f32>({bits:#010x}u) * in_f32(load({offset}));\n");
+    }
+    text + "    return acc;\n}\n"
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::job::{AXES, Dispatch, axes, axes_above_one};
+use super::dispatch::{AXES, Dispatch, axes, axes_above_one};
 use super::shader::Shader;
 use crate::block::c_strides;
 use crate::region::AxisSet;
@@ -102,38 +102,3 @@ pub(super) fn stencil(
 /// Stencils of at most this many taps get their walk inside the array written out tap
 /// by tap, weights as constants (a pipeline per weight set); larger ones loop.
 const MAX_WRITTEN_OUT: usize = 64;
-
-/// The entry point's helper `fn interior(o: u32) -> f32`, the sum over the taps of an
-/// output inside the array whose first tap is at `o`: written out tap by tap in C
-/// order, weights as constants, from `compiled_in` (the five extents, then the
-/// weights' bits); or, given nothing, the loop `interior_loop` of `stencil.wgsl`.
-pub(super) fn interior(compiled_in: &[u32]) -> String {
-    if compiled_in.is_empty() {
-        return "fn interior(o: u32) -> f32 {\n    return interior_loop(o);\n}\n".to_string();
-    }
-    let (shape, weights) = compiled_in.split_at(AXES);
-    let mut text = String::from("fn interior(o: u32) -> f32 {\n");
-    for (a, _) in shape[..AXES - 1]
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| **n > 1)
-    {
-        text += &format!("    let s{a} = P.strides[{a}];\n");
-    }
-    text += "    var acc = 0.0;\n";
-    let shape: Vec<usize> = shape.iter().map(|&n| n as usize).collect();
-    for (t, bits) in weights.iter().enumerate() {
-        let k = crate::region::unravel(t, &shape);
-        let mut offset = String::from("o");
-        for (a, &ka) in k.iter().enumerate() {
-            match (ka, a == AXES - 1) {
-                (0, _) => {}
-                (_, true) => offset += &format!(" + {ka}u"),
-                (1, false) => offset += &format!(" + s{a}"),
-                (_, false) => offset += &format!(" + {ka}u * s{a}"),
-            }
-        }
-        text += &format!("    acc = acc + bitcast<f32>({bits:#010x}u) * in_f32(load({offset}));\n");
-    }
-    text + "    return acc;\n}\n"
-}

@@ -1,0 +1,89 @@
+//! Placement and splitting: which stages of a plan run on the device, and how a job
+//! too large for one storage binding is cut into parts that fit.
+
+use super::context::GpuContext;
+use super::dispatch::{device_bytes, len, pad};
+use super::resample;
+use crate::dtype::DType;
+use crate::plan::Plan;
+use crate::region::{AxisSet, Region};
+use crate::stage::{DownMethod, Stage, UpMethod};
+
+/// Whether stage `k` of `plan` runs on the device. Float64 has no device type: stages
+/// reading or writing it run on the host, except a stencil, which reads its input
+/// as f32 on both backends. Exact integer means and linear weights need divisors
+/// below 2^31.
+pub(super) fn on_device(plan: &Plan, k: usize) -> bool {
+    let stage = &plan.stages()[k];
+    let (input, output) = (plan.dtype_at(k), plan.dtype_at(k + 1));
+    if output == DType::F64 || (input == DType::F64 && !matches!(stage, Stage::Stencil(_))) {
+        return false;
+    }
+    match stage {
+        Stage::Downsample {
+            factor,
+            method: DownMethod::Mean,
+        } => factor.iter().map(|&f| f as u64).product::<u64>() <= resample::MAX_DIVISOR,
+        // Exact linear weights need the denominator below 2^31.
+        Stage::Upsample {
+            factor,
+            method: UpMethod::Linear,
+        } => crate::stage::denominator(&pad(factor, 1)) <= resample::MAX_DIVISOR,
+        // Nearest reads no weight, but its table holds 2f in 32 bits too.
+        Stage::Upsample { factor, .. } => factor.iter().all(|&f| 2 * (f as u64) < u32::MAX as u64),
+        _ => true,
+    }
+}
+
+/// The element type a device stage reads (float64 stencil input is uploaded as f32).
+pub(super) fn device_input(plan: &Plan, k: usize) -> DType {
+    match plan.dtype_at(k) {
+        DType::F64 => DType::F32,
+        d => d,
+    }
+}
+
+/// Whether every stage runs on the device.
+pub(super) fn all_on_device(plan: &Plan) -> bool {
+    (0..plan.stages().len()).all(|k| on_device(plan, k))
+}
+
+/// Whether every device stage's input and output fit in one binding.
+pub(super) fn fits(ctx: &GpuContext, plan: &Plan, sets: &[Vec<AxisSet>]) -> bool {
+    let max = ctx.max_binding_size();
+    (0..plan.stages().len()).all(|k| {
+        !on_device(plan, k)
+            || (device_bytes(len(&sets[k]), device_input(plan, k)) <= max
+                && device_bytes(len(&sets[k + 1]), plan.dtype_at(k + 1)) <= max)
+    })
+}
+
+/// Cuts `region` (of the output) until every part fits in one binding: halves along
+/// the longest axis. A single element that still does not fit is returned as is,
+/// marked as not fitting.
+pub(super) fn split(
+    ctx: &GpuContext,
+    plan: &Plan,
+    region: Region,
+    parts: &mut Vec<(Region, bool)>,
+) {
+    if fits(ctx, plan, &plan.sets_for(&region)) {
+        parts.push((region, true));
+        return;
+    }
+    let axis = (0..region.ndim())
+        .max_by_key(|&a| region.shape[a])
+        .expect("at least one axis");
+    let n = region.shape[axis];
+    if n <= 1 {
+        parts.push((region, false));
+        return;
+    }
+    let mut first = region.clone();
+    first.shape[axis] = n / 2;
+    let mut second = region;
+    second.start[axis] += n / 2;
+    second.shape[axis] = n - n / 2;
+    split(ctx, plan, first, parts);
+    split(ctx, plan, second, parts);
+}
