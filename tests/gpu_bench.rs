@@ -1,0 +1,60 @@
+//! `scripts/gpu-bench` on a small volume, so that the benchmark still works the day a
+//! GPU is there: every case runs on haloflow's CPU backend, on the GPU adapter (Mesa's
+//! lavapipe here) and with scipy, the results are checked against each other, and the
+//! table is written (to a scratch file, not BENCHMARKS.md).
+//!
+//! Needs `HALOFLOW_PYTHON` (numpy, scipy, zarr) and the `gpu_time` example, which
+//! `cargo test` builds; without Python it prints a notice and passes, unless
+//! `HALOFLOW_REQUIRE_PYTHON=1`. With `HALOFLOW_REQUIRE_GPU=1` the GPU runs must succeed.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn gpu_bench_runs_on_a_small_volume_and_its_results_agree() {
+    let required = std::env::var("HALOFLOW_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
+    let Ok(python) = std::env::var("HALOFLOW_PYTHON") else {
+        assert!(
+            !required,
+            "HALOFLOW_REQUIRE_PYTHON=1 but HALOFLOW_PYTHON is not set"
+        );
+        eprintln!("notice: HALOFLOW_PYTHON not set; skipping scripts/gpu-bench");
+        return;
+    };
+    let haloflow = Path::new(env!("CARGO_BIN_EXE_haloflow"));
+    let gpu_time = haloflow.parent().unwrap().join("examples/gpu_time");
+    assert!(
+        gpu_time.exists(),
+        "{} is missing: run the whole test suite (`cargo test` builds the examples)",
+        gpu_time.display()
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gpu-bench");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let table = scratch.join("BENCHMARKS.md");
+    let _ = std::fs::remove_file(&table);
+    let out = Command::new(&python)
+        .arg(root.join("scripts/gpu-bench"))
+        .args(["--shape", "32,64,64", "--runs", "1", "--out"])
+        .arg(&table)
+        .arg("--haloflow")
+        .arg(haloflow)
+        .arg("--gpu-time")
+        .arg(&gpu_time)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let text = std::fs::read_to_string(&table).unwrap();
+    assert!(
+        text.contains("<!-- gpu-bench:begin -->") && text.contains("| gaussian s=2 | float32 |")
+    );
+    // Every case ran on the CPU backend and with scipy, and agreed.
+    assert_eq!(text.matches("cpu=").count(), 12, "{text}");
+    assert!(!text.contains("FAIL"), "{text}");
+    if std::env::var("HALOFLOW_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+        assert_eq!(text.matches("cpu=gpu=cpu1=scipy").count(), 12, "{text}");
+        assert!(text.contains("- adapter: "), "{text}");
+    }
+}
