@@ -129,6 +129,16 @@ fn u64_mul(a: u32, b: u32) -> U64 {
     return U64(lo, p11 + (mid >> 16u) + mid_carry + lo_carry);
 }
 
+// n / d rounded to nearest, ties to even, for 0 < d < 2^31.
+fn u32_div_round(n: u32, d: u32) -> u32 {
+    var q = n / d;
+    let r = n % d;
+    if (r > d - r || (r == d - r && (q & 1u) == 1u)) {
+        q = q + 1u;
+    }
+    return q;
+}
+
 // n / d rounded to nearest, ties to even, for 0 < d < 2^31 and a quotient below 2^32.
 fn u64_div_round(n: U64, d: u32) -> u32 {
     var q = 0u;

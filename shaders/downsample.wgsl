@@ -70,6 +70,10 @@ fn window(e: u32) -> Window {
 // whether a NaN was met (numpy: the first NaN wins; else the first extreme value).
 var<private> sum_f: f32;
 var<private> sum_k: U64;
+// u8 and u16 keys (below 2^16) summed in 32 bits: exact for windows of up to 2^16 + 1
+// elements (`narrow`).
+var<private> sum_n: u32;
+var<private> narrow: bool;
 var<private> extreme: In;
 var<private> nan_found: bool;
 
@@ -77,6 +81,8 @@ fn visit(x: In) {
     if ((METHOD & 0xffu) == DOWN_MEAN) {
         if (IN_FLOAT) {
             sum_f = sum_f + in_f32(x);
+        } else if (IN_NARROW && narrow) {
+            sum_n = sum_n + in_key(x);
         } else {
             sum_k = u64_add(sum_k, U64(in_key(x), 0u));
         }
@@ -91,8 +97,36 @@ fn visit(x: In) {
     }
 }
 
+// Visits a whole window (F0 x ... x F4 elements) in C order: constant bounds, so the
+// loops unroll.
+fn walk_whole(first: u32) {
+    var o0 = first;
+    for (var j0 = 0u; j0 < F0; j0++) {
+        var o1 = o0;
+        for (var j1 = 0u; j1 < F1; j1++) {
+            var o2 = o1;
+            for (var j2 = 0u; j2 < F2; j2++) {
+                var o3 = o2;
+                for (var j3 = 0u; j3 < F3; j3++) {
+                    for (var j4 = 0u; j4 < F4; j4++) {
+                        visit(load(o3 + j4));
+                    }
+                    o3 = o3 + P.strides[3];
+                }
+                o2 = o2 + P.strides[2];
+            }
+            o1 = o1 + P.strides[1];
+        }
+        o0 = o0 + P.strides[0];
+    }
+}
+
 // Visits the window's elements in C order, with plain strides (no division).
 fn walk(w: Window) {
+    if (w.size == F0 * F1 * F2 * F3 * F4) {
+        walk_whole(w.first);
+        return;
+    }
     var o0 = w.first;
     for (var j0 = 0u; j0 < w.n0; j0++) {
         var o1 = o0;
@@ -137,9 +171,14 @@ fn compute(e: u32) -> Out {
         case DOWN_MEAN: {
             sum_f = 0.0;
             sum_k = U64(0u, 0u);
+            sum_n = 0u;
+            narrow = w.size <= 65537u;
             walk(w);
             if (IN_FLOAT) {
                 return out_from_f32(sum_f / f32(w.size));
+            }
+            if (IN_NARROW && narrow) {
+                return out_from_key(u32_div_round(sum_n, w.size));
             }
             return out_from_key(u64_div_round(sum_k, w.size));
         }

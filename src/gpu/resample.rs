@@ -79,8 +79,11 @@ pub(super) fn downsample(
         strides: axes(strides.iter().copied()),
         base,
     };
+    // The factors are compiled in: whole windows are walked with constant bounds.
+    let factors = factor.iter().map(|&f| f as u32).collect();
     Dispatch::new(Shader::Downsample, &params, tab, count)
         .with_method(method as u32 | reduced_axes(factor))
+        .with_compiled_in(factors)
 }
 
 /// Expands by `factor`; `out` indexes the output (all with [`AXES`] axes). The table

@@ -61,7 +61,8 @@ const PER_WORD: &str = include_str!("../../shaders/per_word.wgsl");
 /// `compiled_in` holds values compiled into the code: for the stencil, its five extents
 /// and its weights' bits, from which the walk over the taps inside the array is
 /// written out tap by tap (`fn interior`), weights as constants; empty, the stencil
-/// loops over its taps with the weights read from the table buffer.
+/// loops over its taps with the weights read from the table buffer. For downsampling,
+/// the five factors (`F0` ... `F4`), the extents of a whole window.
 pub(crate) fn source(
     kernel: Shader,
     method: u32,
@@ -70,10 +71,10 @@ pub(crate) fn source(
     compiled_in: &[u32],
 ) -> String {
     // The stencil has its own entry point, on a grid shaped like its output.
-    let entry = if kernel == Shader::Stencil {
-        interior(compiled_in)
-    } else {
-        PER_WORD.to_string()
+    let entry = match kernel {
+        Shader::Stencil => interior(compiled_in),
+        Shader::Downsample => format!("{PER_WORD}\n{}", factors(compiled_in)),
+        _ => PER_WORD.to_string(),
     };
     format!(
         "// {} for {input} -> {output}\n{}const METHOD: u32 = {method}u;\n{}\n{}\n{}\n{COMMON}\n{entry}\n{}",
@@ -84,6 +85,16 @@ pub(crate) fn source(
         pair_prelude(input, output),
         kernel.text()
     )
+}
+
+/// Downsampling's factors as the constants `F0` ... `F4`.
+fn factors(compiled_in: &[u32]) -> String {
+    assert_eq!(compiled_in.len(), AXES, "five factors");
+    compiled_in
+        .iter()
+        .enumerate()
+        .map(|(a, f)| format!("const F{a}: u32 = {f}u;\n"))
+        .collect()
 }
 
 /// The constants the shaders share with the host, generated from the Rust values so
@@ -154,11 +165,13 @@ fn input_prelude(d: DType) -> String {
     format!(
         "alias In = {ty};\n\
          const IN_FLOAT: bool = {float};\n\
+         const IN_NARROW: bool = {narrow};\n\
          fn load(i: u32) -> In {{ return {load}; }}\n\
          fn in_f32(x: In) -> f32 {{ return {to_f32}; }}\n\
          fn in_key(x: In) -> u32 {{ return {key}; }}\n\
          fn in_is_nan(x: In) -> bool {{ return {nan}; }}\n",
         float = d.is_float(),
+        narrow = matches!(d, DType::U8 | DType::U16),
     )
 }
 
@@ -296,7 +309,12 @@ mod tests {
 
     /// A kernel's full source, parsed and validated by naga (wgpu's compiler).
     fn module(kernel: Shader, method: u32, input: DType, output: DType) -> naga::Module {
-        let text = source(kernel, method, input, output, &[]);
+        // Downsampling compiles its factors in (here 2 on the last two axes).
+        let compiled: &[u32] = match kernel {
+            Shader::Downsample => &[1, 1, 1, 2, 2],
+            _ => &[],
+        };
+        let text = source(kernel, method, input, output, compiled);
         let module = naga::front::wgsl::parse_str(&text)
             .unwrap_or_else(|e| panic!("{}: {}", kernel.name(), e.emit_to_string(&text)));
         naga::valid::Validator::new(
