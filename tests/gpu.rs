@@ -575,3 +575,64 @@ fn a_resident_array_runs_pipelines_in_turn_like_the_cpu_runs_them_at_once() {
     let err = Arc::new(small).upload(x.view()).unwrap_err();
     assert!(err.to_string().contains("largest storage binding"), "{err}");
 }
+
+#[test]
+fn pointwise_stages_after_a_stencil_are_fused_into_its_store() {
+    if gpu().is_none() {
+        return;
+    }
+    // Odd row lengths: packed u8/u16 words span rows.
+    let x = data(&[5, 7, 29], DType::F32, 31);
+    let n: usize = x.shape().iter().product();
+    let cases: Vec<(Pipeline, u64)> = vec![
+        // u8 out: a quarter of the f32 bytes read back.
+        (
+            Pipeline::new(vec![Op::gaussian(&[1.0]), Op::threshold(0.5)]),
+            n.next_multiple_of(4) as u64,
+        ),
+        (
+            Pipeline::new(vec![
+                Op::gaussian(&[0.0, 1.5, 1.0]).with_mode(Boundary::Wrap, 0.0),
+                Op::clip(-1e6, 1e6),
+            ])
+            .with_dtype(DType::U16),
+            (2 * n).next_multiple_of(4) as u64,
+        ),
+        (
+            Pipeline::new(vec![
+                Op::convolve(Kernel::new(vec![3, 3], (0..9).map(f64::from).collect())),
+                Op::clip(-5e5, 5e5),
+                Op::threshold(0.0),
+            ]),
+            n.next_multiple_of(4) as u64,
+        ),
+        (
+            Pipeline::from(Op::gaussian(&[1.0])).with_dtype(DType::I16),
+            (2 * n).next_multiple_of(4) as u64,
+        ),
+    ];
+    for (pipeline, bytes) in cases {
+        let ctx = Arc::new(GpuContext::new(None).unwrap());
+        let want = pipeline.apply(x.view()).unwrap();
+        ctx.take_times();
+        let got = pipeline
+            .apply_on(x.view(), None, &Backend::Gpu(ctx.clone()))
+            .unwrap();
+        let times = ctx.take_times();
+        assert_eq!(times.segments, 1, "{pipeline:?}");
+        assert_eq!(
+            times.bytes_out, bytes,
+            "{pipeline:?}: the fused output is read back"
+        );
+        let (g, w) = (common::as_f64(&got), common::as_f64(&want));
+        assert_eq!(got.dtype(), want.dtype());
+        // Integer outputs made from floats may differ where a value rounds across a
+        // threshold or a half; lavapipe sums in the CPU's order and gives none.
+        let differ = g
+            .iter()
+            .zip(&w)
+            .filter(|(a, b)| (*a - *b).abs() > 1e-3 * b.abs().max(1.0))
+            .count();
+        assert!(differ * 1000 <= n, "{pipeline:?}: {differ} of {n} differ");
+    }
+}

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use super::adapter::{AdapterInfo, NO_ADAPTER_HINT, backends, instance};
 use super::pool::{DEVICE, Pool, PooledBuffer, Staging};
-use super::shader::{self, Shader};
+use super::shader::{self, Fused, Shader};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 /// A compiled pipeline's identity: kernel, method, input and output element types, and
-/// the values compiled into its code (a small stencil's extents and weights; empty for
-/// the others).
-type PipelineKey = (Shader, u32, DType, DType, Vec<u32>);
+/// the values compiled into its code (a small stencil's extents and weights,
+/// downsampling's factors), and the pointwise stages fused into its store.
+type PipelineKey = (Shader, u32, DType, DType, Vec<u32>, Vec<Fused>);
 
 /// Jobs a pipeline keeps in flight on one device by default: while some compute, the
 /// next ones upload and earlier ones read back.
@@ -326,8 +326,16 @@ impl GpuContext {
         input: DType,
         output: DType,
         compiled_in: &[u32],
+        fused: &[Fused],
     ) -> Result<Arc<wgpu::ComputePipeline>> {
-        let key = (kernel, method, input, output, compiled_in.to_vec());
+        let key = (
+            kernel,
+            method,
+            input,
+            output,
+            compiled_in.to_vec(),
+            fused.to_vec(),
+        );
         let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
@@ -339,7 +347,7 @@ impl GpuContext {
             .create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(&label),
                 source: wgpu::ShaderSource::Wgsl(
-                    shader::source(kernel, method, input, output, compiled_in).into(),
+                    shader::source(kernel, method, input, output, compiled_in, fused).into(),
                 ),
             });
         let pipeline = self

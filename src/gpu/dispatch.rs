@@ -6,8 +6,8 @@
 use crate::dtype::DType;
 use crate::region::AxisSet;
 
-use super::shader::Shader;
 pub(super) use super::shader::{AXES, WORKGROUP};
+use super::shader::{Fused, Shader};
 
 /// Outputs each invocation of a row-shaped grid computes along its row, at least: the
 /// work of finding its row is shared by them.
@@ -63,6 +63,8 @@ pub(super) struct Dispatch {
     rows: Option<(u32, u32)>,
     /// Values compiled into the pipeline's code (see [`super::shader::source`]).
     pub(super) compiled_in: Vec<u32>,
+    /// Pointwise stages fused into this launch's store (stencils only).
+    pub(super) fused: Vec<Fused>,
 }
 
 impl Dispatch {
@@ -81,7 +83,19 @@ impl Dispatch {
             count,
             rows: None,
             compiled_in: Vec::new(),
+            fused: Vec::new(),
         }
+    }
+
+    /// The same launch with `fused` applied before its store, writing elements of
+    /// `output`: packed outputs (u8/u16, i8/i16) are written a word at a time, on a
+    /// flat grid.
+    pub(super) fn with_fused(mut self, fused: Vec<Fused>, output: DType) -> Self {
+        self.fused = fused;
+        if output.size() < 4 {
+            self.rows = None;
+        }
+        self
     }
 
     /// The same launch with `values` compiled into the pipeline's code.

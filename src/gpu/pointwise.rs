@@ -64,7 +64,7 @@ fn element_bits(d: DType, v: f64) -> u32 {
 
 /// `x > above` (compared in f64 on the CPU) as a comparison in the input's own type:
 /// `(always, threshold bits)` with always 0 = compare, 1 = true, 2 = false.
-fn threshold_in(d: DType, above: f64) -> (u32, u32) {
+pub(super) fn threshold_in(d: DType, above: f64) -> (u32, u32) {
     if d == DType::F32 {
         // For f32 x: x > above exactly when x > (above rounded toward -inf).
         let mut t = above as f32;
@@ -106,13 +106,19 @@ pub(super) fn threshold(input: DType, above: f64, count: u32) -> Dispatch {
     )
 }
 
+/// Clip's bounds cast to `d`, as the bits of the shader's `In` values.
+pub(super) fn clip_bounds(d: DType, min: f64, max: f64) -> (u32, u32) {
+    (element_bits(d, min), element_bits(d, max))
+}
+
 pub(super) fn clip(input: DType, min: f64, max: f64, count: u32) -> Dispatch {
+    let (lo, hi) = clip_bounds(input, min, max);
     Dispatch::new(
         Shader::Clip,
         &ClipParams {
             count,
-            lo: element_bits(input, min),
-            hi: element_bits(input, max),
+            lo,
+            hi,
             pad: 0,
         },
         Vec::new(),

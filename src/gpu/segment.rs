@@ -24,6 +24,7 @@ use super::place::device_input;
 use super::pointwise;
 use super::pool::PooledBuffer;
 use super::resample;
+use super::shader::Fused;
 use super::stencil;
 use crate::block::{Block, BlockAny};
 use crate::dtype::{DType, with_dtype};
@@ -57,6 +58,38 @@ fn dispatch(plan: &Plan, k: usize, input: DType, sets: &[Vec<AxisSet>]) -> Dispa
             resample::upsample(in_sets, out, in_shape, &pad(factor, 1), *method)
         }
     }
+}
+
+/// The pointwise stages after stencil `k` (before `end`) that can be fused into its
+/// store: clips of its f32 result, then at most one threshold or cast, each over the
+/// same indices.
+fn fusable(plan: &Plan, k: usize, end: usize, sets: &[Vec<AxisSet>]) -> Vec<Fused> {
+    let mut fused = Vec::new();
+    if !matches!(plan.stages()[k], Stage::Stencil(_)) {
+        return fused;
+    }
+    for j in k + 1..end {
+        if sets[j + 1] != sets[k + 1] {
+            break;
+        }
+        match &plan.stages()[j] {
+            Stage::Clip { min, max } => {
+                let (lo, hi) = pointwise::clip_bounds(DType::F32, *min, *max);
+                fused.push(Fused::Clip { lo, hi });
+            }
+            Stage::Threshold { above } => {
+                let (always, above) = pointwise::threshold_in(DType::F32, *above);
+                fused.push(Fused::Threshold { always, above });
+                break;
+            }
+            Stage::Cast(_) => {
+                fused.push(Fused::Cast);
+                break;
+            }
+            _ => break,
+        }
+    }
+    fused
 }
 
 /// A binding of `bytes` bytes of `buffer` from `offset`.
@@ -133,10 +166,24 @@ pub(super) fn start(
     let mut stages = Vec::with_capacity(range.len());
     let mut constants_bytes = 0u64;
     let mut dtype = input_dtype;
-    for k in range.clone() {
-        let d = dispatch(plan, k, dtype, sets);
-        let out_dtype = plan.dtype_at(k + 1);
-        let pipeline = ctx.pipeline(d.kernel, d.method, dtype, out_dtype, &d.compiled_in)?;
+    let mut k = range.start;
+    while k < range.end {
+        let mut d = dispatch(plan, k, dtype, sets);
+        // Pointwise stages right after a stencil are fused into its store.
+        let fused = fusable(plan, k, range.end, sets);
+        let last = k + fused.len();
+        let out_dtype = plan.dtype_at(last + 1);
+        if !fused.is_empty() {
+            d = d.with_fused(fused, out_dtype);
+        }
+        let pipeline = ctx.pipeline(
+            d.kernel,
+            d.method,
+            dtype,
+            out_dtype,
+            &d.compiled_in,
+            &d.fused,
+        )?;
         let params = constants_bytes..constants_bytes + (d.params.len() as u64).max(4);
         let tables_start = params.end.next_multiple_of(align);
         let tables = tables_start..tables_start + (4 * d.tables.len() as u64).max(4);
@@ -150,6 +197,7 @@ pub(super) fn start(
             out_dtype,
         ));
         dtype = out_dtype;
+        k = last + 1;
     }
 
     // Upload: the input, then the constants, into one mapped staging buffer.

@@ -12,6 +12,29 @@ pub(crate) const AXES: usize = crate::MAX_NDIM;
 /// Invocations per workgroup (`WORKGROUP` in the shaders).
 pub(super) const WORKGROUP: u32 = 64;
 
+/// A pointwise stage fused into the store of the stencil before it: the stencil's f32
+/// result goes through these before it is written, so that a Gaussian followed by a
+/// threshold writes (and reads back) u8. The values are compiled into the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Fused {
+    /// Clip to f32 bounds (as bits; NaN passes through).
+    Clip {
+        /// The lower bound's bits.
+        lo: u32,
+        /// The upper bound's bits.
+        hi: u32,
+    },
+    /// `x > above` as u8, ending the fused chain (see `gpu/pointwise.rs` `threshold_in`).
+    Threshold {
+        /// 0: compare; 1: always 1; 2: always 0.
+        always: u32,
+        /// The threshold's f32 bits.
+        above: u32,
+    },
+    /// The crate's cast from f32 to the output type, ending the fused chain.
+    Cast,
+}
+
 /// The kernels, one per file in `shaders/`, named after their CPU twins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Shader {
@@ -69,10 +92,11 @@ pub(crate) fn source(
     input: DType,
     output: DType,
     compiled_in: &[u32],
+    fused: &[Fused],
 ) -> String {
     // The stencil has its own entry point, on a grid shaped like its output.
     let entry = match kernel {
-        Shader::Stencil => interior(compiled_in),
+        Shader::Stencil => format!("{}\n{}", interior(compiled_in), epilogue(fused)),
         Shader::Downsample => format!("{PER_WORD}\n{}", factors(compiled_in)),
         _ => PER_WORD.to_string(),
     };
@@ -85,6 +109,32 @@ pub(crate) fn source(
         pair_prelude(input, output),
         kernel.text()
     )
+}
+
+/// The stencil's `fn epilogue(x: f32) -> Out`: its f32 result through the fused
+/// pointwise stages (clips, then a threshold or the cast to `Out`), as the CPU runs
+/// them one after the other.
+fn epilogue(fused: &[Fused]) -> String {
+    let mut text = String::from("fn epilogue(x: f32) -> Out {\n    var v = x;\n");
+    let f32_const = |bits: u32| format!("bitcast<f32>({bits:#010x}u)");
+    for f in fused {
+        match *f {
+            Fused::Clip { lo, hi } => {
+                let (lo, hi) = (f32_const(lo), f32_const(hi));
+                text += &format!("    v = select(select(v, {hi}, v > {hi}), {lo}, v < {lo});\n");
+            }
+            Fused::Threshold { always, above } => {
+                let value = match always {
+                    1 => "1u".to_string(),
+                    2 => "0u".to_string(),
+                    _ => format!("select(0u, 1u, v > {})", f32_const(above)),
+                };
+                return text + &format!("    return {value};\n}}\n");
+            }
+            Fused::Cast => break,
+        }
+    }
+    text + "    return out_from_f32(v);\n}\n"
 }
 
 /// Downsampling's factors as the constants `F0` ... `F4`.
@@ -314,7 +364,7 @@ mod tests {
             Shader::Downsample => &[1, 1, 1, 2, 2],
             _ => &[],
         };
-        let text = source(kernel, method, input, output, compiled);
+        let text = source(kernel, method, input, output, compiled, &[]);
         let module = naga::front::wgsl::parse_str(&text)
             .unwrap_or_else(|e| panic!("{}: {}", kernel.name(), e.emit_to_string(&text)));
         naga::valid::Validator::new(
@@ -396,7 +446,7 @@ mod tests {
             // A 3x1x2 stencil written out tap by tap.
             let weights = (0..6).map(|i| (i as f32 * 0.25).to_bits());
             let compiled: Vec<u32> = [1, 1, 3, 1, 2].into_iter().chain(weights).collect();
-            let text = source(Shader::Stencil, 0b10100, input, DType::F32, &compiled);
+            let text = source(Shader::Stencil, 0b10100, input, DType::F32, &compiled, &[]);
             assert!(text.contains("fn interior"));
             naga::front::wgsl::parse_str(&text).expect("an unrolled stencil parses");
             for m in DownMethod::ALL {
