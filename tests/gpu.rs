@@ -388,8 +388,9 @@ fn jobs_larger_than_a_binding_are_split() {
 #[test]
 fn dispatches_beyond_65535_workgroups_use_a_2d_grid() {
     let Some(gpu) = gpu() else { return };
-    // 1025 × 4096 f32 in one job: 65600 workgroups of 64, more than one grid dimension holds.
-    let shape = [1025, 4096];
+    // 2049 × 4096 f32 in one job: 65568 workgroups of 128, more than one grid
+    // dimension holds.
+    let shape = [2049, 4096];
     let x = data(&shape, DType::F32, 11);
     for op in [
         Op::clip(-3.0, 40.0),

@@ -10,7 +10,7 @@ use crate::stage::{DownMethod, Offset, UpMethod};
 pub(crate) const AXES: usize = crate::MAX_NDIM;
 
 /// Invocations per workgroup (`WORKGROUP` in the shaders).
-pub(super) const WORKGROUP: u32 = 64;
+pub(super) const WORKGROUP: u32 = 128;
 
 /// A pointwise stage fused into the store of the stencil before it: the stencil's f32
 /// result goes through these before it is written, so that a Gaussian followed by a
