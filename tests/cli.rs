@@ -67,6 +67,11 @@ fn every_op_matches_scipy_on_the_gpu() {
 }
 
 #[test]
+fn arrays_compressed_by_other_tools_are_read() {
+    interop("codecs");
+}
+
+#[test]
 fn a_killed_run_resumes_to_identical_bytes() {
     interop("resume");
 }

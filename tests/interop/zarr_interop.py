@@ -152,6 +152,48 @@ def conformance(bin_, tmp):
     print(f"conformance ({' '.join(DEVICE)}): {n} runs checked", flush=True)
 
 
+def codecs(bin_, tmp):
+    """Arrays compressed the ways other tools write them are read (zlib, bz2 and gzip
+    from numcodecs on v2, gzip on v3); lzma, which zarrs lacks, is refused clearly."""
+    import numcodecs
+
+    rng = np.random.default_rng(11)
+    data = rng.integers(0, 4000, (9, 21, 17)).astype(np.uint16)
+    readable = [
+        ("v2-zlib", 2, numcodecs.Zlib(level=5)),
+        ("v2-bz2", 2, numcodecs.BZ2(level=5)),
+        ("v2-gzip", 2, numcodecs.GZip(level=5)),
+        ("v3-gzip", 3, zarr.codecs.GzipCodec(level=5)),
+    ]
+    for name, fmt, compressor in readable:
+        src = os.path.join(tmp, f"codec-{name}.zarr")
+        arr = zarr.create_array(store=src, shape=data.shape, chunks=(4, 8, 8), dtype=data.dtype,
+                                zarr_format=fmt, compressors=compressor)
+        arr[...] = data
+        for op, flags, ref in (("copy", [], data),
+                               ("gaussian", ["--sigma", "1"],
+                                ndi.gaussian_filter(data.astype(np.float64), 1).astype(np.float32))):
+            dst = os.path.join(tmp, f"codec-{name}-{op}.zarr")
+            haloflow(bin_, op, src, dst, *flags, "--quiet", *DEVICE)
+            got = zarr.open_array(dst, mode="r")[...]
+            if op == "copy":
+                check(np.array_equal(got, ref), f"codec {name}: copy differs")
+            else:
+                err = float(np.max(np.abs(got.astype(np.float64) - ref.astype(np.float64))))
+                check(err <= 1e-2, f"codec {name}: gaussian max error {err}")
+        run = haloflow(bin_, "info", src)
+        check(run.returncode == 0, f"codec {name}: info failed")
+    src = os.path.join(tmp, "codec-v2-lzma.zarr")
+    arr = zarr.create_array(store=src, shape=data.shape, chunks=(4, 8, 8), dtype=data.dtype,
+                            zarr_format=2, compressors=numcodecs.LZMA())
+    arr[...] = data
+    dst = os.path.join(tmp, "codec-lzma-out.zarr")
+    run = haloflow(bin_, "copy", src, dst, "--quiet", *DEVICE, check_ok=False)
+    check(run.returncode != 0 and "lzma" in run.stderr and not os.path.exists(dst),
+          f"codec lzma: expected a clear refusal, got {run.returncode}: {run.stderr}")
+    print(f"codecs: {len(readable)} codecs read, lzma refused", flush=True)
+
+
 def tree_bytes(root):
     out = {}
     for d, _, files in os.walk(root):
@@ -254,7 +296,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--haloflow", required=True)
     ap.add_argument("--device", default="cpu", help="--device for the conformance runs")
-    ap.add_argument("checks", nargs="*", default=["conformance", "resume", "parts", "memory"])
+    ap.add_argument("checks", nargs="*", default=["conformance", "codecs", "resume", "parts", "memory"])
     args = ap.parse_args()
     DEVICE[1] = args.device
     tmp = tempfile.mkdtemp(prefix="haloflow-interop-")
