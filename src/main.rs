@@ -44,6 +44,9 @@ enum Command {
     Info(InfoArgs),
     /// Re-encode, rechunk (--chunks) and cast (--dtype): no operation, the I/O ceiling.
     Copy(Run<CopyArgs>),
+    /// A chain of ops in one pass, no intermediate array:
+    /// `run IN OUT [FLAGS] gaussian --sigma 2 + threshold --above 100 + downsample --factor 2`.
+    Run(Run<ChainArgs>),
     /// List the GPU adapters wgpu sees (name, backend, type).
     Devices,
 }
@@ -149,6 +152,130 @@ enum UpArg {
 #[derive(Args, Clone)]
 struct CopyArgs {}
 
+/// The chain of `run` and `info`: ops on the command line, or a pipeline file.
+#[derive(Args, Clone)]
+struct ChainArgs {
+    /// The chain from a file: JSON or TOML in the form outputs record it
+    /// (`{"ops": [{"op": "gaussian", "sigma": [2.0]}, ...]}`), or an output (its
+    /// directory, `zarr.json` or `.zattrs`), to replay the run that wrote it.
+    #[arg(long)]
+    pipeline: Option<PathBuf>,
+    /// The ops, after the common flags: `OP [FLAGS] + OP [FLAGS] + ...`, each OP one of
+    /// threshold, clip, gaussian, convolve, downsample, upsample, with its own flags.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "OP [FLAGS] + OP [FLAGS]"
+    )]
+    chain: Vec<String>,
+}
+
+/// One op of a chain, parsed with the op's own flags.
+#[derive(Parser)]
+#[command(name = "op", no_binary_name = true)]
+struct OpLine {
+    #[command(subcommand)]
+    op: InfoOp,
+}
+
+impl ChainArgs {
+    /// The pipeline: from the file, or the ops on the command line.
+    fn pipeline(&self) -> haloflow::Result<Pipeline> {
+        let bad = |message: String| haloflow::Error::InvalidParameter { op: "run", message };
+        match (&self.pipeline, self.chain.is_empty()) {
+            (Some(_), false) => Err(bad(
+                "give the chain either on the command line or with --pipeline, not both".into(),
+            )),
+            (None, true) => Err(bad(
+                "no ops: give them after the flags (`gaussian --sigma 2 + threshold --above 100`) \
+                 or with --pipeline FILE"
+                    .into(),
+            )),
+            (Some(path), true) => read_pipeline(path),
+            (None, false) => {
+                let mut ops = Vec::new();
+                const COMMON: [&str; 12] = [
+                    "--device",
+                    "--adapter",
+                    "--threads",
+                    "--chunks",
+                    "--dtype",
+                    "--zarr-format",
+                    "--compression",
+                    "--part",
+                    "--overwrite",
+                    "--memory-limit",
+                    "--quiet",
+                    "--report",
+                ];
+                if let Some(flag) = self.chain.iter().find(|w| {
+                    COMMON.contains(&w.split('=').next().unwrap_or_default()) || *w == "-q"
+                }) {
+                    return Err(bad(format!(
+                        "{flag} is a flag of the whole run: put it before the first op \
+                         (`run IN OUT {flag} ... gaussian --sigma 2 + ...`)"
+                    )));
+                }
+                for (i, words) in self.chain.split(|w| w == "+").enumerate() {
+                    if words.is_empty() {
+                        return Err(bad(format!(
+                            "op {} of the chain is empty (a '+' at an end, or two in a row)",
+                            i + 1
+                        )));
+                    }
+                    let line = OpLine::try_parse_from(words).map_err(|e| {
+                        let text = e.render().to_string();
+                        let first = text.lines().next().unwrap_or_default();
+                        bad(format!(
+                            "op {} ('{}'): {}",
+                            i + 1,
+                            words[0],
+                            first.trim_start_matches("error: ")
+                        ))
+                    })?;
+                    ops.push(line.op.to_op()?);
+                }
+                Ok(Pipeline::new(ops))
+            }
+        }
+    }
+}
+
+/// Reads a pipeline from JSON or TOML: a pipeline itself, or the attributes (or whole
+/// metadata) of an output, which record it under `haloflow.pipeline`; a directory is
+/// read through its `zarr.json` or `.zattrs`.
+fn read_pipeline(path: &Path) -> haloflow::Result<Pipeline> {
+    let fail = |message: String| haloflow::Error::Store {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = if path.is_dir() {
+        [path.join("zarr.json"), path.join(".zattrs")]
+            .into_iter()
+            .find(|p| p.is_file())
+            .ok_or_else(|| fail("a directory without zarr.json or .zattrs".into()))?
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| fail(e.to_string()))?;
+    let value: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(json) => toml::from_str(&text)
+            .map_err(|toml| fail(format!("neither JSON ({json}) nor TOML ({toml})")))?,
+    };
+    let found = [
+        &value,
+        &value["haloflow"]["pipeline"],
+        &value["attributes"]["haloflow"]["pipeline"],
+    ]
+    .into_iter()
+    .find(|v| v.get("ops").is_some())
+    .ok_or_else(|| {
+        fail("no pipeline in it (expected \"ops\", or haloflow.pipeline in attributes)".into())
+    })?;
+    serde_json::from_value(found.clone()).map_err(|e| fail(format!("not a pipeline: {e}")))
+}
+
 /// Flags of `threshold`.
 #[derive(Args, Clone)]
 struct ThresholdArgs {
@@ -234,11 +361,12 @@ struct InfoArgs {
     /// Output chunk shape for the plan [default: the input's].
     #[arg(long, value_delimiter = ',')]
     chunks: Option<Vec<usize>>,
-    /// Show the job plan of this op.
-    #[command(subcommand)]
-    op: Option<InfoOp>,
+    /// Show the job plan of this op or chain (`gaussian --sigma 2 + threshold --above 1`).
+    #[command(flatten)]
+    chain: ChainArgs,
 }
 
+/// The ops, as `info` and `run` parse them.
 #[derive(Subcommand)]
 enum InfoOp {
     /// Plan a threshold.
@@ -260,20 +388,26 @@ trait ToOp {
     fn to_op(&self) -> haloflow::Result<Op>;
 }
 
-/// The operations a command runs: one op, or none for `copy`.
-trait ToOps {
-    fn to_ops(&self) -> haloflow::Result<Vec<Op>>;
+/// The pipeline a command runs: one op, none for `copy`, a chain for `run`.
+trait ToPipeline {
+    fn to_pipeline(&self) -> haloflow::Result<Pipeline>;
 }
 
-impl<T: ToOp> ToOps for T {
-    fn to_ops(&self) -> haloflow::Result<Vec<Op>> {
-        Ok(vec![self.to_op()?])
+impl<T: ToOp> ToPipeline for T {
+    fn to_pipeline(&self) -> haloflow::Result<Pipeline> {
+        Ok(Pipeline::from(self.to_op()?))
     }
 }
 
-impl ToOps for CopyArgs {
-    fn to_ops(&self) -> haloflow::Result<Vec<Op>> {
-        Ok(Vec::new())
+impl ToPipeline for CopyArgs {
+    fn to_pipeline(&self) -> haloflow::Result<Pipeline> {
+        Ok(Pipeline::new(Vec::new()))
+    }
+}
+
+impl ToPipeline for ChainArgs {
+    fn to_pipeline(&self) -> haloflow::Result<Pipeline> {
+        self.pipeline()
     }
 }
 
@@ -427,6 +561,7 @@ fn main() -> ExitCode {
         Command::Upsample(r) => run(r),
         Command::Info(a) => info(a),
         Command::Copy(r) => run(r),
+        Command::Run(r) => run(r),
         Command::Devices => devices(),
     };
     match result {
@@ -474,7 +609,7 @@ fn plan_for(
     Plan::new(pipeline, input.shape(), input.dtype(), &chunk, &chunk)
 }
 
-fn run<A: Args + ToOps>(r: &Run<A>) -> haloflow::Result<()> {
+fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
     let c = &r.common;
     let device = match c.device {
         DeviceArg::Auto => Device::Auto,
@@ -482,7 +617,7 @@ fn run<A: Args + ToOps>(r: &Run<A>) -> haloflow::Result<()> {
         DeviceArg::Gpu => Device::Gpu,
     };
     let input = Input::open(&r.input)?;
-    let mut pipeline = Pipeline::new(r.op.to_ops()?);
+    let mut pipeline = r.op.to_pipeline()?;
     if let Some(d) = &c.dtype {
         pipeline = pipeline.with_dtype(d.parse::<DType>()?);
     }
@@ -603,8 +738,8 @@ fn info(a: &InfoArgs) -> haloflow::Result<()> {
     let input = Input::open(&a.input)?;
     println!("{}", a.input.display());
     println!("{}", input.describe());
-    if let Some(op) = &a.op {
-        let pipeline = Pipeline::from(op.to_op()?);
+    if a.chain.pipeline.is_some() || !a.chain.chain.is_empty() {
+        let pipeline = a.chain.pipeline()?;
         let plan = plan_for(&pipeline, &input, &a.chunks)?;
         let (out_shape, out_dtype, chunk) = (
             plan.output_shape(),

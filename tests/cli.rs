@@ -97,7 +97,7 @@ mod bad_input {
 
     use haloflow::block::Block;
     use haloflow::store::{Output, OutputSpec};
-    use haloflow::{DType, Region};
+    use haloflow::{Boundary, DType, DownMethod, Op, Pipeline, Region};
 
     fn scratch(name: &str) -> PathBuf {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -369,6 +369,148 @@ mod bad_input {
                 .starts_with("auto:"),
             "{report}"
         );
+    }
+
+    /// The values of a uint8 array.
+    fn read_u8(path: &Path) -> Vec<u8> {
+        let input = haloflow::Input::open(path).unwrap();
+        let block = input.read_region(&Region::whole(input.shape())).unwrap();
+        block.typed::<u8>().data.to_vec()
+    }
+
+    #[test]
+    fn a_chain_on_the_command_line_equals_the_in_memory_pipeline_and_replays() {
+        let dir = scratch("chain");
+        let src = input(&dir, "in.zarr");
+        let (out, again, toml) = (
+            dir.join("out.zarr"),
+            dir.join("again.zarr"),
+            dir.join("t.zarr"),
+        );
+        let ok = |o: &Done| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ok(&haloflow(&[
+            "run",
+            s(&src),
+            s(&out),
+            "--quiet",
+            "--chunks",
+            "3,4,5",
+            "gaussian",
+            "--sigma",
+            "1,0.5,1",
+            "--mode",
+            "wrap",
+            "+",
+            "threshold",
+            "--above",
+            "5.5",
+            "+",
+            "downsample",
+            "--factor",
+            "2",
+            "--method",
+            "max",
+        ]));
+        let pipeline = Pipeline::new(vec![
+            Op::gaussian(&[1.0, 0.5, 1.0]).with_mode(Boundary::Wrap, 0.0),
+            Op::threshold(5.5),
+            Op::downsample(&[2], DownMethod::Max),
+        ]);
+        let input = haloflow::Input::open(&src).unwrap();
+        let block = input.read_region(&Region::whole(input.shape())).unwrap();
+        let x = ndarray::ArrayD::from_shape_vec(
+            input.shape().to_vec(),
+            block.typed::<f32>().data.to_vec(),
+        )
+        .unwrap();
+        let want = pipeline
+            .apply(x.view())
+            .unwrap()
+            .into_array::<u8>()
+            .unwrap();
+        assert_eq!(read_u8(&out), want.iter().copied().collect::<Vec<_>>());
+        // Replayed from the output's own metadata, and from a TOML file.
+        ok(&haloflow(&[
+            "run",
+            s(&src),
+            s(&again),
+            "--quiet",
+            "--chunks",
+            "3,4,5",
+            "--pipeline",
+            s(&out),
+        ]));
+        assert_eq!(read_u8(&again), read_u8(&out));
+        let file = dir.join("chain.toml");
+        fs::write(
+            &file,
+            "[[ops]]\nop = \"gaussian\"\nsigma = [1.0, 0.5, 1.0]\nmode = \"wrap\"\n\n\
+             [[ops]]\nop = \"threshold\"\nabove = 5.5\n\n\
+             [[ops]]\nop = \"downsample\"\nfactor = [2]\nmethod = \"max\"\n",
+        )
+        .unwrap();
+        ok(&haloflow(&[
+            "run",
+            s(&src),
+            s(&toml),
+            "--quiet",
+            "--pipeline",
+            s(&file),
+        ]));
+        assert_eq!(read_u8(&toml), read_u8(&out));
+        // `info` plans a chain.
+        let info = haloflow(&[
+            "info",
+            s(&src),
+            "gaussian",
+            "--sigma",
+            "1",
+            "+",
+            "downsample",
+            "--factor",
+            "2",
+        ]);
+        ok(&info);
+        assert!(String::from_utf8_lossy(&info.stdout).contains("output shape [4, 5, 5] float32"));
+    }
+
+    #[test]
+    fn bad_chains_are_refused_before_any_output() {
+        let dir = scratch("badchain");
+        let src = input(&dir, "in.zarr");
+        let out = dir.join("out.zarr");
+        let run = |args: &[&str]| {
+            let mut all = vec!["run", s(&src), s(&out)];
+            all.extend_from_slice(args);
+            haloflow(&all)
+        };
+        fails_with(&run(&[]), &["no ops"]);
+        fails_with(
+            &run(&["gaussian", "--sigma", "1", "+"]),
+            &["op 2 of the chain is empty"],
+        );
+        fails_with(
+            &run(&["gaussian", "--sigma", "1", "+", "+", "clip"]),
+            &["op 2 of the chain is empty"],
+        );
+        fails_with(&run(&["blur", "--sigma", "1"]), &["op 1 ('blur')"]);
+        fails_with(
+            &run(&["gaussian", "--sigmaa", "1"]),
+            &["op 1 ('gaussian')", "--sigmaa"],
+        );
+        fails_with(
+            &run(&["gaussian", "--sigma", "1", "--device", "cpu"]),
+            &["--device is a flag of the whole run"],
+        );
+        fails_with(
+            &run(&["--pipeline", s(&src), "clip", "--min", "0", "--max", "1"]),
+            &["not both"],
+        );
+        fails_with(
+            &run(&["--pipeline", s(&dir.join("nope.json"))]),
+            &["nope.json"],
+        );
+        assert!(!out.exists());
     }
 
     #[test]
