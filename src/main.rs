@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use haloflow::backend::{Backend, Device, Setting};
 use haloflow::exec::{self, Part, Report, RunOptions, Source};
-use haloflow::store::{Compression, Input, Output, OutputSpec};
+use haloflow::store::{Axis, Compression, Input, NgffVersion, OmeImage, Output, OutputSpec};
 use haloflow::{Boundary, DType, DownMethod, Kernel, Op, Pipeline, Plan, UpMethod};
 
 #[derive(Parser)]
@@ -103,6 +103,28 @@ struct Common {
     /// Write a JSON report of the run to this file.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// The level of an OME-Zarr input to read (0, the finest, by default; the level's
+    /// own path works too).
+    #[arg(long, default_value_t = 0)]
+    level: usize,
+    /// The NGFF version of an OME-Zarr output: 0.4 (Zarr v2) or 0.5 (Zarr v3)
+    /// [default: the input's; 0.5 with --ome].
+    #[arg(long)]
+    ngff_version: Option<String>,
+    /// Write an OME-Zarr image from a plain array input (an OME-Zarr input always
+    /// gives one): axes from --axes, pixel spacing from --scale, units from --units.
+    #[arg(long)]
+    ome: bool,
+    /// With --ome: the axis names, e.g. `z,y,x` or `t,c,z,y,x` [default: the last
+    /// ones of t,c,z,y,x].
+    #[arg(long, value_delimiter = ',', requires = "ome")]
+    axes: Option<Vec<String>>,
+    /// With --ome: the pixel spacing, one value or one per axis [default: 1].
+    #[arg(long, value_delimiter = ',', requires = "ome")]
+    scale: Option<Vec<f64>>,
+    /// With --ome: the units, one per axis (`micrometer`, `second`, ...; `-` for none).
+    #[arg(long, value_delimiter = ',', requires = "ome")]
+    units: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -241,6 +263,92 @@ impl ChainArgs {
     }
 }
 
+/// The array to read: `path` itself, or level `level` of the OME-Zarr image there;
+/// with the image and level when the array is one.
+fn resolve_input(
+    path: &Path,
+    level: usize,
+) -> haloflow::Result<(PathBuf, Option<(OmeImage, usize)>)> {
+    if let Some(image) = OmeImage::open(path)? {
+        let array = image.level_path(level)?;
+        return Ok((array, Some((image, level))));
+    }
+    Ok((path.to_path_buf(), OmeImage::of_level(path)?))
+}
+
+/// The OME-Zarr image to write, if any: derived from the input image's level, or
+/// (`--ome`) made for a plain array from `--axes`, `--scale` and `--units`.
+fn ome_output(
+    c: &Common,
+    input: Option<(OmeImage, usize)>,
+    pipeline: &Pipeline,
+    ndim: usize,
+    (from, to): (DType, DType),
+) -> haloflow::Result<Option<OmeImage>> {
+    let bad = |message: String| haloflow::Error::InvalidParameter { op: "ome", message };
+    let version = match (&c.ngff_version, &input) {
+        (Some(v), _) => v.parse::<NgffVersion>()?,
+        (None, Some((image, _))) => image.version,
+        (None, None) => NgffVersion::V05,
+    };
+    let (image, level) = match input {
+        Some(found) => found,
+        None if c.ome => {
+            if !(2..=5).contains(&ndim) {
+                return Err(bad(format!(
+                    "OME-Zarr images have 2 to 5 axes; this array has {ndim}"
+                )));
+            }
+            let mut axes = match &c.axes {
+                Some(names) if names.len() != ndim => {
+                    return Err(bad(format!(
+                        "--axes gives {} names for {ndim} axes",
+                        names.len()
+                    )));
+                }
+                Some(names) => names
+                    .iter()
+                    .map(|n| Axis {
+                        name: n.clone(),
+                        kind: Some(OmeImage::axis_kind(n).to_string()),
+                        unit: None,
+                    })
+                    .collect(),
+                None => OmeImage::default_axes(ndim),
+            };
+            if let Some(units) = &c.units {
+                if units.len() != ndim {
+                    return Err(bad(format!(
+                        "--units gives {} units for {ndim} axes",
+                        units.len()
+                    )));
+                }
+                for (a, u) in axes.iter_mut().zip(units) {
+                    a.unit = (u != "-" && !u.is_empty()).then(|| u.clone());
+                }
+            }
+            let scale = match &c.scale {
+                Some(s) => haloflow::ops::per_axis("scale", s, ndim)?,
+                None => vec![1.0; ndim],
+            };
+            if scale.iter().any(|&s| !(s > 0.0 && s.is_finite())) {
+                return Err(bad(format!("--scale must be positive, got {scale:?}")));
+            }
+            (OmeImage::plain(axes, scale, version), 0)
+        }
+        None => {
+            if c.ngff_version.is_some() {
+                return Err(bad("--ngff-version needs an OME-Zarr input or --ome".into()));
+            }
+            return Ok(None);
+        }
+    };
+    if image.axes.len() != ndim {
+        return Err(bad("the image's axes do not match its array".into()));
+    }
+    Ok(Some(image.derived(level, pipeline, from, to, version)?))
+}
+
 /// Reads a pipeline from JSON or TOML: a pipeline itself, or the attributes (or whole
 /// metadata) of an output, which record it under `haloflow.pipeline`; a directory is
 /// read through its `zarr.json` or `.zattrs`.
@@ -267,6 +375,8 @@ fn read_pipeline(path: &Path) -> haloflow::Result<Pipeline> {
         &value,
         &value["haloflow"]["pipeline"],
         &value["attributes"]["haloflow"]["pipeline"],
+        &value["multiscales"][0]["metadata"]["pipeline"],
+        &value["attributes"]["ome"]["multiscales"][0]["metadata"]["pipeline"],
     ]
     .into_iter()
     .find(|v| v.get("ops").is_some())
@@ -361,6 +471,9 @@ struct InfoArgs {
     /// Output chunk shape for the plan [default: the input's].
     #[arg(long, value_delimiter = ',')]
     chunks: Option<Vec<usize>>,
+    /// The level of an OME-Zarr image to describe and plan for.
+    #[arg(long, default_value_t = 0)]
+    level: usize,
     /// Show the job plan of this op or chain (`gaussian --sigma 2 + threshold --above 1`).
     #[command(flatten)]
     chain: ChainArgs,
@@ -616,7 +729,8 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
         DeviceArg::Cpu => Device::Cpu,
         DeviceArg::Gpu => Device::Gpu,
     };
-    let input = Input::open(&r.input)?;
+    let (input_path, ome_input) = resolve_input(&r.input, c.level)?;
+    let input = Input::open(&input_path)?;
     let mut pipeline = r.op.to_pipeline()?;
     if let Some(d) = &c.dtype {
         pipeline = pipeline.with_dtype(d.parse::<DType>()?);
@@ -635,11 +749,31 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
         "haloflow".into(),
         serde_json::json!({ "pipeline": pipeline }),
     );
-    let spec = OutputSpec::new(&out_shape, out_dtype, &chunk)
+    let ome = ome_output(
+        c,
+        ome_input,
+        &pipeline,
+        input.shape().len(),
+        (input.dtype(), out_dtype),
+    )?;
+    let mut spec = OutputSpec::new(&out_shape, out_dtype, &chunk)
         .with_zarr_format(c.zarr_format)
         .with_compression(c.compression)
         .with_attributes(attributes);
-    let output = Output::create(&r.output, &spec, c.overwrite)?;
+    let array_path = match &ome {
+        Some(image) => {
+            image.check_target(&r.output)?;
+            spec = spec
+                .with_zarr_format(image.version.zarr_format())
+                .with_dimension_names(image.axes.iter().map(|a| a.name.clone()).collect());
+            r.output.join(&image.levels[0].path)
+        }
+        None => r.output.clone(),
+    };
+    let output = Output::create(&array_path, &spec, c.overwrite)?;
+    if let Some(image) = &ome {
+        image.write_group(&r.output, &pipeline)?;
+    }
 
     let mut options = RunOptions {
         backend,
@@ -735,8 +869,14 @@ fn devices() -> haloflow::Result<()> {
 }
 
 fn info(a: &InfoArgs) -> haloflow::Result<()> {
-    let input = Input::open(&a.input)?;
-    println!("{}", a.input.display());
+    let (path, image) = resolve_input(&a.input, a.level)?;
+    if let Some((image, level)) = &image {
+        println!("{}", image.path.display());
+        print!("{}", image.describe());
+        println!("level {level}:");
+    }
+    let input = Input::open(&path)?;
+    println!("{}", path.display());
     println!("{}", input.describe());
     if a.chain.pipeline.is_some() || !a.chain.chain.is_empty() {
         let pipeline = a.chain.pipeline()?;

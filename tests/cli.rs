@@ -72,6 +72,11 @@ fn arrays_compressed_by_other_tools_are_read() {
 }
 
 #[test]
+fn ome_zarr_images_in_and_out_validate_and_read_back() {
+    interop("ome");
+}
+
+#[test]
 fn a_killed_run_resumes_to_identical_bytes() {
     interop("resume");
 }

@@ -59,6 +59,8 @@ pub struct OutputSpec {
     /// User attributes: record the op and its parameters here, so that resuming with
     /// other parameters is refused.
     pub attributes: Map<String, Value>,
+    /// Axis names (Zarr v3 `dimension_names`; not written on v2).
+    pub dimension_names: Option<Vec<String>>,
 }
 
 impl OutputSpec {
@@ -71,7 +73,14 @@ impl OutputSpec {
             zarr_format: 3,
             compression: Compression::default(),
             attributes: Map::new(),
+            dimension_names: None,
         }
+    }
+
+    /// The same spec with these axis names (Zarr v3 `dimension_names`).
+    pub fn with_dimension_names(mut self, names: Vec<String>) -> Self {
+        self.dimension_names = Some(names);
+        self
     }
 
     /// The same spec in Zarr format `zarr_format` (2 or 3).
@@ -337,7 +346,7 @@ impl OutputSpec {
                     "configuration": {"level": level, "checksum": false}
                 }));
             }
-            let meta = json!({
+            let mut meta = json!({
                 "zarr_format": 3,
                 "node_type": "array",
                 "shape": self.shape,
@@ -348,6 +357,9 @@ impl OutputSpec {
                 "codecs": codecs,
                 "attributes": self.attributes,
             });
+            if let Some(names) = &self.dimension_names {
+                meta["dimension_names"] = json!(names);
+            }
             vec![("zarr.json", pretty(&meta))]
         } else {
             let compressor = match self.compression {

@@ -47,9 +47,11 @@ mod errors;
 mod files;
 mod input;
 mod metadata;
+mod ome;
 mod output;
 
 pub use files::{STALE_TEMP_AGE, TEMP_DIR};
 pub use input::Input;
 pub use metadata::{Compression, OutputSpec};
+pub use ome::{Axis, Level, NgffVersion, OmeImage};
 pub use output::Output;

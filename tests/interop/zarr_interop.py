@@ -194,6 +194,143 @@ def codecs(bin_, tmp):
     print(f"codecs: {len(readable)} codecs read, lzma refused", flush=True)
 
 
+def ome_multiscale(path):
+    """(version, multiscales[0], omero) of an image group, as written."""
+    g = zarr.open_group(path, mode="r")
+    attrs = g.attrs.asdict()
+    if "ome" in attrs:
+        return "0.5", attrs["ome"]["multiscales"][0], attrs["ome"].get("omero")
+    return attrs["multiscales"][0]["version"], attrs["multiscales"][0], attrs.get("omero")
+
+
+def transforms(ms, i=0):
+    scale, trans = None, None
+    for t in ms["datasets"][i]["coordinateTransformations"]:
+        if t["type"] == "scale":
+            scale = t["scale"]
+        if t["type"] == "translation":
+            trans = t["translation"]
+    return np.array(scale, float), np.array(trans if trans is not None else [0.0] * len(scale), float)
+
+
+def ome(bin_, tmp):
+    """OME-Zarr images written by ome-zarr-py (NGFF 0.4 and 0.5, 4-D CZYX and 5-D
+    TCZYX) in, OME-Zarr images out: each output validates with ome-zarr-models, reads
+    with ome-zarr-py's reader, has the scale and translation the op implies, keeps
+    axes, units and channels, and holds the values of the same op on the plain array."""
+    from ome_zarr.format import FormatV04, FormatV05
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+    from ome_zarr.writer import write_image
+    from ome_zarr_models import open_ome_zarr
+
+    rng = np.random.default_rng(5)
+    images = [
+        ("v04-czyx", FormatV04(), ["c", "z", "y", "x"], (2, 9, 20, 18), (1, 5, 8, 8)),
+        ("v05-tczyx", FormatV05(), ["t", "c", "z", "y", "x"], (2, 2, 7, 16, 15), (1, 1, 4, 8, 8)),
+    ]
+    n = 0
+    for name, fmt, axes, shape, chunks in images:
+        data = (rng.random(shape) * 1000).astype(np.uint16)
+        src = os.path.join(tmp, f"ome-{name}.zarr")
+        g = zarr.open_group(src, mode="w", zarr_format=fmt.zarr_format)
+        scale0 = [1.0] * (len(axes) - 3) + [2.0, 0.4, 0.4]
+        trans0 = [0.0] * (len(axes) - 3) + [10.0, -3.0, 5.0]
+        axis_meta = [{"name": a, "type": {"t": "time", "c": "channel"}.get(a, "space"),
+                      **({"unit": "micrometer"} if a in "zyx" else {})} for a in axes]
+        write_image(data, g, axes=[{k: v for k, v in a.items() if k != "unit"} for a in axis_meta],
+                    fmt=fmt, scale_factors=(2,), scale=dict(zip(axes, scale0)),
+                    axes_units={a: "micrometer" for a in "zyx"}, storage_options=dict(chunks=chunks))
+        omero = {"channels": [{"label": f"ch{i}", "color": "00FF00", "active": True,
+                               "window": {"start": 0, "end": 1000, "min": 0, "max": 65535}}
+                              for i in range(2)], "rdefs": {"model": "color"}}
+        attrs = g.attrs.asdict()
+        ome_attrs = attrs["ome"] if "ome" in attrs else attrs
+        ome_attrs["omero"] = omero
+        # A translation on level 0, as a registered image has.
+        for t in ome_attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"]:
+            if t["type"] == "translation":
+                t["translation"] = trans0
+        g.attrs.update(attrs)
+        _, ms_in, _ = ome_multiscale(src)
+        check(np.allclose(transforms(ms_in)[0], scale0), f"ome {name}: the writer's scale {ms_in}")
+        check(any(a.get("unit") == "micrometer" for a in ms_in["axes"]), f"ome {name}: the writer's units")
+        level = os.path.join(src, ms_in["datasets"][0]["path"])
+        plain = os.path.join(tmp, f"plain-{name}.zarr")
+        zarr.create_array(store=plain, shape=shape, chunks=chunks, dtype=data.dtype,
+                          zarr_format=3)[...] = data
+        ones = ["1"] * (len(axes) - 3)
+        f = np.array([1] * (len(axes) - 3) + [1, 2, 3], float)
+        cases = [
+            ("gaussian", ["--sigma", ",".join(["0"] * (len(axes) - 3) + ["1", "1.5", "1.5"])],
+             scale0, trans0, True),
+            ("downsample", ["--factor", ",".join(ones + ["1", "2", "3"]), "--method", "mean"],
+             np.array(scale0) * f, np.array(trans0) + (f - 1) / 2 * np.array(scale0), True),
+            ("downsample", ["--factor", ",".join(ones + ["1", "2", "3"]), "--method", "stride"],
+             np.array(scale0) * f, trans0, True),
+            ("upsample", ["--factor", ",".join(ones + ["1", "2", "3"]), "--method", "linear"],
+             np.array(scale0) / f, np.array(trans0) - (f - 1) / 2 * np.array(scale0) / f, True),
+            ("threshold", ["--above", "500"], scale0, trans0, False),
+        ]
+        for i, (op, flags, want_scale, want_trans, same_dtype) in enumerate(cases):
+            for version in (None, "0.4", "0.5"):
+                dst = os.path.join(tmp, f"ome-out-{name}-{i}-{version}.zarr")
+                extra = ["--ngff-version", version] if version else []
+                haloflow(bin_, op, src, dst, *flags, "--quiet", *DEVICE, *extra)
+                what = f"ome {name} {op} {' '.join(flags)} -> {version or 'same'}"
+                got_version, ms, got_omero = ome_multiscale(dst)
+                check(got_version == (version or fmt.version), f"{what}: NGFF {got_version}")
+                try:
+                    open_ome_zarr(zarr.open_group(dst, mode="r"))
+                except Exception as e:  # the validator's message says what is wrong
+                    check(False, f"{what}: ome-zarr-models rejects it: {e}")
+                node = list(Reader(parse_url(dst))())[0]
+                s, t = transforms(ms)
+                check(np.allclose(s, want_scale) and np.allclose(t, want_trans),
+                      f"{what}: scale {s} translation {t}, expected {want_scale} {want_trans}")
+                check([a["name"] for a in ms["axes"]] == axes, f"{what}: axes {ms['axes']}")
+                check(all(a.get("unit") == "micrometer" for a in ms["axes"] if a["name"] in "zyx"),
+                      f"{what}: units lost")
+                check(ms["metadata"]["pipeline"]["ops"][0]["op"] == op, f"{what}: chain not recorded")
+                check(got_omero is not None and [c["label"] for c in got_omero["channels"]] == ["ch0", "ch1"],
+                      f"{what}: channels lost: {got_omero}")
+                check(same_dtype or all(c["window"]["end"] == 1 for c in got_omero["channels"]),
+                      f"{what}: a mask's display window is not 0 to 1: {got_omero}")
+                arr = zarr.open_array(os.path.join(dst, "0"), mode="r")
+                if got_version == "0.5":
+                    check(list(arr.metadata.dimension_names or []) == axes, f"{what}: dimension_names")
+                plain_out = os.path.join(tmp, f"ome-plain-{name}-{i}.zarr")
+                if not os.path.exists(plain_out):
+                    haloflow(bin_, op, plain, plain_out, *flags, "--quiet", *DEVICE)
+                check(np.array_equal(np.asarray(node.data[0]), zarr.open_array(plain_out, mode="r")[...]),
+                      f"{what}: values differ from the plain array's")
+                n += 1
+        # A level by its path or by --level: the same output.
+        a, b = os.path.join(tmp, f"lvl-a-{name}.zarr"), os.path.join(tmp, f"lvl-b-{name}.zarr")
+        haloflow(bin_, "copy", level, a, "--quiet", *DEVICE)
+        haloflow(bin_, "copy", src, b, "--level", "0", "--quiet", *DEVICE)
+        check(np.array_equal(zarr.open_array(os.path.join(a, "0"))[...], zarr.open_array(os.path.join(b, "0"))[...]),
+              f"ome {name}: level path and --level differ")
+        run = haloflow(bin_, "info", src)
+        check("OME-Zarr image" in run.stdout and "channels: ch0" in run.stdout, f"ome {name}: info: {run.stdout}")
+    # A plain 2-D array made an image with --ome.
+    src = os.path.join(tmp, "plain2d.zarr")
+    zarr.create_array(store=src, shape=(30, 40), chunks=(16, 16), dtype="float32", zarr_format=2)[...] = \
+        rng.random((30, 40)).astype(np.float32)
+    for version in ("0.4", "0.5"):
+        dst = os.path.join(tmp, f"plain2d-{version}.zarr")
+        haloflow(bin_, "downsample", src, dst, "--factor", "2", "--ome", "--axes", "y,x", "--scale", "0.5,0.25",
+                 "--units", "micrometer,micrometer", "--ngff-version", version, "--quiet", *DEVICE)
+        try:
+            open_ome_zarr(zarr.open_group(dst, mode="r"))
+        except Exception as e:
+            check(False, f"--ome {version}: ome-zarr-models rejects it: {e}")
+        _, ms, _ = ome_multiscale(dst)
+        s, t = transforms(ms)
+        check(np.allclose(s, [1.0, 0.5]) and np.allclose(t, [0.25, 0.125]), f"--ome {version}: {s} {t}")
+    print(f"ome: {n} outputs validated and read", flush=True)
+
+
 def tree_bytes(root):
     out = {}
     for d, _, files in os.walk(root):
@@ -296,7 +433,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--haloflow", required=True)
     ap.add_argument("--device", default="cpu", help="--device for the conformance runs")
-    ap.add_argument("checks", nargs="*", default=["conformance", "codecs", "resume", "parts", "memory"])
+    ap.add_argument("checks", nargs="*", default=["conformance", "codecs", "ome", "resume", "parts", "memory"])
     args = ap.parse_args()
     DEVICE[1] = args.device
     tmp = tempfile.mkdtemp(prefix="haloflow-interop-")

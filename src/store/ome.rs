@@ -1,0 +1,567 @@
+//! OME-Zarr (NGFF) images: a group whose `multiscales` metadata names the axes and
+//! gives each resolution level's array its scale and translation. NGFF 0.4 lives on
+//! Zarr v2 (`.zattrs`), 0.5 on Zarr v3 (`zarr.json`, under `attributes.ome`).
+//!
+//! haloflow reads one level of an image and writes its result as an image of one level
+//! (`0`), with the coordinate transformations the ops imply: filters keep them;
+//! downsampling by f multiplies the scale by f and moves the translation by (f − 1)/2
+//! of the input spacing (pixel centres move; `stride` keeps the first pixel's centre);
+//! upsampling does the inverse.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use super::files::{Found, inspect};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::ops::{Op, Pipeline, per_axis};
+use crate::stage::DownMethod;
+
+/// An NGFF version haloflow reads and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NgffVersion {
+    /// 0.4, on Zarr v2.
+    V04,
+    /// 0.5, on Zarr v3.
+    V05,
+}
+
+impl NgffVersion {
+    /// The version string (`"0.4"`, `"0.5"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NgffVersion::V04 => "0.4",
+            NgffVersion::V05 => "0.5",
+        }
+    }
+
+    /// The Zarr format its arrays and groups use.
+    pub fn zarr_format(self) -> u8 {
+        match self {
+            NgffVersion::V04 => 2,
+            NgffVersion::V05 => 3,
+        }
+    }
+}
+
+impl std::str::FromStr for NgffVersion {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "0.4" => Ok(NgffVersion::V04),
+            "0.5" => Ok(NgffVersion::V05),
+            other => Err(Error::InvalidParameter {
+                op: "ngff-version",
+                message: format!("'{other}' (expected 0.4 or 0.5)"),
+            }),
+        }
+    }
+}
+
+/// One axis of an image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Axis {
+    /// Its name (`t`, `c`, `z`, `y`, `x`, ...).
+    pub name: String,
+    /// Its type (`time`, `channel`, `space`), if given.
+    pub kind: Option<String>,
+    /// Its unit (`micrometer`, `second`, ...), if given.
+    pub unit: Option<String>,
+}
+
+/// One resolution level: its array's path in the group, and where its pixels lie.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Level {
+    /// The array's path, relative to the group.
+    pub path: String,
+    /// Pixel spacing per axis.
+    pub scale: Vec<f64>,
+    /// The first pixel's centre per axis (zeros when the metadata has none).
+    pub translation: Vec<f64>,
+}
+
+/// The multiscales metadata of an OME-Zarr image group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OmeImage {
+    /// Where the group is.
+    pub path: PathBuf,
+    /// Its NGFF version.
+    pub version: NgffVersion,
+    /// The image's name, if given.
+    pub name: Option<String>,
+    /// The axes, outermost first.
+    pub axes: Vec<Axis>,
+    /// The levels, finest first.
+    pub levels: Vec<Level>,
+    /// The multiscale's own coordinate transformations (applied after each level's).
+    pub transforms: Option<Value>,
+    /// The `omero` rendering metadata (channels), where present.
+    pub omero: Option<Value>,
+}
+
+/// Fits an omero display window to `output` elements: a mask from a threshold shows
+/// 0 to 1; another integer type clamps the window to its range.
+fn window_for(w: &mut Map<String, Value>, output: DType, mask: bool) {
+    if mask {
+        for (k, v) in [("start", 0), ("end", 1), ("min", 0), ("max", 1)] {
+            w.insert(k.into(), json!(v));
+        }
+        return;
+    }
+    if output.is_float() {
+        return;
+    }
+    let (lo, hi) = match output {
+        DType::U8 => (0.0, u8::MAX as f64),
+        DType::U16 => (0.0, u16::MAX as f64),
+        DType::U32 => (0.0, u32::MAX as f64),
+        DType::I8 => (i8::MIN as f64, i8::MAX as f64),
+        DType::I16 => (i16::MIN as f64, i16::MAX as f64),
+        _ => (i32::MIN as f64, i32::MAX as f64),
+    };
+    w.insert("min".into(), json!(lo));
+    w.insert("max".into(), json!(hi));
+    for k in ["start", "end"] {
+        if let Some(v) = w.get(k).and_then(Value::as_f64) {
+            w.insert(k.into(), json!(v.clamp(lo, hi)));
+        }
+    }
+}
+
+fn bad(path: &Path, reason: String) -> Error {
+    Error::UnsupportedArray {
+        path: path.to_path_buf(),
+        reason: format!("OME-Zarr metadata: {reason}"),
+    }
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+impl OmeImage {
+    /// The image at `path`, or `None` when `path` is not an OME-Zarr image group.
+    /// Malformed multiscales metadata is an error.
+    pub fn open(path: &Path) -> Result<Option<OmeImage>> {
+        let (version, attrs) = match inspect(path)? {
+            Found::Group(3) => {
+                let meta = read_json(&path.join("zarr.json")).unwrap_or_default();
+                let ome = meta["attributes"]["ome"].clone();
+                if ome.get("multiscales").is_none() {
+                    return Ok(None);
+                }
+                (NgffVersion::V05, ome)
+            }
+            Found::Group(_) => {
+                let attrs = read_json(&path.join(".zattrs")).unwrap_or_default();
+                if attrs.get("multiscales").is_none() {
+                    return Ok(None);
+                }
+                (NgffVersion::V04, attrs)
+            }
+            _ => return Ok(None),
+        };
+        let ms = &attrs["multiscales"][0];
+        let axes = ms["axes"]
+            .as_array()
+            .ok_or_else(|| bad(path, "multiscales[0] has no axes".into()))?
+            .iter()
+            .map(|a| {
+                Ok(Axis {
+                    name: a["name"]
+                        .as_str()
+                        .ok_or_else(|| bad(path, format!("an axis without a name: {a}")))?
+                        .to_string(),
+                    kind: a["type"].as_str().map(str::to_string),
+                    unit: a["unit"].as_str().map(str::to_string),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ndim = axes.len();
+        let levels = ms["datasets"]
+            .as_array()
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| bad(path, "multiscales[0] has no datasets".into()))?
+            .iter()
+            .map(|d| {
+                let level_path = d["path"]
+                    .as_str()
+                    .ok_or_else(|| bad(path, format!("a dataset without a path: {d}")))?;
+                let mut scale = vec![1.0; ndim];
+                let mut translation = vec![0.0; ndim];
+                for t in d["coordinateTransformations"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    let values = |key: &str| -> Result<Vec<f64>> {
+                        let v: Vec<f64> = t[key]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                            .unwrap_or_default();
+                        if v.len() != ndim {
+                            return Err(bad(
+                                path,
+                                format!("dataset '{level_path}': {key} {v:?} for {ndim} axes"),
+                            ));
+                        }
+                        Ok(v)
+                    };
+                    match t["type"].as_str() {
+                        Some("scale") => scale = values("scale")?,
+                        Some("translation") => translation = values("translation")?,
+                        _ => {}
+                    }
+                }
+                Ok(Level {
+                    path: level_path.to_string(),
+                    scale,
+                    translation,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(OmeImage {
+            path: path.to_path_buf(),
+            version,
+            name: ms["name"].as_str().map(str::to_string),
+            axes,
+            levels,
+            transforms: ms.get("coordinateTransformations").cloned(),
+            omero: attrs.get("omero").cloned(),
+        }))
+    }
+
+    /// The image holding the array at `array` as one of its levels, and which.
+    pub fn of_level(array: &Path) -> Result<Option<(OmeImage, usize)>> {
+        let (Some(parent), Some(name)) = (array.parent(), array.file_name()) else {
+            return Ok(None);
+        };
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        let Some(image) = OmeImage::open(parent)? else {
+            return Ok(None);
+        };
+        let name = name.to_string_lossy();
+        Ok(image
+            .levels
+            .iter()
+            .position(|l| l.path == name)
+            .map(|i| (image, i)))
+    }
+
+    /// The array of level `n`.
+    pub fn level_path(&self, n: usize) -> Result<PathBuf> {
+        match self.levels.get(n) {
+            Some(l) => Ok(self.path.join(&l.path)),
+            None => Err(Error::InvalidParameter {
+                op: "level",
+                message: format!(
+                    "level {n} of an image with {} levels (0 to {})",
+                    self.levels.len(),
+                    self.levels.len() - 1
+                ),
+            }),
+        }
+    }
+
+    /// The default axes of an array of `ndim` dimensions (1 to 5): the last `ndim` of
+    /// t, c, z, y, x, with their types.
+    pub fn default_axes(ndim: usize) -> Vec<Axis> {
+        let all = [
+            ("t", "time"),
+            ("c", "channel"),
+            ("z", "space"),
+            ("y", "space"),
+            ("x", "space"),
+        ];
+        all[5 - ndim.min(5)..]
+            .iter()
+            .map(|(n, k)| Axis {
+                name: n.to_string(),
+                kind: Some(k.to_string()),
+                unit: None,
+            })
+            .collect()
+    }
+
+    /// The type NGFF gives an axis of this name (`t` time, `c` channel, else space).
+    pub fn axis_kind(name: &str) -> &'static str {
+        match name {
+            "t" | "time" => "time",
+            "c" | "channel" => "channel",
+            _ => "space",
+        }
+    }
+
+    /// An image of the given axes, one level `0` with this scale (translation 0):
+    /// for `--ome` on a plain array.
+    pub fn plain(axes: Vec<Axis>, scale: Vec<f64>, version: NgffVersion) -> OmeImage {
+        let translation = vec![0.0; axes.len()];
+        OmeImage {
+            path: PathBuf::new(),
+            version,
+            name: None,
+            axes,
+            levels: vec![Level {
+                path: "0".into(),
+                scale,
+                translation,
+            }],
+            transforms: None,
+            omero: None,
+        }
+    }
+
+    /// Several lines for `haloflow info`: version, axes, levels, channels.
+    pub fn describe(&self) -> String {
+        let axes: Vec<String> = self
+            .axes
+            .iter()
+            .map(|a| {
+                let mut s = a.name.clone();
+                let extra: Vec<&str> = [a.kind.as_deref(), a.unit.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                if !extra.is_empty() {
+                    s += &format!(" ({})", extra.join(", "));
+                }
+                s
+            })
+            .collect();
+        let mut text = format!(
+            "OME-Zarr image (NGFF {}){}\n  axes: {}\n",
+            self.version.as_str(),
+            self.name
+                .as_deref()
+                .map(|n| format!(" '{n}'"))
+                .unwrap_or_default(),
+            axes.join(", ")
+        );
+        for (i, l) in self.levels.iter().enumerate() {
+            let shape = crate::store::Input::open(&self.path.join(&l.path))
+                .map(|a| format!("{:?} chunks {:?}", a.shape(), a.chunk_shape()))
+                .unwrap_or_else(|e| format!("unreadable ({e})"));
+            text += &format!(
+                "  level {i} '{}': {shape}, scale {:?}, translation {:?}\n",
+                l.path, l.scale, l.translation
+            );
+        }
+        if let Some(channels) = self.omero.as_ref().and_then(|o| o["channels"].as_array()) {
+            let labels: Vec<String> = channels
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} (#{})",
+                        c["label"].as_str().unwrap_or("?"),
+                        c["color"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect();
+            text += &format!("  channels: {}\n", labels.join(", "));
+        }
+        text
+    }
+
+    /// The image `pipeline` makes of level `level` (from `input` elements to `output`
+    /// ones): one level `0`, its scale and translation moved as the ops move pixel
+    /// centres, the chain recorded in `metadata` and `type`, and `omero` kept where
+    /// it still holds (the channel axis unchanged), with display windows fitted to a
+    /// new element type.
+    pub fn derived(
+        &self,
+        level: usize,
+        pipeline: &Pipeline,
+        input: DType,
+        output: DType,
+        version: NgffVersion,
+    ) -> Result<OmeImage> {
+        let ndim = self.axes.len();
+        let l = &self.levels[level];
+        let (mut scale, mut translation) = (l.scale.clone(), l.translation.clone());
+        let mut channels_kept = true;
+        for op in &pipeline.ops {
+            let factors = match op {
+                Op::Downsample { factor, .. } | Op::Upsample { factor, .. } => {
+                    per_axis("factor", factor, ndim)?
+                }
+                _ => continue,
+            };
+            for a in 0..ndim {
+                let f = factors[a] as f64;
+                if factors[a] != 1 && self.axes[a].kind.as_deref() == Some("channel") {
+                    channels_kept = false;
+                }
+                match op {
+                    Op::Downsample { method, .. } => {
+                        if *method != DownMethod::Stride {
+                            translation[a] += (f - 1.0) / 2.0 * scale[a];
+                        }
+                        scale[a] *= f;
+                    }
+                    _ => {
+                        scale[a] /= f;
+                        translation[a] -= (f - 1.0) / 2.0 * scale[a];
+                    }
+                }
+            }
+        }
+        let mut omero = self.omero.clone().filter(|_| channels_kept);
+        if input != output {
+            let mask =
+                matches!(pipeline.ops.last(), Some(Op::Threshold { .. })) && output == DType::U8;
+            for c in omero
+                .as_mut()
+                .and_then(|o| o.get_mut("channels"))
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(w) = c.get_mut("window").and_then(Value::as_object_mut) {
+                    window_for(w, output, mask);
+                }
+            }
+        }
+        Ok(OmeImage {
+            path: PathBuf::new(),
+            version,
+            name: self.name.clone(),
+            axes: self.axes.clone(),
+            levels: vec![Level {
+                path: "0".into(),
+                scale,
+                translation,
+            }],
+            transforms: self.transforms.clone(),
+            omero,
+        })
+    }
+
+    /// The multiscales entry (and omero) as NGFF attributes, recording `pipeline`.
+    fn attributes(&self, pipeline: &Pipeline) -> Map<String, Value> {
+        let axes: Vec<Value> = self
+            .axes
+            .iter()
+            .map(|a| {
+                let mut m = Map::new();
+                m.insert("name".into(), json!(a.name));
+                if let Some(k) = &a.kind {
+                    m.insert("type".into(), json!(k));
+                }
+                if let Some(u) = &a.unit {
+                    m.insert("unit".into(), json!(u));
+                }
+                Value::Object(m)
+            })
+            .collect();
+        let datasets: Vec<Value> = self
+            .levels
+            .iter()
+            .map(|l| {
+                let mut transforms = vec![json!({"type": "scale", "scale": l.scale})];
+                if l.translation.iter().any(|&t| t != 0.0) {
+                    transforms.push(json!({"type": "translation", "translation": l.translation}));
+                }
+                json!({"path": l.path, "coordinateTransformations": transforms})
+            })
+            .collect();
+        let kind = pipeline
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Downsample { method, .. } => format!("downsample {method:?}").to_lowercase(),
+                other => other.name().to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" + ");
+        let mut ms = Map::new();
+        if self.version == NgffVersion::V04 {
+            ms.insert("version".into(), json!("0.4"));
+        }
+        if let Some(n) = &self.name {
+            ms.insert("name".into(), json!(n));
+        }
+        ms.insert("axes".into(), Value::Array(axes));
+        ms.insert("datasets".into(), Value::Array(datasets));
+        if let Some(t) = &self.transforms {
+            ms.insert("coordinateTransformations".into(), t.clone());
+        }
+        ms.insert(
+            "type".into(),
+            json!(if kind.is_empty() { "copy".into() } else { kind }),
+        );
+        ms.insert(
+            "metadata".into(),
+            json!({
+                "method": "haloflow",
+                "version": env!("CARGO_PKG_VERSION"),
+                "pipeline": pipeline,
+            }),
+        );
+        let mut attrs = Map::new();
+        if self.version == NgffVersion::V05 {
+            attrs.insert("version".into(), json!("0.5"));
+        }
+        attrs.insert("multiscales".into(), json!([Value::Object(ms)]));
+        if let Some(o) = &self.omero {
+            attrs.insert("omero".into(), o.clone());
+        }
+        attrs
+    }
+
+    /// Checks that this image's group may be written at `path`: nothing there, an
+    /// empty directory, or a group of the same Zarr format (whose metadata is then
+    /// replaced, as on resume). Anything else is left alone, even with `--overwrite`.
+    pub fn check_target(&self, path: &Path) -> Result<()> {
+        let format = self.version.zarr_format();
+        match inspect(path)? {
+            Found::Missing | Found::EmptyDir => Ok(()),
+            Found::Group(f) if f == format => Ok(()),
+            other => Err(Error::IncompatibleOutput {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "{}; an OME-Zarr image group (Zarr v{format}) was to be written there, \
+                     and haloflow never erases that",
+                    other.explain(path)
+                ),
+            }),
+        }
+    }
+
+    /// Writes the image group's metadata at `path` (creating the directory), each file
+    /// atomically, recording `pipeline` (see [`OmeImage::check_target`] first).
+    pub fn write_group(&self, path: &Path, pipeline: &Pipeline) -> Result<()> {
+        let format = self.version.zarr_format();
+        std::fs::create_dir_all(path).map_err(|e| Error::Store {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let attrs = Value::Object(self.attributes(pipeline));
+        let files: Vec<(&str, Value)> = if format == 3 {
+            vec![(
+                "zarr.json",
+                json!({"zarr_format": 3, "node_type": "group", "attributes": {"ome": attrs}}),
+            )]
+        } else {
+            vec![(".zgroup", json!({"zarr_format": 2})), (".zattrs", attrs)]
+        };
+        for (name, value) in files {
+            let target = path.join(name);
+            let temp = path.join(format!(".{name}.haloflow-tmp"));
+            let mut bytes = serde_json::to_vec_pretty(&value).expect("JSON values serialise");
+            bytes.push(b'\n');
+            std::fs::write(&temp, &bytes)
+                .and_then(|()| std::fs::rename(&temp, &target))
+                .map_err(|e| Error::Store {
+                    path: target.clone(),
+                    message: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+}
