@@ -201,8 +201,9 @@ struct OpLine {
 }
 
 impl ChainArgs {
-    /// The pipeline: from the file, or the ops on the command line.
-    fn pipeline(&self) -> haloflow::Result<Pipeline> {
+    /// The pipeline: from the file, or the ops on the command line (each reading an
+    /// array of the spacing `space` leaves after the ops before it).
+    fn pipeline(&self, mut space: Option<Space>) -> haloflow::Result<Pipeline> {
         let bad = |message: String| haloflow::Error::InvalidParameter { op: "run", message };
         match (&self.pipeline, self.chain.is_empty()) {
             (Some(_), false) => Err(bad(
@@ -255,12 +256,54 @@ impl ChainArgs {
                             first.trim_start_matches("error: ")
                         ))
                     })?;
-                    ops.push(line.op.to_op()?);
+                    let op = line.op.to_op_in(space.as_ref())?;
+                    if let Some(s) = space.as_mut() {
+                        s.after(&op)?;
+                    }
+                    ops.push(op);
                 }
                 Ok(Pipeline::new(ops))
             }
         }
     }
+}
+
+/// The pixel spacing of the input: its OME-Zarr level's, or `--ome`'s `--scale` and
+/// `--units`.
+fn physical_space(
+    c: &Common,
+    image: &Option<(OmeImage, usize)>,
+    ndim: usize,
+) -> haloflow::Result<Option<Space>> {
+    if let Some((image, level)) = image {
+        return Ok(Some(Space::of(image, *level)));
+    }
+    if !c.ome {
+        return Ok(None);
+    }
+    let names = match &c.axes {
+        Some(n) => n.clone(),
+        None => OmeImage::default_axes(ndim)
+            .into_iter()
+            .map(|a| a.name)
+            .collect(),
+    };
+    let scale = match &c.scale {
+        Some(s) => haloflow::ops::per_axis("scale", s, ndim)?,
+        None => vec![1.0; ndim],
+    };
+    let units: Vec<Option<f64>> = match &c.units {
+        Some(u) if u.len() == ndim => u.iter().map(|u| micrometers_per(u)).collect(),
+        _ => vec![None; ndim],
+    };
+    Ok(Some(Space {
+        axes: names
+            .into_iter()
+            .zip(scale)
+            .zip(units)
+            .map(|((n, s), u)| (n, s, u))
+            .collect(),
+    }))
 }
 
 /// The array to read: `path` itself, or level `level` of the OME-Zarr image there;
@@ -408,14 +451,18 @@ struct ClipArgs {
 /// Flags of `gaussian`.
 #[derive(Args, Clone)]
 struct GaussianArgs {
-    /// Standard deviation, one value or one per axis (0 leaves an axis untouched).
+    /// Standard deviation, one value or one per axis (0 leaves an axis untouched), in
+    /// pixels, or with a length unit (`1.5um`, `300nm`, `0.002mm`) in the image's
+    /// physical units: divided by each axis's pixel spacing (OME-Zarr input, or --ome
+    /// with --scale and --units), so that anisotropic voxels get the right sigma.
     #[arg(
         long,
         value_delimiter = ',',
         required = true,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = parse_sigma
     )]
-    sigma: Vec<f64>,
+    sigma: Vec<Sigma>,
     /// Boundary mode (scipy.ndimage).
     #[arg(long, value_enum, default_value_t = ModeArg::Reflect)]
     mode: ModeArg,
@@ -499,28 +546,35 @@ enum InfoOp {
 /// Turns an op's flags into an [`Op`].
 trait ToOp {
     fn to_op(&self) -> haloflow::Result<Op>;
+
+    /// The op reading an array of this pixel spacing (for physical units).
+    fn to_op_in(&self, space: Option<&Space>) -> haloflow::Result<Op> {
+        let _ = space;
+        self.to_op()
+    }
 }
 
-/// The pipeline a command runs: one op, none for `copy`, a chain for `run`.
+/// The pipeline a command runs: one op, none for `copy`, a chain for `run`; `space`
+/// is the input's pixel spacing, where known (for sigmas in physical units).
 trait ToPipeline {
-    fn to_pipeline(&self) -> haloflow::Result<Pipeline>;
+    fn to_pipeline(&self, space: Option<Space>) -> haloflow::Result<Pipeline>;
 }
 
 impl<T: ToOp> ToPipeline for T {
-    fn to_pipeline(&self) -> haloflow::Result<Pipeline> {
-        Ok(Pipeline::from(self.to_op()?))
+    fn to_pipeline(&self, space: Option<Space>) -> haloflow::Result<Pipeline> {
+        Ok(Pipeline::from(self.to_op_in(space.as_ref())?))
     }
 }
 
 impl ToPipeline for CopyArgs {
-    fn to_pipeline(&self) -> haloflow::Result<Pipeline> {
+    fn to_pipeline(&self, _: Option<Space>) -> haloflow::Result<Pipeline> {
         Ok(Pipeline::new(Vec::new()))
     }
 }
 
 impl ToPipeline for ChainArgs {
-    fn to_pipeline(&self) -> haloflow::Result<Pipeline> {
-        self.pipeline()
+    fn to_pipeline(&self, space: Option<Space>) -> haloflow::Result<Pipeline> {
+        self.pipeline(space)
     }
 }
 
@@ -538,12 +592,142 @@ impl ToOp for ClipArgs {
 
 impl ToOp for GaussianArgs {
     fn to_op(&self) -> haloflow::Result<Op> {
+        self.to_op_in(None)
+    }
+
+    fn to_op_in(&self, space: Option<&Space>) -> haloflow::Result<Op> {
+        let bad = |message: String| haloflow::Error::InvalidParameter {
+            op: "gaussian",
+            message,
+        };
+        let physical = self.sigma.iter().any(|s| s.micrometers.is_some());
+        let sigma = match (physical, space) {
+            (false, _) => self.sigma.iter().map(|s| s.value).collect(),
+            (true, None) => {
+                return Err(bad(
+                    "a sigma with a unit needs the pixel spacing: an OME-Zarr input, or --ome \
+                     with --scale and --units"
+                        .into(),
+                ));
+            }
+            (true, Some(space)) => {
+                let ndim = space.axes.len();
+                let sigma = haloflow::ops::per_axis("sigma", &self.sigma, ndim)?;
+                let mut out = Vec::with_capacity(ndim);
+                for (s, (name, spacing, unit)) in sigma.iter().zip(&space.axes) {
+                    out.push(match (s.micrometers, unit) {
+                        (None, _) => s.value,
+                        (Some(0.0), _) => 0.0,
+                        (Some(um), Some(unit_um)) => um / (spacing * unit_um),
+                        (Some(_), None) => {
+                            return Err(bad(format!(
+                                "axis '{name}' has no length unit, so a sigma with a unit cannot \
+                                 apply to it (give 0 or pixels there)"
+                            )));
+                        }
+                    });
+                }
+                out
+            }
+        };
         Ok(Op::Gaussian {
-            sigma: self.sigma.clone(),
+            sigma,
             mode: self.mode.into(),
             cval: self.cval,
             truncate: self.truncate,
         })
+    }
+}
+
+/// A sigma on the command line: pixels, or a length (`value` in its unit, and the
+/// same in micrometers).
+#[derive(Clone, Copy, Debug)]
+struct Sigma {
+    value: f64,
+    micrometers: Option<f64>,
+}
+
+/// Micrometers per unit of length, by the names NGFF uses and their short forms.
+fn micrometers_per(unit: &str) -> Option<f64> {
+    Some(match unit.trim().to_ascii_lowercase().as_str() {
+        "angstrom" | "å" => 1e-4,
+        "nm" | "nanometer" | "nanometre" => 1e-3,
+        "um" | "µm" | "micrometer" | "micrometre" | "micron" => 1.0,
+        "mm" | "millimeter" | "millimetre" => 1e3,
+        "cm" | "centimeter" | "centimetre" => 1e4,
+        "m" | "meter" | "metre" => 1e6,
+        _ => return None,
+    })
+}
+
+fn parse_sigma(s: &str) -> Result<Sigma, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E')))
+        .unwrap_or(t.len());
+    // The number ends at the first character that cannot be part of it (no unit
+    // starts with e or E).
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{s}' is not a sigma (pixels, or a length such as 1.5um)"))?;
+    if unit.trim().is_empty() {
+        return Ok(Sigma {
+            value,
+            micrometers: None,
+        });
+    }
+    let per = micrometers_per(unit).ok_or_else(|| {
+        format!(
+            "unknown unit '{}' in '{s}' (nm, um, mm, m, ...)",
+            unit.trim()
+        )
+    })?;
+    Ok(Sigma {
+        value,
+        micrometers: Some(value * per),
+    })
+}
+
+/// The pixel spacing of the array a chain's op reads: per axis its name, spacing, and
+/// micrometers per unit of its unit (if a length).
+#[derive(Clone, Debug)]
+struct Space {
+    axes: Vec<(String, f64, Option<f64>)>,
+}
+
+impl Space {
+    /// The spacing of an image's level.
+    fn of(image: &OmeImage, level: usize) -> Space {
+        let l = &image.levels[level];
+        Space {
+            axes: image
+                .axes
+                .iter()
+                .zip(&l.scale)
+                .map(|(a, &s)| {
+                    (
+                        a.name.clone(),
+                        s,
+                        a.unit.as_deref().and_then(micrometers_per),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The spacing after `op` (resampling changes it).
+    fn after(&mut self, op: &Op) -> haloflow::Result<()> {
+        let (factor, down) = match op {
+            Op::Downsample { factor, .. } => (factor, true),
+            Op::Upsample { factor, .. } => (factor, false),
+            _ => return Ok(()),
+        };
+        let f = haloflow::ops::per_axis("factor", factor, self.axes.len())?;
+        for (a, f) in self.axes.iter_mut().zip(f) {
+            a.1 = if down { a.1 * f as f64 } else { a.1 / f as f64 };
+        }
+        Ok(())
     }
 }
 
@@ -578,10 +762,14 @@ impl ToOp for UpsampleArgs {
 
 impl ToOp for InfoOp {
     fn to_op(&self) -> haloflow::Result<Op> {
+        self.to_op_in(None)
+    }
+
+    fn to_op_in(&self, space: Option<&Space>) -> haloflow::Result<Op> {
         match self {
             InfoOp::Threshold(a) => a.to_op(),
             InfoOp::Clip(a) => a.to_op(),
-            InfoOp::Gaussian(a) => a.to_op(),
+            InfoOp::Gaussian(a) => a.to_op_in(space),
             InfoOp::Convolve(a) => a.to_op(),
             InfoOp::Downsample(a) => a.to_op(),
             InfoOp::Upsample(a) => a.to_op(),
@@ -731,7 +919,8 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
     };
     let (input_path, ome_input) = resolve_input(&r.input, c.level)?;
     let input = Input::open(&input_path)?;
-    let mut pipeline = r.op.to_pipeline()?;
+    let space = physical_space(c, &ome_input, input.shape().len())?;
+    let mut pipeline = r.op.to_pipeline(space)?;
     if let Some(d) = &c.dtype {
         pipeline = pipeline.with_dtype(d.parse::<DType>()?);
     }
@@ -879,7 +1068,8 @@ fn info(a: &InfoArgs) -> haloflow::Result<()> {
     println!("{}", path.display());
     println!("{}", input.describe());
     if a.chain.pipeline.is_some() || !a.chain.chain.is_empty() {
-        let pipeline = a.chain.pipeline()?;
+        let space = image.as_ref().map(|(i, l)| Space::of(i, *l));
+        let pipeline = a.chain.pipeline(space)?;
         let plan = plan_for(&pipeline, &input, &a.chunks)?;
         let (out_shape, out_dtype, chunk) = (
             plan.output_shape(),

@@ -313,6 +313,17 @@ def ome(bin_, tmp):
               f"ome {name}: level path and --level differ")
         run = haloflow(bin_, "info", src)
         check("OME-Zarr image" in run.stdout and "channels: ch0" in run.stdout, f"ome {name}: info: {run.stdout}")
+        # Sigma in physical units: 0.8 um is 2 pixels in y and x (0.4 um) and 0.4 in z (2 um).
+        lead = ["0"] * (len(axes) - 3)
+        a, b = os.path.join(tmp, f"phys-a-{name}.zarr"), os.path.join(tmp, f"phys-b-{name}.zarr")
+        haloflow(bin_, "gaussian", src, a, "--sigma", ",".join(lead + ["800nm", "0.8um", "0.0008mm"]),
+                 "--quiet", *DEVICE)
+        haloflow(bin_, "gaussian", src, b, "--sigma", ",".join(lead + ["0.4", "2", "2"]), "--quiet", *DEVICE)
+        check(np.array_equal(zarr.open_array(os.path.join(a, "0"))[...], zarr.open_array(os.path.join(b, "0"))[...]),
+              f"ome {name}: a sigma in micrometers differs from the same sigma in pixels")
+        run = haloflow(bin_, "gaussian", src, os.path.join(tmp, "phys-c.zarr"), "--sigma", "1um", "--quiet",
+                       *DEVICE, check_ok=False)
+        check(run.returncode != 0 and "no length unit" in run.stderr, f"ome {name}: 1um on a channel axis: {run.stderr}")
     # A plain 2-D array made an image with --ome.
     src = os.path.join(tmp, "plain2d.zarr")
     zarr.create_array(store=src, shape=(30, 40), chunks=(16, 16), dtype="float32", zarr_format=2)[...] = \
