@@ -47,8 +47,45 @@ enum Command {
     /// A chain of ops in one pass, no intermediate array:
     /// `run IN OUT [FLAGS] gaussian --sigma 2 + threshold --above 100 + downsample --factor 2`.
     Run(Run<ChainArgs>),
+    /// A multiscale pyramid of level 0 as an OME-Zarr image: each level the previous
+    /// one downsampled (mean, max, min, mode, stride, or gaussian smoothing first).
+    Pyramid(PyramidArgs),
     /// List the GPU adapters wgpu sees (name, backend, type).
     Devices,
+}
+
+/// `pyramid IN OUT`.
+#[derive(Args)]
+struct PyramidArgs {
+    /// Input: an OME-Zarr image (its --level, 0 by default) or a plain array.
+    input: PathBuf,
+    /// Output OME-Zarr image (levels `0`, `1`, ...; created, or resumed).
+    output: PathBuf,
+    /// Number of levels, level 0 included [default: until a level fits in one chunk].
+    #[arg(long)]
+    levels: Option<usize>,
+    /// Factor between levels, one value or one per axis [default: 2 on space axes, 1 on
+    /// time and channel axes].
+    #[arg(long, value_delimiter = ',')]
+    factor: Option<Vec<usize>>,
+    /// How a level is made from the previous one: a downsampling method, or
+    /// `gaussian` (a Gaussian of sigma f/3 on each downsampled axis, then the mean of
+    /// each window, cast back to the element type, as scikit-image's
+    /// `pyramid_gaussian` and ngff-zarr's Gaussian method smooth before subsampling).
+    #[arg(long, value_enum, default_value_t = PyramidMethod::Mean)]
+    method: PyramidMethod,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum PyramidMethod {
+    Mean,
+    Max,
+    Min,
+    Mode,
+    Stride,
+    Gaussian,
 }
 
 /// An op's run: input, output, the op's flags, the common flags.
@@ -323,6 +360,7 @@ fn resolve_input(
 /// (`--ome`) made for a plain array from `--axes`, `--scale` and `--units`.
 fn ome_output(
     c: &Common,
+    force_ome: bool,
     input: Option<(OmeImage, usize)>,
     pipeline: &Pipeline,
     ndim: usize,
@@ -336,7 +374,7 @@ fn ome_output(
     };
     let (image, level) = match input {
         Some(found) => found,
-        None if c.ome => {
+        None if c.ome || force_ome => {
             if !(2..=5).contains(&ndim) {
                 return Err(bad(format!(
                     "OME-Zarr images have 2 to 5 axes; this array has {ndim}"
@@ -850,6 +888,13 @@ fn tune_malloc() {
 
 fn main() -> ExitCode {
     tune_malloc();
+    // Like other command-line tools, end quietly when the reader of our output goes
+    // away (`haloflow info ... | head`) instead of panicking on a broken pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // Before any thread starts: it may set an environment variable.
     haloflow::gpu::quiet_vulkan_loader();
     let cli = Cli::parse();
@@ -863,6 +908,7 @@ fn main() -> ExitCode {
         Command::Info(a) => info(a),
         Command::Copy(r) => run(r),
         Command::Run(r) => run(r),
+        Command::Pyramid(p) => pyramid(p),
         Command::Devices => devices(),
     };
     match result {
@@ -912,11 +958,7 @@ fn plan_for(
 
 fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
     let c = &r.common;
-    let device = match c.device {
-        DeviceArg::Auto => Device::Auto,
-        DeviceArg::Cpu => Device::Cpu,
-        DeviceArg::Gpu => Device::Gpu,
-    };
+    let device = device_of(c);
     let (input_path, ome_input) = resolve_input(&r.input, c.level)?;
     let input = Input::open(&input_path)?;
     let space = physical_space(c, &ome_input, input.shape().len())?;
@@ -940,6 +982,7 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
     );
     let ome = ome_output(
         c,
+        false,
         ome_input,
         &pipeline,
         input.shape().len(),
@@ -961,22 +1004,10 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
     };
     let output = Output::create(&array_path, &spec, c.overwrite)?;
     if let Some(image) = &ome {
-        image.write_group(&r.output, &pipeline)?;
+        image.write_group(&r.output, &pipeline, None)?;
     }
 
-    let mut options = RunOptions {
-        backend,
-        device_reason: Some(reason),
-        overwrite: c.overwrite,
-        part: c.part.unwrap_or(Part::ALL),
-        ..RunOptions::default()
-    };
-    if let Some(t) = c.threads {
-        options.threads = t.max(1);
-    }
-    if let Some(m) = c.memory_limit {
-        options.memory_limit = m;
-    }
+    let options = run_options(c, backend, reason);
     let show = !c.quiet && std::io::stderr().is_terminal();
     let bar = show.then(|| progress_bar(options.part.jobs(plan.num_jobs()).len()));
     let on_progress = |done: usize, bytes: u64| {
@@ -992,6 +1023,215 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
     }
     if !c.quiet {
         eprintln!("{}", summary(&report, &r.output));
+    }
+    if let Some(path) = &c.report {
+        write_report(path, &report)?;
+    }
+    Ok(())
+}
+
+/// The options of a run from the common flags.
+fn run_options(c: &Common, backend: Backend, reason: String) -> RunOptions {
+    let mut options = RunOptions {
+        backend,
+        device_reason: Some(reason),
+        overwrite: c.overwrite,
+        part: c.part.unwrap_or(Part::ALL),
+        ..RunOptions::default()
+    };
+    if let Some(t) = c.threads {
+        options.threads = t.max(1);
+    }
+    if let Some(m) = c.memory_limit {
+        options.memory_limit = m;
+    }
+    options
+}
+
+fn device_of(c: &Common) -> Device {
+    match c.device {
+        DeviceArg::Auto => Device::Auto,
+        DeviceArg::Cpu => Device::Cpu,
+        DeviceArg::Gpu => Device::Gpu,
+    }
+}
+
+/// `pyramid`: level 0 and each coarser level, every one planned as the chain of steps
+/// that makes it from level 0, so that each level equals the previous one stepped
+/// down, exactly as one run of that chain would give it (no level is read back).
+fn pyramid(p: &PyramidArgs) -> haloflow::Result<()> {
+    let c = &p.common;
+    let bad = |message: String| haloflow::Error::InvalidParameter {
+        op: "pyramid",
+        message,
+    };
+    let (input_path, ome_input) = resolve_input(&p.input, c.level)?;
+    let input = Input::open(&input_path)?;
+    let ndim = input.shape().len();
+    let dtype = input.dtype();
+    let base = ome_output(
+        c,
+        true,
+        ome_input,
+        &Pipeline::new(vec![]),
+        ndim,
+        (dtype, dtype),
+    )?
+    .expect("an image, forced");
+    let factor = match &p.factor {
+        Some(f) => haloflow::ops::per_axis("factor", f, ndim)?,
+        None => base
+            .axes
+            .iter()
+            .map(|a| {
+                if a.kind.as_deref() == Some("space") {
+                    2
+                } else {
+                    1
+                }
+            })
+            .collect(),
+    };
+    if factor.iter().all(|&f| f == 1) {
+        return Err(bad("every factor is 1: the levels would not shrink".into()));
+    }
+    let step: Vec<Op> = match p.method {
+        PyramidMethod::Gaussian => {
+            let sigma = factor
+                .iter()
+                .map(|&f| if f > 1 { f as f64 / 3.0 } else { 0.0 })
+                .collect::<Vec<_>>();
+            let mut ops = vec![
+                Op::gaussian(&sigma),
+                Op::downsample(&factor, DownMethod::Mean),
+            ];
+            if dtype != DType::F32 {
+                ops.push(Op::Cast { dtype });
+            }
+            ops
+        }
+        m => vec![Op::downsample(
+            &factor,
+            match m {
+                PyramidMethod::Mean => DownMethod::Mean,
+                PyramidMethod::Max => DownMethod::Max,
+                PyramidMethod::Min => DownMethod::Min,
+                PyramidMethod::Mode => DownMethod::Mode,
+                _ => DownMethod::Stride,
+            },
+        )],
+    };
+    // The chain making each level from level 0.
+    let mut chains = vec![Pipeline::new(vec![])];
+    loop {
+        let last = chains.last().expect("level 0");
+        let (shape, _) = last.output(input.shape(), dtype)?;
+        let chunk = chunk_shape(&c.chunks, input.chunk_shape(), &shape)?;
+        let done = match p.levels {
+            Some(n) => chains.len() >= n.max(1),
+            // Axes not downsampled (channels, time) never shrink: they do not count.
+            None => (0..ndim).all(|a| factor[a] == 1 || shape[a] <= chunk[a]) || chains.len() >= 32,
+        };
+        let next = Pipeline::new(last.ops.iter().chain(&step).cloned().collect());
+        let (next_shape, _) = next.output(input.shape(), dtype)?;
+        if done || next_shape == shape {
+            if p.levels.is_some_and(|n| chains.len() < n) {
+                return Err(bad(format!(
+                    "only {} levels shrink the array (shape {shape:?})",
+                    chains.len()
+                )));
+            }
+            break;
+        }
+        chains.push(next);
+    }
+    let plans = chains
+        .iter()
+        .map(|chain| plan_for(chain, &input, &c.chunks))
+        .collect::<haloflow::Result<Vec<_>>>()?;
+    let (backend, reason) = Backend::select_for(
+        device_of(c),
+        c.adapter.as_deref(),
+        plans.last().expect("a level"),
+        Setting::Zarr,
+    )?;
+    let mut image = base.clone();
+    image.levels.clear();
+    for (k, chain) in chains.iter().enumerate() {
+        let derived = base.derived(0, chain, dtype, dtype, base.version)?;
+        let mut level = derived.levels[0].clone();
+        level.path = k.to_string();
+        image.levels.push(level);
+    }
+    image.check_target(&p.output)?;
+    let mut outputs = Vec::new();
+    for (k, (chain, plan)) in chains.iter().zip(&plans).enumerate() {
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("haloflow".into(), serde_json::json!({ "pipeline": chain }));
+        let spec = OutputSpec::new(
+            plan.output_shape(),
+            plan.output_dtype(),
+            plan.output_chunk(),
+        )
+        .with_zarr_format(image.version.zarr_format())
+        .with_compression(c.compression)
+        .with_attributes(attributes)
+        .with_dimension_names(image.axes.iter().map(|a| a.name.clone()).collect());
+        outputs.push(Output::create(
+            &p.output.join(k.to_string()),
+            &spec,
+            c.overwrite,
+        )?);
+    }
+    let kind = match p.method {
+        PyramidMethod::Mean => "mean",
+        PyramidMethod::Max => "max",
+        PyramidMethod::Min => "min",
+        PyramidMethod::Mode => "mode",
+        PyramidMethod::Stride => "stride",
+        PyramidMethod::Gaussian => "gaussian",
+    };
+    image.write_group(&p.output, &Pipeline::new(step), Some(kind))?;
+
+    let options = run_options(c, backend, reason);
+    let total: usize = plans
+        .iter()
+        .map(|pl| options.part.jobs(pl.num_jobs()).len())
+        .sum();
+    let show = !c.quiet && std::io::stderr().is_terminal();
+    let bar = show.then(|| progress_bar(total));
+    let started = std::time::Instant::now();
+    let mut report = Report::default();
+    let mut done_before = 0;
+    for (plan, output) in plans.iter().zip(&outputs) {
+        let on_progress = |done: usize, bytes: u64| {
+            if let Some(b) = &bar {
+                b.set_position((done_before + done) as u64);
+                let secs = b.elapsed().as_secs_f64().max(1e-3);
+                b.set_message(format!("{:.0} MB/s", bytes as f64 / 1e6 / secs));
+            }
+        };
+        let r = exec::run(plan, &input, output, &options, Some(&on_progress))?;
+        done_before += r.jobs_total;
+        report.jobs_total += r.jobs_total;
+        report.jobs_done += r.jobs_done;
+        report.jobs_skipped += r.jobs_skipped;
+        report.bytes_read += r.bytes_read;
+        report.bytes_written += r.bytes_written;
+        report.chunks_decoded += r.chunks_decoded;
+        report.stages.read += r.stages.read;
+        report.stages.compute += r.stages.compute;
+        report.stages.write += r.stages.write;
+        report.peak_rss_bytes = report.peak_rss_bytes.max(r.peak_rss_bytes);
+        report.device = r.device;
+        report.device_reason = r.device_reason;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if !c.quiet {
+        eprintln!("{} ({} levels)", summary(&report, &p.output), chains.len());
     }
     if let Some(path) = &c.report {
         write_report(path, &report)?;

@@ -77,6 +77,11 @@ fn ome_zarr_images_in_and_out_validate_and_read_back() {
 }
 
 #[test]
+fn pyramids_equal_numpy_level_by_level_and_resume() {
+    interop("pyramid");
+}
+
+#[test]
 fn a_killed_run_resumes_to_identical_bytes() {
     interop("resume");
 }

@@ -77,6 +77,13 @@ pub enum Op {
         /// How new samples are made.
         method: UpMethod,
     },
+    /// Convert to another element type inside a chain (round half to even,
+    /// saturate; `x.astype` after `np.rint` for integers), as `Pipeline::with_dtype`
+    /// does at its end.
+    Cast {
+        /// The element type.
+        dtype: DType,
+    },
 }
 
 impl Op {
@@ -143,6 +150,7 @@ impl Op {
             Op::Convolve { .. } => "convolve",
             Op::Downsample { .. } => "downsample",
             Op::Upsample { .. } => "upsample",
+            Op::Cast { .. } => "cast",
         }
     }
 
@@ -197,6 +205,7 @@ impl Op {
                 factor: factors(self.name(), factor, ndim)?,
                 method: *method,
             }]),
+            Op::Cast { dtype } => Ok(vec![Stage::Cast(*dtype)]),
         }
     }
 }

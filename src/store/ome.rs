@@ -442,8 +442,9 @@ impl OmeImage {
         })
     }
 
-    /// The multiscales entry (and omero) as NGFF attributes, recording `pipeline`.
-    fn attributes(&self, pipeline: &Pipeline) -> Map<String, Value> {
+    /// The multiscales entry (and omero) as NGFF attributes, recording `pipeline`, and
+    /// `kind` as the multiscale's `type` (else the chain's ops).
+    fn attributes(&self, pipeline: &Pipeline, kind: Option<&str>) -> Map<String, Value> {
         let axes: Vec<Value> = self
             .axes
             .iter()
@@ -470,7 +471,7 @@ impl OmeImage {
                 json!({"path": l.path, "coordinateTransformations": transforms})
             })
             .collect();
-        let kind = pipeline
+        let chain = pipeline
             .ops
             .iter()
             .map(|op| match op {
@@ -491,10 +492,12 @@ impl OmeImage {
         if let Some(t) = &self.transforms {
             ms.insert("coordinateTransformations".into(), t.clone());
         }
-        ms.insert(
-            "type".into(),
-            json!(if kind.is_empty() { "copy".into() } else { kind }),
-        );
+        let kind = match kind {
+            Some(k) => k.to_string(),
+            None if chain.is_empty() => "copy".into(),
+            None => chain,
+        };
+        ms.insert("type".into(), json!(kind));
         ms.insert(
             "metadata".into(),
             json!({
@@ -535,13 +538,13 @@ impl OmeImage {
 
     /// Writes the image group's metadata at `path` (creating the directory), each file
     /// atomically, recording `pipeline` (see [`OmeImage::check_target`] first).
-    pub fn write_group(&self, path: &Path, pipeline: &Pipeline) -> Result<()> {
+    pub fn write_group(&self, path: &Path, pipeline: &Pipeline, kind: Option<&str>) -> Result<()> {
         let format = self.version.zarr_format();
         std::fs::create_dir_all(path).map_err(|e| Error::Store {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let attrs = Value::Object(self.attributes(pipeline));
+        let attrs = Value::Object(self.attributes(pipeline, kind));
         let files: Vec<(&str, Value)> = if format == 3 {
             vec![(
                 "zarr.json",
