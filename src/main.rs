@@ -1191,7 +1191,7 @@ fn pyramid(p: &PyramidArgs) -> haloflow::Result<()> {
         PyramidMethod::Stride => "stride",
         PyramidMethod::Gaussian => "gaussian",
     };
-    image.write_group(&p.output, &Pipeline::new(step), Some(kind))?;
+    image.write_group(&p.output, &Pipeline::new(step.clone()), Some(kind))?;
 
     let options = run_options(c, backend, reason);
     let total: usize = plans
@@ -1199,8 +1199,44 @@ fn pyramid(p: &PyramidArgs) -> haloflow::Result<()> {
         .map(|pl| options.part.jobs(pl.num_jobs()).len())
         .sum();
     let show = !c.quiet && std::io::stderr().is_terminal();
-    let bar = show.then(|| progress_bar(total));
     let started = std::time::Instant::now();
+    // One streamed pass over level 0 when the levels' chunks tile evenly and a tile
+    // fits in the memory budget; else each level from level 0 by its own chain.
+    let one_pass = exec::Pyramid {
+        source: &input,
+        sinks: outputs.iter().map(|o| o as &dyn exec::Sink).collect(),
+        chunks: plans.iter().map(|p| p.output_chunk().to_vec()).collect(),
+        step: Pipeline::new(step.clone()),
+        factor: factor.clone(),
+    };
+    let bar_one = show.then(|| progress_bar(options.part.jobs(plans.last().map_or(1, |p| p.num_jobs())).len()));
+    let on_tile = |done: usize, bytes: u64| {
+        if let Some(b) = &bar_one {
+            b.set_position(done as u64);
+            let secs = b.elapsed().as_secs_f64().max(1e-3);
+            b.set_message(format!("{:.0} MB/s", bytes as f64 / 1e6 / secs));
+        }
+    };
+    if let Some(report) = one_pass.run(&options, Some(&on_tile))? {
+        if let Some(b) = bar_one {
+            b.finish_and_clear();
+        }
+        if !c.quiet {
+            eprintln!(
+                "{} ({} levels in one pass over level 0, a job per tile of the coarsest level's chunks)",
+                summary(&report, &p.output),
+                chains.len()
+            );
+        }
+        if let Some(path) = &c.report {
+            write_report(path, &report)?;
+        }
+        return Ok(());
+    }
+    if let Some(b) = bar_one {
+        b.finish_and_clear();
+    }
+    let bar = show.then(|| progress_bar(total));
     let mut report = Report::default();
     let mut done_before = 0;
     for (plan, output) in plans.iter().zip(&outputs) {
@@ -1231,7 +1267,11 @@ fn pyramid(p: &PyramidArgs) -> haloflow::Result<()> {
         b.finish_and_clear();
     }
     if !c.quiet {
-        eprintln!("{} ({} levels)", summary(&report, &p.output), chains.len());
+        eprintln!(
+            "{} ({} levels, each from level 0 by its own chain)",
+            summary(&report, &p.output),
+            chains.len()
+        );
     }
     if let Some(path) = &c.report {
         write_report(path, &report)?;

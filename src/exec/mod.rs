@@ -5,6 +5,7 @@
 mod cache;
 mod io;
 mod part;
+mod pyramid;
 mod report;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -19,6 +20,7 @@ use cache::ChunkCache;
 
 pub use io::{Sink, Source};
 pub use part::Part;
+pub use pyramid::Pyramid;
 pub use report::{Report, StageSeconds, peak_rss_bytes};
 
 /// Options of a streaming run.

@@ -1,0 +1,258 @@
+//! Multiscale pyramids in one streamed pass over level 0.
+//!
+//! Level k + 1 is `step` applied to level k. The work is cut into tiles, one per
+//! chunk of the coarsest level: a tile owns that chunk and, at every finer level, the
+//! region it comes from (whole chunks when each level's chunk divides the factor times
+//! the next one's). A tile reads level 0 once over the region its chain needs (its
+//! own region plus the steps' halos), computes every level from the one before in
+//! memory (in parallel pieces, on the run's backend), and writes its chunks of every
+//! level: nothing is read back from disk, and each level equals the previous one
+//! stepped down, whatever the tiling. A tile whose chunks all exist is skipped
+//! (resume), and `--part` splits the tiles.
+
+use std::time::Instant;
+
+use super::io::{Sink, Source};
+use super::{Report, RunOptions};
+use crate::block::{Block, BlockAny, Placed, copy_box};
+use crate::dtype::with_dtype;
+use crate::error::Result;
+use crate::ops::Pipeline;
+use crate::plan::{Job, Plan};
+use crate::region::{AxisSet, Grid, Region};
+
+/// A pyramid: level 0 (`source`) and the levels written to `sinks[1..]`
+/// (`sinks[0]` receives level 0 itself).
+pub struct Pyramid<'a> {
+    /// Level 0.
+    pub source: &'a dyn Source,
+    /// One output per level, level 0 first.
+    pub sinks: Vec<&'a dyn Sink>,
+    /// Each level's chunk shape, level 0 first.
+    pub chunks: Vec<Vec<usize>>,
+    /// What makes a level from the one before.
+    pub step: Pipeline,
+    /// The step's downsampling factor per axis.
+    pub factor: Vec<usize>,
+}
+
+/// The smallest box holding `sets` (each axis's bounds).
+fn hull(sets: &[AxisSet]) -> Region {
+    Region {
+        start: sets.iter().map(|s| s.bounds().start).collect(),
+        shape: sets.iter().map(|s| s.bounds().len()).collect(),
+    }
+}
+
+/// The smallest box holding both.
+fn union(a: &Region, b: &Region) -> Region {
+    let start: Vec<usize> = (0..a.ndim()).map(|i| a.start[i].min(b.start[i])).collect();
+    let shape = (0..a.ndim())
+        .map(|i| (a.start[i] + a.shape[i]).max(b.start[i] + b.shape[i]) - start[i])
+        .collect();
+    Region { start, shape }
+}
+
+impl Pyramid<'_> {
+    /// Each level's shape and the plan of the step from the level before (none for
+    /// level 0).
+    fn plans(&self) -> Result<(Vec<Vec<usize>>, Vec<Option<Plan>>)> {
+        let mut shapes = vec![self.source.shape().to_vec()];
+        let mut dtype = self.source.dtype();
+        let mut plans = vec![None];
+        for k in 1..self.sinks.len() {
+            let plan = Plan::new(
+                &self.step,
+                &shapes[k - 1],
+                dtype,
+                &self.chunks[k],
+                &self.chunks[k],
+            )?;
+            shapes.push(plan.output_shape().to_vec());
+            dtype = plan.output_dtype();
+            plans.push(Some(plan));
+        }
+        Ok((shapes, plans))
+    }
+
+    /// Per level, the region a tile owns: its chunk of the coarsest level `top`, and at
+    /// each finer level the windows that chunk comes from (scaled by the factor,
+    /// clipped to the level).
+    fn owned(&self, shapes: &[Vec<usize>], top: &Region) -> Vec<Region> {
+        let levels = self.sinks.len();
+        let mut owned = vec![top.clone(); levels];
+        for k in (0..levels - 1).rev() {
+            let mut r = owned[k + 1].clone();
+            for a in 0..r.ndim() {
+                let f = self.factor[a];
+                let start = (r.start[a] * f).min(shapes[k][a]);
+                let end = ((r.start[a] + r.shape[a]) * f).min(shapes[k][a]);
+                r.start[a] = start;
+                r.shape[a] = end - start;
+            }
+            owned[k] = r;
+        }
+        owned
+    }
+
+    /// Whether every tile owns whole chunks at every level (each chunk-aligned, ending
+    /// on a chunk boundary or the level's edge).
+    fn aligned(&self, shapes: &[Vec<usize>], grid: &Grid) -> bool {
+        (0..grid.num_chunks()).all(|t| {
+            let top = grid.chunk_region(&crate::region::unravel(t, &grid.grid_shape()));
+            self.owned(shapes, &top)
+                .iter()
+                .enumerate()
+                .all(|(k, r)| {
+                    (0..r.ndim()).all(|a| {
+                        let c = self.chunks[k][a];
+                        let end = r.start[a] + r.shape[a];
+                        r.start[a].is_multiple_of(c) && (end.is_multiple_of(c) || end == shapes[k][a])
+                    })
+                })
+        })
+    }
+
+    /// The bytes a tile holds at once at most (every level's block), estimated on the
+    /// first tile, the largest.
+    fn tile_bytes(&self, shapes: &[Vec<usize>], plans: &[Option<Plan>], top: &Region) -> u64 {
+        let needs = self.needs(plans, &self.owned(shapes, top));
+        let size = self.source.dtype().size().max(4) as u64;
+        needs.iter().map(|r| r.len() as u64 * size).sum()
+    }
+
+    /// Per level, the region to compute: what it owns, and what the next level's
+    /// step reads from it.
+    fn needs(&self, plans: &[Option<Plan>], owned: &[Region]) -> Vec<Region> {
+        let levels = owned.len();
+        let mut needs = owned.to_vec();
+        for k in (0..levels - 1).rev() {
+            let plan = plans[k + 1].as_ref().expect("a step");
+            let sets = plan.sets_for(&needs[k + 1]);
+            needs[k] = union(&owned[k], &hull(&sets[0]));
+        }
+        needs
+    }
+
+    /// Runs this process's part of the tiles, or returns `None` (having written
+    /// nothing) when the levels' chunks do not tile evenly or a tile would not fit in
+    /// `options.memory_limit`: then build the levels one chain at a time.
+    pub fn run(
+        &self,
+        options: &RunOptions,
+        progress: Option<super::Progress<'_>>,
+    ) -> Result<Option<Report>> {
+        let started = Instant::now();
+        let (shapes, plans) = self.plans()?;
+        let levels = self.sinks.len();
+        let top_grid = Grid::new(&shapes[levels - 1], &self.chunks[levels - 1])?;
+        let tiles = top_grid.num_chunks();
+        let first = top_grid.chunk_region(&vec![0; shapes[0].len()]);
+        if !self.aligned(&shapes, &top_grid)
+            || self.tile_bytes(&shapes, &plans, &first) > options.memory_limit
+        {
+            return Ok(None);
+        }
+        let range = options.part.jobs(tiles);
+        let mut report = Report {
+            jobs_total: range.len(),
+            device: options.backend.describe(),
+            device_reason: options.device_reason.clone(),
+            ..Report::default()
+        };
+        let threads = rayon::current_num_threads().max(1);
+        for t in range {
+            let top = top_grid.chunk_region(&crate::region::unravel(t, &top_grid.grid_shape()));
+            let owned = self.owned(&shapes, &top);
+            let mut done = true;
+            for (sink, region) in self.sinks.iter().zip(&owned) {
+                done &= sink.region_done(region)?;
+            }
+            if done {
+                report.jobs_skipped += 1;
+                if let Some(p) = progress {
+                    p(report.jobs_done + report.jobs_skipped, report.bytes_written);
+                }
+                continue;
+            }
+            let needs = self.needs(&plans, &owned);
+            let clock = Instant::now();
+            let mut block = self.source.read_region(&needs[0])?;
+            report.stages.read += clock.elapsed().as_secs_f64();
+            report.bytes_read += (needs[0].len() * self.source.dtype().size()) as u64;
+            let clock = Instant::now();
+            self.sinks[0].write(&owned[0], &block)?;
+            report.stages.write += clock.elapsed().as_secs_f64();
+            report.bytes_written += (owned[0].len() * self.source.dtype().size()) as u64;
+            for k in 1..levels {
+                let plan = plans[k].as_ref().expect("a step");
+                let clock = Instant::now();
+                let next = compute(plan, &needs[k], &block, options, threads)?;
+                report.stages.compute += clock.elapsed().as_secs_f64();
+                let clock = Instant::now();
+                self.sinks[k].write(&owned[k], &next)?;
+                report.stages.write += clock.elapsed().as_secs_f64();
+                report.bytes_written += (owned[k].len() * plan.output_dtype().size()) as u64;
+                block = next;
+            }
+            report.jobs_done += 1;
+            if let Some(p) = progress {
+                p(report.jobs_done + report.jobs_skipped, report.bytes_written);
+            }
+        }
+        for sink in &self.sinks {
+            sink.flush()?;
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        report.peak_rss_bytes = super::peak_rss_bytes().unwrap_or(0);
+        Ok(Some(report))
+    }
+}
+
+/// `region` of the step's output, computed from `input` (a block holding what the
+/// step reads for it) in about `4 × threads` pieces along the longest axis, in
+/// parallel on the run's backend.
+fn compute(
+    plan: &Plan,
+    region: &Region,
+    input: &BlockAny<'_>,
+    options: &RunOptions,
+    threads: usize,
+) -> Result<BlockAny<'static>> {
+    use rayon::prelude::*;
+    let axis = (0..region.ndim())
+        .max_by_key(|&a| region.shape[a])
+        .expect("an axis");
+    let n = region.shape[axis];
+    let pieces = (4 * threads).clamp(1, n.max(1));
+    let parts: Vec<Region> = (0..pieces)
+        .map(|i| {
+            let (a, b) = (i * n / pieces, (i + 1) * n / pieces);
+            let mut r = region.clone();
+            r.start[axis] += a;
+            r.shape[axis] = b - a;
+            r
+        })
+        .filter(|r| r.shape[axis] > 0)
+        .collect();
+    let results = parts
+        .par_iter()
+        .map(|part| {
+            let job = Job {
+                index: 0,
+                output: part.clone(),
+                sets: plan.sets_for(part),
+            };
+            options.backend.run_job(plan, &job, input)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    with_dtype!(plan.output_dtype(), U => {
+        let mut data = vec![U::default(); region.len()];
+        for (part, result) in parts.iter().zip(&results) {
+            let origin: Vec<usize> = (0..region.ndim()).map(|a| part.start[a] - region.start[a]).collect();
+            let zero = vec![0; region.ndim()];
+            copy_box(&part.shape, &result.typed::<U>().data, Placed::at(&part.shape, &zero), &mut data, Placed::at(&region.shape, &origin));
+        }
+        Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any())
+    })
+}
