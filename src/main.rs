@@ -1209,7 +1209,14 @@ fn pyramid(p: &PyramidArgs) -> haloflow::Result<()> {
         step: Pipeline::new(step.clone()),
         factor: factor.clone(),
     };
-    let bar_one = show.then(|| progress_bar(options.part.jobs(plans.last().map_or(1, |p| p.num_jobs())).len()));
+    let bar_one = show.then(|| {
+        progress_bar(
+            options
+                .part
+                .jobs(plans.last().map_or(1, |p| p.num_jobs()))
+                .len(),
+        )
+    });
     let on_tile = |done: usize, bytes: u64| {
         if let Some(b) = &bar_one {
             b.set_position(done as u64);

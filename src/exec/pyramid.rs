@@ -36,6 +36,10 @@ pub struct Pyramid<'a> {
     pub factor: Vec<usize>,
 }
 
+/// Each level's shape, and the plan of the step from the level before (none for
+/// level 0).
+type Levels = (Vec<Vec<usize>>, Vec<Option<Plan>>);
+
 /// The smallest box holding `sets` (each axis's bounds).
 fn hull(sets: &[AxisSet]) -> Region {
     Region {
@@ -56,7 +60,7 @@ fn union(a: &Region, b: &Region) -> Region {
 impl Pyramid<'_> {
     /// Each level's shape and the plan of the step from the level before (none for
     /// level 0).
-    fn plans(&self) -> Result<(Vec<Vec<usize>>, Vec<Option<Plan>>)> {
+    fn plans(&self) -> Result<Levels> {
         let mut shapes = vec![self.source.shape().to_vec()];
         let mut dtype = self.source.dtype();
         let mut plans = vec![None];
@@ -82,15 +86,16 @@ impl Pyramid<'_> {
         let levels = self.sinks.len();
         let mut owned = vec![top.clone(); levels];
         for k in (0..levels - 1).rev() {
-            let mut r = owned[k + 1].clone();
-            for a in 0..r.ndim() {
-                let f = self.factor[a];
-                let start = (r.start[a] * f).min(shapes[k][a]);
-                let end = ((r.start[a] + r.shape[a]) * f).min(shapes[k][a]);
-                r.start[a] = start;
-                r.shape[a] = end - start;
-            }
-            owned[k] = r;
+            let coarse = &owned[k + 1];
+            let (start, shape) = (0..coarse.ndim())
+                .map(|a| {
+                    let f = self.factor[a];
+                    let start = (coarse.start[a] * f).min(shapes[k][a]);
+                    let end = ((coarse.start[a] + coarse.shape[a]) * f).min(shapes[k][a]);
+                    (start, end - start)
+                })
+                .unzip();
+            owned[k] = Region { start, shape };
         }
         owned
     }
@@ -100,16 +105,13 @@ impl Pyramid<'_> {
     fn aligned(&self, shapes: &[Vec<usize>], grid: &Grid) -> bool {
         (0..grid.num_chunks()).all(|t| {
             let top = grid.chunk_region(&crate::region::unravel(t, &grid.grid_shape()));
-            self.owned(shapes, &top)
-                .iter()
-                .enumerate()
-                .all(|(k, r)| {
-                    (0..r.ndim()).all(|a| {
-                        let c = self.chunks[k][a];
-                        let end = r.start[a] + r.shape[a];
-                        r.start[a].is_multiple_of(c) && (end.is_multiple_of(c) || end == shapes[k][a])
-                    })
+            self.owned(shapes, &top).iter().enumerate().all(|(k, r)| {
+                (0..r.ndim()).all(|a| {
+                    let c = self.chunks[k][a];
+                    let end = r.start[a] + r.shape[a];
+                    r.start[a].is_multiple_of(c) && (end.is_multiple_of(c) || end == shapes[k][a])
                 })
+            })
         })
     }
 
@@ -177,23 +179,41 @@ impl Pyramid<'_> {
             }
             let needs = self.needs(&plans, &owned);
             let clock = Instant::now();
-            let mut block = self.source.read_region(&needs[0])?;
+            let level0 = read_parallel(self.source, &needs[0], threads)?;
             report.stages.read += clock.elapsed().as_secs_f64();
             report.bytes_read += (needs[0].len() * self.source.dtype().size()) as u64;
-            let clock = Instant::now();
-            self.sinks[0].write(&owned[0], &block)?;
-            report.stages.write += clock.elapsed().as_secs_f64();
-            report.bytes_written += (owned[0].len() * self.source.dtype().size()) as u64;
-            for k in 1..levels {
-                let plan = plans[k].as_ref().expect("a step");
+            // Level 0's chunks are written while the coarser levels are computed.
+            let (computed, written) = std::thread::scope(|s| -> Result<(f64, f64)> {
+                let first = s.spawn(|| -> Result<f64> {
+                    let clock = Instant::now();
+                    self.sinks[0].write(&owned[0], &level0)?;
+                    Ok(clock.elapsed().as_secs_f64())
+                });
                 let clock = Instant::now();
-                let next = compute(plan, &needs[k], &block, options, threads)?;
-                report.stages.compute += clock.elapsed().as_secs_f64();
+                let mut coarser: Vec<BlockAny<'static>> = Vec::with_capacity(levels - 1);
+                for k in 1..levels {
+                    let plan = plans[k].as_ref().expect("a step");
+                    let input = coarser.last().unwrap_or(&level0);
+                    let next = compute(plan, &needs[k], input, options, threads)?;
+                    coarser.push(next);
+                }
+                let computed = clock.elapsed().as_secs_f64();
                 let clock = Instant::now();
-                self.sinks[k].write(&owned[k], &next)?;
-                report.stages.write += clock.elapsed().as_secs_f64();
-                report.bytes_written += (owned[k].len() * plan.output_dtype().size()) as u64;
-                block = next;
+                for (k, block) in coarser.iter().enumerate() {
+                    self.sinks[k + 1].write(&owned[k + 1], block)?;
+                }
+                let written = clock.elapsed().as_secs_f64();
+                let first = first.join().expect("the writer does not panic")?;
+                Ok((computed, written + first))
+            })?;
+            report.stages.compute += computed;
+            report.stages.write += written;
+            for k in 0..levels {
+                let size = match &plans[k] {
+                    Some(plan) => plan.output_dtype().size(),
+                    None => self.source.dtype().size(),
+                };
+                report.bytes_written += (owned[k].len() * size) as u64;
             }
             report.jobs_done += 1;
             if let Some(p) = progress {
@@ -207,6 +227,65 @@ impl Pyramid<'_> {
         report.peak_rss_bytes = super::peak_rss_bytes().unwrap_or(0);
         Ok(Some(report))
     }
+}
+
+/// `region` of `source`, decoded in pieces along one axis, cut at its read-chunk
+/// boundaries so that no chunk is decoded twice, in parallel.
+fn read_parallel(
+    source: &dyn Source,
+    region: &Region,
+    threads: usize,
+) -> Result<BlockAny<'static>> {
+    use rayon::prelude::*;
+    let chunk = source.read_chunk_shape();
+    // The first axis along which the region spans enough chunks (else the one with most).
+    let spans: Vec<usize> = (0..region.ndim())
+        .map(|a| {
+            let c = chunk[a].max(1);
+            (region.start[a] + region.shape[a]).div_ceil(c) - region.start[a] / c
+        })
+        .collect();
+    let axis = (0..region.ndim())
+        .find(|&a| spans[a] >= 2 * threads)
+        .unwrap_or_else(|| {
+            (0..region.ndim())
+                .max_by_key(|&a| spans[a])
+                .expect("an axis")
+        });
+    if spans[axis] <= 1 {
+        return source.read_region(region);
+    }
+    let c = chunk[axis].max(1);
+    let (start, end) = (region.start[axis], region.start[axis] + region.shape[axis]);
+    let mut cuts = vec![start];
+    let mut at = (start / c + 1) * c;
+    while at < end {
+        cuts.push(at);
+        at += c;
+    }
+    cuts.push(end);
+    let parts: Vec<Region> = cuts
+        .windows(2)
+        .map(|w| {
+            let mut r = region.clone();
+            r.start[axis] = w[0];
+            r.shape[axis] = w[1] - w[0];
+            r
+        })
+        .collect();
+    let blocks = parts
+        .par_iter()
+        .map(|r| source.read_region(r))
+        .collect::<Result<Vec<_>>>()?;
+    with_dtype!(source.dtype(), T => {
+        let mut data = vec![T::default(); region.len()];
+        for (part, block) in parts.iter().zip(&blocks) {
+            let origin: Vec<usize> = (0..region.ndim()).map(|a| part.start[a] - region.start[a]).collect();
+            let zero = vec![0; region.ndim()];
+            copy_box(&part.shape, &block.typed::<T>().data, Placed::at(&part.shape, &zero), &mut data, Placed::at(&region.shape, &origin));
+        }
+        Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any())
+    })
 }
 
 /// `region` of the step's output, computed from `input` (a block holding what the
