@@ -166,3 +166,88 @@ fn a_tiny_memory_limit_is_a_clear_error() {
     let err = run(&plan, &source, &MemSink::default(), &options, None).unwrap_err();
     assert!(err.to_string().contains("memory"), "{err}");
 }
+
+#[test]
+fn a_pyramid_in_one_pass_equals_each_level_chained_in_memory_for_any_tiling_and_part() {
+    use haloflow::DownMethod;
+    use haloflow::exec::Pyramid;
+    let shape = [19, 26, 23];
+    let source = MemSource::new(&shape, &[5, 7, 6]);
+    let factor = vec![2, 2, 1];
+    let steps = [
+        Pipeline::from(Op::downsample(&factor, DownMethod::Mean)),
+        Pipeline::new(vec![
+            Op::gaussian(&[2.0 / 3.0, 2.0 / 3.0, 0.0]),
+            Op::downsample(&factor, DownMethod::Max),
+        ]),
+    ];
+    for step in &steps {
+        // Level k is the step applied k times to level 0.
+        let mut want = vec![source.array.clone()];
+        for _ in 1..4 {
+            let next = step.apply(want.last().unwrap().view()).unwrap();
+            want.push(next.into_array::<f32>().unwrap());
+        }
+        for chunk in [[4, 4, 4], [3, 8, 5], [32, 32, 32]] {
+            let chunks: Vec<Vec<usize>> = want
+                .iter()
+                .map(|w| {
+                    chunk
+                        .iter()
+                        .zip(w.shape())
+                        .map(|(&c, &n)| c.min(n))
+                        .collect()
+                })
+                .collect();
+            let sinks: Vec<MemSink> = (0..4).map(|_| MemSink::default()).collect();
+            let pyramid = Pyramid {
+                source: &source,
+                sinks: sinks.iter().map(|s| s as &dyn Sink).collect(),
+                chunks: chunks.clone(),
+                step: step.clone(),
+                factor: factor.clone(),
+            };
+            // Two parts, then a rerun of the whole that finds everything done.
+            let mut done = 0;
+            for part in [
+                Part::new(0, 2).unwrap(),
+                Part::new(1, 2).unwrap(),
+                Part::ALL,
+            ] {
+                let options = RunOptions {
+                    part,
+                    ..RunOptions::default()
+                };
+                let report = pyramid.run(&options, None).unwrap().expect("one pass");
+                done += report.jobs_done;
+                if part == Part::ALL {
+                    assert_eq!(report.jobs_done, 0, "a rerun finds every tile done");
+                    assert_eq!(report.jobs_skipped, report.jobs_total);
+                }
+            }
+            assert!(done >= 1);
+            for (k, (sink, w)) in sinks.iter().zip(&want).enumerate() {
+                assert_eq!(
+                    &sink.assemble(w.shape()),
+                    w,
+                    "{step:?} chunks {chunk:?}: level {k}"
+                );
+            }
+            // A tile larger than the memory budget: nothing written, the caller falls back.
+            let options = RunOptions {
+                memory_limit: 1000,
+                ..RunOptions::default()
+            };
+            let fresh: Vec<MemSink> = (0..4).map(|_| MemSink::default()).collect();
+            let tight = Pyramid {
+                source: &source,
+                sinks: fresh.iter().map(|s| s as &dyn Sink).collect(),
+                chunks,
+                step: step.clone(),
+                factor: factor.clone(),
+            };
+            assert!(tight.run(&options, None).unwrap().is_none());
+            assert!(fresh.iter().all(|s| s.written.lock().unwrap().is_empty()));
+        }
+    }
+}
