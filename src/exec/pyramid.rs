@@ -136,6 +136,51 @@ impl Pyramid<'_> {
         needs
     }
 
+    /// Reads `region` of level 0 in slabs along the first axis, cut at the output's
+    /// chunk rows, into one block; each slab's share of `owned` (whole chunk rows) is
+    /// sent to the level-0 writer as soon as it is read.
+    fn read_streaming(
+        &self,
+        region: &Region,
+        owned: &Region,
+        threads: usize,
+        send: &std::sync::mpsc::SyncSender<(Region, BlockAny<'static>)>,
+    ) -> Result<BlockAny<'static>> {
+        let c = self.chunks[0][0].max(1);
+        let (start, end) = (region.start[0], region.start[0] + region.shape[0]);
+        let mut cuts = vec![start];
+        let mut at = (start / c + 1) * c;
+        while at < end {
+            cuts.push(at);
+            at += c;
+        }
+        cuts.push(end);
+        with_dtype!(self.source.dtype(), T => {
+            let mut data = vec![T::default(); region.len()];
+            for w in cuts.windows(2) {
+                let mut slab = region.clone();
+                slab.start[0] = w[0];
+                slab.shape[0] = w[1] - w[0];
+                let block = read_parallel(self.source, &slab, threads)?;
+                let origin: Vec<usize> = (0..region.ndim()).map(|a| slab.start[a] - region.start[a]).collect();
+                let zero = vec![0; region.ndim()];
+                copy_box(&slab.shape, &block.typed::<T>().data, Placed::at(&slab.shape, &zero), &mut data, Placed::at(&region.shape, &origin));
+                // This slab's whole chunk rows of the owned region.
+                let (lo, hi) = (w[0].max(owned.start[0]), w[1].min(owned.start[0] + owned.shape[0]));
+                if lo < hi {
+                    let mut part = owned.clone();
+                    part.start[0] = lo;
+                    part.shape[0] = hi - lo;
+                    if send.send((part, block)).is_err() {
+                        // The writer stopped on an error, which its join reports.
+                        break;
+                    }
+                }
+            }
+            Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any())
+        })
+    }
+
     /// Runs this process's part of the tiles, or returns `None` (having written
     /// nothing) when the levels' chunks do not tile evenly or a tile would not fit in
     /// `options.memory_limit`: then build the levels one chain at a time.
@@ -178,17 +223,31 @@ impl Pyramid<'_> {
                 continue;
             }
             let needs = self.needs(&plans, &owned);
-            let clock = Instant::now();
-            let level0 = read_parallel(self.source, &needs[0], threads)?;
-            report.stages.read += clock.elapsed().as_secs_f64();
-            report.bytes_read += (needs[0].len() * self.source.dtype().size()) as u64;
-            // Level 0's chunks are written while the coarser levels are computed.
-            let (computed, written) = std::thread::scope(|s| -> Result<(f64, f64)> {
-                let first = s.spawn(|| -> Result<f64> {
-                    let clock = Instant::now();
-                    self.sinks[0].write(&owned[0], &level0)?;
-                    Ok(clock.elapsed().as_secs_f64())
+            let (computed, written, read) = std::thread::scope(|s| -> Result<(f64, f64, f64)> {
+                // Level 0 streams in slabs of whole output chunk rows: each slab is
+                // written by a writer thread while the next one is read.
+                let (send, receive) =
+                    std::sync::mpsc::sync_channel::<(Region, BlockAny<'static>)>(2);
+                let writer = s.spawn(move || -> Result<f64> {
+                    let mut seconds = 0.0;
+                    for (region, block) in receive {
+                        let clock = Instant::now();
+                        self.sinks[0].write(&region, &block)?;
+                        seconds += clock.elapsed().as_secs_f64();
+                    }
+                    Ok(seconds)
                 });
+                let clock = Instant::now();
+                let level0 = self.read_streaming(&needs[0], &owned[0], threads, &send);
+                drop(send);
+                let read = clock.elapsed().as_secs_f64();
+                let level0 = match level0 {
+                    Ok(block) => block,
+                    Err(e) => {
+                        let _ = writer.join();
+                        return Err(e);
+                    }
+                };
                 let clock = Instant::now();
                 let mut coarser: Vec<BlockAny<'static>> = Vec::with_capacity(levels - 1);
                 for k in 1..levels {
@@ -203,9 +262,11 @@ impl Pyramid<'_> {
                     self.sinks[k + 1].write(&owned[k + 1], block)?;
                 }
                 let written = clock.elapsed().as_secs_f64();
-                let first = first.join().expect("the writer does not panic")?;
-                Ok((computed, written + first))
+                let first = writer.join().expect("the writer does not panic")?;
+                Ok((computed, written + first, read))
             })?;
+            report.stages.read += read;
+            report.bytes_read += (needs[0].len() * self.source.dtype().size()) as u64;
             report.stages.compute += computed;
             report.stages.write += written;
             for k in 0..levels {
