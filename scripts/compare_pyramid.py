@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Multiscale pyramids, haloflow vs ngff-zarr, side by side on one machine.
+
+Writes the benchmark volume (256x512x512 float32, Zarr v3, chunks 64x128x128, zstd 3)
+with zarr-python, then times, median of --repeats runs, with each run's peak RSS:
+
+- `haloflow copy` of level 0 (the I/O yardstick);
+- `haloflow pyramid --levels 4` with mean, stride and gaussian;
+- ngff-zarr's `to_multiscales` (scale factors 2, 4, 8; chunks 64x128x128) and
+  `to_ngff_zarr` (NGFF 0.5) with the matching method: DASK_BIN_SHRINK (the window
+  mean), DASK_IMAGE_NEAREST (every f-th voxel) and DASK_IMAGE_GAUSSIAN, on dask's
+  threaded scheduler with 2 workers, as haloflow runs with 2 threads.
+
+With --markdown FILE it replaces the `compare_pyramid` section of FILE.
+
+    python3 scripts/compare_pyramid.py [--repeats 3] [--markdown BENCHMARKS.md]
+
+Needs numpy, zarr and ngff-zarr[dask-image] (scripts/requirements.txt) and cargo.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import shutil
+
+import numpy as np
+import zarr
+import zarr.codecs
+
+from machine import machine_line, run_polling_rss, versions, write_section
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHAPE, CHUNKS = (256, 512, 512), (64, 128, 128)
+
+NGFF = r"""
+import sys, dask, dask.array as da, ngff_zarr as nz
+method, src, dst = sys.argv[1:4]
+dask.config.set(scheduler="threads", num_workers=2)
+image = nz.to_ngff_image(da.from_zarr(src), dims=["z", "y", "x"])
+multiscales = nz.to_multiscales(image, scale_factors=[2, 4, 8], method=nz.Methods[method],
+                                chunks=(64, 128, 128))
+nz.to_ngff_zarr(dst, multiscales, version="0.5")
+"""
+
+# (label, haloflow method, ngff-zarr method)
+CASES = [
+    ("mean of each window", "mean", "DASK_BIN_SHRINK"),
+    ("every f-th voxel", "stride", "DASK_IMAGE_NEAREST"),
+    ("gaussian, then subsample", "gaussian", "DASK_IMAGE_GAUSSIAN"),
+]
+
+
+def median_run(cmd, repeats, clean):
+    """(median seconds, peak RSS MiB of that set) of `repeats` runs, `clean` before each."""
+    seconds, peaks = [], []
+    for _ in range(repeats):
+        clean()
+        s, run, rss = run_polling_rss(cmd)
+        if run.returncode != 0:
+            sys.exit(f"{' '.join(cmd[:3])} ... failed:\n{run.stderr[-2000:]}")
+        seconds.append(s)
+        peaks.append(rss / 2**20)
+    return statistics.median(seconds), max(peaks)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--markdown")
+    args = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "haloflow"], cwd=ROOT, check=True)
+    exe = os.path.join(ROOT, "target", "release", "haloflow")
+    try:
+        import ngff_zarr  # noqa: F401
+        have_ngff = True
+    except ImportError as e:
+        print(f"ngff-zarr does not import ({e}): its column stays empty", file=sys.stderr)
+        have_ngff = False
+    tmp = tempfile.mkdtemp(prefix="haloflow-pyramid-")
+    try:
+        src = os.path.join(tmp, "volume.zarr")
+        arr = zarr.create_array(store=src, shape=SHAPE, chunks=CHUNKS, dtype=np.float32, zarr_format=3,
+                                compressors=zarr.codecs.ZstdCodec(level=3))
+        rng = np.random.default_rng(0)
+        for z in range(0, SHAPE[0], CHUNKS[0]):
+            arr[z:z + CHUNKS[0]] = (50 + 90 * rng.random((CHUNKS[0],) + SHAPE[1:])).astype(np.float32)
+        dst = os.path.join(tmp, "out.zarr")
+        clean = lambda: shutil.rmtree(dst, ignore_errors=True)
+        threads = ["--threads", "2", "--device", "cpu", "--quiet"]
+        copy_s, copy_rss = median_run([exe, "copy", src, dst, *threads], args.repeats, clean)
+        rows = []
+        for label, method, ngff_method in CASES:
+            hf_s, hf_rss = median_run([exe, "pyramid", src, dst, "--levels", "4", "--method", method,
+                                       *threads], args.repeats, clean)
+            ng_s = ng_rss = None
+            if have_ngff:
+                ng_s, ng_rss = median_run([sys.executable, "-c", NGFF, ngff_method, src, dst],
+                                          args.repeats, clean)
+            rows.append((label, method, ngff_method, hf_s, hf_rss, ng_s, ng_rss))
+            print(rows[-1], flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    fmt = lambda s: "—" if s is None else f"{s:.2f}"
+    lines = [
+        f"{machine_line()}; {versions(('numpy', 'zarr', 'dask', 'ngff_zarr'))}; median of {args.repeats} runs.",
+        "",
+        f"4 levels of the 256×512×512 float32 volume (chunks 64×128×128, zstd 3). `haloflow copy` of level 0: "
+        f"{copy_s:.2f} s, {copy_rss:.0f} MiB.",
+        "",
+        "| method | haloflow `pyramid` s (MiB) | × copy | ngff-zarr method | ngff-zarr s (MiB) | ngff-zarr / haloflow |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, method, ngff_method, hf_s, hf_rss, ng_s, ng_rss in rows:
+        ratio = "—" if ng_s is None else f"{ng_s / hf_s:.2f}×"
+        ng = "—" if ng_s is None else f"{ng_s:.2f} ({ng_rss:.0f})"
+        lines.append(f"| {label} (`{method}`) | {hf_s:.2f} ({hf_rss:.0f}) | {hf_s / copy_s:.2f}× | "
+                     f"`{ngff_method}` | {ng} | {ratio} |")
+    table = "\n".join(lines)
+    print(table)
+    if args.markdown:
+        write_section(args.markdown, "compare_pyramid", table)
+
+
+if __name__ == "__main__":
+    main()
