@@ -233,25 +233,31 @@ impl OmeImage {
         }))
     }
 
-    /// The image holding the array at `array` as one of its levels, and which.
+    /// The image holding the array at `array` as one of its levels, and which: the
+    /// nearest enclosing image group (up to three directories up, as ngff-zarr nests
+    /// `scale0/image`) whose datasets name the array's path.
     pub fn of_level(array: &Path) -> Result<Option<(OmeImage, usize)>> {
-        let (Some(parent), Some(name)) = (array.parent(), array.file_name()) else {
-            return Ok(None);
-        };
-        let parent = if parent.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            parent
-        };
-        let Some(image) = OmeImage::open(parent)? else {
-            return Ok(None);
-        };
-        let name = name.to_string_lossy();
-        Ok(image
-            .levels
-            .iter()
-            .position(|l| l.path == name)
-            .map(|i| (image, i)))
+        let mut group = array.to_path_buf();
+        let mut relative: Vec<String> = Vec::new();
+        for _ in 0..3 {
+            let Some(name) = group.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+                return Ok(None);
+            };
+            relative.insert(0, name);
+            group = match group.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            if let Some(image) = OmeImage::open(&group)? {
+                let path = relative.join("/");
+                return Ok(image
+                    .levels
+                    .iter()
+                    .position(|l| l.path.trim_end_matches('/') == path)
+                    .map(|i| (image, i)));
+            }
+        }
+        Ok(None)
     }
 
     /// The array of level `n`.

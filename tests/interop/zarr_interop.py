@@ -324,6 +324,34 @@ def ome(bin_, tmp):
         run = haloflow(bin_, "gaussian", src, os.path.join(tmp, "phys-c.zarr"), "--sigma", "1um", "--quiet",
                        *DEVICE, check_ok=False)
         check(run.returncode != 0 and "no length unit" in run.stderr, f"ome {name}: 1um on a channel axis: {run.stderr}")
+    # Images written by ngff-zarr (levels nested as scale0/image), by the group or by
+    # a level's path.
+    import ngff_zarr as nz
+
+    x = (rng.random((10, 24, 20)) * 1000).astype(np.uint16)
+    image = nz.to_ngff_image(x, dims=["z", "y", "x"], scale={"z": 2.0, "y": 0.5, "x": 0.5},
+                             translation={"z": 1.0, "y": 0.0, "x": 0.0},
+                             axes_units={a: "micrometer" for a in "zyx"})
+    multiscales = nz.to_multiscales(image, scale_factors=[2], chunks=(5, 8, 8))
+    for version in ("0.4", "0.5"):
+        src = os.path.join(tmp, f"ngff-zarr-{version}.zarr")
+        nz.to_ngff_zarr(src, multiscales, version=version)
+        for given in (src, os.path.join(src, "scale1", "image")):
+            dst = os.path.join(tmp, f"ngff-zarr-out-{version}-{len(given)}.zarr")
+            haloflow(bin_, "downsample", given, dst, "--factor", "2", "--quiet", *DEVICE)
+            what = f"ngff-zarr {version} input {os.path.relpath(given, tmp)}"
+            try:
+                open_ome_zarr(zarr.open_group(dst, mode="r"))
+            except Exception as e:
+                check(False, f"{what}: ome-zarr-models rejects the output: {e}")
+            got_version, ms, _ = ome_multiscale(dst)
+            s, t = transforms(ms)
+            level1 = given != src
+            want_s = np.array([2.0, 0.5, 0.5]) * (4 if level1 else 2)
+            base_t = np.array([2.0, 0.25, 0.25]) if level1 else np.array([1.0, 0.0, 0.0])
+            base_s = np.array([4.0, 1.0, 1.0]) if level1 else np.array([2.0, 0.5, 0.5])
+            check(got_version == version and np.allclose(s, want_s) and np.allclose(t, base_t + base_s / 2),
+                  f"{what}: NGFF {got_version}, scale {s}, translation {t}")
     # A plain 2-D array made an image with --ome.
     src = os.path.join(tmp, "plain2d.zarr")
     zarr.create_array(store=src, shape=(30, 40), chunks=(16, 16), dtype="float32", zarr_format=2)[...] = \
