@@ -174,7 +174,7 @@ fn slab_of(out_shape: &[usize]) -> Vec<usize> {
 
 /// Asks Linux to back a large buffer with transparent huge pages, as numpy does for
 /// its arrays: first-touch page faults then cost 512 times less. A hint only.
-fn advise_huge_pages<U>(buffer: &mut Vec<U>) {
+pub(crate) fn advise_huge_pages<U>(buffer: &mut Vec<U>) {
     #[cfg(target_os = "linux")]
     {
         const PAGE: usize = 4096;

@@ -40,6 +40,16 @@ pub struct Pyramid<'a> {
 /// level 0).
 type Levels = (Vec<Vec<usize>>, Vec<Option<Plan>>);
 
+/// A zeroed buffer of `n` elements, backed by transparent huge pages where Linux
+/// offers them (a tile's buffers are hundreds of megabytes: first-touch page faults
+/// would cost as much as filling them).
+fn zeroed<T: crate::dtype::Element>(n: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    crate::in_memory::advise_huge_pages(&mut v);
+    v.resize(n, T::default());
+    v
+}
+
 /// The smallest box holding `sets` (each axis's bounds).
 fn hull(sets: &[AxisSet]) -> Region {
     Region {
@@ -156,7 +166,7 @@ impl Pyramid<'_> {
         }
         cuts.push(end);
         with_dtype!(self.source.dtype(), T => {
-            let mut data = vec![T::default(); region.len()];
+            let mut data = zeroed::<T>(region.len());
             for w in cuts.windows(2) {
                 let mut slab = region.clone();
                 slab.start[0] = w[0];
@@ -339,7 +349,7 @@ fn read_parallel(
         .map(|r| source.read_region(r))
         .collect::<Result<Vec<_>>>()?;
     with_dtype!(source.dtype(), T => {
-        let mut data = vec![T::default(); region.len()];
+        let mut data = zeroed::<T>(region.len());
         for (part, block) in parts.iter().zip(&blocks) {
             let origin: Vec<usize> = (0..region.ndim()).map(|a| part.start[a] - region.start[a]).collect();
             let zero = vec![0; region.ndim()];
@@ -387,7 +397,7 @@ fn compute(
         })
         .collect::<Result<Vec<_>>>()?;
     with_dtype!(plan.output_dtype(), U => {
-        let mut data = vec![U::default(); region.len()];
+        let mut data = zeroed::<U>(region.len());
         for (part, result) in parts.iter().zip(&results) {
             let origin: Vec<usize> = (0..region.ndim()).map(|a| part.start[a] - region.start[a]).collect();
             let zero = vec![0; region.ndim()];
