@@ -419,8 +419,21 @@ impl OmeImage {
         }
         let mut omero = self.omero.clone().filter(|_| channels_kept);
         if input != output {
-            let mask =
-                matches!(pipeline.ops.last(), Some(Op::Threshold { .. })) && output == DType::U8;
+            // A 0/1 mask: a threshold, after which only resampling and casts follow
+            // (they keep the values 0 and 1).
+            let mask = !output.is_float()
+                && pipeline
+                    .ops
+                    .iter()
+                    .rposition(|op| matches!(op, Op::Threshold { .. }))
+                    .is_some_and(|i| {
+                        pipeline.ops[i + 1..].iter().all(|op| {
+                            matches!(
+                                op,
+                                Op::Downsample { .. } | Op::Upsample { .. } | Op::Cast { .. }
+                            )
+                        })
+                    });
             for c in omero
                 .as_mut()
                 .and_then(|o| o.get_mut("channels"))

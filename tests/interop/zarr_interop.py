@@ -260,6 +260,7 @@ def ome(bin_, tmp):
         zarr.create_array(store=plain, shape=shape, chunks=chunks, dtype=data.dtype,
                           zarr_format=3)[...] = data
         ones = ["1"] * (len(axes) - 3)
+        kernel_path = os.path.join(tmp, f"kernel-{name}.npy")
         f = np.array([1] * (len(axes) - 3) + [1, 2, 3], float)
         cases = [
             ("gaussian", ["--sigma", ",".join(["0"] * (len(axes) - 3) + ["1", "1.5", "1.5"])],
@@ -271,12 +272,25 @@ def ome(bin_, tmp):
             ("upsample", ["--factor", ",".join(ones + ["1", "2", "3"]), "--method", "linear"],
              np.array(scale0) / f, np.array(trans0) - (f - 1) / 2 * np.array(scale0) / f, True),
             ("threshold", ["--above", "500"], scale0, trans0, False),
+            ("clip", ["--min", "100", "--max", "900"], scale0, trans0, True),
+            ("convolve", ["--kernel", kernel_path], scale0, trans0, True),
+            # A chain: a filter, a threshold, then a downsampling: the transform of the last.
+            ("run", ["gaussian", "--sigma", ",".join(["0"] * (len(axes) - 3) + ["1", "1", "1"]), "+",
+                     "threshold", "--above", "500", "+",
+                     "downsample", "--factor", ",".join(ones + ["1", "2", "3"]), "--method", "max"],
+             np.array(scale0) * f, np.array(trans0) + (f - 1) / 2 * np.array(scale0), False),
         ]
+        kernel = np.zeros((3,) * len(axes))
+        kernel[(1,) * (len(axes) - 1) + (slice(None),)] = [0.25, 0.5, 0.25]
+        np.save(kernel_path, kernel)
         for i, (op, flags, want_scale, want_trans, same_dtype) in enumerate(cases):
             for version in (None, "0.4", "0.5"):
                 dst = os.path.join(tmp, f"ome-out-{name}-{i}-{version}.zarr")
                 extra = ["--ngff-version", version] if version else []
-                haloflow(bin_, op, src, dst, *flags, "--quiet", *DEVICE, *extra)
+                if op == "run":  # the run's flags go before its chain
+                    haloflow(bin_, op, src, dst, "--quiet", *DEVICE, *extra, *flags)
+                else:
+                    haloflow(bin_, op, src, dst, *flags, "--quiet", *DEVICE, *extra)
                 what = f"ome {name} {op} {' '.join(flags)} -> {version or 'same'}"
                 got_version, ms, got_omero = ome_multiscale(dst)
                 check(got_version == (version or fmt.version), f"{what}: NGFF {got_version}")
@@ -291,7 +305,8 @@ def ome(bin_, tmp):
                 check([a["name"] for a in ms["axes"]] == axes, f"{what}: axes {ms['axes']}")
                 check(all(a.get("unit") == "micrometer" for a in ms["axes"] if a["name"] in "zyx"),
                       f"{what}: units lost")
-                check(ms["metadata"]["pipeline"]["ops"][0]["op"] == op, f"{what}: chain not recorded")
+                first_op = flags[0] if op == "run" else op
+                check(ms["metadata"]["pipeline"]["ops"][0]["op"] == first_op, f"{what}: chain not recorded")
                 check(got_omero is not None and [c["label"] for c in got_omero["channels"]] == ["ch0", "ch1"],
                       f"{what}: channels lost: {got_omero}")
                 check(same_dtype or all(c["window"]["end"] == 1 for c in got_omero["channels"]),
@@ -301,7 +316,10 @@ def ome(bin_, tmp):
                     check(list(arr.metadata.dimension_names or []) == axes, f"{what}: dimension_names")
                 plain_out = os.path.join(tmp, f"ome-plain-{name}-{i}.zarr")
                 if not os.path.exists(plain_out):
-                    haloflow(bin_, op, plain, plain_out, *flags, "--quiet", *DEVICE)
+                    if op == "run":
+                        haloflow(bin_, op, plain, plain_out, "--quiet", *DEVICE, *flags)
+                    else:
+                        haloflow(bin_, op, plain, plain_out, *flags, "--quiet", *DEVICE)
                 check(np.array_equal(np.asarray(node.data[0]), zarr.open_array(plain_out, mode="r")[...]),
                       f"{what}: values differ from the plain array's")
                 n += 1
