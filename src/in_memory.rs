@@ -133,7 +133,7 @@ fn apply_typed<T: BlockElement>(
 }
 
 /// A default output block: the last axis whole (up to 4096), leading axes halved,
-/// largest first, until the block holds about [`TARGET_BLOCK_ELEMENTS`].
+/// largest first, until the block holds about 512K (2^19) elements.
 pub fn default_block(out_shape: &[usize]) -> Vec<usize> {
     block_of(out_shape, TARGET_BLOCK_ELEMENTS)
 }

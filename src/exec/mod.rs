@@ -1,5 +1,5 @@
 //! The streaming executor of a Zarr run: jobs from the planner, footprints assembled
-//! from decoded chunks ([`cache`]), computed on the chosen backend, and written, with
+//! from decoded chunks (`cache.rs`), computed on the chosen backend, and written, with
 //! bounded memory, resume, parts (`--part I/N`) and per-stage timings.
 
 mod cache;

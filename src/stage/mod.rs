@@ -1,7 +1,7 @@
 //! Stages: the primitive kernels every operation lowers to.
 //!
 //! An [`Op`](crate::Op) is what a user asks for; a stage is what a backend runs. A
-//! Gaussian lowers to one 1-D [`Stencil`] per filtered axis (each pads its own input,
+//! Gaussian lowers to one 1-D `Stencil` per filtered axis (each pads its own input,
 //! as scipy does), a convolution to one N-D stencil, and so on. The planner maps an
 //! output block backwards through the stages to the input each one needs.
 

@@ -2,7 +2,7 @@
 //! create or resume an output and write it one whole chunk at a time.
 //!
 //! - [`Input`] opens a Zarr v2 (`.zarray`) or v3 (`zarr.json`) array, sharded or not,
-//!   and reads the product of per-axis index sets ([`AxisSet`]) into a dense [`Block`].
+//!   and reads the product of per-axis index sets ([`AxisSet`](crate::AxisSet)) into a dense [`Block`](crate::block::Block).
 //! - [`Output`] creates an array from an [`OutputSpec`] (or reopens a compatible one to
 //!   resume), and stores every chunk of a written region, *including chunks equal to the
 //!   fill value*, so that a chunk's existence means it was written.
