@@ -36,6 +36,8 @@ enum Command {
     Gaussian(Run<GaussianArgs>),
     /// `scipy.ndimage.convolve` with a kernel from a .npy file, float32 out.
     Convolve(Run<ConvolveArgs>),
+    /// `scipy.ndimage.uniform_filter`: the mean over a box, float32 out.
+    Uniform(Run<UniformArgs>),
     /// Reduce by integer factors (mean, max, min, stride, mode).
     Downsample(Run<DownsampleArgs>),
     /// Enlarge by integer factors (nearest, linear).
@@ -512,6 +514,26 @@ struct GaussianArgs {
     truncate: f64,
 }
 
+/// Flags of `uniform`.
+#[derive(Args, Clone)]
+struct UniformArgs {
+    /// The box's extent, one value or one per axis (1 leaves an axis untouched).
+    #[arg(long, value_delimiter = ',', required = true)]
+    size: Vec<usize>,
+    /// Boundary mode (scipy.ndimage).
+    #[arg(long, value_enum, default_value_t = ModeArg::Reflect)]
+    mode: ModeArg,
+    /// Value beyond the edge in constant mode.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    cval: f64,
+}
+
+impl ToOp for UniformArgs {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        Ok(Op::uniform(&self.size).with_mode(self.mode.into(), self.cval))
+    }
+}
+
 /// Flags of `convolve`.
 #[derive(Args, Clone)]
 struct ConvolveArgs {
@@ -575,6 +597,8 @@ enum InfoOp {
     Gaussian(GaussianArgs),
     /// Plan a convolution.
     Convolve(ConvolveArgs),
+    /// Plan a uniform filter.
+    Uniform(UniformArgs),
     /// Plan a downsampling.
     Downsample(DownsampleArgs),
     /// Plan an upsampling.
@@ -809,6 +833,7 @@ impl ToOp for InfoOp {
             InfoOp::Clip(a) => a.to_op(),
             InfoOp::Gaussian(a) => a.to_op_in(space),
             InfoOp::Convolve(a) => a.to_op(),
+            InfoOp::Uniform(a) => a.to_op(),
             InfoOp::Downsample(a) => a.to_op(),
             InfoOp::Upsample(a) => a.to_op(),
         }
@@ -903,6 +928,7 @@ fn main() -> ExitCode {
         Command::Clip(r) => run(r),
         Command::Gaussian(r) => run(r),
         Command::Convolve(r) => run(r),
+        Command::Uniform(r) => run(r),
         Command::Downsample(r) => run(r),
         Command::Upsample(r) => run(r),
         Command::Info(a) => info(a),

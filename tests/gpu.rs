@@ -109,7 +109,7 @@ fn integer_exact(ops: &[Op], dtype: DType) -> bool {
     let mut d = dtype;
     for op in ops {
         match op {
-            Op::Gaussian { .. } | Op::Convolve { .. } => return false,
+            Op::Gaussian { .. } | Op::Convolve { .. } | Op::Uniform { .. } => return false,
             Op::Downsample {
                 method: DownMethod::Mean,
                 ..

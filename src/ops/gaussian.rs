@@ -21,6 +21,35 @@ pub fn gaussian_weights(sigma: f64, radius: usize) -> Vec<f64> {
 /// The passes run in [`pass_order`], not scipy's axis order: separable passes commute
 /// (each pads with the boundary mode, and the weights sum to one), so only the rounding
 /// differs, well inside the tolerance against scipy.
+/// The stages of `scipy.ndimage.uniform_filter(x, size, mode, cval)`: one 1-D mean of
+/// `size[a]` taps per axis with a size above 1, in the Gaussian's pass order, each
+/// window `[i - size // 2, i - size // 2 + size)` (scipy's origin 0, also for even
+/// sizes); none at all is a cast to float32.
+pub(super) fn uniform_stages(size: &[usize], mode: Boundary, cval: f32) -> Vec<Stage> {
+    let ndim = size.len();
+    let passes: Vec<Stage> = pass_order(ndim)
+        .into_iter()
+        .filter(|&axis| size[axis] > 1)
+        .map(|axis| {
+            let mut shape = vec![1; ndim];
+            let mut centre = vec![0; ndim];
+            shape[axis] = size[axis];
+            centre[axis] = size[axis] / 2;
+            Stage::Stencil(Stencil {
+                shape,
+                centre,
+                weights: vec![(1.0 / size[axis] as f64) as f32; size[axis]],
+                mode,
+                cval,
+            })
+        })
+        .collect();
+    if passes.is_empty() {
+        return vec![Stage::Cast(DType::F32)];
+    }
+    passes
+}
+
 pub(super) fn stages(sigma: &[f64], truncate: f64, mode: Boundary, cval: f32) -> Vec<Stage> {
     let ndim = sigma.len();
     let passes: Vec<Stage> = pass_order(ndim)
@@ -59,7 +88,7 @@ pub(super) fn stages(sigma: &[f64], truncate: f64, mode: Boundary, cval: f32) ->
 /// they are a whole plane apart (a power of two bytes for 512×512 planes, so they evict
 /// each other from the cache). On one core, the first pass of a σ=2 Gaussian of a
 /// 256×512×512 volume took 83 ms this way instead of 112 ms.
-fn pass_order(ndim: usize) -> Vec<usize> {
+pub(super) fn pass_order(ndim: usize) -> Vec<usize> {
     let last = ndim.saturating_sub(1);
     (0..last).rev().chain((ndim > 0).then_some(last)).collect()
 }

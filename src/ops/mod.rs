@@ -77,6 +77,18 @@ pub enum Op {
         /// How new samples are made.
         method: UpMethod,
     },
+    /// `scipy.ndimage.uniform_filter(x, size, mode=mode, cval=cval)`: the mean over a
+    /// box of `size` voxels (1 leaves an axis untouched), float32 out.
+    Uniform {
+        /// The box's extent per axis (one value for all axes, or one per axis).
+        size: Vec<usize>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode.
+        #[serde(default)]
+        cval: f64,
+    },
     /// Convert to another element type inside a chain (round half to even,
     /// saturate; `x.astype` after `np.rint` for integers), as `Pipeline::with_dtype`
     /// does at its end.
@@ -107,6 +119,15 @@ impl Op {
         }
     }
 
+    /// A uniform (box mean) filter with scipy's default mode (`reflect`).
+    pub fn uniform(size: &[usize]) -> Op {
+        Op::Uniform {
+            size: size.to_vec(),
+            mode: Boundary::Reflect,
+            cval: 0.0,
+        }
+    }
+
     /// A convolution with scipy's default mode (`reflect`).
     pub fn convolve(kernel: Kernel) -> Op {
         Op::Convolve {
@@ -134,7 +155,10 @@ impl Op {
 
     /// Sets the boundary mode and constant of a `gaussian` or `convolve` (others unchanged).
     pub fn with_mode(mut self, new_mode: Boundary, new_cval: f64) -> Op {
-        if let Op::Gaussian { mode, cval, .. } | Op::Convolve { mode, cval, .. } = &mut self {
+        if let Op::Gaussian { mode, cval, .. }
+        | Op::Convolve { mode, cval, .. }
+        | Op::Uniform { mode, cval, .. } = &mut self
+        {
             *mode = new_mode;
             *cval = new_cval;
         }
@@ -150,6 +174,7 @@ impl Op {
             Op::Convolve { .. } => "convolve",
             Op::Downsample { .. } => "downsample",
             Op::Upsample { .. } => "upsample",
+            Op::Uniform { .. } => "uniform",
             Op::Cast { .. } => "cast",
         }
     }
@@ -205,6 +230,15 @@ impl Op {
                 factor: factors(self.name(), factor, ndim)?,
                 method: *method,
             }]),
+            Op::Uniform { size, mode, cval } => {
+                let size = per_axis("size", size, ndim)?;
+                if size.contains(&0) {
+                    return Err(invalid(format!(
+                        "size must be >= 1 on every axis, got {size:?}"
+                    )));
+                }
+                Ok(gaussian::uniform_stages(&size, *mode, *cval as f32))
+            }
             Op::Cast { dtype } => Ok(vec![Stage::Cast(*dtype)]),
         }
     }

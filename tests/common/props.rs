@@ -39,6 +39,7 @@ pub fn op(ndim: usize) -> impl Strategy<Value = Op> {
             }
         ),
         (kernel, mode(), -5.0f64..5.0).prop_map(|(k, m, c)| Op::convolve(k).with_mode(m, c)),
+        (factors(4), mode(), -5.0f64..5.0).prop_map(|(s, m, c)| Op::uniform(&s).with_mode(m, c)),
         (
             factors(4),
             prop::sample::select(vec![
