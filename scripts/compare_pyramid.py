@@ -26,14 +26,11 @@ import sys
 import tempfile
 import shutil
 
-import numpy as np
-import zarr
-import zarr.codecs
 
-from machine import machine_line, run_polling_rss, versions, write_section
+from compare_zarr import timed, write_volume
+from machine import machine_line, versions, write_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHAPE, CHUNKS = (256, 512, 512), (64, 128, 128)
 
 NGFF = r"""
 import sys, dask, dask.array as da, ngff_zarr as nz
@@ -55,15 +52,11 @@ CASES = [
 
 def median_run(cmd, repeats, clean):
     """(median seconds, peak RSS MiB of that set) of `repeats` runs, `clean` before each."""
-    seconds, peaks = [], []
+    runs = []
     for _ in range(repeats):
         clean()
-        s, run, rss = run_polling_rss(cmd)
-        if run.returncode != 0:
-            sys.exit(f"{' '.join(cmd[:3])} ... failed:\n{run.stderr[-2000:]}")
-        seconds.append(s)
-        peaks.append(rss / 2**20)
-    return statistics.median(seconds), max(peaks)
+        runs.append(timed(cmd))
+    return statistics.median(s for s, _ in runs), max(rss for _, rss in runs)
 
 
 def main():
@@ -81,12 +74,7 @@ def main():
         have_ngff = False
     tmp = tempfile.mkdtemp(prefix="haloflow-pyramid-")
     try:
-        src = os.path.join(tmp, "volume.zarr")
-        arr = zarr.create_array(store=src, shape=SHAPE, chunks=CHUNKS, dtype=np.float32, zarr_format=3,
-                                compressors=zarr.codecs.ZstdCodec(level=3))
-        rng = np.random.default_rng(0)
-        for z in range(0, SHAPE[0], CHUNKS[0]):
-            arr[z:z + CHUNKS[0]] = (50 + 90 * rng.random((CHUNKS[0],) + SHAPE[1:])).astype(np.float32)
+        src = write_volume(os.path.join(tmp, "volume.zarr"))
         dst = os.path.join(tmp, "out.zarr")
         clean = lambda: shutil.rmtree(dst, ignore_errors=True)
         threads = ["--threads", "2", "--device", "cpu", "--quiet"]

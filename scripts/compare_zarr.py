@@ -81,6 +81,17 @@ with open("/proc/self/status") as f:
 """
 
 
+def write_volume(path):
+    """Writes the benchmark volume at path: SHAPE float32, values 50 + 90 U(0, 1) (seed 0),
+    Zarr v3, chunks CHUNKS, zstd 3; returns path."""
+    arr = zarr.create_array(store=path, shape=SHAPE, chunks=CHUNKS, dtype=np.float32, zarr_format=3,
+                            compressors=zarr.codecs.ZstdCodec(level=3))
+    rng = np.random.default_rng(0)
+    for z in range(0, SHAPE[0], CHUNKS[0]):
+        arr[z:z + CHUNKS[0]] = (50 + 90 * rng.random((CHUNKS[0], *SHAPE[1:]), dtype=np.float32))
+    return path
+
+
 def zarrs_tools(mode):
     """A function naming a zarrs_tools executable, or None if they are not to be had."""
     if mode == "skip":
@@ -135,12 +146,7 @@ def main():
     zt = zarrs_tools(args.zarrs_tools)
     tmp = tempfile.mkdtemp(prefix="haloflow-compare-")
     try:
-        src = os.path.join(tmp, "volume.zarr")
-        arr = zarr.create_array(store=src, shape=SHAPE, chunks=CHUNKS, dtype=np.float32, zarr_format=3,
-                                compressors=zarr.codecs.ZstdCodec(level=3))
-        rng = np.random.default_rng(0)
-        for z in range(0, SHAPE[0], CHUNKS[0]):
-            arr[z:z + CHUNKS[0]] = (50 + 90 * rng.random((CHUNKS[0], *SHAPE[1:]), dtype=np.float32))
+        src = write_volume(os.path.join(tmp, "volume.zarr"))
         rows = {}
         for op in ops:
             flags, label, zcmd = OPS[op]

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use crate::dtype::{DType, Element};
-use crate::region::AxisSet;
+use crate::region::{AxisSet, Region};
 
 /// Data in C order over the product of `sets` (one [`AxisSet`] per axis).
 ///
@@ -157,6 +157,22 @@ pub(crate) fn copy_box<T: Copy>(
     box_rows(shape, from, to, |s, d, n| {
         dst[d..d + n].copy_from_slice(&src[s..s + n]);
     });
+}
+
+/// Copies `part` (dense values of a box inside `region`) into `dst`, the dense values
+/// of `region`: the one paste of a piece into the block it was cut from.
+pub(crate) fn paste<T: Copy>(region: &Region, part: &Region, src: &[T], dst: &mut [T]) {
+    let origin: Vec<usize> = (0..region.ndim())
+        .map(|a| part.start[a] - region.start[a])
+        .collect();
+    let zero = vec![0; region.ndim()];
+    copy_box(
+        &part.shape,
+        src,
+        Placed::at(&part.shape, &zero),
+        dst,
+        Placed::at(&region.shape, &origin),
+    );
 }
 
 /// The rank in `held` of each index of `wanted`.

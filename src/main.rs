@@ -1034,26 +1034,10 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
     }
 
     let options = run_options(c, backend, reason);
-    let show = !c.quiet && std::io::stderr().is_terminal();
-    let bar = show.then(|| progress_bar(options.part.jobs(plan.num_jobs()).len()));
-    let on_progress = |done: usize, bytes: u64| {
-        if let Some(b) = &bar {
-            b.set_position(done as u64);
-            let secs = b.elapsed().as_secs_f64().max(1e-3);
-            b.set_message(format!("{:.0} MB/s", bytes as f64 / 1e6 / secs));
-        }
-    };
+    let bar = progress_bar(c, options.part.jobs(plan.num_jobs()).len());
+    let on_progress = |done: usize, bytes: u64| advance(&bar, done, bytes);
     let report = exec::run(&plan, &input, &output, &options, Some(&on_progress))?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    if !c.quiet {
-        eprintln!("{}", summary(&report, &r.output));
-    }
-    if let Some(path) = &c.report {
-        write_report(path, &report)?;
-    }
-    Ok(())
+    finish(c, bar, &report, &r.output, "")
 }
 
 /// The options of a run from the common flags.
@@ -1209,22 +1193,18 @@ fn pyramid(p: &PyramidArgs) -> haloflow::Result<()> {
             c.overwrite,
         )?);
     }
-    let kind = match p.method {
-        PyramidMethod::Mean => "mean",
-        PyramidMethod::Max => "max",
-        PyramidMethod::Min => "min",
-        PyramidMethod::Mode => "mode",
-        PyramidMethod::Stride => "stride",
-        PyramidMethod::Gaussian => "gaussian",
-    };
-    image.write_group(&p.output, &Pipeline::new(step.clone()), Some(kind))?;
+    let kind = p.method.to_possible_value().expect("no method is skipped");
+    image.write_group(
+        &p.output,
+        &Pipeline::new(step.clone()),
+        Some(kind.get_name()),
+    )?;
 
     let options = run_options(c, backend, reason);
     let total: usize = plans
         .iter()
         .map(|pl| options.part.jobs(pl.num_jobs()).len())
         .sum();
-    let show = !c.quiet && std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
     // One streamed pass over level 0 when the levels' chunks tile evenly and a tile
     // fits in the memory budget; else each level from level 0 by its own chain.
@@ -1235,84 +1215,73 @@ fn pyramid(p: &PyramidArgs) -> haloflow::Result<()> {
         step: Pipeline::new(step.clone()),
         factor: factor.clone(),
     };
-    let bar_one = show.then(|| {
-        progress_bar(
-            options
-                .part
-                .jobs(plans.last().map_or(1, |p| p.num_jobs()))
-                .len(),
-        )
-    });
-    let on_tile = |done: usize, bytes: u64| {
-        if let Some(b) = &bar_one {
-            b.set_position(done as u64);
-            let secs = b.elapsed().as_secs_f64().max(1e-3);
-            b.set_message(format!("{:.0} MB/s", bytes as f64 / 1e6 / secs));
-        }
-    };
+    let tiles = plans.last().map_or(1, |p| p.num_jobs());
+    let bar = progress_bar(c, options.part.jobs(tiles).len());
+    let on_tile = |done: usize, bytes: u64| advance(&bar, done, bytes);
     if let Some(report) = one_pass.run(&options, Some(&on_tile))? {
-        if let Some(b) = bar_one {
-            b.finish_and_clear();
-        }
-        if !c.quiet {
-            eprintln!(
-                "{} ({} levels in one pass over level 0, a job per tile of the coarsest level's chunks)",
-                summary(&report, &p.output),
-                chains.len()
-            );
-        }
-        if let Some(path) = &c.report {
-            write_report(path, &report)?;
-        }
-        return Ok(());
+        let how = format!(
+            " ({} levels in one pass over level 0, a job per tile of the coarsest level's chunks)",
+            chains.len()
+        );
+        return finish(c, bar, &report, &p.output, &how);
     }
-    if let Some(b) = bar_one {
-        b.finish_and_clear();
+    if let Some(b) = &bar {
+        b.set_length(total as u64);
+        b.set_position(0);
     }
-    let bar = show.then(|| progress_bar(total));
     let mut report = Report::default();
     let mut done_before = 0;
     for (plan, output) in plans.iter().zip(&outputs) {
-        let on_progress = |done: usize, bytes: u64| {
-            if let Some(b) = &bar {
-                b.set_position((done_before + done) as u64);
-                let secs = b.elapsed().as_secs_f64().max(1e-3);
-                b.set_message(format!("{:.0} MB/s", bytes as f64 / 1e6 / secs));
-            }
-        };
-        let r = exec::run(plan, &input, output, &options, Some(&on_progress))?;
-        done_before += r.jobs_total;
-        report.jobs_total += r.jobs_total;
-        report.jobs_done += r.jobs_done;
-        report.jobs_skipped += r.jobs_skipped;
-        report.bytes_read += r.bytes_read;
-        report.bytes_written += r.bytes_written;
-        report.chunks_decoded += r.chunks_decoded;
-        report.stages.read += r.stages.read;
-        report.stages.compute += r.stages.compute;
-        report.stages.write += r.stages.write;
-        report.peak_rss_bytes = report.peak_rss_bytes.max(r.peak_rss_bytes);
-        report.device = r.device;
-        report.device_reason = r.device_reason;
+        let on_progress = |done: usize, bytes: u64| advance(&bar, done_before + done, bytes);
+        let level = exec::run(plan, &input, output, &options, Some(&on_progress))?;
+        done_before += level.jobs_total;
+        report.add(level);
     }
     report.seconds = started.elapsed().as_secs_f64();
+    let how = format!(
+        " ({} levels, each from level 0 by its own chain)",
+        chains.len()
+    );
+    finish(c, bar, &report, &p.output, &how)
+}
+
+/// A progress bar over `jobs` jobs, when one is shown (not `--quiet`, stderr a
+/// terminal).
+fn progress_bar(c: &Common, jobs: usize) -> Option<indicatif::ProgressBar> {
+    (!c.quiet && std::io::stderr().is_terminal()).then(|| new_progress_bar(jobs))
+}
+
+/// Shows `done` jobs and the rate of writing on the bar, if there is one.
+fn advance(bar: &Option<indicatif::ProgressBar>, done: usize, bytes: u64) {
+    if let Some(b) = bar {
+        b.set_position(done as u64);
+        let secs = b.elapsed().as_secs_f64().max(1e-3);
+        b.set_message(format!("{:.0} MB/s", bytes as f64 / 1e6 / secs));
+    }
+}
+
+/// The end of a run: clears the bar, prints the summary (followed by `how`) unless
+/// `--quiet`, and writes the `--report`.
+fn finish(
+    c: &Common,
+    bar: Option<indicatif::ProgressBar>,
+    report: &Report,
+    output: &Path,
+    how: &str,
+) -> haloflow::Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     if !c.quiet {
-        eprintln!(
-            "{} ({} levels, each from level 0 by its own chain)",
-            summary(&report, &p.output),
-            chains.len()
-        );
+        eprintln!("{}{how}", summary(report, output));
     }
     if let Some(path) = &c.report {
-        write_report(path, &report)?;
+        write_report(path, report)?;
     }
     Ok(())
 }
 
-fn progress_bar(jobs: usize) -> indicatif::ProgressBar {
+fn new_progress_bar(jobs: usize) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(jobs as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(

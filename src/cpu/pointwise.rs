@@ -20,16 +20,7 @@ pub(crate) fn map<T: Element, U: Element>(
     let last = out.len() - 1;
     let offsets = outer_offsets(input, out);
     let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
-    let starts: Vec<(usize, usize)> = out[last]
-        .runs()
-        .iter()
-        .map(|r| {
-            (
-                input.sets[last].position(r.start).expect("planner bug"),
-                r.len(),
-            )
-        })
-        .collect();
+    let starts = last_axis_runs(input, out);
     let mut data = take_vec(lens.iter().product());
     for_each_row(&lens[..last], |index, _| {
         let base = row_offset(&offsets, index);
@@ -76,16 +67,7 @@ pub(crate) fn gather_into<T: Element, U: Element>(
         return;
     }
     let offsets = outer_offsets(input, out);
-    let starts: Vec<(usize, usize)> = out[last]
-        .runs()
-        .iter()
-        .map(|r| {
-            (
-                input.sets[last].position(r.start).expect("planner bug"),
-                r.len(),
-            )
-        })
-        .collect();
+    let starts = last_axis_runs(input, out);
     let row = lens[last];
     let strides = crate::block::c_strides(&lens[..last]);
     let rows_per_task = (PARALLEL_GRAIN / row).max(1);
@@ -158,6 +140,22 @@ pub(crate) fn cast<T: Element>(
     to: DType,
 ) -> BlockAny<'static> {
     with_dtype!(to, U => map(input, out, |x| U::from_f64(x.to_f64())).into_any())
+}
+
+/// The runs of the last axis of `out`, each as (position in `input`'s last axis,
+/// length): the contiguous pieces of every row.
+fn last_axis_runs<T: Element>(input: &Block<'_, T>, out: &[AxisSet]) -> Vec<(usize, usize)> {
+    let last = out.len() - 1;
+    out[last]
+        .runs()
+        .iter()
+        .map(|r| {
+            (
+                input.sets[last].position(r.start).expect("planner bug"),
+                r.len(),
+            )
+        })
+        .collect()
 }
 
 /// Per axis but the last: the element offset into `input` of each output index in `out`.

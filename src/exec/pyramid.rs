@@ -13,8 +13,9 @@
 use std::time::Instant;
 
 use super::io::{Sink, Source};
-use super::{Report, RunOptions};
-use crate::block::{Block, BlockAny, Placed, copy_box};
+use super::options::{Progress, RunOptions};
+use super::report::{Report, peak_rss_bytes};
+use crate::block::{Block, BlockAny, paste};
 use crate::dtype::with_dtype;
 use crate::error::Result;
 use crate::ops::Pipeline;
@@ -172,9 +173,7 @@ impl Pyramid<'_> {
                 slab.start[0] = w[0];
                 slab.shape[0] = w[1] - w[0];
                 let block = read_parallel(self.source, &slab, threads)?;
-                let origin: Vec<usize> = (0..region.ndim()).map(|a| slab.start[a] - region.start[a]).collect();
-                let zero = vec![0; region.ndim()];
-                copy_box(&slab.shape, &block.typed::<T>().data, Placed::at(&slab.shape, &zero), &mut data, Placed::at(&region.shape, &origin));
+                paste(region, &slab, &block.typed::<T>().data, &mut data);
                 // This slab's whole chunk rows of the owned region.
                 let (lo, hi) = (w[0].max(owned.start[0]), w[1].min(owned.start[0] + owned.shape[0]));
                 if lo < hi {
@@ -197,7 +196,7 @@ impl Pyramid<'_> {
     pub fn run(
         &self,
         options: &RunOptions,
-        progress: Option<super::Progress<'_>>,
+        progress: Option<Progress<'_>>,
     ) -> Result<Option<Report>> {
         let started = Instant::now();
         let (shapes, plans) = self.plans()?;
@@ -295,7 +294,7 @@ impl Pyramid<'_> {
             sink.flush()?;
         }
         report.seconds = started.elapsed().as_secs_f64();
-        report.peak_rss_bytes = super::peak_rss_bytes().unwrap_or(0);
+        report.peak_rss_bytes = peak_rss_bytes().unwrap_or(0);
         Ok(Some(report))
     }
 }
@@ -351,9 +350,7 @@ fn read_parallel(
     with_dtype!(source.dtype(), T => {
         let mut data = zeroed::<T>(region.len());
         for (part, block) in parts.iter().zip(&blocks) {
-            let origin: Vec<usize> = (0..region.ndim()).map(|a| part.start[a] - region.start[a]).collect();
-            let zero = vec![0; region.ndim()];
-            copy_box(&part.shape, &block.typed::<T>().data, Placed::at(&part.shape, &zero), &mut data, Placed::at(&region.shape, &origin));
+            paste(region, part, &block.typed::<T>().data, &mut data);
         }
         Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any())
     })
@@ -399,9 +396,7 @@ fn compute(
     with_dtype!(plan.output_dtype(), U => {
         let mut data = zeroed::<U>(region.len());
         for (part, result) in parts.iter().zip(&results) {
-            let origin: Vec<usize> = (0..region.ndim()).map(|a| part.start[a] - region.start[a]).collect();
-            let zero = vec![0; region.ndim()];
-            copy_box(&part.shape, &result.typed::<U>().data, Placed::at(&part.shape, &zero), &mut data, Placed::at(&region.shape, &origin));
+            paste(region, part, &result.typed::<U>().data, &mut data);
         }
         Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any())
     })

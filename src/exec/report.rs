@@ -40,6 +40,27 @@ pub struct Report {
     pub peak_rss_bytes: u64,
 }
 
+impl Report {
+    /// Adds the figures of `other`, a run made after this one (the levels of a
+    /// pyramid built one by one): jobs, bytes, chunks and stage seconds add up, the
+    /// peak memory is the larger, the device is `other`'s. Wall seconds are the
+    /// caller's to set.
+    pub fn add(&mut self, other: Report) {
+        self.jobs_total += other.jobs_total;
+        self.jobs_done += other.jobs_done;
+        self.jobs_skipped += other.jobs_skipped;
+        self.bytes_read += other.bytes_read;
+        self.bytes_written += other.bytes_written;
+        self.chunks_decoded += other.chunks_decoded;
+        self.stages.read += other.stages.read;
+        self.stages.compute += other.stages.compute;
+        self.stages.write += other.stages.write;
+        self.peak_rss_bytes = self.peak_rss_bytes.max(other.peak_rss_bytes);
+        self.device = other.device;
+        self.device_reason = other.device_reason;
+    }
+}
+
 /// The process's peak resident set size (`VmHWM` in `/proc/self/status`), if known.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use super::context::GpuContext;
 use super::place::{all_on_device, device_input, fits, on_device, split};
 use super::segment::{self, InFlight, Sink, Source};
-use crate::block::{Block, BlockAny, Placed, copy_box};
+use crate::block::{Block, BlockAny, paste};
 use crate::cpu;
 use crate::dtype::{match_any, with_dtype};
 use crate::error::Result;
@@ -30,16 +30,12 @@ pub(crate) fn run_job(
     }
     let mut parts = Vec::new();
     split(ctx, plan, job.output.clone(), &mut parts);
-    let shape = job.output.shape.clone();
     with_dtype!(plan.output_dtype(), U => {
-        let mut data = vec![U::default(); shape.iter().product()];
+        let mut data = vec![U::default(); job.output.len()];
         for (part, device) in parts {
             let sets = plan.sets_for(&part);
             let result = run_sets(ctx, plan, &sets, source, device)?;
-            let values = &result.typed::<U>().data;
-            let origin: Vec<usize> = (0..shape.len()).map(|a| part.start[a] - job.output.start[a]).collect();
-            let zero = vec![0; shape.len()];
-            copy_box(&part.shape, values, Placed::at(&part.shape, &zero), &mut data, Placed::at(&shape, &origin));
+            paste(&job.output, &part, &result.typed::<U>().data, &mut data);
         }
         let sets = job.sets.last().expect("non-empty").clone();
         Ok(Block::new(sets, Cow::Owned(data)).into_any())

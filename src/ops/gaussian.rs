@@ -15,68 +15,65 @@ pub fn gaussian_weights(sigma: f64, radius: usize) -> Vec<f64> {
     phi.into_iter().map(|p| p / sum).collect()
 }
 
+/// The stages of `scipy.ndimage.uniform_filter(x, size, mode, cval)`: one 1-D mean of
+/// `size[a]` taps per axis with a size above 1, in the Gaussian's pass order, each
+/// window `[i - size // 2, i - size // 2 + size)` (scipy's origin 0, also for even
+/// sizes); none at all is a cast to float32.
+pub(super) fn uniform_stages(size: &[usize], mode: Boundary, cval: f32) -> Vec<Stage> {
+    separable(size.len(), mode, cval, |axis| {
+        let n = size[axis];
+        (n > 1).then(|| (vec![(1.0 / n as f64) as f32; n], n / 2))
+    })
+}
+
 /// Lowers `gaussian_filter(sigma, truncate, mode, cval)` to one stencil per axis with
 /// sigma > 0, each pass padding its own input as scipy's do.
 ///
 /// The passes run in [`pass_order`], not scipy's axis order: separable passes commute
 /// (each pads with the boundary mode, and the weights sum to one), so only the rounding
 /// differs, well inside the tolerance against scipy.
-/// The stages of `scipy.ndimage.uniform_filter(x, size, mode, cval)`: one 1-D mean of
-/// `size[a]` taps per axis with a size above 1, in the Gaussian's pass order, each
-/// window `[i - size // 2, i - size // 2 + size)` (scipy's origin 0, also for even
-/// sizes); none at all is a cast to float32.
-pub(super) fn uniform_stages(size: &[usize], mode: Boundary, cval: f32) -> Vec<Stage> {
-    let ndim = size.len();
-    let passes: Vec<Stage> = pass_order(ndim)
-        .into_iter()
-        .filter(|&axis| size[axis] > 1)
-        .map(|axis| {
-            let mut shape = vec![1; ndim];
-            let mut centre = vec![0; ndim];
-            shape[axis] = size[axis];
-            centre[axis] = size[axis] / 2;
-            Stage::Stencil(Stencil {
-                shape,
-                centre,
-                weights: vec![(1.0 / size[axis] as f64) as f32; size[axis]],
-                mode,
-                cval,
-            })
+pub(super) fn stages(sigma: &[f64], truncate: f64, mode: Boundary, cval: f32) -> Vec<Stage> {
+    separable(sigma.len(), mode, cval, |axis| {
+        let s = sigma[axis];
+        // scipy skips axes whose sigma is not above 1e-15.
+        (s > 1e-15).then(|| {
+            let radius = (truncate * s + 0.5) as usize;
+            let weights = gaussian_weights(s, radius)
+                .into_iter()
+                .map(|w| w as f32)
+                .collect();
+            (weights, radius)
         })
-        .collect();
-    if passes.is_empty() {
-        return vec![Stage::Cast(DType::F32)];
-    }
-    passes
+    })
 }
 
-pub(super) fn stages(sigma: &[f64], truncate: f64, mode: Boundary, cval: f32) -> Vec<Stage> {
-    let ndim = sigma.len();
+/// One 1-D stencil per axis that `pass` gives (weights and the centre tap), in
+/// [`pass_order`]; no pass at all is a cast to float32, as the filter's result is
+/// float32 either way.
+fn separable(
+    ndim: usize,
+    mode: Boundary,
+    cval: f32,
+    pass: impl Fn(usize) -> Option<(Vec<f32>, usize)>,
+) -> Vec<Stage> {
     let passes: Vec<Stage> = pass_order(ndim)
         .into_iter()
-        .map(|axis| (axis, sigma[axis]))
-        // scipy skips axes whose sigma is not above 1e-15.
-        .filter(|(_, s)| *s > 1e-15)
-        .map(|(axis, s)| {
-            let radius = (truncate * s + 0.5) as usize;
+        .filter_map(|axis| {
+            let (weights, centre_tap) = pass(axis)?;
             let mut shape = vec![1; ndim];
             let mut centre = vec![0; ndim];
-            shape[axis] = 2 * radius + 1;
-            centre[axis] = radius;
-            Stage::Stencil(Stencil {
+            shape[axis] = weights.len();
+            centre[axis] = centre_tap;
+            Some(Stage::Stencil(Stencil {
                 shape,
                 centre,
-                weights: gaussian_weights(s, radius)
-                    .into_iter()
-                    .map(|w| w as f32)
-                    .collect(),
+                weights,
                 mode,
                 cval,
-            })
+            }))
         })
         .collect();
     if passes.is_empty() {
-        // No axis filtered: the result is still float32, as for any Gaussian.
         return vec![Stage::Cast(DType::F32)];
     }
     passes

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use super::files::{Found, inspect};
+use super::input::Input;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{Op, Pipeline, per_axis};
@@ -350,7 +351,7 @@ impl OmeImage {
             axes.join(", ")
         );
         for (i, l) in self.levels.iter().enumerate() {
-            let shape = crate::store::Input::open(&self.path.join(&l.path))
+            let shape = Input::open(&self.path.join(&l.path))
                 .map(|a| format!("{:?} chunks {:?}", a.shape(), a.chunk_shape()))
                 .unwrap_or_else(|e| format!("unreadable ({e})"));
             text += &format!(

@@ -461,16 +461,7 @@ def pyramid(bin_, tmp):
     haloflow(bin_, *[ref if a is None else a for a in args])
     total = count_chunks(ref)
     dst = os.path.join(tmp, "pyr-resumed.zarr")
-    kills = 0
-    for target in sorted(random.Random(4).sample(range(1, total), 4)):
-        proc = subprocess.Popen([bin_, *[dst if a is None else a for a in args]],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while proc.poll() is None and count_chunks(dst) < target:
-            time.sleep(0.001)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    kills = killed_runs(bin_, args, dst, total, random.Random(4), 4)
     haloflow(bin_, *[dst if a is None else a for a in args])
     # Temporaries of killed runs (in .haloflow-tmp, removed once stale) do not count.
     visible = lambda tree: {k: v for k, v in tree.items() if not any(p.startswith(".") for p in k.split(os.sep))}
@@ -518,18 +509,12 @@ def count_chunks(root):
     return n
 
 
-def resume(bin_, tmp):
-    src, _ = big_input(tmp)
-    args = ["gaussian", src, None, "--sigma", "2", "--quiet", "--chunks", "16,32,32", "--threads", "2"]
-    ref_dst = os.path.join(tmp, "resume-ref.zarr")
-    haloflow(bin_, *[ref_dst if a is None else a for a in args])
-    want = tree_bytes(ref_dst)
-    total = count_chunks(ref_dst)
-    dst = os.path.join(tmp, "resume.zarr")
-    rnd = random.Random(11)
+def killed_runs(bin_, args, dst, total, rnd, n):
+    """Starts `haloflow *args` (None standing for `dst`) n times, each killed with SIGKILL
+    once a random number of the output's `total` chunks exist; returns how many runs
+    were killed before they finished."""
     kills = 0
-    # Kill with SIGKILL at random moments: once a random number of chunks is written.
-    for target in sorted(rnd.sample(range(1, total), 6)):
+    for target in sorted(rnd.sample(range(1, total), n)):
         proc = subprocess.Popen([bin_, *[dst if a is None else a for a in args]],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while proc.poll() is None and count_chunks(dst) < target:
@@ -538,6 +523,18 @@ def resume(bin_, tmp):
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait()
+    return kills
+
+
+def resume(bin_, tmp):
+    src, _ = big_input(tmp)
+    args = ["gaussian", src, None, "--sigma", "2", "--quiet", "--chunks", "16,32,32", "--threads", "2"]
+    ref_dst = os.path.join(tmp, "resume-ref.zarr")
+    haloflow(bin_, *[ref_dst if a is None else a for a in args])
+    want = tree_bytes(ref_dst)
+    total = count_chunks(ref_dst)
+    dst = os.path.join(tmp, "resume.zarr")
+    kills = killed_runs(bin_, args, dst, total, random.Random(11), 6)
     haloflow(bin_, *[dst if a is None else a for a in args])
     got = tree_bytes(dst)
     got = {k: v for k, v in got.items() if not k.startswith(".")}
