@@ -49,7 +49,7 @@ pub use boundary::Boundary;
 pub use dtype::{ArrayAny, ArrayViewAny, DType, Element};
 pub use error::{Error, Result};
 pub use gpu::{AdapterInfo, DeviceArray, GpuContext, GpuTimes};
-pub use ops::{Kernel, Op, Pipeline};
+pub use ops::{Footprint, Kernel, Op, Pipeline, Statistic};
 pub use plan::{Job, Plan};
 pub use region::{AxisSet, Grid, Region};
 pub use stage::{DownMethod, UpMethod};

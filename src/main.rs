@@ -38,6 +38,14 @@ enum Command {
     Convolve(Run<ConvolveArgs>),
     /// `scipy.ndimage.uniform_filter`: the mean over a box, float32 out.
     Uniform(Run<UniformArgs>),
+    /// `scipy.ndimage.median_filter` over a box or a footprint, element type kept.
+    Median(Run<RankArgs>),
+    /// `scipy.ndimage.percentile_filter` (and `rank_filter`), element type kept.
+    Percentile(Run<PercentileArgs>),
+    /// `scipy.ndimage.minimum_filter` (grey erosion), element type kept.
+    Minimum(Run<MinimumArgs>),
+    /// `scipy.ndimage.maximum_filter` (grey dilation), element type kept.
+    Maximum(Run<MaximumArgs>),
     /// Reduce by integer factors (mean, max, min, stride, mode).
     Downsample(Run<DownsampleArgs>),
     /// Enlarge by integer factors (nearest, linear).
@@ -534,6 +542,85 @@ impl ToOp for UniformArgs {
     }
 }
 
+/// Flags of the rank filters (`median`, `minimum`, `maximum`, and `percentile`'s
+/// footprint).
+#[derive(Args, Clone)]
+struct RankArgs {
+    /// The box's extent, one value or one per axis (1 leaves an axis untouched).
+    #[arg(long, value_delimiter = ',', required_unless_present = "footprint")]
+    size: Vec<usize>,
+    /// A footprint instead of a box: a .npy array, nonzero where a tap is in (a
+    /// footprint of fewer dimensions applies to the trailing axes).
+    #[arg(long, conflicts_with = "size")]
+    footprint: Option<PathBuf>,
+    /// Boundary mode (scipy.ndimage).
+    #[arg(long, value_enum, default_value_t = ModeArg::Reflect)]
+    mode: ModeArg,
+    /// Value beyond the edge in constant mode (cast to the element type).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    cval: f64,
+}
+
+impl RankArgs {
+    /// `op` with this box or footprint, mode and constant.
+    fn apply(&self, op: Op) -> haloflow::Result<Op> {
+        let op = op.with_mode(self.mode.into(), self.cval);
+        Ok(match &self.footprint {
+            Some(path) => op.with_footprint(haloflow::Footprint::from_npy(path)?),
+            None => op,
+        })
+    }
+}
+
+impl ToOp for RankArgs {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        self.apply(Op::median(&self.size))
+    }
+}
+
+/// Flags of `minimum`.
+#[derive(Args, Clone)]
+struct MinimumArgs {
+    #[command(flatten)]
+    rank: RankArgs,
+}
+
+impl ToOp for MinimumArgs {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        self.rank.apply(Op::minimum(&self.rank.size))
+    }
+}
+
+/// Flags of `maximum`.
+#[derive(Args, Clone)]
+struct MaximumArgs {
+    #[command(flatten)]
+    rank: RankArgs,
+}
+
+impl ToOp for MaximumArgs {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        self.rank.apply(Op::maximum(&self.rank.size))
+    }
+}
+
+/// Flags of `percentile`.
+#[derive(Args, Clone)]
+struct PercentileArgs {
+    /// The percentile, -100 to 100 (negative counts from 100), as scipy's.
+    #[arg(long, allow_negative_numbers = true)]
+    percentile: f64,
+    #[command(flatten)]
+    rank: RankArgs,
+}
+
+impl ToOp for PercentileArgs {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        self.rank
+            .apply(Op::percentile(self.percentile, &self.rank.size))
+    }
+}
+
 /// Flags of `convolve`.
 #[derive(Args, Clone)]
 struct ConvolveArgs {
@@ -599,6 +686,14 @@ enum InfoOp {
     Convolve(ConvolveArgs),
     /// Plan a uniform filter.
     Uniform(UniformArgs),
+    /// Plan a median filter.
+    Median(RankArgs),
+    /// Plan a percentile filter.
+    Percentile(PercentileArgs),
+    /// Plan a minimum filter.
+    Minimum(MinimumArgs),
+    /// Plan a maximum filter.
+    Maximum(MaximumArgs),
     /// Plan a downsampling.
     Downsample(DownsampleArgs),
     /// Plan an upsampling.
@@ -834,6 +929,10 @@ impl ToOp for InfoOp {
             InfoOp::Gaussian(a) => a.to_op_in(space),
             InfoOp::Convolve(a) => a.to_op(),
             InfoOp::Uniform(a) => a.to_op(),
+            InfoOp::Median(a) => a.to_op(),
+            InfoOp::Percentile(a) => a.to_op(),
+            InfoOp::Minimum(a) => a.to_op(),
+            InfoOp::Maximum(a) => a.to_op(),
             InfoOp::Downsample(a) => a.to_op(),
             InfoOp::Upsample(a) => a.to_op(),
         }
@@ -929,6 +1028,10 @@ fn main() -> ExitCode {
         Command::Gaussian(r) => run(r),
         Command::Convolve(r) => run(r),
         Command::Uniform(r) => run(r),
+        Command::Median(r) => run(r),
+        Command::Percentile(r) => run(r),
+        Command::Minimum(r) => run(r),
+        Command::Maximum(r) => run(r),
         Command::Downsample(r) => run(r),
         Command::Upsample(r) => run(r),
         Command::Info(a) => info(a),

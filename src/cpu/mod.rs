@@ -4,6 +4,7 @@
 //! need, and write a dense block over exactly the output indices asked for.
 
 mod pointwise;
+mod rank;
 mod resample;
 mod simd;
 mod stencil;
@@ -40,6 +41,9 @@ pub(crate) fn run_stage(
                 }
             };
             result.into_any()
+        }
+        Stage::Rank(r) => {
+            match_any!(input, BlockAny, b => rank::rank(b, out, in_shape, r).into_any())
         }
         Stage::Downsample { factor, method } => match_any!(input, BlockAny, b => {
             resample::downsample(b, out, in_shape, factor, *method).into_any()

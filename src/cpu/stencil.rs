@@ -8,8 +8,9 @@
 
 use std::borrow::Cow;
 
-use super::simd::{Tap, accumulate};
+use super::simd::accumulate;
 use crate::block::{Block, for_each_row, for_each_row_in, take_buffer};
+use crate::dtype::Element;
 use crate::region::AxisSet;
 use crate::stage::{Offset, Stencil, TapTable, tap_table};
 
@@ -58,19 +59,38 @@ pub(crate) fn stencil(
     in_shape: &[usize],
     st: &Stencil,
 ) -> Block<'static, f32> {
+    over_taps(input, out, in_shape, st, st.cval, accumulate)
+}
+
+/// Computes every output element of `out` from the input values under `st`'s taps:
+/// `combine(out, taps)` writes a run of outputs, tap `t` being the row of input values
+/// `row[i..i + w.len()]` for output `i` of the run (`cval` beyond the array in
+/// constant mode), with `w` its weights along the last axis. Taps come in the
+/// stencil's C order. A 1-D stencil along a leading axis gets long merged runs
+/// ([`along_leading_axis`]), others one output row at a time ([`by_rows`]).
+pub(crate) fn over_taps<T: Element, U: Element>(
+    input: &Block<'_, T>,
+    out: &[AxisSet],
+    in_shape: &[usize],
+    st: &Stencil,
+    cval: T,
+    combine: impl for<'r> FnMut(&mut [U], &[(&'r [T], &'r [f32])]),
+) -> Block<'static, U> {
     match merged_axis(input, out, st) {
-        Some(a) => along_leading_axis(input, out, in_shape, st, a),
-        None => by_rows(input, out, in_shape, st),
+        Some(a) => along_leading_axis(input, out, in_shape, st, a, cval, combine),
+        None => by_rows(input, out, in_shape, st, cval, combine),
     }
 }
 
 /// Any stencil, one output row (along the last axis) at a time.
-fn by_rows(
-    input: &Block<'_, f32>,
+fn by_rows<T: Element, U: Element>(
+    input: &Block<'_, T>,
     out: &[AxisSet],
     in_shape: &[usize],
     st: &Stencil,
-) -> Block<'static, f32> {
+    cval: T,
+    mut combine: impl for<'r> FnMut(&mut [U], &[(&'r [T], &'r [f32])]),
+) -> Block<'static, U> {
     let ndim = out.len();
     let last = ndim - 1;
     // Every axis: for output index p and tap k, the input offset (None = cval).
@@ -121,11 +141,11 @@ fn by_rows(
     let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
     let row_len = lens[last];
     // Every output row is written below.
-    let mut data = take_buffer::<f32>(lens.iter().product());
+    let mut data = take_buffer::<U>(lens.iter().product());
     let max_padded = runs.iter().map(|r| r.len + kl - 1).max().unwrap_or(0);
-    let const_row = vec![st.cval; max_padded];
+    let const_row = vec![cval; max_padded];
     let mut row_offsets: Vec<Option<usize>> = Vec::with_capacity(lead_taps.len());
-    let mut scratch: Vec<f32> = Vec::new();
+    let mut scratch: Vec<T> = Vec::new();
 
     // Visit rows with the leading axis of the longest stencil varying fastest.
     let mut order: Vec<usize> = (0..last).collect();
@@ -146,7 +166,7 @@ fn by_rows(
         let out_row = &mut data[row * row_len..(row + 1) * row_len];
         for run in &runs {
             let n = run.len + kl - 1;
-            let taps: Vec<Tap<'_>> = match &run.source {
+            let taps: Vec<(&[T], &[f32])> = match &run.source {
                 Source::Direct(start) => direct_taps(
                     &input.data,
                     &row_offsets,
@@ -164,9 +184,7 @@ fn by_rows(
                                 Piece::Copy { from, len } => {
                                     scratch.extend_from_slice(&src[from..from + len])
                                 }
-                                Piece::Fill(len) => {
-                                    scratch.extend(std::iter::repeat_n(st.cval, len))
-                                }
+                                Piece::Fill(len) => scratch.extend(std::iter::repeat_n(cval, len)),
                             }
                         }
                     }
@@ -184,15 +202,15 @@ fn by_rows(
                         .collect()
                 }
             };
-            accumulate(&mut out_row[run.out_start..run.out_start + run.len], &taps);
+            combine(&mut out_row[run.out_start..run.out_start + run.len], &taps);
         }
     });
     Block::new(out.to_vec(), Cow::Owned(data))
 }
 
 /// The stencil's tap table on `axis` for `input` (the one builder both backends use).
-fn taps(
-    input: &Block<'_, f32>,
+fn taps<T: Element>(
+    input: &Block<'_, T>,
     out: &[AxisSet],
     in_shape: &[usize],
     st: &Stencil,
@@ -213,14 +231,14 @@ fn taps(
 /// `base + offsets[t]` (`cval`s from `const_row` where the offset is `None`, or
 /// [`Offset::NONE`]), with tap `t`'s share of `weights` (which hold the same number of
 /// weights per tap).
-fn direct_taps<'a, O: TapOffset>(
-    data: &'a [f32],
+fn direct_taps<'a, T: Element, O: TapOffset>(
+    data: &'a [T],
     offsets: &[O],
     base: usize,
     n: usize,
-    const_row: &'a [f32],
+    const_row: &'a [T],
     weights: &'a [f32],
-) -> Vec<Tap<'a>> {
+) -> Vec<(&'a [T], &'a [f32])> {
     let per_tap = weights.len() / offsets.len();
     offsets
         .iter()
@@ -255,7 +273,7 @@ impl TapOffset for usize {
 /// The axis of a 1-D stencil along a leading axis whose input and output hold the same
 /// indices on every later axis (a separable pass on a block with its later halos
 /// kept), if `st` is one: [`along_leading_axis`] computes it on long merged rows.
-fn merged_axis(input: &Block<'_, f32>, out: &[AxisSet], st: &Stencil) -> Option<usize> {
+fn merged_axis<T: Element>(input: &Block<'_, T>, out: &[AxisSet], st: &Stencil) -> Option<usize> {
     let last = out.len() - 1;
     let mut along = (0..out.len()).filter(|&b| st.shape[b] != 1);
     let a = along.next()?;
@@ -271,13 +289,15 @@ fn merged_axis(input: &Block<'_, f32>, out: &[AxisSet], st: &Stencil) -> Option<
 /// row per tap. The sums are the row-by-row path's, in the same tap order, so the bits
 /// are the same; only the per-row overhead goes (rows of 144 elements cost twice their
 /// arithmetic there).
-fn along_leading_axis(
-    input: &Block<'_, f32>,
+fn along_leading_axis<T: Element, U: Element>(
+    input: &Block<'_, T>,
     out: &[AxisSet],
     in_shape: &[usize],
     st: &Stencil,
     a: usize,
-) -> Block<'static, f32> {
+    cval: T,
+    mut combine: impl for<'r> FnMut(&mut [U], &[(&'r [T], &'r [f32])]),
+) -> Block<'static, U> {
     let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
     let inner: usize = lens[a + 1..].iter().product();
     // Per output index along `a`, each tap's input offset (None = cval); `inner` is the
@@ -286,12 +306,12 @@ fn along_leading_axis(
     // Earlier axes: the stencil has one tap there, at offset 0.
     let outer: Vec<TapTable<usize>> = (0..a).map(|b| taps(input, out, in_shape, st, b)).collect();
     let const_row = if along.entries.contains(&usize::NONE) {
-        vec![st.cval; inner]
+        vec![cval; inner]
     } else {
         Vec::new()
     };
     let len_a = lens[a];
-    let mut data = take_buffer::<f32>(lens.iter().product());
+    let mut data = take_buffer::<U>(lens.iter().product());
     for_each_row(&lens[..a], |index, flat| {
         let base_in: usize = (0..a)
             .map(|b| {
@@ -320,7 +340,7 @@ fn along_leading_axis(
                 &const_row,
                 &st.weights,
             );
-            accumulate(&mut data[base_out + p * inner..base_out + q * inner], &taps);
+            combine(&mut data[base_out + p * inner..base_out + q * inner], &taps);
             p = q;
         }
     });
@@ -374,8 +394,9 @@ mod tests {
                 part[axis] = AxisSet::from_range(1..shape[axis].min(4));
                 for out in [whole.clone(), part] {
                     assert_eq!(merged_axis(&input, &out, &st), Some(axis));
-                    let merged = along_leading_axis(&input, &out, &shape, &st, axis);
-                    let rows = by_rows(&input, &out, &shape, &st);
+                    let merged: Block<'_, f32> =
+                        along_leading_axis(&input, &out, &shape, &st, axis, 1.5, accumulate);
+                    let rows: Block<'_, f32> = by_rows(&input, &out, &shape, &st, 1.5, accumulate);
                     assert_eq!(merged.data, rows.data, "{mode:?} axis {axis} k {k}");
                 }
             }

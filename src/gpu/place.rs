@@ -31,6 +31,7 @@ pub(super) fn on_device(plan: &Plan, k: usize) -> bool {
         } => crate::stage::denominator(&pad(factor, 1)) <= resample::MAX_DIVISOR,
         // Nearest reads no weight, but its table holds 2f in 32 bits too.
         Stage::Upsample { factor, .. } => factor.iter().all(|&f| 2 * (f as u64) < u32::MAX as u64),
+        Stage::Rank(_) => false,
         _ => true,
     }
 }

@@ -51,6 +51,7 @@ fn dispatch(plan: &Plan, k: usize, input: DType, sets: &[Vec<AxisSet>]) -> Dispa
             };
             stencil::stencil(&st, in_sets, out, in_shape)
         }
+        Stage::Rank(_) => unreachable!("rank stages run on the host"),
         Stage::Downsample { factor, method } => {
             resample::downsample(in_sets, out, in_shape, &pad(factor, 1), *method)
         }

@@ -45,6 +45,7 @@ impl Kernel {
             read::<u16>,
             read::<i16>,
             read::<u32>,
+            read::<bool>,
         ];
         let mut first_error = String::new();
         for attempt in attempts {

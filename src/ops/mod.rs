@@ -2,9 +2,11 @@
 
 mod convolve;
 mod gaussian;
+mod rank;
 
 pub use convolve::Kernel;
 pub use gaussian::gaussian_weights;
+pub use rank::{Footprint, Statistic};
 
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +91,72 @@ pub enum Op {
         #[serde(default)]
         cval: f64,
     },
+    /// `scipy.ndimage.median_filter(x, size, footprint, mode=mode, cval=cval)`, element
+    /// type kept.
+    Median {
+        /// The box's extent per axis (one value for all axes, or one per axis).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        size: Vec<usize>,
+        /// A footprint instead of a box (it wins where both are given).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        footprint: Option<Footprint>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode (cast to the element type).
+        #[serde(default)]
+        cval: f64,
+    },
+    /// `scipy.ndimage.percentile_filter(x, size, footprint, mode=mode, cval=cval)` (which also covers `rank_filter`), element
+    /// type kept.
+    Percentile {
+        /// The percentile, -100 to 100 (negative counts from 100).
+        percentile: f64,
+        /// The box's extent per axis (one value for all axes, or one per axis).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        size: Vec<usize>,
+        /// A footprint instead of a box (it wins where both are given).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        footprint: Option<Footprint>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode (cast to the element type).
+        #[serde(default)]
+        cval: f64,
+    },
+    /// `scipy.ndimage.minimum_filter(x, size, footprint, mode=mode, cval=cval)`, element
+    /// type kept.
+    Minimum {
+        /// The box's extent per axis (one value for all axes, or one per axis).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        size: Vec<usize>,
+        /// A footprint instead of a box (it wins where both are given).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        footprint: Option<Footprint>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode (cast to the element type).
+        #[serde(default)]
+        cval: f64,
+    },
+    /// `scipy.ndimage.maximum_filter(x, size, footprint, mode=mode, cval=cval)`, element
+    /// type kept.
+    Maximum {
+        /// The box's extent per axis (one value for all axes, or one per axis).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        size: Vec<usize>,
+        /// A footprint instead of a box (it wins where both are given).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        footprint: Option<Footprint>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode (cast to the element type).
+        #[serde(default)]
+        cval: f64,
+    },
     /// Convert to another element type inside a chain (round half to even,
     /// saturate; `x.astype` after `np.rint` for integers), as `Pipeline::with_dtype`
     /// does at its end.
@@ -128,6 +196,59 @@ impl Op {
         }
     }
 
+    /// A median filter over a box of `size`, with scipy's default mode (`reflect`).
+    pub fn median(size: &[usize]) -> Op {
+        Op::Median {
+            size: size.to_vec(),
+            footprint: None,
+            mode: Boundary::Reflect,
+            cval: 0.0,
+        }
+    }
+
+    /// A percentile filter over a box of `size`, with scipy's default mode (`reflect`).
+    pub fn percentile(percentile: f64, size: &[usize]) -> Op {
+        Op::Percentile {
+            percentile,
+            size: size.to_vec(),
+            footprint: None,
+            mode: Boundary::Reflect,
+            cval: 0.0,
+        }
+    }
+
+    /// A minimum filter over a box of `size`, with scipy's default mode (`reflect`).
+    pub fn minimum(size: &[usize]) -> Op {
+        Op::Minimum {
+            size: size.to_vec(),
+            footprint: None,
+            mode: Boundary::Reflect,
+            cval: 0.0,
+        }
+    }
+
+    /// A maximum filter over a box of `size`, with scipy's default mode (`reflect`).
+    pub fn maximum(size: &[usize]) -> Op {
+        Op::Maximum {
+            size: size.to_vec(),
+            footprint: None,
+            mode: Boundary::Reflect,
+            cval: 0.0,
+        }
+    }
+
+    /// A rank filter's footprint, replacing its box (others unchanged).
+    pub fn with_footprint(mut self, new: Footprint) -> Op {
+        if let Op::Median { footprint, .. }
+        | Op::Percentile { footprint, .. }
+        | Op::Minimum { footprint, .. }
+        | Op::Maximum { footprint, .. } = &mut self
+        {
+            *footprint = Some(new);
+        }
+        self
+    }
+
     /// A convolution with scipy's default mode (`reflect`).
     pub fn convolve(kernel: Kernel) -> Op {
         Op::Convolve {
@@ -153,11 +274,15 @@ impl Op {
         }
     }
 
-    /// Sets the boundary mode and constant of a `gaussian` or `convolve` (others unchanged).
+    /// Sets the boundary mode and constant of a filter (others unchanged).
     pub fn with_mode(mut self, new_mode: Boundary, new_cval: f64) -> Op {
         if let Op::Gaussian { mode, cval, .. }
         | Op::Convolve { mode, cval, .. }
-        | Op::Uniform { mode, cval, .. } = &mut self
+        | Op::Uniform { mode, cval, .. }
+        | Op::Median { mode, cval, .. }
+        | Op::Percentile { mode, cval, .. }
+        | Op::Minimum { mode, cval, .. }
+        | Op::Maximum { mode, cval, .. } = &mut self
         {
             *mode = new_mode;
             *cval = new_cval;
@@ -175,6 +300,10 @@ impl Op {
             Op::Downsample { .. } => "downsample",
             Op::Upsample { .. } => "upsample",
             Op::Uniform { .. } => "uniform",
+            Op::Median { .. } => "median",
+            Op::Percentile { .. } => "percentile",
+            Op::Minimum { .. } => "minimum",
+            Op::Maximum { .. } => "maximum",
             Op::Cast { .. } => "cast",
         }
     }
@@ -239,6 +368,68 @@ impl Op {
                 }
                 Ok(gaussian::uniform_stages(&size, *mode, *cval as f32))
             }
+            Op::Median {
+                size,
+                footprint,
+                mode,
+                cval,
+            } => rank::stages(
+                self.name(),
+                Statistic::Median,
+                size,
+                footprint.as_ref(),
+                *mode,
+                *cval,
+                ndim,
+            ),
+            Op::Percentile {
+                percentile,
+                size,
+                footprint,
+                mode,
+                cval,
+            } => {
+                if percentile.is_nan() {
+                    return Err(invalid("the percentile is NaN".into()));
+                }
+                rank::stages(
+                    self.name(),
+                    Statistic::Percentile(*percentile),
+                    size,
+                    footprint.as_ref(),
+                    *mode,
+                    *cval,
+                    ndim,
+                )
+            }
+            Op::Minimum {
+                size,
+                footprint,
+                mode,
+                cval,
+            } => rank::stages(
+                self.name(),
+                Statistic::Minimum,
+                size,
+                footprint.as_ref(),
+                *mode,
+                *cval,
+                ndim,
+            ),
+            Op::Maximum {
+                size,
+                footprint,
+                mode,
+                cval,
+            } => rank::stages(
+                self.name(),
+                Statistic::Maximum,
+                size,
+                footprint.as_ref(),
+                *mode,
+                *cval,
+                ndim,
+            ),
             Op::Cast { dtype } => Ok(vec![Stage::Cast(*dtype)]),
         }
     }

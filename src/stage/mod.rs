@@ -5,6 +5,7 @@
 //! as scipy does), a convolution to one N-D stencil, and so on. The planner maps an
 //! output block backwards through the stages to the input each one needs.
 
+mod rank;
 mod resample;
 mod stencil;
 mod tables;
@@ -12,6 +13,7 @@ mod tables;
 use crate::dtype::DType;
 use crate::region::AxisSet;
 
+pub(crate) use rank::{Comparator, Rank};
 #[cfg(test)]
 use resample::linear_weights;
 pub use resample::{DownMethod, UpMethod};
@@ -29,6 +31,8 @@ pub(crate) enum Stage {
     Clip { min: f64, max: f64 },
     /// A correlation with boundary handling.
     Stencil(Stencil),
+    /// An order statistic over a footprint with boundary handling (type kept).
+    Rank(Rank),
     /// Reduce windows of `factor` elements.
     Downsample {
         factor: Vec<usize>,
@@ -50,7 +54,10 @@ impl Stage {
             Stage::Threshold { .. } => DType::U8,
             Stage::Stencil(_) => DType::F32,
             Stage::Cast(d) => *d,
-            Stage::Clip { .. } | Stage::Downsample { .. } | Stage::Upsample { .. } => input,
+            Stage::Clip { .. }
+            | Stage::Rank(_)
+            | Stage::Downsample { .. }
+            | Stage::Upsample { .. } => input,
         }
     }
 
@@ -75,7 +82,7 @@ impl Stage {
     pub fn input_sets(&self, out: &[AxisSet], in_shape: &[usize]) -> Vec<AxisSet> {
         match self {
             Stage::Threshold { .. } | Stage::Clip { .. } | Stage::Cast(_) => out.to_vec(),
-            Stage::Stencil(s) => (0..out.len())
+            Stage::Stencil(s) | Stage::Rank(Rank { window: s, .. }) => (0..out.len())
                 .map(|a| stencil_input(s, a, &out[a], in_shape[a]))
                 .collect(),
             Stage::Downsample { factor, .. } => (0..out.len())
@@ -108,11 +115,11 @@ impl Stage {
         }
     }
 
-    /// For a stencil stage, the padding each side of every axis that the output set
+    /// For a stencil or rank stage, the padding each side of every axis that the output set
     /// `out` needs beyond an input axis of length `in_shape` (zero elsewhere).
     pub fn edge_padding(&self, out: &[AxisSet], in_shape: &[usize]) -> Vec<(usize, usize)> {
         match self {
-            Stage::Stencil(s) => (0..out.len())
+            Stage::Stencil(s) | Stage::Rank(Rank { window: s, .. }) => (0..out.len())
                 .map(|a| {
                     if out[a].is_empty() {
                         return (0, 0);

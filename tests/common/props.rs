@@ -1,6 +1,6 @@
 //! proptest strategies shared by the chunk-invariance properties (CPU and GPU).
 
-use haloflow::{ArrayAny, Boundary, DownMethod, Kernel, Op, UpMethod};
+use haloflow::{ArrayAny, Boundary, DownMethod, Footprint, Kernel, Op, UpMethod};
 use proptest::prelude::*;
 
 /// Any boundary mode.
@@ -40,6 +40,18 @@ pub fn op(ndim: usize) -> impl Strategy<Value = Op> {
         ),
         (kernel, mode(), -5.0f64..5.0).prop_map(|(k, m, c)| Op::convolve(k).with_mode(m, c)),
         (factors(4), mode(), -5.0f64..5.0).prop_map(|(s, m, c)| Op::uniform(&s).with_mode(m, c)),
+        (factors(3), mode(), -5.0f64..5.0, 0..4, -100.0f64..=100.0)
+            .prop_map(|(s, m, c, kind, p)| rank_op(kind, p, &s).with_mode(m, c)),
+        (
+            footprint(ndim),
+            mode(),
+            -5.0f64..5.0,
+            0..4,
+            -100.0f64..=100.0
+        )
+            .prop_map(|(f, m, c, kind, p)| rank_op(kind, p, &[1])
+                .with_footprint(f)
+                .with_mode(m, c)),
         (
             factors(4),
             prop::sample::select(vec![
@@ -57,6 +69,31 @@ pub fn op(ndim: usize) -> impl Strategy<Value = Op> {
         )
             .prop_map(|(f, m)| Op::upsample(&f, m)),
     ]
+}
+
+/// A rank filter over a box: median, percentile `p`, minimum or maximum (`kind` 0 to 3).
+fn rank_op(kind: i32, p: f64, size: &[usize]) -> Op {
+    match kind {
+        0 => Op::median(size),
+        1 => Op::percentile(p, size),
+        2 => Op::minimum(size),
+        _ => Op::maximum(size),
+    }
+}
+
+/// A footprint of up to 3 on each of up to `ndim` trailing axes, holding at least its
+/// first element.
+fn footprint(ndim: usize) -> impl Strategy<Value = Footprint> {
+    (1..=ndim.min(3))
+        .prop_flat_map(|fd| prop::collection::vec(1usize..=3, fd))
+        .prop_flat_map(|shape| {
+            let n = shape.iter().product::<usize>();
+            (Just(shape), prop::collection::vec(any::<bool>(), n))
+        })
+        .prop_map(|(shape, mut mask)| {
+            mask[0] = true;
+            Footprint { shape, mask }
+        })
 }
 
 /// Bit patterns of every element, so that -0.0 and 0.0 differ.

@@ -232,7 +232,37 @@ OP_KEYS = {
     "convolve": {"op", "kernel", "mode", "cval"},
     "downsample": {"op", "factor", "method"},
     "upsample": {"op", "factor", "method"},
+    "uniform": {"op", "size", "mode", "cval"},
+    "median": {"op", "size", "footprint", "mode", "cval"},
+    "percentile": {"op", "percentile", "size", "footprint", "mode", "cval"},
+    "minimum": {"op", "size", "footprint", "mode", "cval"},
+    "maximum": {"op", "size", "footprint", "mode", "cval"},
 }
+
+
+def ref_uniform(x, size, mode, cval):
+    out = ndimage.uniform_filter(x.astype(np.float64), per_axis(size, x.ndim), mode=mode, cval=cval)
+    return out.astype(np.float32)
+
+
+def ref_rank(x, op):
+    """scipy's rank filters, dtype kept: a box of `size` or a footprint (fewer
+    dimensions than x act on the trailing axes)."""
+    if op["footprint"] is not None:
+        f = np.asarray(op["footprint"]["mask"], dtype=bool).reshape(op["footprint"]["shape"])
+        f = f.reshape((1,) * (x.ndim - f.ndim) + f.shape)
+        box = {"footprint": f}
+    else:
+        box = {"size": per_axis(op["size"], x.ndim)}
+    common = dict(mode=op["mode"], cval=op["cval"], **box)
+    kind = op["op"]
+    if kind == "median":
+        return ndimage.median_filter(x, **common)
+    if kind == "percentile":
+        return ndimage.percentile_filter(x, op["percentile"], **common)
+    if kind == "minimum":
+        return ndimage.minimum_filter(x, **common)
+    return ndimage.maximum_filter(x, **common)
 
 
 def apply_op(x, op):
@@ -249,6 +279,10 @@ def apply_op(x, op):
         return ref_gaussian(x, op["sigma"], op["mode"], op["cval"], op["truncate"]), False
     if kind == "convolve":
         return ref_convolve(x, op["kernel"], op["mode"], op["cval"]), False
+    if kind == "uniform":
+        return ref_uniform(x, op["size"], op["mode"], op["cval"]), False
+    if kind in ("median", "percentile", "minimum", "maximum"):
+        return ref_rank(x, op), True
     if kind == "downsample":
         exact = not (op["method"] == "mean" and floating_in)
         return ref_downsample(x, op["factor"], op["method"]), exact
@@ -304,6 +338,22 @@ def kernel(shape, data=None):
 
 def convolve(kern, mode="reflect", cval=0.0):
     return {"op": "convolve", "kernel": kern, "mode": mode, "cval": float(cval)}
+
+
+def uniform(size, mode="reflect", cval=0.0):
+    return {"op": "uniform", "size": _factors(size), "mode": mode, "cval": float(cval)}
+
+
+def rank(kind, size=None, footprint=None, mode="reflect", cval=0.0, percentile=None):
+    """A rank filter's JSON: a box of `size`, or a boolean `footprint` array."""
+    op = {"op": kind, "size": _factors(size) if size is not None else [],
+          "footprint": None, "mode": mode, "cval": float(cval)}
+    if footprint is not None:
+        f = np.asarray(footprint, dtype=bool)
+        op["footprint"] = {"shape": list(f.shape), "mask": [bool(v) for v in f.ravel()]}
+    if kind == "percentile":
+        op["percentile"] = float(percentile)
+    return op
 
 
 def _factors(factor):
@@ -542,7 +592,37 @@ def build_cases():
     case("up_linear_2x2_ties", "uint8", (5, 9), [up([2, 2], "linear")], kind="small")
     case("up_linear_4_ties", "int16", (13,), [up(4, "linear")], kind="small")
 
-    # --- 8. chains and final casts -------------------------------------------
+    # --- 8. uniform and rank filters: every dtype, every mode, footprints ------
+    cross = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
+    ring = np.ones((3, 3, 3), dtype=bool)
+    ring[1, 1, 1] = False
+    for dt in ALL_DTYPES:
+        s = DTYPE_SHAPES[dt]
+        case("median3", dt, s, [rank("median", 3)], kind="levels")
+        case("percentile25_3", dt, s, [rank("percentile", 3, percentile=25)])
+        case("minimum_cross", dt, s, [rank("minimum", footprint=cross[:, 1] if len(s) == 1 else cross)])
+        case("maximum_2_3", dt, s, [rank("maximum", [2] if len(s) == 1 else [2] + [3] * (len(s) - 1))])
+        case("uniform3", dt, s, [uniform(3)])
+    for mode in MODES:
+        cv = {"constant": 7.0}.get(mode, 0.0)
+        case(f"median_{mode}", "uint16", (9, 17, 10), [rank("median", [3, 4, 3], mode=mode, cval=cv)],
+             kind="levels")
+        case(f"median5_{mode}", "float32", (5, 9), [rank("median", 5, mode=mode, cval=-cv)])
+        case(f"percentile_{mode}", "int16", (3, 11, 6),
+             [rank("percentile", footprint=ring, mode=mode, cval=cv, percentile=-30)])
+        case(f"minimum_{mode}", "float32", (2, 3, 5, 7), [rank("minimum", [2, 1, 3, 2], mode=mode, cval=cv)])
+        case(f"maximum_{mode}", "uint8", (3, 11, 6), [rank("maximum", footprint=cross, mode=mode, cval=cv)])
+        case(f"uniform_{mode}", "float32", (3, 11, 6), [uniform([2, 3, 4], mode, -cv)])
+        # halos longer than the axis
+        case(f"halo_median5_{mode}", "float32", (3, 2), [rank("median", 5, mode=mode, cval=1.5)])
+        case(f"halo_maximum6_{mode}", "uint16", (2,), [rank("maximum", 6, mode=mode, cval=3)])
+    case("median_4_even", "float64", (13,), [rank("median", 4)])
+    case("percentile100", "int32", (5, 9), [rank("percentile", 3, percentile=100)])
+    case("percentile0_1x1", "uint16", (5, 9), [rank("percentile", [1, 1], percentile=0)])
+    case("chain_median_thr", "uint16", (9, 17, 10), [rank("median", 3), threshold(30000.5)])
+    case("chain_gauss_maximum", "float32", (3, 11, 6), [gaussian(1.0), rank("maximum", 3, mode="nearest")])
+
+    # --- 9. chains and final casts -------------------------------------------
     case("chain_gauss_thr_downmax", "float32", (9, 17, 10),
          [gaussian(1.5), threshold(52.0), down(2, "max")])
     case("chain_gauss_thr_downmax", "uint16", (3, 11, 6),

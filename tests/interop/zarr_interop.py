@@ -98,6 +98,12 @@ def conformance(bin_, tmp):
     kernel = np.arange(18, dtype=np.float64).reshape(2, 3, 3) / 50.0 - 0.1
     kpath = os.path.join(tmp, "k.npy")
     np.save(kpath, kernel)
+    # A footprint that is not a box: a cross in two planes, one corner added.
+    footprint = np.zeros((2, 3, 3), dtype=bool)
+    footprint[:, 1, :] = footprint[:, :, 1] = True
+    footprint[1, 0, 0] = True
+    fpath = os.path.join(tmp, "fp.npy")
+    np.save(fpath, footprint)
     layouts = [
         ("v2-blosc", 2, (8, 10, 7), None),
         ("v3-zstd", 3, (8, 10, 7), None),
@@ -118,6 +124,17 @@ def conformance(bin_, tmp):
          lambda x: ndi.uniform_filter(x.astype(np.float64), (3, 4, 1)).astype(np.float32), False),
         ("uniform", ["--size", "5", "--mode", "constant", "--cval", "-2"],
          lambda x: ndi.uniform_filter(x.astype(np.float64), 5, mode="constant", cval=-2).astype(np.float32), False),
+        ("median", ["--size", "3"], lambda x: ndi.median_filter(x, 3), True),
+        ("median", ["--size", "2,3,1", "--mode", "constant", "--cval", "7"],
+         lambda x: ndi.median_filter(x, (2, 3, 1), mode="constant", cval=7), True),
+        ("percentile", ["--percentile", "30", "--size", "3", "--mode", "wrap"],
+         lambda x: ndi.percentile_filter(x, 30, 3, mode="wrap"), True),
+        ("percentile", ["--percentile", "-20", "--footprint", fpath, "--mode", "mirror"],
+         lambda x: ndi.percentile_filter(x, -20, footprint=footprint, mode="mirror"), True),
+        ("minimum", ["--size", "3,1,4", "--mode", "nearest"],
+         lambda x: ndi.minimum_filter(x, (3, 1, 4), mode="nearest"), True),
+        ("maximum", ["--footprint", fpath, "--mode", "constant", "--cval", "5"],
+         lambda x: ndi.maximum_filter(x, footprint=footprint, mode="constant", cval=5), True),
         ("convolve", ["--kernel", kpath, "--mode", "mirror"],
          lambda x: ndi.convolve(x.astype(np.float64), kernel, mode="mirror").astype(np.float32), False),
         ("downsample", ["--factor", "2,3,2", "--method", "mean"], lambda x: ref_downsample(x, (2, 3, 2), "mean"), None),
