@@ -53,7 +53,14 @@ OPS = {
     "gaussian": (["gaussian", "--sigma", "2"], "gaussian sigma=2 truncate=4",
                  lambda z, s, d: [z("zarrs_filter"), "--chunk-limit", "2", "gaussian", s, d,
                                   "2,2,2", "8,8,8"]),
+    "median": (["median", "--size", "3"], "median 3×3×3", None),
+    # Not Zarr to Zarr: whole-array statistics (they decode and do not encode).
+    "stats": (["stats"], "stats: min, max, mean, std (no output)", None),
+    "stats-percentiles": (["stats", "--percentiles", "1,50,99.8"],
+                          "stats + exact percentiles 1, 50, 99.8 (dask: approximate)", None),
 }
+# The statistics "ops" write nothing: no output to compare.
+STATS = ("stats", "stats-percentiles")
 # What the zarrs_tools commands write: the same layout as the others.
 ZARRS_LAYOUT = ["--chunk-shape", ",".join(map(str, CHUNKS)), "--bytes-to-bytes-codecs", ZSTD3]
 
@@ -71,11 +78,22 @@ elif op == "downsample":
 elif op == "gaussian":
     import dask_image.ndfilters
     y = dask_image.ndfilters.gaussian_filter(x, 2.0, truncate=4.0)
+elif op == "median":
+    import dask_image.ndfilters
+    y = dask_image.ndfilters.median_filter(x, size=3)
+elif op.startswith("stats"):
+    todo = [x.min(), x.max(), x.mean(), x.std()]
+    if op == "stats-percentiles":
+        # dask's percentiles are approximate (per-chunk percentiles merged).
+        todo.append(da.percentile(x.ravel(), [1, 50, 99.8]))
+    dask.compute(*todo)
+    y = None
 else:
     y = x
-out = zarr.create_array(store=dst, shape=y.shape, chunks=(64, 128, 128), dtype=y.dtype,
-                        zarr_format=3, compressors=zarr.codecs.ZstdCodec(level=3), overwrite=True)
-y.rechunk((64, 128, 128)).store(out, lock=False)
+if y is not None:
+    out = zarr.create_array(store=dst, shape=y.shape, chunks=(64, 128, 128), dtype=y.dtype,
+                            zarr_format=3, compressors=zarr.codecs.ZstdCodec(level=3), overwrite=True)
+    y.rechunk((64, 128, 128)).store(out, lock=False)
 with open("/proc/self/status") as f:
     print([l.split()[1] for l in f if l.startswith("VmHWM")][0])
 """
@@ -163,8 +181,12 @@ def main():
                     stages.append(r["stages"])
                     return r["peak_rss_bytes"]
 
-                hf.append(timed([exe, flags[0], src, out["hf"], *flags[1:], "--quiet", "--threads", "2",
-                                 "--device", "cpu", "--report", report], reported))
+                if op in STATS:
+                    hf.append(timed([exe, "stats", src, *flags[1:], "--threads", "2"]))
+                    stages.append(dict(read=0.0, compute=0.0, write=0.0))
+                else:
+                    hf.append(timed([exe, flags[0], src, out["hf"], *flags[1:], "--quiet", "--threads",
+                                     "2", "--device", "cpu", "--report", report], reported))
                 shutil.rmtree(out["dask"], ignore_errors=True)
                 dk.append(timed([sys.executable, "-c", DASK, op, src, out["dask"]],
                                 lambda stdout: int(stdout.strip().splitlines()[-1]) * 1024))
@@ -175,7 +197,8 @@ def main():
             peak = lambda runs: max(m for _, m in runs) if runs else None
             stage = {k: statistics.median(s[k] for s in stages) for k in ("read", "compute", "write")}
             rows[op] = dict(label=label, hf=med(hf), hf_rss=peak(hf), stages=stage, dask=med(dk), dask_rss=peak(dk),
-                            zarrs=med(zr), zarrs_rss=peak(zr), dask_diff=max_diff(out["dask"], out["hf"]),
+                            zarrs=med(zr), zarrs_rss=peak(zr),
+                            dask_diff=None if op in STATS else max_diff(out["dask"], out["hf"]),
                             zarrs_diff=max_diff(out["zarrs"], out["hf"]) if zr else None)
             for path in out.values():
                 shutil.rmtree(path, ignore_errors=True)

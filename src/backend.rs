@@ -87,6 +87,8 @@ fn chain_cost(plan: &Plan) -> (f64, f64, f64) {
             let out = elements(plan.shape_at(k + 1));
             let per_output = match stage {
                 Stage::Stencil(s) => s.shape.iter().product::<usize>() as f64,
+                // A comparator is about two taps' work (a min and a max).
+                Stage::Rank(r) => 2.0 * r.network().len() as f64,
                 Stage::Downsample { factor, .. } => factor.iter().product::<usize>() as f64,
                 Stage::Upsample {
                     method: UpMethod::Linear,

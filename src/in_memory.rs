@@ -85,17 +85,20 @@ impl Pipeline {
         backend: &Backend,
     ) -> Result<ArrayAny> {
         let input = input.into();
+        // Thresholds and normalisations from the input's statistics get them first.
+        let (resolved, _) = crate::stats::compute::resolve_of(self, &input)?;
+        let pipeline = &resolved;
         let block = match block {
             Some(b) => b.to_vec(),
             None => {
-                let (out_shape, _) = self.output(input.shape(), input.dtype())?;
+                let (out_shape, _) = pipeline.output(input.shape(), input.dtype())?;
                 match backend {
                     Backend::Cpu => block_of(&out_shape, TARGET_BLOCK_ELEMENTS),
                     Backend::Gpu(_) => slab_of(&out_shape),
                 }
             }
         };
-        match_any!(input, ArrayViewAny, a => apply_typed(self, a, &block, backend))
+        match_any!(input, ArrayViewAny, a => apply_typed(pipeline, a, &block, backend))
     }
 }
 

@@ -41,6 +41,7 @@ pub mod ops;
 pub mod plan;
 pub mod region;
 pub mod stage;
+pub mod stats;
 pub mod store;
 mod workers;
 
@@ -49,7 +50,7 @@ pub use boundary::Boundary;
 pub use dtype::{ArrayAny, ArrayViewAny, DType, Element};
 pub use error::{Error, Result};
 pub use gpu::{AdapterInfo, DeviceArray, GpuContext, GpuTimes};
-pub use ops::{Footprint, Kernel, Op, Pipeline, Statistic};
+pub use ops::{Footprint, Kernel, Needed, Op, Pipeline, Statistic};
 pub use plan::{Job, Plan};
 pub use region::{AxisSet, Grid, Region};
 pub use stage::{DownMethod, UpMethod};

@@ -38,6 +38,9 @@ enum Command {
     Convolve(Run<ConvolveArgs>),
     /// `scipy.ndimage.uniform_filter`: the mean over a box, float32 out.
     Uniform(Run<UniformArgs>),
+    /// `(x - p_lo) / (p_hi - p_lo)` in float32 from the whole input's percentiles
+    /// (CSBDeep's normalisation), optionally clipped to [0, 1].
+    Normalize(Run<NormalizeArgs>),
     /// `scipy.ndimage.median_filter` over a box or a footprint, element type kept.
     Median(Run<RankArgs>),
     /// `scipy.ndimage.percentile_filter` (and `rank_filter`), element type kept.
@@ -52,6 +55,9 @@ enum Command {
     Upsample(Run<UpsampleArgs>),
     /// Show an array's shape, dtype, chunks and codecs, and the job plan of an op.
     Info(InfoArgs),
+    /// Whole-array statistics: min, max, mean, std, NaN count, exact percentiles
+    /// (numpy's `linear`), a histogram; over the array or per index along an axis.
+    Stats(StatsArgs),
     /// Re-encode, rechunk (--chunks) and cast (--dtype): no operation, the I/O ceiling.
     Copy(Run<CopyArgs>),
     /// A chain of ops in one pass, no intermediate array:
@@ -479,10 +485,19 @@ fn read_pipeline(path: &Path) -> haloflow::Result<Pipeline> {
 
 /// Flags of `threshold`.
 #[derive(Args, Clone)]
+#[group(required = true, multiple = false)]
 struct ThresholdArgs {
     /// Voxels above this value become 1, others 0.
     #[arg(long, allow_negative_numbers = true)]
-    above: f64,
+    above: Option<f64>,
+    /// The threshold is Otsu's of the whole input (skimage.filters.threshold_otsu,
+    /// 256 bins), computed first.
+    #[arg(long)]
+    otsu: bool,
+    /// The threshold is this percentile of the whole input (numpy's, exact), computed
+    /// first.
+    #[arg(long)]
+    percentile: Option<f64>,
 }
 
 /// Flags of `clip`.
@@ -673,6 +688,31 @@ struct InfoArgs {
     chain: ChainArgs,
 }
 
+/// `stats IN`.
+#[derive(Args)]
+struct StatsArgs {
+    /// The array (an OME-Zarr image's --level, 0 by default, or a plain array).
+    input: PathBuf,
+    /// The level of an OME-Zarr image.
+    #[arg(long, default_value_t = 0)]
+    level: usize,
+    /// Report per index along this axis (per channel, per time point ...).
+    #[arg(long)]
+    axis: Option<usize>,
+    /// Histogram bins (np.histogram's: equal bins from min to max).
+    #[arg(long)]
+    histogram: Option<usize>,
+    /// Percentiles to compute exactly, 0 to 100 (numpy's `linear` method).
+    #[arg(long, value_delimiter = ',')]
+    percentiles: Vec<f64>,
+    /// Also write everything as JSON to this file (`-` for standard output only).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Reader threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
 /// The ops, as `info` and `run` parse them.
 #[derive(Subcommand)]
 enum InfoOp {
@@ -686,6 +726,8 @@ enum InfoOp {
     Convolve(ConvolveArgs),
     /// Plan a uniform filter.
     Uniform(UniformArgs),
+    /// Plan a normalisation from percentiles.
+    Normalize(NormalizeArgs),
     /// Plan a median filter.
     Median(RankArgs),
     /// Plan a percentile filter.
@@ -737,7 +779,41 @@ impl ToPipeline for ChainArgs {
 
 impl ToOp for ThresholdArgs {
     fn to_op(&self) -> haloflow::Result<Op> {
-        Ok(Op::threshold(self.above))
+        Ok(match (self.above, self.percentile) {
+            (Some(above), _) => Op::threshold(above),
+            (_, Some(percentile)) => Op::ThresholdPercentile { percentile },
+            _ => Op::ThresholdOtsu {},
+        })
+    }
+}
+
+/// Flags of `normalize`.
+#[derive(Args, Clone)]
+struct NormalizeArgs {
+    /// The low and high percentiles of the whole input mapped to 0 and 1.
+    #[arg(long, value_delimiter = ',', num_args = 1, default_value = "1,99.8")]
+    percentiles: Vec<f64>,
+    /// Clip the result to [0, 1].
+    #[arg(long)]
+    clip: bool,
+}
+
+impl ToOp for NormalizeArgs {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        let [lo, hi] = self.percentiles[..] else {
+            return Err(haloflow::Error::InvalidParameter {
+                op: "normalize",
+                message: format!(
+                    "--percentiles takes two values (low,high), got {:?}",
+                    self.percentiles
+                ),
+            });
+        };
+        Ok(Op::Normalize {
+            percentiles: [lo, hi],
+            clip: self.clip,
+            values: None,
+        })
     }
 }
 
@@ -929,6 +1005,7 @@ impl ToOp for InfoOp {
             InfoOp::Gaussian(a) => a.to_op_in(space),
             InfoOp::Convolve(a) => a.to_op(),
             InfoOp::Uniform(a) => a.to_op(),
+            InfoOp::Normalize(a) => a.to_op(),
             InfoOp::Median(a) => a.to_op(),
             InfoOp::Percentile(a) => a.to_op(),
             InfoOp::Minimum(a) => a.to_op(),
@@ -1028,6 +1105,7 @@ fn main() -> ExitCode {
         Command::Gaussian(r) => run(r),
         Command::Convolve(r) => run(r),
         Command::Uniform(r) => run(r),
+        Command::Normalize(r) => run(r),
         Command::Median(r) => run(r),
         Command::Percentile(r) => run(r),
         Command::Minimum(r) => run(r),
@@ -1035,6 +1113,7 @@ fn main() -> ExitCode {
         Command::Downsample(r) => run(r),
         Command::Upsample(r) => run(r),
         Command::Info(a) => info(a),
+        Command::Stats(a) => stats(a),
         Command::Copy(r) => run(r),
         Command::Run(r) => run(r),
         Command::Pyramid(p) => pyramid(p),
@@ -1095,6 +1174,18 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
     if let Some(d) = &c.dtype {
         pipeline = pipeline.with_dtype(d.parse::<DType>()?);
     }
+    // A threshold or normalisation from the input's statistics: computed first, and
+    // recorded with the pipeline.
+    let statistics = if pipeline.needs()?.is_some() {
+        let threads = c
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let (resolved, record) = haloflow::stats::resolve(&pipeline, &input, threads)?;
+        pipeline = resolved;
+        record
+    } else {
+        None
+    };
     let plan = plan_for(&pipeline, &input, &c.chunks)?;
     // Before anything is created: a missing GPU must leave no output behind.
     let (backend, reason) =
@@ -1105,10 +1196,11 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
         plan.output_chunk().to_vec(),
     );
     let mut attributes = serde_json::Map::new();
-    attributes.insert(
-        "haloflow".into(),
-        serde_json::json!({ "pipeline": pipeline }),
-    );
+    let mut record = serde_json::json!({ "pipeline": pipeline });
+    if let Some(values) = &statistics {
+        record["statistics"] = values.clone();
+    }
+    attributes.insert("haloflow".into(), record);
     let ome = ome_output(
         c,
         false,
@@ -1139,7 +1231,8 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
     let options = run_options(c, backend, reason);
     let bar = progress_bar(c, options.part.jobs(plan.num_jobs()).len());
     let on_progress = |done: usize, bytes: u64| advance(&bar, done, bytes);
-    let report = exec::run(&plan, &input, &output, &options, Some(&on_progress))?;
+    let mut report = exec::run(&plan, &input, &output, &options, Some(&on_progress))?;
+    report.statistics = statistics;
     finish(c, bar, &report, &r.output, "")
 }
 
@@ -1438,6 +1531,69 @@ fn devices() -> haloflow::Result<()> {
     }
     for a in adapters {
         println!("{a}");
+    }
+    Ok(())
+}
+
+fn stats(a: &StatsArgs) -> haloflow::Result<()> {
+    let (path, _) = resolve_input(&a.input, a.level)?;
+    let input = Input::open(&path)?;
+    let options = haloflow::stats::StatsOptions {
+        axis: a.axis,
+        histogram: a.histogram,
+        percentiles: a.percentiles.clone(),
+    };
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let started = std::time::Instant::now();
+    let s = haloflow::stats::statistics(&input, &options, threads)?;
+    let json = serde_json::to_string_pretty(&s).expect("serialises");
+    if a.json.as_deref() == Some(Path::new("-")) {
+        println!("{json}");
+        return Ok(());
+    }
+    println!(
+        "{}: {:?} {}, {} pass{} in {:.2} s",
+        path.display(),
+        s.shape,
+        s.dtype,
+        s.passes,
+        if s.passes == 1 { "" } else { "es" },
+        started.elapsed().as_secs_f64()
+    );
+    for m in &s.summaries {
+        let label = match (m.index, s.axis) {
+            (Some(i), Some(axis)) => format!("axis {axis} index {i}: "),
+            _ => String::new(),
+        };
+        println!(
+            "{label}count {} NaN {} min {} max {} mean {} std {}",
+            m.count, m.nan_count, m.min, m.max, m.mean, m.std
+        );
+        if !m.percentiles.is_empty() {
+            let p: Vec<String> = m
+                .percentiles
+                .iter()
+                .map(|p| format!("p{} = {}", p.percentile, p.value))
+                .collect();
+            println!("  {}", p.join(", "));
+        }
+        if let Some(h) = &m.histogram {
+            println!(
+                "  histogram: {} bins from {} to {}: {:?}",
+                h.counts.len(),
+                h.edges[0],
+                h.edges[h.counts.len()],
+                h.counts
+            );
+        }
+    }
+    if let Some(file) = &a.json {
+        std::fs::write(file, json + "\n").map_err(|e| haloflow::Error::Store {
+            path: file.clone(),
+            message: e.to_string(),
+        })?;
     }
     Ok(())
 }

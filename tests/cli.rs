@@ -50,20 +50,41 @@ fn every_op_matches_scipy_on_zarr_python_arrays() {
     interop("conformance");
 }
 
-/// The same conformance on the GPU backend (lavapipe in CI). Without an adapter it
-/// prints a notice and passes, unless `HALOFLOW_REQUIRE_GPU=1` (CI) makes it fail.
-#[test]
-fn every_op_matches_scipy_on_the_gpu() {
+/// Whether a GPU adapter is there; without one, a notice, and a failure if
+/// `HALOFLOW_REQUIRE_GPU=1` (CI) demands one.
+fn gpu_or_notice(what: &str) -> bool {
     let has_adapter = !haloflow::gpu::adapters().is_empty();
     if !has_adapter {
         assert!(
             std::env::var("HALOFLOW_REQUIRE_GPU").as_deref() != Ok("1"),
             "HALOFLOW_REQUIRE_GPU=1 but no GPU adapter was found"
         );
-        eprintln!("notice: no GPU adapter; skipping the GPU conformance run");
-        return;
+        eprintln!("notice: no GPU adapter; skipping the GPU {what} run");
     }
-    interop_on("conformance", "gpu");
+    has_adapter
+}
+
+/// The same conformance on the GPU backend (lavapipe in CI).
+#[test]
+fn every_op_matches_scipy_on_the_gpu() {
+    if gpu_or_notice("conformance") {
+        interop_on("conformance", "gpu");
+    }
+}
+
+/// `stats` against numpy, and the thresholds and normalisation built on it against
+/// scikit-image and CSBDeep's formula.
+#[test]
+fn statistics_equal_numpy_and_thresholds_equal_skimage() {
+    interop("stats");
+}
+
+/// The thresholds and normalisation from statistics on the GPU backend.
+#[test]
+fn thresholds_from_statistics_on_the_gpu() {
+    if gpu_or_notice("statistics") {
+        interop_on("stats", "gpu");
+    }
 }
 
 #[test]

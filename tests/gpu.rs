@@ -10,8 +10,8 @@ use std::sync::{Arc, OnceLock};
 
 use common::props::{bits, op};
 use haloflow::{
-    ArrayAny, Backend, Boundary, DType, Device, DownMethod, Error, GpuContext, Kernel, Op,
-    Pipeline, UpMethod,
+    ArrayAny, Backend, Boundary, DType, Device, DownMethod, Error, Footprint, GpuContext, Kernel,
+    Op, Pipeline, UpMethod,
 };
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
@@ -109,7 +109,10 @@ fn integer_exact(ops: &[Op], dtype: DType) -> bool {
     let mut d = dtype;
     for op in ops {
         match op {
-            Op::Gaussian { .. } | Op::Convolve { .. } | Op::Uniform { .. } => return false,
+            Op::Gaussian { .. }
+            | Op::Convolve { .. }
+            | Op::Uniform { .. }
+            | Op::Normalize { .. } => return false,
             Op::Downsample {
                 method: DownMethod::Mean,
                 ..
@@ -118,7 +121,10 @@ fn integer_exact(ops: &[Op], dtype: DType) -> bool {
                 method: UpMethod::Linear,
                 ..
             } if d.is_float() => return false,
-            Op::Threshold { .. } => d = DType::U8,
+            Op::Threshold { .. } | Op::ThresholdOtsu {} | Op::ThresholdPercentile { .. } => {
+                d = DType::U8
+            }
+            // Rank filters select an input value: exact whatever the type.
             _ => {}
         }
     }
@@ -141,6 +147,13 @@ fn ops(ndim: usize) -> Vec<Op> {
         Op::threshold(50.5),
         Op::threshold(-1.0),
         Op::clip(-10.5, 120.5),
+        // From the input's statistics (resolved on the CPU, then applied on each).
+        Op::ThresholdPercentile { percentile: 60.0 },
+        Op::Normalize {
+            percentiles: [2.0, 98.0],
+            clip: true,
+            values: None,
+        },
     ];
     for mode in Boundary::ALL {
         ops.push(Op::gaussian(&[1.0]).with_mode(mode, 1.5));
@@ -153,6 +166,23 @@ fn ops(ndim: usize) -> Vec<Op> {
             ))
             .with_mode(mode, 0.5),
         );
+        // Rank filters: the median and a percentile of a box, a separable minimum, and
+        // a maximum over a cross (a line on 1-D arrays).
+        ops.push(Op::median(&[3]).with_mode(mode, 1.5));
+        ops.push(Op::percentile(30.0, &[2]).with_mode(mode, -2.0));
+        ops.push(Op::minimum(&[3]).with_mode(mode, 7.0));
+        let cross = if ndim >= 2 {
+            Footprint {
+                shape: vec![3, 3],
+                mask: vec![false, true, false, true, true, true, false, true, false],
+            }
+        } else {
+            Footprint {
+                shape: vec![3],
+                mask: vec![true, false, true],
+            }
+        };
+        ops.push(Op::maximum(&[1]).with_footprint(cross).with_mode(mode, 4.0));
         if ndim >= 3 {
             ops.push(
                 Op::convolve(Kernel::new(

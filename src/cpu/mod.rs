@@ -4,6 +4,8 @@
 //! need, and write a dense block over exactly the output indices asked for.
 
 mod pointwise;
+
+pub(crate) use pointwise::normalize_denominator;
 mod rank;
 mod resample;
 mod simd;
@@ -33,6 +35,9 @@ pub(crate) fn run_stage(
             match_any!(input, BlockAny, b => pointwise::clip(b, out, *min, *max).into_any())
         }
         Stage::Cast(d) => match_any!(input, BlockAny, b => pointwise::cast(b, out, *d)),
+        Stage::Normalize { low, high, clip } => match_any!(input, BlockAny, b => {
+            pointwise::map(b, out, |x| pointwise::normalize(x.to_f32(), *low, *high, *clip)).into_any()
+        }),
         Stage::Stencil(s) => {
             let result = match input {
                 BlockAny::F32(b) => stencil::stencil(b, out, in_shape, s),

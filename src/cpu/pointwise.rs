@@ -8,6 +8,25 @@ use crate::block::{Block, BlockAny, for_each_row, take_vec};
 use crate::dtype::{DType, Element, with_dtype};
 use crate::region::AxisSet;
 
+/// CSBDeep's `normalize_mi_ma` in float32: `(x - low) / (high - low + 1e-20)`, then
+/// `np.clip(v, 0, 1)` if `clip` (NaN passes through).
+#[inline(always)]
+pub(crate) fn normalize(x: f32, low: f32, high: f32, clip: bool) -> f32 {
+    let v = (x - low) / normalize_denominator(low, high);
+    if clip && !v.is_nan() {
+        v.clamp(0.0, 1.0)
+    } else {
+        v
+    }
+}
+
+/// The denominator of [`normalize`], `high - low + 1e-20` in f32 (the GPU gets it
+/// from here too).
+#[inline(always)]
+pub(crate) fn normalize_denominator(low: f32, high: f32) -> f32 {
+    high - low + 1e-20
+}
+
 /// `f` applied to every element of `input` at the indices `out`.
 pub(crate) fn map<T: Element, U: Element>(
     input: &Block<'_, T>,

@@ -38,6 +38,10 @@ pub struct Report {
     pub device_reason: Option<String>,
     /// The process's peak resident memory so far (Linux `VmHWM`; 0 where unknown).
     pub peak_rss_bytes: u64,
+    /// The statistics of the input that the pipeline's first op was computed from
+    /// (Otsu's threshold, percentiles), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<serde_json::Value>,
 }
 
 impl Report {

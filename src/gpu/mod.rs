@@ -12,7 +12,7 @@
 //! - `adapter`: the instance, the adapters and their description;
 //! - `shader`: the WGSL sources and their generated constants;
 //! - `dispatch`: the dispatch vocabulary (padding to five axes, buffer sizes, grids);
-//! - `pointwise`, `stencil`, `resample`: each kernel's parameters and tables;
+//! - `pointwise`, `stencil`, `rank`, `resample`: each kernel's parameters and tables;
 //! - `pool`: the buffer pool, with its policy;
 //! - `context`: the open device, its pipelines and counters;
 //! - `place`: which stages run on the device, and splitting jobs to fit a binding;
@@ -28,6 +28,7 @@ mod job;
 mod place;
 mod pointwise;
 mod pool;
+mod rank;
 mod resample;
 mod resident;
 mod segment;

@@ -9,14 +9,19 @@ use crate::plan::Plan;
 use crate::region::{AxisSet, Region};
 use crate::stage::{DownMethod, Stage, UpMethod};
 
+/// The largest mode window of a packed type (u8, u16, i8, i16) run on the device.
+const MAX_PACKED_MODE_WINDOW: usize = 192;
+
 /// Whether stage `k` of `plan` runs on the device. Float64 has no device type: stages
 /// reading or writing it run on the host, except a stencil, which reads its input
-/// as f32 on both backends. Exact integer means and linear weights need divisors
+/// as f32 on both backends (and a normalisation, which computes in f32). Exact integer means and linear weights need divisors
 /// below 2^31.
 pub(super) fn on_device(plan: &Plan, k: usize) -> bool {
     let stage = &plan.stages()[k];
     let (input, output) = (plan.dtype_at(k), plan.dtype_at(k + 1));
-    if output == DType::F64 || (input == DType::F64 && !matches!(stage, Stage::Stencil(_))) {
+    if output == DType::F64
+        || (input == DType::F64 && !matches!(stage, Stage::Stencil(_) | Stage::Normalize { .. }))
+    {
         return false;
     }
     match stage {
@@ -31,7 +36,15 @@ pub(super) fn on_device(plan: &Plan, k: usize) -> bool {
         } => crate::stage::denominator(&pad(factor, 1)) <= resample::MAX_DIVISOR,
         // Nearest reads no weight, but its table holds 2f in 32 bits too.
         Stage::Upsample { factor, .. } => factor.iter().all(|&f| 2 * (f as u64) < u32::MAX as u64),
-        Stage::Rank(_) => false,
+        // The mode compares every pair of a window's elements. On lavapipe (Mesa 22.3,
+        // LLVM 15), packed types (several outputs per invocation) with windows of 256
+        // elements came back wrong, while 192-element windows and one output per
+        // invocation were right: such windows run on the host.
+        Stage::Downsample {
+            factor,
+            method: DownMethod::Mode,
+        } => input.size() == 4 || factor.iter().product::<usize>() <= MAX_PACKED_MODE_WINDOW,
+        Stage::Rank(r) => r.taps() <= super::rank::MAX_TAPS,
         _ => true,
     }
 }

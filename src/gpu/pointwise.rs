@@ -43,13 +43,27 @@ pub(super) struct CastParams {
     pad: [u32; 3],
 }
 
+/// The parameters of `normalize.wgsl`, kept in sync with its `NormalizeParams`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct NormalizeParams {
+    /// Output elements.
+    count: u32,
+    low: f32,
+    /// `high - low + 1e-20`, computed here as the CPU computes it.
+    denominator: f32,
+    /// 1: clip to `[0, 1]`.
+    clip: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<NormalizeParams>() == 16);
 const _: () = assert!(std::mem::size_of::<ThresholdParams>() == 16);
 const _: () = assert!(std::mem::size_of::<ClipParams>() == 16);
 const _: () = assert!(std::mem::size_of::<CastParams>() == 16);
 
 /// `v` cast to `d` by the crate's rule, as the bits of the shader's `In` value
 /// (integers widened to 32 bits with their sign).
-fn element_bits(d: DType, v: f64) -> u32 {
+pub(super) fn element_bits(d: DType, v: f64) -> u32 {
     match d {
         DType::U8 => u8::from_f64(v) as u32,
         DType::U16 => u16::from_f64(v) as u32,
@@ -133,6 +147,17 @@ pub(super) fn cast(count: u32) -> Dispatch {
         Vec::new(),
         count,
     )
+}
+
+/// `(x - low) / (high - low + 1e-20)` in f32, clipped to `[0, 1]` if `clip`.
+pub(super) fn normalize(low: f32, high: f32, clip: bool, count: u32) -> Dispatch {
+    let params = NormalizeParams {
+        count,
+        low,
+        denominator: crate::cpu::normalize_denominator(low, high),
+        clip: u32::from(clip),
+    };
+    Dispatch::new(Shader::Normalize, &params, Vec::new(), count)
 }
 
 #[cfg(test)]

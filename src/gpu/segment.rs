@@ -23,6 +23,7 @@ use super::dispatch::{Dispatch, device_bytes, len, pad, pad_sets};
 use super::place::device_input;
 use super::pointwise;
 use super::pool::PooledBuffer;
+use super::rank;
 use super::resample;
 use super::shader::Fused;
 use super::stencil;
@@ -31,7 +32,7 @@ use crate::dtype::{DType, with_dtype};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::region::AxisSet;
-use crate::stage::{Stage, Stencil};
+use crate::stage::{Rank, Stage, Stencil};
 
 /// The kernel launch for device stage `k`, reading elements of `input` over `sets[k]`;
 /// every per-axis quantity is padded to five axes.
@@ -43,6 +44,7 @@ fn dispatch(plan: &Plan, k: usize, input: DType, sets: &[Vec<AxisSet>]) -> Dispa
         Stage::Threshold { above } => pointwise::threshold(input, *above, count),
         Stage::Clip { min, max } => pointwise::clip(input, *min, *max, count),
         Stage::Cast(_) => pointwise::cast(count),
+        Stage::Normalize { low, high, clip } => pointwise::normalize(*low, *high, *clip, count),
         Stage::Stencil(st) => {
             let st = Stencil {
                 shape: pad(&st.shape, 1),
@@ -51,7 +53,17 @@ fn dispatch(plan: &Plan, k: usize, input: DType, sets: &[Vec<AxisSet>]) -> Dispa
             };
             stencil::stencil(&st, in_sets, out, in_shape)
         }
-        Stage::Rank(_) => unreachable!("rank stages run on the host"),
+        Stage::Rank(r) => {
+            let r = Rank {
+                window: Stencil {
+                    shape: pad(&r.window.shape, 1),
+                    centre: pad(&r.window.centre, 0),
+                    ..r.window.clone()
+                },
+                ..r.clone()
+            };
+            rank::rank(&r, in_sets, out, in_shape, input)
+        }
         Stage::Downsample { factor, method } => {
             resample::downsample(in_sets, out, in_shape, &pad(factor, 1), *method)
         }

@@ -44,6 +44,8 @@ pub(crate) enum Shader {
     Stencil,
     Downsample,
     Upsample,
+    Rank,
+    Normalize,
 }
 
 impl Shader {
@@ -56,6 +58,8 @@ impl Shader {
             Shader::Stencil => "stencil.wgsl",
             Shader::Downsample => "downsample.wgsl",
             Shader::Upsample => "upsample.wgsl",
+            Shader::Rank => "rank.wgsl",
+            Shader::Normalize => "normalize.wgsl",
         }
     }
 
@@ -67,6 +71,8 @@ impl Shader {
             Shader::Stencil => include_str!("../../shaders/stencil.wgsl"),
             Shader::Downsample => include_str!("../../shaders/downsample.wgsl"),
             Shader::Upsample => include_str!("../../shaders/upsample.wgsl"),
+            Shader::Rank => include_str!("../../shaders/rank.wgsl"),
+            Shader::Normalize => include_str!("../../shaders/normalize.wgsl"),
         }
     }
 }
@@ -98,6 +104,7 @@ pub(crate) fn source(
     let entry = match kernel {
         Shader::Stencil => format!("{}\n{}", interior(compiled_in), epilogue(fused)),
         Shader::Downsample => format!("{PER_WORD}\n{}", factors(compiled_in)),
+        Shader::Rank => format!("{PER_WORD}\n{}", selection(compiled_in)),
         _ => PER_WORD.to_string(),
     };
     format!(
@@ -135,6 +142,61 @@ fn epilogue(fused: &[Fused]) -> String {
         }
     }
     text + "    return out_from_f32(v);\n}\n"
+}
+
+/// A rank filter's generated code (see `shaders/rank.wgsl`) from `compiled_in`: the
+/// number of taps, the rank and the number of comparators; each tap's position in the
+/// footprint (five values); each comparator's wires and which of its results are
+/// needed (bit 0: the smaller, bit 1: the larger). Comparators use `select` on `<`,
+/// as the CPU's do, so that equal values of either sign, and NaNs, end on the same
+/// wires.
+fn selection(compiled_in: &[u32]) -> String {
+    let (taps, rank, count) = (
+        compiled_in[0] as usize,
+        compiled_in[1],
+        compiled_in[2] as usize,
+    );
+    let positions = &compiled_in[3..3 + AXES * taps];
+    let comparators = &compiled_in[3 + AXES * taps..];
+    assert_eq!(comparators.len(), 3 * count, "three words per comparator");
+    let mut text = format!("const TAPS: u32 = {taps}u;\nconst RANK: u32 = {rank}u;\n");
+    text += "fn gather(v: ptr<function, array<In, TAPS>>, o: u32) {\n";
+    for a in 0..AXES - 1 {
+        text += &format!("    let s{a} = P.strides[{a}];\n");
+    }
+    for (t, k) in positions.chunks(AXES).enumerate() {
+        let mut offset = String::from("o");
+        for (a, &ka) in k.iter().enumerate() {
+            match (ka, a == AXES - 1) {
+                (0, _) => {}
+                (_, true) => offset += &format!(" + {ka}u"),
+                (_, false) => offset += &format!(" + {ka}u * s{a}"),
+            }
+        }
+        text += &format!("    (*v)[{t}] = load({offset});\n");
+    }
+    text += "}\nfn gather_edge(v: ptr<function, array<In, TAPS>>, t0: u32, t1: u32, t2: u32, t3: u32, t4: u32) {\n";
+    for (t, k) in positions.chunks(AXES).enumerate() {
+        let args: Vec<String> = k
+            .iter()
+            .enumerate()
+            .map(|(a, ka)| format!("t{a} + {ka}u"))
+            .collect();
+        text += &format!("    (*v)[{t}] = tap({});\n", args.join(", "));
+    }
+    text += "}\nfn network(v: ptr<function, array<In, TAPS>>) {\n";
+    for c in comparators.chunks(3) {
+        let (lo, hi, keep) = (c[0], c[1], c[2]);
+        text += &format!("    {{ let a = (*v)[{lo}]; let b = (*v)[{hi}]; let less = b < a;");
+        if keep & 1 != 0 {
+            text += &format!(" (*v)[{lo}] = select(a, b, less);");
+        }
+        if keep & 2 != 0 {
+            text += &format!(" (*v)[{hi}] = select(b, a, less);");
+        }
+        text += " }\n";
+    }
+    text + "}\n"
 }
 
 /// Downsampling's factors as the constants `F0` ... `F4`.
@@ -360,8 +422,15 @@ mod tests {
     /// A kernel's full source, parsed and validated by naga (wgpu's compiler).
     fn module(kernel: Shader, method: u32, input: DType, output: DType) -> naga::Module {
         // Downsampling compiles its factors in (here 2 on the last two axes).
+        // A rank filter: the median of 3 taps along the last axis.
+        let median3: Vec<u32> = [3, 1, 3]
+            .into_iter()
+            .chain([0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 2])
+            .chain([0, 1, 3, 1, 2, 1, 0, 1, 2])
+            .collect();
         let compiled: &[u32] = match kernel {
             Shader::Downsample => &[1, 1, 1, 2, 2],
+            Shader::Rank => &median3,
             _ => &[],
         };
         let text = source(kernel, method, input, output, compiled, &[]);
@@ -410,13 +479,26 @@ mod tests {
                 "UpsampleParams",
                 size_of::<super::super::resample::UpsampleParams>(),
             ),
+            (
+                Shader::Normalize,
+                "NormalizeParams",
+                size_of::<super::super::pointwise::NormalizeParams>(),
+            ),
+            (
+                Shader::Rank,
+                "RankParams",
+                size_of::<super::super::rank::RankParams>(),
+            ),
         ];
         for (kernel, name, rust_size) in twins {
             let output = match kernel {
                 Shader::Threshold => DType::U8,
-                Shader::Clip | Shader::Downsample | Shader::Upsample | Shader::Stencil => {
-                    DType::F32
-                }
+                Shader::Clip
+                | Shader::Downsample
+                | Shader::Upsample
+                | Shader::Stencil
+                | Shader::Rank
+                | Shader::Normalize => DType::F32,
                 Shader::Cast => DType::U16,
             };
             let module = module(kernel, 0, DType::F32, output);
@@ -455,6 +537,8 @@ mod tests {
             for m in UpMethod::ALL {
                 module(Shader::Upsample, m as u32, input, input);
             }
+            module(Shader::Rank, 0, input, input);
+            module(Shader::Normalize, 0, input, DType::F32);
         }
     }
 }

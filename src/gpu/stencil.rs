@@ -55,21 +55,12 @@ pub(super) fn stencil(
         (0..out.len()).all(|a| st.shape[a] > 1 || in_sets[a] == out[a]),
         "planner bug: a stencil's input differs from its output on an axis without taps"
     );
-    let strides = c_strides(&in_sets.iter().map(AxisSet::len).collect::<Vec<_>>());
-    let tables: Vec<_> = (0..out.len())
-        .map(|a| tap_table::<u32>(st, a, &in_sets[a], strides[a], &out[a], in_shape[a]))
-        .collect();
-    let mut tab: Vec<u32> = Vec::new();
-    let mut base = [0u32; AXES];
-    for (a, table) in tables.iter().enumerate() {
-        base[a] = tab.len() as u32;
-        tab.extend_from_slice(&table.entries);
-    }
-    let mut firsts = [0u32; AXES];
-    for (a, table) in tables.iter().enumerate() {
-        firsts[a] = tab.len() as u32;
-        tab.extend(table.firsts(strides[a]));
-    }
+    let Tables {
+        mut tab,
+        base,
+        firsts,
+        strides,
+    } = Tables::new(st, in_sets, out, in_shape);
     let weights = tab.len() as u32;
     tab.extend(st.weights.iter().map(|w| w.to_bits()));
     let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
@@ -84,7 +75,7 @@ pub(super) fn stencil(
         shape: axes(st.shape.iter().copied()),
         base,
         firsts,
-        strides: axes(strides.iter().copied()),
+        strides,
     };
     let mask = axes_above_one(&st.shape);
     let dispatch = Dispatch::new(Shader::Stencil, &params, tab, count)
@@ -102,3 +93,51 @@ pub(super) fn stencil(
 /// Stencils of at most this many taps get their walk inside the array written out tap
 /// by tap, weights as constants (a pipeline per weight set); larger ones loop.
 const MAX_WRITTEN_OUT: usize = 64;
+
+/// A stencil's (or a rank filter's window's) tables, as `stencil.wgsl` and
+/// `rank.wgsl` read them: each axis's [`tap_table`] (element offsets; the last axis'
+/// stride is 1, so there they are positions), then each axis's first-tap offsets
+/// ([`TapTable::firsts`](crate::stage::TapTable::firsts)).
+pub(super) struct Tables {
+    /// The table buffer's words.
+    pub tab: Vec<u32>,
+    /// Where each axis's tap table starts.
+    pub base: [u32; AXES],
+    /// Where each axis's first-tap offsets start.
+    pub firsts: [u32; AXES],
+    /// The input block's strides, in elements.
+    pub strides: [u32; AXES],
+}
+
+impl Tables {
+    /// The tables of `st` reading an input block over `in_sets` (an array of
+    /// `in_shape`) for the output indices `out`, all with [`AXES`] axes.
+    pub(super) fn new(
+        st: &Stencil,
+        in_sets: &[AxisSet],
+        out: &[AxisSet],
+        in_shape: &[usize],
+    ) -> Tables {
+        let strides = c_strides(&in_sets.iter().map(AxisSet::len).collect::<Vec<_>>());
+        let tables: Vec<_> = (0..out.len())
+            .map(|a| tap_table::<u32>(st, a, &in_sets[a], strides[a], &out[a], in_shape[a]))
+            .collect();
+        let mut tab: Vec<u32> = Vec::new();
+        let mut base = [0u32; AXES];
+        for (a, table) in tables.iter().enumerate() {
+            base[a] = tab.len() as u32;
+            tab.extend_from_slice(&table.entries);
+        }
+        let mut firsts = [0u32; AXES];
+        for (a, table) in tables.iter().enumerate() {
+            firsts[a] = tab.len() as u32;
+            tab.extend(table.firsts(strides[a]));
+        }
+        Tables {
+            tab,
+            base,
+            firsts,
+            strides: axes(strides.iter().copied()),
+        }
+    }
+}

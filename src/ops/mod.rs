@@ -1,9 +1,11 @@
 //! Operations users ask for, their parameters and validation, and chains of them.
 
+mod axes;
 mod convolve;
 mod gaussian;
 mod rank;
 
+pub use axes::per_axis;
 pub use convolve::Kernel;
 pub use gaussian::gaussian_weights;
 pub use rank::{Footprint, Statistic};
@@ -157,6 +159,30 @@ pub enum Op {
         #[serde(default)]
         cval: f64,
     },
+    /// `x > t` as uint8, `t` being `skimage.filters.threshold_otsu` of the whole input
+    /// (see [`stats::otsu`](crate::stats::otsu)). The statistic is computed first
+    /// ([`Pipeline::resolve`]); the op must come first in its chain.
+    ThresholdOtsu {},
+    /// `x > t` as uint8, `t` being `np.nanpercentile(input, percentile)` of the whole
+    /// input (resolved first, as [`Op::ThresholdOtsu`]).
+    ThresholdPercentile {
+        /// The percentile, 0 to 100.
+        percentile: f64,
+    },
+    /// `(x - lo) / (hi - lo + 1e-20)` in float32, `lo` and `hi` being percentiles of
+    /// the whole input (CSBDeep's `normalize`, computed as its float32 arithmetic does),
+    /// optionally clipped to `[0, 1]`. The percentiles' values are filled in by
+    /// [`Pipeline::resolve`]; the op must come first in its chain.
+    Normalize {
+        /// The low and high percentiles (CSBDeep's defaults: 1 and 99.8).
+        percentiles: [f64; 2],
+        /// Clip the result to `[0, 1]`.
+        #[serde(default)]
+        clip: bool,
+        /// The percentiles' values, once resolved.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        values: Option<[f64; 2]>,
+    },
     /// Convert to another element type inside a chain (round half to even,
     /// saturate; `x.astype` after `np.rint` for integers), as `Pipeline::with_dtype`
     /// does at its end.
@@ -304,6 +330,9 @@ impl Op {
             Op::Percentile { .. } => "percentile",
             Op::Minimum { .. } => "minimum",
             Op::Maximum { .. } => "maximum",
+            Op::ThresholdOtsu { .. } => "threshold_otsu",
+            Op::ThresholdPercentile { .. } => "threshold_percentile",
+            Op::Normalize { .. } => "normalize",
             Op::Cast { .. } => "cast",
         }
     }
@@ -430,17 +459,36 @@ impl Op {
                 *cval,
                 ndim,
             ),
+            Op::ThresholdOtsu {} | Op::ThresholdPercentile { .. } => Err(invalid(
+                "the threshold comes from the input's statistics, computed before the op runs \
+                 (Pipeline::resolve)"
+                    .into(),
+            )),
+            Op::Normalize {
+                percentiles,
+                clip,
+                values,
+            } => {
+                if percentiles.iter().any(|p| !(0.0..=100.0).contains(p)) {
+                    return Err(invalid(format!(
+                        "percentiles must be in 0..=100, got {percentiles:?}"
+                    )));
+                }
+                let Some([low, high]) = values else {
+                    return Err(invalid(
+                        "the percentiles' values come from the input's statistics, computed \
+                         before the op runs (Pipeline::resolve)"
+                            .into(),
+                    ));
+                };
+                Ok(vec![Stage::Normalize {
+                    low: *low as f32,
+                    high: *high as f32,
+                    clip: *clip,
+                }])
+            }
             Op::Cast { dtype } => Ok(vec![Stage::Cast(*dtype)]),
         }
-    }
-}
-
-/// Expands a per-axis list (one value for all axes, or one per axis).
-pub fn per_axis<T: Copy>(what: &'static str, values: &[T], ndim: usize) -> Result<Vec<T>> {
-    match values.len() {
-        1 => Ok(vec![values[0]; ndim]),
-        n if n == ndim => Ok(values.to_vec()),
-        got => Err(Error::AxisCount { what, ndim, got }),
     }
 }
 
@@ -453,6 +501,16 @@ fn factors(op: &'static str, factor: &[usize], ndim: usize) -> Result<Vec<usize>
         });
     }
     Ok(f)
+}
+
+/// The statistics of its input a pipeline needs before it can run (see
+/// [`Pipeline::needs`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Needed {
+    /// Otsu's threshold.
+    Otsu,
+    /// These percentiles (numpy's `linear`, NaNs left out).
+    Percentiles(Vec<f64>),
 }
 
 /// A chain of operations applied in order, then an optional cast of the result.
@@ -481,6 +539,60 @@ impl Pipeline {
     pub fn with_dtype(mut self, dtype: DType) -> Self {
         self.dtype = Some(dtype);
         self
+    }
+
+    /// The statistics of the pipeline's input that its first op needs (an
+    /// [`Op::ThresholdOtsu`], [`Op::ThresholdPercentile`] or unresolved
+    /// [`Op::Normalize`]), if any.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] if such an op is not the first: statistics are of the
+    /// input array.
+    pub fn needs(&self) -> Result<Option<Needed>> {
+        let needed = |op: &Op| match op {
+            Op::ThresholdOtsu {} => Some(Needed::Otsu),
+            Op::ThresholdPercentile { percentile } => Some(Needed::Percentiles(vec![*percentile])),
+            Op::Normalize {
+                percentiles,
+                values: None,
+                ..
+            } => Some(Needed::Percentiles(percentiles.to_vec())),
+            _ => None,
+        };
+        if let Some(op) = self.ops.iter().skip(1).find(|op| needed(op).is_some()) {
+            return Err(Error::InvalidParameter {
+                op: op.name(),
+                message: "its statistics are the input array's: it must come first in the chain"
+                    .into(),
+            });
+        }
+        Ok(self.ops.first().and_then(needed))
+    }
+
+    /// The pipeline with its first op's statistics filled in from `values` (what
+    /// [`Pipeline::needs`] asked for: Otsu's threshold, or the percentiles' values):
+    /// a threshold from statistics becomes a plain threshold, a normalisation gets
+    /// its values. A pipeline that needs nothing is returned as it is.
+    ///
+    /// # Errors
+    /// As [`Pipeline::needs`].
+    pub fn resolve(&self, values: &[f64]) -> Result<Pipeline> {
+        let mut out = self.clone();
+        if self.needs()?.is_none() {
+            return Ok(out);
+        }
+        out.ops[0] = match &self.ops[0] {
+            Op::ThresholdOtsu {} | Op::ThresholdPercentile { .. } => Op::threshold(values[0]),
+            Op::Normalize {
+                percentiles, clip, ..
+            } => Op::Normalize {
+                percentiles: *percentiles,
+                clip: *clip,
+                values: Some([values[0], values[1]]),
+            },
+            other => other.clone(),
+        };
+        Ok(out)
     }
 
     /// Validates the pipeline for an input of `ndim` dimensions and lowers it to stages.

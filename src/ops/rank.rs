@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::axes::per_axis;
 use super::convolve::Kernel;
 use super::gaussian::pass_order;
 use crate::boundary::Boundary;
@@ -91,7 +92,7 @@ pub(super) fn stages(
             if size.is_empty() {
                 return Err(invalid("give a size or a footprint".into()));
             }
-            let shape = super::per_axis("size", size, ndim)?;
+            let shape = per_axis("size", size, ndim)?;
             let n = shape.iter().product();
             (shape, vec![true; n])
         }

@@ -45,6 +45,8 @@ pub(crate) enum Stage {
     },
     /// Convert to another element type (round half to even, saturate).
     Cast(DType),
+    /// `(x - low) / (high - low + 1e-20)` in float32, clipped to `[0, 1]` if `clip`.
+    Normalize { low: f32, high: f32, clip: bool },
 }
 
 impl Stage {
@@ -52,7 +54,7 @@ impl Stage {
     pub fn out_dtype(&self, input: DType) -> DType {
         match self {
             Stage::Threshold { .. } => DType::U8,
-            Stage::Stencil(_) => DType::F32,
+            Stage::Stencil(_) | Stage::Normalize { .. } => DType::F32,
             Stage::Cast(d) => *d,
             Stage::Clip { .. }
             | Stage::Rank(_)
@@ -81,7 +83,10 @@ impl Stage {
     /// boundary mode; the constant mode needs no input there.
     pub fn input_sets(&self, out: &[AxisSet], in_shape: &[usize]) -> Vec<AxisSet> {
         match self {
-            Stage::Threshold { .. } | Stage::Clip { .. } | Stage::Cast(_) => out.to_vec(),
+            Stage::Threshold { .. }
+            | Stage::Clip { .. }
+            | Stage::Cast(_)
+            | Stage::Normalize { .. } => out.to_vec(),
             Stage::Stencil(s) | Stage::Rank(Rank { window: s, .. }) => (0..out.len())
                 .map(|a| stencil_input(s, a, &out[a], in_shape[a]))
                 .collect(),

@@ -40,7 +40,9 @@ pub fn op(ndim: usize) -> impl Strategy<Value = Op> {
         ),
         (kernel, mode(), -5.0f64..5.0).prop_map(|(k, m, c)| Op::convolve(k).with_mode(m, c)),
         (factors(4), mode(), -5.0f64..5.0).prop_map(|(s, m, c)| Op::uniform(&s).with_mode(m, c)),
-        (factors(3), mode(), -5.0f64..5.0, 0..4, -100.0f64..=100.0)
+        // Rank filters: boxes of up to 2 per axis and footprints of up to 3×3 keep
+        // the networks small (each is compiled into a pipeline of its own on a GPU).
+        (factors(2), mode(), -5.0f64..5.0, 0..4, -100.0f64..=100.0)
             .prop_map(|(s, m, c, kind, p)| rank_op(kind, p, &s).with_mode(m, c)),
         (
             footprint(ndim),
@@ -81,10 +83,10 @@ fn rank_op(kind: i32, p: f64, size: &[usize]) -> Op {
     }
 }
 
-/// A footprint of up to 3 on each of up to `ndim` trailing axes, holding at least its
+/// A footprint of up to 3 on each of up to 2 trailing axes, holding at least its
 /// first element.
 fn footprint(ndim: usize) -> impl Strategy<Value = Footprint> {
-    (1..=ndim.min(3))
+    (1..=ndim.min(2))
         .prop_flat_map(|fd| prop::collection::vec(1usize..=3, fd))
         .prop_flat_map(|shape| {
             let n = shape.iter().product::<usize>();

@@ -173,6 +173,94 @@ def conformance(bin_, tmp):
     print(f"conformance ({' '.join(DEVICE)}): {n} runs checked", flush=True)
 
 
+def stats(bin_, tmp):
+    """`stats` equals numpy on the whole array: exact percentiles (np.nanpercentile,
+    linear), np.histogram's counts and edges, min and max; mean and std within float64
+    rounding; per index along an axis. `threshold --otsu` equals
+    skimage.filters.threshold_otsu, `threshold --percentile` np.percentile, and
+    `normalize` CSBDeep's float32 formula, each recording the value it used."""
+    from skimage.filters import threshold_otsu
+
+    rng = np.random.default_rng(3)
+    shape = (17, 33, 29)
+    arrays = {
+        "uint16": rng.integers(0, 60000, shape).astype(np.uint16),
+        "float32": rng.normal(10, 3, shape).astype(np.float32),
+        "int8": rng.integers(-128, 128, shape).astype(np.int8),
+        "uint32": rng.integers(0, 2**32 - 1, shape, dtype=np.uint64).astype(np.uint32),
+        "float64": rng.normal(0, 1e3, shape),
+        "uint8-levels": rng.integers(0, 5, shape).astype(np.uint8),
+    }
+    arrays["float32-nan"] = arrays["float32"].copy()
+    arrays["float32-nan"][3, 4:9] = np.nan
+    arrays["uint16-constant"] = np.full(shape, 7, dtype=np.uint16)
+    percentiles = [0, 1, 33.3, 50, 99.8, 100]
+    n = 0
+    for name, x in arrays.items():
+        src = write_input(os.path.join(tmp, f"stats-{name}.zarr"), x, 3, (5, 8, 7), None)
+        run = haloflow(bin_, "stats", src, "--percentiles", ",".join(map(str, percentiles)),
+                       "--histogram", "7", "--json", "-")
+        s = json.loads(run.stdout)["summaries"][0]
+        finite = x[~np.isnan(x)] if x.dtype.kind == "f" else x
+        want_p = np.nanpercentile(x, percentiles).tolist()
+        got_p = [p["value"] for p in s["percentiles"]]
+        check(got_p == want_p, f"stats {name}: percentiles {got_p} != {want_p}")
+        counts, edges = np.histogram(finite, 7)
+        check(s["histogram"]["counts"] == counts.tolist(), f"stats {name}: histogram counts differ")
+        check(s["histogram"]["edges"] == edges.astype(np.float64).tolist(), f"stats {name}: edges differ")
+        check(s["min"] == float(np.nanmin(x)) and s["max"] == float(np.nanmax(x)), f"stats {name}: min/max")
+        check(s["count"] == finite.size and s["nan_count"] == x.size - finite.size, f"stats {name}: counts")
+        mean, std = float(np.mean(finite, dtype=np.float64)), float(np.std(finite, dtype=np.float64))
+        check(abs(s["mean"] - mean) <= 1e-12 * max(abs(mean), 1.0) * 1e3, f"stats {name}: mean {s['mean']} != {mean}")
+        check(abs(s["std"] - std) <= 1e-9 * max(std, 1.0), f"stats {name}: std {s['std']} != {std}")
+        run = haloflow(bin_, "stats", src, "--axis", "1", "--percentiles", "50", "--json", "-")
+        per = json.loads(run.stdout)["summaries"]
+        want = np.nanpercentile(x, 50, axis=(0, 2))
+        check(len(per) == shape[1] and all(per[i]["percentiles"][0]["value"] == want[i] for i in range(shape[1])),
+              f"stats {name}: per-axis medians differ")
+        n += 2
+        if name == "uint32":
+            # One bin per integer over 2^32 values: refused clearly, as skimage would
+            # need 32 GiB for it.
+            dst = os.path.join(tmp, "stats-otsu-u32.zarr")
+            run = haloflow(bin_, "threshold", src, dst, "--otsu", "--quiet", *DEVICE, check_ok=False)
+            check(run.returncode != 0 and "too many" in run.stderr and not os.path.exists(dst),
+                  f"stats: otsu on a wide uint32 range: {run.returncode} {run.stderr}")
+            continue
+        for flags, ref, key in (
+            (["--otsu"], lambda x: threshold_otsu(finite) if finite.min() != finite.max() else finite.min(), "otsu"),
+            (["--percentile", "90"], lambda x: np.nanpercentile(x, [90])[0], "percentiles"),
+        ):
+            dst = os.path.join(tmp, f"stats-thr-{name}-{key}.zarr")
+            report = os.path.join(tmp, f"stats-thr-{name}-{key}.json")
+            haloflow(bin_, "threshold", src, dst, *flags, "--quiet", "--report", report, *DEVICE)
+            t = ref(x)
+            got = zarr.open_array(dst, mode="r")
+            check(np.array_equal(got[...], (x.astype(np.float64) > t).astype(np.uint8)),
+                  f"threshold {' '.join(flags)} {name}: differs from x > {t}")
+            used = json.load(open(report))["statistics"]
+            recorded = got.attrs["haloflow"]["statistics"]
+            value = used["otsu"] if key == "otsu" else used["percentiles"][0][1]
+            check(value == float(t) and recorded == used, f"threshold {' '.join(flags)} {name}: recorded {used}, want {t}")
+            n += 1
+        for clip in (False, True):
+            dst = os.path.join(tmp, f"stats-norm-{name}-{clip}.zarr")
+            haloflow(bin_, "normalize", src, dst, "--percentiles", "2,99.5", *(["--clip"] if clip else []),
+                     "--quiet", *DEVICE)
+            lo, hi = (np.float32(v) for v in np.nanpercentile(x, [2, 99.5]))
+            want = (x.astype(np.float32) - lo) / (hi - lo + np.float32(1e-20))
+            if clip:
+                want = np.clip(want, 0, 1)
+            got = zarr.open_array(dst, mode="r")[...]
+            if DEVICE[1] == "cpu":
+                check(np.array_equal(got, want, equal_nan=True), f"normalize {name} clip={clip}: not equal")
+            else:
+                err = float(np.nanmax(np.abs(got.astype(np.float64) - want)))
+                check(err <= 1e-5 * max(float(np.nanmax(np.abs(want))), 1.0), f"normalize {name}: max error {err}")
+            n += 1
+    print(f"stats: {n} runs checked ({' '.join(DEVICE)})", flush=True)
+
+
 def codecs(bin_, tmp):
     """Arrays compressed the ways other tools write them are read (zlib, bz2 and gzip
     from numcodecs on v2, gzip on v3); lzma, which zarrs lacks, is refused clearly."""
@@ -607,7 +695,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--haloflow", required=True)
     ap.add_argument("--device", default="cpu", help="--device for the conformance runs")
-    ap.add_argument("checks", nargs="*", default=["conformance", "codecs", "ome", "pyramid", "resume", "parts", "memory"])
+    ap.add_argument("checks", nargs="*", default=["conformance", "stats", "codecs", "ome", "pyramid", "resume", "parts", "memory"])
     args = ap.parse_args()
     DEVICE[1] = args.device
     tmp = tempfile.mkdtemp(prefix="haloflow-interop-")

@@ -1,0 +1,137 @@
+//! Order-preserving integer keys of element values, the radix digits percentiles are
+//! selected by.
+
+use crate::dtype::Element;
+
+/// An element type with an order-preserving unsigned key of [`Keyed::BITS`] bits:
+/// `a < b` exactly when `key(a) < key(b)` (floats: `-0.0` sorts before `0.0`, which
+/// compare equal and so make the same percentile). NaN has no key.
+pub(crate) trait Keyed: Element {
+    /// Bits in a key.
+    const BITS: u32;
+    /// The key, `None` for NaN.
+    fn key(self) -> Option<u64>;
+    /// The value of a key, widened to f64 (exact for every type).
+    fn value(key: u64) -> f64;
+    /// `b - a` as numpy's percentile interpolation computes it: in the element type
+    /// for floats (float32 rounds), exactly for integers.
+    fn diff(a: f64, b: f64) -> f64;
+}
+
+macro_rules! unsigned {
+    ($t:ty, $bits:expr) => {
+        impl Keyed for $t {
+            const BITS: u32 = $bits;
+            #[inline(always)]
+            fn key(self) -> Option<u64> {
+                Some(self as u64)
+            }
+            fn value(key: u64) -> f64 {
+                key as f64
+            }
+            fn diff(a: f64, b: f64) -> f64 {
+                b - a
+            }
+        }
+    };
+}
+
+macro_rules! signed {
+    ($t:ty, $u:ty, $bits:expr) => {
+        impl Keyed for $t {
+            const BITS: u32 = $bits;
+            #[inline(always)]
+            fn key(self) -> Option<u64> {
+                Some(((self as $u) ^ (1 << ($bits - 1))) as u64)
+            }
+            fn value(key: u64) -> f64 {
+                ((key as $u) ^ (1 << ($bits - 1))) as $t as f64
+            }
+            fn diff(a: f64, b: f64) -> f64 {
+                b - a
+            }
+        }
+    };
+}
+
+unsigned!(u8, 8);
+unsigned!(u16, 16);
+unsigned!(u32, 32);
+signed!(i8, u8, 8);
+signed!(i16, u16, 16);
+signed!(i32, u32, 32);
+
+impl Keyed for f32 {
+    const BITS: u32 = 32;
+    #[inline(always)]
+    fn key(self) -> Option<u64> {
+        if self.is_nan() {
+            return None;
+        }
+        let b = self.to_bits();
+        Some((if b >> 31 == 1 { !b } else { b | 1 << 31 }) as u64)
+    }
+    fn value(key: u64) -> f64 {
+        let k = key as u32;
+        f32::from_bits(if k >> 31 == 1 { k & !(1 << 31) } else { !k }) as f64
+    }
+    fn diff(a: f64, b: f64) -> f64 {
+        (b as f32 - a as f32) as f64
+    }
+}
+
+impl Keyed for f64 {
+    const BITS: u32 = 64;
+    #[inline(always)]
+    fn key(self) -> Option<u64> {
+        if self.is_nan() {
+            return None;
+        }
+        let b = self.to_bits();
+        Some(if b >> 63 == 1 { !b } else { b | 1 << 63 })
+    }
+    fn value(key: u64) -> f64 {
+        f64::from_bits(if key >> 63 == 1 {
+            key & !(1 << 63)
+        } else {
+            !key
+        })
+    }
+    fn diff(a: f64, b: f64) -> f64 {
+        b - a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check<T: Keyed>(sorted: &[T]) {
+        for w in sorted.windows(2) {
+            assert!(w[0].key().unwrap() < w[1].key().unwrap(), "{w:?}");
+        }
+        for &x in sorted {
+            assert_eq!(T::value(x.key().unwrap()), x.to_f64());
+        }
+    }
+
+    #[test]
+    fn keys_keep_the_order_and_give_the_value_back() {
+        check(&[0u8, 1, 200, 255]);
+        check(&[i8::MIN, -1, 0, 1, i8::MAX]);
+        check(&[i16::MIN, -300, 0, 7, i16::MAX]);
+        check(&[0u32, 5, u32::MAX]);
+        check(&[i32::MIN, -1, 0, i32::MAX]);
+        check(&[
+            f32::NEG_INFINITY,
+            -3.5,
+            -0.0,
+            0.0,
+            1e-40,
+            2.0,
+            f32::INFINITY,
+        ]);
+        check(&[f64::NEG_INFINITY, -1e300, -0.0, 0.0, 5e-324, f64::INFINITY]);
+        assert_eq!(f32::NAN.key(), None);
+    }
+}
