@@ -89,6 +89,11 @@ fn chain_cost(plan: &Plan) -> (f64, f64, f64) {
                 Stage::Stencil(s) => s.shape.iter().product::<usize>() as f64,
                 // A comparator is about two taps' work (a min and a max).
                 Stage::Rank(r) => 2.0 * r.network().len() as f64,
+                Stage::Derivatives { terms, .. } => terms
+                    .iter()
+                    .flatten()
+                    .map(|s| s.shape.iter().product::<usize>() as f64)
+                    .sum(),
                 Stage::Downsample { factor, .. } => factor.iter().product::<usize>() as f64,
                 Stage::Upsample {
                     method: UpMethod::Linear,

@@ -36,6 +36,10 @@ enum Command {
     Gaussian(Run<GaussianArgs>),
     /// `scipy.ndimage.convolve` with a kernel from a .npy file, float32 out.
     Convolve(Run<ConvolveArgs>),
+    /// `scipy.ndimage.gaussian_laplace` (Laplacian of Gaussian), float32 out.
+    GaussianLaplace(Run<DerivativeArgs>),
+    /// `scipy.ndimage.gaussian_gradient_magnitude`, float32 out.
+    GaussianGradientMagnitude(Run<MagnitudeArgs>),
     /// `scipy.ndimage.uniform_filter`: the mean over a box, float32 out.
     Uniform(Run<UniformArgs>),
     /// `(x - p_lo) / (p_hi - p_lo)` in float32 from the whole input's percentiles
@@ -537,6 +541,68 @@ struct GaussianArgs {
     truncate: f64,
 }
 
+/// Flags of `gaussian-laplace`: the Gaussian's.
+#[derive(Args, Clone)]
+struct DerivativeArgs {
+    #[command(flatten)]
+    gaussian: GaussianArgs,
+}
+
+/// Flags of `gaussian-gradient-magnitude`: the Gaussian's.
+#[derive(Args, Clone)]
+struct MagnitudeArgs {
+    #[command(flatten)]
+    gaussian: GaussianArgs,
+}
+
+/// The Gaussian `op` as its Laplacian (`magnitude` false) or gradient magnitude.
+fn derivative_of(op: Op, magnitude: bool) -> Op {
+    let Op::Gaussian {
+        sigma,
+        mode,
+        cval,
+        truncate,
+    } = op
+    else {
+        unreachable!("the Gaussian's flags make a Gaussian")
+    };
+    if magnitude {
+        Op::GaussianGradientMagnitude {
+            sigma,
+            mode,
+            cval,
+            truncate,
+        }
+    } else {
+        Op::GaussianLaplace {
+            sigma,
+            mode,
+            cval,
+            truncate,
+        }
+    }
+}
+
+impl ToOp for DerivativeArgs {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        self.to_op_in(None)
+    }
+
+    fn to_op_in(&self, space: Option<&Space>) -> haloflow::Result<Op> {
+        Ok(derivative_of(self.gaussian.to_op_in(space)?, false))
+    }
+}
+
+impl ToOp for MagnitudeArgs {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        self.to_op_in(None)
+    }
+
+    fn to_op_in(&self, space: Option<&Space>) -> haloflow::Result<Op> {
+        Ok(derivative_of(self.gaussian.to_op_in(space)?, true))
+    }
+}
+
 /// Flags of `uniform`.
 #[derive(Args, Clone)]
 struct UniformArgs {
@@ -724,6 +790,10 @@ enum InfoOp {
     Gaussian(GaussianArgs),
     /// Plan a convolution.
     Convolve(ConvolveArgs),
+    /// Plan a Laplacian of Gaussian.
+    GaussianLaplace(DerivativeArgs),
+    /// Plan a gradient magnitude of Gaussian.
+    GaussianGradientMagnitude(MagnitudeArgs),
     /// Plan a uniform filter.
     Uniform(UniformArgs),
     /// Plan a normalisation from percentiles.
@@ -1004,6 +1074,8 @@ impl ToOp for InfoOp {
             InfoOp::Clip(a) => a.to_op(),
             InfoOp::Gaussian(a) => a.to_op_in(space),
             InfoOp::Convolve(a) => a.to_op(),
+            InfoOp::GaussianLaplace(a) => a.to_op_in(space),
+            InfoOp::GaussianGradientMagnitude(a) => a.to_op_in(space),
             InfoOp::Uniform(a) => a.to_op(),
             InfoOp::Normalize(a) => a.to_op(),
             InfoOp::Median(a) => a.to_op(),
@@ -1104,6 +1176,8 @@ fn main() -> ExitCode {
         Command::Clip(r) => run(r),
         Command::Gaussian(r) => run(r),
         Command::Convolve(r) => run(r),
+        Command::GaussianLaplace(r) => run(r),
+        Command::GaussianGradientMagnitude(r) => run(r),
         Command::Uniform(r) => run(r),
         Command::Normalize(r) => run(r),
         Command::Median(r) => run(r),

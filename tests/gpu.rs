@@ -112,6 +112,8 @@ fn integer_exact(ops: &[Op], dtype: DType) -> bool {
             Op::Gaussian { .. }
             | Op::Convolve { .. }
             | Op::Uniform { .. }
+            | Op::GaussianLaplace { .. }
+            | Op::GaussianGradientMagnitude { .. }
             | Op::Normalize { .. } => return false,
             Op::Downsample {
                 method: DownMethod::Mean,

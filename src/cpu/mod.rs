@@ -3,6 +3,7 @@
 //! Kernels read a [`Block`] that holds at least the indices the planner said they
 //! need, and write a dense block over exactly the output indices asked for.
 
+mod derivatives;
 mod pointwise;
 
 pub(crate) use pointwise::normalize_denominator;
@@ -44,6 +45,15 @@ pub(crate) fn run_stage(
                 other => {
                     match_any!(other, BlockAny, b => stencil::stencil(&b.map(Element::to_f32), out, in_shape, s))
                 }
+            };
+            result.into_any()
+        }
+        Stage::Derivatives { terms, magnitude } => {
+            let result = match input {
+                BlockAny::F32(b) => derivatives::derivatives(b, out, in_shape, terms, *magnitude),
+                other => match_any!(other, BlockAny, b => {
+                    derivatives::derivatives(&b.map(Element::to_f32), out, in_shape, terms, *magnitude)
+                }),
             };
             result.into_any()
         }

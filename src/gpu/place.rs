@@ -45,6 +45,8 @@ pub(super) fn on_device(plan: &Plan, k: usize) -> bool {
             method: DownMethod::Mode,
         } => input.size() == 4 || factor.iter().product::<usize>() <= MAX_PACKED_MODE_WINDOW,
         Stage::Rank(r) => r.taps() <= super::rank::MAX_TAPS,
+        // Sums of separable filters have no device twin yet.
+        Stage::Derivatives { .. } => false,
         _ => true,
     }
 }

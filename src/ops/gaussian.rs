@@ -15,6 +15,84 @@ pub fn gaussian_weights(sigma: f64, radius: usize) -> Vec<f64> {
     phi.into_iter().map(|p| p / sum).collect()
 }
 
+/// scipy's `_gaussian_kernel1d(sigma, order, radius)`: the sampled, normalised
+/// Gaussian `phi` times the polynomial of the `order`-th derivative, built as scipy
+/// builds it (the coefficients of `q` with `q' + q·p'` applied `order` times, in f64).
+pub fn gaussian_kernel(sigma: f64, order: usize, radius: usize) -> Vec<f64> {
+    let phi = gaussian_weights(sigma, radius);
+    if order == 0 {
+        return phi;
+    }
+    let sigma2 = sigma * sigma;
+    // q(x) = Σ q[k] x^k; q' + q·p' with p'(x) = -x / σ²: D q + P q.
+    let mut q = vec![0.0; order + 1];
+    q[0] = 1.0;
+    for _ in 0..order {
+        let mut next = vec![0.0; order + 1];
+        for k in 0..=order {
+            // D: (k + 1) q[k + 1] -> x^k.
+            if k < order {
+                next[k] += (k + 1) as f64 * q[k + 1];
+            }
+            // P: q[k - 1] / -σ² -> x^k.
+            if k > 0 {
+                next[k] += q[k - 1] * (1.0 / -sigma2);
+            }
+        }
+        q = next;
+    }
+    let r = radius as i64;
+    (-r..=r)
+        .zip(phi)
+        .map(|(x, p)| {
+            let x = x as f64;
+            let poly: f64 = q
+                .iter()
+                .enumerate()
+                .map(|(k, c)| x.powi(k as i32) * c)
+                .sum();
+            poly * p
+        })
+        .collect()
+}
+
+/// The terms of `gaussian_laplace` (`magnitude` false) or
+/// `gaussian_gradient_magnitude` (true): one term per axis, the Gaussian with the
+/// second (first) derivative along that axis, each a list of 1-D passes in scipy's
+/// axis order: a derivative's weights sum to 0, so in `constant` mode, where each pass
+/// pads its own input with `cval`, the order of the passes changes the result near
+/// the edge. As in scipy, an axis with a sigma of 0 is not filtered at all, not even by
+/// its own term's derivative.
+pub(super) fn derivative_stages(
+    sigma: &[f64],
+    truncate: f64,
+    mode: Boundary,
+    cval: f32,
+    magnitude: bool,
+) -> Vec<Stage> {
+    let order = if magnitude { 1 } else { 2 };
+    let terms = (0..sigma.len())
+        .map(|term| {
+            separable_in((0..sigma.len()).collect(), mode, cval, |axis| {
+                let s = sigma[axis];
+                (s > 1e-15).then(|| {
+                    let radius = (truncate * s + 0.5) as usize;
+                    let k = gaussian_kernel(s, if axis == term { order } else { 0 }, radius);
+                    // scipy correlates with the kernel reversed.
+                    (k.into_iter().rev().map(|w| w as f32).collect(), radius)
+                })
+            })
+            .into_iter()
+            .filter_map(|st| match st {
+                Stage::Stencil(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+        })
+        .collect();
+    vec![Stage::Derivatives { terms, magnitude }]
+}
+
 /// The stages of `scipy.ndimage.uniform_filter(x, size, mode, cval)`: one 1-D mean of
 /// `size[a]` taps per axis with a size above 1, in the Gaussian's pass order, each
 /// window `[i - size // 2, i - size // 2 + size)` (scipy's origin 0, also for even
@@ -56,7 +134,18 @@ fn separable(
     cval: f32,
     pass: impl Fn(usize) -> Option<(Vec<f32>, usize)>,
 ) -> Vec<Stage> {
-    let passes: Vec<Stage> = pass_order(ndim)
+    separable_in(pass_order(ndim), mode, cval, pass)
+}
+
+/// [`separable`] with the passes in the order of `axes`.
+fn separable_in(
+    axes: Vec<usize>,
+    mode: Boundary,
+    cval: f32,
+    pass: impl Fn(usize) -> Option<(Vec<f32>, usize)>,
+) -> Vec<Stage> {
+    let ndim = axes.len();
+    let passes: Vec<Stage> = axes
         .into_iter()
         .filter_map(|axis| {
             let (weights, centre_tap) = pass(axis)?;
@@ -109,6 +198,21 @@ mod tests {
         assert_eq!(pass_order(2), vec![0, 1]);
         assert_eq!(pass_order(3), vec![1, 0, 2]);
         assert_eq!(pass_order(5), vec![3, 2, 1, 0, 4]);
+    }
+
+    #[test]
+    fn derivative_kernels_follow_scipy() {
+        // scipy: _gaussian_kernel1d(1.5, 1, 3) and (1.5, 2, 3).
+        let d1 = gaussian_kernel(1.5, 1, 3);
+        let phi = gaussian_weights(1.5, 3);
+        for (i, x) in (-3i32..=3).enumerate() {
+            assert!((d1[i] - -(x as f64) / 2.25 * phi[i]).abs() < 1e-15);
+        }
+        let d2 = gaussian_kernel(1.5, 2, 3);
+        for (i, x) in (-3i32..=3).enumerate() {
+            let x = x as f64;
+            assert!((d2[i] - (x * x / (2.25 * 2.25) - 1.0 / 2.25) * phi[i]).abs() < 1e-15);
+        }
     }
 
     #[test]

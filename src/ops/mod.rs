@@ -7,7 +7,7 @@ mod rank;
 
 pub use axes::per_axis;
 pub use convolve::Kernel;
-pub use gaussian::gaussian_weights;
+pub use gaussian::{gaussian_kernel, gaussian_weights};
 pub use rank::{Footprint, Statistic};
 
 use serde::{Deserialize, Serialize};
@@ -80,6 +80,38 @@ pub enum Op {
         factor: Vec<usize>,
         /// How new samples are made.
         method: UpMethod,
+    },
+    /// `scipy.ndimage.gaussian_laplace(x, sigma, mode=mode, cval=cval, truncate=truncate)`
+    /// computed on `x` as float64, float32 out: the sum over the axes of the Gaussian
+    /// with its second derivative along that axis.
+    GaussianLaplace {
+        /// Standard deviation per axis (0 leaves the axis untouched).
+        sigma: Vec<f64>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode.
+        #[serde(default)]
+        cval: f64,
+        /// Radius in standard deviations.
+        #[serde(default = "default_truncate")]
+        truncate: f64,
+    },
+    /// `scipy.ndimage.gaussian_gradient_magnitude(x, sigma, ...)` on `x` as float64,
+    /// float32 out: the root of the sum over the axes of the squared Gaussian first
+    /// derivatives.
+    GaussianGradientMagnitude {
+        /// Standard deviation per axis (0 leaves the axis untouched).
+        sigma: Vec<f64>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode.
+        #[serde(default)]
+        cval: f64,
+        /// Radius in standard deviations.
+        #[serde(default = "default_truncate")]
+        truncate: f64,
     },
     /// `scipy.ndimage.uniform_filter(x, size, mode=mode, cval=cval)`: the mean over a
     /// box of `size` voxels (1 leaves an axis untouched), float32 out.
@@ -303,6 +335,8 @@ impl Op {
     /// Sets the boundary mode and constant of a filter (others unchanged).
     pub fn with_mode(mut self, new_mode: Boundary, new_cval: f64) -> Op {
         if let Op::Gaussian { mode, cval, .. }
+        | Op::GaussianLaplace { mode, cval, .. }
+        | Op::GaussianGradientMagnitude { mode, cval, .. }
         | Op::Convolve { mode, cval, .. }
         | Op::Uniform { mode, cval, .. }
         | Op::Median { mode, cval, .. }
@@ -322,6 +356,8 @@ impl Op {
             Op::Threshold { .. } => "threshold",
             Op::Clip { .. } => "clip",
             Op::Gaussian { .. } => "gaussian",
+            Op::GaussianLaplace { .. } => "gaussian_laplace",
+            Op::GaussianGradientMagnitude { .. } => "gaussian_gradient_magnitude",
             Op::Convolve { .. } => "convolve",
             Op::Downsample { .. } => "downsample",
             Op::Upsample { .. } => "upsample",
@@ -376,6 +412,36 @@ impl Op {
                     )));
                 }
                 Ok(gaussian::stages(&sigma, *truncate, *mode, *cval as f32))
+            }
+            Op::GaussianLaplace {
+                sigma,
+                mode,
+                cval,
+                truncate,
+            }
+            | Op::GaussianGradientMagnitude {
+                sigma,
+                mode,
+                cval,
+                truncate,
+            } => {
+                let sigma = per_axis("sigma", sigma, ndim)?;
+                if let Some(s) = sigma.iter().find(|s| !(s.is_finite() && **s >= 0.0)) {
+                    return Err(invalid(format!("sigma must be finite and >= 0, got {s}")));
+                }
+                if !(truncate.is_finite() && *truncate >= 0.0) {
+                    return Err(invalid(format!(
+                        "truncate must be finite and >= 0, got {truncate}"
+                    )));
+                }
+                let magnitude = matches!(self, Op::GaussianGradientMagnitude { .. });
+                Ok(gaussian::derivative_stages(
+                    &sigma,
+                    *truncate,
+                    *mode,
+                    *cval as f32,
+                    magnitude,
+                ))
             }
             Op::Convolve { kernel, mode, cval } => {
                 Ok(vec![kernel.stage(ndim, *mode, *cval as f32)?])

@@ -47,6 +47,30 @@ pub(crate) enum Stage {
     Cast(DType),
     /// `(x - low) / (high - low + 1e-20)` in float32, clipped to `[0, 1]` if `clip`.
     Normalize { low: f32, high: f32, clip: bool },
+    /// A sum of separable filters, each term a chain of 1-D stencils (every one reading
+    /// the stage's input): `Σ_t term_t` (the Laplacian of a Gaussian), or with
+    /// `magnitude`, `sqrt(Σ_t term_t²)` (the gradient magnitude of a Gaussian).
+    Derivatives {
+        terms: Vec<Vec<Stencil>>,
+        magnitude: bool,
+    },
+}
+
+/// The input indices each pass of `term` reads, from the last pass back: entry `j` is
+/// what pass `j` reads, the last entry `out` itself.
+pub(crate) fn term_sets(
+    term: &[Stencil],
+    out: &[AxisSet],
+    in_shape: &[usize],
+) -> Vec<Vec<AxisSet>> {
+    let mut sets = vec![out.to_vec()];
+    for st in term.iter().rev() {
+        let next = (0..out.len())
+            .map(|a| stencil_input(st, a, &sets[0][a], in_shape[a]))
+            .collect();
+        sets.insert(0, next);
+    }
+    sets
 }
 
 impl Stage {
@@ -54,7 +78,7 @@ impl Stage {
     pub fn out_dtype(&self, input: DType) -> DType {
         match self {
             Stage::Threshold { .. } => DType::U8,
-            Stage::Stencil(_) | Stage::Normalize { .. } => DType::F32,
+            Stage::Stencil(_) | Stage::Normalize { .. } | Stage::Derivatives { .. } => DType::F32,
             Stage::Cast(d) => *d,
             Stage::Clip { .. }
             | Stage::Rank(_)
@@ -90,6 +114,20 @@ impl Stage {
             Stage::Stencil(s) | Stage::Rank(Rank { window: s, .. }) => (0..out.len())
                 .map(|a| stencil_input(s, a, &out[a], in_shape[a]))
                 .collect(),
+            Stage::Derivatives { terms, .. } => {
+                // The union of what every term's first pass reads.
+                let firsts: Vec<Vec<AxisSet>> = terms
+                    .iter()
+                    .map(|t| term_sets(t, out, in_shape).swap_remove(0))
+                    .collect();
+                (0..out.len())
+                    .map(|a| {
+                        AxisSet::from_ranges(
+                            firsts.iter().flat_map(|f| f[a].runs().iter().cloned()),
+                        )
+                    })
+                    .collect()
+            }
             Stage::Downsample { factor, .. } => (0..out.len())
                 .map(|a| {
                     let (f, n) = (factor[a], in_shape[a]);
@@ -124,6 +162,17 @@ impl Stage {
     /// `out` needs beyond an input axis of length `in_shape` (zero elsewhere).
     pub fn edge_padding(&self, out: &[AxisSet], in_shape: &[usize]) -> Vec<(usize, usize)> {
         match self {
+            // Separable passes: each axis's padding is its own pass's.
+            Stage::Derivatives { terms, .. } => terms
+                .iter()
+                .flatten()
+                .map(|st| Stage::Stencil(st.clone()).edge_padding(out, in_shape))
+                .fold(vec![(0, 0); out.len()], |acc, p| {
+                    acc.iter()
+                        .zip(&p)
+                        .map(|(a, b)| (a.0.max(b.0), a.1.max(b.1)))
+                        .collect()
+                }),
             Stage::Stencil(s) | Stage::Rank(Rank { window: s, .. }) => (0..out.len())
                 .map(|a| {
                     if out[a].is_empty() {

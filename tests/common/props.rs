@@ -40,6 +40,27 @@ pub fn op(ndim: usize) -> impl Strategy<Value = Op> {
         ),
         (kernel, mode(), -5.0f64..5.0).prop_map(|(k, m, c)| Op::convolve(k).with_mode(m, c)),
         (factors(4), mode(), -5.0f64..5.0).prop_map(|(s, m, c)| Op::uniform(&s).with_mode(m, c)),
+        (
+            per_axis(prop_oneof![Just(0.0), 0.3f64..2.0], ndim),
+            mode(),
+            -5.0f64..5.0,
+            any::<bool>()
+        )
+            .prop_map(|(sigma, mode, cval, magnitude)| if magnitude {
+                Op::GaussianGradientMagnitude {
+                    sigma,
+                    mode,
+                    cval,
+                    truncate: 4.0,
+                }
+            } else {
+                Op::GaussianLaplace {
+                    sigma,
+                    mode,
+                    cval,
+                    truncate: 4.0,
+                }
+            }),
         // Rank filters: boxes of up to 2 per axis and footprints of up to 3×3 keep
         // the networks small (each is compiled into a pipeline of its own on a GPU).
         (factors(2), mode(), -5.0f64..5.0, 0..4, -100.0f64..=100.0)

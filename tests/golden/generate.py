@@ -233,6 +233,8 @@ OP_KEYS = {
     "downsample": {"op", "factor", "method"},
     "upsample": {"op", "factor", "method"},
     "uniform": {"op", "size", "mode", "cval"},
+    "gaussian_laplace": {"op", "sigma", "mode", "cval", "truncate"},
+    "gaussian_gradient_magnitude": {"op", "sigma", "mode", "cval", "truncate"},
     "median": {"op", "size", "footprint", "mode", "cval"},
     "percentile": {"op", "percentile", "size", "footprint", "mode", "cval"},
     "minimum": {"op", "size", "footprint", "mode", "cval"},
@@ -279,6 +281,11 @@ def apply_op(x, op):
         return ref_gaussian(x, op["sigma"], op["mode"], op["cval"], op["truncate"]), False
     if kind == "convolve":
         return ref_convolve(x, op["kernel"], op["mode"], op["cval"]), False
+    if kind in ("gaussian_laplace", "gaussian_gradient_magnitude"):
+        f = ndimage.gaussian_laplace if kind == "gaussian_laplace" else ndimage.gaussian_gradient_magnitude
+        out = f(x.astype(np.float64), per_axis(op["sigma"], x.ndim), mode=op["mode"], cval=op["cval"],
+                truncate=op["truncate"])
+        return out.astype(np.float32), False
     if kind == "uniform":
         return ref_uniform(x, op["size"], op["mode"], op["cval"]), False
     if kind in ("median", "percentile", "minimum", "maximum"):
@@ -338,6 +345,12 @@ def kernel(shape, data=None):
 
 def convolve(kern, mode="reflect", cval=0.0):
     return {"op": "convolve", "kernel": kern, "mode": mode, "cval": float(cval)}
+
+
+def derivative(kind, sigma, mode="reflect", cval=0.0, truncate=4.0):
+    op = gaussian(sigma, mode, cval, truncate)
+    op["op"] = kind
+    return op
 
 
 def uniform(size, mode="reflect", cval=0.0):
@@ -603,6 +616,8 @@ def build_cases():
         case("minimum_cross", dt, s, [rank("minimum", footprint=cross[:, 1] if len(s) == 1 else cross)])
         case("maximum_2_3", dt, s, [rank("maximum", [2] if len(s) == 1 else [2] + [3] * (len(s) - 1))])
         case("uniform3", dt, s, [uniform(3)])
+        case("laplace1", dt, s, [derivative("gaussian_laplace", 1.0)])
+        case("gradmag1", dt, s, [derivative("gaussian_gradient_magnitude", 1.0)])
     for mode in MODES:
         cv = {"constant": 7.0}.get(mode, 0.0)
         case(f"median_{mode}", "uint16", (9, 17, 10), [rank("median", [3, 4, 3], mode=mode, cval=cv)],
@@ -613,6 +628,10 @@ def build_cases():
         case(f"minimum_{mode}", "float32", (2, 3, 5, 7), [rank("minimum", [2, 1, 3, 2], mode=mode, cval=cv)])
         case(f"maximum_{mode}", "uint8", (3, 11, 6), [rank("maximum", footprint=cross, mode=mode, cval=cv)])
         case(f"uniform_{mode}", "float32", (3, 11, 6), [uniform([2, 3, 4], mode, -cv)])
+        case(f"laplace_{mode}", "float32", (9, 17, 10),
+             [derivative("gaussian_laplace", [1.5, 0.0, 0.8], mode, cv)])
+        case(f"gradmag_{mode}", "uint16", (3, 11, 6),
+             [derivative("gaussian_gradient_magnitude", [0.7, 1.2, 2.0], mode, cv, truncate=3.0)])
         # halos longer than the axis
         case(f"halo_median5_{mode}", "float32", (3, 2), [rank("median", 5, mode=mode, cval=1.5)])
         case(f"halo_maximum6_{mode}", "uint16", (2,), [rank("maximum", 6, mode=mode, cval=3)])
