@@ -89,6 +89,7 @@ fn chain_cost(plan: &Plan) -> (f64, f64, f64) {
                 Stage::Stencil(s) => s.shape.iter().product::<usize>() as f64,
                 // A comparator is about two taps' work (a min and a max).
                 Stage::Rank(r) => 2.0 * r.network().len() as f64,
+                Stage::Project { axis, .. } => plan.shape_at(k)[*axis] as f64,
                 Stage::Derivatives { terms, .. } => terms
                     .iter()
                     .flatten()

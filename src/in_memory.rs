@@ -56,7 +56,8 @@ impl Pipeline {
     }
 
     /// Applies the pipeline on `backend`, one job per output block of `block`
-    /// elements (`None`: a default suited to the backend).
+    /// elements (`None`: a default suited to the backend; a block of the result's
+    /// shape where a final projection drops an axis).
     ///
     /// On a GPU the default block is a slab of whole planes (the input is then read
     /// as contiguous ranges, with no gather), and
@@ -89,7 +90,15 @@ impl Pipeline {
         let (resolved, _) = crate::stats::compute::resolve_of(self, &input)?;
         let pipeline = &resolved;
         let block = match block {
-            Some(b) => b.to_vec(),
+            // A block of the written array: planned with a dropped axis at size 1.
+            Some(b) => match pipeline.dropped_axis()? {
+                Some(axis) if b.len() + 1 == input.shape().len() => {
+                    let mut b = b.to_vec();
+                    b.insert(axis, 1);
+                    b
+                }
+                _ => b.to_vec(),
+            },
             None => {
                 let (out_shape, _) = pipeline.output(input.shape(), input.dtype())?;
                 match backend {
@@ -131,7 +140,11 @@ fn apply_typed<T: BlockElement>(
         unsafe { buffer.set_len(len) };
         let out = ArrayD::from_shape_vec(plan.output_shape(), buffer)
             .expect("buffer length matches the output shape");
-        Ok(out.into())
+        // A final projection drops its axis (computed at size 1).
+        Ok(match pipeline.dropped_axis()? {
+            Some(axis) => out.index_axis_move(ndarray::Axis(axis), 0).into(),
+            None => out.into(),
+        })
     })
 }
 

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use haloflow::backend::{Backend, Device, Setting};
 use haloflow::exec::{self, Part, Report, RunOptions, Source};
 use haloflow::store::{Axis, Compression, Input, NgffVersion, OmeImage, Output, OutputSpec};
-use haloflow::{Boundary, DType, DownMethod, Kernel, Op, Pipeline, Plan, UpMethod};
+use haloflow::{Boundary, DType, DownMethod, Kernel, Op, Pipeline, Plan, ProjectMethod, UpMethod};
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +55,8 @@ enum Command {
     Maximum(Run<MaximumArgs>),
     /// Reduce by integer factors (mean, max, min, stride, mode).
     Downsample(Run<DownsampleArgs>),
+    /// Reduce one axis (numpy's max, min, mean, sum): a maximum-intensity projection.
+    Project(Run<ProjectArgs>),
     /// Enlarge by integer factors (nearest, linear).
     Upsample(Run<UpsampleArgs>),
     /// Show an array's shape, dtype, chunks and codecs, and the job plan of an op.
@@ -219,6 +221,14 @@ enum DownArg {
     Min,
     Stride,
     Mode,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProjectArg {
+    Max,
+    Min,
+    Mean,
+    Sum,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -727,6 +737,35 @@ struct DownsampleArgs {
     method: DownArg,
 }
 
+/// Flags of `project`.
+#[derive(Args, Clone)]
+struct ProjectArgs {
+    /// The axis to reduce (0 is the first).
+    #[arg(long)]
+    axis: usize,
+    /// The reduction: numpy's max, min, mean or sum.
+    #[arg(long, value_enum, default_value_t = ProjectArg::Max)]
+    method: ProjectArg,
+    /// Keep the axis, at size 1 (else the output has one dimension fewer).
+    #[arg(long)]
+    keepdims: bool,
+}
+
+impl ToOp for ProjectArgs {
+    fn to_op(&self) -> haloflow::Result<Op> {
+        Ok(Op::Project {
+            axis: self.axis,
+            method: match self.method {
+                ProjectArg::Max => ProjectMethod::Max,
+                ProjectArg::Min => ProjectMethod::Min,
+                ProjectArg::Mean => ProjectMethod::Mean,
+                ProjectArg::Sum => ProjectMethod::Sum,
+            },
+            keepdims: self.keepdims,
+        })
+    }
+}
+
 /// Flags of `upsample`.
 #[derive(Args, Clone)]
 struct UpsampleArgs {
@@ -808,6 +847,8 @@ enum InfoOp {
     Maximum(MaximumArgs),
     /// Plan a downsampling.
     Downsample(DownsampleArgs),
+    /// Plan a projection.
+    Project(ProjectArgs),
     /// Plan an upsampling.
     Upsample(UpsampleArgs),
 }
@@ -1083,6 +1124,7 @@ impl ToOp for InfoOp {
             InfoOp::Minimum(a) => a.to_op(),
             InfoOp::Maximum(a) => a.to_op(),
             InfoOp::Downsample(a) => a.to_op(),
+            InfoOp::Project(a) => a.to_op(),
             InfoOp::Upsample(a) => a.to_op(),
         }
     }
@@ -1185,6 +1227,7 @@ fn main() -> ExitCode {
         Command::Minimum(r) => run(r),
         Command::Maximum(r) => run(r),
         Command::Downsample(r) => run(r),
+        Command::Project(r) => run(r),
         Command::Upsample(r) => run(r),
         Command::Info(a) => info(a),
         Command::Stats(a) => stats(a),
@@ -1234,7 +1277,24 @@ fn plan_for(
     chunks: &Option<Vec<usize>>,
 ) -> haloflow::Result<Plan> {
     let (out_shape, _) = pipeline.output(input.shape(), input.dtype())?;
-    let chunk = chunk_shape(chunks, input.read_chunk_shape(), &out_shape)?;
+    // --chunks gives the written array's chunks: without the axis a final projection
+    // drops (planned at size 1).
+    let chunks = match (pipeline.dropped_axis()?, chunks) {
+        (Some(axis), Some(c)) => {
+            if c.len() + 1 != out_shape.len() {
+                return Err(haloflow::Error::AxisCount {
+                    what: "chunks",
+                    ndim: out_shape.len() - 1,
+                    got: c.len(),
+                });
+            }
+            let mut c = c.clone();
+            c.insert(axis, 1);
+            Some(c)
+        }
+        (_, c) => c.clone(),
+    };
+    let chunk = chunk_shape(&chunks, input.read_chunk_shape(), &out_shape)?;
     Plan::new(pipeline, input.shape(), input.dtype(), &chunk, &chunk)
 }
 
@@ -1264,11 +1324,16 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
     // Before anything is created: a missing GPU must leave no output behind.
     let (backend, reason) =
         Backend::select_for(device, c.adapter.as_deref(), &plan, Setting::Zarr)?;
-    let (out_shape, out_dtype, chunk) = (
+    let (mut out_shape, out_dtype, mut chunk) = (
         plan.output_shape().to_vec(),
         plan.output_dtype(),
         plan.output_chunk().to_vec(),
     );
+    let dropped = pipeline.dropped_axis()?;
+    if let Some(axis) = dropped {
+        out_shape.remove(axis);
+        chunk.remove(axis);
+    }
     let mut attributes = serde_json::Map::new();
     let mut record = serde_json::json!({ "pipeline": pipeline });
     if let Some(values) = &statistics {
@@ -1305,7 +1370,18 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
     let options = run_options(c, backend, reason);
     let bar = progress_bar(c, options.part.jobs(plan.num_jobs()).len());
     let on_progress = |done: usize, bytes: u64| advance(&bar, done, bytes);
-    let mut report = exec::run(&plan, &input, &output, &options, Some(&on_progress))?;
+    let squeezed;
+    let sink: &dyn exec::Sink = match dropped {
+        Some(axis) => {
+            squeezed = exec::DropAxis {
+                sink: &output,
+                axis,
+            };
+            &squeezed
+        }
+        None => &output,
+    };
+    let mut report = exec::run(&plan, &input, sink, &options, Some(&on_progress))?;
     report.statistics = statistics;
     finish(c, bar, &report, &r.output, "")
 }

@@ -149,6 +149,12 @@ fn ops(ndim: usize) -> Vec<Op> {
         Op::threshold(50.5),
         Op::threshold(-1.0),
         Op::clip(-10.5, 120.5),
+        Op::Project {
+            axis: 0,
+            method: haloflow::ProjectMethod::Max,
+            // A 1-D array keeps its axis.
+            keepdims: ndim == 1,
+        },
         // From the input's statistics (resolved on the CPU, then applied on each).
         Op::ThresholdPercentile { percentile: 60.0 },
         Op::Normalize {

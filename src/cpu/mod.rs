@@ -5,6 +5,7 @@
 
 mod derivatives;
 mod pointwise;
+mod project;
 
 pub(crate) use pointwise::normalize_denominator;
 mod rank;
@@ -15,7 +16,7 @@ mod stencil;
 use wgpu::WriteOnly;
 
 use crate::block::BlockAny;
-use crate::dtype::{DType, Element, match_any};
+use crate::dtype::{DType, Element, match_any, with_dtype};
 use crate::plan::{Job, Plan};
 use crate::region::AxisSet;
 use crate::stage::Stage;
@@ -56,6 +57,12 @@ pub(crate) fn run_stage(
                 }),
             };
             result.into_any()
+        }
+        Stage::Project { axis, method } => {
+            let to = method.out_dtype(input.dtype());
+            match_any!(input, BlockAny, b => with_dtype!(to, U => {
+                project::project::<_, U>(b, out, *axis, *method).into_any()
+            }))
         }
         Stage::Rank(r) => {
             match_any!(input, BlockAny, b => rank::rank(b, out, in_shape, r).into_any())

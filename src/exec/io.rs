@@ -2,7 +2,9 @@
 //! and any array written a block of whole chunks at a time (Zarr arrays in
 //! [`store`](crate::store); tests use arrays in memory).
 
-use crate::block::BlockAny;
+use std::borrow::Cow;
+
+use crate::block::{Block, BlockAny};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::region::Region;
@@ -29,4 +31,42 @@ pub trait Sink: Sync {
     /// Waits until every write so far is durable and visible (writes may complete in
     /// the background).
     fn flush(&self) -> Result<()>;
+}
+
+/// A sink of one dimension fewer than the plan's output: the plan computes an axis at
+/// size 1 (a final projection), and `sink` stores the array without it. The data are
+/// the same bytes either way.
+pub struct DropAxis<'a> {
+    /// Where the blocks go.
+    pub sink: &'a dyn Sink,
+    /// The plan's axis of size 1 that the sink's array lacks.
+    pub axis: usize,
+}
+
+impl DropAxis<'_> {
+    fn region(&self, region: &Region) -> Region {
+        let mut r = region.clone();
+        r.start.remove(self.axis);
+        r.shape.remove(self.axis);
+        r
+    }
+}
+
+impl Sink for DropAxis<'_> {
+    fn write(&self, region: &Region, block: &BlockAny<'_>) -> Result<()> {
+        let squeezed = crate::dtype::match_any!(block, BlockAny, b => {
+            let mut sets = b.sets.clone();
+            sets.remove(self.axis);
+            Block::new(sets, Cow::Borrowed(&b.data[..])).into_any()
+        });
+        self.sink.write(&self.region(region), &squeezed)
+    }
+
+    fn region_done(&self, region: &Region) -> Result<bool> {
+        self.sink.region_done(&self.region(region))
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.sink.flush()
+    }
 }

@@ -19,7 +19,7 @@ use crate::region::AxisSet;
 use crate::workers::{Workers, for_each_job};
 use cache::ChunkCache;
 
-pub use io::{Sink, Source};
+pub use io::{DropAxis, Sink, Source};
 pub use options::{Progress, RunOptions, default_memory_limit};
 pub use part::Part;
 pub use pyramid::Pyramid;

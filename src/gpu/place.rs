@@ -47,6 +47,7 @@ pub(super) fn on_device(plan: &Plan, k: usize) -> bool {
         Stage::Rank(r) => r.taps() <= super::rank::MAX_TAPS,
         // Sums of separable filters have no device twin yet.
         Stage::Derivatives { .. } => false,
+        Stage::Project { .. } => false,
         _ => true,
     }
 }

@@ -54,6 +54,7 @@ fn dispatch(plan: &Plan, k: usize, input: DType, sets: &[Vec<AxisSet>]) -> Dispa
             stencil::stencil(&st, in_sets, out, in_shape)
         }
         Stage::Derivatives { .. } => unreachable!("sums of separable filters run on the host"),
+        Stage::Project { .. } => unreachable!("projections run on the host"),
         Stage::Rank(r) => {
             let r = Rank {
                 window: Stencil {

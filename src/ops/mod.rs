@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::boundary::Boundary;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::stage::{DownMethod, Stage, UpMethod};
+use crate::stage::{DownMethod, ProjectMethod, Stage, UpMethod};
 
 fn default_truncate() -> f64 {
     4.0
@@ -215,6 +215,20 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         values: Option<[f64; 2]>,
     },
+    /// numpy's `x.max(axis)`, `x.min(axis)`, `x.mean(axis)` or `x.sum(axis)`: the
+    /// axis is dropped (kept at size 1 with `keepdims`). Max and min keep the type;
+    /// mean and sum give float64 for integers (exact: numpy's sum would be int64)
+    /// and keep float types (summed in f64). Without `keepdims` it must come last in
+    /// a chain.
+    Project {
+        /// The axis reduced.
+        axis: usize,
+        /// The reduction.
+        method: ProjectMethod,
+        /// Keep the axis, at size 1.
+        #[serde(default)]
+        keepdims: bool,
+    },
     /// Convert to another element type inside a chain (round half to even,
     /// saturate; `x.astype` after `np.rint` for integers), as `Pipeline::with_dtype`
     /// does at its end.
@@ -369,6 +383,7 @@ impl Op {
             Op::ThresholdOtsu { .. } => "threshold_otsu",
             Op::ThresholdPercentile { .. } => "threshold_percentile",
             Op::Normalize { .. } => "normalize",
+            Op::Project { .. } => "project",
             Op::Cast { .. } => "cast",
         }
     }
@@ -553,6 +568,27 @@ impl Op {
                     clip: *clip,
                 }])
             }
+            Op::Project {
+                axis,
+                method,
+                keepdims,
+            } => {
+                if *axis >= ndim {
+                    return Err(invalid(format!(
+                        "axis {axis} is out of range for a {ndim}-dimensional array"
+                    )));
+                }
+                if ndim == 1 && !keepdims {
+                    return Err(invalid(
+                        "the projection of a 1-D array is one value: keep its axis (keepdims)"
+                            .into(),
+                    ));
+                }
+                Ok(vec![Stage::Project {
+                    axis: *axis,
+                    method: *method,
+                }])
+            }
             Op::Cast { dtype } => Ok(vec![Stage::Cast(*dtype)]),
         }
     }
@@ -661,8 +697,41 @@ impl Pipeline {
         Ok(out)
     }
 
+    /// The axis a final `project` drops (one without `keepdims`): the pipeline runs
+    /// with it kept at size 1, and the result loses it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] if a projection that drops its axis is not the last
+    /// op.
+    pub fn dropped_axis(&self) -> Result<Option<usize>> {
+        let drops = |op: &Op| match op {
+            Op::Project {
+                axis,
+                keepdims: false,
+                ..
+            } => Some(*axis),
+            _ => None,
+        };
+        let n = self.ops.len();
+        if self
+            .ops
+            .iter()
+            .take(n.saturating_sub(1))
+            .any(|op| drops(op).is_some())
+        {
+            return Err(Error::InvalidParameter {
+                op: "project",
+                message: "a projection that drops its axis must come last in a chain (or keep \
+                          it: keepdims)"
+                    .into(),
+            });
+        }
+        Ok(self.ops.last().and_then(drops))
+    }
+
     /// Validates the pipeline for an input of `ndim` dimensions and lowers it to stages.
     pub(crate) fn stages(&self, ndim: usize) -> Result<Vec<Stage>> {
+        self.dropped_axis()?;
         if !(1..=crate::MAX_NDIM).contains(&ndim) {
             return Err(Error::Shape(format!(
                 "arrays of 1 to {} dimensions are supported, got {ndim}",

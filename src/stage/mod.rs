@@ -17,6 +17,32 @@ pub(crate) use rank::{Comparator, Rank};
 #[cfg(test)]
 use resample::linear_weights;
 pub use resample::{DownMethod, UpMethod};
+
+/// How `project` reduces an axis (numpy's reductions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProjectMethod {
+    /// `x.max(axis)`: the type kept; a NaN wins.
+    Max,
+    /// `x.min(axis)`: the type kept; a NaN wins.
+    Min,
+    /// `x.mean(axis)`: float64 for integers (exact sum), float32 for float32.
+    Mean,
+    /// `x.sum(axis)`: float64 for integers (numpy's int64, exact below 2^53),
+    /// the type kept for floats.
+    Sum,
+}
+
+impl ProjectMethod {
+    /// The element type a projection of `input` writes.
+    pub fn out_dtype(self, input: DType) -> DType {
+        match self {
+            ProjectMethod::Max | ProjectMethod::Min => input,
+            ProjectMethod::Mean | ProjectMethod::Sum if input.is_float() => input,
+            ProjectMethod::Mean | ProjectMethod::Sum => DType::F64,
+        }
+    }
+}
 pub(crate) use resample::{denominator, linear_source};
 pub(crate) use stencil::Stencil;
 use stencil::stencil_input;
@@ -47,6 +73,9 @@ pub(crate) enum Stage {
     Cast(DType),
     /// `(x - low) / (high - low + 1e-20)` in float32, clipped to `[0, 1]` if `clip`.
     Normalize { low: f32, high: f32, clip: bool },
+    /// A reduction along `axis` to one element (numpy's `x.max(axis, keepdims=True)`,
+    /// and so on); the other axes are untouched.
+    Project { axis: usize, method: ProjectMethod },
     /// A sum of separable filters, each term a chain of 1-D stencils (every one reading
     /// the stage's input): `Σ_t term_t` (the Laplacian of a Gaussian), or with
     /// `magnitude`, `sqrt(Σ_t term_t²)` (the gradient magnitude of a Gaussian).
@@ -79,6 +108,7 @@ impl Stage {
         match self {
             Stage::Threshold { .. } => DType::U8,
             Stage::Stencil(_) | Stage::Normalize { .. } | Stage::Derivatives { .. } => DType::F32,
+            Stage::Project { method, .. } => method.out_dtype(input),
             Stage::Cast(d) => *d,
             Stage::Clip { .. }
             | Stage::Rank(_)
@@ -90,6 +120,11 @@ impl Stage {
     /// The array shape this stage writes, given the one it reads.
     pub fn out_shape(&self, input: &[usize]) -> Vec<usize> {
         match self {
+            Stage::Project { axis, .. } => {
+                let mut shape = input.to_vec();
+                shape[*axis] = 1;
+                shape
+            }
             Stage::Downsample { factor, .. } => input
                 .iter()
                 .zip(factor)
@@ -114,6 +149,11 @@ impl Stage {
             Stage::Stencil(s) | Stage::Rank(Rank { window: s, .. }) => (0..out.len())
                 .map(|a| stencil_input(s, a, &out[a], in_shape[a]))
                 .collect(),
+            Stage::Project { axis, .. } => {
+                let mut sets = out.to_vec();
+                sets[*axis] = AxisSet::from_range(0..in_shape[*axis]);
+                sets
+            }
             Stage::Derivatives { terms, .. } => {
                 // The union of what every term's first pass reads.
                 let firsts: Vec<Vec<AxisSet>> = terms

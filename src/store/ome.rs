@@ -418,6 +418,38 @@ impl OmeImage {
                 }
             }
         }
+        // A final projection drops its axis, from the axes and every transform.
+        let mut axes = self.axes.clone();
+        let mut transforms = self.transforms.clone();
+        if let Some(a) = pipeline.dropped_axis()? {
+            if axes.len() <= 2 {
+                return Err(Error::InvalidParameter {
+                    op: "project",
+                    message: "an OME-Zarr image keeps at least 2 axes: project with keepdims"
+                        .into(),
+                });
+            }
+            if axes[a].kind.as_deref() == Some("channel") {
+                channels_kept = false;
+            }
+            axes.remove(a);
+            scale.remove(a);
+            translation.remove(a);
+            for t in transforms
+                .as_mut()
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                for key in ["scale", "translation"] {
+                    if let Some(v) = t.get_mut(key).and_then(Value::as_array_mut)
+                        && a < v.len()
+                    {
+                        v.remove(a);
+                    }
+                }
+            }
+        }
         let mut omero = self.omero.clone().filter(|_| channels_kept);
         if input != output {
             // A 0/1 mask: a threshold, after which only resampling and casts follow
@@ -451,13 +483,13 @@ impl OmeImage {
             path: PathBuf::new(),
             version,
             name: self.name.clone(),
-            axes: self.axes.clone(),
+            axes,
             levels: vec![Level {
                 path: "0".into(),
                 scale,
                 translation,
             }],
-            transforms: self.transforms.clone(),
+            transforms,
             omero,
         })
     }

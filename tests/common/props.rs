@@ -1,6 +1,6 @@
 //! proptest strategies shared by the chunk-invariance properties (CPU and GPU).
 
-use haloflow::{ArrayAny, Boundary, DownMethod, Footprint, Kernel, Op, UpMethod};
+use haloflow::{ArrayAny, Boundary, DownMethod, Footprint, Kernel, Op, ProjectMethod, UpMethod};
 use proptest::prelude::*;
 
 /// Any boundary mode.
@@ -40,6 +40,21 @@ pub fn op(ndim: usize) -> impl Strategy<Value = Op> {
         ),
         (kernel, mode(), -5.0f64..5.0).prop_map(|(k, m, c)| Op::convolve(k).with_mode(m, c)),
         (factors(4), mode(), -5.0f64..5.0).prop_map(|(s, m, c)| Op::uniform(&s).with_mode(m, c)),
+        // Projections keep the axis here: chains go on after them.
+        (
+            0..ndim,
+            prop::sample::select(vec![
+                ProjectMethod::Max,
+                ProjectMethod::Min,
+                ProjectMethod::Mean,
+                ProjectMethod::Sum,
+            ])
+        )
+            .prop_map(|(axis, method)| Op::Project {
+                axis,
+                method,
+                keepdims: true
+            }),
         (
             per_axis(prop_oneof![Just(0.0), 0.3f64..2.0], ndim),
             mode(),

@@ -233,6 +233,7 @@ OP_KEYS = {
     "downsample": {"op", "factor", "method"},
     "upsample": {"op", "factor", "method"},
     "uniform": {"op", "size", "mode", "cval"},
+    "project": {"op", "axis", "method", "keepdims"},
     "gaussian_laplace": {"op", "sigma", "mode", "cval", "truncate"},
     "gaussian_gradient_magnitude": {"op", "sigma", "mode", "cval", "truncate"},
     "median": {"op", "size", "footprint", "mode", "cval"},
@@ -281,6 +282,14 @@ def apply_op(x, op):
         return ref_gaussian(x, op["sigma"], op["mode"], op["cval"], op["truncate"]), False
     if kind == "convolve":
         return ref_convolve(x, op["kernel"], op["mode"], op["cval"]), False
+    if kind == "project":
+        # max/min keep the type; mean/sum in float64 (integers stay float64, floats
+        # are cast back: haloflow sums floats in f64, not numpy's pairwise float32).
+        axis, keep, method = op["axis"], op["keepdims"], op["method"]
+        if method in ("max", "min"):
+            return getattr(np, method)(x, axis=axis, keepdims=keep), True
+        out = getattr(np, method)(x.astype(np.float64), axis=axis, keepdims=keep)
+        return (out, True) if is_int(x.dtype) else (out.astype(x.dtype), False)
     if kind in ("gaussian_laplace", "gaussian_gradient_magnitude"):
         f = ndimage.gaussian_laplace if kind == "gaussian_laplace" else ndimage.gaussian_gradient_magnitude
         out = f(x.astype(np.float64), per_axis(op["sigma"], x.ndim), mode=op["mode"], cval=op["cval"],
@@ -351,6 +360,10 @@ def derivative(kind, sigma, mode="reflect", cval=0.0, truncate=4.0):
     op = gaussian(sigma, mode, cval, truncate)
     op["op"] = kind
     return op
+
+
+def project(axis, method, keepdims=False):
+    return {"op": "project", "axis": int(axis), "method": method, "keepdims": bool(keepdims)}
 
 
 def uniform(size, mode="reflect", cval=0.0):
@@ -617,6 +630,9 @@ def build_cases():
         case("maximum_2_3", dt, s, [rank("maximum", [2] if len(s) == 1 else [2] + [3] * (len(s) - 1))])
         case("uniform3", dt, s, [uniform(3)])
         case("laplace1", dt, s, [derivative("gaussian_laplace", 1.0)])
+        for m in ("max", "min", "mean", "sum"):
+            case(f"project_{m}", dt, s, [project(len(s) - 1, m, keepdims=len(s) == 1)])
+            case(f"project_{m}_keep", dt, s, [project(0, m, True)])
         case("gradmag1", dt, s, [derivative("gaussian_gradient_magnitude", 1.0)])
     for mode in MODES:
         cv = {"constant": 7.0}.get(mode, 0.0)
@@ -639,6 +655,8 @@ def build_cases():
     case("percentile100", "int32", (5, 9), [rank("percentile", 3, percentile=100)])
     case("percentile0_1x1", "uint16", (5, 9), [rank("percentile", [1, 1], percentile=0)])
     case("chain_median_thr", "uint16", (9, 17, 10), [rank("median", 3), threshold(30000.5)])
+    case("chain_gauss_project_max", "float32", (9, 17, 10), [gaussian(1.0), project(0, "max")])
+    case("chain_project_keep_gauss", "uint16", (9, 17, 10), [project(1, "mean", True), gaussian(1.0)])
     case("chain_gauss_maximum", "float32", (3, 11, 6), [gaussian(1.0), rank("maximum", 3, mode="nearest")])
 
     # --- 9. chains and final casts -------------------------------------------

@@ -142,6 +142,10 @@ def conformance(bin_, tmp):
          lambda x: ndi.maximum_filter(x, footprint=footprint, mode="constant", cval=5), True),
         ("convolve", ["--kernel", kpath, "--mode", "mirror"],
          lambda x: ndi.convolve(x.astype(np.float64), kernel, mode="mirror").astype(np.float32), False),
+        ("project", ["--axis", "1", "--method", "max", "--keepdims"], lambda x: x.max(axis=1, keepdims=True), True),
+        ("project", ["--axis", "0", "--method", "mean", "--keepdims"],
+         lambda x: x.astype(np.float64).mean(axis=0, keepdims=True).astype(
+             np.float64 if x.dtype.kind in "ui" else x.dtype), None),
         ("downsample", ["--factor", "2,3,2", "--method", "mean"], lambda x: ref_downsample(x, (2, 3, 2), "mean"), None),
         ("downsample", ["--factor", "3", "--method", "max"], lambda x: ref_downsample(x, (3, 3, 3), "max"), True),
         ("upsample", ["--factor", "2", "--method", "linear"],
@@ -437,6 +441,27 @@ def ome(bin_, tmp):
                 check(np.array_equal(np.asarray(node.data[0]), zarr.open_array(plain_out, mode="r")[...]),
                       f"{what}: values differ from the plain array's")
                 n += 1
+        # A maximum-intensity projection along z drops the axis from the metadata.
+        z = len(axes) - 3
+        for version in ("0.4", "0.5"):
+            dst = os.path.join(tmp, f"ome-mip-{name}-{version}.zarr")
+            haloflow(bin_, "project", src, dst, "--axis", str(z), "--method", "max", "--ngff-version", version,
+                     "--quiet", *DEVICE)
+            what = f"ome {name} project z -> {version}"
+            try:
+                open_ome_zarr(zarr.open_group(dst, mode="r"))
+            except Exception as e:
+                check(False, f"{what}: ome-zarr-models rejects it: {e}")
+            got_version, ms, got_omero = ome_multiscale(dst)
+            s, t = transforms(ms)
+            keep = [a for a in range(len(axes)) if a != z]
+            check([a["name"] for a in ms["axes"]] == [axes[a] for a in keep], f"{what}: axes {ms['axes']}")
+            check(np.allclose(s, np.array(scale0)[keep]) and np.allclose(t, np.array(trans0)[keep]),
+                  f"{what}: scale {s} translation {t}")
+            check(got_omero is not None and len(got_omero["channels"]) == 2, f"{what}: channels lost")
+            node = list(Reader(parse_url(dst))())[0]
+            check(np.array_equal(np.asarray(node.data[0]), data.max(axis=z)), f"{what}: values differ from numpy")
+            n += 1
         # A level by its path or by --level: the same output.
         a, b = os.path.join(tmp, f"lvl-a-{name}.zarr"), os.path.join(tmp, f"lvl-b-{name}.zarr")
         haloflow(bin_, "copy", level, a, "--quiet", *DEVICE)
