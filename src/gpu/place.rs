@@ -7,7 +7,7 @@ use super::resample;
 use crate::dtype::DType;
 use crate::plan::Plan;
 use crate::region::{AxisSet, Region};
-use crate::stage::{DownMethod, Stage, UpMethod};
+use crate::stage::{DownMethod, ProjectMethod, Stage, UpMethod};
 
 /// The largest mode window of a packed type (u8, u16, i8, i16) run on the device.
 const MAX_PACKED_MODE_WINDOW: usize = 192;
@@ -47,7 +47,10 @@ pub(super) fn on_device(plan: &Plan, k: usize) -> bool {
         Stage::Rank(r) => r.taps() <= super::rank::MAX_TAPS,
         // Sums of separable filters have no device twin yet.
         Stage::Derivatives { .. } => false,
-        Stage::Project { .. } => false,
+        // Maxima and minima on the device; means and sums add in f64 on the host.
+        Stage::Project { method, .. } => {
+            matches!(method, ProjectMethod::Max | ProjectMethod::Min)
+        }
         _ => true,
     }
 }

@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::dispatch::Dispatch;
+use super::dispatch::{AXES, Dispatch, axes};
 use super::shader::Shader;
 use crate::dtype::{DType, Element};
 
@@ -57,6 +57,23 @@ pub(super) struct NormalizeParams {
 }
 
 const _: () = assert!(std::mem::size_of::<NormalizeParams>() == 16);
+
+/// The parameters of `project.wgsl`, kept in sync with its `ProjectParams`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct ProjectParams {
+    /// Output elements.
+    count: u32,
+    /// Elements along the reduced axis.
+    n: u32,
+    /// The input stride of the reduced axis.
+    stride: u32,
+    pad: u32,
+    /// Output extents (1 on the reduced axis).
+    lens: [u32; AXES],
+    /// Input strides.
+    strides: [u32; AXES],
+}
 const _: () = assert!(std::mem::size_of::<ThresholdParams>() == 16);
 const _: () = assert!(std::mem::size_of::<ClipParams>() == 16);
 const _: () = assert!(std::mem::size_of::<CastParams>() == 16);
@@ -158,6 +175,34 @@ pub(super) fn normalize(low: f32, high: f32, clip: bool, count: u32) -> Dispatch
         clip: u32::from(clip),
     };
     Dispatch::new(Shader::Normalize, &params, Vec::new(), count)
+}
+
+/// The maximum (`max`) or minimum along `axis` of an input block over `in_sets`, for
+/// the output indices `out` (all with [`AXES`] axes; the input holds the whole axis and
+/// exactly the output's indices elsewhere, as the planner's footprints do).
+pub(super) fn project(
+    in_sets: &[crate::region::AxisSet],
+    out: &[crate::region::AxisSet],
+    axis: usize,
+    max: bool,
+) -> Dispatch {
+    use crate::region::AxisSet;
+    assert!(
+        (0..out.len()).all(|a| a == axis || in_sets[a] == out[a]),
+        "planner bug: a projection's input differs from its output off the axis"
+    );
+    let strides = crate::block::c_strides(&in_sets.iter().map(AxisSet::len).collect::<Vec<_>>());
+    let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
+    let count = lens.iter().product::<usize>() as u32;
+    let params = ProjectParams {
+        count,
+        n: in_sets[axis].len() as u32,
+        stride: strides[axis] as u32,
+        pad: 0,
+        lens: axes(lens.iter().copied()),
+        strides: axes(strides.iter().copied()),
+    };
+    Dispatch::new(Shader::Project, &params, Vec::new(), count).with_method(u32::from(!max))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::context::GpuContext;
-use super::dispatch::{Dispatch, device_bytes, len, pad, pad_sets};
+use super::dispatch::{AXES, Dispatch, device_bytes, len, pad, pad_sets};
 use super::place::device_input;
 use super::pointwise;
 use super::pool::PooledBuffer;
@@ -32,7 +32,7 @@ use crate::dtype::{DType, with_dtype};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::region::AxisSet;
-use crate::stage::{Rank, Stage, Stencil};
+use crate::stage::{ProjectMethod, Rank, Stage, Stencil};
 
 /// The kernel launch for device stage `k`, reading elements of `input` over `sets[k]`;
 /// every per-axis quantity is padded to five axes.
@@ -54,7 +54,12 @@ fn dispatch(plan: &Plan, k: usize, input: DType, sets: &[Vec<AxisSet>]) -> Dispa
             stencil::stencil(&st, in_sets, out, in_shape)
         }
         Stage::Derivatives { .. } => unreachable!("sums of separable filters run on the host"),
-        Stage::Project { .. } => unreachable!("projections run on the host"),
+        Stage::Project { axis, method } => pointwise::project(
+            in_sets,
+            out,
+            axis + (AXES - plan.shape_at(k).len()),
+            *method == ProjectMethod::Max,
+        ),
         Stage::Rank(r) => {
             let r = Rank {
                 window: Stencil {

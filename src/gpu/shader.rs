@@ -46,6 +46,7 @@ pub(crate) enum Shader {
     Upsample,
     Rank,
     Normalize,
+    Project,
 }
 
 impl Shader {
@@ -60,6 +61,7 @@ impl Shader {
             Shader::Upsample => "upsample.wgsl",
             Shader::Rank => "rank.wgsl",
             Shader::Normalize => "normalize.wgsl",
+            Shader::Project => "project.wgsl",
         }
     }
 
@@ -73,6 +75,7 @@ impl Shader {
             Shader::Upsample => include_str!("../../shaders/upsample.wgsl"),
             Shader::Rank => include_str!("../../shaders/rank.wgsl"),
             Shader::Normalize => include_str!("../../shaders/normalize.wgsl"),
+            Shader::Project => include_str!("../../shaders/project.wgsl"),
         }
     }
 }
@@ -485,6 +488,11 @@ mod tests {
                 size_of::<super::super::pointwise::NormalizeParams>(),
             ),
             (
+                Shader::Project,
+                "ProjectParams",
+                size_of::<super::super::pointwise::ProjectParams>(),
+            ),
+            (
                 Shader::Rank,
                 "RankParams",
                 size_of::<super::super::rank::RankParams>(),
@@ -498,6 +506,7 @@ mod tests {
                 | Shader::Upsample
                 | Shader::Stencil
                 | Shader::Rank
+                | Shader::Project
                 | Shader::Normalize => DType::F32,
                 Shader::Cast => DType::U16,
             };
@@ -539,6 +548,7 @@ mod tests {
             }
             module(Shader::Rank, 0, input, input);
             module(Shader::Normalize, 0, input, DType::F32);
+            module(Shader::Project, 1, input, input);
         }
     }
 }
