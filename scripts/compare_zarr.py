@@ -61,6 +61,9 @@ OPS = {
 }
 # The statistics "ops" write nothing: no output to compare.
 STATS = ("stats", "stats-percentiles")
+# The first table's ops; `scripts/compare` runs the others (rank filters, statistics)
+# into a table of their own, against dask alone.
+DEFAULT_OPS = ("copy", "threshold", "clip", "downsample", "gaussian")
 # What the zarrs_tools commands write: the same layout as the others.
 ZARRS_LAYOUT = ["--chunk-shape", ",".join(map(str, CHUNKS)), "--bytes-to-bytes-codecs", ZSTD3]
 
@@ -151,10 +154,11 @@ def max_diff(a_path, b_path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ops", default=",".join(OPS))
+    ap.add_argument("--ops", default=",".join(DEFAULT_OPS))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--zarrs-tools", choices=["auto", "skip"], default="auto")
-    ap.add_argument("--markdown", help="replace the compare_zarr section of this Markdown file with the table")
+    ap.add_argument("--markdown", help="replace the --section section of this Markdown file with the table")
+    ap.add_argument("--section", default="compare_zarr", help="the Markdown section to replace")
     args = ap.parse_args()
     ops = args.ops.split(",")
     if unknown := [op for op in ops if op not in OPS]:
@@ -202,22 +206,23 @@ def main():
                             zarrs_diff=max_diff(out["zarrs"], out["hf"]) if zr else None)
             for path in out.values():
                 shutil.rmtree(path, ignore_errors=True)
-        text = table(rows, args.repeats)
+        command = " ".join(sys.argv[1:]).replace(f" --markdown {args.markdown}", "") or f"--repeats {args.repeats}"
+        text = table(rows, args.repeats, command)
         print(text)
         if args.markdown:
-            write_section(args.markdown, "compare_zarr", text)
+            write_section(args.markdown, args.section, text)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def table(rows, repeats):
+def table(rows, repeats, command):
     f = lambda v, fmt: "–" if v is None else format(v, fmt)
     ratio = lambda a, b: "–" if a is None or b is None else f"{a / b:.2f}×"
     copy = rows.get("copy", {}).get("hf")
     lines = [
         f"Machine: {machine_line()}. Versions: {versions()}, zarrs_tools {ZARRS_TOOLS}.",
         "",
-        f"Command: `scripts/compare` (`python3 scripts/compare_zarr.py --repeats {repeats}`). Volume "
+        f"Command: `scripts/compare` (`python3 scripts/compare_zarr.py {command}`). Volume "
         f"{'×'.join(map(str, SHAPE))} float32, Zarr v3, zstd level 3, chunks {'×'.join(map(str, CHUNKS))}, "
         "written by zarr-python; every tool writes the same layout; page cache warm; median of "
         f"{repeats} interleaved rounds; peak RSS is each process's own VmHWM (the largest of the rounds). "

@@ -1,5 +1,6 @@
 // Rank filters (median, percentile, minimum, maximum): the RANK-th smallest of the
-// input values under the footprint, in the input's own type. Twin of cpu/rank.rs: the
+// input values under the footprint, in the input's own type (floats ordered by their
+// bits' total order, as on the CPU: `below`). Twin of cpu/rank.rs: the
 // same selection network (src/stage/rank.rs `selection_network`), so the same value.
 //
 // The tap tables are the stencil's (see stencil.wgsl): `tab[base[a] + p * shape[a] + k]`
@@ -31,6 +32,20 @@ struct RankParams {
 }
 
 @group(0) @binding(0) var<storage, read> P: RankParams;
+
+// Whether `b` sorts before `a`: floats by their bits' total order (-0.0 below 0.0,
+// NaNs beyond the infinities by their sign), through the CPU's keys.
+fn below(b: In, a: In) -> bool {
+    if (IN_FLOAT) {
+        return float_key(b) < float_key(a);
+    }
+    return b < a;
+}
+
+fn float_key(x: In) -> i32 {
+    let b = bitcast<i32>(x);
+    return b ^ bitcast<i32>(bitcast<u32>(b >> 31u) >> 1u);
+}
 
 // The value of a tap whose offsets on the five axes are at these table entries.
 fn tap(a0: u32, a1: u32, a2: u32, a3: u32, a4: u32) -> In {

@@ -27,6 +27,11 @@ pub(crate) fn rank<T: Element>(
     let network = r.network();
     let n = r.taps();
     let mut tiles = vec![T::default(); n * LANES];
+    let mut keys = if T::DTYPE == crate::dtype::DType::F32 {
+        vec![0i32; n * LANES]
+    } else {
+        Vec::new()
+    };
     over_taps(
         input,
         out,
@@ -44,62 +49,123 @@ pub(crate) fn rank<T: Element>(
                 }
             }
             debug_assert_eq!(rows.len(), n);
-            select(dst, &rows, &network, r.rank, &mut tiles);
+            select(dst, &rows, &network, r.rank, &mut tiles, &mut keys);
         },
     )
 }
 
 /// Writes into `out[i]` the `k`-th smallest of `rows[t][i]` over `t`.
+///
+/// float32 values are ordered by their bits' total order (`-0.0` below `0.0`, NaNs
+/// beyond the infinities by their sign), through order-preserving `i32` keys:
+/// comparing and selecting integers vectorises where `f32`'s `<` did not (a 3×3×3
+/// float32 median took 6.6 times as long as a uint16 one). The GPU kernel compares the
+/// same keys.
 fn select<T: Element>(
     out: &mut [T],
     rows: &[&[T]],
     network: &[Comparator],
     k: usize,
     tiles: &mut [T],
+    keys: &mut [i32],
+) {
+    if T::DTYPE == crate::dtype::DType::F32 {
+        // SAFETY: T is f32 (its DTYPE says so), which has the layout of u32.
+        let (out, rows) = unsafe { as_bits::<T, u32>(out, rows) };
+        let back = |k: i32| f32_key(k as u32) as u32;
+        dispatch(out, &rows, network, k, keys, f32_key, back);
+    } else {
+        dispatch(out, rows, network, k, tiles, |x| x, |x| x);
+    }
+}
+
+/// A float32's bits as an order-preserving `i32` key, and a key back to the bits (the
+/// map is its own inverse): negative floats get their magnitude bits flipped.
+pub(crate) fn f32_key(bits: u32) -> i32 {
+    let b = bits as i32;
+    b ^ (((b >> 31) as u32) >> 1) as i32
+}
+
+/// `out` and `rows` of `T` seen as their bits `B`.
+///
+/// # Safety
+/// `T` and `B` must have the same size and alignment, every `T` bit pattern a valid `B`.
+unsafe fn as_bits<'a, 'b, T, B>(out: &'a mut [T], rows: &[&'b [T]]) -> (&'a mut [B], Vec<&'b [B]>) {
+    // SAFETY: the caller guarantees that T and B have the same layout.
+    unsafe {
+        (
+            std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<B>(), out.len()),
+            rows.iter()
+                .map(|r| std::slice::from_raw_parts(r.as_ptr().cast::<B>(), r.len()))
+                .collect(),
+        )
+    }
+}
+
+/// Runs [`select_tiles`] compiled for AVX2 where the CPU has it.
+fn dispatch<S: Copy, K: Copy + PartialOrd>(
+    out: &mut [S],
+    rows: &[&[S]],
+    network: &[Comparator],
+    k: usize,
+    tiles: &mut [K],
+    key: impl Fn(S) -> K + Copy,
+    back: impl Fn(K) -> S + Copy,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { select_avx2(out, rows, network, k, tiles) };
+            return unsafe { select_avx2(out, rows, network, k, tiles, key, back) };
         }
     }
-    select_tiles(out, rows, network, k, tiles)
+    select_tiles(out, rows, network, k, tiles, key, back)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn select_avx2<T: Element>(
-    out: &mut [T],
-    rows: &[&[T]],
+fn select_avx2<S: Copy, K: Copy + PartialOrd>(
+    out: &mut [S],
+    rows: &[&[S]],
     network: &[Comparator],
     k: usize,
-    tiles: &mut [T],
+    tiles: &mut [K],
+    key: impl Fn(S) -> K + Copy,
+    back: impl Fn(K) -> S + Copy,
 ) {
-    select_tiles(out, rows, network, k, tiles)
+    select_tiles(out, rows, network, k, tiles, key, back)
 }
 
+/// Tile by tile: each row's values for the tile copied in as keys, the network run on
+/// whole tiles, wire `k` copied out.
 #[inline(always)]
-fn select_tiles<T: Element>(
-    out: &mut [T],
-    rows: &[&[T]],
+fn select_tiles<S: Copy, K: Copy + PartialOrd>(
+    out: &mut [S],
+    rows: &[&[S]],
     network: &[Comparator],
     k: usize,
-    tiles: &mut [T],
+    tiles: &mut [K],
+    key: impl Fn(S) -> K + Copy,
+    back: impl Fn(K) -> S + Copy,
 ) {
     let len = out.len();
     let mut i = 0;
     while i < len {
         let w = LANES.min(len - i);
         for (t, row) in rows.iter().enumerate() {
-            tiles[t * LANES..t * LANES + w].copy_from_slice(&row[i..i + w]);
+            for (d, &x) in tiles[t * LANES..t * LANES + w]
+                .iter_mut()
+                .zip(&row[i..i + w])
+            {
+                *d = key(x);
+            }
         }
         for c in network {
             let (low, high) = tiles.split_at_mut(c.hi * LANES);
-            let a: &mut [T; LANES] = (&mut low[c.lo * LANES..(c.lo + 1) * LANES])
+            let a: &mut [K; LANES] = (&mut low[c.lo * LANES..(c.lo + 1) * LANES])
                 .try_into()
                 .expect("a whole tile");
-            let b: &mut [T; LANES] = (&mut high[..LANES]).try_into().expect("a whole tile");
+            let b: &mut [K; LANES] = (&mut high[..LANES]).try_into().expect("a whole tile");
             match (c.min, c.max) {
                 (true, true) => {
                     for l in 0..LANES {
@@ -123,7 +189,12 @@ fn select_tiles<T: Element>(
                 }
             }
         }
-        out[i..i + w].copy_from_slice(&tiles[k * LANES..k * LANES + w]);
+        for (o, &x) in out[i..i + w]
+            .iter_mut()
+            .zip(&tiles[k * LANES..k * LANES + w])
+        {
+            *o = back(x);
+        }
         i += w;
     }
 }

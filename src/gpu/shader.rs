@@ -150,9 +150,9 @@ fn epilogue(fused: &[Fused]) -> String {
 /// A rank filter's generated code (see `shaders/rank.wgsl`) from `compiled_in`: the
 /// number of taps, the rank and the number of comparators; each tap's position in the
 /// footprint (five values); each comparator's wires and which of its results are
-/// needed (bit 0: the smaller, bit 1: the larger). Comparators use `select` on `<`,
-/// as the CPU's do, so that equal values of either sign, and NaNs, end on the same
-/// wires.
+/// needed (bit 0: the smaller, bit 1: the larger). Comparators `select` on
+/// `below` (floats in their bits' total order), as the CPU's do on keys, so that
+/// zeros of either sign, and NaNs, end on the same wires.
 fn selection(compiled_in: &[u32]) -> String {
     let (taps, rank, count) = (
         compiled_in[0] as usize,
@@ -190,7 +190,7 @@ fn selection(compiled_in: &[u32]) -> String {
     text += "}\nfn network(v: ptr<function, array<In, TAPS>>) {\n";
     for c in comparators.chunks(3) {
         let (lo, hi, keep) = (c[0], c[1], c[2]);
-        text += &format!("    {{ let a = (*v)[{lo}]; let b = (*v)[{hi}]; let less = b < a;");
+        text += &format!("    {{ let a = (*v)[{lo}]; let b = (*v)[{hi}]; let less = below(b, a);");
         if keep & 1 != 0 {
             text += &format!(" (*v)[{lo}] = select(a, b, less);");
         }
