@@ -816,6 +816,10 @@ struct StatsArgs {
     /// Reader threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// MiB of decoded chunks kept from the first pass for the later ones (float and
+    /// 32-bit percentiles and histograms): within it, each chunk is decoded once.
+    #[arg(long, default_value_t = 1024)]
+    keep_decoded: u64,
 }
 
 /// The ops, as `info` and `run` parse them.
@@ -1314,7 +1318,12 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
         let threads = c
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let (resolved, record) = haloflow::stats::resolve(&pipeline, &input, threads)?;
+        // Decoded chunks kept between the statistics' passes: half the memory limit.
+        let keep = c
+            .memory_limit
+            .unwrap_or_else(haloflow::exec::default_memory_limit)
+            / 2;
+        let (resolved, record) = haloflow::stats::resolve(&pipeline, &input, threads, keep)?;
         pipeline = resolved;
         record
     } else {
@@ -1692,6 +1701,7 @@ fn stats(a: &StatsArgs) -> haloflow::Result<()> {
         axis: a.axis,
         histogram: a.histogram,
         percentiles: a.percentiles.clone(),
+        keep_decoded: a.keep_decoded << 20,
     };
     let threads = a
         .threads

@@ -15,7 +15,7 @@ use crate::region::{AxisSet, Region};
 use crate::workers::{Workers, for_each_job};
 
 /// What [`statistics`](super::statistics) computes.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatsOptions {
     /// Report per index along this axis (per channel, per time point ...) instead of
     /// over the whole array.
@@ -25,6 +25,27 @@ pub struct StatsOptions {
     pub histogram: Option<usize>,
     /// Percentiles to compute, 0 to 100 (numpy's `linear` method, exactly).
     pub percentiles: Vec<f64>,
+    /// Bytes of decoded chunks kept from the first pass for the later ones (a Zarr
+    /// input of a type wider than 16 bits with percentiles or a histogram): within it,
+    /// each chunk is decoded once.
+    #[serde(default = "default_keep_decoded")]
+    pub keep_decoded: u64,
+}
+
+/// 1 GiB of decoded chunks kept between passes.
+fn default_keep_decoded() -> u64 {
+    1 << 30
+}
+
+impl Default for StatsOptions {
+    fn default() -> Self {
+        StatsOptions {
+            axis: None,
+            histogram: None,
+            percentiles: Vec::new(),
+            keep_decoded: default_keep_decoded(),
+        }
+    }
 }
 
 /// A histogram: `counts[i]` elements in `[edges[i], edges[i + 1])` (the last bin
@@ -308,13 +329,15 @@ fn typed<T: Keyed + BlockElement>(
     for_each_job(workers, jobs, |i| {
         let block = source.block(i)?;
         let block = block.typed::<T>();
-        let mut local: Vec<(usize, Moments, Vec<u64>)> = Vec::new();
+        // Per group met in this block: its moments and its counts (u32: a block holds
+        // fewer than 2^32 elements; half the cache lines of u64 counts).
+        let mut local: Vec<(usize, Moments, Vec<u32>)> = Vec::new();
         for_each_segment(block, options.axis, |g, seg| {
             let slot = match local.iter().position(|(h, _, _)| *h == g) {
                 Some(s) => s,
                 None => {
                     let digits = if want_digits {
-                        vec![0; 1 << d0]
+                        vec![0u32; 1 << d0]
                     } else {
                         Vec::new()
                     };
@@ -328,8 +351,8 @@ fn typed<T: Keyed + BlockElement>(
         let mut all = shared.lock().unwrap_or_else(|p| p.into_inner());
         for (g, m, digits) in local {
             all[g].moments.merge(&m);
-            for (a, b) in all[g].digits.iter_mut().zip(&digits) {
-                *a += b;
+            for (a, &b) in all[g].digits.iter_mut().zip(&digits) {
+                *a += u64::from(b);
             }
         }
         Ok(())
@@ -413,6 +436,20 @@ fn typed<T: Keyed + BlockElement>(
                 p
             })
             .collect();
+        // Prefixes of up to 16 bits: a table from prefix to 1 + its index (0: none).
+        let tables: Vec<Vec<u16>> = prefixes
+            .iter()
+            .map(|p| {
+                if known > 16 || p.is_empty() {
+                    return Vec::new();
+                }
+                let mut t = vec![0u16; 1 << known];
+                for (j, &q) in p.iter().enumerate() {
+                    t[q as usize] = j as u16 + 1;
+                }
+                t
+            })
+            .collect();
         let counting = Mutex::new(
             prefixes
                 .iter()
@@ -440,11 +477,18 @@ fn typed<T: Keyed + BlockElement>(
                 let shift_known = T::BITS - known;
                 let shift_digit = shift_known - step;
                 let mask = (1u64 << step) - 1;
+                let table = &tables[g];
                 for &x in seg {
                     let Some(k) = x.key() else { continue };
                     if !prefixes[g].is_empty() {
                         let p = k >> shift_known;
-                        if let Ok(j) = prefixes[g].binary_search(&p) {
+                        // A table lookup for prefixes of up to 16 bits, else a search.
+                        let j = if table.is_empty() {
+                            prefixes[g].binary_search(&p).ok()
+                        } else {
+                            table[p as usize].checked_sub(1).map(usize::from)
+                        };
+                        if let Some(j) = j {
                             counts[j][((k >> shift_digit) & mask) as usize] += 1;
                         }
                     }
@@ -541,52 +585,47 @@ fn for_each_segment<T: Keyed>(
     }
 }
 
-/// One segment's moments, counting the top bits of its keys into `digits` (if any).
-fn segment_moments<T: Keyed>(seg: &[T], digits: &mut [u64], shift: u32) -> Moments {
+/// One segment's moments, counting the top bits of its keys into `digits` (if any), in
+/// one pass: sums of `x - x0` and of its square, `x0` the segment's first value that
+/// is not NaN (close to the mean in practice, so that the variance does not cancel).
+fn segment_moments<T: Keyed>(seg: &[T], digits: &mut [u32], shift: u32) -> Moments {
     let mut m = Moments::new();
-    let mut sum = 0.0;
+    let Some(x0) = seg.iter().find(|x| x.key().is_some()).map(|x| x.to_f64()) else {
+        m.nans = seg.len() as u64;
+        return m;
+    };
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     let mut count = 0u64;
+    let mut visit = |v: f64| {
+        let d = v - x0;
+        s1 += d;
+        s2 += d * d;
+        lo = lo.min(v);
+        hi = hi.max(v);
+        count += 1;
+    };
     if digits.is_empty() {
         for &x in seg {
             if x.key().is_some() {
-                let v = x.to_f64();
-                sum += v;
-                lo = lo.min(v);
-                hi = hi.max(v);
-                count += 1;
+                visit(x.to_f64());
             }
         }
     } else {
         for &x in seg {
             if let Some(k) = x.key() {
-                let v = x.to_f64();
-                sum += v;
-                lo = lo.min(v);
-                hi = hi.max(v);
-                count += 1;
+                visit(x.to_f64());
                 digits[(k >> shift) as usize] += 1;
             }
         }
     }
     m.nans = seg.len() as u64 - count;
-    if count == 0 {
-        return m;
-    }
-    let mean = sum / count as f64;
-    let m2: f64 = seg
-        .iter()
-        .filter(|x| x.key().is_some())
-        .map(|&x| {
-            let d = x.to_f64() - mean;
-            d * d
-        })
-        .sum();
+    let n = count as f64;
     m.count = count;
     m.min = lo;
     m.max = hi;
-    m.mean = mean;
-    m.m2 = m2;
+    m.mean = x0 + s1 / n;
+    m.m2 = (s2 - s1 * s1 / n).max(0.0);
     m
 }
 
@@ -962,6 +1001,7 @@ mod tests {
             axis: None,
             histogram: Some(5),
             percentiles: percentiles.clone(),
+            ..StatsOptions::default()
         };
         let u16s: Vec<u16> = (0..n).map(|_| (next() % 300) as u16 * 200).collect();
         let i32s: Vec<i32> = (0..n).map(|_| next() as i32).collect();
@@ -1024,6 +1064,7 @@ mod tests {
                     axis: Some(1),
                     histogram: None,
                     percentiles: vec![50.0],
+                    ..StatsOptions::default()
                 },
             )
             .unwrap();

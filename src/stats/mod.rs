@@ -22,10 +22,15 @@
 pub(crate) mod compute;
 mod keys;
 
-use crate::block::BlockAny;
+use std::borrow::Cow;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::block::{Block, BlockAny};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::ops::Pipeline;
+use crate::region::AxisSet;
 use crate::region::unravel;
 use crate::store::Input;
 pub use compute::resolve_of;
@@ -34,10 +39,35 @@ pub use compute::{
 };
 use compute::{Source, otsu_of_source, resolve_source, run};
 
-/// A Zarr array, chunk by chunk.
+/// A Zarr array, chunk by chunk. Chunks decoded in the first pass are kept for the
+/// later ones while they fit `budget` bytes (the passes then decode each chunk once).
 struct ZarrSource<'a> {
     input: &'a Input,
     grid: crate::region::Grid,
+    kept: Vec<OnceLock<BlockAny<'static>>>,
+    used: AtomicU64,
+    budget: u64,
+}
+
+impl<'a> ZarrSource<'a> {
+    /// `input`'s chunks, keeping up to `budget` bytes of them decoded.
+    fn new(input: &'a Input, budget: u64) -> Self {
+        let grid = input.grid();
+        ZarrSource {
+            kept: (0..grid.num_chunks()).map(|_| OnceLock::new()).collect(),
+            input,
+            grid,
+            used: AtomicU64::new(0),
+            budget,
+        }
+    }
+}
+
+/// A block borrowing `b`'s data.
+fn borrowed<'a>(b: &'a BlockAny<'static>) -> BlockAny<'a> {
+    crate::dtype::match_any!(b, BlockAny, x => {
+        Block::new(x.sets.clone(), Cow::Borrowed(&x.data[..])).into_any()
+    })
 }
 
 impl Source for ZarrSource<'_> {
@@ -51,8 +81,19 @@ impl Source for ZarrSource<'_> {
         self.grid.num_chunks()
     }
     fn block(&self, i: usize) -> Result<BlockAny<'_>> {
+        if let Some(b) = self.kept[i].get() {
+            return Ok(borrowed(b));
+        }
         let index = unravel(i, &self.grid.grid_shape());
-        self.input.read_region(&self.grid.chunk_region(&index))
+        let b = self.input.read_region(&self.grid.chunk_region(&index))?;
+        let bytes =
+            (b.sets().iter().map(AxisSet::len).product::<usize>() * b.dtype().size()) as u64;
+        if self.used.fetch_add(bytes, Ordering::Relaxed) + bytes <= self.budget {
+            let _ = self.kept[i].set(b);
+            return Ok(borrowed(self.kept[i].get().expect("just set")));
+        }
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+        Ok(b)
     }
 }
 
@@ -62,10 +103,10 @@ impl Source for ZarrSource<'_> {
 /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) for an axis past the array's rank, a percentile outside
 /// 0..=100 or zero histogram bins; the input's read errors.
 pub fn statistics(input: &Input, options: &StatsOptions, threads: usize) -> Result<Statistics> {
-    let source = ZarrSource {
-        input,
-        grid: input.grid(),
-    };
+    // Only types wider than 16 bits take more than one pass.
+    let wide = input.dtype().size() > 2;
+    let more = wide && (!options.percentiles.is_empty() || options.histogram.is_some());
+    let source = ZarrSource::new(input, if more { options.keep_decoded } else { 0 });
     run(&source, options, threads)
 }
 
@@ -73,22 +114,21 @@ pub fn statistics(input: &Input, options: &StatsOptions, threads: usize) -> Resu
 /// out: an integer image gets one bin per integer from its minimum to its maximum, a
 /// float image np.histogram's 256 bins; the between-class variance is then maximised
 /// with scikit-image's arithmetic (float32 cumulative weights, float64 means), so the
-/// threshold is the same value. An image of one value returns that value.
+/// threshold is the same value. An image of one value returns that value. Up to
+/// `keep_decoded` bytes of chunks decoded in the first pass are kept for the second.
 ///
 /// # Errors
 /// As [`statistics`]; an array with no value that is not NaN.
-pub fn otsu(input: &Input, threads: usize) -> Result<f64> {
-    let source = ZarrSource {
-        input,
-        grid: input.grid(),
-    };
+pub fn otsu(input: &Input, threads: usize, keep_decoded: u64) -> Result<f64> {
+    let source = ZarrSource::new(input, keep_decoded);
     otsu_of_source(&source, threads)
 }
 
 /// The statistics `pipeline` needs of its input, computed over `input`, and the
 /// pipeline with them filled in ([`Pipeline::resolve`]); the values used, as JSON
 /// (`{"otsu": t}` or `{"percentiles": [[p, value], ...]}`), for the output's
-/// attributes and the report. A pipeline that needs none is returned as it is.
+/// attributes and the report. A pipeline that needs none is returned as it is. Up to
+/// `keep_decoded` bytes of chunks decoded in the first pass are kept for the next.
 ///
 /// # Errors
 /// As [`Pipeline::needs`] and [`statistics`].
@@ -96,10 +136,8 @@ pub fn resolve(
     pipeline: &Pipeline,
     input: &Input,
     threads: usize,
+    keep_decoded: u64,
 ) -> Result<(Pipeline, Option<serde_json::Value>)> {
-    let source = ZarrSource {
-        input,
-        grid: input.grid(),
-    };
+    let source = ZarrSource::new(input, keep_decoded);
     resolve_source(pipeline, &source, threads)
 }
