@@ -1770,7 +1770,18 @@ fn info(a: &InfoArgs) -> haloflow::Result<()> {
     println!("{}", input.describe());
     if a.chain.pipeline.is_some() || !a.chain.chain.is_empty() {
         let space = image.as_ref().map(|(i, l)| Space::of(i, *l));
-        let pipeline = a.chain.pipeline(space)?;
+        let mut pipeline = a.chain.pipeline(space)?;
+        if pipeline.needs()?.is_some() {
+            // A threshold or normalisation from statistics: computed, to plan the op
+            // the run would plan.
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let keep = haloflow::exec::default_memory_limit() / 2;
+            let (resolved, record) = haloflow::stats::resolve(&pipeline, &input, threads, keep)?;
+            if let Some(values) = record {
+                println!("statistics of the input: {values}");
+            }
+            pipeline = resolved;
+        }
         let plan = plan_for(&pipeline, &input, &a.chunks)?;
         let (out_shape, out_dtype, chunk) = (
             plan.output_shape(),

@@ -247,6 +247,9 @@ def stats(bin_, tmp):
             got = zarr.open_array(dst, mode="r")
             check(np.array_equal(got[...], (x.astype(np.float64) > t).astype(np.uint8)),
                   f"threshold {' '.join(flags)} {name}: differs from x > {t}")
+            if key == "otsu" and name == "uint16":
+                run = haloflow(bin_, "info", src, "threshold", "--otsu")
+                check(f'"otsu":{float(t)}' in run.stdout.replace(" ", ""), f"info threshold --otsu: {run.stdout}")
             used = json.load(open(report))["statistics"]
             recorded = got.attrs["haloflow"]["statistics"]
             value = used["otsu"] if key == "otsu" else used["percentiles"][0][1]
