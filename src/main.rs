@@ -147,9 +147,11 @@ struct Common {
     /// zarr-python's default), `zstd` (level 3) or `none`.
     #[arg(long, default_value = "zstd:3", value_parser = parse_compression)]
     compression: Compression,
-    /// Run only part I of N (0-based), e.g. a SLURM array task: `--part 3/8`.
+    /// Run only part I of N (0-based), e.g. a SLURM array task: `--part 3/8`; or
+    /// `--part auto` (`auto/N` for Kubernetes' JOB_COMPLETION_INDEX) to take it from
+    /// SLURM_ARRAY_TASK_ID, SGE_TASK_ID or JOB_COMPLETION_INDEX.
     #[arg(long, value_parser = parse_part)]
-    part: Option<Part>,
+    part: Option<PartArg>,
     /// Recompute and replace an existing output, even an incompatible one.
     #[arg(long)]
     overwrite: bool,
@@ -1134,7 +1136,26 @@ impl ToOp for InfoOp {
     }
 }
 
-fn parse_part(s: &str) -> Result<Part, String> {
+/// `--part`: fixed, or from the scheduler's environment.
+#[derive(Clone, Copy, Debug)]
+enum PartArg {
+    Fixed(Part),
+    /// `auto`, with the task count where given (`auto/N`).
+    Auto(Option<usize>),
+}
+
+fn parse_part(s: &str) -> Result<PartArg, String> {
+    let t = s.trim();
+    if t == "auto" {
+        return Ok(PartArg::Auto(None));
+    }
+    if let Some(n) = t.strip_prefix("auto/") {
+        return n
+            .trim()
+            .parse::<usize>()
+            .map(|n| PartArg::Auto(Some(n)))
+            .map_err(|_| format!("expected auto/N, got '{s}'"));
+    }
     let (i, n) = s
         .split_once('/')
         .ok_or_else(|| format!("expected I/N (e.g. 0/4), got '{s}'"))?;
@@ -1143,7 +1164,25 @@ fn parse_part(s: &str) -> Result<Part, String> {
             .parse::<usize>()
             .map_err(|_| format!("'{s}' is not I/N"))
     };
-    Part::new(parse(i)?, parse(n)?).map_err(|e| e.to_string())
+    Part::new(parse(i)?, parse(n)?)
+        .map(PartArg::Fixed)
+        .map_err(|e| e.to_string())
+}
+
+/// The part this process runs: `--part`, or the array task the scheduler's
+/// environment names (said on stderr unless `--quiet`).
+fn part_of(c: &Common) -> haloflow::Result<Part> {
+    match c.part {
+        None => Ok(Part::ALL),
+        Some(PartArg::Fixed(p)) => Ok(p),
+        Some(PartArg::Auto(count)) => {
+            let (part, how) = Part::from_environment(|k| std::env::var(k).ok(), count)?;
+            if !c.quiet {
+                eprintln!("--part auto: part {}/{} from {how}", part.index, part.count);
+            }
+            Ok(part)
+        }
+    }
 }
 
 fn parse_compression(s: &str) -> Result<Compression, String> {
@@ -1304,6 +1343,8 @@ fn plan_for(
 
 fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
     let c = &r.common;
+    // Before anything is created: a part that cannot be found leaves nothing behind.
+    let part = part_of(c)?;
     let device = device_of(c);
     let (input_path, ome_input) = resolve_input(&r.input, c.level)?;
     let input = Input::open(&input_path)?;
@@ -1376,7 +1417,7 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
         image.write_group(&r.output, &pipeline, None)?;
     }
 
-    let options = run_options(c, backend, reason);
+    let options = run_options(c, part, backend, reason);
     let bar = progress_bar(c, options.part.jobs(plan.num_jobs()).len());
     let on_progress = |done: usize, bytes: u64| advance(&bar, done, bytes);
     let squeezed;
@@ -1396,12 +1437,12 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
 }
 
 /// The options of a run from the common flags.
-fn run_options(c: &Common, backend: Backend, reason: String) -> RunOptions {
+fn run_options(c: &Common, part: Part, backend: Backend, reason: String) -> RunOptions {
     let mut options = RunOptions {
         backend,
         device_reason: Some(reason),
         overwrite: c.overwrite,
-        part: c.part.unwrap_or(Part::ALL),
+        part,
         ..RunOptions::default()
     };
     if let Some(t) = c.threads {
@@ -1426,6 +1467,7 @@ fn device_of(c: &Common) -> Device {
 /// down, exactly as one run of that chain would give it (no level is read back).
 fn pyramid(p: &PyramidArgs) -> haloflow::Result<()> {
     let c = &p.common;
+    let part = part_of(c)?;
     let bad = |message: String| haloflow::Error::InvalidParameter {
         op: "pyramid",
         message,
@@ -1555,7 +1597,7 @@ fn pyramid(p: &PyramidArgs) -> haloflow::Result<()> {
         Some(kind.get_name()),
     )?;
 
-    let options = run_options(c, backend, reason);
+    let options = run_options(c, part, backend, reason);
     let total: usize = plans
         .iter()
         .map(|pl| options.part.jobs(pl.num_jobs()).len())

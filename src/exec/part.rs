@@ -37,6 +37,102 @@ impl Part {
     }
 }
 
+impl Part {
+    /// The part a scheduler's array task runs (`--part auto`), from its environment
+    /// (`var` reads a variable), and which variables said so:
+    /// - SLURM: `SLURM_ARRAY_TASK_ID`, counted from `SLURM_ARRAY_TASK_MIN` (0 if
+    ///   unset) in steps of `SLURM_ARRAY_TASK_STEP` (1), of `SLURM_ARRAY_TASK_COUNT`
+    ///   tasks (else `(MAX - MIN) / STEP + 1`);
+    /// - SGE: `SGE_TASK_ID` from `SGE_TASK_FIRST` to `SGE_TASK_LAST` in steps of
+    ///   `SGE_TASK_STEPSIZE`;
+    /// - Kubernetes indexed jobs: `JOB_COMPLETION_INDEX`, of `count` tasks (which
+    ///   Kubernetes does not tell: `--part auto/N`).
+    ///
+    /// A `count` given with SLURM or SGE must agree with theirs.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] if no scheduler variable is set, one is not a
+    /// number, or the part is out of range.
+    pub fn from_environment(
+        var: impl Fn(&str) -> Option<String>,
+        count: Option<usize>,
+    ) -> Result<(Part, String)> {
+        let bad = |message: String| Error::InvalidParameter {
+            op: "part",
+            message,
+        };
+        let number = |name: &str| -> Result<Option<usize>> {
+            match var(name) {
+                None => Ok(None),
+                Some(v) if v.trim() == "undefined" => Ok(None),
+                Some(v) => v
+                    .trim()
+                    .parse::<usize>()
+                    .map(Some)
+                    .map_err(|_| bad(format!("{name}={v} is not a task number"))),
+            }
+        };
+        let (index, found, how) = if let Some(id) = number("SLURM_ARRAY_TASK_ID")? {
+            let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+            let step = number("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1).max(1);
+            let found = match (
+                number("SLURM_ARRAY_TASK_COUNT")?,
+                number("SLURM_ARRAY_TASK_MAX")?,
+            ) {
+                (Some(n), _) => Some(n),
+                (None, Some(max)) => Some(max.saturating_sub(min) / step + 1),
+                (None, None) => None,
+            };
+            let index = id.checked_sub(min).ok_or_else(|| {
+                bad(format!(
+                    "SLURM_ARRAY_TASK_ID={id} is below SLURM_ARRAY_TASK_MIN={min}"
+                ))
+            })? / step;
+            (
+                index,
+                found,
+                format!("SLURM_ARRAY_TASK_ID={id} (min {min}, step {step})"),
+            )
+        } else if let Some(id) = number("SGE_TASK_ID")? {
+            let first = number("SGE_TASK_FIRST")?.unwrap_or(1);
+            let step = number("SGE_TASK_STEPSIZE")?.unwrap_or(1).max(1);
+            let found = number("SGE_TASK_LAST")?.map(|last| last.saturating_sub(first) / step + 1);
+            let index = id
+                .checked_sub(first)
+                .ok_or_else(|| bad(format!("SGE_TASK_ID={id} is below SGE_TASK_FIRST={first}")))?
+                / step;
+            (
+                index,
+                found,
+                format!("SGE_TASK_ID={id} (first {first}, step {step})"),
+            )
+        } else if let Some(id) = number("JOB_COMPLETION_INDEX")? {
+            (id, None, format!("JOB_COMPLETION_INDEX={id}"))
+        } else {
+            return Err(bad(
+                "--part auto found no array task: none of SLURM_ARRAY_TASK_ID, SGE_TASK_ID or \
+                 JOB_COMPLETION_INDEX is set"
+                    .into(),
+            ));
+        };
+        let total = match (found, count) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(bad(format!(
+                    "the scheduler runs {a} tasks ({how}), but --part auto/{b} says {b}"
+                )));
+            }
+            (Some(n), _) | (None, Some(n)) => n,
+            (None, None) => {
+                return Err(bad(format!(
+                    "{how} gives no task count: give it with --part auto/N"
+                )));
+            }
+        };
+        let part = Part::new(index, total)?;
+        Ok((part, format!("{how}, {total} tasks")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +143,56 @@ mod tests {
         assert_eq!(parts, vec![0..3, 3..6, 6..10]);
         assert!(Part::new(3, 3).is_err());
         assert!(Part::new(0, 0).is_err());
+    }
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn parts_come_from_the_schedulers_environment() {
+        let slurm = [
+            ("SLURM_ARRAY_TASK_ID", "5"),
+            ("SLURM_ARRAY_TASK_COUNT", "8"),
+        ];
+        assert_eq!(
+            Part::from_environment(env(&slurm), None).unwrap().0,
+            Part::new(5, 8).unwrap()
+        );
+        // --array=1-16:5 runs tasks 1, 6, 11, 16.
+        let stepped = [
+            ("SLURM_ARRAY_TASK_ID", "11"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("SLURM_ARRAY_TASK_MAX", "16"),
+            ("SLURM_ARRAY_TASK_STEP", "5"),
+        ];
+        assert_eq!(
+            Part::from_environment(env(&stepped), None).unwrap().0,
+            Part::new(2, 4).unwrap()
+        );
+        let sge = [
+            ("SGE_TASK_ID", "3"),
+            ("SGE_TASK_FIRST", "1"),
+            ("SGE_TASK_LAST", "4"),
+        ];
+        assert_eq!(
+            Part::from_environment(env(&sge), None).unwrap().0,
+            Part::new(2, 4).unwrap()
+        );
+        let k8s = [("JOB_COMPLETION_INDEX", "2")];
+        assert_eq!(
+            Part::from_environment(env(&k8s), Some(3)).unwrap().0,
+            Part::new(2, 3).unwrap()
+        );
+        assert!(Part::from_environment(env(&k8s), None).is_err());
+        assert!(Part::from_environment(env(&slurm), Some(4)).is_err());
+        assert!(Part::from_environment(env(&[("SGE_TASK_ID", "undefined")]), Some(2)).is_err());
+        assert!(Part::from_environment(env(&[]), Some(2)).is_err());
+        assert!(Part::from_environment(env(&[("SLURM_ARRAY_TASK_ID", "x")]), None).is_err());
     }
 }

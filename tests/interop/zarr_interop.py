@@ -694,7 +694,27 @@ def parts(bin_, tmp):
     errs = [p.communicate()[1] for p in procs]
     check(all(p.returncode == 0 for p in procs), f"parts: a part failed: {errs}")
     check(tree_bytes(dst) == tree_bytes(one), "parts: three parts differ from one run")
-    print("parts: 3 concurrent parts == one run", flush=True)
+    # --part auto: the parts of a SLURM array (--array=1-3) and an SGE one (-t 2-6:2),
+    # as their schedulers set the environment.
+    envs = {
+        "slurm": [{"SLURM_ARRAY_TASK_ID": str(t), "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": "3"}
+                  for t in (1, 2, 3)],
+        "sge": [{"SGE_TASK_ID": str(t), "SGE_TASK_FIRST": "2", "SGE_TASK_LAST": "6", "SGE_TASK_STEPSIZE": "2"}
+                for t in (2, 4, 6)],
+    }
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SGE_", "JOB_COMPLETION"))}
+    for name, tasks in envs.items():
+        dst = os.path.join(tmp, f"part-auto-{name}.zarr")
+        for i, env in enumerate(tasks):
+            run = subprocess.run([bin_, *[dst if a is None else a for a in base if a != "--quiet"], "--part", "auto"],
+                                 capture_output=True, text=True, env={**clean, **env})
+            check(run.returncode == 0 and f"part {i}/3" in run.stderr, f"parts: auto {name} task {i}: {run.stderr}")
+        check(tree_bytes(dst) == tree_bytes(one), f"parts: --part auto ({name}) differs from one run")
+    run = subprocess.run([bin_, *[os.path.join(tmp, "part-none.zarr") if a is None else a for a in base],
+                          "--part", "auto"], capture_output=True, text=True, env=clean)
+    check(run.returncode != 0 and "no array task" in run.stderr and not os.path.exists(os.path.join(tmp, "part-none.zarr")),
+          f"parts: --part auto outside a scheduler: {run.returncode} {run.stderr}")
+    print("parts: 3 concurrent parts == one run; --part auto from SLURM and SGE variables too", flush=True)
 
 
 def memory(bin_, tmp):
