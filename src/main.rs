@@ -1868,7 +1868,12 @@ mod tests {
         assert_eq!(parse_size("1000").unwrap(), 1000);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("-1G").is_err());
-        assert_eq!(parse_part("2/3").unwrap(), Part::new(2, 3).unwrap());
+        assert!(
+            matches!(parse_part("2/3"), Ok(PartArg::Fixed(p)) if p == Part::new(2, 3).unwrap())
+        );
+        assert!(matches!(parse_part("auto"), Ok(PartArg::Auto(None))));
+        assert!(matches!(parse_part("auto/4"), Ok(PartArg::Auto(Some(4)))));
+        assert!(parse_part("auto/x").is_err());
         assert!(parse_part("3/3").is_err());
         assert!(parse_part("1").is_err());
         assert_eq!(parse_compression("none").unwrap(), Compression::None);
