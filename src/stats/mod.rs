@@ -5,7 +5,9 @@
 //!
 //! The array is visited block by block (a Zarr input's chunks, in parallel; an
 //! in-memory array's slabs), each block's share merged into per-group accumulators,
-//! so memory stays at a block per worker plus the accumulators.
+//! so memory stays at a block per worker plus the accumulators, and the decoded chunks
+//! a Zarr input keeps for later passes (up to
+//! [`StatsOptions::keep_decoded`](compute::StatsOptions::keep_decoded)).
 //!
 //! **Percentiles are exact**, by radix selection on order-preserving keys
 //! (`stats/keys.rs`): the first pass counts the top 16 bits of every key; the bucket that
@@ -14,9 +16,9 @@
 //! first pass's counts are the full histogram), 32-bit types in two, float64 in up to
 //! four. NaNs are counted and left out, as `np.nanpercentile` does.
 //!
-//! Moments are summed in f64 per block (the block's mean first, then the squared
-//! deviations from it) and merged with Chan's formulas, so they do not lose precision
-//! to cancellation; numpy's float32 mean sums in float32, so the two agree to float32
+//! Moments are summed in f64 per block, as sums of `x - x0` and their squares (`x0` the
+//! block's first value, so that the variance does not cancel), and merged with Chan's
+//! formulas; numpy's float32 mean sums in float32, so the two agree to float32
 //! rounding, not bitwise.
 
 pub(crate) mod compute;
