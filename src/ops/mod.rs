@@ -416,19 +416,8 @@ impl Op {
                 mode,
                 cval,
                 truncate,
-            } => {
-                let sigma = per_axis("sigma", sigma, ndim)?;
-                if let Some(s) = sigma.iter().find(|s| !(s.is_finite() && **s >= 0.0)) {
-                    return Err(invalid(format!("sigma must be finite and >= 0, got {s}")));
-                }
-                if !(truncate.is_finite() && *truncate >= 0.0) {
-                    return Err(invalid(format!(
-                        "truncate must be finite and >= 0, got {truncate}"
-                    )));
-                }
-                Ok(gaussian::stages(&sigma, *truncate, *mode, *cval as f32))
             }
-            Op::GaussianLaplace {
+            | Op::GaussianLaplace {
                 sigma,
                 mode,
                 cval,
@@ -449,14 +438,14 @@ impl Op {
                         "truncate must be finite and >= 0, got {truncate}"
                     )));
                 }
-                let magnitude = matches!(self, Op::GaussianGradientMagnitude { .. });
-                Ok(gaussian::derivative_stages(
-                    &sigma,
-                    *truncate,
-                    *mode,
-                    *cval as f32,
-                    magnitude,
-                ))
+                let (mode, cval) = (*mode, *cval as f32);
+                Ok(match self {
+                    Op::Gaussian { .. } => gaussian::stages(&sigma, *truncate, mode, cval),
+                    _ => {
+                        let magnitude = matches!(self, Op::GaussianGradientMagnitude { .. });
+                        gaussian::derivative_stages(&sigma, *truncate, mode, cval, magnitude)
+                    }
+                })
             }
             Op::Convolve { kernel, mode, cval } => {
                 Ok(vec![kernel.stage(ndim, *mode, *cval as f32)?])
@@ -483,28 +472,40 @@ impl Op {
                 footprint,
                 mode,
                 cval,
-            } => rank::stages(
-                self.name(),
-                Statistic::Median,
+            }
+            | Op::Percentile {
                 size,
-                footprint.as_ref(),
-                *mode,
-                *cval,
-                ndim,
-            ),
-            Op::Percentile {
-                percentile,
+                footprint,
+                mode,
+                cval,
+                ..
+            }
+            | Op::Minimum {
+                size,
+                footprint,
+                mode,
+                cval,
+            }
+            | Op::Maximum {
                 size,
                 footprint,
                 mode,
                 cval,
             } => {
-                if percentile.is_nan() {
-                    return Err(invalid("the percentile is NaN".into()));
-                }
+                let statistic = match self {
+                    Op::Median { .. } => Statistic::Median,
+                    Op::Percentile { percentile, .. } => {
+                        if percentile.is_nan() {
+                            return Err(invalid("the percentile is NaN".into()));
+                        }
+                        Statistic::Percentile(*percentile)
+                    }
+                    Op::Minimum { .. } => Statistic::Minimum,
+                    _ => Statistic::Maximum,
+                };
                 rank::stages(
                     self.name(),
-                    Statistic::Percentile(*percentile),
+                    statistic,
                     size,
                     footprint.as_ref(),
                     *mode,
@@ -512,34 +513,6 @@ impl Op {
                     ndim,
                 )
             }
-            Op::Minimum {
-                size,
-                footprint,
-                mode,
-                cval,
-            } => rank::stages(
-                self.name(),
-                Statistic::Minimum,
-                size,
-                footprint.as_ref(),
-                *mode,
-                *cval,
-                ndim,
-            ),
-            Op::Maximum {
-                size,
-                footprint,
-                mode,
-                cval,
-            } => rank::stages(
-                self.name(),
-                Statistic::Maximum,
-                size,
-                footprint.as_ref(),
-                *mode,
-                *cval,
-                ndim,
-            ),
             Op::ThresholdOtsu {} | Op::ThresholdPercentile { .. } => Err(invalid(
                 "the threshold comes from the input's statistics, computed before the op runs \
                  (Pipeline::resolve)"
