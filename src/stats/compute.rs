@@ -121,6 +121,30 @@ struct MemorySource<'a, 'b> {
     slab: usize,
 }
 
+impl<'a, 'b> MemorySource<'a, 'b> {
+    /// `array` in slabs of about 2^20 elements along axis 0.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for an array that is empty or not in standard (C) layout.
+    fn new(array: &'a ArrayViewAny<'b>) -> Result<Self> {
+        let shape = array.shape().to_vec();
+        if !match_any!(array, ArrayViewAny, a => a.is_standard_layout())
+            || shape.is_empty()
+            || shape.contains(&0)
+        {
+            return Err(Error::Shape(format!(
+                "statistics need a non-empty C-contiguous array, got shape {shape:?}"
+            )));
+        }
+        let plane: usize = shape[1..].iter().product::<usize>().max(1);
+        Ok(MemorySource {
+            view: array,
+            slab: (1usize << 20).div_ceil(plane).max(1),
+            shape,
+        })
+    }
+}
+
 impl Source for MemorySource<'_, '_> {
     fn shape(&self) -> &[usize] {
         &self.shape
@@ -147,24 +171,10 @@ impl Source for MemorySource<'_, '_> {
 /// The statistics of an in-memory array (slabs along axis 0 on every core).
 ///
 /// # Errors
-/// As [`statistics`](super::statistics); [`Error::Shape`] for an array that is not in standard (C)
-/// layout.
+/// As [`statistics`](super::statistics); [`Error::Shape`] for an array that is empty
+/// or not in standard (C) layout.
 pub fn statistics_of(array: &ArrayViewAny<'_>, options: &StatsOptions) -> Result<Statistics> {
-    let shape = array.shape().to_vec();
-    if !match_any!(array, ArrayViewAny, a => a.is_standard_layout()) {
-        return Err(Error::Shape("statistics need a C-contiguous array".into()));
-    }
-    if shape.is_empty() || shape.contains(&0) {
-        return Err(Error::Shape(format!(
-            "no elements in an array of shape {shape:?}"
-        )));
-    }
-    let plane: usize = shape[1..].iter().product::<usize>().max(1);
-    let source = MemorySource {
-        view: array,
-        slab: (1usize << 20).div_ceil(plane).max(1),
-        shape,
-    };
+    let source = MemorySource::new(array)?;
     run(&source, options, rayon::current_num_threads())
 }
 
@@ -231,6 +241,10 @@ struct Target {
     known: u32,
     within: u64,
 }
+
+/// A block's share of a refining pass for one group: per prefix being refined, the
+/// counts of the next digits; and the histogram's counts.
+type Refined = (Vec<Vec<u64>>, Vec<u64>);
 
 /// A group's histogram of the bins asked for: counts, and each bin's centre.
 type Binned = (Vec<u64>, Vec<f64>);
@@ -331,25 +345,20 @@ fn typed<T: Keyed + BlockElement>(
         let block = block.typed::<T>();
         // Per group met in this block: its moments and its counts (u32: a block holds
         // fewer than 2^32 elements; half the cache lines of u64 counts).
-        let mut local: Vec<(usize, Moments, Vec<u32>)> = Vec::new();
+        let mut local: Vec<(usize, (Moments, Vec<u32>))> = Vec::new();
         for_each_segment(block, options.axis, |g, seg| {
-            let slot = match local.iter().position(|(h, _, _)| *h == g) {
-                Some(s) => s,
-                None => {
-                    let digits = if want_digits {
-                        vec![0u32; 1 << d0]
-                    } else {
-                        Vec::new()
-                    };
-                    local.push((g, Moments::new(), digits));
-                    local.len() - 1
-                }
-            };
-            let (_, m, digits) = &mut local[slot];
+            let (m, digits) = slot(&mut local, g, || {
+                let digits = if want_digits {
+                    vec![0u32; 1 << d0]
+                } else {
+                    Vec::new()
+                };
+                (Moments::new(), digits)
+            });
             m.merge(&segment_moments(seg, digits, shift0));
         });
         let mut all = shared.lock().unwrap_or_else(|p| p.into_inner());
-        for (g, m, digits) in local {
+        for (g, (m, digits)) in local {
             all[g].moments.merge(&m);
             for (a, &b) in all[g].digits.iter_mut().zip(&digits) {
                 *a += u64::from(b);
@@ -453,7 +462,7 @@ fn typed<T: Keyed + BlockElement>(
         let counting = Mutex::new(
             prefixes
                 .iter()
-                .map(|p| vec![vec![0u64; if step > 0 { 1 << step } else { 0 }]; p.len()])
+                .map(|p| vec![vec![0u64; 1 << step]; p.len()])
                 .collect::<Vec<_>>(),
         );
         let histograms = Mutex::new(state.iter().map(|g| g.counts.clone()).collect::<Vec<_>>());
@@ -462,18 +471,15 @@ fn typed<T: Keyed + BlockElement>(
         for_each_job(workers, jobs, |i| {
             let block = source.block(i)?;
             let block = block.typed::<T>();
-            let mut local: Vec<(usize, Vec<Vec<u64>>, Vec<u64>)> = Vec::new();
+            // Per group met in this block: the counts below each prefix, and the bins.
+            let mut local: Vec<(usize, Refined)> = Vec::new();
             for_each_segment(block, options.axis, |g, seg| {
-                let slot = match local.iter().position(|(h, _, _)| *h == g) {
-                    Some(s) => s,
-                    None => {
-                        let c = vec![vec![0u64; 1 << step]; prefixes[g].len()];
-                        let h = vec![0u64; view[g].counts.len()];
-                        local.push((g, c, h));
-                        local.len() - 1
-                    }
-                };
-                let (_, counts, hist) = &mut local[slot];
+                let (counts, hist) = slot(&mut local, g, || {
+                    (
+                        vec![vec![0u64; 1 << step]; prefixes[g].len()],
+                        vec![0u64; view[g].counts.len()],
+                    )
+                });
                 let shift_known = T::BITS - known;
                 let shift_digit = shift_known - step;
                 let mask = (1u64 << step) - 1;
@@ -499,7 +505,7 @@ fn typed<T: Keyed + BlockElement>(
             });
             let mut all = counting.lock().unwrap_or_else(|p| p.into_inner());
             let mut hists = histograms.lock().unwrap_or_else(|p| p.into_inner());
-            for (g, counts, hist) in local {
+            for (g, (counts, hist)) in local {
                 for (a, b) in all[g].iter_mut().zip(&counts) {
                     for (x, y) in a.iter_mut().zip(b) {
                         *x += y;
@@ -556,6 +562,19 @@ fn typed<T: Keyed + BlockElement>(
         },
         binned_out,
     ))
+}
+
+/// The accumulators of group `g` among a block's `local` ones, made by `make` the first
+/// time the block meets the group.
+fn slot<S>(local: &mut Vec<(usize, S)>, g: usize, make: impl FnOnce() -> S) -> &mut S {
+    let i = match local.iter().position(|(h, _)| *h == g) {
+        Some(i) => i,
+        None => {
+            local.push((g, make()));
+            local.len() - 1
+        }
+    };
+    &mut local[i].1
 }
 
 /// Calls `f(group, values)` for every run of a block's values that belong to one group:
@@ -801,21 +820,7 @@ fn summary<T: Keyed>(g: &Group, options: &StatsOptions, index: Option<usize>) ->
 /// # Errors
 /// As [`otsu`](super::otsu).
 pub fn otsu_of(array: &ArrayViewAny<'_>) -> Result<f64> {
-    let shape = array.shape().to_vec();
-    if !match_any!(array, ArrayViewAny, a => a.is_standard_layout())
-        || shape.is_empty()
-        || shape.contains(&0)
-    {
-        return Err(Error::Shape(
-            "Otsu's threshold needs a non-empty C-contiguous array".into(),
-        ));
-    }
-    let plane: usize = shape[1..].iter().product::<usize>().max(1);
-    let source = MemorySource {
-        view: array,
-        slab: (1usize << 20).div_ceil(plane).max(1),
-        shape,
-    };
+    let source = MemorySource::new(array)?;
     otsu_of_source(&source, rayon::current_num_threads())
 }
 
@@ -904,21 +909,7 @@ pub fn resolve_of(
     if pipeline.needs()?.is_none() {
         return Ok((pipeline.clone(), None));
     }
-    let shape = array.shape().to_vec();
-    if !match_any!(array, ArrayViewAny, a => a.is_standard_layout())
-        || shape.is_empty()
-        || shape.contains(&0)
-    {
-        return Err(Error::Shape(
-            "statistics need a non-empty C-contiguous array".into(),
-        ));
-    }
-    let plane: usize = shape[1..].iter().product::<usize>().max(1);
-    let source = MemorySource {
-        view: array,
-        slab: (1usize << 20).div_ceil(plane).max(1),
-        shape,
-    };
+    let source = MemorySource::new(array)?;
     resolve_source(pipeline, &source, rayon::current_num_threads())
 }
 

@@ -55,8 +55,10 @@ impl<'a> ZarrSource<'a> {
     /// `input`'s chunks, keeping up to `budget` bytes of them decoded.
     fn new(input: &'a Input, budget: u64) -> Self {
         let grid = input.grid();
+        // A slot per chunk only where chunks are to be kept.
+        let slots = if budget > 0 { grid.num_chunks() } else { 0 };
         ZarrSource {
-            kept: (0..grid.num_chunks()).map(|_| OnceLock::new()).collect(),
+            kept: (0..slots).map(|_| OnceLock::new()).collect(),
             input,
             grid,
             used: AtomicU64::new(0),
@@ -83,16 +85,20 @@ impl Source for ZarrSource<'_> {
         self.grid.num_chunks()
     }
     fn block(&self, i: usize) -> Result<BlockAny<'_>> {
-        if let Some(b) = self.kept[i].get() {
+        let slot = self.kept.get(i);
+        if let Some(b) = slot.and_then(OnceLock::get) {
             return Ok(borrowed(b));
         }
         let index = unravel(i, &self.grid.grid_shape());
         let b = self.input.read_region(&self.grid.chunk_region(&index))?;
+        let Some(slot) = slot else {
+            return Ok(b);
+        };
         let bytes =
             (b.sets().iter().map(AxisSet::len).product::<usize>() * b.dtype().size()) as u64;
         if self.used.fetch_add(bytes, Ordering::Relaxed) + bytes <= self.budget {
-            let _ = self.kept[i].set(b);
-            return Ok(borrowed(self.kept[i].get().expect("just set")));
+            let _ = slot.set(b);
+            return Ok(borrowed(slot.get().expect("just set")));
         }
         self.used.fetch_sub(bytes, Ordering::Relaxed);
         Ok(b)
@@ -140,6 +146,9 @@ pub fn resolve(
     threads: usize,
     keep_decoded: u64,
 ) -> Result<(Pipeline, Option<serde_json::Value>)> {
+    if pipeline.needs()?.is_none() {
+        return Ok((pipeline.clone(), None));
+    }
     let source = ZarrSource::new(input, keep_decoded);
     resolve_source(pipeline, &source, threads)
 }
