@@ -1355,21 +1355,7 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
     }
     // A threshold or normalisation from the input's statistics: computed first, and
     // recorded with the pipeline.
-    let statistics = if pipeline.needs()?.is_some() {
-        let threads = c
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        // Decoded chunks kept between the statistics' passes: half the memory limit.
-        let keep = c
-            .memory_limit
-            .unwrap_or_else(haloflow::exec::default_memory_limit)
-            / 2;
-        let (resolved, record) = haloflow::stats::resolve(&pipeline, &input, threads, keep)?;
-        pipeline = resolved;
-        record
-    } else {
-        None
-    };
+    let (pipeline, statistics) = resolve_statistics(&pipeline, &input, c.threads, c.memory_limit)?;
     let plan = plan_for(&pipeline, &input, &c.chunks)?;
     // Before anything is created: a missing GPU must leave no output behind.
     let (backend, reason) =
@@ -1434,6 +1420,22 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
     let mut report = exec::run(&plan, &input, sink, &options, Some(&on_progress))?;
     report.statistics = statistics;
     finish(c, bar, &report, &r.output, "")
+}
+
+/// `pipeline` with the statistics of `input` that its first op needs filled in (none:
+/// as it is), computed with `threads` readers (default: every core) keeping half of
+/// `memory_limit` (default: the runs') of decoded chunks between passes; and the
+/// values used.
+fn resolve_statistics(
+    pipeline: &Pipeline,
+    input: &Input,
+    threads: Option<usize>,
+    memory_limit: Option<u64>,
+) -> haloflow::Result<(Pipeline, Option<serde_json::Value>)> {
+    let defaults = RunOptions::default();
+    let threads = threads.unwrap_or(defaults.threads);
+    let keep = memory_limit.unwrap_or(defaults.memory_limit) / 2;
+    haloflow::stats::resolve(pipeline, input, threads, keep)
 }
 
 /// The options of a run from the common flags.
@@ -1745,9 +1747,7 @@ fn stats(a: &StatsArgs) -> haloflow::Result<()> {
         percentiles: a.percentiles.clone(),
         keep_decoded: a.keep_decoded << 20,
     };
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = a.threads.unwrap_or(RunOptions::default().threads);
     let started = std::time::Instant::now();
     let s = haloflow::stats::statistics(&input, &options, threads)?;
     let json = serde_json::to_string_pretty(&s).expect("serialises");
@@ -1812,17 +1812,12 @@ fn info(a: &InfoArgs) -> haloflow::Result<()> {
     println!("{}", input.describe());
     if a.chain.pipeline.is_some() || !a.chain.chain.is_empty() {
         let space = image.as_ref().map(|(i, l)| Space::of(i, *l));
-        let mut pipeline = a.chain.pipeline(space)?;
-        if pipeline.needs()?.is_some() {
-            // A threshold or normalisation from statistics: computed, to plan the op
-            // the run would plan.
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let keep = haloflow::exec::default_memory_limit() / 2;
-            let (resolved, record) = haloflow::stats::resolve(&pipeline, &input, threads, keep)?;
-            if let Some(values) = record {
-                println!("statistics of the input: {values}");
-            }
-            pipeline = resolved;
+        // A threshold or normalisation from statistics: computed, to plan the op the
+        // run would plan.
+        let (pipeline, statistics) =
+            resolve_statistics(&a.chain.pipeline(space)?, &input, None, None)?;
+        if let Some(values) = statistics {
+            println!("statistics of the input: {values}");
         }
         let plan = plan_for(&pipeline, &input, &a.chunks)?;
         let (out_shape, out_dtype, chunk) = (

@@ -72,40 +72,51 @@ impl Part {
                     .map_err(|_| bad(format!("{name}={v} is not a task number"))),
             }
         };
-        let (index, found, how) = if let Some(id) = number("SLURM_ARRAY_TASK_ID")? {
-            let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-            let step = number("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1).max(1);
-            let found = match (
-                number("SLURM_ARRAY_TASK_COUNT")?,
-                number("SLURM_ARRAY_TASK_MAX")?,
-            ) {
-                (Some(n), _) => Some(n),
-                (None, Some(max)) => Some(max.saturating_sub(min) / step + 1),
-                (None, None) => None,
+        // The array task `id_var` names, if set: its tasks run from `first_var`
+        // (`first` if unset) in steps of `step_var`, up to `last_var`, or `count_var`
+        // of them. (index, task count if known, description).
+        let task = |id_var: &str,
+                    first_var: &str,
+                    first: usize,
+                    step_var: &str,
+                    last_var: &str,
+                    count_var: Option<&str>| {
+            let Some(id) = number(id_var)? else {
+                return Ok::<_, Error>(None);
             };
-            let index = id.checked_sub(min).ok_or_else(|| {
-                bad(format!(
-                    "SLURM_ARRAY_TASK_ID={id} is below SLURM_ARRAY_TASK_MIN={min}"
-                ))
-            })? / step;
-            (
-                index,
-                found,
-                format!("SLURM_ARRAY_TASK_ID={id} (min {min}, step {step})"),
-            )
-        } else if let Some(id) = number("SGE_TASK_ID")? {
-            let first = number("SGE_TASK_FIRST")?.unwrap_or(1);
-            let step = number("SGE_TASK_STEPSIZE")?.unwrap_or(1).max(1);
-            let found = number("SGE_TASK_LAST")?.map(|last| last.saturating_sub(first) / step + 1);
+            let first = number(first_var)?.unwrap_or(first);
+            let step = number(step_var)?.unwrap_or(1).max(1);
             let index = id
                 .checked_sub(first)
-                .ok_or_else(|| bad(format!("SGE_TASK_ID={id} is below SGE_TASK_FIRST={first}")))?
+                .ok_or_else(|| bad(format!("{id_var}={id} is below {first_var}={first}")))?
                 / step;
-            (
-                index,
-                found,
-                format!("SGE_TASK_ID={id} (first {first}, step {step})"),
-            )
+            let count = match count_var {
+                Some(v) => number(v)?,
+                None => None,
+            };
+            let found = count.or(number(last_var)?.map(|l| l.saturating_sub(first) / step + 1));
+            let how = format!("{id_var}={id} ({first_var} {first}, step {step})");
+            Ok(Some((index, found, how)))
+        };
+        let slurm = task(
+            "SLURM_ARRAY_TASK_ID",
+            "SLURM_ARRAY_TASK_MIN",
+            0,
+            "SLURM_ARRAY_TASK_STEP",
+            "SLURM_ARRAY_TASK_MAX",
+            Some("SLURM_ARRAY_TASK_COUNT"),
+        )?;
+        let (index, found, how) = if let Some(t) = slurm {
+            t
+        } else if let Some(t) = task(
+            "SGE_TASK_ID",
+            "SGE_TASK_FIRST",
+            1,
+            "SGE_TASK_STEPSIZE",
+            "SGE_TASK_LAST",
+            None,
+        )? {
+            t
         } else if let Some(id) = number("JOB_COMPLETION_INDEX")? {
             (id, None, format!("JOB_COMPLETION_INDEX={id}"))
         } else {
