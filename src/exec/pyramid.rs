@@ -157,15 +157,7 @@ impl Pyramid<'_> {
         threads: usize,
         send: &std::sync::mpsc::SyncSender<(Region, BlockAny<'static>)>,
     ) -> Result<BlockAny<'static>> {
-        let c = self.chunks[0][0].max(1);
-        let (start, end) = (region.start[0], region.start[0] + region.shape[0]);
-        let mut cuts = vec![start];
-        let mut at = (start / c + 1) * c;
-        while at < end {
-            cuts.push(at);
-            at += c;
-        }
-        cuts.push(end);
+        let cuts = chunk_cuts(region, 0, self.chunks[0][0]);
         with_dtype!(self.source.dtype(), T => {
             let mut data = zeroed::<T>(region.len());
             for w in cuts.windows(2) {
@@ -325,15 +317,7 @@ fn read_parallel(
     if spans[axis] <= 1 {
         return source.read_region(region);
     }
-    let c = chunk[axis].max(1);
-    let (start, end) = (region.start[axis], region.start[axis] + region.shape[axis]);
-    let mut cuts = vec![start];
-    let mut at = (start / c + 1) * c;
-    while at < end {
-        cuts.push(at);
-        at += c;
-    }
-    cuts.push(end);
+    let cuts = chunk_cuts(region, axis, chunk[axis]);
     let parts: Vec<Region> = cuts
         .windows(2)
         .map(|w| {
@@ -400,4 +384,19 @@ fn compute(
         }
         Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any())
     })
+}
+
+/// The region's bounds on `axis` cut at every multiple of `chunk` between them: its
+/// start, each chunk boundary inside it, its end.
+fn chunk_cuts(region: &Region, axis: usize, chunk: usize) -> Vec<usize> {
+    let c = chunk.max(1);
+    let (start, end) = (region.start[axis], region.start[axis] + region.shape[axis]);
+    let mut cuts = vec![start];
+    let mut at = (start / c + 1) * c;
+    while at < end {
+        cuts.push(at);
+        at += c;
+    }
+    cuts.push(end);
+    cuts
 }

@@ -34,6 +34,15 @@ use crate::plan::Plan;
 use crate::region::AxisSet;
 use crate::stage::{ProjectMethod, Rank, Stage, Stencil};
 
+/// `st` with leading axes of extent 1 up to five axes.
+fn padded(st: &Stencil) -> Stencil {
+    Stencil {
+        shape: pad(&st.shape, 1),
+        centre: pad(&st.centre, 0),
+        ..st.clone()
+    }
+}
+
 /// The kernel launch for device stage `k`, reading elements of `input` over `sets[k]`;
 /// every per-axis quantity is padded to five axes.
 fn dispatch(plan: &Plan, k: usize, input: DType, sets: &[Vec<AxisSet>]) -> Dispatch {
@@ -45,14 +54,7 @@ fn dispatch(plan: &Plan, k: usize, input: DType, sets: &[Vec<AxisSet>]) -> Dispa
         Stage::Clip { min, max } => pointwise::clip(input, *min, *max, count),
         Stage::Cast(_) => pointwise::cast(count),
         Stage::Normalize { low, high, clip } => pointwise::normalize(*low, *high, *clip, count),
-        Stage::Stencil(st) => {
-            let st = Stencil {
-                shape: pad(&st.shape, 1),
-                centre: pad(&st.centre, 0),
-                ..st.clone()
-            };
-            stencil::stencil(&st, in_sets, out, in_shape)
-        }
+        Stage::Stencil(st) => stencil::stencil(&padded(st), in_sets, out, in_shape),
         Stage::Derivatives { .. } => unreachable!("sums of separable filters run on the host"),
         Stage::Project { axis, method } => pointwise::project(
             in_sets,
@@ -62,11 +64,7 @@ fn dispatch(plan: &Plan, k: usize, input: DType, sets: &[Vec<AxisSet>]) -> Dispa
         ),
         Stage::Rank(r) => {
             let r = Rank {
-                window: Stencil {
-                    shape: pad(&r.window.shape, 1),
-                    centre: pad(&r.window.centre, 0),
-                    ..r.window.clone()
-                },
+                window: padded(&r.window),
                 ..r.clone()
             };
             rank::rank(&r, in_sets, out, in_shape, input)
