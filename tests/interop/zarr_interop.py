@@ -315,6 +315,16 @@ def codecs(bin_, tmp):
     print(f"codecs: {len(readable)} codecs read, lzma refused", flush=True)
 
 
+def check_ome_valid(path, what):
+    """Checks that ome-zarr-models accepts the image group at path."""
+    from ome_zarr_models import open_ome_zarr
+
+    try:
+        open_ome_zarr(zarr.open_group(path, mode="r"))
+    except Exception as e:  # the validator's message says what is wrong
+        check(False, f"{what}: ome-zarr-models rejects it: {e}")
+
+
 def ome_multiscale(path):
     """(version, multiscales[0], omero) of an image group, as written."""
     g = zarr.open_group(path, mode="r")
@@ -343,7 +353,6 @@ def ome(bin_, tmp):
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Reader
     from ome_zarr.writer import write_image
-    from ome_zarr_models import open_ome_zarr
 
     rng = np.random.default_rng(5)
     images = [
@@ -415,10 +424,7 @@ def ome(bin_, tmp):
                 what = f"ome {name} {op} {' '.join(flags)} -> {version or 'same'}"
                 got_version, ms, got_omero = ome_multiscale(dst)
                 check(got_version == (version or fmt.version), f"{what}: NGFF {got_version}")
-                try:
-                    open_ome_zarr(zarr.open_group(dst, mode="r"))
-                except Exception as e:  # the validator's message says what is wrong
-                    check(False, f"{what}: ome-zarr-models rejects it: {e}")
+                check_ome_valid(dst, what)
                 node = list(Reader(parse_url(dst))())[0]
                 s, t = transforms(ms)
                 check(np.allclose(s, want_scale) and np.allclose(t, want_trans),
@@ -451,10 +457,7 @@ def ome(bin_, tmp):
             haloflow(bin_, "project", src, dst, "--axis", str(z), "--method", "max", "--ngff-version", version,
                      "--quiet", *DEVICE)
             what = f"ome {name} project z -> {version}"
-            try:
-                open_ome_zarr(zarr.open_group(dst, mode="r"))
-            except Exception as e:
-                check(False, f"{what}: ome-zarr-models rejects it: {e}")
+            check_ome_valid(dst, what)
             got_version, ms, got_omero = ome_multiscale(dst)
             s, t = transforms(ms)
             keep = [a for a in range(len(axes)) if a != z]
@@ -500,10 +503,7 @@ def ome(bin_, tmp):
             dst = os.path.join(tmp, f"ngff-zarr-out-{version}-{len(given)}.zarr")
             haloflow(bin_, "downsample", given, dst, "--factor", "2", "--quiet", *DEVICE)
             what = f"ngff-zarr {version} input {os.path.relpath(given, tmp)}"
-            try:
-                open_ome_zarr(zarr.open_group(dst, mode="r"))
-            except Exception as e:
-                check(False, f"{what}: ome-zarr-models rejects the output: {e}")
+            check_ome_valid(dst, what)
             got_version, ms, _ = ome_multiscale(dst)
             s, t = transforms(ms)
             level1 = given != src
@@ -520,10 +520,7 @@ def ome(bin_, tmp):
         dst = os.path.join(tmp, f"plain2d-{version}.zarr")
         haloflow(bin_, "downsample", src, dst, "--factor", "2", "--ome", "--axes", "y,x", "--scale", "0.5,0.25",
                  "--units", "micrometer,micrometer", "--ngff-version", version, "--quiet", *DEVICE)
-        try:
-            open_ome_zarr(zarr.open_group(dst, mode="r"))
-        except Exception as e:
-            check(False, f"--ome {version}: ome-zarr-models rejects it: {e}")
+        check_ome_valid(dst, f"--ome {version}")
         _, ms, _ = ome_multiscale(dst)
         s, t = transforms(ms)
         check(np.allclose(s, [1.0, 0.5]) and np.allclose(t, [0.25, 0.125]), f"--ome {version}: {s} {t}")
@@ -539,7 +536,6 @@ def pyramid(bin_, tmp):
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Reader
     from ome_zarr.writer import write_image
-    from ome_zarr_models import open_ome_zarr
 
     rng = np.random.default_rng(9)
     images = [
@@ -561,10 +557,7 @@ def pyramid(bin_, tmp):
             version, ms, _ = ome_multiscale(dst)
             check(version == fmt.version, f"{what}: NGFF {version}")
             check(len(ms["datasets"]) == 3 and ms["type"] == method, f"{what}: {len(ms['datasets'])} levels, {ms['type']}")
-            try:
-                open_ome_zarr(zarr.open_group(dst, mode="r"))
-            except Exception as e:
-                check(False, f"{what}: ome-zarr-models rejects it: {e}")
+            check_ome_valid(dst, what)
             node = list(Reader(parse_url(dst))())[0]
             check(len(node.data) == 3, f"{what}: ome-zarr-py reads {len(node.data)} levels")
             prev = zarr.open_array(os.path.join(dst, "0"), mode="r")[...]
