@@ -113,6 +113,14 @@ pub enum Error {
         /// What differs, or what is there instead of an array.
         reason: String,
     },
+    /// An output checked by [`verify`](crate::store::verify) lacks some of its chunks.
+    #[error("{}: incomplete: {missing} jobs not done", path.display())]
+    Incomplete {
+        /// The output checked.
+        path: PathBuf,
+        /// Chunks (shards) missing, over every array checked.
+        missing: usize,
+    },
 }
 
 /// Shorthand for `Result<T, haloflow::Error>`.

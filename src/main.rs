@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use haloflow::backend::{Backend, Device, Setting};
-use haloflow::exec::{self, Part, Report, RunOptions, Source};
+use haloflow::exec::{self, Part, Report, RunOptions, Sink, Source};
 use haloflow::store::{Axis, Compression, Input, NgffVersion, OmeImage, Output, OutputSpec};
 use haloflow::{Boundary, DType, DownMethod, Kernel, Op, Pipeline, Plan, ProjectMethod, UpMethod};
 
@@ -28,6 +28,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Op(OpCommand),
+    /// Show an array's shape, dtype, chunks and codecs, and the job plan of an op.
+    Info(InfoArgs),
+    /// Whole-array statistics: min, max, mean, std, NaN count, exact percentiles
+    /// (numpy's `linear`), a histogram; over the array or per index along an axis.
+    Stats(StatsArgs),
+    /// A multiscale pyramid of level 0 as an OME-Zarr image: each level the previous
+    /// one downsampled (mean, max, min, mode, stride, or gaussian smoothing first).
+    Pyramid(PyramidArgs),
+    /// Create an op's output (array metadata, OME-Zarr group) without computing it, and
+    /// print its jobs and the memory a task needs: `init gaussian IN OUT --sigma 2`
+    /// before an array job of `gaussian IN OUT --sigma 2 --part auto`.
+    Init(InitArgs),
+    /// Check that every job of an output (an array, or each level of an OME-Zarr
+    /// image) is done; exits non-zero if any is missing.
+    Verify(VerifyArgs),
+    /// List the GPU adapters wgpu sees (name, backend, type).
+    Devices,
+}
+
+/// The ops: each reads an input and writes an output (and `init` creates that output).
+#[derive(Subcommand)]
+enum OpCommand {
     /// `x > T` as uint8 0/1.
     Threshold(Run<ThresholdArgs>),
     /// `np.clip(x, LO, HI)`, dtype kept.
@@ -59,21 +83,29 @@ enum Command {
     Project(Run<ProjectArgs>),
     /// Enlarge by integer factors (nearest, linear).
     Upsample(Run<UpsampleArgs>),
-    /// Show an array's shape, dtype, chunks and codecs, and the job plan of an op.
-    Info(InfoArgs),
-    /// Whole-array statistics: min, max, mean, std, NaN count, exact percentiles
-    /// (numpy's `linear`), a histogram; over the array or per index along an axis.
-    Stats(StatsArgs),
     /// Re-encode, rechunk (--chunks) and cast (--dtype): no operation, the I/O ceiling.
     Copy(Run<CopyArgs>),
     /// A chain of ops in one pass, no intermediate array:
     /// `run IN OUT [FLAGS] gaussian --sigma 2 + threshold --above 100 + downsample --factor 2`.
     Run(Run<ChainArgs>),
-    /// A multiscale pyramid of level 0 as an OME-Zarr image: each level the previous
-    /// one downsampled (mean, max, min, mode, stride, or gaussian smoothing first).
-    Pyramid(PyramidArgs),
-    /// List the GPU adapters wgpu sees (name, backend, type).
-    Devices,
+}
+
+/// `init OP IN OUT [FLAGS]`.
+#[derive(Args)]
+struct InitArgs {
+    /// The op and its arguments, exactly as for the run itself.
+    #[command(subcommand)]
+    op: OpCommand,
+}
+
+/// `verify OUT`.
+#[derive(Args)]
+struct VerifyArgs {
+    /// The output: an array, or an OME-Zarr image (every level).
+    output: PathBuf,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `pyramid IN OUT`.
@@ -137,6 +169,12 @@ struct Common {
     /// Output chunk shape, one value or one per axis [default: the input's].
     #[arg(long, value_delimiter = ',')]
     chunks: Option<Vec<usize>>,
+    /// Write the output sharded (Zarr v3 `sharding_indexed`): the shard shape, one value
+    /// or one per axis, a whole number of chunks (e.g. `--chunks 64 --shards 256`).
+    /// A shard is one file, written whole by one job group: a part owns whole shards,
+    /// and a killed run resumes shard by shard.
+    #[arg(long, value_delimiter = ',')]
+    shards: Option<Vec<usize>>,
     /// Output dtype (round half to even, saturate) [default: the op's].
     #[arg(long)]
     dtype: Option<String>,
@@ -286,7 +324,7 @@ impl ChainArgs {
             (Some(path), true) => read_pipeline(path),
             (None, false) => {
                 let mut ops = Vec::new();
-                const COMMON: [&str; 12] = [
+                const COMMON: [&str; 13] = [
                     "--device",
                     "--adapter",
                     "--threads",
@@ -299,6 +337,7 @@ impl ChainArgs {
                     "--memory-limit",
                     "--quiet",
                     "--report",
+                    "--shards",
                 ];
                 if let Some(flag) = self.chain.iter().find(|w| {
                     COMMON.contains(&w.split('=').next().unwrap_or_default()) || *w == "-q"
@@ -1256,35 +1295,49 @@ fn main() -> ExitCode {
     // Before any thread starts: it may set an environment variable.
     haloflow::gpu::quiet_vulkan_loader();
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Threshold(r) => run(r),
-        Command::Clip(r) => run(r),
-        Command::Gaussian(r) => run(r),
-        Command::Convolve(r) => run(r),
-        Command::GaussianLaplace(r) => run(r),
-        Command::GaussianGradientMagnitude(r) => run(r),
-        Command::Uniform(r) => run(r),
-        Command::Normalize(r) => run(r),
-        Command::Median(r) => run(r),
-        Command::Percentile(r) => run(r),
-        Command::Minimum(r) => run(r),
-        Command::Maximum(r) => run(r),
-        Command::Downsample(r) => run(r),
-        Command::Project(r) => run(r),
-        Command::Upsample(r) => run(r),
-        Command::Info(a) => info(a),
-        Command::Stats(a) => stats(a),
-        Command::Copy(r) => run(r),
-        Command::Run(r) => run(r),
-        Command::Pyramid(p) => pyramid(p),
-        Command::Devices => devices(),
-    };
+    let result = dispatch(&cli.command);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("haloflow: error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs `command`.
+fn dispatch(command: &Command) -> haloflow::Result<()> {
+    match command {
+        Command::Op(op) => run_op(op, false),
+        Command::Init(i) => run_op(&i.op, true),
+        Command::Verify(v) => verify(v),
+        Command::Info(a) => info(a),
+        Command::Stats(a) => stats(a),
+        Command::Pyramid(p) => pyramid(p),
+        Command::Devices => devices(),
+    }
+}
+
+/// Runs an op, or with `init` only creates its output.
+fn run_op(op: &OpCommand, init: bool) -> haloflow::Result<()> {
+    match op {
+        OpCommand::Threshold(r) => run(r, init),
+        OpCommand::Clip(r) => run(r, init),
+        OpCommand::Gaussian(r) => run(r, init),
+        OpCommand::Convolve(r) => run(r, init),
+        OpCommand::GaussianLaplace(r) => run(r, init),
+        OpCommand::GaussianGradientMagnitude(r) => run(r, init),
+        OpCommand::Uniform(r) => run(r, init),
+        OpCommand::Normalize(r) => run(r, init),
+        OpCommand::Median(r) => run(r, init),
+        OpCommand::Percentile(r) => run(r, init),
+        OpCommand::Minimum(r) => run(r, init),
+        OpCommand::Maximum(r) => run(r, init),
+        OpCommand::Downsample(r) => run(r, init),
+        OpCommand::Project(r) => run(r, init),
+        OpCommand::Upsample(r) => run(r, init),
+        OpCommand::Copy(r) => run(r, init),
+        OpCommand::Run(r) => run(r, init),
     }
 }
 
@@ -1341,7 +1394,7 @@ fn plan_for(
     Plan::new(pipeline, input.shape(), input.dtype(), &chunk, &chunk)
 }
 
-fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
+fn run<A: Args + ToPipeline>(r: &Run<A>, init: bool) -> haloflow::Result<()> {
     let c = &r.common;
     // Before anything is created: a part that cannot be found leaves nothing behind.
     let part = part_of(c)?;
@@ -1398,14 +1451,18 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
         }
         None => r.output.clone(),
     };
+    if let Some(shards) = &c.shards {
+        spec = spec.with_shards(haloflow::ops::per_axis("shards", shards, out_shape.len())?);
+    }
     let output = Output::create(&array_path, &spec, c.overwrite)?;
     if let Some(image) = &ome {
         image.write_group(&r.output, &pipeline, None)?;
     }
 
     let options = run_options(c, part, backend, reason);
-    let bar = progress_bar(c, options.part.jobs(plan.num_jobs()).len());
-    let on_progress = |done: usize, bytes: u64| advance(&bar, done, bytes);
+    if init {
+        return print_init(&plan, &input, &output, &options, &r.output, dropped);
+    }
     let squeezed;
     let sink: &dyn exec::Sink = match dropped {
         Some(axis) => {
@@ -1417,9 +1474,115 @@ fn run<A: Args + ToPipeline>(r: &Run<A>) -> haloflow::Result<()> {
         }
         None => &output,
     };
+    let groups = exec::job_groups(&plan, sink.write_unit().as_deref())?;
+    let jobs: usize = groups[options.part.jobs(groups.len())]
+        .iter()
+        .map(Vec::len)
+        .sum();
+    let bar = progress_bar(c, jobs);
+    let on_progress = |done: usize, bytes: u64| advance(&bar, done, bytes);
     let mut report = exec::run(&plan, &input, sink, &options, Some(&on_progress))?;
     report.statistics = statistics;
     finish(c, bar, &report, &r.output, "")
+}
+
+/// What `init` tells before an array job: the jobs, how a part splits them, and the
+/// memory a task needs.
+fn print_init(
+    plan: &Plan,
+    input: &Input,
+    output: &Output,
+    options: &RunOptions,
+    path: &Path,
+    dropped: Option<usize>,
+) -> haloflow::Result<()> {
+    let unit = match dropped {
+        Some(axis) => exec::DropAxis { sink: output, axis }.write_unit(),
+        None => output.spec().shard.clone(),
+    };
+    let groups = exec::job_groups(plan, unit.as_deref())?;
+    let jobs = groups.len();
+    let what = match &output.spec().shard {
+        Some(s) => format!("shards of {s:?}"),
+        None => format!("chunks of {:?}", output.spec().chunk),
+    };
+    let estimate = exec::memory_estimate(plan, input, options.threads);
+    println!("created   {}", path.display());
+    println!("jobs      {jobs} ({what}), one write each");
+    if options.part.count > 1 {
+        let mine = options.part.jobs(jobs).len();
+        println!(
+            "part      {}/{}: {mine} jobs (each of {} parts gets {} or {})",
+            options.part.index,
+            options.part.count,
+            options.part.count,
+            jobs / options.part.count,
+            jobs.div_ceil(options.part.count)
+        );
+    }
+    println!(
+        "memory    about {} MiB per task with {} threads (at most --memory-limit {} MiB, which bounds the chunk cache)",
+        estimate.min(options.memory_limit).div_ceil(1 << 20) + PROCESS_OVERHEAD_MIB,
+        options.threads,
+        options.memory_limit >> 20
+    );
+    println!(
+        "next      run the same command with --part I/N or --part auto (N tasks, N <= {jobs}), then `haloflow verify {}`",
+        path.display()
+    );
+    Ok(())
+}
+
+/// The process's own memory beyond its data: code, runtime, allocator arenas.
+const PROCESS_OVERHEAD_MIB: u64 = 48;
+
+/// `verify OUT`: every job of the output done, or the missing ones and a failure.
+fn verify(v: &VerifyArgs) -> haloflow::Result<()> {
+    let found = haloflow::store::verify(&v.output)?;
+    let missing: usize = found.iter().map(|c| c.jobs_total - c.jobs_done).sum();
+    if v.json {
+        let json = serde_json::json!({
+            "path": v.output,
+            "complete": missing == 0,
+            "arrays": found,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).expect("JSON values serialise")
+        );
+    } else {
+        for c in &found {
+            let mut line = format!(
+                "{}: {} of {} jobs done",
+                c.path.display(),
+                c.jobs_done,
+                c.jobs_total
+            );
+            if !c.complete() {
+                let more = c.jobs_total - c.jobs_done - c.missing.len();
+                line += &format!(
+                    "; missing: {}{}",
+                    c.missing.join(" "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            if !c.written_by_haloflow {
+                line += " (not written by haloflow: other writers may leave fill-value chunks unstored)";
+            }
+            println!("{line}");
+        }
+    }
+    if missing > 0 {
+        return Err(haloflow::Error::Incomplete {
+            path: v.output.clone(),
+            missing,
+        });
+    }
+    Ok(())
 }
 
 /// `pipeline` with the statistics of `input` that its first op needs filled in (none:
@@ -1474,6 +1637,12 @@ fn pyramid(p: &PyramidArgs) -> haloflow::Result<()> {
         op: "pyramid",
         message,
     };
+    if c.shards.is_some() {
+        return Err(bad(
+            "--shards is not supported by pyramid yet (its levels are written chunk by chunk)"
+                .into(),
+        ));
+    }
     let (input_path, ome_input) = resolve_input(&p.input, c.level)?;
     let input = Input::open(&input_path)?;
     let ndim = input.shape().len();

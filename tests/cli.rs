@@ -113,6 +113,55 @@ fn three_concurrent_parts_equal_one_run() {
 }
 
 #[test]
+fn sharded_outputs_equal_unsharded_resume_and_split_by_shard() {
+    interop("shards");
+}
+
+/// A real SLURM array job on a one-node cluster on localhost (`tests/slurm/`): the
+/// output equals one uninterrupted run byte for byte, with one task cancelled mid-run
+/// and requeued; `verify` fails before the last task finishes and passes after; sacct
+/// records every task COMPLETED. Needs root and Debian's slurmctld, slurmd,
+/// slurm-client and munge; without them a notice, and a failure if
+/// `HALOFLOW_REQUIRE_SLURM=1` (CI) demands the scheduler.
+#[test]
+fn a_slurm_array_job_with_a_task_cancelled_and_requeued_equals_one_run() {
+    let required = std::env::var("HALOFLOW_REQUIRE_SLURM").is_ok_and(|v| v == "1");
+    let installed = [
+        "/usr/sbin/slurmctld",
+        "/usr/sbin/slurmd",
+        "/usr/sbin/munged",
+        "/usr/bin/sbatch",
+    ]
+    .iter()
+    .all(|p| Path::new(p).exists());
+    // SAFETY: geteuid only reads the process's user id.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !(installed && root) {
+        assert!(
+            !required,
+            "HALOFLOW_REQUIRE_SLURM=1 but SLURM cannot run here (installed: {installed}, root: {root}); \
+             apt-get install slurmctld slurmd slurm-client munge, as root"
+        );
+        eprintln!("notice: no SLURM here (or not root); skipping the array job test");
+        return;
+    }
+    let Some(python) = python() else { return };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slurm/array_job.sh");
+    let out = Command::new(&script)
+        .arg(env!("CARGO_BIN_EXE_haloflow"))
+        .arg(&python)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the SLURM array job test failed:\n{stdout}\n{stderr}"
+    );
+}
+
+#[test]
 fn peak_memory_stays_under_the_limit() {
     interop("memory");
 }

@@ -31,6 +31,12 @@ pub trait Sink: Sync {
     /// Waits until every write so far is durable and visible (writes may complete in
     /// the background).
     fn flush(&self) -> Result<()>;
+    /// The block a single writer must own whole, written once all its chunks are (a
+    /// shard): the run gives all the jobs inside one to the same part, one after
+    /// another. `None` (the default): every chunk is stored on its own.
+    fn write_unit(&self) -> Option<Vec<usize>> {
+        None
+    }
 }
 
 /// A sink of one dimension fewer than the plan's output: the plan computes an axis at
@@ -68,5 +74,12 @@ impl Sink for DropAxis<'_> {
 
     fn flush(&self) -> Result<()> {
         self.sink.flush()
+    }
+
+    fn write_unit(&self) -> Option<Vec<usize>> {
+        self.sink.write_unit().map(|mut unit| {
+            unit.insert(self.axis, 1);
+            unit
+        })
     }
 }

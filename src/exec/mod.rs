@@ -35,7 +35,13 @@ pub fn run(
     progress: Option<Progress<'_>>,
 ) -> Result<Report> {
     let started = Instant::now();
-    let range = options.part.jobs(plan.num_jobs());
+    // A part takes whole groups (shards) of jobs; without shards each job is a group.
+    let groups = job_groups(plan, sink.write_unit().as_deref())?;
+    let range: Vec<usize> = groups[options.part.jobs(groups.len())]
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
     let mut report = Report {
         jobs_total: range.len(),
         device: options.backend.describe(),
@@ -107,6 +113,41 @@ pub fn run(
     Ok(report)
 }
 
+/// The plan's jobs grouped by the sink's write unit (a shard), groups and the jobs in
+/// each in C order; without a unit, every job on its own.
+///
+/// # Errors
+/// [`Error::BlockNotAligned`] if a job's block straddles two units.
+pub fn job_groups(plan: &Plan, unit: Option<&[usize]>) -> Result<Vec<Vec<usize>>> {
+    let n = plan.num_jobs();
+    let Some(unit) = unit else {
+        return Ok((0..n).map(|i| vec![i]).collect());
+    };
+    let block = plan.block_shape();
+    let shape = plan.output_shape();
+    if let Some(axis) =
+        (0..block.len()).find(|&a| !unit[a].is_multiple_of(block[a]) && unit[a] < shape[a])
+    {
+        return Err(Error::BlockNotAligned {
+            block: block.to_vec(),
+            chunk: unit.to_vec(),
+            axis,
+        });
+    }
+    let blocks = crate::region::Grid::new(shape, block)?;
+    let units = crate::region::Grid::new(shape, unit)?;
+    let mut groups = vec![Vec::new(); units.num_chunks()];
+    for i in 0..n {
+        let at: Vec<usize> = crate::region::unravel(i, &blocks.grid_shape())
+            .iter()
+            .zip(block.iter().zip(unit))
+            .map(|(&b, (&bs, &us))| b * bs / us)
+            .collect();
+        groups[units.ravel(&at)].push(i);
+    }
+    Ok(groups)
+}
+
 /// Reads, computes and writes job `j` of the cache's jobs; returns the bytes written.
 fn run_one(
     plan: &Plan,
@@ -132,6 +173,23 @@ fn run_one(
     let bytes = (job.output.len() * result.dtype().size()) as u64;
     crate::block::recycle(result);
     Ok(bytes)
+}
+
+/// The memory a run of `plan` from `source` with `threads` jobs in flight needs, about:
+/// the jobs in flight (as the run budgets them) and the decoded input chunks their
+/// footprints touch. The chunk cache may keep more, up to the run's memory limit.
+pub fn memory_estimate(plan: &Plan, source: &dyn Source, threads: usize) -> u64 {
+    if plan.num_jobs() == 0 {
+        return RUNTIME_RESERVE;
+    }
+    let read_chunk = source.read_chunk_shape();
+    let job = plan.job(0);
+    let chunks = crate::region::Grid::new(source.shape(), &read_chunk)
+        .map_or(0, |g| g.chunks_touching(&job.sets[0]).len()) as u64;
+    let chunk_bytes =
+        read_chunk.iter().product::<usize>() as u64 * plan.input_dtype().size() as u64;
+    let threads = threads.max(1).min(plan.num_jobs()) as u64;
+    RUNTIME_RESERVE + threads * (job_bytes(plan, Some(&job), &read_chunk) + chunks * chunk_bytes)
 }
 
 /// Memory set aside for what the budget does not count job by job: codec buffers,

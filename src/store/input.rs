@@ -175,6 +175,45 @@ impl Input {
         lines.join("\n")
     }
 
+    /// The grid indices (shards, if sharded) of the stored chunks that are absent, in C
+    /// order. haloflow stores every chunk it writes, even one equal to the fill value,
+    /// so in its outputs an absent chunk is a job not done.
+    ///
+    /// # Errors
+    /// [`Error::Store`] for I/O errors.
+    pub fn absent_chunks(&self) -> Result<Vec<Vec<u64>>> {
+        use rayon::prelude::*;
+        use zarrs::storage::ReadableStorageTraits;
+        let grid = self.grid();
+        let shape = grid.grid_shape();
+        let found: Vec<Option<Vec<u64>>> = (0..grid.num_chunks())
+            .into_par_iter()
+            .map(|i| {
+                let index: Vec<u64> = unravel(i, &shape).iter().map(|&n| n as u64).collect();
+                let key = self.array.chunk_key(&index);
+                match self.array.storage().size_key(&key) {
+                    Ok(Some(_)) => Ok(None),
+                    Ok(None) => Ok(Some(index)),
+                    Err(e) => Err(Error::Store {
+                        path: self.path.join(key.as_str()),
+                        message: one_line(&e),
+                    }),
+                }
+            })
+            .collect::<Result<_>>()?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// The array's attributes (v2: `.zattrs`).
+    pub fn attributes(&self) -> &serde_json::Map<String, Value> {
+        self.array.attributes()
+    }
+
+    /// The storage key of the chunk (shard) at grid index `index`, e.g. `c/0/1/2`.
+    pub fn chunk_key(&self, index: &[u64]) -> String {
+        self.array.chunk_key(index).as_str().to_string()
+    }
+
     /// Reads the product of the per-axis index sets `sets` (one per axis, each one or a
     /// few runs) into a dense block over exactly those sets.
     ///

@@ -11,7 +11,7 @@ use zarrs::array::data_type::{
     Float32DataType, Float64DataType, Int8DataType, Int16DataType, Int32DataType, UInt8DataType,
     UInt16DataType, UInt32DataType,
 };
-use zarrs::array::{Array, ArrayMetadata, DataType};
+use zarrs::array::{Array, ArrayMetadata, ArrayShardedExt, DataType};
 use zarrs::plugin::{ExtensionName, ZarrVersion};
 
 use super::errors::{io_error, one_line, truncate};
@@ -61,6 +61,10 @@ pub struct OutputSpec {
     pub attributes: Map<String, Value>,
     /// Axis names (Zarr v3 `dimension_names`; not written on v2).
     pub dimension_names: Option<Vec<String>>,
+    /// Shard shape (Zarr v3 `sharding_indexed`, each extent a whole number of chunks):
+    /// `chunk` is then the inner chunk shape, and the shard the unit of storage, written
+    /// whole by one job group. `None`: one file per chunk.
+    pub shard: Option<Vec<usize>>,
 }
 
 impl OutputSpec {
@@ -74,7 +78,20 @@ impl OutputSpec {
             compression: Compression::default(),
             attributes: Map::new(),
             dimension_names: None,
+            shard: None,
         }
+    }
+
+    /// The same spec sharded: shards of shape `shard` (Zarr v3 only), each extent a
+    /// whole number of chunks.
+    pub fn with_shards(mut self, shard: Vec<usize>) -> Self {
+        self.shard = Some(shard);
+        self
+    }
+
+    /// The unit of storage: the shard shape if sharded, else the chunk shape.
+    pub fn storage_unit(&self) -> &[usize] {
+        self.shard.as_deref().unwrap_or(&self.chunk)
     }
 
     /// The same spec with these axis names (Zarr v3 `dimension_names`).
@@ -118,6 +135,32 @@ impl OutputSpec {
                 op: "output",
                 message: format!("zstd level {level} (expected at most 22)"),
             });
+        }
+        if let Some(shard) = &self.shard {
+            let bad = |message: String| Error::InvalidParameter {
+                op: "shards",
+                message,
+            };
+            if self.zarr_format != 3 {
+                return Err(bad(
+                    "sharding needs Zarr v3 (--zarr-format 3, or NGFF 0.5)".to_string()
+                ));
+            }
+            if shard.len() != self.shape.len() {
+                return Err(bad(format!(
+                    "{} shard extents for an array of {} dimensions",
+                    shard.len(),
+                    self.shape.len()
+                )));
+            }
+            if let Some(a) =
+                (0..shard.len()).find(|&a| shard[a] == 0 || !shard[a].is_multiple_of(self.chunk[a]))
+            {
+                return Err(bad(format!(
+                    "the shard shape {shard:?} is not a whole number of chunks {:?} on axis {a}",
+                    self.chunk
+                )));
+            }
         }
         Grid::new(&self.shape, &self.chunk)
     }
@@ -253,16 +296,50 @@ pub(super) fn differences<S: ?Sized>(
             spec.dtype
         )),
     }
+    let inner: Option<Vec<usize>> = array
+        .subchunk_shape()
+        .map(|s| s.iter().map(|n| n.get() as usize).collect());
     match ArrayInfo::of(path, array) {
-        Ok(info) if info.chunk == spec.chunk => {}
-        Ok(info) => out.push(format!(
-            "its chunks are {:?}, not {:?} as requested",
-            info.chunk, spec.chunk
-        )),
+        Ok(info)
+            if info.chunk == spec.storage_unit()
+                && inner.as_deref() == spec.shard.as_ref().map(|_| &spec.chunk[..]) => {}
+        Ok(info) => out.push(match (&inner, &spec.shard) {
+            (None, None) => format!(
+                "its chunks are {:?}, not {:?} as requested",
+                info.chunk, spec.chunk
+            ),
+            (Some(i), Some(s)) => format!(
+                "its shards and chunks are {:?} and {i:?}, not {s:?} and {:?} as requested",
+                info.chunk, spec.chunk
+            ),
+            (Some(i), None) => format!(
+                "it is sharded ({:?} of chunks {i:?}), not chunked {:?} as requested",
+                info.chunk, spec.chunk
+            ),
+            (None, Some(s)) => format!(
+                "it is not sharded (chunks {:?}), not shards {s:?} of chunks {:?} as requested",
+                info.chunk, spec.chunk
+            ),
+        }),
         Err(Error::UnsupportedArray { reason, .. }) if !reason.starts_with("data type") => {
             out.push(reason)
         }
         Err(_) => {}
+    }
+    // A sharded output's inner chunks are encoded by haloflow, not by zarrs from the
+    // array's metadata: the codecs there must be the ones it writes.
+    if spec.shard.is_some() && spec.zarr_format == 3 && format == 3 {
+        let wanted = spec.codecs_v3();
+        let found = raw_metadata(path, 3).map(|m| m["codecs"].clone());
+        if let Ok(found) = found
+            && found != Value::Array(wanted.clone())
+        {
+            out.push(format!(
+                "its codecs are {}, not {} as requested",
+                truncate(&found.to_string()),
+                truncate(&Value::Array(wanted).to_string())
+            ));
+        }
     }
     let existing = array.attributes();
     let keys: std::collections::BTreeSet<&String> = existing
@@ -322,6 +399,26 @@ pub(super) fn describe_codec_v3(codec: &Value) -> String {
 }
 
 impl OutputSpec {
+    /// The `codecs` of the v3 metadata: bytes then zstd (unless uncompressed), inside
+    /// `sharding_indexed` if sharded.
+    pub(super) fn codecs_v3(&self) -> Vec<Value> {
+        let mut codecs = vec![if self.dtype.size() == 1 {
+            json!({"name": "bytes"})
+        } else {
+            json!({"name": "bytes", "configuration": {"endian": "little"}})
+        }];
+        if let Compression::Zstd { level } = self.compression {
+            codecs.push(json!({
+                "name": "zstd",
+                "configuration": {"level": level, "checksum": false}
+            }));
+        }
+        match &self.shard {
+            Some(_) => super::shard::sharding_codecs(&self.chunk, codecs),
+            None => codecs,
+        }
+    }
+
     /// The metadata files of the array, in the order they must be published.
     pub(super) fn metadata_files(&self) -> Vec<(&'static str, Vec<u8>)> {
         let fill = if self.dtype.is_float() {
@@ -335,23 +432,13 @@ impl OutputSpec {
             bytes
         };
         if self.zarr_format == 3 {
-            let mut codecs = vec![if self.dtype.size() == 1 {
-                json!({"name": "bytes"})
-            } else {
-                json!({"name": "bytes", "configuration": {"endian": "little"}})
-            }];
-            if let Compression::Zstd { level } = self.compression {
-                codecs.push(json!({
-                    "name": "zstd",
-                    "configuration": {"level": level, "checksum": false}
-                }));
-            }
+            let codecs = self.codecs_v3();
             let mut meta = json!({
                 "zarr_format": 3,
                 "node_type": "array",
                 "shape": self.shape,
                 "data_type": self.dtype.name(),
-                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": self.chunk}},
+                "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": self.storage_unit()}},
                 "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
                 "fill_value": fill,
                 "codecs": codecs,

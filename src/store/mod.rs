@@ -49,9 +49,12 @@ mod input;
 mod metadata;
 mod ome;
 mod output;
+mod shard;
+mod verify;
 
 pub use files::{STALE_TEMP_AGE, TEMP_DIR};
 pub use input::Input;
 pub use metadata::{Compression, OutputSpec};
 pub use ome::{Axis, Level, NgffVersion, OmeImage};
 pub use output::Output;
+pub use verify::{Completion, verify};

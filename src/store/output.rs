@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 use zarrs::array::{Array, CodecOptions};
-use zarrs::storage::ReadableStorageTraits;
+use zarrs::storage::{ReadableStorageTraits, WritableStorageTraits};
 
 use super::atomic::AtomicStore;
 use super::errors::{create_error, io_error, one_line};
@@ -17,6 +17,7 @@ use super::files::{
     Found, STALE_TEMP_AGE, TEMP_DIR, erase, inspect, publish, remove_stale_siblings,
 };
 use super::metadata::{OutputSpec, differences};
+use super::shard::Shards;
 use crate::block::{Block, BlockAny, Placed, copy_box};
 use crate::dtype::{Element, match_any};
 use crate::error::{Error, Result};
@@ -31,6 +32,8 @@ pub struct Output {
     grid: Grid,
     resumed: bool,
     options: CodecOptions,
+    /// The shards in progress of a sharded output.
+    shards: Option<Shards>,
 }
 
 impl std::fmt::Debug for Output {
@@ -120,6 +123,10 @@ impl Output {
             grid,
             resumed,
             options: CodecOptions::default().with_store_empty_chunks(true),
+            shards: spec
+                .shard
+                .as_ref()
+                .map(|s| Shards::new(&spec.shape, s, &spec.chunk, spec.compression)),
         })
     }
 
@@ -180,7 +187,7 @@ impl Output {
         match_any!(block, BlockAny, b => self.write_typed(region, b))
     }
 
-    fn write_typed<T: Element + zarrs::array::Element>(
+    fn write_typed<T: Element + zarrs::array::Element + bytemuck::Pod>(
         &self,
         region: &Region,
         block: &Block<'_, T>,
@@ -200,7 +207,7 @@ impl Output {
 
     /// Copies one chunk out of `block` (padded with the fill value at the edge) and
     /// stores it.
-    fn write_chunk<T: Element + zarrs::array::Element>(
+    fn write_chunk<T: Element + zarrs::array::Element + bytemuck::Pod>(
         &self,
         chunk: &[usize],
         block: &Block<'_, T>,
@@ -217,13 +224,15 @@ impl Output {
             })
             .collect();
         let indices: Vec<u64> = chunk.iter().map(|&i| i as u64).collect();
-        let stored = |data: &[T]| {
-            self.array
+        let stored = |data: &[T]| match &self.shards {
+            None => self
+                .array
                 .store_chunk_opt(&indices, data, &self.options)
                 .map_err(|e| Error::Store {
                     path: self.chunk_path(&indices),
                     message: format!("writing chunk {indices:?}: {}", one_line(&e)),
-                })
+                }),
+            Some(shards) => self.store_inner_chunk(shards, chunk, data),
         };
         // A block that is exactly this (full) chunk is stored as it is.
         if base.iter().all(|&b| b == 0) && block.sets.iter().zip(full).all(|(s, &n)| s.len() == n) {
@@ -242,12 +251,50 @@ impl Output {
         stored(&data)
     }
 
+    /// Adds an inner chunk to its shard, and stores the shard once it is complete.
+    fn store_inner_chunk<T: bytemuck::Pod>(
+        &self,
+        shards: &Shards,
+        chunk: &[usize],
+        data: &[T],
+    ) -> Result<()> {
+        // The `bytes` codec's little-endian layout is the memory layout here.
+        #[cfg(target_endian = "big")]
+        compile_error!("sharded outputs assume a little-endian machine");
+        let failed = |shard: &[usize], e: &dyn std::fmt::Display| Error::Store {
+            path: self.chunk_path(&shard.iter().map(|&i| i as u64).collect::<Vec<_>>()),
+            message: format!("writing the shard of chunk {chunk:?}: {e}"),
+        };
+        let done = shards
+            .add(chunk, bytemuck::cast_slice(data))
+            .map_err(|e| failed(&shards.shard_of(chunk), &e))?;
+        if let Some((shard, bytes)) = done {
+            let key: Vec<u64> = shard.iter().map(|&i| i as u64).collect();
+            self.array
+                .storage()
+                .set(&self.array.chunk_key(&key), bytes.into())
+                .map_err(|e| failed(&shard, &one_line(&e)))?;
+        }
+        Ok(())
+    }
+
     /// Waits until every chunk written so far is synced and in place.
     ///
     /// # Errors
     /// [`Error::Store`] if a chunk could not be synced or renamed (its temporary file
     /// is removed; the chunk is absent and a rerun writes it).
     pub fn flush(&self) -> Result<()> {
+        if let Some(shards) = &self.shards
+            && shards.unfinished() > 0
+        {
+            return Err(Error::Store {
+                path: self.path.clone(),
+                message: format!(
+                    "{} shards were begun but not every chunk of them was written (a shard is written whole, by one job group)",
+                    shards.unfinished()
+                ),
+            });
+        }
         self.array
             .storage()
             .committer
@@ -271,7 +318,15 @@ impl Output {
                 "chunk index {chunk:?} outside the chunk grid {grid:?}"
             )));
         }
-        let key = self.array.chunk_key(chunk);
+        // A sharded output stores a chunk with the rest of its shard.
+        let stored: Vec<u64> = match &self.shards {
+            Some(shards) => {
+                let chunk: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
+                shards.shard_of(&chunk).iter().map(|&i| i as u64).collect()
+            }
+            None => chunk.to_vec(),
+        };
+        let key = self.array.chunk_key(&stored);
         self.array
             .storage()
             .size_key(&key)
@@ -365,5 +420,9 @@ impl Sink for Output {
 
     fn flush(&self) -> Result<()> {
         Output::flush(self)
+    }
+
+    fn write_unit(&self) -> Option<Vec<usize>> {
+        self.spec.shard.clone()
     }
 }

@@ -710,6 +710,68 @@ def parts(bin_, tmp):
     print("parts: 3 concurrent parts == one run; --part auto from SLURM and SGE variables too", flush=True)
 
 
+def shards(bin_, tmp):
+    """Sharded outputs (--shards): the content of the unsharded output, read back with
+    zarr-python and tensorstore; a shard file for every shard, all-fill ones included;
+    a killed run resumes to identical bytes; three concurrent parts equal one run;
+    init creates the output and verify tells done from missing."""
+    import tensorstore as ts
+
+    rng = np.random.default_rng(8)
+    shape = (40, 200, 150)
+    data = (rng.random(shape, dtype=np.float32) * 100).astype(np.float32)
+    data[:32, :64, :64] = 0  # one whole shard of zeros: its inner chunks are all fill
+    src = write_input(os.path.join(tmp, "shards-in.zarr"), data, 3, (16, 64, 64))
+    grid = [-(-n // s) for n, s in zip(shape, (32, 64, 64))]
+    for name, op in (("copy", ["copy"]), ("gaussian", ["gaussian", "--sigma", "1.5", "--mode", "constant"])):
+        plain = os.path.join(tmp, f"shards-plain-{name}.zarr")
+        sharded = os.path.join(tmp, f"shards-{name}.zarr")
+        haloflow(bin_, op[0], src, plain, *op[1:], "--chunks", "16,32,32", "--quiet")
+        haloflow(bin_, op[0], src, sharded, *op[1:], "--chunks", "16,32,32", "--shards", "32,64,64", "--quiet")
+        want = zarr.open_array(plain)[...]
+        arr = zarr.open_array(sharded)
+        check(arr.shards == (32, 64, 64) and arr.chunks == (16, 32, 32),
+              f"shards {name}: shards {arr.shards}, chunks {arr.chunks}")
+        check(arr[...].tobytes() == want.tobytes(), f"shards {name}: zarr-python reads other values than unsharded")
+        store = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": sharded}}).result()
+        check(store.read().result().tobytes() == want.tobytes(), f"shards {name}: tensorstore reads other values")
+        files = count_chunks(sharded)
+        check(files == int(np.prod(grid)), f"shards {name}: {files} shard files, expected {np.prod(grid)}")
+    # The all-zero shard of the copy holds only its index: 2 x 2 x 2 empty entries and a CRC.
+    empty = os.path.getsize(os.path.join(tmp, "shards-copy.zarr", "c", "0", "0", "0"))
+    check(empty == 8 * 16 + 4, f"shards: the all-fill shard has {empty} bytes, expected the index only (132)")
+
+    # init creates the output and counts its jobs; verify fails until every part ran.
+    big, _ = big_input(tmp)
+    args = ["gaussian", big, None, "--sigma", "2", "--quiet", "--chunks", "16,32,32", "--shards", "16,64,64"]
+    one = os.path.join(tmp, "shards-one.zarr")
+    haloflow(bin_, *[one if a is None else a for a in args], "--threads", "2")
+    want = tree_bytes(one)
+    total = count_chunks(one)
+    three = os.path.join(tmp, "shards-three.zarr")
+    init = haloflow(bin_, "init", *[three if a is None else a for a in args if a != "--quiet"])
+    check(f"jobs      {total} (shards of [16, 64, 64])" in init.stdout, f"shards: init says {init.stdout!r}")
+    check(count_chunks(three) == 0, "shards: init wrote chunks")
+    check(haloflow(bin_, "verify", three, check_ok=False).returncode != 0, "shards: verify passed on an empty output")
+    procs = [subprocess.Popen([bin_, *[three if a is None else a for a in args], "--threads", "1", "--part", f"{i}/3"],
+                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    errs = [p.communicate()[1] for p in procs]
+    check(all(p.returncode == 0 for p in procs), f"shards: a part failed: {errs}")
+    check(tree_bytes(three) == want, "shards: three concurrent parts differ from one run")
+    report = json.loads(haloflow(bin_, "verify", three, "--json").stdout)
+    check(report["complete"] and report["arrays"][0]["jobs_done"] == total, f"shards: verify says {report}")
+
+    # A killed run resumes shard by shard to the same bytes.
+    dst = os.path.join(tmp, "shards-resumed.zarr")
+    kills = killed_runs(bin_, [*args, "--threads", "2"], dst, total, random.Random(12), 4)
+    haloflow(bin_, *[dst if a is None else a for a in args])
+    got = {k: v for k, v in tree_bytes(dst).items() if not k.startswith(".")}
+    check(kills > 0, "shards: no run was killed mid-way")
+    check(got == {k: v for k, v in want.items() if not k.startswith(".")}, "shards: resumed output differs byte-wise")
+    print(f"shards: copy and gaussian equal unsharded (zarr-python, tensorstore); {kills} kills of {total} shards "
+          "resumed identically; 3 parts == one run; init and verify", flush=True)
+
+
 def memory(bin_, tmp):
     # A 256 MiB volume through a 64 MiB limit.
     shape, chunks = (256, 512, 512), (32, 128, 128)
@@ -741,7 +803,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--haloflow", required=True)
     ap.add_argument("--device", default="cpu", help="--device for the conformance runs")
-    ap.add_argument("checks", nargs="*", default=["conformance", "stats", "codecs", "ome", "pyramid", "resume", "parts", "memory"])
+    ap.add_argument("checks", nargs="*", default=["conformance", "stats", "codecs", "ome", "pyramid", "resume", "parts", "shards", "memory"])
     args = ap.parse_args()
     DEVICE[1] = args.device
     tmp = tempfile.mkdtemp(prefix="haloflow-interop-")

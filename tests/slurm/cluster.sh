@@ -1,0 +1,373 @@
+#!/usr/bin/env bash
+# Throw-away one-node SLURM cluster on localhost, living entirely in DIR.
+#
+# Usage:
+#   tests/slurm/cluster.sh start DIR   # write config + munge key under DIR, start
+#                                      # munged, slurmctld, slurmd; wait (60 s)
+#                                      # for the node to be idle, else print the
+#                                      # logs, stop everything and exit 1
+#   . DIR/env                          # export SLURM_CONF: sbatch, squeue, sacct,
+#                                      # scontrol, scancel now use this cluster
+#   tests/slurm/cluster.sh stop  DIR   # cancel jobs, stop every daemon started
+#                                      # from DIR (by pid file), kill leftover
+#                                      # job steps; safe to repeat
+#   tests/slurm/cluster.sh status DIR  # sinfo + squeue of that cluster
+#   tests/slurm/cluster.sh tasks DIR ARRAYJOBID
+#                                      # "ID_TASK RAWID STATE EXITCODE" per task
+#
+# Sourcing it defines slurm_cluster_start/_stop/_status/_tasks DIR, and
+# slurm_cluster_start also exports SLURM_CONF into the sourcing shell.
+# `start` on a DIR whose daemons still run just waits for the node again;
+# on a stopped DIR it restarts from the saved state (job ids continue).
+#
+# Environment knobs (all optional):
+#   SLURM_CLUSTER_TIMEOUT     seconds to wait for the node to be idle (60)
+#   SLURM_CLUSTER_CTLD_PORT   slurmctld port (default: first free from 6817)
+#   SLURM_CLUSTER_SLURMD_PORT slurmd port (default: first free after that)
+#
+# Accounting without a database: accounting_storage/none, and
+# jobcomp/filetxt writes one record per finished job -- every array task is
+# its own job, a requeued task gets one more record per run -- to
+# DIR/jobcomp.log.  Read it with `sacct --completion`:
+#   sacct -c -n -P -X -o JobIDRaw,State,ExitCode 2>/dev/null
+# Pitfalls of sacct -c on 22.05: it shows raw job ids (array tasks other
+# than the last have ids of their own), `-j ARRAY_TASK` and `-j ARRAYID`
+# match raw ids only, and it prints "Unknown type ArrayJobId" on stderr.
+# Map raw ids with `squeue -h -r -t all -j ARRAYID -o '%i %A %T'` (while the
+# job is in memory: MinJobAge=3600) or use `cluster.sh tasks DIR ARRAYID`.
+# Plain `sacct` (no -c) fails: "Slurm accounting storage is disabled".
+#
+# Requeue: JobRequeue=1, so `scontrol requeue ID_TASK` puts even a
+# CANCELLED/COMPLETED task back to PENDING; it runs again after
+# cred_expire+1 = 6 s (BeginTime) with SLURM_RESTART_COUNT=1 and the
+# original SLURM_ARRAY_TASK_COUNT/MIN/MAX.
+#
+# Requires: slurmctld slurmd slurm-client munge (Debian 12: Slurm 22.05).
+# Tested as root.  If started as root (e.g. with sudo), other users can
+# submit too.  Daemons use their own daemon mode, so they outlive the
+# shell that started them (e.g. across CI steps).
+
+_slurm_cluster_log() { printf 'cluster.sh: %s\n' "$*" >&2; }
+
+_slurm_cluster_alive() { # pidfile
+    local pid
+    [ -s "$1" ] || return 1
+    pid=$(cat "$1" 2>/dev/null) || return 1
+    [ -n "$pid" ] && _slurm_cluster_running "$pid"
+}
+
+# A daemon that should be up is gone: its pid file names a dead process, or
+# there is still no pid file $2 seconds after it was started at $3.
+_slurm_cluster_dead() { # pidfile grace started
+    if [ -s "$1" ]; then
+        ! _slurm_cluster_alive "$1"
+    else
+        [ $((SECONDS - $3)) -ge "$2" ]
+    fi
+}
+
+_slurm_cluster_port_busy() { # port
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+_slurm_cluster_free_port() { # start
+    local p=$1
+    while _slurm_cluster_port_busy "$p"; do p=$((p + 1)); done
+    echo "$p"
+}
+
+_slurm_cluster_fail() { # dir message
+    _slurm_cluster_log "$2"
+    _slurm_cluster_dump_logs "$1"
+    slurm_cluster_stop "$1"
+    return 1
+}
+
+_slurm_cluster_dump_logs() { # dir
+    local f
+    for f in "$1"/log/*.log; do
+        [ -f "$f" ] || continue
+        echo "===== $f (last 60 lines) =====" >&2
+        tail -n 60 "$f" >&2
+    done
+}
+
+_slurm_cluster_write_config() { # dir
+    local d=$1 host cpus mem_kb mem_mb ctld_port slurmd_port user
+    host=$(hostname -s)
+    cpus=$(nproc)
+    mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+    mem_mb=$((mem_kb / 1024 / 2))          # half of it: always <= what slurmd sees
+    [ "$mem_mb" -ge 1 ] || mem_mb=1
+    user=$(id -un)
+    ctld_port=${SLURM_CLUSTER_CTLD_PORT:-$(_slurm_cluster_free_port 6817)}
+    slurmd_port=${SLURM_CLUSTER_SLURMD_PORT:-$(_slurm_cluster_free_port $((ctld_port + 1)))}
+
+    mkdir -p "$d/munge" "$d/log" "$d/run" "$d/state" "$d/spool" "$d/tmp" "$d/jobs"
+    # Readable, not writable, by others: other users (e.g. a CI user when the
+    # cluster was started with sudo) must reach the munge socket; munged
+    # refuses group/world-writable directories and a readable key.
+    chmod 755 "$d" "$d/munge"
+    chmod 1777 "$d/tmp" "$d/jobs"
+    : > "$d/plugstack.conf"
+
+    cat > "$d/slurm.conf" <<EOF
+# Generated by tests/slurm/cluster.sh -- private one-node test cluster.
+ClusterName=haloflowtest
+SlurmctldHost=${host}(127.0.0.1)
+SlurmctldPort=${ctld_port}
+SlurmdPort=${slurmd_port}
+SlurmUser=${user}
+SlurmdUser=${user}
+
+AuthType=auth/munge
+CredType=cred/munge
+# socket: private munged; cred_expire: also the delay before a requeued job
+# may start again (default 120 s; 5 is the minimum Slurm accepts).
+AuthInfo=socket=${d}/munge/munge.socket,cred_expire=5
+
+StateSaveLocation=${d}/state
+SlurmdSpoolDir=${d}/spool
+SlurmctldPidFile=${d}/run/slurmctld.pid
+SlurmdPidFile=${d}/run/slurmd.pid
+SlurmctldLogFile=${d}/log/slurmctld.log
+SlurmdLogFile=${d}/log/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+PlugStackConfig=${d}/plugstack.conf
+TmpFS=${d}/tmp
+MailProg=/bin/true
+
+# No cgroups, no accounting gather, no database.
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=${d}/jobcomp.log
+SwitchType=switch/none
+MpiDefault=none
+LaunchType=launch/slurm
+
+# Fast scheduling.
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,sched_interval=1,bf_interval=1,default_queue_depth=1000
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+PriorityType=priority/basic
+MessageTimeout=10
+SlurmctldTimeout=30
+SlurmdTimeout=30
+InactiveLimit=0
+KillWait=2
+MinJobAge=3600
+ReturnToService=2
+JobRequeue=1
+SlurmdParameters=config_overrides
+
+NodeName=${host} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mb} State=UNKNOWN
+PartitionName=debug Nodes=${host} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+EOF
+
+    cat > "$d/env" <<EOF
+export SLURM_CONF=${d}/slurm.conf
+export SLURM_CLUSTER_DIR=${d}
+EOF
+}
+
+slurm_cluster_start() { # dir
+    local d=${1:-} timeout=${SLURM_CLUSTER_TIMEOUT:-60} host state i
+    if [ -z "$d" ]; then _slurm_cluster_log "usage: start DIR"; return 2; fi
+    mkdir -p "$d" || return 1
+    d=$(cd "$d" && pwd) || return 1
+    host=$(hostname -s)
+
+    for b in munged slurmctld slurmd sinfo; do
+        command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || {
+            _slurm_cluster_log "missing $b (apt-get install slurmctld slurmd slurm-client munge)"
+            return 1
+        }
+    done
+    export PATH="$PATH:/usr/sbin:/sbin"
+
+    # Idempotent: keep an already running cluster and its config.
+    if [ ! -f "$d/slurm.conf" ] || ! { _slurm_cluster_alive "$d/run/slurmctld.pid" \
+            || _slurm_cluster_alive "$d/run/slurmd.pid" \
+            || _slurm_cluster_alive "$d/munge/munged.pid"; }; then
+        _slurm_cluster_write_config "$d"
+    fi
+    export SLURM_CONF="$d/slurm.conf"
+
+    # munge
+    if [ ! -s "$d/munge/munge.key" ]; then
+        ( umask 077; dd if=/dev/urandom of="$d/munge/munge.key" bs=1024 count=1 status=none ) || return 1
+    fi
+    if ! _slurm_cluster_alive "$d/munge/munged.pid"; then
+        rm -f "$d/munge/munge.socket" "$d/munge/munge.socket.lock"
+        local force=()
+        [ "$(id -u)" = 0 ] && force=(--force)
+        munged "${force[@]}" \
+            --socket="$d/munge/munge.socket" \
+            --key-file="$d/munge/munge.key" \
+            --pid-file="$d/munge/munged.pid" \
+            --log-file="$d/log/munged.log" \
+            --seed-file="$d/munge/munged.seed" \
+            || { _slurm_cluster_fail "$d" "munged failed to start"; return 1; }
+    fi
+    for i in $(seq 1 50); do [ -S "$d/munge/munge.socket" ] && break; sleep 0.1; done
+
+    # slurmctld, then slurmd (both fork into the background and write pid files)
+    local t_start=$SECONDS
+    if ! _slurm_cluster_alive "$d/run/slurmctld.pid"; then
+        # -c: fresh state (nothing to recover), -i: ignore unreadable state.
+        local clear=-i
+        [ -e "$d/state/job_state" ] || clear=-c
+        slurmctld -f "$d/slurm.conf" "$clear" \
+            || { _slurm_cluster_fail "$d" "slurmctld failed to start"; return 1; }
+    fi
+    for i in $(seq 1 100); do
+        scontrol ping 2>/dev/null | grep -q 'is UP' && break
+        if _slurm_cluster_dead "$d/run/slurmctld.pid" 5 "$t_start"; then
+            _slurm_cluster_fail "$d" "slurmctld died"; return 1
+        fi
+        sleep 0.1
+    done
+    if ! _slurm_cluster_alive "$d/run/slurmd.pid"; then
+        slurmd -f "$d/slurm.conf" \
+            || { _slurm_cluster_fail "$d" "slurmd failed to start"; return 1; }
+    fi
+
+    # Wait for the node to be idle.
+    local t0=$SECONDS
+    while :; do
+        state=$(sinfo -h -n "$host" -o %t 2>/dev/null | head -n1) || state=
+        case $state in
+            idle|mix|alloc|comp) break ;;
+            drain*|down*|inval*|fail*)
+                # A node left down/drained by an earlier run: bring it back.
+                scontrol update NodeName="$host" State=RESUME >/dev/null 2>&1 ;;
+        esac
+        for i in slurmctld slurmd; do
+            if _slurm_cluster_dead "$d/run/$i.pid" 5 "$t0"; then
+                _slurm_cluster_fail "$d" "$i died"; return 1
+            fi
+        done
+        if [ $((SECONDS - t0)) -ge "$timeout" ]; then
+            _slurm_cluster_log "node $host not idle after ${timeout}s (state: '${state}')"
+            sinfo -N -l >&2 2>&1 || true
+            scontrol show node "$host" >&2 2>&1 || true
+            _slurm_cluster_fail "$d" "giving up; daemons stopped"
+            return 1
+        fi
+        sleep 0.2
+    done
+    _slurm_cluster_log "cluster up in $d (node $host $state); use: . $d/env"
+}
+
+# Alive and not a zombie (an unreaped exited daemon still answers kill -0).
+_slurm_cluster_running() { # pid
+    local st
+    kill -0 "$1" 2>/dev/null || return 1
+    st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# SIGTERM every daemon named by the pid files, wait up to 10 s, then SIGKILL.
+_slurm_cluster_kill_pidfiles() { # pidfile...
+    local pf pid pids=() i left
+    for pf in "$@"; do
+        [ -s "$pf" ] || continue
+        pid=$(cat "$pf" 2>/dev/null) || continue
+        if [ -n "$pid" ] && _slurm_cluster_running "$pid"; then
+            kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
+        fi
+    done
+    for i in $(seq 1 100); do
+        left=()
+        for pid in "${pids[@]}"; do _slurm_cluster_running "$pid" && left+=("$pid"); done
+        [ ${#left[@]} -eq 0 ] && break
+        sleep 0.1
+    done
+    for pid in "${left[@]}"; do
+        _slurm_cluster_log "pid $pid ignored SIGTERM; killing"
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -f "$@"
+}
+
+# Pids of slurmstepd processes started by this cluster's slurmd (their
+# environment, inherited from slurmd, holds SLURM_CONF=DIR/slurm.conf).
+_slurm_cluster_stepds() { # dir
+    local p cmd
+    for p in /proc/[0-9]*; do
+        p=${p#/proc/}
+        cmd=$(tr '\0' ' ' 2>/dev/null < "/proc/$p/cmdline") || continue
+        case $cmd in slurmstepd*) ;; *) continue ;; esac
+        tr '\0' '\n' 2>/dev/null < "/proc/$p/environ" \
+            | grep -qxF "SLURM_CONF=$1/slurm.conf" && echo "$p"
+    done
+    return 0
+}
+
+slurm_cluster_stop() { # dir
+    local d=${1:-} pid sid p i
+    if [ -z "$d" ]; then _slurm_cluster_log "usage: stop DIR"; return 2; fi
+    [ -d "$d" ] || return 0
+    d=$(cd "$d" && pwd) || return 1
+    # Cancel whatever is still queued/running, so no job steps linger.
+    if [ -f "$d/slurm.conf" ] && _slurm_cluster_alive "$d/run/slurmctld.pid"; then
+        SLURM_CONF="$d/slurm.conf" scancel --quiet --partition=debug 2>/dev/null || true
+        for i in $(seq 1 50); do
+            [ -z "$(_slurm_cluster_stepds "$d")" ] && break
+            sleep 0.2
+        done
+    fi
+    _slurm_cluster_kill_pidfiles "$d/run/slurmd.pid" "$d/run/slurmctld.pid" \
+        "$d/munge/munged.pid"
+    # Leftover job steps (slurmstepd outlives slurmd): kill each one's
+    # session, i.e. the stepd and the job processes it started.
+    for pid in $(_slurm_cluster_stepds "$d"); do
+        sid=$(awk '{print $6}' "/proc/$pid/stat" 2>/dev/null) || sid=
+        kill -KILL "$pid" 2>/dev/null || true
+        [ -n "$sid" ] && [ "$sid" -gt 1 ] && [ "$sid" != "$(awk '{print $6}' /proc/$$/stat)" ] || continue
+        for p in /proc/[0-9]*; do
+            p=${p#/proc/}
+            [ "$(awk '{print $6}' "/proc/$p/stat" 2>/dev/null)" = "$sid" ] \
+                && { kill -KILL "$p" 2>/dev/null || true; }
+        done
+    done
+    rm -f "$d/munge/munge.socket" "$d/munge/munge.socket.lock"
+    return 0
+}
+
+# Final state of each task of array job ARRAYJOBID, from DIR/jobcomp.log
+# (the data behind `sacct -c`, which itself shows only raw job ids):
+# one line "ARRAYJOBID_TASK RAWJOBID STATE EXITCODE" per task, by task id.
+# A requeued task has several records; the last one wins.
+slurm_cluster_tasks() { # dir arrayjobid
+    local d=${1:-} j=${2:-}
+    [ -f "$d/jobcomp.log" ] || return 1
+    awk -v j="$j" '
+        { delete f
+          for (i = 1; i <= NF; i++) { k = $i; sub(/=.*/, "", k); v = $i; sub(/^[^=]*=/, "", v); f[k] = v }
+          if (f["ArrayJobId"] == j) last[f["ArrayTaskId"]] = j "_" f["ArrayTaskId"] " " f["JobId"] " " f["JobState"] " " f["ExitCode"]
+        }
+        END { for (t in last) print last[t] }' "$d/jobcomp.log" | sort -t_ -k2,2n
+}
+
+slurm_cluster_status() { # dir
+    local d=${1:-}
+    SLURM_CONF="$d/slurm.conf" sinfo -N -l
+    SLURM_CONF="$d/slurm.conf" squeue
+}
+
+# Executed (not sourced): dispatch.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    case ${1:-} in
+        start)  slurm_cluster_start "${2:-}" ;;
+        stop)   slurm_cluster_stop "${2:-}" ;;
+        status) slurm_cluster_status "${2:-}" ;;
+        tasks)  slurm_cluster_tasks "${2:-}" "${3:-}" ;;
+        *) echo "usage: $0 {start|stop|status} DIR | tasks DIR ARRAYJOBID" >&2; exit 2 ;;
+    esac
+fi
