@@ -44,6 +44,29 @@ impl AtomicStore {
     }
 }
 
+impl AtomicStore {
+    /// A new temporary file for the value of `key` (created with its directory if need
+    /// be), its path, and the path it is to be renamed to.
+    pub(super) fn begin(
+        &self,
+        key: &StoreKey,
+    ) -> std::io::Result<(std::fs::File, PathBuf, PathBuf)> {
+        let temp = self.temp_dir.join(format!(
+            "{}.{}.tmp",
+            key.as_str().replace('/', "_"),
+            unique_suffix()
+        ));
+        let file = match std::fs::File::create_new(&temp) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&self.temp_dir)?;
+                std::fs::File::create_new(&temp)?
+            }
+            other => other?,
+        };
+        Ok((file, temp, self.inner.key_to_fspath(key)))
+    }
+}
+
 impl ReadableStorageTraits for AtomicStore {
     fn get_partial_many<'a>(
         &'a self,

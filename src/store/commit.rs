@@ -100,6 +100,25 @@ impl Committer {
         Ok(())
     }
 
+    /// Hands over `file`, already written at the temporary path `temp`, to be synced
+    /// and renamed to `target` (a shard written piece by piece). Fails at once if an
+    /// earlier commit failed (then `temp` is removed).
+    pub(crate) fn commit_file(&self, file: File, temp: PathBuf, target: PathBuf) -> io::Result<()> {
+        if let Some(e) = self.shared.lock().error.take() {
+            drop(file);
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+        self.shared.lock().pending += 1;
+        let pending = Pending { file, temp, target };
+        if let Err(unsent) = self.sender().send(pending) {
+            let p = unsent.0;
+            let result = commit(p.file, &p.temp, &p.target);
+            finished(&self.shared, result.err());
+        }
+        Ok(())
+    }
+
     /// Waits until every chunk handed over is committed; the first failure, if any.
     pub(crate) fn flush(&self) -> io::Result<()> {
         let mut state = self.shared.lock();

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 use zarrs::array::{Array, CodecOptions};
-use zarrs::storage::{ReadableStorageTraits, WritableStorageTraits};
+use zarrs::storage::ReadableStorageTraits;
 
 use super::atomic::AtomicStore;
 use super::errors::{create_error, io_error, one_line};
@@ -265,15 +265,19 @@ impl Output {
             path: self.chunk_path(&shard.iter().map(|&i| i as u64).collect::<Vec<_>>()),
             message: format!("writing the shard of chunk {chunk:?}: {e}"),
         };
-        let done = shards
-            .add(chunk, bytemuck::cast_slice(data))
-            .map_err(|e| failed(&shards.shard_of(chunk), &e))?;
-        if let Some((shard, bytes)) = done {
+        let storage = self.array.storage();
+        let begin = |shard: &[usize]| {
             let key: Vec<u64> = shard.iter().map(|&i| i as u64).collect();
-            self.array
-                .storage()
-                .set(&self.array.chunk_key(&key), bytes.into())
-                .map_err(|e| failed(&shard, &one_line(&e)))?;
+            storage.begin(&self.array.chunk_key(&key))
+        };
+        let done = shards
+            .add(chunk, bytemuck::cast_slice(data), begin)
+            .map_err(|e| failed(&shards.shard_of(chunk), &e))?;
+        if let Some((shard, (file, temp, target))) = done {
+            storage
+                .committer
+                .commit_file(file, temp, target)
+                .map_err(|e| failed(&shard, &e))?;
         }
         Ok(())
     }
