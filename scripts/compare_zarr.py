@@ -54,6 +54,11 @@ OPS = {
                  lambda z, s, d: [z("zarrs_filter"), "--chunk-limit", "2", "gaussian", s, d,
                                   "2,2,2", "8,8,8"]),
     "median": (["median", "--size", "3"], "median 3×3×3", None),
+    # Sharded outputs (Zarr v3 sharding_indexed), one shard of 4×4×4 chunks: compare with
+    # the unsharded rows (dask writes them unsharded).
+    "copy-sharded": (["copy", "--shards", "256,512,512"], "copy, sharded (shards of 4×4×4 chunks)", None),
+    "gaussian-sharded": (["gaussian", "--sigma", "2", "--shards", "256,512,512"],
+                         "gaussian sigma=2, sharded (shards of 4×4×4 chunks)", None),
     # Not Zarr to Zarr: whole-array statistics (they decode and do not encode).
     "stats": (["stats"], "stats: min, max, mean, std (no output)", None),
     "stats-percentiles": (["stats", "--percentiles", "1,50,99.8"],
@@ -192,7 +197,7 @@ def main():
                     hf.append(timed([exe, flags[0], src, out["hf"], *flags[1:], "--quiet", "--threads",
                                      "2", "--device", "cpu", "--report", report], reported))
                 shutil.rmtree(out["dask"], ignore_errors=True)
-                dk.append(timed([sys.executable, "-c", DASK, op, src, out["dask"]],
+                dk.append(timed([sys.executable, "-c", DASK, op.removesuffix("-sharded"), src, out["dask"]],
                                 lambda stdout: int(stdout.strip().splitlines()[-1]) * 1024))
                 if zt and zcmd:
                     shutil.rmtree(out["zarrs"], ignore_errors=True)

@@ -414,7 +414,7 @@ impl OutputSpec {
             }));
         }
         match &self.shard {
-            Some(_) => super::shard::sharding_codecs(&self.chunk, codecs),
+            Some(_) => sharding_codecs(&self.chunk, codecs),
             None => codecs,
         }
     }
@@ -471,4 +471,21 @@ impl OutputSpec {
             ]
         }
     }
+}
+
+/// The `codecs` of a sharded array's metadata: `sharding_indexed` with inner chunks
+/// `inner` through `inner_codecs`, the index at the end with a CRC-32C.
+fn sharding_codecs(inner: &[usize], inner_codecs: Vec<Value>) -> Vec<Value> {
+    vec![json!({
+        "name": "sharding_indexed",
+        "configuration": {
+            "chunk_shape": inner,
+            "codecs": inner_codecs,
+            "index_codecs": [
+                {"name": "bytes", "configuration": {"endian": "little"}},
+                {"name": "crc32c"}
+            ],
+            "index_location": "end"
+        }
+    })]
 }

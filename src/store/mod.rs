@@ -5,7 +5,10 @@
 //!   and reads the product of per-axis index sets ([`AxisSet`](crate::AxisSet)) into a dense [`Block`](crate::block::Block).
 //! - [`Output`] creates an array from an [`OutputSpec`] (or reopens a compatible one to
 //!   resume), and stores every chunk of a written region, *including chunks equal to the
-//!   fill value*, so that a chunk's existence means it was written.
+//!   fill value*, so that a chunk's existence means it was written. A sharded spec
+//!   ([`OutputSpec::with_shards`]) stores each shard once all its inner chunks are
+//!   written, as one file.
+//! - [`verify`] tells which chunks (shards) of an output are missing.
 //!
 //! Every chunk and every metadata file is written to a temporary file, synced and
 //! renamed into place (chunks in the background: [`Output::flush`] waits for them): a

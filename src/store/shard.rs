@@ -23,8 +23,6 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use serde_json::{Value, json};
-
 use super::metadata::Compression;
 
 /// A shard file being written: a new temporary file, its path, and its final path.
@@ -249,23 +247,6 @@ impl Drop for Shards {
             }
         }
     }
-}
-
-/// The `codecs` of a sharded array's metadata: `sharding_indexed` with inner chunks
-/// `inner` through `inner_codecs`, the index at the end with a CRC-32C.
-pub(super) fn sharding_codecs(inner: &[usize], inner_codecs: Vec<Value>) -> Vec<Value> {
-    vec![json!({
-        "name": "sharding_indexed",
-        "configuration": {
-            "chunk_shape": inner,
-            "codecs": inner_codecs,
-            "index_codecs": [
-                {"name": "bytes", "configuration": {"endian": "little"}},
-                {"name": "crc32c"}
-            ],
-            "index_location": "end"
-        }
-    })]
 }
 
 #[cfg(test)]
