@@ -31,6 +31,7 @@
 pub mod backend;
 pub mod block;
 pub mod boundary;
+pub mod cli;
 mod cpu;
 pub mod dtype;
 pub mod error;

@@ -1,0 +1,235 @@
+"""haloflow: chunked filters on N-D arrays, equal to ``scipy.ndimage`` whatever the
+chunking, on NumPy arrays in memory and Zarr to Zarr.
+
+In memory, with scipy.ndimage's names and defaults::
+
+    import haloflow
+    y = haloflow.gaussian_filter(x, 2)            # = scipy.ndimage.gaussian_filter(x, 2)
+    m = haloflow.median_filter(x, size=3)
+
+Chains, in one pass::
+
+    p = haloflow.Pipeline([haloflow.ops.gaussian(2), haloflow.ops.threshold(above=100)])
+    mask = p.apply(x)
+
+Zarr to Zarr, bounded in memory, resumable, split across processes::
+
+    report = haloflow.run("in.zarr", "out.zarr", p, chunks=64, part=(i, n))
+
+The GIL is released while haloflow computes; every call takes ``threads=`` (default:
+every core) and ``device=`` (``"cpu"``, ``"gpu"`` or ``"auto"``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from . import _haloflow, ops
+from .ops import Op
+
+__all__ = [
+    "Op", "Pipeline", "ops", "run", "init", "HaloflowError",
+    "threshold", "clip", "gaussian", "gaussian_filter", "gaussian_laplace",
+    "gaussian_gradient_magnitude", "convolve", "uniform", "uniform_filter", "median",
+    "median_filter", "percentile", "percentile_filter", "minimum", "minimum_filter",
+    "maximum", "maximum_filter", "downsample", "upsample", "project", "normalize",
+]
+
+HaloflowError = _haloflow.HaloflowError
+__version__ = _haloflow.__version__
+
+
+class Pipeline:
+    """A chain of ops applied in order in one pass (no intermediate array), then an
+    optional cast of the result to ``dtype``. Pickles (a plain list of dicts)."""
+
+    def __init__(self, ops=(), dtype=None):
+        ops = [ops] if isinstance(ops, Op) else list(ops)
+        for op in ops:
+            if not isinstance(op, Op):
+                raise TypeError(f"a Pipeline holds haloflow.ops values, got {op!r}")
+        self.ops = ops
+        self.dtype = None if dtype is None else np.dtype(dtype).name
+
+    def __repr__(self) -> str:
+        extra = f", dtype={self.dtype!r}" if self.dtype else ""
+        return f"haloflow.Pipeline({self.ops!r}{extra})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Pipeline) and (self.ops, self.dtype) == (other.ops, other.dtype)
+
+    def to_json(self) -> str:
+        """The pipeline as haloflow records it (``{"ops": [...], "dtype": ...}``)."""
+        return json.dumps({"ops": [op.spec for op in self.ops], "dtype": self.dtype})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Pipeline":
+        """The pipeline recorded in ``text`` (e.g. an output's ``haloflow.pipeline``)."""
+        spec = json.loads(text)
+        return cls([Op(o) for o in spec.get("ops", [])], spec.get("dtype"))
+
+    def apply(self, x, *, device: str = "cpu", threads: int | None = None) -> np.ndarray:
+        """The pipeline on the array ``x`` (1 to 5 dimensions; uint8, uint16, uint32,
+        int8, int16, int32, float32 or float64), read in place: no copy is made but
+        the result."""
+        x = np.asarray(x)
+        return _haloflow.apply(self.to_json(), x, device, threads)
+
+
+def _one(op: Op, x, device, threads) -> np.ndarray:
+    return Pipeline([op]).apply(x, device=device, threads=threads)
+
+
+def threshold(x, above=None, *, otsu=False, percentile=None, device="cpu", threads=None):
+    """``x > above`` as uint8 (or above Otsu's threshold, or a percentile)."""
+    return _one(ops.threshold(above, otsu=otsu, percentile=percentile), x, device, threads)
+
+
+def clip(x, min, max, *, device="cpu", threads=None):  # noqa: A002
+    """``np.clip(x, min, max)``, dtype kept."""
+    return _one(ops.clip(min, max), x, device, threads)
+
+
+def gaussian_filter(input, sigma, mode="reflect", cval=0.0, truncate=4.0, *, device="cpu", threads=None):
+    """``scipy.ndimage.gaussian_filter``, float32 out."""
+    return _one(ops.gaussian(sigma, mode, cval, truncate), input, device, threads)
+
+
+def gaussian_laplace(input, sigma, mode="reflect", cval=0.0, truncate=4.0, *, device="cpu", threads=None):
+    """``scipy.ndimage.gaussian_laplace``, float32 out."""
+    return _one(ops.gaussian_laplace(sigma, mode, cval, truncate), input, device, threads)
+
+
+def gaussian_gradient_magnitude(input, sigma, mode="reflect", cval=0.0, truncate=4.0, *, device="cpu",
+                                threads=None):
+    """``scipy.ndimage.gaussian_gradient_magnitude``, float32 out."""
+    return _one(ops.gaussian_gradient_magnitude(sigma, mode, cval, truncate), input, device, threads)
+
+
+def convolve(input, weights, mode="reflect", cval=0.0, *, device="cpu", threads=None):
+    """``scipy.ndimage.convolve``, float32 out."""
+    return _one(ops.convolve(weights, mode, cval), input, device, threads)
+
+
+def uniform_filter(input, size=3, mode="reflect", cval=0.0, *, device="cpu", threads=None):
+    """``scipy.ndimage.uniform_filter``, float32 out."""
+    return _one(ops.uniform(size, mode, cval), input, device, threads)
+
+
+def median_filter(input, size=None, footprint=None, mode="reflect", cval=0.0, *, device="cpu", threads=None):
+    """``scipy.ndimage.median_filter``, dtype kept."""
+    return _one(ops.median(size, footprint, mode, cval), input, device, threads)
+
+
+def percentile_filter(input, percentile, size=None, footprint=None, mode="reflect", cval=0.0, *,
+                      device="cpu", threads=None):
+    """``scipy.ndimage.percentile_filter``, dtype kept."""
+    return _one(ops.percentile(percentile, size, footprint, mode, cval), input, device, threads)
+
+
+def minimum_filter(input, size=None, footprint=None, mode="reflect", cval=0.0, *, device="cpu", threads=None):
+    """``scipy.ndimage.minimum_filter``, dtype kept."""
+    return _one(ops.minimum(size, footprint, mode, cval), input, device, threads)
+
+
+def maximum_filter(input, size=None, footprint=None, mode="reflect", cval=0.0, *, device="cpu", threads=None):
+    """``scipy.ndimage.maximum_filter``, dtype kept."""
+    return _one(ops.maximum(size, footprint, mode, cval), input, device, threads)
+
+
+def downsample(x, factor, method="mean", *, device="cpu", threads=None):
+    """Reduce by integer factors (mean, max, min, stride, mode), dtype kept."""
+    return _one(ops.downsample(factor, method), x, device, threads)
+
+
+def upsample(x, factor, method="nearest", *, device="cpu", threads=None):
+    """Enlarge by integer factors (nearest, linear), dtype kept."""
+    return _one(ops.upsample(factor, method), x, device, threads)
+
+
+def project(x, axis, method="max", keepdims=False, *, device="cpu", threads=None):
+    """numpy's ``x.max(axis)`` (min, mean, sum)."""
+    return _one(ops.project(axis, method, keepdims), x, device, threads)
+
+
+def normalize(x, percentiles=(1.0, 99.8), clip=False, *, device="cpu", threads=None):
+    """CSBDeep's percentile normalisation, float32 out."""
+    return _one(ops.normalize(percentiles, clip), x, device, threads)
+
+
+# The command's names, for those who know it.
+gaussian = gaussian_filter
+uniform = uniform_filter
+median = median_filter
+percentile = percentile_filter
+minimum = minimum_filter
+maximum = maximum_filter
+
+
+def _command(words, input, output, pipeline, *, chunks=None, shards=None, part=None, memory_limit=None,
+             overwrite=False, progress=False, device="cpu", threads=None, compression=None,
+             zarr_format=None, level=None):
+    """Runs `haloflow *words IN OUT --pipeline ... [flags]`; the report as a dict."""
+    if isinstance(pipeline, Op):
+        pipeline = Pipeline([pipeline])
+    if not isinstance(pipeline, Pipeline):
+        raise TypeError(f"pipeline: a haloflow.Pipeline or Op, got {pipeline!r}")
+    per_axis = lambda v: ",".join(str(int(c)) for c in np.atleast_1d(v))
+    with tempfile.TemporaryDirectory(prefix="haloflow-") as tmp:
+        spec = os.path.join(tmp, "pipeline.json")
+        report = os.path.join(tmp, "report.json")
+        with open(spec, "w") as f:
+            f.write(pipeline.to_json())
+        args = [*words, os.fspath(input), os.fspath(output), "--pipeline", spec, "--report", report,
+                "--device", device]
+        if not progress:
+            args.append("--quiet")
+        if chunks is not None:
+            args += ["--chunks", per_axis(chunks)]
+        if shards is not None:
+            args += ["--shards", per_axis(shards)]
+        if part is not None:
+            args += ["--part", part if isinstance(part, str) else f"{int(part[0])}/{int(part[1])}"]
+        if memory_limit is not None:
+            args += ["--memory-limit", str(memory_limit)]
+        if overwrite:
+            args.append("--overwrite")
+        if threads is not None:
+            args += ["--threads", str(int(threads))]
+        if compression is not None:
+            args += ["--compression", str(compression)]
+        if zarr_format is not None:
+            args += ["--zarr-format", str(int(zarr_format))]
+        if level is not None:
+            args += ["--level", str(int(level))]
+        _haloflow.command(args)
+        if not os.path.exists(report):
+            return None
+        with open(report) as f:
+            return json.load(f)
+
+
+def run(input, output, pipeline, **options) -> dict:
+    """Runs ``pipeline`` (a :class:`Pipeline` or one :class:`Op`) from the Zarr array or
+    OME-Zarr image ``input`` to ``output``, as ``haloflow run`` does, and returns its
+    report (jobs, bytes, seconds per stage, peak memory) as a dict.
+
+    Options (keywords): ``chunks`` and ``shards``, the output's chunk and shard shapes
+    (one value or one per axis); ``part=(i, n)``, only part i of n (``--part i/n``;
+    ``"auto"`` reads a scheduler's array task); ``memory_limit`` in bytes or as
+    ``"2G"``; ``overwrite``; ``progress`` (a bar on stderr); ``device``; ``threads``;
+    ``compression`` (``"zstd:3"``, ``"none"``); ``zarr_format``; ``level`` (of an
+    OME-Zarr input). A killed run resumes when run again. Errors raise
+    :class:`HaloflowError` with the command's message."""
+    return _command(["run"], input, output, pipeline, **options)
+
+
+def init(input, output, pipeline, **options) -> None:
+    """Creates the output of ``run(input, output, pipeline, **options)`` without
+    computing it (``haloflow init``): run it once before starting the parts of a
+    distributed run. Prints the number of jobs and the memory a part needs."""
+    _command(["init", "run"], input, output, pipeline, **options)

@@ -1,0 +1,167 @@
+"""Operation constructors, named like the command's subcommands.
+
+Each returns an :class:`Op`: a plain description (a dict, the form haloflow records in
+its outputs' attributes) that pickles, so a dask or Ray task can carry it. Chain them
+with :class:`haloflow.Pipeline`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MODES = ("reflect", "mirror", "nearest", "constant", "wrap")
+
+
+class Op:
+    """One operation: ``Op({"op": "gaussian", "sigma": [2.0], ...})``."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: dict):
+        if not isinstance(spec, dict) or "op" not in spec:
+            raise ValueError(f"an op is a dict with an 'op' key, got {spec!r}")
+        self.spec = dict(spec)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.spec.items() if k != "op")
+        return f"haloflow.ops.{self.spec['op']}({args})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Op) and self.spec == other.spec
+
+    def __getstate__(self):
+        return self.spec
+
+    def __setstate__(self, state):
+        self.spec = state
+
+
+def _floats(v, what: str) -> list[float]:
+    values = [float(x) for x in np.atleast_1d(np.asarray(v, dtype=np.float64)).ravel()]
+    if not values:
+        raise ValueError(f"{what}: no values")
+    return values
+
+
+def _ints(v, what: str) -> list[int]:
+    a = np.atleast_1d(np.asarray(v))
+    if a.size == 0 or not np.all(a == np.round(a)):
+        raise ValueError(f"{what}: expected whole numbers, got {v!r}")
+    return [int(x) for x in a.ravel()]
+
+
+def _mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+    return mode
+
+
+def _window(size, footprint) -> dict:
+    """A rank filter's window: `size` (per axis) or a boolean `footprint`."""
+    if footprint is not None:
+        if size is not None:
+            raise ValueError("give size or footprint, not both")
+        f = np.asarray(footprint)
+        return {"footprint": {"shape": list(f.shape), "mask": [bool(x) for x in f.ravel()]}}
+    if size is None:
+        raise ValueError("give size or footprint")
+    return {"size": _ints(size, "size")}
+
+
+def threshold(above: float | None = None, *, otsu: bool = False, percentile: float | None = None) -> Op:
+    """``x > above`` as uint8; or above Otsu's threshold (``otsu=True``, scikit-image's
+    ``threshold_otsu``) or a percentile of the whole input."""
+    given = [above is not None, otsu, percentile is not None]
+    if sum(given) != 1:
+        raise ValueError("threshold: give exactly one of above, otsu=True, percentile")
+    if otsu:
+        return Op({"op": "threshold_otsu"})
+    if percentile is not None:
+        return Op({"op": "threshold_percentile", "percentile": float(percentile)})
+    return Op({"op": "threshold", "above": float(above)})
+
+
+def clip(min: float, max: float) -> Op:  # noqa: A002 (numpy's names)
+    """``np.clip(x, min, max)``, dtype kept."""
+    return Op({"op": "clip", "min": float(min), "max": float(max)})
+
+
+def gaussian(sigma, mode: str = "reflect", cval: float = 0.0, truncate: float = 4.0) -> Op:
+    """``scipy.ndimage.gaussian_filter``, float32 out."""
+    return Op({"op": "gaussian", "sigma": _floats(sigma, "sigma"), "mode": _mode(mode),
+               "cval": float(cval), "truncate": float(truncate)})
+
+
+def gaussian_laplace(sigma, mode: str = "reflect", cval: float = 0.0, truncate: float = 4.0) -> Op:
+    """``scipy.ndimage.gaussian_laplace``, float32 out."""
+    return Op({"op": "gaussian_laplace", "sigma": _floats(sigma, "sigma"), "mode": _mode(mode),
+               "cval": float(cval), "truncate": float(truncate)})
+
+
+def gaussian_gradient_magnitude(sigma, mode: str = "reflect", cval: float = 0.0, truncate: float = 4.0) -> Op:
+    """``scipy.ndimage.gaussian_gradient_magnitude``, float32 out."""
+    return Op({"op": "gaussian_gradient_magnitude", "sigma": _floats(sigma, "sigma"),
+               "mode": _mode(mode), "cval": float(cval), "truncate": float(truncate)})
+
+
+def convolve(weights, mode: str = "reflect", cval: float = 0.0) -> Op:
+    """``scipy.ndimage.convolve`` (weights up to 3-D, on the trailing axes), float32 out."""
+    w = np.asarray(weights, dtype=np.float64)
+    return Op({"op": "convolve", "kernel": {"shape": list(w.shape), "data": [float(x) for x in w.ravel()]},
+               "mode": _mode(mode), "cval": float(cval)})
+
+
+def uniform(size=3, mode: str = "reflect", cval: float = 0.0) -> Op:
+    """``scipy.ndimage.uniform_filter``, float32 out."""
+    return Op({"op": "uniform", "size": _ints(size, "size"), "mode": _mode(mode), "cval": float(cval)})
+
+
+def median(size=None, footprint=None, mode: str = "reflect", cval: float = 0.0) -> Op:
+    """``scipy.ndimage.median_filter``, dtype kept."""
+    return Op({"op": "median", **_window(size, footprint), "mode": _mode(mode), "cval": float(cval)})
+
+
+def percentile(percentile: float, size=None, footprint=None, mode: str = "reflect", cval: float = 0.0) -> Op:
+    """``scipy.ndimage.percentile_filter``, dtype kept."""
+    return Op({"op": "percentile", "percentile": float(percentile), **_window(size, footprint),
+               "mode": _mode(mode), "cval": float(cval)})
+
+
+def minimum(size=None, footprint=None, mode: str = "reflect", cval: float = 0.0) -> Op:
+    """``scipy.ndimage.minimum_filter`` (grey erosion), dtype kept."""
+    return Op({"op": "minimum", **_window(size, footprint), "mode": _mode(mode), "cval": float(cval)})
+
+
+def maximum(size=None, footprint=None, mode: str = "reflect", cval: float = 0.0) -> Op:
+    """``scipy.ndimage.maximum_filter`` (grey dilation), dtype kept."""
+    return Op({"op": "maximum", **_window(size, footprint), "mode": _mode(mode), "cval": float(cval)})
+
+
+def downsample(factor, method: str = "mean") -> Op:
+    """Reduce by integer factors (``mean``, ``max``, ``min``, ``stride``, ``mode``);
+    ``ceil(n / f)`` out, dtype kept."""
+    return Op({"op": "downsample", "factor": _ints(factor, "factor"), "method": method})
+
+
+def upsample(factor, method: str = "nearest") -> Op:
+    """Enlarge by integer factors (``nearest``: ``np.repeat``; ``linear``), dtype kept."""
+    return Op({"op": "upsample", "factor": _ints(factor, "factor"), "method": method})
+
+
+def project(axis: int, method: str = "max", keepdims: bool = False) -> Op:
+    """numpy's ``x.max(axis)`` (``min``, ``mean``, ``sum``); last in a chain unless
+    ``keepdims``."""
+    return Op({"op": "project", "axis": int(axis), "method": method, "keepdims": bool(keepdims)})
+
+
+def normalize(percentiles=(1.0, 99.8), clip: bool = False) -> Op:
+    """CSBDeep's ``(x - p_lo) / (p_hi - p_lo)`` from the whole input's percentiles,
+    float32 out."""
+    lo, hi = _floats(percentiles, "percentiles")
+    return Op({"op": "normalize", "percentiles": [lo, hi], "clip": bool(clip)})
+
+
+def cast(dtype) -> Op:
+    """Convert the element type (round half to even, saturate)."""
+    return Op({"op": "cast", "dtype": np.dtype(dtype).name})
+
