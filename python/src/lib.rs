@@ -132,18 +132,7 @@ fn apply<'py>(
         .unwrap_or_else(|_| "?".into());
     Err(PyTypeError::new_err(format!(
         "unsupported array type {dtype} (haloflow takes {})",
-        [
-            DType::U8,
-            DType::U16,
-            DType::U32,
-            DType::I8,
-            DType::I16,
-            DType::I32,
-            DType::F32,
-            DType::F64
-        ]
-        .map(|d| d.name())
-        .join(", ")
+        DType::ALL.map(|d| d.name()).join(", ")
     )))
 }
 

@@ -45,8 +45,18 @@ pub(super) fn on_device(plan: &Plan, k: usize) -> bool {
             method: DownMethod::Mode,
         } => input.size() == 4 || factor.iter().product::<usize>() <= MAX_PACKED_MODE_WINDOW,
         Stage::Rank(r) => r.taps() <= super::rank::MAX_TAPS,
-        // Sums of separable filters have no device twin yet.
-        Stage::Derivatives { .. } => false,
+        // Sums of separable filters whose terms have the same passes' shapes (the
+        // Laplacian and gradient magnitude of a Gaussian: every term reads the same
+        // footprint), each term's passes and its accumulation on the device.
+        Stage::Derivatives { terms, .. } => {
+            let shapes = |t: &Vec<crate::stage::Stencil>| -> Vec<Vec<usize>> {
+                t.iter().map(|st| st.shape.clone()).collect()
+            };
+            !terms.is_empty()
+                && terms
+                    .iter()
+                    .all(|t| !t.is_empty() && shapes(t) == shapes(&terms[0]))
+        }
         // Maxima and minima on the device; means and sums add in f64 on the host.
         Stage::Project { method, .. } => {
             matches!(method, ProjectMethod::Max | ProjectMethod::Min)

@@ -43,6 +43,28 @@ pub(super) struct CastParams {
     pad: [u32; 3],
 }
 
+/// The parameters of `accumulate.wgsl`, kept in sync with its `AccumulateParams`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct AccumulateParams {
+    count: u32,
+    first: u32,
+    square: u32,
+    root: u32,
+}
+
+/// Adds one term (f32, `count` elements) into the accumulator (the output buffer):
+/// the first term to 0, its square if `square`, and the root after it if `root`.
+pub(super) fn accumulate(count: u32, first: bool, square: bool, root: bool) -> Dispatch {
+    let params = AccumulateParams {
+        count,
+        first: u32::from(first),
+        square: u32::from(square),
+        root: u32::from(root),
+    };
+    Dispatch::new(Shader::Accumulate, &params, Vec::new(), count)
+}
+
 /// The parameters of `normalize.wgsl`, kept in sync with its `NormalizeParams`.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]

@@ -32,7 +32,7 @@ use crate::dtype::{DType, with_dtype};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::region::AxisSet;
-use crate::stage::{ProjectMethod, Rank, Stage, Stencil};
+use crate::stage::{ProjectMethod, Rank, Stage, Stencil, term_sets};
 
 /// `st` with leading axes of extent 1 up to five axes.
 fn padded(st: &Stencil) -> Stencil {
@@ -55,7 +55,7 @@ fn dispatch(plan: &Plan, k: usize, input: DType, sets: &[Vec<AxisSet>]) -> Dispa
         Stage::Cast(_) => pointwise::cast(count),
         Stage::Normalize { low, high, clip } => pointwise::normalize(*low, *high, *clip, count),
         Stage::Stencil(st) => stencil::stencil(&padded(st), in_sets, out, in_shape),
-        Stage::Derivatives { .. } => unreachable!("sums of separable filters run on the host"),
+        Stage::Derivatives { .. } => unreachable!("expanded by `launches`"),
         Stage::Project { axis, method } => pointwise::project(
             in_sets,
             out,
@@ -108,6 +108,99 @@ fn fusable(plan: &Plan, k: usize, end: usize, sets: &[Vec<AxisSet>]) -> Vec<Fuse
         }
     }
     fused
+}
+
+/// What a launch reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// The previous launch's output (or the segment's input, for the first).
+    Previous,
+    /// The input of its stage (a sum of separable filters: each term's first pass).
+    StageInput,
+}
+
+/// Where a launch writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    /// A fresh buffer, the next launch's input.
+    Fresh,
+    /// Its stage's accumulator, read and written in place (created by the first term).
+    Accumulator {
+        /// The first term's launch: the accumulator is created.
+        first: bool,
+        /// The last term's launch: the accumulator becomes the stage's output.
+        last: bool,
+    },
+}
+
+/// One kernel launch of a segment: most stages are one; a sum of separable filters is
+/// each term's 1-D passes and its accumulation.
+struct Launch {
+    /// The plan stage it belongs to.
+    stage: usize,
+    dispatch: Dispatch,
+    /// Elements it reads, and their type; the type it writes.
+    in_len: usize,
+    in_dtype: DType,
+    out_dtype: DType,
+    reads: Reads,
+    writes: Writes,
+}
+
+/// The launches of a sum of separable filters (stage `k`, reading `input` elements over
+/// `sets[k]`): per term, its 1-D passes (the first reading the stage's input, each next
+/// one the previous pass), then its accumulation into the stage's output, in the
+/// CPU's order.
+fn derivatives(
+    plan: &Plan,
+    k: usize,
+    input: DType,
+    sets: &[Vec<AxisSet>],
+    terms: &[Vec<Stencil>],
+    magnitude: bool,
+) -> Vec<Launch> {
+    let in_shape = plan.shape_at(k);
+    let out = &sets[k + 1];
+    let count = len(out);
+    let mut launches = Vec::new();
+    for (t, term) in terms.iter().enumerate() {
+        let term_sets = term_sets(term, out, in_shape);
+        for (j, st) in term.iter().enumerate() {
+            let in_sets = if j == 0 { &sets[k] } else { &term_sets[j] };
+            launches.push(Launch {
+                stage: k,
+                dispatch: stencil::stencil(
+                    &padded(st),
+                    &pad_sets(in_sets),
+                    &pad_sets(&term_sets[j + 1]),
+                    &pad(in_shape, 1),
+                ),
+                in_len: len(in_sets),
+                in_dtype: if j == 0 { input } else { DType::F32 },
+                out_dtype: DType::F32,
+                reads: if j == 0 {
+                    Reads::StageInput
+                } else {
+                    Reads::Previous
+                },
+                writes: Writes::Fresh,
+            });
+        }
+        let last = t + 1 == terms.len();
+        launches.push(Launch {
+            stage: k,
+            dispatch: pointwise::accumulate(count as u32, t == 0, magnitude, magnitude && last),
+            in_len: count,
+            in_dtype: DType::F32,
+            out_dtype: DType::F32,
+            reads: Reads::Previous,
+            writes: Writes::Accumulator {
+                first: t == 0,
+                last,
+            },
+        });
+    }
+    launches
 }
 
 /// A binding of `bytes` bytes of `buffer` from `offset`.
@@ -181,11 +274,16 @@ pub(super) fn start(
 
     // Every stage's launch, pipeline and place in the constants buffer.
     let align = u64::from(ctx.limits.min_storage_buffer_offset_alignment).max(4);
-    let mut stages = Vec::with_capacity(range.len());
-    let mut constants_bytes = 0u64;
+    let mut launches: Vec<Launch> = Vec::with_capacity(range.len());
     let mut dtype = input_dtype;
     let mut k = range.start;
     while k < range.end {
+        if let Stage::Derivatives { terms, magnitude } = &plan.stages()[k] {
+            launches.extend(derivatives(plan, k, dtype, sets, terms, *magnitude));
+            dtype = DType::F32;
+            k += 1;
+            continue;
+        }
         let mut d = dispatch(plan, k, dtype, sets);
         // Pointwise stages right after a stencil are fused into its store.
         let fused = fusable(plan, k, range.end, sets);
@@ -194,11 +292,27 @@ pub(super) fn start(
         if !fused.is_empty() {
             d = d.with_fused(fused, out_dtype);
         }
+        launches.push(Launch {
+            stage: k,
+            dispatch: d,
+            in_len: len(&sets[k]),
+            in_dtype: dtype,
+            out_dtype,
+            reads: Reads::Previous,
+            writes: Writes::Fresh,
+        });
+        dtype = out_dtype;
+        k = last + 1;
+    }
+    let mut stages = Vec::with_capacity(launches.len());
+    let mut constants_bytes = 0u64;
+    for launch in launches {
+        let d = &launch.dispatch;
         let pipeline = ctx.pipeline(
             d.kernel,
             d.method,
-            dtype,
-            out_dtype,
+            launch.in_dtype,
+            launch.out_dtype,
             &d.compiled_in,
             &d.fused,
         )?;
@@ -206,16 +320,7 @@ pub(super) fn start(
         let tables_start = params.end.next_multiple_of(align);
         let tables = tables_start..tables_start + (4 * d.tables.len() as u64).max(4);
         constants_bytes = tables.end.next_multiple_of(align);
-        stages.push((
-            k,
-            d,
-            pipeline,
-            Constants { params, tables },
-            dtype,
-            out_dtype,
-        ));
-        dtype = out_dtype;
-        k = last + 1;
+        stages.push((launch, pipeline, Constants { params, tables }));
     }
 
     // Upload: the input, then the constants, into one mapped staging buffer.
@@ -239,7 +344,8 @@ pub(super) fn start(
     }
     let copy_in = copying.elapsed();
     let mut constants_host = vec![0u8; constants_bytes as usize];
-    for (_, d, _, c, _, _) in &stages {
+    for (launch, _, c) in &stages {
+        let d = &launch.dispatch;
         let (p, t) = (c.params.start as usize, c.tables.start as usize);
         constants_host[p..p + d.params.len()].copy_from_slice(&d.params);
         let tables: &[u8] = bytemuck::cast_slice(&d.tables);
@@ -297,19 +403,45 @@ pub(super) fn start(
     });
     let max = ctx.limits.max_compute_workgroups_per_dimension;
     let mut current: Option<PooledBuffer> = None;
-    for (i, (k, d, pipeline, c, in_dtype, out_dtype)) in stages.iter().enumerate() {
-        let input = match (&current, &uploaded, resident) {
+    // A sum of separable filters: its input (when an earlier launch wrote it) and its
+    // accumulator.
+    let mut stage_input: Option<PooledBuffer> = None;
+    let mut accumulator: Option<PooledBuffer> = None;
+    for (i, (launch, pipeline, c)) in stages.iter().enumerate() {
+        let d = &launch.dispatch;
+        if launch.reads == Reads::StageInput && stage_input.is_none() {
+            // The first term's first pass: keep the stage's input for the other terms.
+            stage_input = current.take();
+        }
+        let previous = match launch.reads {
+            Reads::Previous => &current,
+            Reads::StageInput => &stage_input,
+        };
+        let input = match (previous, &uploaded, resident) {
             (Some(b), _, _) | (None, Some(b), _) | (None, None, Some(b)) => b.get(),
             (None, None, None) => staging.get(),
         };
-        let in_bytes = device_bytes(len(&sets[*k]), *in_dtype).max(4);
-        let out_bytes = device_bytes(d.count as usize, *out_dtype).max(4);
+        let in_bytes = device_bytes(launch.in_len, launch.in_dtype).max(4);
+        let out_bytes = device_bytes(d.count as usize, launch.out_dtype).max(4);
         let last = i + 1 == stages.len();
-        let output =
-            (!(last && unified && readback.is_some())).then(|| ctx.device_buffer(out_bytes));
-        let output_buffer = match &output {
-            Some(b) => b.get(),
-            None => readback.as_ref().expect("a readback").get(),
+        let output = match launch.writes {
+            Writes::Fresh => {
+                (!(last && unified && readback.is_some())).then(|| ctx.device_buffer(out_bytes))
+            }
+            Writes::Accumulator { first, .. } => {
+                if first {
+                    accumulator = Some(ctx.device_buffer(out_bytes));
+                }
+                None
+            }
+        };
+        let output_buffer = match (&output, launch.writes) {
+            (Some(b), _) => b.get(),
+            (None, Writes::Accumulator { .. }) => accumulator
+                .as_ref()
+                .expect("created by the first term")
+                .get(),
+            (None, Writes::Fresh) => readback.as_ref().expect("a readback").get(),
         };
         let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(d.kernel.name()),
@@ -352,13 +484,20 @@ pub(super) fn start(
             });
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &bind, &[]);
-            let [x, y, z] = d.grid(*out_dtype, max);
+            let [x, y, z] = d.grid(launch.out_dtype, max);
             pass.dispatch_workgroups(x, y, z);
         }
-        // The last stage of a unified segment wrote the readback buffer itself.
-        match output {
-            Some(output) => held.extend(current.replace(output)),
-            None => held.extend(current.take()),
+        match (output, launch.writes) {
+            (Some(output), _) => held.extend(current.replace(output)),
+            // The last term's accumulation: the accumulator is the stage's output.
+            (None, Writes::Accumulator { last: true, .. }) => {
+                held.extend(current.take());
+                held.extend(stage_input.take());
+                current = accumulator.take();
+            }
+            // The last stage of a unified segment wrote the readback buffer itself; an
+            // earlier term's accumulation is done with its pass's output.
+            (None, _) => held.extend(current.take()),
         }
     }
     held.extend(uploaded);
@@ -387,7 +526,7 @@ pub(super) fn start(
         (
             resolve,
             read,
-            stages.iter().map(|s| s.0).collect::<Vec<_>>(),
+            stages.iter().map(|s| s.0.stage).collect::<Vec<_>>(),
         )
     });
 

@@ -47,6 +47,7 @@ pub(crate) enum Shader {
     Rank,
     Normalize,
     Project,
+    Accumulate,
 }
 
 impl Shader {
@@ -62,6 +63,7 @@ impl Shader {
             Shader::Rank => "rank.wgsl",
             Shader::Normalize => "normalize.wgsl",
             Shader::Project => "project.wgsl",
+            Shader::Accumulate => "accumulate.wgsl",
         }
     }
 
@@ -76,6 +78,7 @@ impl Shader {
             Shader::Rank => include_str!("../../shaders/rank.wgsl"),
             Shader::Normalize => include_str!("../../shaders/normalize.wgsl"),
             Shader::Project => include_str!("../../shaders/project.wgsl"),
+            Shader::Accumulate => include_str!("../../shaders/accumulate.wgsl"),
         }
     }
 }
@@ -497,6 +500,11 @@ mod tests {
                 "RankParams",
                 size_of::<super::super::rank::RankParams>(),
             ),
+            (
+                Shader::Accumulate,
+                "AccumulateParams",
+                size_of::<super::super::pointwise::AccumulateParams>(),
+            ),
         ];
         for (kernel, name, rust_size) in twins {
             let output = match kernel {
@@ -507,7 +515,8 @@ mod tests {
                 | Shader::Stencil
                 | Shader::Rank
                 | Shader::Project
-                | Shader::Normalize => DType::F32,
+                | Shader::Normalize
+                | Shader::Accumulate => DType::F32,
                 Shader::Cast => DType::U16,
             };
             let module = module(kernel, 0, DType::F32, output);
@@ -550,5 +559,6 @@ mod tests {
             module(Shader::Normalize, 0, input, DType::F32);
             module(Shader::Project, 1, input, input);
         }
+        module(Shader::Accumulate, 0, DType::F32, DType::F32);
     }
 }
