@@ -860,6 +860,9 @@ struct StatsArgs {
     /// 32-bit percentiles and histograms): within it, each chunk is decoded once.
     #[arg(long, default_value_t = 1024)]
     keep_decoded: u64,
+    /// No summary on standard output (with --json FILE: only the file).
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 /// The ops, as `info` and `run` parse them.
@@ -1960,6 +1963,20 @@ fn stats(a: &StatsArgs) -> crate::Result<()> {
         println!("{json}");
         return Ok(());
     }
+    if !a.quiet {
+        print_statistics(&s, &path, started.elapsed().as_secs_f64());
+    }
+    if let Some(file) = &a.json {
+        std::fs::write(file, json + "\n").map_err(|e| crate::Error::Store {
+            path: file.clone(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// `stats`' summary: one line per summary, its percentiles and histogram below.
+fn print_statistics(s: &crate::stats::Statistics, path: &Path, seconds: f64) {
     println!(
         "{}: {:?} {}, {} pass{} in {:.2} s",
         path.display(),
@@ -1967,7 +1984,7 @@ fn stats(a: &StatsArgs) -> crate::Result<()> {
         s.dtype,
         s.passes,
         if s.passes == 1 { "" } else { "es" },
-        started.elapsed().as_secs_f64()
+        seconds
     );
     for m in &s.summaries {
         let label = match (m.index, s.axis) {
@@ -1996,13 +2013,6 @@ fn stats(a: &StatsArgs) -> crate::Result<()> {
             );
         }
     }
-    if let Some(file) = &a.json {
-        std::fs::write(file, json + "\n").map_err(|e| crate::Error::Store {
-            path: file.clone(),
-            message: e.to_string(),
-        })?;
-    }
-    Ok(())
 }
 
 fn info(a: &InfoArgs) -> crate::Result<()> {

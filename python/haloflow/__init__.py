@@ -32,7 +32,7 @@ from . import _haloflow, ops
 from .ops import Op
 
 __all__ = [
-    "Op", "Pipeline", "ops", "run", "init", "HaloflowError",
+    "Op", "Pipeline", "ops", "run", "init", "stats", "HaloflowError",
     "threshold", "clip", "gaussian", "gaussian_filter", "gaussian_laplace",
     "gaussian_gradient_magnitude", "convolve", "uniform", "uniform_filter", "median",
     "median_filter", "percentile", "percentile_filter", "minimum", "minimum_filter",
@@ -168,6 +168,37 @@ median = median_filter
 percentile = percentile_filter
 minimum = minimum_filter
 maximum = maximum_filter
+
+
+def stats(x, *, axis=None, histogram=None, percentiles=(), threads=None, level=None) -> dict:
+    """Whole-array statistics of a NumPy array, or of a Zarr array or OME-Zarr image
+    given by its path (streamed, as ``haloflow stats``): min, max, mean, std (ddof 0)
+    and NaN count; exact percentiles (numpy's ``linear`` method, as
+    ``np.nanpercentile``); ``np.histogram``'s ``histogram`` bins; per index along
+    ``axis`` if given. Returns the report as a dict (``summaries``: one per index, or
+    one for the whole array)."""
+    percentiles = [float(p) for p in np.atleast_1d(percentiles)] if np.size(percentiles) else []
+    if isinstance(x, (str, os.PathLike)):
+        with tempfile.TemporaryDirectory(prefix="haloflow-") as tmp:
+            out = os.path.join(tmp, "stats.json")
+            args = ["stats", os.fspath(x), "--json", out, "--quiet"]
+            if axis is not None:
+                args += ["--axis", str(int(axis))]
+            if histogram is not None:
+                args += ["--histogram", str(int(histogram))]
+            if percentiles:
+                args += ["--percentiles", ",".join(repr(p) for p in percentiles)]
+            if threads is not None:
+                args += ["--threads", str(int(threads))]
+            if level is not None:
+                args += ["--level", str(int(level))]
+            _haloflow.command(args)
+            with open(out) as f:
+                return json.load(f)
+    options = {"axis": None if axis is None else int(axis),
+               "histogram": None if histogram is None else int(histogram),
+               "percentiles": percentiles}
+    return json.loads(_haloflow.statistics(np.asarray(x), json.dumps(options), threads))
 
 
 def _command(words, input, output, pipeline, *, chunks=None, shards=None, part=None, memory_limit=None,

@@ -126,14 +126,56 @@ fn apply<'py>(
         };
     }
     typed!(u8, u16, u32, i8, i16, i32, f32, f64);
+    Err(unsupported(x))
+}
+
+/// Whole-array statistics of the NumPy array `x` (options and result as the JSON of
+/// haloflow's `StatsOptions` and `Statistics`), the GIL released.
+#[pyfunction]
+#[pyo3(signature = (x, options, threads = None))]
+fn statistics(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    options: &str,
+    threads: Option<usize>,
+) -> PyResult<String> {
+    let options: haloflow::stats::StatsOptions = serde_json::from_str(options)
+        .map_err(|e| PyValueError::new_err(format!("statistics options: {e}")))?;
+    let pool = threads.map(|n| pool(n.max(1))).transpose()?;
+    macro_rules! typed {
+        ($($t:ty),*) => {
+            $(
+                if let Ok(array) = x.cast::<PyArrayDyn<$t>>() {
+                    let readonly = array.try_readonly()?;
+                    let view = readonly.as_array();
+                    let found = py
+                        .detach(|| {
+                            let run = || haloflow::stats::statistics_of(&view.into(), &options);
+                            match &pool {
+                                Some(p) => p.install(run),
+                                None => run(),
+                            }
+                        })
+                        .map_err(failed)?;
+                    return Ok(serde_json::to_string(&found).expect("statistics serialise"));
+                }
+            )*
+        };
+    }
+    typed!(u8, u16, u32, i8, i16, i32, f32, f64);
+    Err(unsupported(x))
+}
+
+/// The error for an array of a type haloflow does not take.
+fn unsupported(x: &Bound<'_, PyAny>) -> PyErr {
     let dtype = x
         .getattr("dtype")
         .map(|d| d.to_string())
         .unwrap_or_else(|_| "?".into());
-    Err(PyTypeError::new_err(format!(
+    PyTypeError::new_err(format!(
         "unsupported array type {dtype} (haloflow takes {})",
         DType::ALL.map(|d| d.name()).join(", ")
-    )))
+    ))
 }
 
 /// Runs one `haloflow` command line (without the program name) in this process, the
@@ -149,5 +191,6 @@ fn _haloflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(apply, m)?)?;
     m.add_function(wrap_pyfunction!(command, m)?)?;
+    m.add_function(wrap_pyfunction!(statistics, m)?)?;
     Ok(())
 }
