@@ -32,7 +32,7 @@ from . import _haloflow, ops
 from .ops import Op
 
 __all__ = [
-    "Op", "Pipeline", "ops", "run", "init", "stats", "HaloflowError",
+    "Op", "Pipeline", "ops", "run", "init", "stats", "pyramid", "verify", "HaloflowError",
     "threshold", "clip", "gaussian", "gaussian_filter", "gaussian_laplace",
     "gaussian_gradient_magnitude", "convolve", "uniform", "uniform_filter", "median",
     "median_filter", "percentile", "percentile_filter", "minimum", "minimum_filter",
@@ -201,22 +201,24 @@ def stats(x, *, axis=None, histogram=None, percentiles=(), threads=None, level=N
     return json.loads(_haloflow.statistics(np.asarray(x), json.dumps(options), threads))
 
 
-def _command(words, input, output, pipeline, *, chunks=None, shards=None, part=None, memory_limit=None,
+def _command(words, input, output, pipeline=None, *, extra=(), chunks=None, shards=None, part=None, memory_limit=None,
              overwrite=False, progress=False, device="cpu", threads=None, compression=None,
              zarr_format=None, level=None):
-    """Runs `haloflow *words IN OUT --pipeline ... [flags]`; the report as a dict."""
+    """Runs `haloflow *words IN OUT [--pipeline ...] *extra [flags]`; the report as a
+    dict (None if the command writes none)."""
     if isinstance(pipeline, Op):
         pipeline = Pipeline([pipeline])
-    if not isinstance(pipeline, Pipeline):
+    if pipeline is not None and not isinstance(pipeline, Pipeline):
         raise TypeError(f"pipeline: a haloflow.Pipeline or Op, got {pipeline!r}")
     per_axis = lambda v: ",".join(str(int(c)) for c in np.atleast_1d(v))
     with tempfile.TemporaryDirectory(prefix="haloflow-") as tmp:
         spec = os.path.join(tmp, "pipeline.json")
         report = os.path.join(tmp, "report.json")
-        with open(spec, "w") as f:
-            f.write(pipeline.to_json())
-        args = [*words, os.fspath(input), os.fspath(output), "--pipeline", spec, "--report", report,
-                "--device", device]
+        args = [*words, os.fspath(input), os.fspath(output), *extra, "--report", report, "--device", device]
+        if pipeline is not None:
+            with open(spec, "w") as f:
+                f.write(pipeline.to_json())
+            args += ["--pipeline", spec]
         if not progress:
             args.append("--quiet")
         if chunks is not None:
@@ -264,3 +266,40 @@ def init(input, output, pipeline, **options) -> None:
     computing it (``haloflow init``): run it once before starting the parts of a
     distributed run. Prints the number of jobs and the memory a part needs."""
     _command(["init", "run"], input, output, pipeline, **options)
+
+
+def pyramid(input, output, *, levels=None, factor=None, method="mean", ngff_version=None, axes=None,
+            scale=None, units=None, **options) -> dict:
+    """Writes a multiscale pyramid of ``input`` (level 0 of an OME-Zarr image, or a plain
+    array) as an OME-Zarr image, as ``haloflow pyramid`` does: every level in one
+    streamed pass over level 0, each the previous one reduced by ``factor`` (default 2 on
+    space axes) with ``method`` (``mean``, ``max``, ``min``, ``mode``, ``stride`` or
+    ``gaussian``). ``axes``, ``scale`` and ``units`` describe a plain array's axes. Takes
+    :func:`run`'s options; returns the report as a dict."""
+    per_axis = lambda v, cast: ",".join(str(cast(c)) for c in np.atleast_1d(v))
+    extra = ["--method", method]
+    if levels is not None:
+        extra += ["--levels", str(int(levels))]
+    if factor is not None:
+        extra += ["--factor", per_axis(factor, int)]
+    if ngff_version is not None:
+        extra += ["--ngff-version", str(ngff_version)]
+    if axes is not None or scale is not None or units is not None:
+        extra.append("--ome")
+    if axes is not None:
+        extra += ["--axes", ",".join(axes)]
+    if scale is not None:
+        extra += ["--scale", per_axis(scale, float)]
+    if units is not None:
+        extra += ["--units", ",".join(u or "-" for u in units)]
+    return _command(["pyramid"], input, output, extra=extra, **options)
+
+
+def verify(output) -> dict:
+    """Which jobs of a run's output (an array, or every level of an OME-Zarr image) are
+    done, as ``haloflow verify --json``: ``{"complete": bool, "arrays": [...]}``, each
+    array with ``jobs_total``, ``jobs_done`` and the keys of the first missing chunks
+    (shards)."""
+    arrays = json.loads(_haloflow.verify(os.fspath(output)))
+    return {"path": os.fspath(output), "complete": all(a["jobs_done"] == a["jobs_total"] for a in arrays),
+            "arrays": arrays}

@@ -178,6 +178,16 @@ fn unsupported(x: &Bound<'_, PyAny>) -> PyErr {
     ))
 }
 
+/// Which jobs of the output at `path` (an array, or each level of an OME-Zarr image)
+/// are done: haloflow's `store::verify` as JSON.
+#[pyfunction]
+fn verify(py: Python<'_>, path: std::path::PathBuf) -> PyResult<String> {
+    let found = py
+        .detach(|| haloflow::store::verify(&path))
+        .map_err(failed)?;
+    Ok(serde_json::to_string(&found).expect("completions serialise"))
+}
+
 /// Runs one `haloflow` command line (without the program name) in this process, the
 /// GIL released.
 #[pyfunction]
@@ -192,5 +202,6 @@ fn _haloflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(apply, m)?)?;
     m.add_function(wrap_pyfunction!(command, m)?)?;
     m.add_function(wrap_pyfunction!(statistics, m)?)?;
+    m.add_function(wrap_pyfunction!(verify, m)?)?;
     Ok(())
 }

@@ -246,3 +246,33 @@ def test_statistics_equal_numpy_in_memory_and_from_zarr(tmp_path):
         for key in ("index", "count", "nan_count", "min", "max", "percentiles"):
             assert a[key] == b[key], key
         assert np.isclose(a["mean"], b["mean"], rtol=1e-12) and np.isclose(a["std"], b["std"], rtol=1e-12)
+
+
+def test_pyramid_and_verify(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    x = VOLUME_U16
+    src = tmp_path / "img.zarr"
+    zarr.create_array(store=src, shape=x.shape, chunks=(8, 16, 16), dtype=x.dtype)[...] = x
+    out = tmp_path / "pyr.ome.zarr"
+    report = haloflow.pyramid(src, out, levels=3, method="max", axes=["z", "y", "x"], scale=[2.0, 0.5, 0.5],
+                              units=["micrometer"] * 3)
+    assert report["jobs_done"] > 0
+    level = x
+    for k in range(3):
+        got = zarr.open_array(out / str(k))[...]
+        assert np.array_equal(got, level), k
+        # The next level: numpy's 2x2x2 max, partial windows at the edges.
+        pad = [(0, (-n) % 2) for n in level.shape]
+        padded = np.pad(level, pad, mode="edge")
+        level = padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2, padded.shape[2] // 2, 2).max(axis=(1, 3, 5))
+    attrs = zarr.open_group(out).attrs.asdict()
+    scales = [d["coordinateTransformations"][0]["scale"] for d in attrs["ome"]["multiscales"][0]["datasets"]]
+    assert scales == [[2.0, 0.5, 0.5], [4.0, 1.0, 1.0], [8.0, 2.0, 2.0]]
+    done = haloflow.verify(out)
+    assert done["complete"] and len(done["arrays"]) == 3
+    # An incomplete run: one part of three, then verify names what is missing.
+    partial = tmp_path / "partial.zarr"
+    haloflow.run(src, partial, ops.gaussian(1.0), chunks=8, part=(0, 3))
+    found = haloflow.verify(partial)
+    assert not found["complete"] and found["arrays"][0]["missing"]
+    assert found["arrays"][0]["jobs_done"] == found["arrays"][0]["jobs_total"] - len(found["arrays"][0]["missing"])
