@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use haloflow::{ArrayAny, Backend, DType, Device, Pipeline};
+use haloflow::{ArrayAny, ArrayViewAny, Backend, DType, Device, Pipeline};
 use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
@@ -90,6 +90,39 @@ fn to_numpy(py: Python<'_>, out: ArrayAny) -> Bound<'_, PyAny> {
     }
 }
 
+/// Runs `f` on the NumPy array `x`, read in place as whichever element type it holds,
+/// with the GIL released and on a pool of `threads` threads (default: rayon's global
+/// pool).
+fn with_array<R: Send>(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    threads: Option<usize>,
+    f: impl Fn(ArrayViewAny<'_>) -> haloflow::Result<R> + Send + Sync,
+) -> PyResult<R> {
+    let pool = threads.map(|n| pool(n.max(1))).transpose()?;
+    macro_rules! typed {
+        ($($t:ty),*) => {
+            $(
+                if let Ok(array) = x.cast::<PyArrayDyn<$t>>() {
+                    let readonly = array.try_readonly()?;
+                    let view = readonly.as_array();
+                    return py
+                        .detach(|| {
+                            let run = || f(view.into());
+                            match &pool {
+                                Some(p) => p.install(run),
+                                None => run(),
+                            }
+                        })
+                        .map_err(failed);
+                }
+            )*
+        };
+    }
+    typed!(u8, u16, u32, i8, i16, i32, f32, f64);
+    Err(unsupported(x))
+}
+
 /// Applies the pipeline (haloflow's JSON) to the NumPy array `x` on `device`, with
 /// `threads` CPU threads (default: every core), the GIL released meanwhile.
 #[pyfunction]
@@ -104,29 +137,10 @@ fn apply<'py>(
     let pipeline: Pipeline = serde_json::from_str(pipeline)
         .map_err(|e| PyValueError::new_err(format!("not a haloflow pipeline: {e}")))?;
     let backend = backend(device)?;
-    let pool = threads.map(|n| pool(n.max(1))).transpose()?;
-    macro_rules! typed {
-        ($($t:ty),*) => {
-            $(
-                if let Ok(array) = x.cast::<PyArrayDyn<$t>>() {
-                    let readonly = array.try_readonly()?;
-                    let view = readonly.as_array();
-                    let out = py
-                        .detach(|| {
-                            let run = || pipeline.apply_on(view, None, &backend);
-                            match &pool {
-                                Some(p) => p.install(run),
-                                None => run(),
-                            }
-                        })
-                        .map_err(failed)?;
-                    return Ok(to_numpy(py, out));
-                }
-            )*
-        };
-    }
-    typed!(u8, u16, u32, i8, i16, i32, f32, f64);
-    Err(unsupported(x))
+    let out = with_array(py, x, threads, |view| {
+        pipeline.apply_on(view, None, &backend)
+    })?;
+    Ok(to_numpy(py, out))
 }
 
 /// Whole-array statistics of the NumPy array `x` (options and result as the JSON of
@@ -141,29 +155,10 @@ fn statistics(
 ) -> PyResult<String> {
     let options: haloflow::stats::StatsOptions = serde_json::from_str(options)
         .map_err(|e| PyValueError::new_err(format!("statistics options: {e}")))?;
-    let pool = threads.map(|n| pool(n.max(1))).transpose()?;
-    macro_rules! typed {
-        ($($t:ty),*) => {
-            $(
-                if let Ok(array) = x.cast::<PyArrayDyn<$t>>() {
-                    let readonly = array.try_readonly()?;
-                    let view = readonly.as_array();
-                    let found = py
-                        .detach(|| {
-                            let run = || haloflow::stats::statistics_of(&view.into(), &options);
-                            match &pool {
-                                Some(p) => p.install(run),
-                                None => run(),
-                            }
-                        })
-                        .map_err(failed)?;
-                    return Ok(serde_json::to_string(&found).expect("statistics serialise"));
-                }
-            )*
-        };
-    }
-    typed!(u8, u16, u32, i8, i16, i32, f32, f64);
-    Err(unsupported(x))
+    let found = with_array(py, x, threads, |view| {
+        haloflow::stats::statistics_of(&view, &options)
+    })?;
+    Ok(serde_json::to_string(&found).expect("statistics serialise"))
 }
 
 /// The error for an array of a type haloflow does not take.
