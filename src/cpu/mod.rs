@@ -21,11 +21,12 @@ use crate::plan::{Job, Plan};
 use crate::region::AxisSet;
 use crate::stage::Stage;
 
-/// Runs one stage on the CPU: from `input` (an array of `in_shape` at this stage)
-/// to a dense block over `out`.
+/// Runs one stage on the CPU: from `input` (an array of `in_shape` at this stage,
+/// holding at least the indices `needs`) to a dense block over `out`.
 pub(crate) fn run_stage(
     stage: &Stage,
     input: &BlockAny<'_>,
+    needs: &[AxisSet],
     out: &[AxisSet],
     in_shape: &[usize],
 ) -> BlockAny<'static> {
@@ -43,18 +44,20 @@ pub(crate) fn run_stage(
         Stage::Stencil(s) => {
             let result = match input {
                 BlockAny::F32(b) => stencil::stencil(b, out, in_shape, s),
-                other => {
-                    match_any!(other, BlockAny, b => stencil::stencil(&b.map(Element::to_f32), out, in_shape, s))
-                }
+                other => stencil::stencil(&to_f32(other, needs), out, in_shape, s),
             };
             result.into_any()
         }
         Stage::Derivatives { terms, magnitude } => {
             let result = match input {
                 BlockAny::F32(b) => derivatives::derivatives(b, out, in_shape, terms, *magnitude),
-                other => match_any!(other, BlockAny, b => {
-                    derivatives::derivatives(&b.map(Element::to_f32), out, in_shape, terms, *magnitude)
-                }),
+                other => derivatives::derivatives(
+                    &to_f32(other, needs),
+                    out,
+                    in_shape,
+                    terms,
+                    *magnitude,
+                ),
             };
             result.into_any()
         }
@@ -74,6 +77,13 @@ pub(crate) fn run_stage(
             resample::upsample(b, out, in_shape, factor, *method).into_any()
         }),
     }
+}
+
+/// The values of `input` at exactly `needs`, as f32: a stage that computes in f32
+/// converts what it reads, not the whole block it is given (the caller's whole array,
+/// in memory).
+fn to_f32(input: &BlockAny<'_>, needs: &[AxisSet]) -> crate::block::Block<'static, f32> {
+    match_any!(input, BlockAny, b => pointwise::map(b, needs, Element::to_f32))
 }
 
 /// Writes `input` over exactly `sets` (a subset of what it holds), in C order, into
@@ -127,7 +137,13 @@ pub(crate) fn run_job(plan: &Plan, job: &Job, source: &BlockAny<'_>) -> BlockAny
     let mut current: Option<BlockAny<'static>> = None;
     for (k, stage) in plan.stages().iter().enumerate() {
         let input = current.as_ref().unwrap_or(source);
-        let next = run_stage(stage, input, &job.sets[k + 1], plan.shape_at(k));
+        let next = run_stage(
+            stage,
+            input,
+            &job.sets[k],
+            &job.sets[k + 1],
+            plan.shape_at(k),
+        );
         if let Some(done) = current.replace(next) {
             crate::block::recycle(done);
         }

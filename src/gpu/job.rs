@@ -64,7 +64,7 @@ fn run_sets(
         } else {
             let stage = &plan.stages()[k];
             (
-                cpu::run_stage(stage, input, &sets[k + 1], plan.shape_at(k)),
+                cpu::run_stage(stage, input, &sets[k], &sets[k + 1], plan.shape_at(k)),
                 k + 1,
             )
         };
