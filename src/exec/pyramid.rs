@@ -182,6 +182,120 @@ impl Pyramid<'_> {
         })
     }
 
+    /// Level 0's `needs[0]` in slabs of whole chunk rows, each cut into the pieces
+    /// read in parallel ([`parts_of`]), with each piece's share of level 1 (the level-1
+    /// indices whose windows lie in it), if the step from level 0 reads no index
+    /// outside the piece its outputs come from (a window method; not a Gaussian, whose
+    /// halo crosses the pieces), and if each piece's share of `owned` is whole chunks
+    /// of level 0's output. Then level 1 is computed piece by piece, and level 0 is
+    /// never held whole.
+    #[allow(clippy::type_complexity)]
+    fn level1_by_part(
+        &self,
+        plan: &Plan,
+        needs: &[Region],
+        owned: &Region,
+        threads: usize,
+    ) -> Option<Vec<Vec<(Region, Region)>>> {
+        let (level0, level1) = (&needs[0], &needs[1]);
+        let mut covered = 0;
+        let slabs: Vec<Vec<(Region, Region)>> = chunk_cuts(level0, 0, self.chunks[0][0])
+            .windows(2)
+            .map(|w| {
+                let mut slab = level0.clone();
+                slab.start[0] = w[0];
+                slab.shape[0] = w[1] - w[0];
+                parts_of(self.source, &slab, threads)
+                    .into_iter()
+                    .map(|part| {
+                        let share = self.share(&part, level0, level1);
+                        (part, share)
+                    })
+                    .collect()
+            })
+            .collect();
+        let shape = self.source.shape();
+        for (part, share) in slabs.iter().flatten() {
+            // The level-0 writer stores each piece's share of `owned`: whole chunks.
+            let mine = part.intersect(owned);
+            let aligned = (0..mine.ndim()).all(|a| {
+                let (c, end) = (self.chunks[0][a], mine.start[a] + mine.shape[a]);
+                mine.start[a].is_multiple_of(c) && (end.is_multiple_of(c) || end == shape[a])
+            });
+            if !mine.is_empty() && !aligned {
+                return None;
+            }
+            if share.is_empty() {
+                continue;
+            }
+            let reads = hull(&plan.sets_for(share)[0]);
+            let inside = (0..part.ndim()).all(|a| {
+                part.start[a] <= reads.start[a]
+                    && reads.start[a] + reads.shape[a] <= part.start[a] + part.shape[a]
+            });
+            if !inside {
+                return None;
+            }
+            covered += share.len();
+        }
+        // The shares are disjoint (the pieces are): together they must be level 1.
+        (covered == level1.len()).then_some(slabs)
+    }
+
+    /// The level-1 indices of `level1` whose windows start in `part` of level 0's
+    /// `level0` (up to the end of `level1` where `part` reaches the end of `level0`).
+    fn share(&self, part: &Region, level0: &Region, level1: &Region) -> Region {
+        let (start, shape) = (0..part.ndim())
+            .map(|a| {
+                let f = self.factor[a].max(1);
+                let (lo1, hi1) = (level1.start[a], level1.start[a] + level1.shape[a]);
+                let end = part.start[a] + part.shape[a];
+                let lo = part.start[a].div_ceil(f).clamp(lo1, hi1);
+                let hi = if end == level0.start[a] + level0.shape[a] {
+                    hi1
+                } else {
+                    (end / f).clamp(lo1, hi1)
+                };
+                (lo, hi.saturating_sub(lo))
+            })
+            .unzip();
+        Region { start, shape }
+    }
+
+    /// Reads level 0 slab by slab, each slab's pieces in parallel (`slabs`, from
+    /// [`Pyramid::level1_by_part`]), sending each piece's share of `owned` to the
+    /// level-0 writer and computing its share of level 1 into one block over `region`.
+    fn stream_level1(
+        &self,
+        plan: &Plan,
+        slabs: &[Vec<(Region, Region)>],
+        region: &Region,
+        owned: &Region,
+        options: &RunOptions,
+        send: &std::sync::mpsc::SyncSender<(Region, BlockAny<'static>)>,
+    ) -> Result<BlockAny<'static>> {
+        let threads = rayon::current_num_threads().max(1);
+        with_dtype!(plan.output_dtype(), U => {
+            let mut data = zeroed::<U>(region.len());
+            for slab in slabs {
+                let parts: Vec<Region> = slab.iter().map(|(part, _)| part.clone()).collect();
+                let blocks = read_parts(self.source, &parts)?;
+                for ((part, share), block) in slab.iter().zip(blocks) {
+                    if !share.is_empty() {
+                        let computed = compute(plan, share, &block, options, threads)?;
+                        paste(region, share, &computed.typed::<U>().data, &mut data);
+                    }
+                    let mine = part.intersect(owned);
+                    if !mine.is_empty() && send.send((mine, block)).is_err() {
+                        // The writer stopped on an error, which its join reports.
+                        return Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any());
+                    }
+                }
+            }
+            Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any())
+        })
+    }
+
     /// Runs this process's part of the tiles, or returns `None` (having written
     /// nothing) when the levels' chunks do not tile evenly or a tile would not fit in
     /// `options.memory_limit`: then build the levels one chain at a time.
@@ -238,11 +352,25 @@ impl Pyramid<'_> {
                     }
                     Ok(seconds)
                 });
+                // A window step makes level 1 slab by slab (the read then includes
+                // that compute, and level 0 is never held whole); any other step
+                // reads level 0 whole first.
                 let clock = Instant::now();
-                let level0 = self.read_streaming(&needs[0], &owned[0], threads, &send);
+                let slabs = plans.get(1).and_then(Option::as_ref).and_then(|plan1| {
+                    Some((
+                        plan1,
+                        self.level1_by_part(plan1, &needs, &owned[0], threads)?,
+                    ))
+                });
+                let first = match &slabs {
+                    Some((plan1, slabs)) => {
+                        self.stream_level1(plan1, slabs, &needs[1], &owned[0], options, &send)
+                    }
+                    None => self.read_streaming(&needs[0], &owned[0], threads, &send),
+                };
                 drop(send);
                 let read = clock.elapsed().as_secs_f64();
-                let level0 = match level0 {
+                let first = match first {
                     Ok(block) => block,
                     Err(e) => {
                         let _ = writer.join();
@@ -250,13 +378,22 @@ impl Pyramid<'_> {
                     }
                 };
                 let clock = Instant::now();
+                // `coarser[k - 1]` is level k.
                 let mut coarser: Vec<BlockAny<'static>> = Vec::with_capacity(levels - 1);
-                for k in 1..levels {
+                let (level0, from) = match slabs {
+                    Some(_) => {
+                        coarser.push(first);
+                        (None, 2)
+                    }
+                    None => (Some(first), 1),
+                };
+                for k in from..levels {
                     let plan = plans[k].as_ref().expect("a step");
-                    let input = coarser.last().unwrap_or(&level0);
+                    let input = coarser.last().or(level0.as_ref()).expect("a finer level");
                     let next = compute(plan, &needs[k], input, options, threads)?;
                     coarser.push(next);
                 }
+                drop(level0);
                 let computed = clock.elapsed().as_secs_f64();
                 let clock = Instant::now();
                 for (k, block) in coarser.iter().enumerate() {
@@ -291,14 +428,10 @@ impl Pyramid<'_> {
     }
 }
 
-/// `region` of `source`, decoded in pieces along one axis, cut at its read-chunk
-/// boundaries so that no chunk is decoded twice, in parallel.
-fn read_parallel(
-    source: &dyn Source,
-    region: &Region,
-    threads: usize,
-) -> Result<BlockAny<'static>> {
-    use rayon::prelude::*;
+/// `region` cut into pieces along one axis at the source's read-chunk boundaries (so
+/// that no chunk is decoded twice), about `2 × threads` of them where the region
+/// spans that many chunks on some axis.
+fn parts_of(source: &dyn Source, region: &Region, threads: usize) -> Vec<Region> {
     let chunk = source.read_chunk_shape();
     // The first axis along which the region spans enough chunks (else the one with most).
     let spans: Vec<usize> = (0..region.ndim())
@@ -315,10 +448,9 @@ fn read_parallel(
                 .expect("an axis")
         });
     if spans[axis] <= 1 {
-        return source.read_region(region);
+        return vec![region.clone()];
     }
-    let cuts = chunk_cuts(region, axis, chunk[axis]);
-    let parts: Vec<Region> = cuts
+    chunk_cuts(region, axis, chunk[axis])
         .windows(2)
         .map(|w| {
             let mut r = region.clone();
@@ -326,11 +458,26 @@ fn read_parallel(
             r.shape[axis] = w[1] - w[0];
             r
         })
-        .collect();
-    let blocks = parts
-        .par_iter()
-        .map(|r| source.read_region(r))
-        .collect::<Result<Vec<_>>>()?;
+        .collect()
+}
+
+/// The pieces `parts` of `source`, decoded in parallel.
+fn read_parts(source: &dyn Source, parts: &[Region]) -> Result<Vec<BlockAny<'static>>> {
+    use rayon::prelude::*;
+    parts.par_iter().map(|r| source.read_region(r)).collect()
+}
+
+/// `region` of `source`, decoded in pieces ([`parts_of`]) in parallel, in one block.
+fn read_parallel(
+    source: &dyn Source,
+    region: &Region,
+    threads: usize,
+) -> Result<BlockAny<'static>> {
+    let parts = parts_of(source, region, threads);
+    if parts.len() == 1 {
+        return source.read_region(region);
+    }
+    let blocks = read_parts(source, &parts)?;
     with_dtype!(source.dtype(), T => {
         let mut data = zeroed::<T>(region.len());
         for (part, block) in parts.iter().zip(&blocks) {
@@ -399,4 +546,81 @@ fn chunk_cuts(region: &Region, axis: usize, chunk: usize) -> Vec<usize> {
     }
     cuts.push(end);
     cuts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::DType;
+    use crate::ops::Op;
+    use crate::stage::DownMethod;
+
+    /// Zeros of a shape, read in chunks; nothing is written to it.
+    struct Zeros(Vec<usize>, Vec<usize>);
+
+    impl Source for Zeros {
+        fn shape(&self) -> &[usize] {
+            &self.0
+        }
+        fn dtype(&self) -> DType {
+            DType::F32
+        }
+        fn read_chunk_shape(&self) -> Vec<usize> {
+            self.1.clone()
+        }
+        fn read_region(&self, region: &Region) -> Result<BlockAny<'static>> {
+            Ok(Block::new(
+                region.sets(),
+                std::borrow::Cow::Owned(vec![0f32; region.len()]),
+            )
+            .into_any())
+        }
+    }
+
+    impl Sink for Zeros {
+        fn write(&self, _: &Region, _: &BlockAny<'_>) -> Result<()> {
+            Ok(())
+        }
+        fn region_done(&self, _: &Region) -> Result<bool> {
+            Ok(false)
+        }
+        fn flush(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A window step makes level 1 piece by piece (level 0 never held whole); a step
+    /// with a halo, or output chunks that cut the pieces, reads level 0 whole.
+    #[test]
+    fn window_steps_stream_level_1_and_halo_steps_do_not() {
+        let source = Zeros(vec![16, 32, 32], vec![4, 8, 8]);
+        let mean = Pipeline::from(Op::downsample(&[2, 2, 2], DownMethod::Mean));
+        let smooth = Pipeline::new(vec![
+            Op::gaussian(&[1.0]),
+            Op::downsample(&[2, 2, 2], DownMethod::Mean),
+        ]);
+        for (step, chunk, streamed) in [
+            (&mean, [4, 8, 8], true),
+            (&mean, [8, 8, 8], true),
+            // The pieces are cut at the input's chunks, 8 wide: half an output chunk.
+            (&mean, [4, 16, 16], false),
+            (&smooth, [4, 8, 8], false),
+            (&mean, [4, 12, 12], false),
+        ] {
+            let pyramid = Pyramid {
+                source: &source,
+                sinks: vec![&source, &source, &source],
+                chunks: vec![chunk.to_vec(); 3],
+                step: step.clone(),
+                factor: vec![2, 2, 2],
+            };
+            let (shapes, plans) = pyramid.plans().unwrap();
+            let top = Region::whole(&shapes[2]);
+            let owned = pyramid.owned(&shapes, &top);
+            let needs = pyramid.needs(&plans, &owned);
+            let plan = plans[1].as_ref().unwrap();
+            let parts = pyramid.level1_by_part(plan, &needs, &owned[0], 2);
+            assert_eq!(parts.is_some(), streamed, "{step:?} chunks {chunk:?}");
+        }
+    }
 }
