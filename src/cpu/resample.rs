@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use crate::block::{Block, for_each_row, take_vec};
-use crate::dtype::Element;
+use crate::dtype::{DType, Element};
 use crate::region::AxisSet;
 use crate::stage::{Corners, DownMethod, UpMethod, Window, corners, denominator, windows};
 
@@ -42,15 +42,81 @@ pub(crate) fn downsample<T: Element>(
                     .flat_map(|r| (0..len).map(move |i| r + off + i * stride)),
             );
         }
-        for &Window { first: x0, len: nx } in &windows[last] {
+        let row = &windows[last];
+        let mut k = 0;
+        while k < row.len() {
+            // A run of whole, adjacent windows: float32 means a row at a time.
+            let f = factor[last];
+            let mut end = k;
+            while end < row.len()
+                && row[end].len == f
+                && (end == k || row[end].first == row[end - 1].first + f)
+            {
+                end += 1;
+            }
+            if method == DownMethod::Mean
+                && end > k + 1
+                && let Some(src) = as_f32(&input.data)
+            {
+                let mut sums = vec![0f32; end - k];
+                mean_of_windows(src, &rows, row[k].first, f, &mut sums);
+                data.extend(sums.into_iter().map(T::from_f32));
+                k = end;
+                continue;
+            }
+            let Window { first: x0, len: nx } = row[k];
             values.clear();
             for &r in &rows {
                 values.extend_from_slice(&input.data[r + x0..r + x0 + nx]);
             }
             data.push(reduce(&mut values, method));
+            k += 1;
         }
     });
     Block::new(out.to_vec(), Cow::Owned(data))
+}
+
+/// The values as float32, if they are.
+fn as_f32<T: Element>(values: &[T]) -> Option<&[f32]> {
+    // SAFETY: a type whose DTYPE is F32 is f32 (Element is sealed: f32 alone has it).
+    (T::DTYPE == DType::F32)
+        .then(|| unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<f32>(), values.len()) })
+}
+
+/// The means of adjacent whole windows of `f` elements along the last axis, from `x0`,
+/// each over the rows at `rows`: [`Element::mean`]'s sum (from 0, the window's values
+/// in C order: row by row, then along the row) and division, vectorised across the
+/// windows, so the bits are the same.
+fn mean_of_windows(data: &[f32], rows: &[usize], x0: usize, f: usize, out: &mut [f32]) {
+    let n = (rows.len() * f) as f32;
+    for &r in rows {
+        let row = &data[r + x0..r + x0 + out.len() * f];
+        match f {
+            2 => add_windows::<2>(out, row),
+            3 => add_windows::<3>(out, row),
+            4 => add_windows::<4>(out, row),
+            _ => {
+                for i in 0..f {
+                    for (o, window) in out.iter_mut().zip(row.chunks_exact(f)) {
+                        *o += window[i];
+                    }
+                }
+            }
+        }
+    }
+    for o in out {
+        *o /= n;
+    }
+}
+
+/// Adds each window of `F` elements of `row` to its output, in order along the row.
+fn add_windows<const F: usize>(out: &mut [f32], row: &[f32]) {
+    for (o, window) in out.iter_mut().zip(row.chunks_exact(F)) {
+        let window: &[f32; F] = window.try_into().expect("F elements");
+        for &x in window {
+            *o += x;
+        }
+    }
 }
 
 /// One window's value (`values` in C order; reordered by `mode`).

@@ -37,6 +37,10 @@ pub struct Pyramid<'a> {
     pub factor: Vec<usize>,
 }
 
+/// What the writer thread receives: regions of a level (its index first) with blocks
+/// holding them.
+type Pieces = Vec<(usize, Region, BlockAny<'static>)>;
+
 /// Each level's shape, and the plan of the step from the level before (none for
 /// level 0).
 type Levels = (Vec<Vec<usize>>, Vec<Option<Plan>>);
@@ -155,7 +159,7 @@ impl Pyramid<'_> {
         region: &Region,
         owned: &Region,
         threads: usize,
-        send: &std::sync::mpsc::SyncSender<(Region, BlockAny<'static>)>,
+        send: &std::sync::mpsc::SyncSender<Pieces>,
     ) -> Result<BlockAny<'static>> {
         let cuts = chunk_cuts(region, 0, self.chunks[0][0]);
         with_dtype!(self.source.dtype(), T => {
@@ -172,7 +176,7 @@ impl Pyramid<'_> {
                     let mut part = owned.clone();
                     part.start[0] = lo;
                     part.shape[0] = hi - lo;
-                    if send.send((part, block)).is_err() {
+                    if send.send(vec![(0, part, block)]).is_err() {
                         // The writer stopped on an error, which its join reports.
                         break;
                     }
@@ -182,8 +186,8 @@ impl Pyramid<'_> {
         })
     }
 
-    /// Level 0's `needs[0]` in slabs of whole chunk rows, each cut into the pieces
-    /// read in parallel ([`parts_of`]), with each piece's share of level 1 (the level-1
+    /// Level 0's `needs[0]` in slabs of whole chunk rows, each cut into pieces of whole
+    /// chunks ([`chunk_pieces`]), with each piece's share of level 1 (the level-1
     /// indices whose windows lie in it), if the step from level 0 reads no index
     /// outside the piece its outputs come from (a window method; not a Gaussian, whose
     /// halo crosses the pieces), and if each piece's share of `owned` is whole chunks
@@ -195,7 +199,6 @@ impl Pyramid<'_> {
         plan: &Plan,
         needs: &[Region],
         owned: &Region,
-        threads: usize,
     ) -> Option<Vec<Vec<(Region, Region)>>> {
         let (level0, level1) = (&needs[0], &needs[1]);
         let mut covered = 0;
@@ -205,7 +208,7 @@ impl Pyramid<'_> {
                 let mut slab = level0.clone();
                 slab.start[0] = w[0];
                 slab.shape[0] = w[1] - w[0];
-                parts_of(self.source, &slab, threads)
+                chunk_pieces(self.source, &slab, &self.chunks[0])
                     .into_iter()
                     .map(|part| {
                         let share = self.share(&part, level0, level1);
@@ -263,33 +266,80 @@ impl Pyramid<'_> {
     }
 
     /// Reads level 0 slab by slab, each slab's pieces in parallel (`slabs`, from
-    /// [`Pyramid::level1_by_part`]), sending each piece's share of `owned` to the
-    /// level-0 writer and computing its share of level 1 into one block over `region`.
+    /// [`Pyramid::level1_by_part`]), sending each piece's share of `owned[0]` to the
+    /// writer and computing its share of level 1 into one block over `region`; the
+    /// chunk rows of level 1's `owned[1]` go to the writer as soon as they are complete
+    /// (the caller does not write level 1 again).
     fn stream_level1(
         &self,
         plan: &Plan,
         slabs: &[Vec<(Region, Region)>],
         region: &Region,
-        owned: &Region,
+        owned: &[Region],
         options: &RunOptions,
-        send: &std::sync::mpsc::SyncSender<(Region, BlockAny<'static>)>,
+        send: &std::sync::mpsc::SyncSender<Pieces>,
     ) -> Result<BlockAny<'static>> {
-        let threads = rayon::current_num_threads().max(1);
+        use rayon::prelude::*;
+        let (owned, owned1) = (&owned[0], &owned[1]);
+        // Level 1's rows before this one have been sent to the writer.
+        let mut sent = owned1.start[0];
         with_dtype!(plan.output_dtype(), U => {
             let mut data = zeroed::<U>(region.len());
             for slab in slabs {
                 let parts: Vec<Region> = slab.iter().map(|(part, _)| part.clone()).collect();
                 let blocks = read_parts(self.source, &parts)?;
-                for ((part, share), block) in slab.iter().zip(blocks) {
-                    if !share.is_empty() {
-                        let computed = compute(plan, share, &block, options, threads)?;
-                        paste(region, share, &computed.typed::<U>().data, &mut data);
+                // Each piece's share of level 1: one job of the step, in parallel.
+                let shares = slab
+                    .par_iter()
+                    .zip(&blocks)
+                    .filter(|((_, share), _)| !share.is_empty())
+                    .map(|((_, share), block)| {
+                        let job = Job {
+                            index: 0,
+                            output: share.clone(),
+                            sets: plan.sets_for(share),
+                        };
+                        Ok((share, options.backend.run_job(plan, &job, block)?))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                for (share, computed) in shares {
+                    paste(region, share, &computed.typed::<U>().data, &mut data);
+                }
+                let mut mine: Pieces = slab
+                    .iter()
+                    .zip(blocks)
+                    .map(|((part, _), block)| (0, part.intersect(owned), block))
+                    .filter(|(_, mine, _)| !mine.is_empty())
+                    .collect();
+                // Level 1's chunk rows that this slab completed go to the writer too.
+                if let Some((_, share)) = slab.iter().find(|(_, share)| !share.is_empty()) {
+                    let done = share.start[0] + share.shape[0];
+                    let rows = |from: usize, to: usize| {
+                        let mut rows = region.clone();
+                        rows.start[0] = from;
+                        rows.shape[0] = to - from;
+                        let plane: usize = region.shape[1..].iter().product();
+                        let at = (from - region.start[0]) * plane;
+                        let block = Block::new(
+                            rows.sets(),
+                            std::borrow::Cow::Owned(data[at..at + rows.len()].to_vec()),
+                        );
+                        (1, rows.intersect(owned1), block.into_any())
+                    };
+                    let c = self.chunks[1][0];
+                    let end = owned1.start[0] + owned1.shape[0];
+                    while sent < end {
+                        let to = ((sent / c + 1) * c).min(end);
+                        if to > done {
+                            break;
+                        }
+                        mine.push(rows(sent, to));
+                        sent = to;
                     }
-                    let mine = part.intersect(owned);
-                    if !mine.is_empty() && send.send((mine, block)).is_err() {
-                        // The writer stopped on an error, which its join reports.
-                        return Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any());
-                    }
+                }
+                if send.send(mine).is_err() {
+                    // The writer stopped on an error, which its join reports.
+                    break;
                 }
             }
             Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any())
@@ -341,13 +391,15 @@ impl Pyramid<'_> {
             let (computed, written, read) = std::thread::scope(|s| -> Result<(f64, f64, f64)> {
                 // Level 0 streams in slabs of whole output chunk rows: each slab is
                 // written by a writer thread while the next one is read.
-                let (send, receive) =
-                    std::sync::mpsc::sync_channel::<(Region, BlockAny<'static>)>(2);
+                let (send, receive) = std::sync::mpsc::sync_channel::<Pieces>(2);
                 let writer = s.spawn(move || -> Result<f64> {
                     let mut seconds = 0.0;
-                    for (region, block) in receive {
+                    for pieces in receive {
+                        use rayon::prelude::*;
                         let clock = Instant::now();
-                        self.sinks[0].write(&region, &block)?;
+                        pieces.par_iter().try_for_each(|(k, region, block)| {
+                            self.sinks[*k].write(region, block)
+                        })?;
                         seconds += clock.elapsed().as_secs_f64();
                     }
                     Ok(seconds)
@@ -357,14 +409,11 @@ impl Pyramid<'_> {
                 // reads level 0 whole first.
                 let clock = Instant::now();
                 let slabs = plans.get(1).and_then(Option::as_ref).and_then(|plan1| {
-                    Some((
-                        plan1,
-                        self.level1_by_part(plan1, &needs, &owned[0], threads)?,
-                    ))
+                    Some((plan1, self.level1_by_part(plan1, &needs, &owned[0])?))
                 });
                 let first = match &slabs {
                     Some((plan1, slabs)) => {
-                        self.stream_level1(plan1, slabs, &needs[1], &owned[0], options, &send)
+                        self.stream_level1(plan1, slabs, &needs[1], &owned, options, &send)
                     }
                     None => self.read_streaming(&needs[0], &owned[0], threads, &send),
                 };
@@ -393,10 +442,12 @@ impl Pyramid<'_> {
                     let next = compute(plan, &needs[k], input, options, threads)?;
                     coarser.push(next);
                 }
+                // A streamed level 1 went to the writer as its chunk rows completed.
+                let streamed = usize::from(level0.is_none());
                 drop(level0);
                 let computed = clock.elapsed().as_secs_f64();
                 let clock = Instant::now();
-                for (k, block) in coarser.iter().enumerate() {
+                for (k, block) in coarser.iter().enumerate().skip(streamed) {
                     self.sinks[k + 1].write(&owned[k + 1], block)?;
                 }
                 let written = clock.elapsed().as_secs_f64();
@@ -458,6 +509,27 @@ fn parts_of(source: &dyn Source, region: &Region, threads: usize) -> Vec<Region>
             r.shape[axis] = w[1] - w[0];
             r
         })
+        .collect()
+}
+
+/// `region` cut into pieces on a grid that is both the source's chunks and `chunk`'s
+/// coarsened (per axis, their least common multiple): each piece decodes whole source
+/// chunks and holds whole output chunks (a whole chunk decodes, and is stored, without
+/// a copy).
+fn chunk_pieces(source: &dyn Source, region: &Region, chunk: &[usize]) -> Vec<Region> {
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+    let piece: Vec<usize> = source
+        .read_chunk_shape()
+        .iter()
+        .zip(chunk)
+        .map(|(&a, &b)| (a.max(1) / gcd(a.max(1), b.max(1))) * b.max(1))
+        .collect();
+    let grid = Grid::new(source.shape(), &piece).expect("chunk extents are positive");
+    grid.chunks_touching(&region.sets())
+        .iter()
+        .map(|c| grid.chunk_region(c).intersect(region))
         .collect()
 }
 
@@ -589,8 +661,8 @@ mod tests {
         }
     }
 
-    /// A window step makes level 1 piece by piece (level 0 never held whole); a step
-    /// with a halo, or output chunks that cut the pieces, reads level 0 whole.
+    /// A window step makes level 1 piece by piece (level 0 never held whole), whatever
+    /// the output's chunks; a step with a halo reads level 0 whole.
     #[test]
     fn window_steps_stream_level_1_and_halo_steps_do_not() {
         let source = Zeros(vec![16, 32, 32], vec![4, 8, 8]);
@@ -602,10 +674,9 @@ mod tests {
         for (step, chunk, streamed) in [
             (&mean, [4, 8, 8], true),
             (&mean, [8, 8, 8], true),
-            // The pieces are cut at the input's chunks, 8 wide: half an output chunk.
-            (&mean, [4, 16, 16], false),
+            (&mean, [4, 16, 16], true),
+            (&mean, [4, 12, 12], true),
             (&smooth, [4, 8, 8], false),
-            (&mean, [4, 12, 12], false),
         ] {
             let pyramid = Pyramid {
                 source: &source,
@@ -619,7 +690,7 @@ mod tests {
             let owned = pyramid.owned(&shapes, &top);
             let needs = pyramid.needs(&plans, &owned);
             let plan = plans[1].as_ref().unwrap();
-            let parts = pyramid.level1_by_part(plan, &needs, &owned[0], 2);
+            let parts = pyramid.level1_by_part(plan, &needs, &owned[0]);
             assert_eq!(parts.is_some(), streamed, "{step:?} chunks {chunk:?}");
         }
     }
