@@ -280,38 +280,48 @@ impl Pyramid<'_> {
         send: &std::sync::mpsc::SyncSender<Pieces>,
     ) -> Result<BlockAny<'static>> {
         use rayon::prelude::*;
+        let threads = rayon::current_num_threads().max(1);
         let (owned, owned1) = (&owned[0], &owned[1]);
         // Level 1's rows before this one have been sent to the writer.
         let mut sent = owned1.start[0];
         with_dtype!(plan.output_dtype(), U => {
             let mut data = zeroed::<U>(region.len());
             for slab in slabs {
-                let parts: Vec<Region> = slab.iter().map(|(part, _)| part.clone()).collect();
-                let blocks = read_parts(self.source, &parts)?;
-                // Each piece's share of level 1: one job of the step, in parallel.
-                let shares = slab
-                    .par_iter()
-                    .zip(&blocks)
-                    .filter(|((_, share), _)| !share.is_empty())
-                    .map(|((_, share), block)| {
-                        let job = Job {
-                            index: 0,
-                            output: share.clone(),
-                            sets: plan.sets_for(share),
-                        };
-                        Ok((share, options.backend.run_job(plan, &job, block)?))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                for (share, computed) in shares {
-                    paste(region, share, &computed.typed::<U>().data, &mut data);
+                // A few pieces at a time (a slab may hold many), so that the writer
+                // starts on the first while the next are decoded.
+                for group in slab.chunks(2 * threads) {
+                    let parts: Vec<Region> = group.iter().map(|(part, _)| part.clone()).collect();
+                    let blocks = read_parts(self.source, &parts)?;
+                    // Each piece's share of level 1: one job of the step, in parallel.
+                    let shares = group
+                        .par_iter()
+                        .zip(&blocks)
+                        .filter(|((_, share), _)| !share.is_empty())
+                        .map(|((_, share), block)| {
+                            let job = Job {
+                                index: 0,
+                                output: share.clone(),
+                                sets: plan.sets_for(share),
+                            };
+                            Ok((share, options.backend.run_job(plan, &job, block)?))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    for (share, computed) in shares {
+                        paste(region, share, &computed.typed::<U>().data, &mut data);
+                    }
+                    let mine: Pieces = group
+                        .iter()
+                        .zip(blocks)
+                        .map(|((part, _), block)| (0, part.intersect(owned), block))
+                        .filter(|(_, mine, _)| !mine.is_empty())
+                        .collect();
+                    if send.send(mine).is_err() {
+                        // The writer stopped on an error, which its join reports.
+                        return Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any());
+                    }
                 }
-                let mut mine: Pieces = slab
-                    .iter()
-                    .zip(blocks)
-                    .map(|((part, _), block)| (0, part.intersect(owned), block))
-                    .filter(|(_, mine, _)| !mine.is_empty())
-                    .collect();
                 // Level 1's chunk rows that this slab completed go to the writer too.
+                let mut level1: Pieces = Vec::new();
                 if let Some((_, share)) = slab.iter().find(|(_, share)| !share.is_empty()) {
                     let done = share.start[0] + share.shape[0];
                     let rows = |from: usize, to: usize| {
@@ -333,11 +343,11 @@ impl Pyramid<'_> {
                         if to > done {
                             break;
                         }
-                        mine.push(rows(sent, to));
+                        level1.push(rows(sent, to));
                         sent = to;
                     }
                 }
-                if send.send(mine).is_err() {
+                if !level1.is_empty() && send.send(level1).is_err() {
                     // The writer stopped on an error, which its join reports.
                     break;
                 }
