@@ -54,6 +54,14 @@ pub(crate) fn downsample<T: Element>(
             {
                 end += 1;
             }
+            if method == DownMethod::Stride && end > k + 1 {
+                // Each window's first value: its first row's, every `f`-th along it.
+                let from = rows[0] + row[k].first;
+                let run = &input.data[from..from + (end - k - 1) * f + 1];
+                data.extend(run.iter().step_by(f).copied());
+                k = end;
+                continue;
+            }
             if method == DownMethod::Mean
                 && end > k + 1
                 && let Some(src) = as_f32(&input.data)
