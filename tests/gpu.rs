@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use common::props::{bits, op};
 use haloflow::{
     ArrayAny, Backend, Boundary, DType, Device, DownMethod, Error, Footprint, GpuContext, Kernel,
-    Op, Pipeline, UpMethod,
+    Op, Pipeline, ProjectMethod, UpMethod,
 };
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
@@ -122,6 +122,10 @@ fn integer_exact(ops: &[Op], dtype: DType) -> bool {
             | Op::Upsample {
                 method: UpMethod::Linear,
                 ..
+            }
+            | Op::Project {
+                method: ProjectMethod::Sum | ProjectMethod::Mean,
+                ..
             } if d.is_float() => return false,
             Op::Threshold { .. } | Op::ThresholdOtsu {} | Op::ThresholdPercentile { .. } => {
                 d = DType::U8
@@ -143,6 +147,19 @@ fn float_tol(want: &ArrayAny) -> f64 {
     2e-5 * (hi - lo).max(1.0)
 }
 
+/// The largest magnitude of a float result's finite values.
+fn max_abs(a: &ArrayAny) -> f64 {
+    let values: Vec<f64> = match a {
+        ArrayAny::F32(x) => x.iter().map(|&v| f64::from(v)).collect(),
+        ArrayAny::F64(x) => x.iter().copied().collect(),
+        _ => return 0.0,
+    };
+    values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0, |m, v| m.max(v.abs()))
+}
+
 /// The ops each shape × dtype is run through.
 fn ops(ndim: usize) -> Vec<Op> {
     let mut ops = vec![
@@ -151,9 +168,25 @@ fn ops(ndim: usize) -> Vec<Op> {
         Op::clip(-10.5, 120.5),
         Op::Project {
             axis: 0,
-            method: haloflow::ProjectMethod::Max,
+            method: ProjectMethod::Max,
             // A 1-D array keeps its axis.
             keepdims: ndim == 1,
+        },
+        Op::Project {
+            axis: 0,
+            method: ProjectMethod::Min,
+            keepdims: ndim == 1,
+        },
+        // Sums and means of float32 on the device (of integers, float64 on the host).
+        Op::Project {
+            axis: 0,
+            method: ProjectMethod::Sum,
+            keepdims: ndim == 1,
+        },
+        Op::Project {
+            axis: ndim - 1,
+            method: ProjectMethod::Mean,
+            keepdims: true,
         },
         // From the input's statistics (resolved on the CPU, then applied on each).
         Op::ThresholdPercentile { percentile: 60.0 },
@@ -250,8 +283,17 @@ fn every_op_mode_and_dtype_on_odd_shapes_matches_the_cpu() {
             for op in &ops {
                 let pipeline = Pipeline::from(op.clone());
                 let want = pipeline.apply(input.view()).unwrap();
-                let tol =
-                    (!integer_exact(std::slice::from_ref(op), dtype)).then(|| float_tol(&want));
+                let tol = (!integer_exact(std::slice::from_ref(op), dtype)).then(|| {
+                    // A sum or mean is as precise as its magnitude, not its range:
+                    // the device sums in f32 pairs, the host in f64.
+                    match op {
+                        Op::Project {
+                            method: ProjectMethod::Sum | ProjectMethod::Mean,
+                            ..
+                        } => float_tol(&want).max(1e-5 * max_abs(&want)),
+                        _ => float_tol(&want),
+                    }
+                });
                 // One block, and blocks of 2 along every axis.
                 let blocks = [None, Some(vec![2; ndim])];
                 for block in &blocks {

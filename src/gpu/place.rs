@@ -7,7 +7,7 @@ use super::resample;
 use crate::dtype::DType;
 use crate::plan::Plan;
 use crate::region::{AxisSet, Region};
-use crate::stage::{DownMethod, ProjectMethod, Stage, UpMethod};
+use crate::stage::{DownMethod, Stage, UpMethod};
 
 /// The largest mode window of a packed type (u8, u16, i8, i16) run on the device.
 const MAX_PACKED_MODE_WINDOW: usize = 192;
@@ -57,10 +57,8 @@ pub(super) fn on_device(plan: &Plan, k: usize) -> bool {
                     .iter()
                     .all(|t| !t.is_empty() && shapes(t) == shapes(&terms[0]))
         }
-        // Maxima and minima on the device; means and sums add in f64 on the host.
-        Stage::Project { method, .. } => {
-            matches!(method, ProjectMethod::Max | ProjectMethod::Min)
-        }
+        // Every projection of float32 and maxima and minima of any type on the device
+        // (integer sums and means are float64, on the host: checked above).
         _ => true,
     }
 }
@@ -116,4 +114,30 @@ pub(super) fn split(
     second.shape[axis] = n - n / 2;
     split(ctx, plan, first, parts);
     split(ctx, plan, second, parts);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ProjectMethod;
+    use crate::ops::{Op, Pipeline};
+
+    #[test]
+    fn float32_sums_and_means_run_on_the_device_and_integer_ones_on_the_host() {
+        for (dtype, method, device) in [
+            (DType::F32, ProjectMethod::Mean, true),
+            (DType::F32, ProjectMethod::Sum, true),
+            (DType::U16, ProjectMethod::Max, true),
+            (DType::U16, ProjectMethod::Mean, false),
+            (DType::I32, ProjectMethod::Sum, false),
+        ] {
+            let pipeline = Pipeline::from(Op::Project {
+                axis: 0,
+                method,
+                keepdims: true,
+            });
+            let plan = Plan::new(&pipeline, &[4, 5], dtype, &[1, 5], &[1, 5]).unwrap();
+            assert_eq!(on_device(&plan, 0), device, "{method:?} of {dtype}");
+        }
+    }
 }

@@ -199,16 +199,17 @@ pub(super) fn normalize(low: f32, high: f32, clip: bool, count: u32) -> Dispatch
     Dispatch::new(Shader::Normalize, &params, Vec::new(), count)
 }
 
-/// The maximum (`max`) or minimum along `axis` of an input block over `in_sets`, for
-/// the output indices `out` (all with [`AXES`] axes; the input holds the whole axis and
+/// The projection `method` along `axis` of an input block over `in_sets`, for the
+/// output indices `out` (all with [`AXES`] axes; the input holds the whole axis and
 /// exactly the output's indices elsewhere, as the planner's footprints do).
 pub(super) fn project(
     in_sets: &[crate::region::AxisSet],
     out: &[crate::region::AxisSet],
     axis: usize,
-    max: bool,
+    method: crate::stage::ProjectMethod,
 ) -> Dispatch {
     use crate::region::AxisSet;
+    use crate::stage::ProjectMethod;
     assert!(
         (0..out.len()).all(|a| a == axis || in_sets[a] == out[a]),
         "planner bug: a projection's input differs from its output off the axis"
@@ -224,7 +225,13 @@ pub(super) fn project(
         lens: axes(lens.iter().copied()),
         strides: axes(strides.iter().copied()),
     };
-    Dispatch::new(Shader::Project, &params, Vec::new(), count).with_method(u32::from(!max))
+    let code = match method {
+        ProjectMethod::Max => 0,
+        ProjectMethod::Min => 1,
+        ProjectMethod::Sum => 2,
+        ProjectMethod::Mean => 3,
+    };
+    Dispatch::new(Shader::Project, &params, Vec::new(), count).with_method(code)
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use crate::dtype::{DType, with_dtype};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::region::AxisSet;
-use crate::stage::{ProjectMethod, Rank, Stage, Stencil, term_sets};
+use crate::stage::{Rank, Stage, Stencil, term_sets};
 
 /// `st` with leading axes of extent 1 up to five axes.
 fn padded(st: &Stencil) -> Stencil {
@@ -60,7 +60,7 @@ fn dispatch(plan: &Plan, k: usize, input: DType, sets: &[Vec<AxisSet>]) -> Dispa
             in_sets,
             out,
             axis + (AXES - plan.shape_at(k).len()),
-            *method == ProjectMethod::Max,
+            *method,
         ),
         Stage::Rank(r) => {
             let r = Rank {
