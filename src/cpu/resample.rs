@@ -28,6 +28,20 @@ pub(crate) fn downsample<T: Element>(
     let mut data = take_vec(lens.iter().product());
     let mut rows: Vec<usize> = Vec::new();
     let mut values: Vec<T> = Vec::new();
+    let mut sums: Vec<f32> = Vec::new();
+    // The last axis's windows in maximal runs of whole, adjacent windows (the same for
+    // every output row): stride and float32 means take a run at once.
+    let row = &windows[last];
+    let f = factor[last];
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    for (k, w) in row.iter().enumerate() {
+        match runs.last_mut() {
+            Some(r) if w.len == f && row[k - 1].len == f && w.first == row[k - 1].first + f => {
+                r.end += 1
+            }
+            _ => runs.push(k..k + 1),
+        }
+    }
     for_each_row(&lens[..last], |index, _| {
         // Offsets of the input rows under this output row's window, C order.
         rows.clear();
@@ -42,43 +56,32 @@ pub(crate) fn downsample<T: Element>(
                     .flat_map(|r| (0..len).map(move |i| r + off + i * stride)),
             );
         }
-        let row = &windows[last];
-        let mut k = 0;
-        while k < row.len() {
-            // A run of whole, adjacent windows: float32 means a row at a time.
-            let f = factor[last];
-            let mut end = k;
-            while end < row.len()
-                && row[end].len == f
-                && (end == k || row[end].first == row[end - 1].first + f)
-            {
-                end += 1;
-            }
-            if method == DownMethod::Stride && end > k + 1 {
+        for run in &runs {
+            let (k, n) = (run.start, run.len());
+            if n > 1 && method == DownMethod::Stride {
                 // Each window's first value: its first row's, every `f`-th along it.
                 let from = rows[0] + row[k].first;
-                let run = &input.data[from..from + (end - k - 1) * f + 1];
-                data.extend(run.iter().step_by(f).copied());
-                k = end;
+                let values = &input.data[from..from + (n - 1) * f + 1];
+                data.extend(values.iter().step_by(f).copied());
                 continue;
             }
-            if method == DownMethod::Mean
-                && end > k + 1
+            if n > 1
+                && method == DownMethod::Mean
                 && let Some(src) = as_f32(&input.data)
             {
-                let mut sums = vec![0f32; end - k];
+                sums.clear();
+                sums.resize(n, 0.0);
                 mean_of_windows(src, &rows, row[k].first, f, &mut sums);
-                data.extend(sums.into_iter().map(T::from_f32));
-                k = end;
+                data.extend(sums.iter().copied().map(T::from_f32));
                 continue;
             }
-            let Window { first: x0, len: nx } = row[k];
-            values.clear();
-            for &r in &rows {
-                values.extend_from_slice(&input.data[r + x0..r + x0 + nx]);
+            for &Window { first: x0, len: nx } in &row[run.clone()] {
+                values.clear();
+                for &r in &rows {
+                    values.extend_from_slice(&input.data[r + x0..r + x0 + nx]);
+                }
+                data.push(reduce(&mut values, method));
             }
-            data.push(reduce(&mut values, method));
-            k += 1;
         }
     });
     Block::new(out.to_vec(), Cow::Owned(data))
