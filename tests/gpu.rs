@@ -147,17 +147,20 @@ fn float_tol(want: &ArrayAny) -> f64 {
     2e-5 * (hi - lo).max(1.0)
 }
 
-/// The largest magnitude of a float result's finite values.
-fn max_abs(a: &ArrayAny) -> f64 {
+/// The tolerance for a float sum or mean, as precise as its values' magnitude (the
+/// device sums in f32 pairs, the host in f64): [`float_tol`], or 1e-5 of the largest
+/// finite magnitude if that is more.
+fn sum_tol(a: &ArrayAny) -> f64 {
     let values: Vec<f64> = match a {
         ArrayAny::F32(x) => x.iter().map(|&v| f64::from(v)).collect(),
         ArrayAny::F64(x) => x.iter().copied().collect(),
-        _ => return 0.0,
+        _ => Vec::new(),
     };
-    values
+    let magnitude = values
         .into_iter()
         .filter(|v| v.is_finite())
-        .fold(0.0, |m, v| m.max(v.abs()))
+        .fold(0.0, |m: f64, v| m.max(v.abs()));
+    float_tol(a).max(1e-5 * magnitude)
 }
 
 /// The ops each shape × dtype is run through.
@@ -283,16 +286,12 @@ fn every_op_mode_and_dtype_on_odd_shapes_matches_the_cpu() {
             for op in &ops {
                 let pipeline = Pipeline::from(op.clone());
                 let want = pipeline.apply(input.view()).unwrap();
-                let tol = (!integer_exact(std::slice::from_ref(op), dtype)).then(|| {
-                    // A sum or mean is as precise as its magnitude, not its range:
-                    // the device sums in f32 pairs, the host in f64.
-                    match op {
-                        Op::Project {
-                            method: ProjectMethod::Sum | ProjectMethod::Mean,
-                            ..
-                        } => float_tol(&want).max(1e-5 * max_abs(&want)),
-                        _ => float_tol(&want),
-                    }
+                let tol = (!integer_exact(std::slice::from_ref(op), dtype)).then(|| match op {
+                    Op::Project {
+                        method: ProjectMethod::Sum | ProjectMethod::Mean,
+                        ..
+                    } => sum_tol(&want),
+                    _ => float_tol(&want),
                 });
                 // One block, and blocks of 2 along every axis.
                 let blocks = [None, Some(vec![2; ndim])];
@@ -553,8 +552,7 @@ proptest! {
         let tol = if integer_exact(&ops, dtype) {
             None
         } else if cpu.dtype().is_float() && sums {
-            // As precise as the values' magnitude (the device sums in f32 pairs).
-            Some(float_tol(&cpu).max(1e-5 * max_abs(&cpu)))
+            Some(sum_tol(&cpu))
         } else if cpu.dtype().is_float() {
             Some(float_tol(&cpu))
         } else {
