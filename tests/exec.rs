@@ -203,6 +203,11 @@ fn a_pyramid_in_one_pass_equals_each_level_chained_in_memory_for_any_tiling_and_
             Op::gaussian(&[2.0 / 3.0, 2.0 / 3.0, 0.0]),
             Op::downsample(&factor, DownMethod::Max),
         ]),
+        // The `gaussian` method's step, which the CPU computes fused.
+        Pipeline::new(vec![
+            Op::gaussian(&[2.0 / 3.0, 2.0 / 3.0, 0.0]),
+            Op::downsample(&factor, DownMethod::Mean),
+        ]),
     ];
     for step in &steps {
         // Level k is the step applied k times to level 0.

@@ -11,6 +11,7 @@ pub(crate) use pointwise::normalize_denominator;
 mod rank;
 mod resample;
 mod simd;
+mod smooth_down;
 mod stencil;
 
 use wgpu::WriteOnly;
@@ -132,21 +133,38 @@ pub(crate) fn gather_bytes(
 }
 
 /// Runs every stage of `job` on the CPU, starting from `source` (a block holding at
-/// least the job's footprint); returns the dense output block.
+/// least the job's footprint); returns the dense output block. Stencil passes followed
+/// by a mean downsample run fused ([`smooth_down`]).
 pub(crate) fn run_job(plan: &Plan, job: &Job, source: &BlockAny<'_>) -> BlockAny<'static> {
+    let stages = plan.stages();
     let mut current: Option<BlockAny<'static>> = None;
-    for (k, stage) in plan.stages().iter().enumerate() {
+    let mut k = 0;
+    while k < stages.len() {
         let input = current.as_ref().unwrap_or(source);
-        let next = run_stage(
-            stage,
-            input,
-            &job.sets[k],
-            &job.sets[k + 1],
-            plan.shape_at(k),
-        );
+        let (next, used) = match smooth_down::SmoothDown::starting(&stages[k..]) {
+            Some(fused) => {
+                let (needs, out) = (&job.sets[k], &job.sets[k + fused.stages]);
+                let result = match input {
+                    BlockAny::F32(b) => fused.run(b, needs, out, plan.shape_at(k)),
+                    other => fused.run(&to_f32(other, needs), needs, out, plan.shape_at(k)),
+                };
+                (result.into_any(), fused.stages)
+            }
+            None => (
+                run_stage(
+                    &stages[k],
+                    input,
+                    &job.sets[k],
+                    &job.sets[k + 1],
+                    plan.shape_at(k),
+                ),
+                1,
+            ),
+        };
         if let Some(done) = current.replace(next) {
             crate::block::recycle(done);
         }
+        k += used;
     }
     current.expect("a plan has at least one stage")
 }

@@ -151,39 +151,135 @@ impl Pyramid<'_> {
         needs
     }
 
-    /// Reads `region` of level 0 in slabs along the first axis, cut at the output's
-    /// chunk rows, into one block; each slab's share of `owned` (whole chunk rows) is
-    /// sent to the level-0 writer as soon as it is read.
-    fn read_streaming(
+    /// Reads `level0` (level 0's `needs[0]`) in slabs of whole chunk rows along the
+    /// first axis, each slab's share of `owned[0]` going to the writer as soon as it is
+    /// decoded. With a `step` (its plan and level 1's `needs[1]`), level 1's rows are
+    /// computed as soon as every level-0 row they read has been decoded, and its
+    /// finished chunk rows of `owned[1]` go to the writer too; only the level-0 rows
+    /// that later level-1 rows still read (a step's halo) are kept from one slab to the
+    /// next, so level 0 is never held whole. Returns level 1's block.
+    fn stream_rows(
         &self,
-        region: &Region,
-        owned: &Region,
-        threads: usize,
+        step: Option<(&Plan, &Region)>,
+        level0: &Region,
+        owned: &[Region],
+        options: &RunOptions,
         send: &std::sync::mpsc::SyncSender<Pieces>,
-    ) -> Result<BlockAny<'static>> {
-        let cuts = chunk_cuts(region, 0, self.chunks[0][0]);
+    ) -> Result<Option<BlockAny<'static>>> {
+        let threads = rayon::current_num_threads().max(1);
+        let plane: usize = level0.shape[1..].iter().product();
+        // Level 1: its block, the rows computed and the rows sent to the writer.
+        let mut level1 = step.map(|(plan, region)| {
+            with_dtype!(plan.output_dtype(), U => {
+                Block::new(region.sets(), std::borrow::Cow::Owned(zeroed::<U>(region.len()))).into_any()
+            })
+        });
+        let mut done = step.map_or(0, |(_, region)| region.start[0]);
+        let mut sent = owned.get(1).map_or(0, |o| o.start[0]);
+        // The level-0 rows that level-1 rows `from..to` read.
+        let reads = |plan: &Plan, region: &Region, from: usize, to: usize| {
+            let mut rows = region.clone();
+            rows.start[0] = from;
+            rows.shape[0] = to - from;
+            let sets = plan.sets_for(&rows);
+            sets[0][0].bounds()
+        };
         with_dtype!(self.source.dtype(), T => {
-            let mut data = zeroed::<T>(region.len());
-            for w in cuts.windows(2) {
-                let mut slab = region.clone();
+            // The level-0 rows held (`held`), and a spare buffer for the next window.
+            let (mut window, mut spare): (Vec<T>, Vec<T>) = (Vec::new(), Vec::new());
+            let mut held = level0.start[0]..level0.start[0];
+            for w in chunk_cuts(level0, 0, self.chunks[0][0]).windows(2) {
+                let mut slab = level0.clone();
                 slab.start[0] = w[0];
                 slab.shape[0] = w[1] - w[0];
-                let block = read_parallel(self.source, &slab, threads)?;
-                paste(region, &slab, &block.typed::<T>().data, &mut data);
-                // This slab's whole chunk rows of the owned region.
-                let (lo, hi) = (w[0].max(owned.start[0]), w[1].min(owned.start[0] + owned.shape[0]));
-                if lo < hi {
-                    let mut part = owned.clone();
-                    part.start[0] = lo;
-                    part.shape[0] = hi - lo;
-                    if send.send(vec![(0, part, block)]).is_err() {
-                        // The writer stopped on an error, which its join reports.
-                        break;
+                let parts = chunk_pieces(self.source, &slab, &self.chunks[0]);
+                let blocks = read_parts(self.source, &parts)?;
+                if let Some((plan, region)) = step {
+                    let end = region.start[0] + region.shape[0];
+                    // Keep the rows that the level-1 rows still to compute read.
+                    let keep = if done < end {
+                        reads(plan, region, done, end).start.clamp(held.start, held.end)
+                    } else {
+                        held.end
+                    };
+                    spare.clear();
+                    spare.extend_from_slice(&window[(keep - held.start) * plane..]);
+                    spare.resize((w[1] - keep) * plane, T::default());
+                    std::mem::swap(&mut window, &mut spare);
+                    held = keep..w[1];
+                    let mut rows = level0.clone();
+                    rows.start[0] = held.start;
+                    rows.shape[0] = held.len();
+                    for (part, block) in parts.iter().zip(&blocks) {
+                        paste(&rows, part, &block.typed::<T>().data, &mut window);
+                    }
+                    // The level-1 rows whose reads are now all decoded.
+                    let last = w[1] == level0.start[0] + level0.shape[0];
+                    let mut to = done;
+                    while to < end && (last || reads(plan, region, done, to + 1).end <= w[1]) {
+                        to += 1;
+                    }
+                    if to > done {
+                        let mut next = region.clone();
+                        next.start[0] = done;
+                        next.shape[0] = to - done;
+                        let input = Block::new(rows.sets(), std::borrow::Cow::Borrowed(&window[..]));
+                        let computed = compute(plan, &next, &input.into_any(), options, threads)?;
+                        let level1 = level1.as_mut().expect("a step");
+                        paste_block(level1, region, &next, &computed);
+                        done = to;
+                        let finished = self.finished_rows(level1, region, &owned[1], &mut sent, done);
+                        if !finished.is_empty() && send.send(finished).is_err() {
+                            // The writer stopped on an error, which its join reports.
+                            break;
+                        }
                     }
                 }
+                let mine: Pieces = parts
+                    .iter()
+                    .zip(blocks)
+                    .map(|(part, block)| (0, part.intersect(&owned[0]), block))
+                    .filter(|(_, mine, _)| !mine.is_empty())
+                    .collect();
+                if send.send(mine).is_err() {
+                    // The writer stopped on an error, which its join reports.
+                    break;
+                }
             }
-            Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any())
-        })
+        });
+        Ok(level1)
+    }
+
+    /// Level 1's chunk rows of `owned1` from row `sent` up to row `done`, copied out
+    /// of `level1` (over `region`) for the writer; `sent` moves past them.
+    fn finished_rows(
+        &self,
+        level1: &BlockAny<'_>,
+        region: &Region,
+        owned1: &Region,
+        sent: &mut usize,
+        done: usize,
+    ) -> Pieces {
+        let c = self.chunks[1][0];
+        let end = owned1.start[0] + owned1.shape[0];
+        let plane: usize = region.shape[1..].iter().product();
+        let mut pieces: Pieces = Vec::new();
+        while *sent < end {
+            let to = ((*sent / c + 1) * c).min(end);
+            if to > done {
+                break;
+            }
+            let mut rows = region.clone();
+            rows.start[0] = *sent;
+            rows.shape[0] = to - *sent;
+            let at = (*sent - region.start[0]) * plane;
+            let block = crate::dtype::match_any!(level1, BlockAny, b => {
+                Block::new(rows.sets(), std::borrow::Cow::Owned(b.data[at..at + rows.len()].to_vec())).into_any()
+            });
+            pieces.push((1, rows.intersect(owned1), block));
+            *sent = to;
+        }
+        pieces
     }
 
     /// Level 0's `needs[0]` in slabs of whole chunk rows, each cut into pieces of whole
@@ -323,29 +419,9 @@ impl Pyramid<'_> {
                 // Level 1's chunk rows that this slab completed go to the writer too.
                 let mut level1: Pieces = Vec::new();
                 if let Some((_, share)) = slab.iter().find(|(_, share)| !share.is_empty()) {
+                    let view = Block::new(region.sets(), std::borrow::Cow::Borrowed(&data[..]));
                     let done = share.start[0] + share.shape[0];
-                    let rows = |from: usize, to: usize| {
-                        let mut rows = region.clone();
-                        rows.start[0] = from;
-                        rows.shape[0] = to - from;
-                        let plane: usize = region.shape[1..].iter().product();
-                        let at = (from - region.start[0]) * plane;
-                        let block = Block::new(
-                            rows.sets(),
-                            std::borrow::Cow::Owned(data[at..at + rows.len()].to_vec()),
-                        );
-                        (1, rows.intersect(owned1), block.into_any())
-                    };
-                    let c = self.chunks[1][0];
-                    let end = owned1.start[0] + owned1.shape[0];
-                    while sent < end {
-                        let to = ((sent / c + 1) * c).min(end);
-                        if to > done {
-                            break;
-                        }
-                        level1.push(rows(sent, to));
-                        sent = to;
-                    }
+                    level1 = self.finished_rows(&view.into_any(), region, owned1, &mut sent, done);
                 }
                 if !level1.is_empty() && send.send(level1).is_err() {
                     // The writer stopped on an error, which its join reports.
@@ -414,19 +490,26 @@ impl Pyramid<'_> {
                     }
                     Ok(seconds)
                 });
-                // A window step makes level 1 slab by slab (the read then includes
-                // that compute, and level 0 is never held whole); any other step
-                // reads level 0 whole first.
+                // Level 1 is made slab by slab as level 0 is decoded (the read then
+                // includes that compute, and level 0 is never held whole): a window
+                // step piece by piece, any other step by rows.
                 let clock = Instant::now();
-                let slabs = plans.get(1).and_then(Option::as_ref).and_then(|plan1| {
-                    Some((plan1, self.level1_by_part(plan1, &needs, &owned[0])?))
-                });
-                let first = match &slabs {
-                    Some((plan1, slabs)) => {
-                        self.stream_level1(plan1, slabs, &needs[1], &owned, options, &send)
-                    }
-                    None => self.read_streaming(&needs[0], &owned[0], threads, &send),
-                };
+                let plan1 = plans.get(1).and_then(Option::as_ref);
+                let first =
+                    match plan1.and_then(|plan| self.level1_by_part(plan, &needs, &owned[0])) {
+                        Some(slabs) => {
+                            let plan = plan1.expect("a step");
+                            self.stream_level1(plan, &slabs, &needs[1], &owned, options, &send)
+                                .map(Some)
+                        }
+                        None => self.stream_rows(
+                            plan1.map(|plan| (plan, &needs[1])),
+                            &needs[0],
+                            &owned,
+                            options,
+                            &send,
+                        ),
+                    };
                 drop(send);
                 let read = clock.elapsed().as_secs_f64();
                 let first = match first {
@@ -437,27 +520,18 @@ impl Pyramid<'_> {
                     }
                 };
                 let clock = Instant::now();
-                // `coarser[k - 1]` is level k.
-                let mut coarser: Vec<BlockAny<'static>> = Vec::with_capacity(levels - 1);
-                let (level0, from) = match slabs {
-                    Some(_) => {
-                        coarser.push(first);
-                        (None, 2)
-                    }
-                    None => (Some(first), 1),
-                };
-                for k in from..levels {
+                // `coarser[k - 1]` is level k; level 1 went to the writer as its chunk
+                // rows were finished.
+                let mut coarser: Vec<BlockAny<'static>> = first.into_iter().collect();
+                for k in 2..levels {
                     let plan = plans[k].as_ref().expect("a step");
-                    let input = coarser.last().or(level0.as_ref()).expect("a finer level");
+                    let input = coarser.last().expect("a finer level");
                     let next = compute(plan, &needs[k], input, options, threads)?;
                     coarser.push(next);
                 }
-                // A streamed level 1 went to the writer as its chunk rows completed.
-                let streamed = usize::from(level0.is_none());
-                drop(level0);
                 let computed = clock.elapsed().as_secs_f64();
                 let clock = Instant::now();
-                for (k, block) in coarser.iter().enumerate().skip(streamed) {
+                for (k, block) in coarser.iter().enumerate().skip(1) {
                     self.sinks[k + 1].write(&owned[k + 1], block)?;
                 }
                 let written = clock.elapsed().as_secs_f64();
@@ -489,39 +563,6 @@ impl Pyramid<'_> {
     }
 }
 
-/// `region` cut into pieces along one axis at the source's read-chunk boundaries (so
-/// that no chunk is decoded twice), about `2 × threads` of them where the region
-/// spans that many chunks on some axis.
-fn parts_of(source: &dyn Source, region: &Region, threads: usize) -> Vec<Region> {
-    let chunk = source.read_chunk_shape();
-    // The first axis along which the region spans enough chunks (else the one with most).
-    let spans: Vec<usize> = (0..region.ndim())
-        .map(|a| {
-            let c = chunk[a].max(1);
-            (region.start[a] + region.shape[a]).div_ceil(c) - region.start[a] / c
-        })
-        .collect();
-    let axis = (0..region.ndim())
-        .find(|&a| spans[a] >= 2 * threads)
-        .unwrap_or_else(|| {
-            (0..region.ndim())
-                .max_by_key(|&a| spans[a])
-                .expect("an axis")
-        });
-    if spans[axis] <= 1 {
-        return vec![region.clone()];
-    }
-    chunk_cuts(region, axis, chunk[axis])
-        .windows(2)
-        .map(|w| {
-            let mut r = region.clone();
-            r.start[axis] = w[0];
-            r.shape[axis] = w[1] - w[0];
-            r
-        })
-        .collect()
-}
-
 /// `region` cut into pieces on a grid that is both the source's chunks and `chunk`'s
 /// coarsened (per axis, their least common multiple): each piece decodes whole source
 /// chunks and holds whole output chunks (a whole chunk decodes, and is stored, without
@@ -549,23 +590,11 @@ fn read_parts(source: &dyn Source, parts: &[Region]) -> Result<Vec<BlockAny<'sta
     parts.par_iter().map(|r| source.read_region(r)).collect()
 }
 
-/// `region` of `source`, decoded in pieces ([`parts_of`]) in parallel, in one block.
-fn read_parallel(
-    source: &dyn Source,
-    region: &Region,
-    threads: usize,
-) -> Result<BlockAny<'static>> {
-    let parts = parts_of(source, region, threads);
-    if parts.len() == 1 {
-        return source.read_region(region);
-    }
-    let blocks = read_parts(source, &parts)?;
-    with_dtype!(source.dtype(), T => {
-        let mut data = zeroed::<T>(region.len());
-        for (part, block) in parts.iter().zip(&blocks) {
-            paste(region, part, &block.typed::<T>().data, &mut data);
-        }
-        Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any())
+/// Pastes `src` (over `part`) into `dst` (over `region`, of the same type).
+fn paste_block(dst: &mut BlockAny<'static>, region: &Region, part: &Region, src: &BlockAny<'_>) {
+    crate::dtype::match_any!(dst, BlockAny, d => {
+        let src = crate::block::BlockElement::block_ref(src).expect("the same type");
+        paste(region, part, &src.data, d.data.to_mut())
     })
 }
 
@@ -581,7 +610,7 @@ fn compute(
 ) -> Result<BlockAny<'static>> {
     use rayon::prelude::*;
     let axis = (0..region.ndim())
-        .max_by_key(|&a| region.shape[a])
+        .max_by_key(|&a| (region.shape[a], std::cmp::Reverse(a)))
         .expect("an axis");
     let n = region.shape[axis];
     let pieces = (4 * threads).clamp(1, n.max(1));
@@ -671,8 +700,8 @@ mod tests {
         }
     }
 
-    /// A window step makes level 1 piece by piece (level 0 never held whole), whatever
-    /// the output's chunks; a step with a halo reads level 0 whole.
+    /// A window step makes level 1 piece by piece, whatever the output's chunks; a step
+    /// with a halo reads across the pieces, and makes it by rows ([`Pyramid::stream_rows`]).
     #[test]
     fn window_steps_stream_level_1_and_halo_steps_do_not() {
         let source = Zeros(vec![16, 32, 32], vec![4, 8, 8]);
