@@ -124,6 +124,38 @@ struct Table {
     weights: Vec<f32>,
 }
 
+impl Table {
+    /// The runs of outputs that read the same weights as the one before, each at the
+    /// offset `f` past its own (no `cval`): one weight reads every `f`-th value of the
+    /// input along the run. Runs shorter than a few outputs are left out.
+    fn uniform_runs(&self, f: usize) -> Vec<std::ops::Range<usize>> {
+        let entries = |p: usize| self.starts[p]..self.starts[p + 1];
+        let follows = |p: usize| {
+            let (a, b) = (entries(p - 1), entries(p));
+            a.len() == b.len()
+                && a.zip(b).all(|(x, y)| {
+                    self.weights[x] == self.weights[y]
+                        && self.offsets[x] != usize::MAX
+                        && self.offsets[y] == self.offsets[x] + f
+                })
+        };
+        let n = self.starts.len() - 1;
+        let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut p = 0;
+        while p < n {
+            let mut q = p + 1;
+            while q < n && follows(q) {
+                q += 1;
+            }
+            if q - p >= 4 && self.offsets[entries(p)].iter().all(|&o| o != usize::MAX) {
+                runs.push(p..q);
+            }
+            p = q;
+        }
+        runs
+    }
+}
+
 /// The table of a pass along an axis of length `n` for the outputs `out`: output `o`
 /// is the mean over its window `o·f .. min(o·f + f, n)` of the stencil's correlation
 /// (the identity without one), each input index's weights summed (in f64) once the
@@ -203,16 +235,49 @@ fn pass(
     let len_out = lens[axis];
     let mut data = take_buffer::<f32>(bases.len() * len_out * inner);
     if inner == 1 {
-        // The last axis: a strided gather per output, in scalars.
+        // The last axis. Where outputs read the same weights at offsets `f` apart (all
+        // but a few at the array's edges), the row is split into its `f` phases
+        // (every `f`-th value) and each weight reads one phase contiguously.
+        let uniform = t.uniform_runs(f);
+        let len_in = input.sets[axis].len();
+        let mut phases: Vec<Vec<f32>> = vec![Vec::with_capacity(len_in.div_ceil(f)); f];
         for (row, &base) in data.chunks_exact_mut(len_out).zip(&bases) {
-            let src = &input.data[base..base + input.sets[axis].len()];
-            for (p, y) in row.iter_mut().enumerate() {
-                let mut sum = 0.0f32;
-                for e in t.starts[p]..t.starts[p + 1] {
-                    let x = src.get(t.offsets[e]).copied().unwrap_or(cval);
-                    sum += t.weights[e] * x;
+            let mut taps: Vec<(&[f32], &[f32])> = Vec::new();
+            let src = &input.data[base..base + len_in];
+            if !uniform.is_empty() && f > 1 {
+                for (phi, phase) in phases.iter_mut().enumerate() {
+                    phase.clear();
+                    phase.extend(src.iter().skip(phi).step_by(f));
                 }
-                *y = sum;
+            }
+            let mut p = 0;
+            for run in uniform
+                .iter()
+                .cloned()
+                .chain(std::iter::once(len_out..len_out))
+            {
+                // Outputs before the run, one at a time.
+                for (q, y) in row[p..run.start].iter_mut().enumerate() {
+                    let mut sum = 0.0f32;
+                    for e in t.starts[p + q]..t.starts[p + q + 1] {
+                        let x = src.get(t.offsets[e]).copied().unwrap_or(cval);
+                        sum += t.weights[e] * x;
+                    }
+                    *y = sum;
+                }
+                if run.is_empty() {
+                    break;
+                }
+                taps.clear();
+                taps.extend((t.starts[run.start]..t.starts[run.start + 1]).map(|e| {
+                    let (phase, at) = match f {
+                        1 => (src, t.offsets[e]),
+                        _ => (&phases[t.offsets[e] % f][..], t.offsets[e] / f),
+                    };
+                    (&phase[at..at + run.len()], &t.weights[e..e + 1])
+                }));
+                accumulate(&mut row[run.clone()], &taps);
+                p = run.end;
             }
         }
     } else {
@@ -265,19 +330,21 @@ mod tests {
 
     /// The fused run equals the separate stages (stencils, then the mean), within f32
     /// rounding: every boundary mode, odd lengths (partial windows), an axis with a
-    /// stencil but no downsampling and one downsampled with no stencil, on the whole
-    /// array and on a part of it read from its footprint.
+    /// stencil but no downsampling and one downsampled with no stencil, a last axis
+    /// long enough for its phases, on the whole array and on a part of it, read from
+    /// its footprint and from the whole array.
     #[test]
     fn equals_the_separate_stages() {
-        let shape = [7usize, 9, 11];
+        let shape = [7usize, 9, 41];
         let factor = [2usize, 1, 3];
-        for mode in [
+        let modes = [
             Boundary::Reflect,
             Boundary::Mirror,
             Boundary::Nearest,
             Boundary::Constant,
             Boundary::Wrap,
-        ] {
+        ];
+        for (mode, axes) in modes.iter().flat_map(|&m| [(m, [1, 0]), (m, [1, 2])]) {
             let stencil = |axis: usize, w: &[f32]| {
                 let mut st_shape = vec![1; 3];
                 let mut centre = vec![0; 3];
@@ -292,8 +359,8 @@ mod tests {
                 })
             };
             let stages = vec![
-                stencil(1, &[0.2, 0.5, 0.3]),
-                stencil(0, &[0.05, 0.25, 0.4, 0.25, 0.05]),
+                stencil(axes[0], &[0.2, 0.5, 0.3]),
+                stencil(axes[1], &[0.05, 0.25, 0.4, 0.25, 0.05]),
                 Stage::Downsample {
                     factor: factor.to_vec(),
                     method: DownMethod::Mean,
@@ -301,11 +368,11 @@ mod tests {
             ];
             let fused = SmoothDown::starting(&stages).expect("fusable");
             assert_eq!(fused.stages, 3);
-            let plan_shape = [4usize, 9, 4];
+            let plan_shape = [4usize, 9, 14];
             let whole = Region::whole(&plan_shape).sets();
             let mut part = whole.clone();
             part[0] = AxisSet::from_range(1..3);
-            part[2] = AxisSet::from_range(2..4);
+            part[2] = AxisSet::from_range(2..12);
             for out in [whole, part] {
                 // What the stages read, from the last back.
                 let mut sets = vec![out.clone()];

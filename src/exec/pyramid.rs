@@ -185,65 +185,69 @@ impl Pyramid<'_> {
             sets[0][0].bounds()
         };
         with_dtype!(self.source.dtype(), T => {
-            // The level-0 rows held (`held`), and a spare buffer for the next window.
-            let (mut window, mut spare): (Vec<T>, Vec<T>) = (Vec::new(), Vec::new());
+            // The level-0 rows held, in one buffer reused from slab to slab.
+            let mut window: Vec<T> = Vec::new();
             let mut held = level0.start[0]..level0.start[0];
-            for w in chunk_cuts(level0, 0, self.chunks[0][0]).windows(2) {
+            'slabs: for w in chunk_cuts(level0, 0, self.chunks[0][0]).windows(2) {
                 let mut slab = level0.clone();
                 slab.start[0] = w[0];
                 slab.shape[0] = w[1] - w[0];
-                let parts = chunk_pieces(self.source, &slab, &self.chunks[0]);
-                let blocks = read_parts(self.source, &parts)?;
-                if let Some((plan, region)) = step {
-                    let end = region.start[0] + region.shape[0];
-                    // Keep the rows that the level-1 rows still to compute read.
-                    let keep = if done < end {
+                // Keep the rows that the level-1 rows still to compute read.
+                let keep = match step {
+                    Some((plan, region)) if done < region.start[0] + region.shape[0] => {
+                        let end = region.start[0] + region.shape[0];
                         reads(plan, region, done, end).start.clamp(held.start, held.end)
-                    } else {
-                        held.end
-                    };
-                    spare.clear();
-                    spare.extend_from_slice(&window[(keep - held.start) * plane..]);
-                    spare.resize((w[1] - keep) * plane, T::default());
-                    std::mem::swap(&mut window, &mut spare);
-                    held = keep..w[1];
-                    let mut rows = level0.clone();
-                    rows.start[0] = held.start;
-                    rows.shape[0] = held.len();
-                    for (part, block) in parts.iter().zip(&blocks) {
-                        paste(&rows, part, &block.typed::<T>().data, &mut window);
                     }
-                    // The level-1 rows whose reads are now all decoded.
-                    let last = w[1] == level0.start[0] + level0.shape[0];
-                    let mut to = done;
-                    while to < end && (last || reads(plan, region, done, to + 1).end <= w[1]) {
-                        to += 1;
-                    }
-                    if to > done {
-                        let mut next = region.clone();
-                        next.start[0] = done;
-                        next.shape[0] = to - done;
-                        let input = Block::new(rows.sets(), std::borrow::Cow::Borrowed(&window[..]));
-                        let computed = compute(plan, &next, &input.into_any(), options, threads)?;
-                        let level1 = level1.as_mut().expect("a step");
-                        paste_block(level1, region, &next, &computed);
-                        done = to;
-                        let finished = self.finished_rows(level1, region, &owned[1], &mut sent, done);
-                        if !finished.is_empty() && send.send(finished).is_err() {
-                            // The writer stopped on an error, which its join reports.
-                            break;
+                    _ => held.end,
+                };
+                window.drain(..(keep - held.start) * plane);
+                window.resize((w[1] - keep) * plane, T::default());
+                held = keep..w[1];
+                let mut rows = level0.clone();
+                rows.start[0] = held.start;
+                rows.shape[0] = held.len();
+                // A few pieces at a time (a slab may hold many), so that the writer
+                // starts on the first while the next are decoded.
+                for group in chunk_pieces(self.source, &slab, &self.chunks[0]).chunks(2 * threads) {
+                    let blocks = read_parts(self.source, group)?;
+                    if step.is_some() {
+                        for (part, block) in group.iter().zip(&blocks) {
+                            paste(&rows, part, &block.typed::<T>().data, &mut window);
                         }
                     }
+                    let mine: Pieces = group
+                        .iter()
+                        .zip(blocks)
+                        .map(|(part, block)| (0, part.intersect(&owned[0]), block))
+                        .filter(|(_, mine, _)| !mine.is_empty())
+                        .collect();
+                    if send.send(mine).is_err() {
+                        // The writer stopped on an error, which its join reports.
+                        break 'slabs;
+                    }
                 }
-                let mine: Pieces = parts
-                    .iter()
-                    .zip(blocks)
-                    .map(|(part, block)| (0, part.intersect(&owned[0]), block))
-                    .filter(|(_, mine, _)| !mine.is_empty())
-                    .collect();
-                if send.send(mine).is_err() {
-                    // The writer stopped on an error, which its join reports.
-                    break;
+                let Some((plan, region)) = step else { continue };
+                // The level-1 rows whose reads are now all decoded.
+                let end = region.start[0] + region.shape[0];
+                let last = w[1] == level0.start[0] + level0.shape[0];
+                let mut to = done;
+                while to < end && (last || reads(plan, region, done, to + 1).end <= w[1]) {
+                    to += 1;
+                }
+                if to > done {
+                    let mut next = region.clone();
+                    next.start[0] = done;
+                    next.shape[0] = to - done;
+                    let input = Block::new(rows.sets(), std::borrow::Cow::Borrowed(&window[..]));
+                    let computed = compute(plan, &next, &input.into_any(), options, threads)?;
+                    let level1 = level1.as_mut().expect("a step");
+                    paste_block(level1, region, &next, &computed);
+                    done = to;
+                    let finished = self.finished_rows(level1, region, &owned[1], &mut sent, done);
+                    if !finished.is_empty() && send.send(finished).is_err() {
+                        // The writer stopped on an error, which its join reports.
+                        break;
+                    }
                 }
             }
         });
