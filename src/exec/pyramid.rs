@@ -192,27 +192,37 @@ impl Pyramid<'_> {
                 let mut slab = level0.clone();
                 slab.start[0] = w[0];
                 slab.shape[0] = w[1] - w[0];
-                // Keep the rows that the level-1 rows still to compute read.
-                let keep = match step {
-                    Some((plan, region)) if done < region.start[0] + region.shape[0] => {
-                        let end = region.start[0] + region.shape[0];
+                if let Some((plan, region)) = step {
+                    // Keep the rows that the level-1 rows still to compute read.
+                    let end = region.start[0] + region.shape[0];
+                    let keep = if done < end {
                         reads(plan, region, done, end).start.clamp(held.start, held.end)
-                    }
-                    _ => held.end,
-                };
-                window.drain(..(keep - held.start) * plane);
-                window.resize((w[1] - keep) * plane, T::default());
-                held = keep..w[1];
+                    } else {
+                        held.end
+                    };
+                    window.drain(..(keep - held.start) * plane);
+                    window.reserve(slab.len());
+                    held = keep..w[1];
+                }
                 let mut rows = level0.clone();
                 rows.start[0] = held.start;
                 rows.shape[0] = held.len();
+                // The pieces tile the slab: each is pasted into the window's room
+                // after the rows kept, which they then fill.
+                let pieces = chunk_pieces(self.source, &slab, &self.chunks[0]);
+                assert_eq!(pieces.iter().map(Region::len).sum::<usize>(), slab.len());
                 // A few pieces at a time (a slab may hold many), so that the writer
                 // starts on the first while the next are decoded.
-                for group in chunk_pieces(self.source, &slab, &self.chunks[0]).chunks(2 * threads) {
+                for group in pieces.chunks(2 * threads) {
                     let blocks = read_parts(self.source, group)?;
                     if step.is_some() {
+                        let room = &mut window.spare_capacity_mut()[..slab.len()];
                         for (part, block) in group.iter().zip(&blocks) {
-                            paste(&rows, part, &block.typed::<T>().data, &mut window);
+                            let data: &[T] = &block.typed::<T>().data;
+                            // SAFETY: MaybeUninit<T> has T's layout, and an initialised
+                            // value is a valid MaybeUninit.
+                            let data = unsafe { &*(std::ptr::from_ref(data) as *const [std::mem::MaybeUninit<T>]) };
+                            paste(&slab, part, data, room);
                         }
                     }
                     let mine: Pieces = group
@@ -227,6 +237,9 @@ impl Pyramid<'_> {
                     }
                 }
                 let Some((plan, region)) = step else { continue };
+                // SAFETY: the pieces, which tile the slab (checked above), have filled
+                // the `slab.len()` elements of room (reserved) after the rows kept.
+                unsafe { window.set_len(window.len() + slab.len()) };
                 // The level-1 rows whose reads are now all decoded.
                 let end = region.start[0] + region.shape[0];
                 let last = w[1] == level0.start[0] + level0.shape[0];
@@ -239,9 +252,10 @@ impl Pyramid<'_> {
                     next.start[0] = done;
                     next.shape[0] = to - done;
                     let input = Block::new(rows.sets(), std::borrow::Cow::Borrowed(&window[..]));
-                    let computed = compute(plan, &next, &input.into_any(), options, threads)?;
                     let level1 = level1.as_mut().expect("a step");
-                    paste_block(level1, region, &next, &computed);
+                    for (part, computed) in compute_parts(plan, &next, &input.into_any(), options, threads)? {
+                        paste_block(level1, region, &part, &computed);
+                    }
                     done = to;
                     let finished = self.finished_rows(level1, region, &owned[1], &mut sent, done);
                     if !finished.is_empty() && send.send(finished).is_err() {
@@ -604,21 +618,21 @@ fn paste_block(dst: &mut BlockAny<'static>, region: &Region, part: &Region, src:
 
 /// `region` of the step's output, computed from `input` (a block holding what the
 /// step reads for it) in about `4 × threads` pieces along the longest axis, in
-/// parallel on the run's backend.
-fn compute(
+/// parallel on the run's backend: each piece with its block.
+fn compute_parts(
     plan: &Plan,
     region: &Region,
     input: &BlockAny<'_>,
     options: &RunOptions,
     threads: usize,
-) -> Result<BlockAny<'static>> {
+) -> Result<Vec<(Region, BlockAny<'static>)>> {
     use rayon::prelude::*;
     let axis = (0..region.ndim())
         .max_by_key(|&a| (region.shape[a], std::cmp::Reverse(a)))
         .expect("an axis");
     let n = region.shape[axis];
     let pieces = (4 * threads).clamp(1, n.max(1));
-    let parts: Vec<Region> = (0..pieces)
+    (0..pieces)
         .map(|i| {
             let (a, b) = (i * n / pieces, (i + 1) * n / pieces);
             let mut r = region.clone();
@@ -627,25 +641,36 @@ fn compute(
             r
         })
         .filter(|r| r.shape[axis] > 0)
-        .collect();
-    let results = parts
-        .par_iter()
+        .collect::<Vec<Region>>()
+        .into_par_iter()
         .map(|part| {
             let job = Job {
                 index: 0,
                 output: part.clone(),
-                sets: plan.sets_for(part),
+                sets: plan.sets_for(&part),
             };
-            options.backend.run_job(plan, &job, input)
+            let block = options.backend.run_job(plan, &job, input)?;
+            Ok((part, block))
         })
-        .collect::<Result<Vec<_>>>()?;
-    with_dtype!(plan.output_dtype(), U => {
-        let mut data = zeroed::<U>(region.len());
-        for (part, result) in parts.iter().zip(&results) {
-            paste(region, part, &result.typed::<U>().data, &mut data);
-        }
-        Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any())
-    })
+        .collect()
+}
+
+/// [`compute_parts`] in one block over `region`.
+fn compute(
+    plan: &Plan,
+    region: &Region,
+    input: &BlockAny<'_>,
+    options: &RunOptions,
+    threads: usize,
+) -> Result<BlockAny<'static>> {
+    let parts = compute_parts(plan, region, input, options, threads)?;
+    let mut block = with_dtype!(plan.output_dtype(), U => {
+        Block::new(region.sets(), std::borrow::Cow::Owned(zeroed::<U>(region.len()))).into_any()
+    });
+    for (part, result) in &parts {
+        paste_block(&mut block, region, part, result);
+    }
+    Ok(block)
 }
 
 /// The region's bounds on `axis` cut at every multiple of `chunk` between them: its
