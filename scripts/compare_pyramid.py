@@ -4,7 +4,8 @@
 Writes the benchmark volume (256x512x512 float32, Zarr v3, chunks 64x128x128, zstd 3)
 with zarr-python, then times, median of --repeats runs, with each run's peak RSS:
 
-- `haloflow copy` of level 0 (the I/O yardstick);
+- `haloflow copy` of level 0 (the I/O yardstick), run before each pyramid run: the
+  ratio to the copy is the median of the per-pair ratios;
 - `haloflow pyramid --levels 4` with mean, stride and gaussian;
 - ngff-zarr's `to_multiscales` (scale factors 2, 4, 8; chunks 64x128x128) and
   `to_ngff_zarr` (NGFF 0.5) with the matching method: DASK_BIN_SHRINK (the window
@@ -50,6 +51,21 @@ CASES = [
 ]
 
 
+def paired_runs(cmd, base, repeats, clean):
+    """`cmd` and `base` in turn, `repeats` times each, `clean` before each run: (median
+    seconds of cmd, its peak RSS MiB, the median of the per-pair ratios cmd / base, the
+    base's seconds). Pairing keeps the ratio true while the machine's speed drifts."""
+    runs, bases = [], []
+    for _ in range(repeats):
+        clean()
+        bases.append(timed(base)[0])
+        clean()
+        runs.append(timed(cmd))
+    ratios = [s / b for (s, _), b in zip(runs, bases)]
+    return (statistics.median(s for s, _ in runs), max(rss for _, rss in runs),
+            statistics.median(ratios), bases)
+
+
 def median_run(cmd, repeats, clean):
     """(median seconds, peak RSS MiB of that set) of `repeats` runs, `clean` before each."""
     runs = []
@@ -78,16 +94,21 @@ def main():
         dst = os.path.join(tmp, "out.zarr")
         clean = lambda: shutil.rmtree(dst, ignore_errors=True)
         threads = ["--threads", "2", "--device", "cpu", "--quiet"]
-        copy_s, copy_rss = median_run([exe, "copy", src, dst, *threads], args.repeats, clean)
+        copy = [exe, "copy", src, dst, *threads]
+        # One copy first: a warm-up, and its peak memory.
+        _, copy_rss = median_run(copy, 1, clean)
+        copies = []
         rows = []
         for label, method, ngff_method in CASES:
-            hf_s, hf_rss = median_run([exe, "pyramid", src, dst, "--levels", "4", "--method", method,
-                                       *threads], args.repeats, clean)
+            hf_s, hf_rss, hf_x, bases = paired_runs(
+                [exe, "pyramid", src, dst, "--levels", "4", "--method", method, *threads],
+                copy, args.repeats, clean)
+            copies += bases
             ng_s = ng_rss = None
             if have_ngff:
                 ng_s, ng_rss = median_run([sys.executable, "-c", NGFF, ngff_method, src, dst],
                                           args.repeats, clean)
-            rows.append((label, method, ngff_method, hf_s, hf_rss, ng_s, ng_rss))
+            rows.append((label, method, ngff_method, hf_s, hf_rss, hf_x, ng_s, ng_rss))
             print(rows[-1], flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -97,15 +118,16 @@ def main():
         f"{machine_line()}; {versions(('numpy', 'zarr', 'dask', 'ngff_zarr'))}; median of {args.repeats} runs.",
         "",
         f"4 levels of the 256×512×512 float32 volume (chunks 64×128×128, zstd 3). `haloflow copy` of level 0: "
-        f"{copy_s:.2f} s, {copy_rss:.0f} MiB.",
+        f"{statistics.median(copies):.2f} s (median of {len(copies)}), {copy_rss:.0f} MiB. Each pyramid run "
+        "follows a copy run: × copy is the median of the per-pair ratios.",
         "",
-        "| method | haloflow `pyramid` s (MiB) | × copy | ngff-zarr method | ngff-zarr s (MiB) | ngff-zarr / haloflow |",
+        "| method | haloflow `pyramid` s (MiB) | × copy (paired) | ngff-zarr method | ngff-zarr s (MiB) | ngff-zarr / haloflow |",
         "|---|---|---|---|---|---|",
     ]
-    for label, method, ngff_method, hf_s, hf_rss, ng_s, ng_rss in rows:
+    for label, method, ngff_method, hf_s, hf_rss, hf_x, ng_s, ng_rss in rows:
         ratio = "—" if ng_s is None else f"{ng_s / hf_s:.2f}×"
         ng = "—" if ng_s is None else f"{ng_s:.2f} ({ng_rss:.0f})"
-        lines.append(f"| {label} (`{method}`) | {hf_s:.2f} ({hf_rss:.0f}) | {hf_s / copy_s:.2f}× | "
+        lines.append(f"| {label} (`{method}`) | {hf_s:.2f} ({hf_rss:.0f}) | {hf_x:.2f}× | "
                      f"`{ngff_method}` | {ng} | {ratio} |")
     table = "\n".join(lines)
     print(table)
