@@ -130,12 +130,29 @@ impl Pyramid<'_> {
         })
     }
 
-    /// The bytes a tile holds at once at most (every level's block), estimated on the
-    /// first tile, the largest.
+    /// The bytes a tile holds at once at most, estimated on the first tile, the
+    /// largest: every level's block from level 1 on, and of level 0 what streaming it
+    /// holds (a slab of chunk rows, and the rows one level-1 row reads: the window of
+    /// [`Pyramid::stream_rows`]; the piece path holds less).
     fn tile_bytes(&self, shapes: &[Vec<usize>], plans: &[Option<Plan>], top: &Region) -> u64 {
         let needs = self.needs(plans, &self.owned(shapes, top));
         let size = self.source.dtype().size().max(4) as u64;
-        needs.iter().map(|r| r.len() as u64 * size).sum()
+        let level0 = &needs[0];
+        let footprint = match (plans.get(1).and_then(Option::as_ref), needs.get(1)) {
+            (Some(plan), Some(level1)) if !level1.is_empty() => {
+                let mut row = level1.clone();
+                row.shape[0] = 1;
+                plan.sets_for(&row)[0][0].bounds().len()
+            }
+            _ => 0,
+        };
+        let rows = (self.chunks[0][0] + footprint).min(level0.shape[0]);
+        let window = (rows * level0.shape[1..].iter().product::<usize>()) as u64 * size;
+        window
+            + needs[1..]
+                .iter()
+                .map(|r| r.len() as u64 * size)
+                .sum::<u64>()
     }
 
     /// Per level, the region to compute: what it owns, and what the next level's
