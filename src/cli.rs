@@ -1815,12 +1815,19 @@ fn pyramid(p: &PyramidArgs) -> crate::Result<()> {
     let started = std::time::Instant::now();
     // One streamed pass over level 0 when the levels' chunks tile evenly and a tile
     // fits in the memory budget; else each level from level 0 by its own chain.
+    // Level 0's chunks are stored as the input holds them where the output encodes
+    // them the same way (no second encode of level 0).
+    let copy = |region: &crate::Region| outputs[0].copy_encoded(&input, region);
     let one_pass = exec::Pyramid {
         source: &input,
         sinks: outputs.iter().map(|o| o as &dyn exec::Sink).collect(),
         chunks: plans.iter().map(|p| p.output_chunk().to_vec()).collect(),
         step: Pipeline::new(step.clone()),
         factor: factor.clone(),
+        copy_level0: match outputs[0].encodes_like(&input)? {
+            true => Some(&copy),
+            false => None,
+        },
     };
     let tiles = plans.last().map_or(1, |p| p.num_jobs());
     let bar = progress_bar(c, options.part.jobs(tiles).len());

@@ -234,6 +234,7 @@ fn a_pyramid_in_one_pass_equals_each_level_chained_in_memory_for_any_tiling_and_
                 chunks: chunks.clone(),
                 step: step.clone(),
                 factor: factor.clone(),
+                copy_level0: None,
             };
             // Two parts, then a rerun of the whole that finds everything done.
             let mut done = 0;
@@ -273,6 +274,7 @@ fn a_pyramid_in_one_pass_equals_each_level_chained_in_memory_for_any_tiling_and_
                 chunks,
                 step: step.clone(),
                 factor: factor.clone(),
+                copy_level0: None,
             };
             assert!(tight.run(&options, None).unwrap().is_none());
             assert!(fresh.iter().all(|s| s.written.lock().unwrap().is_empty()));

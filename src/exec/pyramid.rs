@@ -35,7 +35,16 @@ pub struct Pyramid<'a> {
     pub step: Pipeline,
     /// The step's downsampling factor per axis.
     pub factor: Vec<usize>,
+    /// Stores level 0's chunks of a region (whole chunks) as the source holds them
+    /// encoded, returning `false` if it could not (a chunk absent from the source):
+    /// where the output encodes chunks as the source does, level 0 is not encoded
+    /// again. `None`: level 0 is written from its decoded values.
+    pub copy_level0: Option<&'a CopyEncoded<'a>>,
 }
+
+/// Stores a region's chunks (whole chunks) of level 0 as the source holds them
+/// encoded; `false` if it could not (see [`Pyramid::copy_level0`]).
+pub type CopyEncoded<'a> = dyn Fn(&Region) -> Result<bool> + Sync + 'a;
 
 /// What the writer thread receives: regions of a level (its index first) with blocks
 /// holding them.
@@ -519,7 +528,10 @@ impl Pyramid<'_> {
                         use rayon::prelude::*;
                         let clock = Instant::now();
                         pieces.par_iter().try_for_each(|(k, region, block)| {
-                            self.sinks[*k].write(region, block)
+                            match self.copy_level0 {
+                                Some(copy) if *k == 0 && copy(region)? => Ok(()),
+                                _ => self.sinks[*k].write(region, block),
+                            }
                         })?;
                         seconds += clock.elapsed().as_secs_f64();
                     }
@@ -769,6 +781,7 @@ mod tests {
                 chunks: vec![chunk.to_vec(); 3],
                 step: step.clone(),
                 factor: vec![2, 2, 2],
+                copy_level0: None,
             };
             let (shapes, plans) = pyramid.plans().unwrap();
             let top = Region::whole(&shapes[2]);

@@ -244,6 +244,25 @@ impl Input {
         with_dtype!(self.dtype, T => Ok(self.read_typed::<T>(sets)?.into_any()))
     }
 
+    /// The stored bytes of the chunk at grid index `chunk` as they are encoded, or
+    /// `None` where it is absent (the fill value).
+    ///
+    /// # Errors
+    /// [`Error::Store`] for I/O errors.
+    pub fn encoded_chunk(&self, chunk: &[u64]) -> Result<Option<Vec<u8>>> {
+        self.array
+            .retrieve_encoded_chunk(chunk)
+            .map_err(|e| store_error(&self.path, e))
+    }
+
+    /// The metadata entries that say how a chunk is encoded: format, shape, data type,
+    /// chunk grid, codecs (compressor, filters and order on Zarr v2), fill value and
+    /// storage transformers. Two arrays that agree on them store the same bytes for the
+    /// same values.
+    pub(crate) fn encoding(&self) -> Vec<Value> {
+        encoding_of(&self.metadata)
+    }
+
     /// Reads a box (a convenience over [`Input::read`]).
     ///
     /// # Errors
@@ -352,4 +371,39 @@ impl Source for Input {
     fn read_region(&self, region: &Region) -> Result<BlockAny<'static>> {
         Input::read_region(self, region)
     }
+}
+
+/// The entries of array metadata `m` that say how a chunk is encoded (see
+/// [`Input::encoding`]); an absent entry, or an empty list of storage transformers,
+/// reads as null.
+pub(crate) fn encoding_of(m: &Value) -> Vec<Value> {
+    let keys: &[&str] = if m.get("zarr_format") == Some(&Value::from(2)) {
+        &[
+            "zarr_format",
+            "shape",
+            "dtype",
+            "chunks",
+            "compressor",
+            "filters",
+            "order",
+            "fill_value",
+        ]
+    } else {
+        &[
+            "zarr_format",
+            "shape",
+            "data_type",
+            "chunk_grid",
+            "codecs",
+            "fill_value",
+            "storage_transformers",
+        ]
+    };
+    keys.iter()
+        .map(|k| match m.get(*k) {
+            Some(Value::Array(a)) if a.is_empty() && *k == "storage_transformers" => Value::Null,
+            Some(v) => v.clone(),
+            None => Value::Null,
+        })
+        .collect()
 }

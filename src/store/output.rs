@@ -172,6 +172,12 @@ impl Output {
                 found: block.dtype(),
             });
         }
+        self.check_aligned(region)?;
+        match_any!(block, BlockAny, b => self.write_typed(region, b))
+    }
+
+    /// Checks that `region` is inside the array and a whole number of chunks.
+    fn check_aligned(&self, region: &Region) -> Result<()> {
         self.check_region(region)?;
         if let Some(axis) = (0..region.ndim()).find(|&a| {
             let (c, n) = (self.spec.chunk[a], self.spec.shape[a]);
@@ -184,7 +190,7 @@ impl Output {
                 axis,
             });
         }
-        match_any!(block, BlockAny, b => self.write_typed(region, b))
+        Ok(())
     }
 
     fn write_typed<T: Element + zarrs::array::Element + bytemuck::Pod>(
@@ -280,6 +286,51 @@ impl Output {
                 .map_err(|e| failed(&shard, &e))?;
         }
         Ok(())
+    }
+
+    /// Whether this output stores `input`'s chunks as they are encoded: neither is
+    /// sharded, and their metadata agree on everything that says how a chunk is
+    /// encoded (format, shape, data type, chunks, codecs, fill value). Then
+    /// [`Output::copy_encoded`] stores what decoding and encoding again would.
+    ///
+    /// # Errors
+    /// [`Error::Store`] if this output's metadata cannot be read.
+    pub fn encodes_like(&self, input: &super::Input) -> Result<bool> {
+        if self.shards.is_some() || input.inner_chunk_shape().is_some() {
+            return Ok(false);
+        }
+        let mine = super::metadata::raw_metadata(&self.path, self.spec.zarr_format)?;
+        Ok(super::input::encoding_of(&mine) == input.encoding())
+    }
+
+    /// Stores the chunks of `region` (whole chunks) as `input` holds them encoded,
+    /// without decoding them, each atomically as [`Output::write`] does. Returns
+    /// `false` at the first chunk absent from `input` (the chunks before it are
+    /// stored): the caller writes the region's values instead.
+    ///
+    /// The caller has checked [`Output::encodes_like`]: the bytes are then this
+    /// output's encoding of the chunk's values.
+    ///
+    /// # Errors
+    /// As [`Output::write`] for the region; [`Error::Store`] for I/O errors.
+    pub fn copy_encoded(&self, input: &super::Input, region: &Region) -> Result<bool> {
+        self.check_aligned(region)?;
+        for chunk in self.chunks_of(region) {
+            let indices: Vec<u64> = chunk.iter().map(|&i| i as u64).collect();
+            let Some(bytes) = input.encoded_chunk(&indices)? else {
+                return Ok(false);
+            };
+            // SAFETY: `encodes_like` holds (the caller's contract): the two arrays have
+            // the same data type, chunk shape, codecs and fill value, so these bytes
+            // are what this array's codecs make of the chunk's values.
+            unsafe { self.array.store_encoded_chunk(&indices, bytes.into()) }.map_err(|e| {
+                Error::Store {
+                    path: self.chunk_path(&indices),
+                    message: format!("writing chunk {indices:?}: {}", one_line(&e)),
+                }
+            })?;
+        }
+        Ok(true)
     }
 
     /// Waits until every chunk written so far is synced and in place.
