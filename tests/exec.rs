@@ -262,6 +262,45 @@ fn a_pyramid_in_one_pass_equals_each_level_chained_in_memory_for_any_tiling_and_
                     "{step:?} chunks {chunk:?}: level {k}"
                 );
             }
+            // Level 0 stored by `copy_level0` where it can: the sink gets only the
+            // regions it declined (here those starting on an even row), the copies
+            // together cover level 0 once, and the coarser levels are unchanged.
+            let copied: Mutex<Vec<Region>> = Mutex::new(Vec::new());
+            let copy = |region: &Region| {
+                let odd = region.start[0] % 2 == 1;
+                if odd {
+                    copied.lock().unwrap().push(region.clone());
+                }
+                Ok(odd)
+            };
+            let fresh: Vec<MemSink> = (0..4).map(|_| MemSink::default()).collect();
+            let copying = Pyramid {
+                source: &source,
+                sinks: fresh.iter().map(|s| s as &dyn Sink).collect(),
+                chunks: chunks.clone(),
+                step: step.clone(),
+                factor: factor.clone(),
+                copy_level0: Some(&copy),
+            };
+            copying
+                .run(&RunOptions::default(), None)
+                .unwrap()
+                .expect("one pass");
+            let written: Vec<Region> = fresh[0].written.lock().unwrap().keys().cloned().collect();
+            let copied = copied.into_inner().unwrap();
+            assert!(written.iter().all(|r| r.start[0] % 2 == 0));
+            // Pieces start on odd rows with 3-row chunks (at row 15: the least common
+            // multiple of the source's 5 and the output's 3).
+            assert_eq!(!copied.is_empty(), chunk[0] == 3, "chunks {chunk:?}");
+            let cover: usize = written.iter().chain(&copied).map(Region::len).sum();
+            assert_eq!(cover, want[0].len(), "{step:?} chunks {chunk:?}");
+            for (k, (sink, w)) in fresh.iter().zip(&want).enumerate().skip(1) {
+                assert_eq!(
+                    &sink.assemble(w.shape()),
+                    w,
+                    "{step:?} chunks {chunk:?}: level {k}"
+                );
+            }
             // A tile larger than the memory budget: nothing written, the caller falls back.
             let options = RunOptions {
                 memory_limit: 1000,
