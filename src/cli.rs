@@ -39,6 +39,8 @@ enum Command {
     Stats(StatsArgs),
     /// A multiscale pyramid of level 0 as an OME-Zarr image: each level the previous
     /// one downsampled (mean, max, min, mode, stride, or gaussian smoothing first).
+    /// Level 0's chunks are copied as they are encoded where the output's chunks, type
+    /// and codecs are the input's.
     Pyramid(PyramidArgs),
     /// Create an op's output (array metadata, OME-Zarr group) without computing it, and
     /// print its jobs and the memory a task needs: `init gaussian IN OUT --sigma 2`
