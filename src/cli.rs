@@ -1831,12 +1831,17 @@ fn pyramid(p: &PyramidArgs) -> crate::Result<()> {
             false => None,
         },
     };
+    let copied = if one_pass.copy_level0.is_some() {
+        ", level 0's chunks copied as the input encodes them"
+    } else {
+        ""
+    };
     let tiles = plans.last().map_or(1, |p| p.num_jobs());
     let bar = progress_bar(c, options.part.jobs(tiles).len());
     let on_tile = |done: usize, bytes: u64| advance(&bar, done, bytes);
     if let Some(report) = one_pass.run(&options, Some(&on_tile))? {
         let how = format!(
-            " ({} levels in one pass over level 0, a job per tile of the coarsest level's chunks)",
+            " ({} levels in one pass over level 0, a job per tile of the coarsest level's chunks{copied})",
             chains.len()
         );
         return finish(c, bar, &report, &p.output, &how);
