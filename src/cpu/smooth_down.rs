@@ -180,20 +180,19 @@ fn table(
         let start = o * f;
         let len = f.min(n - start);
         sums.clear();
-        for j in start..start + len {
-            let taps: Vec<(Option<usize>, f64)> = match st {
-                Some(st) => st
-                    .offsets(axis)
-                    .zip(&st.weights)
-                    .map(|(d, &w)| (st.mode.map(j as i64 + d, n), f64::from(w)))
-                    .collect(),
-                None => vec![(Some(j), 1.0)],
+        let mut add =
+            |index: Option<usize>, w: f64| match sums.iter_mut().find(|(i, _)| *i == index) {
+                Some((_, sum)) => *sum += w / len as f64,
+                None => sums.push((index, w / len as f64)),
             };
-            for (index, w) in taps {
-                match sums.iter_mut().find(|(i, _)| *i == index) {
-                    Some((_, sum)) => *sum += w / len as f64,
-                    None => sums.push((index, w / len as f64)),
+        for j in start..start + len {
+            match st {
+                Some(st) => {
+                    for (d, &w) in st.offsets(axis).zip(&st.weights) {
+                        add(st.mode.map(j as i64 + d, n), f64::from(w));
+                    }
                 }
+                None => add(Some(j), 1.0),
             }
         }
         for &(index, w) in &sums {

@@ -230,9 +230,6 @@ impl Pyramid<'_> {
                     window.reserve(slab.len());
                     held = keep..w[1];
                 }
-                let mut rows = level0.clone();
-                rows.start[0] = held.start;
-                rows.shape[0] = held.len();
                 // The pieces tile the slab: each is pasted into the window's room
                 // after the rows kept, which they then fill.
                 let pieces = chunk_pieces(self.source, &slab, &self.chunks[0]);
@@ -251,13 +248,7 @@ impl Pyramid<'_> {
                             paste(&slab, part, data, room);
                         }
                     }
-                    let mine: Pieces = group
-                        .iter()
-                        .zip(blocks)
-                        .map(|(part, block)| (0, part.intersect(&owned[0]), block))
-                        .filter(|(_, mine, _)| !mine.is_empty())
-                        .collect();
-                    if send.send(mine).is_err() {
+                    if send.send(level0_shares(group, blocks, &owned[0])).is_err() {
                         // The writer stopped on an error, which its join reports.
                         break 'slabs;
                     }
@@ -266,6 +257,9 @@ impl Pyramid<'_> {
                 // SAFETY: the pieces, which tile the slab (checked above), have filled
                 // the `slab.len()` elements of room (reserved) after the rows kept.
                 unsafe { window.set_len(window.len() + slab.len()) };
+                let mut rows = level0.clone();
+                rows.start[0] = held.start;
+                rows.shape[0] = held.len();
                 // The level-1 rows whose reads are now all decoded.
                 let end = region.start[0] + region.shape[0];
                 let last = w[1] == level0.start[0] + level0.shape[0];
@@ -449,13 +443,7 @@ impl Pyramid<'_> {
                     for (share, computed) in shares {
                         paste(region, share, &computed.typed::<U>().data, &mut data);
                     }
-                    let mine: Pieces = group
-                        .iter()
-                        .zip(blocks)
-                        .map(|((part, _), block)| (0, part.intersect(owned), block))
-                        .filter(|(_, mine, _)| !mine.is_empty())
-                        .collect();
-                    if send.send(mine).is_err() {
+                    if send.send(level0_shares(&parts, blocks, owned)).is_err() {
                         // The writer stopped on an error, which its join reports.
                         return Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any());
                     }
@@ -608,6 +596,17 @@ impl Pyramid<'_> {
         report.peak_rss_bytes = peak_rss_bytes().unwrap_or(0);
         Ok(Some(report))
     }
+}
+
+/// The level-0 pieces `parts`, decoded as `blocks`, for the writer: each with its share
+/// of `owned` (whole chunks), those with none left out.
+fn level0_shares(parts: &[Region], blocks: Vec<BlockAny<'static>>, owned: &Region) -> Pieces {
+    parts
+        .iter()
+        .zip(blocks)
+        .map(|(part, block)| (0, part.intersect(owned), block))
+        .filter(|(_, mine, _)| !mine.is_empty())
+        .collect()
 }
 
 /// `region` cut into pieces on a grid that is both the source's chunks and `chunk`'s
