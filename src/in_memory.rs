@@ -102,7 +102,7 @@ impl Pipeline {
             None => {
                 let (out_shape, _) = pipeline.output(input.shape(), input.dtype())?;
                 match backend {
-                    Backend::Cpu => block_of(&out_shape, TARGET_BLOCK_ELEMENTS),
+                    Backend::Cpu => cpu_block(pipeline, input.shape(), &out_shape),
                     Backend::Gpu(_) => slab_of(&out_shape),
                 }
             }
@@ -172,6 +172,37 @@ fn block_of(out_shape: &[usize], target: usize) -> Vec<usize> {
     }
     block
 }
+
+/// A CPU job's output block: for a pipeline that starts with separable passes streamed
+/// plane by plane along a leading axis (a 3-D Gaussian's: [`crate::cpu::streamed_axis`]),
+/// a tall block of [`STREAMED_PLANES`] planes along it, [`STREAMED_ROWS`] rows on each
+/// later leading axis and the last axis whole (the halo along the streamed axis is
+/// computed once per block, and one plane of the passes stays in cache); else
+/// [`block_of`] the default size.
+fn cpu_block(pipeline: &Pipeline, in_shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
+    let streamed = (in_shape == out_shape)
+        .then(|| pipeline.stages(in_shape.len()).ok())
+        .flatten()
+        .and_then(|stages| crate::cpu::streamed_axis(&stages));
+    let Some(axis) = streamed else {
+        return block_of(out_shape, TARGET_BLOCK_ELEMENTS);
+    };
+    let last = out_shape.len() - 1;
+    (0..out_shape.len())
+        .map(|b| match b {
+            _ if b < axis => 1,
+            _ if b == axis => out_shape[b].min(STREAMED_PLANES),
+            _ if b == last => out_shape[b].min(4096),
+            _ => out_shape[b].min(STREAMED_ROWS),
+        })
+        .collect()
+}
+
+/// Planes along the streamed axis in a CPU job's block ...
+const STREAMED_PLANES: usize = 128;
+
+/// ... and indices on each later leading axis.
+const STREAMED_ROWS: usize = 32;
 
 /// A GPU job's output block: whole planes (all axes but the first whole), about
 /// [`GPU_SLABS`] slabs of at least [`MIN_GPU_SLAB_ELEMENTS`]; shapes whose single

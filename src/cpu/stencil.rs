@@ -8,8 +8,8 @@
 
 use std::borrow::Cow;
 
-use super::simd::accumulate;
-use crate::block::{Block, for_each_row, for_each_row_in, take_buffer};
+use super::simd::{accumulate, accumulate_strided};
+use crate::block::{Block, c_strides, for_each_row, for_each_row_in, take_buffer};
 use crate::dtype::Element;
 use crate::region::AxisSet;
 use crate::stage::{Offset, Stencil, TapTable, tap_table};
@@ -51,6 +51,32 @@ struct Run {
     source: Source,
 }
 
+/// The combine function of the f32 correlation ([`accumulate`]) and of its strided twin
+/// ([`accumulate_strided`]) for the long merged rows of a leading-axis pass.
+pub(crate) fn correlate_with() -> Combine<f32, f32> {
+    Combine {
+        taps: accumulate,
+        strided: Some(accumulate_strided),
+    }
+}
+
+/// How a prepared stencil turns its taps into outputs: `taps(out, taps)` writes a run
+/// of outputs, tap `t` being the row of input values `row[i..i + w.len()]` for output
+/// `i` of the run (`cval` beyond the array in constant mode), with `w` its weights
+/// along the last axis; `strided(out, src, inner, weights)`, where given, sets `out[i]`
+/// to `Σ_t weights[t] · src[i + t·inner]` for a merged run of a leading-axis pass whose
+/// taps read consecutive input indices.
+pub(crate) struct Combine<T, U> {
+    pub taps: TapsFn<T, U>,
+    pub strided: Option<StridedFn<T, U>>,
+}
+
+/// [`Combine::taps`].
+pub(crate) type TapsFn<T, U> = for<'r> fn(&mut [U], &[(&'r [T], &'r [f32])]);
+
+/// [`Combine::strided`].
+pub(crate) type StridedFn<T, U> = fn(&mut [U], &[T], usize, &[f32]);
+
 /// Correlates `input` (an array of `in_shape` at this stage) with `st`, writing the
 /// output indices `out`.
 pub(crate) fn stencil(
@@ -59,15 +85,15 @@ pub(crate) fn stencil(
     in_shape: &[usize],
     st: &Stencil,
 ) -> Block<'static, f32> {
-    over_taps(input, out, in_shape, st, st.cval, accumulate)
+    let prepared = Prepared::new(&input.sets, out, in_shape, st);
+    let mut data = take_buffer::<f32>(prepared.out_len());
+    prepared.run(&input.data, st.cval, &correlate_with(), &mut data);
+    Block::new(out.to_vec(), Cow::Owned(data))
 }
 
 /// Computes every output element of `out` from the input values under `st`'s taps:
-/// `combine(out, taps)` writes a run of outputs, tap `t` being the row of input values
-/// `row[i..i + w.len()]` for output `i` of the run (`cval` beyond the array in
-/// constant mode), with `w` its weights along the last axis. Taps come in the
-/// stencil's C order. A 1-D stencil along a leading axis gets long merged runs
-/// ([`along_leading_axis`]), others one output row at a time ([`by_rows`]).
+/// `combine(out, taps)` writes a run of outputs, as [`Combine::taps`] does. Taps come
+/// in the stencil's C order.
 pub(crate) fn over_taps<T: Element, U: Element>(
     input: &Block<'_, T>,
     out: &[AxisSet],
@@ -76,155 +102,228 @@ pub(crate) fn over_taps<T: Element, U: Element>(
     cval: T,
     combine: impl for<'r> FnMut(&mut [U], &[(&'r [T], &'r [f32])]),
 ) -> Block<'static, U> {
-    match merged_axis(input, out, st) {
-        Some(a) => along_leading_axis(input, out, in_shape, st, a, cval, combine),
-        None => by_rows(input, out, in_shape, st, cval, combine),
+    let prepared = Prepared::new(&input.sets, out, in_shape, st);
+    let mut data = take_buffer::<U>(prepared.out_len());
+    match &prepared {
+        Prepared::Leading(l) => l.run(&input.data, cval, combine, None, &mut data),
+        Prepared::Rows(r) => r.run(&input.data, cval, combine, &mut data),
+    }
+    Block::new(out.to_vec(), Cow::Owned(data))
+}
+
+/// A stencil's tables for an input holding `held` and an output over `out`, computed
+/// once and run on any data laid out so (the planes of a streamed pass all share one).
+/// A 1-D stencil along a leading axis gets long merged runs ([`Leading`]), others one
+/// output row at a time ([`Rows`]).
+pub(crate) enum Prepared<'s> {
+    Leading(Leading<'s>),
+    Rows(Rows<'s>),
+}
+
+impl<'s> Prepared<'s> {
+    /// Prepares `st` (on an array of `in_shape`) from an input holding `held`.
+    pub(crate) fn new(
+        held: &[AxisSet],
+        out: &[AxisSet],
+        in_shape: &[usize],
+        st: &'s Stencil,
+    ) -> Self {
+        match merged_axis(held, out, st) {
+            Some(a) => Prepared::Leading(Leading::new(held, out, in_shape, st, a)),
+            None => Prepared::Rows(Rows::new(held, out, in_shape, st)),
+        }
+    }
+
+    /// The stencil it computes.
+    pub(crate) fn stencil(&self) -> &'s Stencil {
+        match self {
+            Prepared::Leading(l) => l.st,
+            Prepared::Rows(r) => r.st,
+        }
+    }
+
+    /// The number of output elements.
+    pub(crate) fn out_len(&self) -> usize {
+        let lens = match self {
+            Prepared::Leading(l) => &l.lens,
+            Prepared::Rows(r) => &r.lens,
+        };
+        lens.iter().product()
+    }
+
+    /// Writes every output element into `out` (of [`Prepared::out_len`] elements) from
+    /// `data`, the input laid out as `held`.
+    pub(crate) fn run<T: Element, U: Element>(
+        &self,
+        data: &[T],
+        cval: T,
+        combine: &Combine<T, U>,
+        out: &mut [U],
+    ) {
+        match self {
+            Prepared::Leading(l) => l.run(data, cval, combine.taps, combine.strided, out),
+            Prepared::Rows(r) => r.run(data, cval, combine.taps, out),
+        }
     }
 }
 
 /// Any stencil, one output row (along the last axis) at a time.
-fn by_rows<T: Element, U: Element>(
-    input: &Block<'_, T>,
-    out: &[AxisSet],
-    in_shape: &[usize],
-    st: &Stencil,
-    cval: T,
-    mut combine: impl for<'r> FnMut(&mut [U], &[(&'r [T], &'r [f32])]),
-) -> Block<'static, U> {
-    let ndim = out.len();
-    let last = ndim - 1;
-    // Every axis: for output index p and tap k, the input offset (None = cval).
-    let tables: Vec<TapTable<usize>> = (0..ndim)
-        .map(|a| taps(input, out, in_shape, st, a))
-        .collect();
-
-    // Last axis: one gather per run of consecutive output indices, read off its
-    // table: padded element j of a run is tap j - p of its output p (stride 1).
-    let kl = st.shape[last];
-    let mut out_start = 0;
-    let runs: Vec<Run> = out[last]
-        .runs()
-        .iter()
-        .map(|r| {
-            let padded: Vec<Option<usize>> = (0..r.len() + kl - 1)
-                .map(|j| {
-                    let p = j.saturating_sub(kl - 1);
-                    tables[last].at(out_start + p, j - p)
-                })
-                .collect();
-            let direct = padded
-                .iter()
-                .enumerate()
-                .all(|(j, p)| *p == padded[0].map(|p0| p0 + j));
-            let run = Run {
-                out_start,
-                len: r.len(),
-                source: if direct {
-                    Source::Direct(padded[0].expect("checked"))
-                } else {
-                    Source::Padded(pieces(&padded))
-                },
-            };
-            out_start += r.len();
-            run
-        })
-        .collect();
-
-    // The leading-axis taps in C order, each with its row of last-axis weights.
-    let lead_shape = &st.shape[..last];
-    let lead_taps: Vec<Vec<usize>> = {
-        let mut all = Vec::new();
-        for_each_row(&[lead_shape, &[1]].concat(), |k, _| all.push(k.to_vec()));
-        all
-    };
-
-    let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
-    let row_len = lens[last];
-    // Every output row is written below.
-    let mut data = take_buffer::<U>(lens.iter().product());
-    let max_padded = runs.iter().map(|r| r.len + kl - 1).max().unwrap_or(0);
-    let const_row = vec![cval; max_padded];
-    let mut row_offsets: Vec<Option<usize>> = Vec::with_capacity(lead_taps.len());
-    let mut scratch: Vec<T> = Vec::new();
-
-    // Visit rows with the leading axis of the longest stencil varying fastest.
-    let mut order: Vec<usize> = (0..last).collect();
-    if let Some(axis) = (0..last)
-        .filter(|&a| st.shape[a] > 1)
-        .max_by_key(|&a| st.shape[a])
-    {
-        order.retain(|&a| a != axis);
-        order.push(axis);
-    }
-    for_each_row_in(&lens[..last], &order, |index, row| {
-        row_offsets.clear();
-        row_offsets.extend(lead_taps.iter().map(|k| {
-            (0..last).try_fold(0, |acc, a| {
-                tables[a].at(index[a], k[a]).map(|off| acc + off)
-            })
-        }));
-        let out_row = &mut data[row * row_len..(row + 1) * row_len];
-        for run in &runs {
-            let n = run.len + kl - 1;
-            let taps: Vec<(&[T], &[f32])> = match &run.source {
-                Source::Direct(start) => direct_taps(
-                    &input.data,
-                    &row_offsets,
-                    *start,
-                    n,
-                    &const_row,
-                    &st.weights,
-                ),
-                Source::Padded(gather) => {
-                    scratch.clear();
-                    for off in row_offsets.iter().flatten() {
-                        let src = &input.data[*off..];
-                        for piece in gather {
-                            match *piece {
-                                Piece::Copy { from, len } => {
-                                    scratch.extend_from_slice(&src[from..from + len])
-                                }
-                                Piece::Fill(len) => scratch.extend(std::iter::repeat_n(cval, len)),
-                            }
-                        }
-                    }
-                    let mut filled = scratch.chunks_exact(n);
-                    row_offsets
-                        .iter()
-                        .enumerate()
-                        .map(|(t, off)| {
-                            let row = match off {
-                                Some(_) => filled.next().expect("one padded row per tap"),
-                                None => &const_row[..n],
-                            };
-                            (row, &st.weights[t * kl..(t + 1) * kl])
-                        })
-                        .collect()
-                }
-            };
-            combine(&mut out_row[run.out_start..run.out_start + run.len], &taps);
-        }
-    });
-    Block::new(out.to_vec(), Cow::Owned(data))
+pub(crate) struct Rows<'s> {
+    st: &'s Stencil,
+    /// Every axis: for output index p and tap k, the input offset (None = cval).
+    tables: Vec<TapTable<usize>>,
+    /// The runs of an output row, each with where its taps are read.
+    runs: Vec<Run>,
+    /// The leading-axis taps in C order.
+    lead_taps: Vec<Vec<usize>>,
+    /// The output's extent per axis.
+    lens: Vec<usize>,
+    /// The order the leading axes are visited in (the last varying fastest).
+    order: Vec<usize>,
 }
 
-/// The stencil's tap table on `axis` for `input` (the one builder both backends use).
-fn taps<T: Element>(
-    input: &Block<'_, T>,
+impl<'s> Rows<'s> {
+    fn new(held: &[AxisSet], out: &[AxisSet], in_shape: &[usize], st: &'s Stencil) -> Self {
+        let ndim = out.len();
+        let last = ndim - 1;
+        let tables: Vec<TapTable<usize>> = (0..ndim)
+            .map(|a| taps(held, out, in_shape, st, a))
+            .collect();
+
+        // Last axis: one gather per run of consecutive output indices, read off its
+        // table: padded element j of a run is tap j - p of its output p (stride 1).
+        let kl = st.shape[last];
+        let mut out_start = 0;
+        let runs: Vec<Run> = out[last]
+            .runs()
+            .iter()
+            .map(|r| {
+                let padded: Vec<Option<usize>> = (0..r.len() + kl - 1)
+                    .map(|j| {
+                        let p = j.saturating_sub(kl - 1);
+                        tables[last].at(out_start + p, j - p)
+                    })
+                    .collect();
+                let direct = padded
+                    .iter()
+                    .enumerate()
+                    .all(|(j, p)| *p == padded[0].map(|p0| p0 + j));
+                let run = Run {
+                    out_start,
+                    len: r.len(),
+                    source: if direct {
+                        Source::Direct(padded[0].expect("checked"))
+                    } else {
+                        Source::Padded(pieces(&padded))
+                    },
+                };
+                out_start += r.len();
+                run
+            })
+            .collect();
+
+        let lead_shape = &st.shape[..last];
+        let lead_taps: Vec<Vec<usize>> = {
+            let mut all = Vec::new();
+            for_each_row(&[lead_shape, &[1]].concat(), |k, _| all.push(k.to_vec()));
+            all
+        };
+
+        // Visit rows with the leading axis of the longest stencil varying fastest.
+        let mut order: Vec<usize> = (0..last).collect();
+        if let Some(axis) = (0..last)
+            .filter(|&a| st.shape[a] > 1)
+            .max_by_key(|&a| st.shape[a])
+        {
+            order.retain(|&a| a != axis);
+            order.push(axis);
+        }
+        Rows {
+            st,
+            tables,
+            runs,
+            lead_taps,
+            lens: out.iter().map(AxisSet::len).collect(),
+            order,
+        }
+    }
+
+    fn run<T: Element, U: Element>(
+        &self,
+        data: &[T],
+        cval: T,
+        mut combine: impl for<'r> FnMut(&mut [U], &[(&'r [T], &'r [f32])]),
+        out: &mut [U],
+    ) {
+        let st = self.st;
+        let last = self.lens.len() - 1;
+        let kl = st.shape[last];
+        let row_len = self.lens[last];
+        let max_padded = self.runs.iter().map(|r| r.len + kl - 1).max().unwrap_or(0);
+        let const_row = vec![cval; max_padded];
+        let mut row_offsets: Vec<Option<usize>> = Vec::with_capacity(self.lead_taps.len());
+        let mut scratch: Vec<T> = Vec::new();
+        for_each_row_in(&self.lens[..last], &self.order, |index, row| {
+            row_offsets.clear();
+            row_offsets.extend(self.lead_taps.iter().map(|k| {
+                (0..last).try_fold(0, |acc, a| {
+                    self.tables[a].at(index[a], k[a]).map(|off| acc + off)
+                })
+            }));
+            let out_row = &mut out[row * row_len..(row + 1) * row_len];
+            for run in &self.runs {
+                let n = run.len + kl - 1;
+                let taps: Vec<(&[T], &[f32])> = match &run.source {
+                    Source::Direct(start) => {
+                        direct_taps(data, &row_offsets, *start, n, &const_row, &st.weights)
+                    }
+                    Source::Padded(gather) => {
+                        scratch.clear();
+                        for off in row_offsets.iter().flatten() {
+                            let src = &data[*off..];
+                            for piece in gather {
+                                match *piece {
+                                    Piece::Copy { from, len } => {
+                                        scratch.extend_from_slice(&src[from..from + len])
+                                    }
+                                    Piece::Fill(len) => {
+                                        scratch.extend(std::iter::repeat_n(cval, len))
+                                    }
+                                }
+                            }
+                        }
+                        let mut filled = scratch.chunks_exact(n);
+                        row_offsets
+                            .iter()
+                            .enumerate()
+                            .map(|(t, off)| {
+                                let row = match off {
+                                    Some(_) => filled.next().expect("one padded row per tap"),
+                                    None => &const_row[..n],
+                                };
+                                (row, &st.weights[t * kl..(t + 1) * kl])
+                            })
+                            .collect()
+                    }
+                };
+                combine(&mut out_row[run.out_start..run.out_start + run.len], &taps);
+            }
+        });
+    }
+}
+
+/// The stencil's tap table on `axis` for an input holding `held` (the one builder both
+/// backends use).
+fn taps(
+    held: &[AxisSet],
     out: &[AxisSet],
     in_shape: &[usize],
     st: &Stencil,
     axis: usize,
 ) -> TapTable<usize> {
-    let stride = input.strides()[axis];
-    tap_table(
-        st,
-        axis,
-        &input.sets[axis],
-        stride,
-        &out[axis],
-        in_shape[axis],
-    )
+    let lens: Vec<usize> = held.iter().map(AxisSet::len).collect();
+    let stride = c_strides(&lens)[axis];
+    tap_table(st, axis, &held[axis], stride, &out[axis], in_shape[axis])
 }
 
 /// The taps of `n` outputs read straight from `data`: tap `t` is the `n` values at
@@ -272,13 +371,12 @@ impl TapOffset for usize {
 
 /// The axis of a 1-D stencil along a leading axis whose input and output hold the same
 /// indices on every later axis (a separable pass on a block with its later halos
-/// kept), if `st` is one: [`along_leading_axis`] computes it on long merged rows.
-fn merged_axis<T: Element>(input: &Block<'_, T>, out: &[AxisSet], st: &Stencil) -> Option<usize> {
+/// kept), if `st` is one: [`Leading`] computes it on long merged rows.
+fn merged_axis(held: &[AxisSet], out: &[AxisSet], st: &Stencil) -> Option<usize> {
     let last = out.len() - 1;
     let mut along = (0..out.len()).filter(|&b| st.shape[b] != 1);
     let a = along.next()?;
-    (along.next().is_none() && a < last && (a + 1..=last).all(|b| input.sets[b] == out[b]))
-        .then_some(a)
+    (along.next().is_none() && a < last && (a + 1..=last).all(|b| held[b] == out[b])).then_some(a)
 }
 
 /// A 1-D stencil along leading axis `a`, input and output agreeing on every later axis.
@@ -289,62 +387,97 @@ fn merged_axis<T: Element>(input: &Block<'_, T>, out: &[AxisSet], st: &Stencil) 
 /// row per tap. The sums are the row-by-row path's, in the same tap order, so the bits
 /// are the same; only the per-row overhead goes (rows of 144 elements cost twice their
 /// arithmetic there).
-fn along_leading_axis<T: Element, U: Element>(
-    input: &Block<'_, T>,
-    out: &[AxisSet],
-    in_shape: &[usize],
-    st: &Stencil,
+pub(crate) struct Leading<'s> {
+    st: &'s Stencil,
     a: usize,
-    cval: T,
-    mut combine: impl for<'r> FnMut(&mut [U], &[(&'r [T], &'r [f32])]),
-) -> Block<'static, U> {
-    let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
-    let inner: usize = lens[a + 1..].iter().product();
-    // Per output index along `a`, each tap's input offset (None = cval); `inner` is the
-    // stride along `a`, the input agreeing with the output on every later axis.
-    let along = taps(input, out, in_shape, st, a);
-    // Earlier axes: the stencil has one tap there, at offset 0.
-    let outer: Vec<TapTable<usize>> = (0..a).map(|b| taps(input, out, in_shape, st, b)).collect();
-    let const_row = if along.entries.contains(&usize::NONE) {
-        vec![cval; inner]
-    } else {
-        Vec::new()
-    };
-    let len_a = lens[a];
-    let mut data = take_buffer::<U>(lens.iter().product());
-    for_each_row(&lens[..a], |index, flat| {
-        let base_in: usize = (0..a)
-            .map(|b| {
-                outer[b]
-                    .at(index[b], 0)
-                    .expect("a one-tap axis reads its own index")
-            })
-            .sum();
-        let base_out = flat * len_a * inner;
-        let mut p = 0;
-        while p < len_a {
-            let mut q = p + 1;
-            while q < len_a
-                && along.of(q - 1).iter().zip(along.of(q)).all(
-                    |(x, y)| matches!((x.get(), y.get()), (Some(x), Some(y)) if y == x + inner),
-                )
-            {
-                q += 1;
-            }
-            let n = (q - p) * inner;
-            let taps = direct_taps(
-                &input.data,
-                along.of(p),
-                base_in,
-                n,
-                &const_row,
-                &st.weights,
-            );
-            combine(&mut data[base_out + p * inner..base_out + q * inner], &taps);
-            p = q;
+    /// Per output index along `a`, each tap's input offset (NONE = cval).
+    along: TapTable<usize>,
+    /// Earlier axes: the stencil has one tap there, at offset 0.
+    outer: Vec<TapTable<usize>>,
+    /// The output's extent per axis.
+    lens: Vec<usize>,
+}
+
+impl<'s> Leading<'s> {
+    fn new(
+        held: &[AxisSet],
+        out: &[AxisSet],
+        in_shape: &[usize],
+        st: &'s Stencil,
+        a: usize,
+    ) -> Self {
+        Leading {
+            st,
+            a,
+            // `inner` is the stride along `a`, the input agreeing with the output on
+            // every later axis.
+            along: taps(held, out, in_shape, st, a),
+            outer: (0..a).map(|b| taps(held, out, in_shape, st, b)).collect(),
+            lens: out.iter().map(AxisSet::len).collect(),
         }
-    });
-    Block::new(out.to_vec(), Cow::Owned(data))
+    }
+
+    /// Where a merged run's taps read consecutive input indices along `a`, `strided`
+    /// computes it instead if given, from the input planes themselves.
+    fn run<T: Element, U: Element>(
+        &self,
+        data: &[T],
+        cval: T,
+        mut combine: impl for<'r> FnMut(&mut [U], &[(&'r [T], &'r [f32])]),
+        strided: Option<StridedFn<T, U>>,
+        out: &mut [U],
+    ) {
+        let (a, lens, along) = (self.a, &self.lens, &self.along);
+        let inner: usize = lens[a + 1..].iter().product();
+        let const_row = if along.entries.contains(&usize::NONE) {
+            vec![cval; inner]
+        } else {
+            Vec::new()
+        };
+        let len_a = lens[a];
+        for_each_row(&lens[..a], |index, flat| {
+            let base_in: usize = (0..a)
+                .map(|b| {
+                    self.outer[b]
+                        .at(index[b], 0)
+                        .expect("a one-tap axis reads its own index")
+                })
+                .sum();
+            let base_out = flat * len_a * inner;
+            let mut p = 0;
+            while p < len_a {
+                let mut q = p + 1;
+                while q < len_a
+                    && along.of(q - 1).iter().zip(along.of(q)).all(
+                        |(x, y)| matches!((x.get(), y.get()), (Some(x), Some(y)) if y == x + inner),
+                    )
+                {
+                    q += 1;
+                }
+                let n = (q - p) * inner;
+                let dst = &mut out[base_out + p * inner..base_out + q * inner];
+                if let (Some(strided), Some(first)) = (strided, consecutive(along.of(p), inner)) {
+                    strided(dst, &data[base_in + first..], inner, &self.st.weights);
+                    p = q;
+                    continue;
+                }
+                let taps = direct_taps(data, along.of(p), base_in, n, &const_row, &self.st.weights);
+                combine(dst, &taps);
+                p = q;
+            }
+        });
+    }
+}
+
+/// The first tap's offset, if every tap reads the input index after the previous
+/// tap's (offsets `first + t·inner`).
+fn consecutive(offsets: &[usize], inner: usize) -> Option<usize> {
+    let first = offsets.first()?.get()?;
+    offsets
+        .iter()
+        .enumerate()
+        .all(|(t, off)| off.get() == Some(first + t * inner))
+        .then_some(first)
 }
 
 #[cfg(test)]
@@ -393,11 +526,21 @@ mod tests {
                 let mut part = whole.clone();
                 part[axis] = AxisSet::from_range(1..shape[axis].min(4));
                 for out in [whole.clone(), part] {
-                    assert_eq!(merged_axis(&input, &out, &st), Some(axis));
-                    let merged: Block<'_, f32> =
-                        along_leading_axis(&input, &out, &shape, &st, axis, 1.5, accumulate);
-                    let rows: Block<'_, f32> = by_rows(&input, &out, &shape, &st, 1.5, accumulate);
-                    assert_eq!(merged.data, rows.data, "{mode:?} axis {axis} k {k}");
+                    assert_eq!(merged_axis(&input.sets, &out, &st), Some(axis));
+                    let len: usize = out.iter().map(AxisSet::len).product();
+                    let mut rows = vec![0.0; len];
+                    Rows::new(&input.sets, &out, &shape, &st).run(
+                        &input.data,
+                        1.5,
+                        accumulate,
+                        &mut rows,
+                    );
+                    let leading = Leading::new(&input.sets, &out, &shape, &st, axis);
+                    for strided in [None, correlate_with().strided] {
+                        let mut merged = vec![f32::NAN; len];
+                        leading.run(&input.data, 1.5, accumulate, strided, &mut merged);
+                        assert_eq!(merged, rows, "{mode:?} axis {axis} k {k}");
+                    }
                 }
             }
         }
