@@ -4,6 +4,7 @@
 //! need, and write a dense block over exactly the output indices asked for.
 
 mod derivatives;
+mod median27;
 mod pointwise;
 mod project;
 
@@ -237,7 +238,9 @@ mod tests {
             ] {
                 let pipeline = Pipeline::from(op.clone().with_mode(mode, 2.5));
                 let n: usize = shape.iter().product();
-                let values: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32).sin() * 9.0).collect();
+                let values: Vec<f32> = (0..n)
+                    .map(|i| ((i * 37 % 101) as f32).sin() * 9.0)
+                    .collect();
                 let ints: Vec<u16> = (0..n).map(|i| (i * 7919 % 1000) as u16).collect();
                 let sets = Region::whole(&shape).sets();
                 let sources = [

@@ -7,6 +7,7 @@
 //! `LANES` lanes, which the compiler turns into vector instructions. A 3×3×3 median
 //! is about 150 such comparators per tile, with no branch on the data.
 
+use super::median27;
 use super::stencil::over_taps;
 use crate::block::Block;
 use crate::dtype::Element;
@@ -24,6 +25,13 @@ pub(crate) fn rank<T: Element>(
     in_shape: &[usize],
     r: &Rank,
 ) -> Block<'static, T> {
+    #[cfg(target_arch = "x86_64")]
+    if median27::applies(r)
+        && median27::available()
+        && let Some(done) = box_median(input, out, in_shape, r)
+    {
+        return done;
+    }
     let network = r.network();
     let n = r.taps();
     let mut tiles = vec![T::default(); n * LANES];
@@ -52,6 +60,64 @@ pub(crate) fn rank<T: Element>(
             select(dst, &rows, &network, r.rank, &mut tiles, &mut keys);
         },
     )
+}
+
+/// A median over a whole 3×3×3 box ([`median27`]), comparing the keys [`select`]
+/// compares (float32 by its bits' total order), so the same bits; `None` for float64,
+/// which the selection network compares as floats.
+#[cfg(target_arch = "x86_64")]
+fn box_median<T: Element>(
+    input: &Block<'_, T>,
+    out: &[AxisSet],
+    in_shape: &[usize],
+    r: &Rank,
+) -> Option<Block<'static, T>> {
+    use crate::dtype::DType;
+    use median27::{F32Keys, Ints, median27};
+
+    /// Runs [`median27`] with keys `V` on `T`'s values seen as `V::S`.
+    ///
+    /// # Safety
+    /// `T` and `V::S` have the same layout, every `T` bit pattern a valid `V::S`.
+    unsafe fn keyed<T, V: median27::Keys>(dst: &mut [T], rows: &[&[T]], cols: &mut Vec<V::S>) {
+        // SAFETY: the caller's contract.
+        let (dst, rows) = unsafe { as_bits::<T, V::S>(dst, rows) };
+        median27::<V>(dst, &rows, cols);
+    }
+
+    let mut cols8 = Vec::new();
+    let mut cols16 = Vec::new();
+    let mut cols32 = Vec::new();
+    let mut cols_i8 = Vec::new();
+    let mut cols_i16 = Vec::new();
+    let mut cols_i32 = Vec::new();
+    let mut cols_f32 = Vec::new();
+    if T::DTYPE == DType::F64 {
+        return None;
+    }
+    Some(over_taps(
+        input,
+        out,
+        in_shape,
+        &r.window,
+        T::from_f64(r.cval),
+        |dst: &mut [T], taps: &[(&[T], &[f32])]| {
+            let rows: Vec<&[T]> = taps.iter().map(|&(row, _)| row).collect();
+            // SAFETY: each arm's key type stores values of exactly `T`'s type.
+            unsafe {
+                match T::DTYPE {
+                    DType::U8 => keyed::<T, Ints<u8>>(dst, &rows, &mut cols8),
+                    DType::I8 => keyed::<T, Ints<i8>>(dst, &rows, &mut cols_i8),
+                    DType::U16 => keyed::<T, Ints<u16>>(dst, &rows, &mut cols16),
+                    DType::I16 => keyed::<T, Ints<i16>>(dst, &rows, &mut cols_i16),
+                    DType::U32 => keyed::<T, Ints<u32>>(dst, &rows, &mut cols32),
+                    DType::I32 => keyed::<T, Ints<i32>>(dst, &rows, &mut cols_i32),
+                    DType::F32 => keyed::<T, F32Keys>(dst, &rows, &mut cols_f32),
+                    DType::F64 => unreachable!("declined above"),
+                }
+            }
+        },
+    ))
 }
 
 /// Writes into `out[i]` the `k`-th smallest of `rows[t][i]` over `t`.
