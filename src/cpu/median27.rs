@@ -403,7 +403,7 @@ mod tests {
             check::<Ints<i16>>(n, |t, x| mix(t, x, levels) as i16 - 50, Ord::cmp);
             check::<Ints<u8>>(n, |t, x| mix(t, x, levels) as u8, Ord::cmp);
             check::<Ints<i8>>(n, |t, x| (mix(t, x, levels) % 256) as u8 as i8, Ord::cmp);
-            check::<Ints<u32>>(n, |t, x| mix(t, x, levels) as u32 * 40_000_000, Ord::cmp);
+            check::<Ints<u32>>(n, |t, x| mix(t, x, levels) as u32 * 4_000_000, Ord::cmp);
             check::<Ints<i32>>(n, |t, x| mix(t, x, levels) as i32 - 7, Ord::cmp);
             let special = [f32::NAN, -f32::NAN, 0.0, -0.0, f32::INFINITY, -1.5, 2.25];
             check::<F32Keys>(

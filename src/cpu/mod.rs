@@ -22,7 +22,7 @@ use crate::block::BlockAny;
 use crate::dtype::{DType, Element, match_any, with_dtype};
 use crate::plan::{Job, Plan};
 use crate::region::AxisSet;
-use crate::stage::Stage;
+use crate::stage::{Stage, Stencil};
 
 /// Runs one stage on the CPU: from `input` (an array of `in_shape` at this stage,
 /// holding at least the indices `needs`) to a dense block over `out`.
@@ -134,6 +134,13 @@ pub(crate) fn gather_bytes(
     }
 }
 
+/// The axis of a stencil that extends along exactly one axis (a 1-D pass), if it does.
+fn one_axis(st: &Stencil) -> Option<usize> {
+    let mut along = (0..st.shape.len()).filter(|&a| st.shape[a] > 1);
+    let a = along.next()?;
+    along.next().is_none().then_some(a)
+}
+
 /// The axis along which the stages' first passes are streamed plane by plane, if they
 /// are ([`streamed::Streamed`]).
 pub(crate) fn streamed_axis(stages: &[Stage]) -> Option<usize> {
@@ -229,13 +236,7 @@ mod tests {
             (vec![6, 7, 8], Op::uniform(&[3, 4, 1]), vec![vec![6, 2, 8]]),
         ];
         for (shape, op, blocks) in cases {
-            for mode in [
-                Boundary::Reflect,
-                Boundary::Mirror,
-                Boundary::Nearest,
-                Boundary::Constant,
-                Boundary::Wrap,
-            ] {
+            for mode in Boundary::ALL {
                 let pipeline = Pipeline::from(op.clone().with_mode(mode, 2.5));
                 let n: usize = shape.iter().product();
                 let values: Vec<f32> = (0..n)

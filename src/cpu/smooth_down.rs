@@ -35,13 +35,6 @@ pub(crate) struct SmoothDown<'a> {
     pub stages: usize,
 }
 
-/// The axis of a stencil that extends along exactly one axis.
-fn one_axis(st: &Stencil) -> Option<usize> {
-    let mut along = (0..st.shape.len()).filter(|&a| st.shape[a] > 1);
-    let a = along.next()?;
-    along.next().is_none().then_some(a)
-}
-
 impl<'a> SmoothDown<'a> {
     /// The run at the start of `stages`, if they begin with one or more 1-D stencils on
     /// distinct axes followed by a mean downsample.
@@ -50,7 +43,7 @@ impl<'a> SmoothDown<'a> {
         for stage in stages {
             match stage {
                 Stage::Stencil(st) => {
-                    let a = one_axis(st)?;
+                    let a = super::one_axis(st)?;
                     if stencils.iter().any(|&(b, _)| b == a) {
                         return None;
                     }

@@ -501,13 +501,7 @@ mod tests {
             }
             Block::new(sets.to_vec(), Cow::Owned(data))
         };
-        for mode in [
-            Boundary::Reflect,
-            Boundary::Mirror,
-            Boundary::Nearest,
-            Boundary::Constant,
-            Boundary::Wrap,
-        ] {
+        for mode in Boundary::ALL {
             for (axis, k, centre) in [(0, 5, 2), (0, 13, 3), (1, 3, 0), (1, 7, 6)] {
                 let mut st_shape = vec![1; 3];
                 let mut st_centre = vec![0; 3];

@@ -38,13 +38,6 @@ pub(crate) struct Streamed<'a> {
 /// Output planes of the pass along the axis summed at once, where their taps allow.
 const GROUP: usize = 4;
 
-/// The axis of a stencil that extends along exactly one axis.
-fn one_axis(st: &Stencil) -> Option<usize> {
-    let mut along = (0..st.shape.len()).filter(|&a| st.shape[a] > 1);
-    let a = along.next()?;
-    along.next().is_none().then_some(a)
-}
-
 impl<'a> Streamed<'a> {
     /// The run at the start of `stages`, if they begin with one or more 1-D stencils on
     /// later axes than the next stage's, a 1-D stencil along a leading axis; any 1-D
@@ -53,7 +46,7 @@ impl<'a> Streamed<'a> {
         let stencils: Vec<(usize, &Stencil)> = stages
             .iter()
             .map_while(|stage| match stage {
-                Stage::Stencil(st) => Some((one_axis(st)?, st)),
+                Stage::Stencil(st) => Some((super::one_axis(st)?, st)),
                 _ => None,
             })
             .collect();
