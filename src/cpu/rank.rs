@@ -26,11 +26,8 @@ pub(crate) fn rank<T: Element>(
     r: &Rank,
 ) -> Block<'static, T> {
     #[cfg(target_arch = "x86_64")]
-    if median27::applies(r)
-        && median27::available()
-        && let Some(done) = box_median(input, out, in_shape, r)
-    {
-        return done;
+    if median27::applies(r) && median27::available() && T::DTYPE != crate::dtype::DType::F64 {
+        return box_median(input, out, in_shape, r);
     }
     let network = r.network();
     let n = r.taps();
@@ -63,7 +60,7 @@ pub(crate) fn rank<T: Element>(
 }
 
 /// A median over a whole 3×3×3 box ([`median27`]), comparing the keys [`select`]
-/// compares (float32 by its bits' total order), so the same bits; `None` for float64,
+/// compares (float32 by its bits' total order), so the same bits. Not for float64,
 /// which the selection network compares as floats.
 #[cfg(target_arch = "x86_64")]
 fn box_median<T: Element>(
@@ -71,7 +68,7 @@ fn box_median<T: Element>(
     out: &[AxisSet],
     in_shape: &[usize],
     r: &Rank,
-) -> Option<Block<'static, T>> {
+) -> Block<'static, T> {
     use crate::dtype::DType;
     use median27::{F32Keys, Ints, median27};
 
@@ -92,10 +89,7 @@ fn box_median<T: Element>(
     let mut cols_i16 = Vec::new();
     let mut cols_i32 = Vec::new();
     let mut cols_f32 = Vec::new();
-    if T::DTYPE == DType::F64 {
-        return None;
-    }
-    Some(over_taps(
+    over_taps(
         input,
         out,
         in_shape,
@@ -113,11 +107,11 @@ fn box_median<T: Element>(
                     DType::U32 => keyed::<T, Ints<u32>>(dst, &rows, &mut cols32),
                     DType::I32 => keyed::<T, Ints<i32>>(dst, &rows, &mut cols_i32),
                     DType::F32 => keyed::<T, F32Keys>(dst, &rows, &mut cols_f32),
-                    DType::F64 => unreachable!("declined above"),
+                    DType::F64 => unreachable!("float64 takes the selection network"),
                 }
             }
         },
-    ))
+    )
 }
 
 /// Writes into `out[i]` the `k`-th smallest of `rows[t][i]` over `t`.
