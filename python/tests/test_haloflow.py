@@ -11,6 +11,7 @@
 import json
 import pathlib
 import pickle
+import threading
 import time
 
 import numpy as np
@@ -177,12 +178,14 @@ def test_bad_input_raises_with_the_message():
 def test_the_gil_is_released_while_computing():
     """Two threads computing at once overlap: the pair takes clearly less than twice
     one call's time (each call with one thread, on a machine with at least two cores).
-    Both threads are warmed up first (each calling thread gets its own pool), and each
-    figure is the best of three rounds, so that a noisy neighbour does not decide."""
+    Each call is a 5x5x5 median, a few tenths of a second, so that thread start-up and
+    the boundary do not decide. Both threads are warmed up first (each calling thread
+    gets its own pool), and each figure is the best of three rounds, so that a noisy
+    neighbour does not decide."""
     from concurrent.futures import ThreadPoolExecutor
 
-    x = (RNG.random((64, 256, 256)) * 100).astype(np.float32)
-    one = lambda _=None: haloflow.median_filter(x, size=3, threads=1)
+    x = (RNG.random((32, 256, 256)) * 100).astype(np.float32)
+    one = lambda _=None: haloflow.median_filter(x, size=5, threads=1)
 
     def best(f):
         times = []
@@ -197,7 +200,37 @@ def test_the_gil_is_released_while_computing():
         one()
         single = best(one)
         pair = best(lambda: list(pool.map(one, range(2))))
+    assert single > 0.05, f"one call took {single:.3f} s: too short to show an overlap"
     assert pair < 1.6 * single, f"two threads took {pair:.3f} s, one call {single:.3f} s: no overlap"
+
+
+def test_other_python_threads_run_during_a_call():
+    """A Python thread that ticks in a loop keeps ticking while another thread is inside
+    a call: its longest pause is a small part of the call's time. Were the GIL held, the
+    ticker would stop for the whole call."""
+    x = (RNG.random((32, 256, 256)) * 100).astype(np.float32)
+    ticks, done = [], threading.Event()
+
+    def ticker():
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=ticker)
+    t.start()
+    try:
+        time.sleep(0.02)
+        start = time.perf_counter()
+        haloflow.median_filter(x, size=5, threads=1)
+        stop = time.perf_counter()
+    finally:
+        done.set()
+        t.join()
+    during = [s for s in ticks if start <= s <= stop]
+    gaps = np.diff([start] + during + [stop])
+    assert stop - start > 0.05, f"the call took {stop - start:.3f} s: too short to tell"
+    assert gaps.max() < 0.5 * (stop - start), (
+        f"the ticker paused {gaps.max():.3f} s of a {stop - start:.3f} s call: the GIL was held")
 
 
 def test_zarr_to_zarr(tmp_path):
