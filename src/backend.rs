@@ -8,6 +8,7 @@ use crate::block::BlockAny;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::plan::{Job, Plan};
+use crate::region::Region;
 use crate::workers::{Workers, for_each_job};
 
 /// The device a user asks for (`--device auto|cpu|gpu`).
@@ -269,21 +270,22 @@ impl Backend {
     }
 
     /// Runs every job of `plan` from `source` (the whole input, in memory), calling
-    /// `write(job, output block)` for each: on the CPU, jobs spread over rayon's pool;
-    /// on a GPU, one thread keeps several jobs in flight (see
-    /// [`GpuContext::jobs_in_flight`]).
+    /// `write(region, block)` with each job's output: on the CPU, jobs spread over
+    /// rayon's pool, each writing its region whole or plane by plane as it computes
+    /// them ([`crate::cpu::run_job_into`]); on a GPU, one thread keeps several jobs in
+    /// flight (see [`GpuContext::jobs_in_flight`]), each writing its whole region.
     pub(crate) fn run_in_memory(
         &self,
         plan: &Plan,
         source: &BlockAny<'_>,
-        write: &(dyn Fn(&Job, &BlockAny<'_>) + Sync),
+        write: &(dyn Fn(&Region, &BlockAny<'_>) + Sync),
     ) -> Result<()> {
         match self {
             Backend::Cpu => for_each_job(Workers::RayonPool, plan.num_jobs(), |i| {
                 let job = plan.job(i);
-                let result = crate::cpu::run_job(plan, &job, source);
-                write(&job, &result);
-                crate::block::recycle(result);
+                crate::cpu::run_job_into(plan, &job, source, &mut |region, block| {
+                    write(region, block)
+                });
                 Ok(())
             }),
             Backend::Gpu(ctx) => crate::gpu::run_jobs(ctx, plan, source, write),

@@ -132,8 +132,8 @@ fn apply_typed<T: BlockElement>(
             ptr: buffer.as_mut_ptr(),
             shape: plan.output_shape(),
         };
-        backend.run_in_memory(&plan, &source, &|job, result| {
-            dst.write(&job.output, &result.typed::<U>().data);
+        backend.run_in_memory(&plan, &source, &|region, result| {
+            dst.write(region, &result.typed::<U>().data);
         })?;
         // SAFETY: the jobs' output blocks tile the whole output (the plan's grid covers
         // every index), and every job succeeded, so all `len` elements have been written.

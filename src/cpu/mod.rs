@@ -21,7 +21,7 @@ use wgpu::WriteOnly;
 use crate::block::BlockAny;
 use crate::dtype::{DType, Element, match_any, with_dtype};
 use crate::plan::{Job, Plan};
-use crate::region::AxisSet;
+use crate::region::{AxisSet, Region};
 use crate::stage::{Stage, Stencil};
 
 /// Runs one stage on the CPU: from `input` (an array of `in_shape` at this stage,
@@ -170,10 +170,58 @@ fn streamed(
 /// least the job's footprint); returns the dense output block. Stencil passes followed
 /// by a mean downsample run fused ([`smooth_down`]).
 pub(crate) fn run_job(plan: &Plan, job: &Job, source: &BlockAny<'_>) -> BlockAny<'static> {
+    run_stages(plan, job, source, None, 0, |_| false)
+        .0
+        .expect("a plan has at least one stage")
+}
+
+/// Runs `job` as [`run_job`] does, handing its output to `write(region, block)`: as one
+/// block over the job's output region, or, where the job ends in stencil passes that
+/// stream plane by plane and pointwise stages, plane by plane as each is computed (so
+/// that the output never lands in a block of its own, only in `write`'s destination).
+pub(crate) fn run_job_into(
+    plan: &Plan,
+    job: &Job,
+    source: &BlockAny<'_>,
+    write: &mut dyn FnMut(&Region, &BlockAny<'_>),
+) {
     let stages = plan.stages();
-    let mut current: Option<BlockAny<'static>> = None;
-    let mut k = 0;
-    while k < stages.len() {
+    let streamed_tail = |k: usize| {
+        smooth_down::SmoothDown::starting(&stages[k..]).is_none()
+            && streamed::Streamed::starting(&stages[k..])
+                .is_some_and(|run| stages[k + run.stages()..].iter().all(Stage::is_pointwise))
+    };
+    let (mut current, mut k) = run_stages(plan, job, source, None, 0, streamed_tail);
+    if k < stages.len() {
+        let input = current.as_ref().unwrap_or(source);
+        if stream_tail(plan, job, k, input, write) {
+            if let Some(done) = current {
+                crate::block::recycle(done);
+            }
+            return;
+        }
+        // The sets do not stream: the remaining stages run one by one.
+        (current, k) = run_stages(plan, job, source, current, k, |_| false);
+    }
+    debug_assert_eq!(k, stages.len());
+    let result = current.expect("a plan has at least one stage");
+    write(&job.output, &result);
+    crate::block::recycle(result);
+}
+
+/// Runs the stages of `job` from stage `k` (whose input is `current`, or `source` where
+/// none has run), until every stage has run or `stop(k)` holds before stage `k`;
+/// returns the last stage's output and where it stopped.
+fn run_stages(
+    plan: &Plan,
+    job: &Job,
+    source: &BlockAny<'_>,
+    mut current: Option<BlockAny<'static>>,
+    mut k: usize,
+    stop: impl Fn(usize) -> bool,
+) -> (Option<BlockAny<'static>>, usize) {
+    let stages = plan.stages();
+    while k < stages.len() && !stop(k) {
         let input = current.as_ref().unwrap_or(source);
         let (next, used) = match smooth_down::SmoothDown::starting(&stages[k..]) {
             Some(fused) => {
@@ -203,7 +251,55 @@ pub(crate) fn run_job(plan: &Plan, job: &Job, source: &BlockAny<'_>) -> BlockAny
         }
         k += used;
     }
-    current.expect("a plan has at least one stage")
+    (current, k)
+}
+
+/// Streams the passes from stage `k` of `job` plane by plane, runs the pointwise stages
+/// after them on each plane, and hands each plane to `write` with its region of the
+/// output; `false`, having written nothing, where the sets do not stream.
+fn stream_tail(
+    plan: &Plan,
+    job: &Job,
+    k: usize,
+    input: &BlockAny<'_>,
+    write: &mut dyn FnMut(&Region, &BlockAny<'_>),
+) -> bool {
+    let stages = plan.stages();
+    let Some(run) = streamed::Streamed::starting(&stages[k..]) else {
+        return false;
+    };
+    let n = run.stages();
+    let sets = &job.sets[k..=k + n];
+    let shapes: Vec<&[usize]> = (k..k + n).map(|i| plan.shape_at(i)).collect();
+    let a = run.axis();
+    let out = &job.sets[k + n];
+    let lens: Vec<usize> = job.output.shape[..=a].to_vec();
+    let mut emit = |number: usize, plane: &[f32]| {
+        let index = crate::region::unravel(number, &lens);
+        let mut region = job.output.clone();
+        let mut plane_sets = out.clone();
+        for (b, &i) in index.iter().enumerate() {
+            region.start[b] += i;
+            region.shape[b] = 1;
+            let v = region.start[b];
+            plane_sets[b] = AxisSet::from_range(v..v + 1);
+        }
+        let mut block: BlockAny<'_> =
+            crate::block::Block::new(plane_sets.clone(), std::borrow::Cow::Borrowed(plane))
+                .into_any();
+        for (i, stage) in stages.iter().enumerate().skip(k + n) {
+            let next = run_stage(stage, &block, &plane_sets, &plane_sets, plan.shape_at(i));
+            crate::block::recycle(std::mem::replace(&mut block, next));
+        }
+        write(&region, &block);
+        crate::block::recycle(block);
+    };
+    let planes = streamed::Planes::Each(&mut emit);
+    match input {
+        BlockAny::F32(b) => run.run_planes(b, sets, &shapes, planes),
+        other => run.run_planes(&to_f32(other, &job.sets[k]), sets, &shapes, planes),
+    }
+    .is_some()
 }
 
 #[cfg(test)]
@@ -211,7 +307,7 @@ mod tests {
     use std::borrow::Cow;
 
     use super::*;
-    use crate::block::Block;
+    use crate::block::{Block, paste};
     use crate::boundary::Boundary;
     use crate::ops::{Op, Pipeline};
     use crate::region::Region;
@@ -279,6 +375,69 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A job written through `run_job_into` writes the bits of `run_job`'s block, plane
+    /// by plane where its stages end in streamed passes and pointwise stages (a cast to
+    /// the input's integer type, a threshold, a clip), as one block where they do not
+    /// (a downsample after the passes), over every job of blocks that cut every axis.
+    #[test]
+    fn a_job_written_plane_by_plane_equals_its_block() {
+        use crate::stage::DownMethod;
+        let gauss = || Op::gaussian(&[1.0, 1.5, 0.7]);
+        let cases: Vec<(Pipeline, bool)> = vec![
+            (Pipeline::from(gauss()), true),
+            (Pipeline::from(gauss()).then(Op::threshold(0.5)), true),
+            (Pipeline::from(gauss()).then(Op::clip(-2.0, 3.0)), true),
+            (Pipeline::from(Op::uniform(&[3, 4, 1])), true),
+            (
+                Pipeline::from(gauss()).then(Op::downsample(&[2, 2, 2], DownMethod::Mean)),
+                false,
+            ),
+            (Pipeline::from(Op::gaussian(&[0.0, 1.0, 1.0])), false),
+        ];
+        let shape = [7usize, 9, 10];
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 101) as f32).sin() * 9.0)
+            .collect();
+        let ints: Vec<u16> = (0..n).map(|i| (i * 7919 % 1000) as u16).collect();
+        let sets = Region::whole(&shape).sets();
+        let sources = [
+            Block::new(sets.clone(), Cow::Owned(values)).into_any(),
+            Block::new(sets, Cow::Owned(ints)).into_any(),
+        ];
+        for (pipeline, streams) in &cases {
+            for source in &sources {
+                for block in [vec![7, 9, 10], vec![3, 4, 10], vec![2, 9, 5]] {
+                    let plan = Plan::new(pipeline, &shape, source.dtype(), &block, &block)
+                        .expect("a valid plan");
+                    for job in plan.jobs() {
+                        let whole = run_job(&plan, &job, source);
+                        let mut pasted = vec![f64::NAN; whole_values(&whole).len()];
+                        let mut writes = 0;
+                        run_job_into(&plan, &job, source, &mut |region, part| {
+                            assert_eq!(part.dtype(), whole.dtype());
+                            paste(&job.output, region, &whole_values(part), &mut pasted);
+                            writes += 1;
+                        });
+                        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(
+                            bits(&pasted),
+                            bits(&whole_values(&whole)),
+                            "{pipeline:?} {block:?}"
+                        );
+                        let expected = if *streams { job.output.shape[0] } else { 1 };
+                        assert_eq!(writes, expected, "{pipeline:?} {block:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A block's elements as float64 (exact for every element type), in C order.
+    fn whole_values(block: &BlockAny<'_>) -> Vec<f64> {
+        match_any!(block, BlockAny, b => b.data.iter().map(|x| x.to_f64()).collect())
     }
 
     /// Only passes on later axes, then one along a leading axis, start a streamed run.

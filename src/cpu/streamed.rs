@@ -80,6 +80,14 @@ impl<'a> Streamed<'a> {
         self.before.len() + 1 + self.after.len()
     }
 
+    /// Whether the run's sets have the shape streaming needs: axes before `axis`
+    /// indexed alike by every stage (no pass touches them), and the pass along `axis`
+    /// changing nothing on later axes.
+    fn fits(&self, sets: &[Vec<AxisSet>]) -> bool {
+        let (a, m) = (self.axis, self.before.len());
+        sets.iter().all(|s| s[..a] == sets[0][..a]) && sets[m][a + 1..] == sets[m + 1][a + 1..]
+    }
+
     /// The run's output over `sets[self.stages()]` from `input` (holding at least
     /// `sets[0]`), `sets[i]` being what stage `i` of the run reads and `shapes[i]` the
     /// array's shape there; `None` where the sets do not have the shape streaming
@@ -90,15 +98,32 @@ impl<'a> Streamed<'a> {
         sets: &[Vec<AxisSet>],
         shapes: &[&[usize]],
     ) -> Option<Block<'static, f32>> {
+        if !self.fits(sets) {
+            return None;
+        }
+        let out = sets.last().expect("a run has stages");
+        let mut data = take_buffer::<f32>(out.iter().map(AxisSet::len).product());
+        self.run_planes(input, sets, shapes, Planes::Block(&mut data))?;
+        Some(Block::new(out.clone(), Cow::Owned(data)))
+    }
+
+    /// As [`Streamed::run`], into `target`: the output's planes along the axis (every
+    /// index on the axes up to it, in C order, each plane over the later axes), into
+    /// one block or handed out one by one as each is computed. Returns `None`, having
+    /// written nothing, where [`Streamed::run`] does.
+    pub(crate) fn run_planes(
+        &self,
+        input: &Block<'_, f32>,
+        sets: &[Vec<AxisSet>],
+        shapes: &[&[usize]],
+        mut target: Planes<'_>,
+    ) -> Option<()> {
+        if !self.fits(sets) {
+            return None;
+        }
         let a = self.axis;
         let m = self.before.len();
         let (along_in, along_out) = (&sets[m], &sets[m + 1]);
-        // Axes before `axis` are indexed alike by every stage of the run (no pass
-        // touches them), and the pass along `axis` changes nothing on later axes.
-        let outer_alike = sets.iter().all(|s| s[..a] == sets[0][..a]);
-        if !outer_alike || along_in[a + 1..] != along_out[a + 1..] {
-            return None;
-        }
         let out = sets.last().expect("a run has stages");
         let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
         let plane_len: usize = lens[a + 1..].iter().product();
@@ -144,7 +169,6 @@ impl<'a> Streamed<'a> {
         let ins: Vec<usize> = along_in[a].iter().collect();
         let in_strides = input.strides();
 
-        let mut data = take_buffer::<f32>(lens.iter().product());
         let mut ring: Vec<Option<Vec<f32>>> = vec![None; ins.len()];
         let mut spare: Vec<Vec<f32>> = Vec::new();
         let mut summed = vec![0.0f32; GROUP * in_plane_len];
@@ -159,6 +183,7 @@ impl<'a> Streamed<'a> {
                 .then_some(f)
         };
         let mut scratch = [Vec::new(), Vec::new()];
+        let mut done_plane = Vec::new();
         let correlate = correlate_with();
         for w in 0..lens[..a].iter().product() {
             let index = unravel(w, &lens[..a]);
@@ -222,12 +247,22 @@ impl<'a> Streamed<'a> {
                     }
                 }
                 for (j, plane) in summed.chunks_exact(in_plane_len).enumerate() {
-                    let at = (w * lens[a] + o + j) * plane_len;
-                    let dst = &mut data[at..at + plane_len];
-                    if after.is_empty() {
-                        dst.copy_from_slice(plane);
-                    } else {
-                        chain(&after, plane, &mut scratch, dst, &correlate);
+                    let number = w * lens[a] + o + j;
+                    match &mut target {
+                        Planes::Block(data) => {
+                            let dst = &mut data[number * plane_len..][..plane_len];
+                            if after.is_empty() {
+                                dst.copy_from_slice(plane);
+                            } else {
+                                chain(&after, plane, &mut scratch, dst, &correlate);
+                            }
+                        }
+                        Planes::Each(emit) if after.is_empty() => emit(number, plane),
+                        Planes::Each(emit) => {
+                            done_plane.resize(plane_len, 0.0);
+                            chain(&after, plane, &mut scratch, &mut done_plane, &correlate);
+                            emit(number, &done_plane);
+                        }
                     }
                 }
                 for q in o..o + group {
@@ -242,8 +277,16 @@ impl<'a> Streamed<'a> {
                 o += group;
             }
         }
-        Some(Block::new(out.clone(), Cow::Owned(data)))
+        Some(())
     }
+}
+
+/// Where [`Streamed::run_planes`] puts the output's planes.
+pub(crate) enum Planes<'b> {
+    /// Into one dense block over the run's output, in C order.
+    Block(&'b mut [f32]),
+    /// To `emit(n, plane)` as each plane is computed, `n` counting the planes in C order.
+    Each(&'b mut dyn FnMut(usize, &[f32])),
 }
 
 /// Runs `passes` one after the other from `from`, the last writing `out`.

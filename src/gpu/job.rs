@@ -13,7 +13,7 @@ use crate::cpu;
 use crate::dtype::{match_any, with_dtype};
 use crate::error::Result;
 use crate::plan::{Job, Plan};
-use crate::region::AxisSet;
+use crate::region::{AxisSet, Region};
 
 /// Runs every stage of `job` (device stages on the GPU, see [`on_device`]), starting
 /// from `source` (a block holding at least the job's footprint); returns the dense
@@ -106,7 +106,7 @@ fn owned(block: &BlockAny<'_>) -> BlockAny<'static> {
 }
 
 /// Runs every job of `plan` on the device from `source` (the whole input), calling
-/// `write(job, output block)` for each, in job order. One thread drives
+/// `write(job's output region, output block)` for each, in job order. One thread drives
 /// [`GpuContext::jobs_in_flight`] jobs at once: it gathers the next job's input
 /// while earlier ones compute, and copies finished results out; gathers and copies
 /// are spread over rayon's pool. Jobs that need the host (float64 stages) or do not
@@ -115,13 +115,14 @@ pub(crate) fn run_jobs(
     ctx: &GpuContext,
     plan: &Plan,
     source: &BlockAny<'_>,
-    write: &(dyn Fn(&Job, &BlockAny<'_>) + Sync),
+    write: &(dyn Fn(&Region, &BlockAny<'_>) + Sync),
 ) -> Result<()> {
     ctx.check_fault()?;
     let device_only = all_on_device(plan);
     let n = plan.stages().len();
     let mut flights: VecDeque<(Job, InFlight)> = VecDeque::new();
-    let finish = |(job, flight): (Job, InFlight)| flight.finish(ctx, |block| write(&job, block));
+    let finish =
+        |(job, flight): (Job, InFlight)| flight.finish(ctx, |block| write(&job.output, block));
     for i in 0..plan.num_jobs() {
         let job = plan.job(i);
         if device_only && fits(ctx, plan, &job.sets) {
@@ -132,7 +133,7 @@ pub(crate) fn run_jobs(
             }
         } else {
             let result = run_job(ctx, plan, &job, source)?;
-            write(&job, &result);
+            write(&job.output, &result);
             crate::block::recycle(result);
         }
     }

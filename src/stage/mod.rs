@@ -103,6 +103,15 @@ pub(crate) fn term_sets(
 }
 
 impl Stage {
+    /// Whether each output element depends on the input element at its own index
+    /// alone (threshold, clip, cast, normalise).
+    pub(crate) fn is_pointwise(&self) -> bool {
+        matches!(
+            self,
+            Stage::Threshold { .. } | Stage::Clip { .. } | Stage::Cast(_) | Stage::Normalize { .. }
+        )
+    }
+
     /// The element type this stage writes, given the one it reads.
     pub fn out_dtype(&self, input: DType) -> DType {
         match self {
