@@ -272,20 +272,26 @@ impl Backend {
     /// Runs every job of `plan` from `source` (the whole input, in memory), calling
     /// `write(region, block)` with each job's output: on the CPU, jobs spread over
     /// rayon's pool, each writing its region whole or plane by plane as it computes
-    /// them ([`crate::cpu::run_job_into`]); on a GPU, one thread keeps several jobs in
+    /// them, or straight into the array `direct` places ([`crate::cpu::run_job_into`]);
+    /// on a GPU, one thread keeps several jobs in
     /// flight (see [`GpuContext::jobs_in_flight`]), each writing its whole region.
     pub(crate) fn run_in_memory(
         &self,
         plan: &Plan,
         source: &BlockAny<'_>,
         write: &(dyn Fn(&Region, &BlockAny<'_>) + Sync),
+        direct: Option<&crate::cpu::Direct<'_>>,
     ) -> Result<()> {
         match self {
             Backend::Cpu => for_each_job(Workers::RayonPool, plan.num_jobs(), |i| {
                 let job = plan.job(i);
-                crate::cpu::run_job_into(plan, &job, source, &mut |region, block| {
-                    write(region, block)
-                });
+                crate::cpu::run_job_into(
+                    plan,
+                    &job,
+                    source,
+                    &mut |region, block| write(region, block),
+                    direct,
+                );
                 Ok(())
             }),
             Backend::Gpu(ctx) => crate::gpu::run_jobs(ctx, plan, source, write),

@@ -10,7 +10,7 @@ use ndarray::{ArrayD, ArrayViewD};
 
 use crate::backend::Backend;
 use crate::block::{Block, BlockElement, Placed, box_rows};
-use crate::dtype::{ArrayAny, ArrayViewAny, Element, match_any, with_dtype};
+use crate::dtype::{ArrayAny, ArrayViewAny, DType, Element, match_any, with_dtype};
 use crate::error::Result;
 use crate::ops::Pipeline;
 use crate::plan::Plan;
@@ -132,9 +132,22 @@ fn apply_typed<T: BlockElement>(
             ptr: buffer.as_mut_ptr(),
             shape: plan.output_shape(),
         };
-        backend.run_in_memory(&plan, &source, &|region, result| {
-            dst.write(region, &result.typed::<U>().data);
-        })?;
+        // A float32 output's contiguous regions are written in place by the CPU's last
+        // pass where it can.
+        let place = |region: &Region| {
+            (U::DTYPE == DType::F32).then(|| dst.contiguous(region))?.map(|p| p.cast::<f32>())
+        };
+        // SAFETY: `place` points into the output buffer, which outlives the run, at a
+        // region's own elements (contiguous, as checked); jobs write disjoint regions
+        // (the planner's blocks tile the output) and nothing reads the buffer until
+        // every job has finished.
+        let direct = unsafe { crate::cpu::Direct::new(&place) };
+        backend.run_in_memory(
+            &plan,
+            &source,
+            &|region, result| dst.write(region, &result.typed::<U>().data),
+            Some(&direct),
+        )?;
         // SAFETY: the jobs' output blocks tile the whole output (the plan's grid covers
         // every index), and every job succeeded, so all `len` elements have been written.
         unsafe { buffer.set_len(len) };
@@ -258,6 +271,13 @@ unsafe impl<U: Send> Sync for Destination<'_, U> {}
 const COPY_GRAIN: usize = 1 << 16;
 
 impl<U: Element> Destination<'_, U> {
+    /// Where `region`'s elements start in the array, if they are contiguous there.
+    fn contiguous(&self, region: &Region) -> Option<*mut U> {
+        let at = region.contiguous_offset(self.shape)?;
+        // SAFETY: the region lies inside the array, and so does its first element.
+        Some(unsafe { self.ptr.add(at) })
+    }
+
     /// Copies the dense C-order `data` of `region` into the array (spread over
     /// rayon's pool when large: the GPU driver's copy-out runs on one thread).
     fn write(&self, region: &Region, data: &[U]) {

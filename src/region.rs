@@ -54,6 +54,25 @@ impl Region {
         self.len() == 0
     }
 
+    /// Where the region's elements start in a C-order array of `shape`, if they are
+    /// contiguous there (every axis after the first one longer than 1 whole) and there
+    /// are any.
+    pub fn contiguous_offset(&self, shape: &[usize]) -> Option<usize> {
+        if self.is_empty() {
+            return None;
+        }
+        let last = self.ndim().saturating_sub(1);
+        let first = self.shape.iter().position(|&n| n > 1).unwrap_or(last);
+        let whole =
+            (first + 1..shape.len()).all(|a| self.start[a] == 0 && self.shape[a] == shape[a]);
+        whole.then(|| {
+            self.start
+                .iter()
+                .zip(shape)
+                .fold(0, |offset, (&i, &n)| offset * n + i)
+        })
+    }
+
     /// The smallest region holding every index of `sets` (one set per axis).
     pub fn bounding(sets: &[AxisSet]) -> Self {
         let (start, shape) = sets
@@ -295,6 +314,23 @@ impl AxisSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contiguous_regions_and_their_offsets() {
+        let shape = [4, 5, 6];
+        let at = |start: [usize; 3], extent: [usize; 3]| {
+            Region::new(start.to_vec(), extent.to_vec()).contiguous_offset(&shape)
+        };
+        // Rows of whole planes, a plane's rows, part of one row, one element.
+        assert_eq!(at([1, 0, 0], [2, 5, 6]), Some(30));
+        assert_eq!(at([2, 1, 0], [1, 3, 6]), Some(2 * 30 + 6));
+        assert_eq!(at([3, 4, 2], [1, 1, 3]), Some(3 * 30 + 4 * 6 + 2));
+        assert_eq!(at([3, 4, 5], [1, 1, 1]), Some(119));
+        // Rows cut short, planes cut short, nothing.
+        assert_eq!(at([0, 1, 0], [1, 2, 5]), None);
+        assert_eq!(at([0, 0, 0], [2, 4, 6]), None);
+        assert_eq!(at([0, 0, 0], [1, 0, 6]), None);
+    }
 
     #[test]
     fn grid_iterates_chunks_in_c_order_with_partial_edges() {

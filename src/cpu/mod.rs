@@ -178,12 +178,15 @@ pub(crate) fn run_job(plan: &Plan, job: &Job, source: &BlockAny<'_>) -> BlockAny
 /// Runs `job` as [`run_job`] does, handing its output to `write(region, block)`: as one
 /// block over the job's output region, or, where the job ends in stencil passes that
 /// stream plane by plane and pointwise stages, plane by plane as each is computed (so
-/// that the output never lands in a block of its own, only in `write`'s destination).
+/// that the output never lands in a block of its own, only in `write`'s destination);
+/// where the passes end the job and `direct` places a plane's region, the last pass
+/// writes there itself.
 pub(crate) fn run_job_into(
     plan: &Plan,
     job: &Job,
     source: &BlockAny<'_>,
     write: &mut dyn FnMut(&Region, &BlockAny<'_>),
+    direct: Option<&Direct<'_>>,
 ) {
     let stages = plan.stages();
     let streamed_tail = |k: usize| {
@@ -194,7 +197,7 @@ pub(crate) fn run_job_into(
     let (mut current, mut k) = run_stages(plan, job, source, None, 0, streamed_tail);
     if k < stages.len() {
         let input = current.as_ref().unwrap_or(source);
-        if stream_tail(plan, job, k, input, write) {
+        if stream_tail(plan, job, k, input, write, direct) {
             if let Some(done) = current {
                 crate::block::recycle(done);
             }
@@ -263,6 +266,7 @@ fn stream_tail(
     k: usize,
     input: &BlockAny<'_>,
     write: &mut dyn FnMut(&Region, &BlockAny<'_>),
+    direct: Option<&Direct<'_>>,
 ) -> bool {
     let stages = plan.stages();
     let Some(run) = streamed::Streamed::starting(&stages[k..]) else {
@@ -274,7 +278,8 @@ fn stream_tail(
     let a = run.axis();
     let out = &job.sets[k + n];
     let lens: Vec<usize> = job.output.shape[..=a].to_vec();
-    let mut emit = |number: usize, plane: &[f32]| {
+    // Plane `number`'s region of the output, and its sets.
+    let plane_of = |number: usize| {
         let index = crate::region::unravel(number, &lens);
         let mut region = job.output.clone();
         let mut plane_sets = out.clone();
@@ -284,6 +289,33 @@ fn stream_tail(
             let v = region.start[b];
             plane_sets[b] = AxisSet::from_range(v..v + 1);
         }
+        (region, plane_sets)
+    };
+    let run_into = |planes: streamed::Planes<'_>| {
+        match input {
+            BlockAny::F32(b) => run.run_planes(b, sets, &shapes, planes),
+            other => run.run_planes(&to_f32(other, &job.sets[k]), sets, &shapes, planes),
+        }
+        .is_some()
+    };
+    // The passes end the job and their planes are contiguous in the destination: the
+    // last pass writes there.
+    if let Some(direct) = direct
+        && k + n == stages.len()
+        && (direct.0)(&plane_of(0).0).is_some()
+    {
+        let place = |number: usize| {
+            (direct.0)(&plane_of(number).0).expect("every plane is laid out like the first")
+        };
+        // SAFETY: by `Direct::new`'s contract, each plane's region of this job's output
+        // (a plane's elements, contiguous) is valid for writes and reached by no other
+        // reference while the job runs; the planes' regions are disjoint.
+        return run_into(streamed::Planes::To(unsafe {
+            streamed::Placed::new(&place)
+        }));
+    }
+    let mut emit = |number: usize, plane: &[f32]| {
+        let (region, plane_sets) = plane_of(number);
         let mut block: BlockAny<'_> =
             crate::block::Block::new(plane_sets.clone(), std::borrow::Cow::Borrowed(plane))
                 .into_any();
@@ -294,12 +326,23 @@ fn stream_tail(
         write(&region, &block);
         crate::block::recycle(block);
     };
-    let planes = streamed::Planes::Each(&mut emit);
-    match input {
-        BlockAny::F32(b) => run.run_planes(b, sets, &shapes, planes),
-        other => run.run_planes(&to_f32(other, &job.sets[k]), sets, &shapes, planes),
+    run_into(streamed::Planes::Each(&mut emit))
+}
+
+/// Where a job may write its float32 output straight into the destination array:
+/// `0(region)` points at a region's elements where they are contiguous there.
+pub(crate) struct Direct<'a>(&'a (dyn Fn(&Region) -> Option<*mut f32> + Sync));
+
+impl<'a> Direct<'a> {
+    /// Writes through `place`.
+    ///
+    /// # Safety
+    /// For any region inside one job's output, `place` returns `None` or a pointer to
+    /// the region's elements, contiguous in C order and valid for writes, which no
+    /// other reference reaches while the job runs (jobs' outputs are disjoint).
+    pub(crate) unsafe fn new(place: &'a (dyn Fn(&Region) -> Option<*mut f32> + Sync)) -> Self {
+        Direct(place)
     }
-    .is_some()
 }
 
 #[cfg(test)]
@@ -416,11 +459,12 @@ mod tests {
                         let whole = run_job(&plan, &job, source);
                         let mut pasted = vec![f64::NAN; whole_values(&whole).len()];
                         let mut writes = 0;
-                        run_job_into(&plan, &job, source, &mut |region, part| {
+                        let mut write = |region: &Region, part: &BlockAny<'_>| {
                             assert_eq!(part.dtype(), whole.dtype());
                             paste(&job.output, region, &whole_values(part), &mut pasted);
                             writes += 1;
-                        });
+                        };
+                        run_job_into(&plan, &job, source, &mut write, None);
                         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                         assert_eq!(
                             bits(&pasted),
@@ -432,6 +476,69 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Jobs given a place in the output array write their float32 planes there
+    /// themselves (no call of `write`), where the planes are contiguous in it and the
+    /// streamed passes end the pipeline; elsewhere they go through `write`. Either way
+    /// the array holds the bits of `run_job`'s blocks.
+    #[test]
+    fn jobs_write_their_planes_in_place_where_they_can() {
+        let shape = [6usize, 9, 10];
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 101) as f32).sin() * 9.0)
+            .collect();
+        let source = Block::new(Region::whole(&shape).sets(), Cow::Owned(values)).into_any();
+        let gauss = || Op::gaussian(&[1.0, 1.5, 0.7]);
+        // (pipeline, block, whether the planes go in place)
+        let cases = [
+            (Pipeline::from(gauss()), vec![3, 4, 10], true),
+            (Pipeline::from(gauss()), vec![6, 9, 10], true),
+            (Pipeline::from(gauss()), vec![3, 9, 5], false),
+            (
+                Pipeline::from(gauss()).then(Op::threshold(0.5)),
+                vec![3, 4, 10],
+                false,
+            ),
+        ];
+        for (pipeline, block, in_place) in cases {
+            let plan = Plan::new(&pipeline, &shape, DType::F32, &block, &block).expect("a plan");
+            let out_shape = plan.output_shape().to_vec();
+            let whole_region = Region::whole(&out_shape);
+            let mut want = vec![f64::NAN; n];
+            for job in plan.jobs() {
+                let values = whole_values(&run_job(&plan, &job, &source));
+                paste(&whole_region, &job.output, &values, &mut want);
+            }
+            let mut array = vec![f32::NAN; n];
+            let base = array.as_mut_ptr() as usize;
+            let place = |region: &Region| {
+                let at = region.contiguous_offset(&out_shape)?;
+                (plan.output_dtype() == DType::F32)
+                    .then(|| (base + at * std::mem::size_of::<f32>()) as *mut f32)
+            };
+            // SAFETY: `place` points inside `array` at a region's own elements; one job
+            // runs at a time, and `array` is read only after every job has run.
+            let direct = unsafe { Direct::new(&place) };
+            let mut written = vec![f64::NAN; n];
+            let mut writes = 0;
+            for job in plan.jobs() {
+                let mut write = |region: &Region, part: &BlockAny<'_>| {
+                    paste(&whole_region, region, &whole_values(part), &mut written);
+                    writes += 1;
+                };
+                run_job_into(&plan, &job, &source, &mut write, Some(&direct));
+            }
+            assert_eq!(writes == 0, in_place, "{pipeline:?} {block:?}");
+            let got: Vec<f64> = array
+                .iter()
+                .zip(&written)
+                .map(|(&a, &w)| if in_place { f64::from(a) } else { w })
+                .collect();
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{pipeline:?} {block:?}");
         }
     }
 

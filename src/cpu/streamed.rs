@@ -248,21 +248,28 @@ impl<'a> Streamed<'a> {
                 }
                 for (j, plane) in summed.chunks_exact(in_plane_len).enumerate() {
                     let number = w * lens[a] + o + j;
-                    match &mut target {
-                        Planes::Block(data) => {
-                            let dst = &mut data[number * plane_len..][..plane_len];
-                            if after.is_empty() {
-                                dst.copy_from_slice(plane);
-                            } else {
-                                chain(&after, plane, &mut scratch, dst, &correlate);
-                            }
+                    let dst: &mut [f32] = match &mut target {
+                        Planes::Block(data) => &mut data[number * plane_len..][..plane_len],
+                        // SAFETY: `Placed::new`'s contract: the pointer is valid for writes
+                        // of a plane, and no other reference reaches that memory.
+                        Planes::To(place) => unsafe {
+                            std::slice::from_raw_parts_mut((place.0)(number), plane_len)
+                        },
+                        Planes::Each(emit) if after.is_empty() => {
+                            emit(number, plane);
+                            continue;
                         }
-                        Planes::Each(emit) if after.is_empty() => emit(number, plane),
                         Planes::Each(emit) => {
                             done_plane.resize(plane_len, 0.0);
                             chain(&after, plane, &mut scratch, &mut done_plane, &correlate);
                             emit(number, &done_plane);
+                            continue;
                         }
+                    };
+                    if after.is_empty() {
+                        dst.copy_from_slice(plane);
+                    } else {
+                        chain(&after, plane, &mut scratch, dst, &correlate);
                     }
                 }
                 for q in o..o + group {
@@ -287,6 +294,23 @@ pub(crate) enum Planes<'b> {
     Block(&'b mut [f32]),
     /// To `emit(n, plane)` as each plane is computed, `n` counting the planes in C order.
     Each(&'b mut dyn FnMut(usize, &[f32])),
+    /// Straight into the memory [`Placed`] points at, plane by plane.
+    To(Placed<'b>),
+}
+
+/// Where each plane of a run's output goes: `0(n)` points at plane `n`'s elements.
+pub(crate) struct Placed<'b>(&'b dyn Fn(usize) -> *mut f32);
+
+impl<'b> Placed<'b> {
+    /// Planes written where `place(n)` points.
+    ///
+    /// # Safety
+    /// For every plane `n` of the run, `place(n)` must point at as many elements as a
+    /// plane holds, valid for writes, and no other reference may reach that memory
+    /// while the run lasts (the planes' memory is disjoint).
+    pub(crate) unsafe fn new(place: &'b dyn Fn(usize) -> *mut f32) -> Self {
+        Placed(place)
+    }
 }
 
 /// Runs `passes` one after the other from `from`, the last writing `out`.
