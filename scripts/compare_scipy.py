@@ -3,13 +3,15 @@
 
 Makes a 256x512x512 float32 volume (or --shape), times
 `scipy.ndimage.gaussian_filter(x, sigma, truncate=4)` and haloflow's in-memory
-pipeline on the same data (median of --repeats runs each), checks that the two
-results agree within 2e-5 of the data range, and prints a table.
+pipeline on the same data (median of --repeats rounds, each round running every
+implementation once, so that a slow spell of a shared machine hits them all alike),
+checks that the results agree within 2e-5 of the data range, and prints a table.
 
     python3 scripts/compare_scipy.py [--shape 256,512,512] [--sigma 2] [--repeats 3]
                                      [--markdown BENCHMARKS.md]
 
-haloflow runs once on one thread and once on every core. With --markdown FILE the
+haloflow runs on one thread and on every core, each run after a second of warm-up
+in its own process, and from Python if the package is installed. With --markdown FILE the
 table also replaces the `compare_scipy` section of FILE.
 
 Needs numpy and scipy (`pip install -r scripts/requirements.txt`) and cargo.
@@ -31,6 +33,10 @@ from machine import machine_line, versions, write_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# haloflow's timed runs per round (the round's figure is their median), each dropping
+# the previous result first, as the Rust runs do.
+PER_ROUND = 3
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,51 +57,59 @@ def main():
     )
     exe = os.path.join(ROOT, "target", "release", "examples", "time_pipeline")
 
-    scipy_s = []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        ref = ndi.gaussian_filter(x, args.sigma, mode="reflect", truncate=4.0)
-        scipy_s.append(time.perf_counter() - t)
-
-    runs = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = os.path.join(tmp, "in.npy"), os.path.join(tmp, "out.npy")
-        np.save(src, x)
-        pipeline = {"ops": [{"op": "gaussian", "sigma": [args.sigma], "mode": "reflect", "truncate": 4.0}]}
-        # One thread (scipy's footing), then every core.
-        for threads in ["1", str(os.cpu_count())]:
-            run = subprocess.run(
-                [exe, src, dst, json.dumps(pipeline), str(args.repeats)],
-                check=True,
-                capture_output=True,
-                text=True,
-                env={**os.environ, "RAYON_NUM_THREADS": threads},
-            )
-            report = json.loads(run.stdout.strip().splitlines()[-1])
-            runs[report["threads"]] = statistics.median(report["seconds"])
-            got = np.load(dst)
-            err = float(np.max(np.abs(got.astype(np.float64) - ref.astype(np.float64))))
-            tol = 2e-5 * float(np.ptp(x))
-            if not err <= tol:
-                sys.exit(f"results differ beyond the tolerance: {err} > {tol}")
-
     # The Python package, if installed (`pip install ./python`): the same call from
     # Python on the same array, every core, after one warm-up run.
-    py_s = None
     try:
         import haloflow
     except ImportError:
         haloflow = None
     if haloflow is not None:
         haloflow.gaussian_filter(x, args.sigma)
-        py_s = []
+
+    # Rounds interleave scipy, haloflow on one thread and on every core, and the Python
+    # package, so that a slow spell of a shared machine hits them all alike.
+    scipy_s = []
+    py_s = [] if haloflow is not None else None
+    runs = {}
+    tol = 2e-5 * float(np.ptp(x))
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "in.npy"), os.path.join(tmp, "out.npy")
+        np.save(src, x)
+        pipeline = {"ops": [{"op": "gaussian", "sigma": [args.sigma], "mode": "reflect", "truncate": 4.0}]}
         for _ in range(args.repeats):
             t = time.perf_counter()
-            got = haloflow.gaussian_filter(x, args.sigma, mode="reflect", truncate=4.0)
-            py_s.append(time.perf_counter() - t)
-        py_err = float(np.max(np.abs(got.astype(np.float64) - ref.astype(np.float64))))
-        if not py_err <= tol:
-            sys.exit(f"the Python package differs beyond the tolerance: {py_err} > {tol}")
+            ref = ndi.gaussian_filter(x, args.sigma, mode="reflect", truncate=4.0)
+            scipy_s.append(time.perf_counter() - t)
+            # One thread (scipy's footing), then every core; each run after its own
+            # warm-up (time_pipeline's).
+            for threads in ["1", str(os.cpu_count())]:
+                run = subprocess.run(
+                    [exe, src, dst, json.dumps(pipeline), str(PER_ROUND)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, "RAYON_NUM_THREADS": threads},
+                )
+                report = json.loads(run.stdout.strip().splitlines()[-1])
+                runs.setdefault(report["threads"], []).append(statistics.median(report["seconds"]))
+                got = np.load(dst)
+                err = float(np.max(np.abs(got.astype(np.float64) - ref.astype(np.float64))))
+                if not err <= tol:
+                    sys.exit(f"results differ beyond the tolerance: {err} > {tol}")
+            if haloflow is not None:
+                del got
+                calls = []
+                for _ in range(PER_ROUND):
+                    got = None
+                    t = time.perf_counter()
+                    got = haloflow.gaussian_filter(x, args.sigma, mode="reflect", truncate=4.0)
+                    calls.append(time.perf_counter() - t)
+                py_s.append(statistics.median(calls))
+                py_err = float(np.max(np.abs(got.astype(np.float64) - ref.astype(np.float64))))
+                if not py_err <= tol:
+                    sys.exit(f"the Python package differs beyond the tolerance: {py_err} > {tol}")
+                del got
+    runs = {threads: statistics.median(seconds) for threads, seconds in runs.items()}
     sp = statistics.median(scipy_s)
     lines = [
         f"Machine: {machine_line()}. Versions: {versions(('numpy', 'scipy'))}.",
@@ -103,7 +117,7 @@ def main():
         f"Command: `scripts/compare` (`python3 scripts/compare_scipy.py --repeats {args.repeats}`): "
         f"`scipy.ndimage.gaussian_filter(x, {args.sigma:g}, truncate=4)`, reflect, on a "
         f"{'×'.join(map(str, shape))} float32 volume uniform in [50, 140], against haloflow's "
-        f"in-memory `Pipeline::apply` (CPU); median of {args.repeats}.",
+        f"in-memory `Pipeline::apply` (CPU); median of {args.repeats} interleaved rounds.",
         "",
         "| implementation | seconds | speedup over scipy |",
         "|---|---|---|",

@@ -188,7 +188,7 @@ fn block_of(out_shape: &[usize], target: usize) -> Vec<usize> {
 
 /// A CPU job's output block: for a pipeline that starts with separable passes streamed
 /// plane by plane along a leading axis (a 3-D Gaussian's: [`crate::cpu::streamed_axis`]),
-/// a tall block of [`STREAMED_PLANES`] planes along it, [`STREAMED_ROWS`] rows on each
+/// a tall block of up to [`STREAMED_PLANES`] planes along it, [`STREAMED_ROWS`] rows on each
 /// later leading axis and the last axis whole (the halo along the streamed axis is
 /// computed once per block, and one plane of the passes stays in cache); else
 /// [`block_of`] the default size.
@@ -201,18 +201,41 @@ fn cpu_block(pipeline: &Pipeline, in_shape: &[usize], out_shape: &[usize]) -> Ve
         return block_of(out_shape, TARGET_BLOCK_ELEMENTS);
     };
     let last = out_shape.len() - 1;
-    (0..out_shape.len())
+    let mut block: Vec<usize> = (0..out_shape.len())
         .map(|b| match b {
             _ if b < axis => 1,
             _ if b == axis => out_shape[b].min(STREAMED_PLANES),
             _ if b == last => out_shape[b].min(4096),
             _ => out_shape[b].min(STREAMED_ROWS),
         })
-        .collect()
+        .collect();
+    // Enough jobs to keep every thread busy to the end: fewer planes where there are not.
+    let jobs = |block: &[usize]| -> usize {
+        out_shape
+            .iter()
+            .zip(block)
+            .map(|(n, b)| n.div_ceil(*b))
+            .product()
+    };
+    while jobs(&block) < JOBS_PER_THREAD * rayon::current_num_threads()
+        && block[axis] >= 2 * MIN_STREAMED_PLANES
+    {
+        block[axis] = block[axis].div_ceil(2);
+    }
+    block
 }
 
-/// Planes along the streamed axis in a CPU job's block ...
-const STREAMED_PLANES: usize = 128;
+/// Planes along the streamed axis in a CPU job's block (the passes before the one
+/// along it run once per plane and block: the fewer blocks along the axis, the fewer
+/// planes they run on twice) ...
+const STREAMED_PLANES: usize = 256;
+
+/// ... halved, down to this many, while there are fewer than [`JOBS_PER_THREAD`] jobs
+/// per thread ...
+const MIN_STREAMED_PLANES: usize = 32;
+
+/// ... jobs per thread wanted.
+const JOBS_PER_THREAD: usize = 4;
 
 /// ... and indices on each later leading axis.
 const STREAMED_ROWS: usize = 32;
@@ -326,5 +349,30 @@ mod tests {
         assert_eq!(default_block(&[256, 512, 512]), vec![32, 32, 512]);
         assert_eq!(default_block(&[7]), vec![7]);
         assert_eq!(default_block(&[3, 100_000]), vec![3, 4096]);
+    }
+
+    /// A streamed pipeline's CPU blocks: 256 planes by 32 rows by whole rows, with fewer
+    /// planes where that leaves a thread fewer than four jobs (down to 32).
+    #[test]
+    fn streamed_blocks_are_tall_but_leave_every_thread_work() {
+        use crate::ops::Op;
+        let gauss = Pipeline::from(Op::gaussian(&[2.0, 2.0, 2.0]));
+        let blocks = |threads: usize, shape: &[usize]| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a pool")
+                .install(|| cpu_block(&gauss, shape, shape))
+        };
+        assert_eq!(blocks(2, &[256, 512, 512]), vec![256, 32, 512]);
+        assert_eq!(blocks(16, &[256, 512, 512]), vec![64, 32, 512]);
+        assert_eq!(blocks(2, &[64, 64, 64]), vec![32, 32, 64]);
+        assert_eq!(blocks(2, &[600, 512, 512]), vec![256, 32, 512]);
+        // A pipeline that does not stream gets the default block.
+        let threshold = Pipeline::from(Op::threshold(1.0));
+        assert_eq!(
+            cpu_block(&threshold, &[256, 512, 512], &[256, 512, 512]),
+            default_block(&[256, 512, 512])
+        );
     }
 }
