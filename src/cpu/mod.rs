@@ -377,17 +377,7 @@ mod tests {
         for (shape, op, blocks) in cases {
             for mode in Boundary::ALL {
                 let pipeline = Pipeline::from(op.clone().with_mode(mode, 2.5));
-                let n: usize = shape.iter().product();
-                let values: Vec<f32> = (0..n)
-                    .map(|i| ((i * 37 % 101) as f32).sin() * 9.0)
-                    .collect();
-                let ints: Vec<u16> = (0..n).map(|i| (i * 7919 % 1000) as u16).collect();
-                let sets = Region::whole(&shape).sets();
-                let sources = [
-                    Block::new(sets.clone(), Cow::Owned(values)).into_any(),
-                    Block::new(sets, Cow::Owned(ints)).into_any(),
-                ];
-                for source in &sources {
+                for source in &sources(&shape) {
                     for block in &blocks {
                         let plan = Plan::new(&pipeline, &shape, source.dtype(), block, block)
                             .expect("a valid plan");
@@ -440,18 +430,8 @@ mod tests {
             (Pipeline::from(Op::gaussian(&[0.0, 1.0, 1.0])), false),
         ];
         let shape = [7usize, 9, 10];
-        let n: usize = shape.iter().product();
-        let values: Vec<f32> = (0..n)
-            .map(|i| ((i * 37 % 101) as f32).sin() * 9.0)
-            .collect();
-        let ints: Vec<u16> = (0..n).map(|i| (i * 7919 % 1000) as u16).collect();
-        let sets = Region::whole(&shape).sets();
-        let sources = [
-            Block::new(sets.clone(), Cow::Owned(values)).into_any(),
-            Block::new(sets, Cow::Owned(ints)).into_any(),
-        ];
         for (pipeline, streams) in &cases {
-            for source in &sources {
+            for source in &sources(&shape) {
                 for block in [vec![7, 9, 10], vec![3, 4, 10], vec![2, 9, 5]] {
                     let plan = Plan::new(pipeline, &shape, source.dtype(), &block, &block)
                         .expect("a valid plan");
@@ -487,10 +467,7 @@ mod tests {
     fn jobs_write_their_planes_in_place_where_they_can() {
         let shape = [6usize, 9, 10];
         let n: usize = shape.iter().product();
-        let values: Vec<f32> = (0..n)
-            .map(|i| ((i * 37 % 101) as f32).sin() * 9.0)
-            .collect();
-        let source = Block::new(Region::whole(&shape).sets(), Cow::Owned(values)).into_any();
+        let [source, _] = sources(&shape);
         let gauss = || Op::gaussian(&[1.0, 1.5, 0.7]);
         // (pipeline, block, whether the planes go in place)
         let cases = [
@@ -540,6 +517,21 @@ mod tests {
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{pipeline:?} {block:?}");
         }
+    }
+
+    /// Whole arrays of `shape` to run jobs from: float32 values of both signs, and
+    /// uint16 ones.
+    fn sources(shape: &[usize]) -> [BlockAny<'static>; 2] {
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 101) as f32).sin() * 9.0)
+            .collect();
+        let ints: Vec<u16> = (0..n).map(|i| (i * 7919 % 1000) as u16).collect();
+        let sets = Region::whole(shape).sets();
+        [
+            Block::new(sets.clone(), Cow::Owned(values)).into_any(),
+            Block::new(sets, Cow::Owned(ints)).into_any(),
+        ]
     }
 
     /// A block's elements as float64 (exact for every element type), in C order.
