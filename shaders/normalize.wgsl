@@ -21,6 +21,10 @@ fn compute(e: u32) -> Out {
     if (P.clip == 0u) {
         return v;
     }
-    // np.clip: NaN passes through.
+    // np.clip: NaN passes through (tested on the bits: a device compiler may assume no
+    // NaNs and turn the selects into min and max, which drop them).
+    if (f32_is_nan(v)) {
+        return v;
+    }
     return select(select(v, 1.0, v > 1.0), 0.0, v < 0.0);
 }
