@@ -381,6 +381,11 @@ fn nan_propagates_as_on_the_cpu() {
         Op::downsample(&[3], DownMethod::Stride),
         Op::upsample(&[2], UpMethod::Nearest),
         Op::gaussian(&[1.0]),
+        Op::Normalize {
+            percentiles: [2.0, 98.0],
+            clip: true,
+            values: None,
+        },
     ] {
         let pipeline = Pipeline::from(op.clone());
         let want = pipeline.apply(x.view()).unwrap();
