@@ -45,25 +45,12 @@ pub(crate) fn run_stage(
             pointwise::map(b, out, |x| pointwise::normalize(x.to_f32(), *low, *high, *clip)).into_any()
         }),
         Stage::Stencil(s) => {
-            let result = match input {
-                BlockAny::F32(b) => stencil::stencil(b, out, in_shape, s),
-                other => stencil::stencil(&to_f32(other, needs), out, in_shape, s),
-            };
-            result.into_any()
+            with_f32(input, needs, |b| stencil::stencil(b, out, in_shape, s)).into_any()
         }
-        Stage::Derivatives { terms, magnitude } => {
-            let result = match input {
-                BlockAny::F32(b) => derivatives::derivatives(b, out, in_shape, terms, *magnitude),
-                other => derivatives::derivatives(
-                    &to_f32(other, needs),
-                    out,
-                    in_shape,
-                    terms,
-                    *magnitude,
-                ),
-            };
-            result.into_any()
-        }
+        Stage::Derivatives { terms, magnitude } => with_f32(input, needs, |b| {
+            derivatives::derivatives(b, out, in_shape, terms, *magnitude)
+        })
+        .into_any(),
         Stage::Project { axis, method } => {
             let to = method.out_dtype(input.dtype());
             match_any!(input, BlockAny, b => with_dtype!(to, U => {
@@ -87,6 +74,19 @@ pub(crate) fn run_stage(
 /// in memory).
 fn to_f32(input: &BlockAny<'_>, needs: &[AxisSet]) -> crate::block::Block<'static, f32> {
     match_any!(input, BlockAny, b => pointwise::map(b, needs, Element::to_f32))
+}
+
+/// `f` on `input` as f32: the block itself where it holds f32, else its values at
+/// `needs` converted ([`to_f32`]).
+fn with_f32<R>(
+    input: &BlockAny<'_>,
+    needs: &[AxisSet],
+    f: impl FnOnce(&crate::block::Block<'_, f32>) -> R,
+) -> R {
+    match input {
+        BlockAny::F32(b) => f(b),
+        other => f(&to_f32(other, needs)),
+    }
 }
 
 /// Writes `input` over exactly `sets` (a subset of what it holds), in C order, into
@@ -159,10 +159,7 @@ fn streamed(
     let n = run.stages();
     let sets = &job.sets[k..=k + n];
     let shapes: Vec<&[usize]> = (k..k + n).map(|i| plan.shape_at(i)).collect();
-    let result = match input {
-        BlockAny::F32(b) => run.run(b, sets, &shapes)?,
-        other => run.run(&to_f32(other, &job.sets[k]), sets, &shapes)?,
-    };
+    let result = with_f32(input, &job.sets[k], |b| run.run(b, sets, &shapes))?;
     Some((result.into_any(), n))
 }
 
@@ -229,10 +226,7 @@ fn run_stages(
         let (next, used) = match smooth_down::SmoothDown::starting(&stages[k..]) {
             Some(fused) => {
                 let (needs, out) = (&job.sets[k], &job.sets[k + fused.stages]);
-                let result = match input {
-                    BlockAny::F32(b) => fused.run(b, needs, out, plan.shape_at(k)),
-                    other => fused.run(&to_f32(other, needs), needs, out, plan.shape_at(k)),
-                };
+                let result = with_f32(input, needs, |b| fused.run(b, needs, out, plan.shape_at(k)));
                 (result.into_any(), fused.stages)
             }
             None => match streamed(plan, job, k, input) {
@@ -292,10 +286,9 @@ fn stream_tail(
         (region, plane_sets)
     };
     let run_into = |planes: streamed::Planes<'_>| {
-        match input {
-            BlockAny::F32(b) => run.run_planes(b, sets, &shapes, planes),
-            other => run.run_planes(&to_f32(other, &job.sets[k]), sets, &shapes, planes),
-        }
+        with_f32(input, &job.sets[k], |b| {
+            run.run_planes(b, sets, &shapes, planes)
+        })
         .is_some()
     };
     // The passes end the job and their planes are contiguous in the destination: the
