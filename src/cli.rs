@@ -858,8 +858,9 @@ struct StatsArgs {
     /// Reader threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
-    /// MiB of decoded chunks kept from the first pass for the later ones (float and
-    /// 32-bit percentiles and histograms): within it, each chunk is decoded once.
+    /// MiB of values the first pass may keep for float and 32-bit types: with
+    /// percentiles alone, the values near them (resolved in that pass); with a
+    /// histogram, the decoded chunks (each then decoded once). 0 keeps none.
     #[arg(long, default_value_t = 1024)]
     keep_decoded: u64,
     /// No summary on standard output (with --json FILE: only the file).

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::keys::Keyed;
+use super::speculate::{self, Keep, Speculation, Window};
 use crate::block::{Block, BlockAny, BlockElement};
 use crate::dtype::{ArrayViewAny, DType, match_any, with_dtype};
 use crate::error::{Error, Result};
@@ -25,9 +26,10 @@ pub struct StatsOptions {
     pub histogram: Option<usize>,
     /// Percentiles to compute, 0 to 100 (numpy's `linear` method, exactly).
     pub percentiles: Vec<f64>,
-    /// Bytes of decoded chunks kept from the first pass for the later ones (a Zarr
-    /// input of a type wider than 16 bits with percentiles or a histogram): within it,
-    /// each chunk is decoded once.
+    /// Bytes of values the first pass may keep for what comes after it, for a type
+    /// wider than 16 bits: with percentiles alone, the values near them, so that the
+    /// pass resolves them (0: the refining passes always run); with a histogram, a
+    /// Zarr input's decoded chunks, so that each is decoded once.
     #[serde(default = "default_keep_decoded")]
     pub keep_decoded: u64,
 }
@@ -321,6 +323,22 @@ fn typed<T: Keyed + BlockElement>(
     let want_digits = !options.percentiles.is_empty() || (narrow && bins.is_some());
     let workers = Workers::Threads(threads.max(1));
     let jobs = source.blocks();
+    // Percentiles of a wide type without a histogram: guess their buckets from a sample
+    // and keep the values near them, to resolve them in this pass (`speculate.rs`).
+    let speculation =
+        (!options.percentiles.is_empty() && !narrow && bins.is_none() && options.keep_decoded > 0)
+            .then(|| {
+                let budget = options.keep_decoded / std::mem::size_of::<T>() as u64;
+                let sample = speculate::sample_blocks(jobs, threads.max(1));
+                let spec = Speculation::<T>::new(
+                    groups,
+                    &options.percentiles,
+                    d0,
+                    usize::try_from(budget).unwrap_or(usize::MAX),
+                    sample,
+                );
+                (spec, speculate::sampled_first(jobs, sample))
+            });
 
     // Pass 1: moments, and the counts of the keys' top bits.
     let shared: Mutex<Vec<Group>> = Mutex::new(
@@ -340,13 +358,29 @@ fn typed<T: Keyed + BlockElement>(
             .collect(),
     );
     let shift0 = T::BITS - d0;
-    for_each_job(workers, jobs, |i| {
+    for_each_job(workers, jobs, |j| {
+        let i = speculation.as_ref().map_or(j, |(_, order)| order[j]);
         let block = source.block(i)?;
         let block = block.typed::<T>();
         // Per group met in this block: its moments and its counts (u32: a block holds
-        // fewer than 2^32 elements; half the cache lines of u64 counts).
+        // fewer than 2^32 elements; half the cache lines of u64 counts); the values it
+        // keeps for the guess.
         let mut local: Vec<(usize, (Moments, Vec<u32>))> = Vec::new();
+        let mut kept: Vec<(usize, (Vec<T>, bool))> = Vec::new();
         for_each_segment(block, options.axis, |g, seg| {
+            let keep = speculation
+                .as_ref()
+                .map_or(Keep::Nothing, |(s, _)| s.keep(g));
+            let window = match keep {
+                Keep::Nothing => None,
+                Keep::Whole => {
+                    slot(&mut kept, g, || (Vec::new(), true))
+                        .0
+                        .extend_from_slice(seg);
+                    None
+                }
+                Keep::In(w) => Some((w, &mut slot(&mut kept, g, || (Vec::new(), false)).0)),
+            };
             let (m, digits) = slot(&mut local, g, || {
                 let digits = if want_digits {
                     vec![0u32; 1 << d0]
@@ -355,7 +389,7 @@ fn typed<T: Keyed + BlockElement>(
                 };
                 (Moments::new(), digits)
             });
-            m.merge(&segment_moments(seg, digits, shift0));
+            m.merge(&segment_moments(seg, digits, shift0, window));
         });
         let mut all = shared.lock().unwrap_or_else(|p| p.into_inner());
         for (g, (m, digits)) in local {
@@ -363,6 +397,10 @@ fn typed<T: Keyed + BlockElement>(
             for (a, &b) in all[g].digits.iter_mut().zip(&digits) {
                 *a += u64::from(b);
             }
+        }
+        if let Some((spec, _)) = &speculation {
+            let counted = &*all;
+            spec.add(kept, |g| &counted[g].digits[..]);
         }
         Ok(())
     })?;
@@ -408,6 +446,18 @@ fn typed<T: Keyed + BlockElement>(
                     }
                 }
                 g.digits = digits;
+            }
+        }
+    }
+    // The ranks whose buckets the guess kept whole, resolved now.
+    if let Some(kept) = speculation.and_then(|(spec, _)| spec.finish()) {
+        for (g, (window, values)) in state.iter_mut().zip(&kept) {
+            let asked: Vec<(u64, u64)> = g.targets.iter().map(|t| (t.prefix, t.within)).collect();
+            let found = speculate::select(window, values, shift0, &asked);
+            for (t, key) in g.targets.iter_mut().zip(found) {
+                if let Some(key) = key {
+                    (t.prefix, t.known, t.within) = (key, T::BITS, 0);
+                }
             }
         }
     }
@@ -604,48 +654,111 @@ fn for_each_segment<T: Keyed>(
     }
 }
 
-/// One segment's moments, counting the top bits of its keys into `digits` (if any), in
-/// one pass: sums of `x - x0` and of its square, `x0` the segment's first value that
-/// is not NaN (close to the mean in practice, so that the variance does not cancel).
-fn segment_moments<T: Keyed>(seg: &[T], digits: &mut [u32], shift: u32) -> Moments {
+/// One segment's moments, counting the top bits of its keys into `digits` (if any) and
+/// appending the values whose top bits are in `keep`'s window to its vector (if any),
+/// in one pass: sums of `x - x0` and of its square, `x0` the segment's first value
+/// that is not NaN (close to the mean in practice, so that the variance does not
+/// cancel), in two interleaved lanes.
+fn segment_moments<T: Keyed>(
+    seg: &[T],
+    digits: &mut [u32],
+    shift: u32,
+    keep: Option<(&Window, &mut Vec<T>)>,
+) -> Moments {
     let mut m = Moments::new();
     let Some(x0) = seg.iter().find(|x| x.key().is_some()).map(|x| x.to_f64()) else {
         m.nans = seg.len() as u64;
         return m;
     };
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    let mut count = 0u64;
-    let mut visit = |v: f64| {
-        let d = v - x0;
-        s1 += d;
-        s2 += d * d;
-        lo = lo.min(v);
-        hi = hi.max(v);
-        count += 1;
-    };
-    if digits.is_empty() {
-        for &x in seg {
-            if x.key().is_some() {
-                visit(x.to_f64());
-            }
-        }
-    } else {
-        for &x in seg {
-            if let Some(k) = x.key() {
-                visit(x.to_f64());
-                digits[(k >> shift) as usize] += 1;
-            }
+    let mut lanes = [Lane::new(); 2];
+    match keep {
+        _ if digits.is_empty() => lane_sums(seg, x0, &mut lanes, |_, _| {}),
+        None => lane_sums(seg, x0, &mut lanes, |_, k| {
+            digits[(k >> shift) as usize] += 1;
+        }),
+        Some((window, out)) => {
+            // Kept values gather in a small buffer without a branch per value.
+            let mut buf = [seg[0]; 256];
+            let mut n = 0usize;
+            lane_sums(seg, x0, &mut lanes, |x, k| {
+                let p = k >> shift;
+                digits[p as usize] += 1;
+                buf[n & 255] = x;
+                n += usize::from(window.contains(p));
+                if n == 256 {
+                    out.extend_from_slice(&buf);
+                    n = 0;
+                }
+            });
+            out.extend_from_slice(&buf[..n]);
         }
     }
-    m.nans = seg.len() as u64 - count;
+    let [a, b] = lanes;
+    let (s1, s2) = (a.s1 + b.s1, a.s2 + b.s2);
+    m.nans = a.nans + b.nans;
+    let count = seg.len() as u64 - m.nans;
     let n = count as f64;
     m.count = count;
-    m.min = lo;
-    m.max = hi;
+    m.min = a.lo.min(b.lo);
+    m.max = a.hi.max(b.hi);
     m.mean = x0 + s1 / n;
     m.m2 = (s2 - s1 * s1 / n).max(0.0);
     m
+}
+
+/// One lane of [`segment_moments`]' sums.
+#[derive(Clone, Copy)]
+struct Lane {
+    s1: f64,
+    s2: f64,
+    lo: f64,
+    hi: f64,
+    nans: u64,
+}
+
+impl Lane {
+    fn new() -> Self {
+        Lane {
+            s1: 0.0,
+            s2: 0.0,
+            lo: f64::INFINITY,
+            hi: f64::NEG_INFINITY,
+            nans: 0,
+        }
+    }
+}
+
+/// Sums the values of `seg` that are not NaN into two lanes (value `i` into lane
+/// `i % 2`, so that the lanes' additions overlap; more lanes spill registers), calling
+/// `each(value, key)` on each.
+#[inline(always)]
+fn lane_sums<T: Keyed>(seg: &[T], x0: f64, lanes: &mut [Lane; 2], mut each: impl FnMut(T, u64)) {
+    let mut visit = |lane: &mut Lane, x: T| {
+        if let Some(k) = x.key() {
+            let v = x.to_f64();
+            let d = v - x0;
+            lane.s1 += d;
+            lane.s2 += d * d;
+            // Comparisons, not f64::min: `v` is never NaN, and they compile to one
+            // instruction each.
+            lane.lo = if v < lane.lo { v } else { lane.lo };
+            lane.hi = if v > lane.hi { v } else { lane.hi };
+            each(x, k);
+        } else {
+            lane.nans += 1;
+        }
+    };
+    // Lanes in locals, so that they stay in registers.
+    let [mut a, mut b] = *lanes;
+    let mut pairs = seg.chunks_exact(2);
+    for q in &mut pairs {
+        visit(&mut a, q[0]);
+        visit(&mut b, q[1]);
+    }
+    for &x in pairs.remainder() {
+        visit(&mut a, x);
+    }
+    *lanes = [a, b];
 }
 
 /// The bucket of `counts` holding the element of rank `rank` (0-based, in key order),
@@ -910,13 +1023,21 @@ pub fn resolve_of(
         return Ok((pipeline.clone(), None));
     }
     let source = MemorySource::new(array)?;
-    resolve_source(pipeline, &source, rayon::current_num_threads())
+    resolve_source(
+        pipeline,
+        &source,
+        rayon::current_num_threads(),
+        default_keep_decoded(),
+    )
 }
 
+/// [`resolve`](super::resolve) over any source, keeping up to `keep_decoded` bytes of
+/// values for percentiles.
 pub(super) fn resolve_source(
     pipeline: &Pipeline,
     source: &dyn Source,
     threads: usize,
+    keep_decoded: u64,
 ) -> Result<(Pipeline, Option<serde_json::Value>)> {
     let (values, record) = match pipeline.needs()? {
         None => return Ok((pipeline.clone(), None)),
@@ -927,6 +1048,7 @@ pub(super) fn resolve_source(
         Some(Needed::Percentiles(p)) => {
             let options = StatsOptions {
                 percentiles: p,
+                keep_decoded,
                 ..StatsOptions::default()
             };
             let s = run(source, &options, threads)?;
@@ -1063,15 +1185,6 @@ mod tests {
                 .iter()
                 .map(|&p| by_sort(values.clone(), p, diff))
                 .collect();
-            // Without a histogram, and with one (binned in the refining pass).
-            let alone = statistics_of(
-                &array.view(),
-                &StatsOptions {
-                    histogram: None,
-                    ..options.clone()
-                },
-            )
-            .unwrap();
             // Equal bits, or both NaN (numpy's interpolation between infinities).
             let same = |got: &[f64]| {
                 got.len() == want.len()
@@ -1080,12 +1193,26 @@ mod tests {
                         .zip(&want)
                         .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()))
             };
-            let got: Vec<f64> = alone.summaries[0]
-                .percentiles
-                .iter()
-                .map(|p| p.value)
-                .collect();
-            assert!(same(&got), "{:?} {got:?} {want:?}", array.dtype());
+            // Without a histogram: resolved from the values the first pass keeps, and
+            // (keeping none) by the refining passes; and with one (binned in the
+            // refining pass).
+            for keep_decoded in [StatsOptions::default().keep_decoded, 0] {
+                let alone = statistics_of(
+                    &array.view(),
+                    &StatsOptions {
+                        histogram: None,
+                        keep_decoded,
+                        ..options.clone()
+                    },
+                )
+                .unwrap();
+                let got: Vec<f64> = alone.summaries[0]
+                    .percentiles
+                    .iter()
+                    .map(|p| p.value)
+                    .collect();
+                assert!(same(&got), "{:?} {got:?} {want:?}", array.dtype());
+            }
             let s = statistics_of(&array.view(), &options).unwrap();
             let got: Vec<f64> = s.summaries[0].percentiles.iter().map(|p| p.value).collect();
             assert!(same(&got), "{:?} {got:?} {want:?}", array.dtype());
@@ -1108,6 +1235,110 @@ mod tests {
                     .map(|i| values[i])
                     .collect();
                 assert_eq!(summary.percentiles[0].value, by_sort(column, 50.0, diff));
+            }
+        }
+    }
+
+    /// numpy's `linear` percentiles of `values` of type `T` (NaNs left out), by a sort.
+    fn sorted_percentiles<T: Keyed>(values: &[f64], percentiles: &[f64]) -> Vec<f64> {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+        v.sort_by(f64::total_cmp);
+        percentiles
+            .iter()
+            .map(|&p| {
+                let (lo, hi, t) = numpy_indexes(v.len() as u64, p);
+                lerp::<T>(v[lo as usize], v[hi as usize], t)
+            })
+            .collect()
+    }
+
+    /// The first pass's guess (`speculate.rs`) over many blocks: it resolves every
+    /// percentile in that pass where the sample is like the rest; a sample unlike the
+    /// rest, or a budget outgrown, leaves them to the refining passes; exact either way.
+    #[test]
+    fn the_first_pass_resolves_percentiles_where_its_guess_holds() {
+        use ndarray::{ArrayD, IxDyn};
+        let mut state = 11u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let shape = [64, 9, 50];
+        let n: usize = shape.iter().product();
+        let plane = shape[1] * shape[2];
+        let blocks = shape[0];
+        let percentiles = vec![0.0, 1.0, 33.3, 50.0, 99.8, 100.0];
+        let uniform: Vec<f64> = (0..n).map(|_| 1000.0 * next()).collect();
+        // The blocks sampled first hold small values, the others large ones: the
+        // sample's windows miss every middle percentile.
+        let sampled = speculate::sampled_first(blocks, speculate::sample_blocks(blocks, 2));
+        let sample = &sampled[..speculate::sample_blocks(blocks, 2)];
+        let misleading: Vec<f64> = (0..n)
+            .map(|i| {
+                let v = next();
+                if sample.contains(&(i / plane)) {
+                    v
+                } else {
+                    1000.0 + v
+                }
+            })
+            .collect();
+        let budget = StatsOptions::default().keep_decoded;
+        let cases = [
+            ("uniform", &uniform, budget, 1, None),
+            ("misleading", &misleading, budget, 2, None),
+            ("budget outgrown", &uniform, 1024, 2, None),
+            ("per index along axis 2", &uniform, budget, 1, Some(2)),
+        ];
+        for (what, values, keep_decoded, passes, axis) in cases {
+            let f32s: ArrayAny =
+                ArrayD::from_shape_vec(IxDyn(&shape), values.iter().map(|&x| x as f32).collect())
+                    .unwrap()
+                    .into();
+            let f64s: ArrayAny = ArrayD::from_shape_vec(IxDyn(&shape), values.clone())
+                .unwrap()
+                .into();
+            let as_f32: Vec<f64> = values.iter().map(|&x| x as f32 as f64).collect();
+            for (array, all) in [(f32s, &as_f32), (f64s, values)] {
+                let view = array.view();
+                let mut source = MemorySource::new(&view).unwrap();
+                source.slab = 1;
+                let options = StatsOptions {
+                    axis,
+                    percentiles: percentiles.clone(),
+                    keep_decoded,
+                    ..StatsOptions::default()
+                };
+                for threads in [1, 3] {
+                    let s = run(&source, &options, threads).unwrap();
+                    let f64_passes = if passes == 1 { 1 } else { 4 };
+                    let want_passes = if array.dtype() == DType::F64 {
+                        f64_passes
+                    } else {
+                        passes
+                    };
+                    assert_eq!(s.passes, want_passes, "{what} {:?}", array.dtype());
+                    for (j, summary) in s.summaries.iter().enumerate() {
+                        let group: Vec<f64> = match axis {
+                            None => all.clone(),
+                            Some(_) => all
+                                .iter()
+                                .enumerate()
+                                .filter(|(i, _)| i % shape[2] == j)
+                                .map(|(_, &v)| v)
+                                .collect(),
+                        };
+                        let got: Vec<f64> = summary.percentiles.iter().map(|p| p.value).collect();
+                        let want = if array.dtype() == DType::F64 {
+                            sorted_percentiles::<f64>(&group, &percentiles)
+                        } else {
+                            sorted_percentiles::<f32>(&group, &percentiles)
+                        };
+                        assert_eq!(got, want, "{what} {:?} group {j}", array.dtype());
+                    }
+                }
             }
         }
     }

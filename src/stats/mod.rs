@@ -5,16 +5,20 @@
 //!
 //! The array is visited block by block (a Zarr input's chunks, in parallel; an
 //! in-memory array's slabs), each block's share merged into per-group accumulators,
-//! so memory stays at a block per worker plus the accumulators, and the decoded chunks
-//! a Zarr input keeps for later passes (up to
+//! so memory stays at a block per worker plus the accumulators, and what the first pass
+//! keeps for what follows it (up to
 //! [`StatsOptions::keep_decoded`](compute::StatsOptions::keep_decoded)).
 //!
 //! **Percentiles are exact**, by radix selection on order-preserving keys
 //! (`stats/keys.rs`): the first pass counts the top 16 bits of every key; the bucket that
 //! holds each needed rank is then refined 16 bits at a time, one pass per step, among
 //! the keys of that bucket only. Types of up to 16 bits are done in one pass (the
-//! first pass's counts are the full histogram), 32-bit types in two, float64 in up to
-//! four. NaNs are counted and left out, as `np.nanpercentile` does.
+//! first pass's counts are the full histogram). Wider types are too where the first
+//! pass's guess holds (`stats/speculate.rs`: it keeps the values in the buckets near
+//! each percentile of a sample of blocks, and selects among them); else 32-bit types
+//! take two passes, float64 up to four. NaNs are counted and left out, as
+//! `np.nanpercentile` does. With a histogram of a wide type, a Zarr input's decoded
+//! chunks are kept for the pass that bins them.
 //!
 //! Moments are summed in f64 per block, as sums of `x - x0` and their squares (`x0` the
 //! block's first value, so that the variance does not cancel), and merged with Chan's
@@ -23,6 +27,7 @@
 
 pub(crate) mod compute;
 mod keys;
+mod speculate;
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -31,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::block::{Block, BlockAny};
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::ops::Pipeline;
+use crate::ops::{Needed, Pipeline};
 use crate::region::AxisSet;
 use crate::region::unravel;
 use crate::store::Input;
@@ -111,9 +116,9 @@ impl Source for ZarrSource<'_> {
 /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) for an axis past the array's rank, a percentile outside
 /// 0..=100 or zero histogram bins; the input's read errors.
 pub fn statistics(input: &Input, options: &StatsOptions, threads: usize) -> Result<Statistics> {
-    // Only types wider than 16 bits take more than one pass.
-    let wide = input.dtype().size() > 2;
-    let more = wide && (!options.percentiles.is_empty() || options.histogram.is_some());
+    // Only types wider than 16 bits take more than one pass: for their histogram (their
+    // percentiles alone are resolved in the first pass when the guess holds).
+    let more = input.dtype().size() > 2 && options.histogram.is_some();
     let source = ZarrSource::new(input, if more { options.keep_decoded } else { 0 });
     run(&source, options, threads)
 }
@@ -146,9 +151,13 @@ pub fn resolve(
     threads: usize,
     keep_decoded: u64,
 ) -> Result<(Pipeline, Option<serde_json::Value>)> {
-    if pipeline.needs()?.is_none() {
-        return Ok((pipeline.clone(), None));
-    }
-    let source = ZarrSource::new(input, keep_decoded);
-    resolve_source(pipeline, &source, threads)
+    let keep = match pipeline.needs()? {
+        None => return Ok((pipeline.clone(), None)),
+        // A histogram after the first pass: keep the chunks for it.
+        Some(Needed::Otsu) => keep_decoded,
+        // Percentiles: the first pass keeps what they need (`speculate.rs`).
+        Some(Needed::Percentiles(_)) => 0,
+    };
+    let source = ZarrSource::new(input, keep);
+    resolve_source(pipeline, &source, threads, keep_decoded)
 }
