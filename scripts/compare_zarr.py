@@ -229,7 +229,7 @@ def table(rows, repeats, command):
         "",
         f"Command: `scripts/compare` (`python3 scripts/compare_zarr.py {command}`). Volume "
         f"{'×'.join(map(str, SHAPE))} float32, Zarr v3, zstd level 3, chunks {'×'.join(map(str, CHUNKS))}, "
-        "written by zarr-python; every tool writes the same layout; page cache warm; median of "
+        "written by zarr-python; every tool writes the same layout; page cache warm, dirty pages written back before each run (`os.sync`); median of "
         f"{repeats} interleaved rounds; peak RSS is each process's own VmHWM (the largest of the rounds). "
         "haloflow: `--threads 2 --device cpu` (no GPU adapter used). dask: 2 threads. zarrs_tools: "
         "2 chunks in flight.",

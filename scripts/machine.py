@@ -38,7 +38,9 @@ def run_polling_rss(cmd, **kwargs):
     """Runs cmd; returns (seconds, completed process, peak RSS in bytes). The peak is
     the child's own VmHWM, read from /proc every 5 ms while it runs (the last reading
     before it exits): a parent's rusage would count the Python image the child was
-    spawned from."""
+    spawned from. The dirty pages of earlier runs are written back first (os.sync), so
+    that no run pays for the writes of the one before it."""
+    os.sync()
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
     peak = [0]
