@@ -268,8 +268,13 @@ unsafe fn median27_avx2<V: Keys>(out: &mut [V::S], rows: &[&[V::S]], cols: &mut 
     let m = n + 2;
     // Column `x`'s `r`-th smallest key at `cols[r * stride + x]`, in whole vectors.
     let stride = m.div_ceil(lanes) * lanes + lanes;
-    cols.clear();
-    cols.resize(9 * stride, V::S::default());
+    // A kept output lane reads only its own three columns, all before `m` and written
+    // below; the rest of the buffer feeds only lanes that are dropped. So a buffer of
+    // the right length is reused as it is, stale values and all (no fill per row).
+    if cols.len() != 9 * stride {
+        cols.clear();
+        cols.resize(9 * stride, V::S::default());
+    }
     // A last, partial vector of a row is read from (and an output's written to) here.
     let mut spare = [V::S::default(); 32];
     // SAFETY (every load and store below): the CPU has AVX2 (the caller's contract);
@@ -379,12 +384,20 @@ mod tests {
             .map(|t| (0..n + 2).map(|x| value(t, x)).collect())
             .collect();
         let refs: Vec<&[V::S]> = rows.iter().map(|r| &r[..]).collect();
-        let mut out = vec![V::S::default(); n];
-        median27::<V>(&mut out, &refs, &mut Vec::new());
-        for (i, got) in out.iter().enumerate() {
-            let mut all: Vec<V::S> = rows.iter().flat_map(|r| r[i..i + 3].to_vec()).collect();
-            all.sort_by(&order);
-            assert!(order(got, &all[MEDIAN]).is_eq(), "n {n} output {i}");
+        // The column buffer as earlier rows leave it: of the length this row needs, and
+        // full of stale values, here the smallest and then the largest of the row's
+        // values. None may reach an output.
+        let stride = (n + 2).div_ceil(V::LANES) * V::LANES + V::LANES;
+        let mut flat: Vec<V::S> = rows.iter().flatten().copied().collect();
+        flat.sort_by(&order);
+        for stale in [flat[0], flat[flat.len() - 1]] {
+            let mut out = vec![V::S::default(); n];
+            median27::<V>(&mut out, &refs, &mut vec![stale; 9 * stride]);
+            for (i, got) in out.iter().enumerate() {
+                let mut all: Vec<V::S> = rows.iter().flat_map(|r| r[i..i + 3].to_vec()).collect();
+                all.sort_by(&order);
+                assert!(order(got, &all[MEDIAN]).is_eq(), "n {n} output {i}");
+            }
         }
     }
 
