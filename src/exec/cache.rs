@@ -103,8 +103,11 @@ impl<'a> ChunkCache<'a> {
             let (busy, free): (Vec<usize>, Vec<usize>) = ids.into_iter().partition(|&id| self.busy(id));
             for id in free.into_iter().chain(busy) {
                 let chunk = self.get(id)?;
-                let chunk = chunk.typed::<T>();
-                copy_into(&mut data, sets, &Region::bounding(&chunk.sets), &chunk.data);
+                let typed = chunk.typed::<T>();
+                copy_into(&mut data, sets, &Region::bounding(&typed.sets), &typed.data);
+                // Let go of this job's reference first, so that a chunk no other job
+                // needs has its buffer recycled.
+                drop(chunk);
                 self.release(id, j);
             }
             Block::new(sets.to_vec(), std::borrow::Cow::Owned(data)).into_any()
@@ -171,32 +174,39 @@ impl<'a> ChunkCache<'a> {
         if let Some(at) = entry.users.iter().position(|&u| u == j) {
             entry.users.swap_remove(at);
         }
-        let Some(Ok(block)) = entry.chunk.value.get() else {
+        let Some(Ok(block)) = entry.chunk.value.get().cloned() else {
             if entry.users.is_empty() {
                 entries.remove(&id);
             }
             return;
         };
-        let size = bytes_of(block);
-        if entry.users.is_empty() || over {
+        let size = bytes_of(&block);
+        let dropped = if entry.users.is_empty() || over {
             self.held.fetch_sub(size, Ordering::Relaxed);
             if entry.users.is_empty() {
-                entries.remove(&id);
+                entries.remove(&id).map(|e| e.chunk)
             } else {
-                entry.chunk = Arc::default();
+                Some(std::mem::take(&mut entry.chunk))
             }
-            return;
-        }
-        let held = Region::bounding(block.sets());
-        let needed = self.needed(&entry.users, &held);
-        if needed.len() * 2 <= held.len() {
-            let cropped = crop(block, &held, &needed);
-            self.held
-                .fetch_sub(size - bytes_of(&cropped), Ordering::Relaxed);
-            entry.chunk = Arc::new(Slot {
-                claimed: AtomicBool::new(true),
-                value: OnceLock::from(Ok(Arc::new(cropped))),
-            });
+        } else {
+            let held = Region::bounding(block.sets());
+            let needed = self.needed(&entry.users, &held);
+            (needed.len() * 2 <= held.len()).then(|| {
+                let cropped = crop(&block, &held, &needed);
+                self.held
+                    .fetch_sub(size - bytes_of(&cropped), Ordering::Relaxed);
+                std::mem::replace(
+                    &mut entry.chunk,
+                    Arc::new(Slot {
+                        claimed: AtomicBool::new(true),
+                        value: OnceLock::from(Ok(Arc::new(cropped))),
+                    }),
+                )
+            })
+        };
+        drop((entries, block));
+        if let Some(cell) = dropped {
+            recycle_cell(cell);
         }
     }
 
@@ -220,6 +230,20 @@ impl<'a> ChunkCache<'a> {
             ranges.iter().map(|r| r.start).collect(),
             ranges.iter().map(|r| r.len()).collect(),
         )
+    }
+}
+
+/// Returns the buffer of a chunk let go of to this thread's pool, for the next chunk
+/// decoded here, if nothing else holds it (another worker may still be copying from
+/// it; then it is simply freed when that worker lets go).
+fn recycle_cell(cell: Cell) {
+    let block = Arc::try_unwrap(cell)
+        .ok()
+        .and_then(|slot| slot.value.into_inner())
+        .and_then(|value| value.ok())
+        .and_then(|block| Arc::try_unwrap(block).ok());
+    if let Some(block) = block {
+        crate::block::recycle(block);
     }
 }
 
