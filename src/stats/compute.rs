@@ -1088,18 +1088,6 @@ mod tests {
     #[test]
     fn percentiles_equal_a_sort() {
         use ndarray::{ArrayD, IxDyn};
-        fn by_sort(mut v: Vec<f64>, p: f64, diff: impl Fn(f64, f64) -> f64) -> f64 {
-            v.retain(|x| !x.is_nan());
-            v.sort_by(f64::total_cmp);
-            let (lo, hi, t) = numpy_indexes(v.len() as u64, p);
-            let (a, b) = (v[lo as usize], v[hi as usize]);
-            let d = diff(a, b);
-            if t >= 0.5 {
-                b - d * (1.0 - t)
-            } else {
-                a + d * t
-            }
-        }
         let mut state = 7u64;
         let mut next = move || {
             state = state
@@ -1239,17 +1227,19 @@ mod tests {
         }
     }
 
-    /// numpy's `linear` percentiles of `values` of type `T` (NaNs left out), by a sort.
-    fn sorted_percentiles<T: Keyed>(values: &[f64], percentiles: &[f64]) -> Vec<f64> {
-        let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    /// numpy's `linear` percentile `p` of `v` (NaNs left out), by a sort, the values
+    /// between two ranks interpolated with `diff` (the element type's `b - a`).
+    fn by_sort(mut v: Vec<f64>, p: f64, diff: impl Fn(f64, f64) -> f64) -> f64 {
+        v.retain(|x| !x.is_nan());
         v.sort_by(f64::total_cmp);
-        percentiles
-            .iter()
-            .map(|&p| {
-                let (lo, hi, t) = numpy_indexes(v.len() as u64, p);
-                lerp::<T>(v[lo as usize], v[hi as usize], t)
-            })
-            .collect()
+        let (lo, hi, t) = numpy_indexes(v.len() as u64, p);
+        let (a, b) = (v[lo as usize], v[hi as usize]);
+        let d = diff(a, b);
+        if t >= 0.5 {
+            b - d * (1.0 - t)
+        } else {
+            a + d * t
+        }
     }
 
     /// The first pass's guess (`speculate.rs`) over many blocks: it resolves every
@@ -1273,8 +1263,8 @@ mod tests {
         let uniform: Vec<f64> = (0..n).map(|_| 1000.0 * next()).collect();
         // The blocks sampled first hold small values, the others large ones: the
         // sample's windows miss every middle percentile.
-        let sampled = speculate::sampled_first(blocks, speculate::sample_blocks(blocks, 2));
-        let sample = &sampled[..speculate::sample_blocks(blocks, 2)];
+        let sampled = speculate::sample_blocks(blocks, 2);
+        let sample = &speculate::sampled_first(blocks, sampled)[..sampled];
         let misleading: Vec<f64> = (0..n)
             .map(|i| {
                 let v = next();
@@ -1331,11 +1321,15 @@ mod tests {
                                 .collect(),
                         };
                         let got: Vec<f64> = summary.percentiles.iter().map(|p| p.value).collect();
-                        let want = if array.dtype() == DType::F64 {
-                            sorted_percentiles::<f64>(&group, &percentiles)
+                        let diff = if array.dtype() == DType::F64 {
+                            <f64 as Keyed>::diff
                         } else {
-                            sorted_percentiles::<f32>(&group, &percentiles)
+                            <f32 as Keyed>::diff
                         };
+                        let want: Vec<f64> = percentiles
+                            .iter()
+                            .map(|&p| by_sort(group.clone(), p, diff))
+                            .collect();
                         assert_eq!(got, want, "{what} {:?} group {j}", array.dtype());
                     }
                 }

@@ -116,11 +116,8 @@ impl Source for ZarrSource<'_> {
 /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) for an axis past the array's rank, a percentile outside
 /// 0..=100 or zero histogram bins; the input's read errors.
 pub fn statistics(input: &Input, options: &StatsOptions, threads: usize) -> Result<Statistics> {
-    // Only types wider than 16 bits take more than one pass: for their histogram (their
-    // percentiles alone are resolved in the first pass when the guess holds).
-    let more = input.dtype().size() > 2 && options.histogram.is_some();
-    let source = ZarrSource::new(input, if more { options.keep_decoded } else { 0 });
-    run(&source, options, threads)
+    let keep = chunks_kept(input, options.histogram.is_some(), options.keep_decoded);
+    run(&ZarrSource::new(input, keep), options, threads)
 }
 
 /// `skimage.filters.threshold_otsu(x)` (256 bins) over the whole array, NaNs left
@@ -133,8 +130,20 @@ pub fn statistics(input: &Input, options: &StatsOptions, threads: usize) -> Resu
 /// # Errors
 /// As [`statistics`]; an array with no value that is not NaN.
 pub fn otsu(input: &Input, threads: usize, keep_decoded: u64) -> Result<f64> {
-    let source = ZarrSource::new(input, keep_decoded);
+    let source = ZarrSource::new(input, chunks_kept(input, true, keep_decoded));
     otsu_of_source(&source, threads)
+}
+
+/// The bytes of decoded chunks a Zarr source keeps from the first pass: `keep_decoded`
+/// where a later pass bins the values (`binned`: a histogram, Otsu's) of a type wider
+/// than 16 bits, else none. A narrower type is binned from the first pass's counts,
+/// and percentiles alone keep what they need themselves (`speculate.rs`).
+fn chunks_kept(input: &Input, binned: bool, keep_decoded: u64) -> u64 {
+    if binned && input.dtype().size() > 2 {
+        keep_decoded
+    } else {
+        0
+    }
 }
 
 /// The statistics `pipeline` needs of its input, computed over `input`, and the
@@ -151,13 +160,10 @@ pub fn resolve(
     threads: usize,
     keep_decoded: u64,
 ) -> Result<(Pipeline, Option<serde_json::Value>)> {
-    let keep = match pipeline.needs()? {
+    let binned = match pipeline.needs()? {
         None => return Ok((pipeline.clone(), None)),
-        // A histogram after the first pass: keep the chunks for it.
-        Some(Needed::Otsu) => keep_decoded,
-        // Percentiles: the first pass keeps what they need (`speculate.rs`).
-        Some(Needed::Percentiles(_)) => 0,
+        Some(needed) => matches!(needed, Needed::Otsu),
     };
-    let source = ZarrSource::new(input, keep);
+    let source = ZarrSource::new(input, chunks_kept(input, binned, keep_decoded));
     resolve_source(pipeline, &source, threads, keep_decoded)
 }
