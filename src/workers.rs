@@ -82,11 +82,15 @@ mod tests {
     fn the_first_error_stops_the_run() {
         for workers in [Workers::Threads(2), Workers::RayonPool] {
             let started = AtomicUsize::new(0);
+            // Each other job takes a little while: were the error not to stop the run,
+            // the jobs left would take seconds, far longer than a worker preempted
+            // between starting job 3 and reporting its error.
             let result = for_each_job(workers, 100_000, |i| {
                 started.fetch_add(1, Ordering::Relaxed);
                 if i == 3 {
                     Err(Error::Shape("job 3".into()))
                 } else {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
                     Ok(())
                 }
             });

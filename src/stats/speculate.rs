@@ -10,7 +10,9 @@
 //! 1. a sample of blocks spread over the array ([`sampled_first`]) is visited first and
 //!    kept whole;
 //! 2. once it is counted, each group gets a *window*: the buckets holding the ranks
-//!    within a margin of each percentile in the sample's counts;
+//!    within a margin of each percentile in the sample's counts (with several workers,
+//!    the first `sample` blocks *counted*, which the scheduler may mix with blocks
+//!    after the sample: the guess may differ from run to run, the result never);
 //! 3. every value in a window bucket is kept from then on (the sample's too), and no
 //!    other.
 //!

@@ -210,6 +210,8 @@ mod tests {
     #[test]
     fn files_appear_complete_after_flush() {
         let dir = std::env::temp_dir().join(format!("haloflow-commit-{}", std::process::id()));
+        // A directory left by a crashed run of the same pid must not decide.
+        let _ = std::fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let committer = Committer::new();
         for i in 0..20 {
@@ -231,6 +233,8 @@ mod tests {
     #[test]
     fn a_failed_commit_is_reported_by_flush_and_leaves_no_temporary() {
         let dir = std::env::temp_dir().join(format!("haloflow-commit-fail-{}", std::process::id()));
+        // A directory left by a crashed run of the same pid must not decide.
+        let _ = std::fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         // The target's parent is a file: the rename cannot succeed.
         fs::write(dir.join("blocker"), b"x").unwrap();

@@ -256,6 +256,8 @@ mod tests {
     #[test]
     fn a_shard_file_is_complete_once_its_chunks_inside_the_array_are_in() {
         let dir = std::env::temp_dir().join(format!("haloflow-shard-{}", std::process::id()));
+        // A directory left by a crashed run of the same pid must not decide.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let begin = |shard: &[usize]| {
             let temp = dir.join(format!("{shard:?}.tmp"));

@@ -56,8 +56,9 @@ def write_input(path, data, fmt, chunks, shards=None):
     return path
 
 
-def haloflow(bin_, *args, check_ok=True):
-    run = subprocess.run([bin_, *map(str, args)], capture_output=True, text=True)
+def haloflow(bin_, *args, check_ok=True, env=None):
+    run = subprocess.run([bin_, *map(str, args)], capture_output=True, text=True,
+                         env=None if env is None else {**os.environ, **env})
     if check_ok and run.returncode != 0:
         raise RuntimeError(f"haloflow {' '.join(map(str, args))} failed:\n{run.stderr}")
     return run
@@ -839,10 +840,14 @@ def memory(bin_, tmp):
     report = os.path.join(tmp, "mem-report.json")
     # The peak comes from the process itself (VmHWM): a parent's rusage would count
     # the Python image the child was forked from. On the CPU: a GPU driver's own
-    # memory (lavapipe maps LLVM) is not the run's data.
+    # memory (lavapipe maps LLVM) is not the run's data. Two workers and two codec
+    # threads, as on the CI machine, whatever this machine's cores: the limit bounds
+    # memory per job in flight, and more cores would ask for more (a run refuses a
+    # limit below what its workers need).
     run = haloflow(bin_, "gaussian", path, dst, "--sigma", "2", "--quiet", "--memory-limit", limit,
-                   "--device", "cpu",
-                   "--chunks", "32,64,64", "--report", report, check_ok=False)
+                   "--device", "cpu", "--threads", 2,
+                   "--chunks", "32,64,64", "--report", report, check_ok=False,
+                   env={"RAYON_NUM_THREADS": "2"})
     check(run.returncode == 0, f"memory: run failed: {run.stderr}")
     with open(report) as f:
         peak = json.load(f)["peak_rss_bytes"]
