@@ -1088,13 +1088,7 @@ mod tests {
     #[test]
     fn percentiles_equal_a_sort() {
         use ndarray::{ArrayD, IxDyn};
-        let mut state = 7u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            state >> 11
-        };
+        let mut next = lcg(7);
         let shape = [7, 13, 11];
         let n: usize = shape.iter().product();
         let percentiles = vec![0.0, 0.5, 25.0, 50.0, 77.7, 99.9, 100.0];
@@ -1110,7 +1104,7 @@ mod tests {
         f32s[17] = f32::NAN;
         f32s[18] = -0.0;
         let f64s: Vec<f64> = (0..n)
-            .map(|_| (next() as f64).ln() * if next() % 2 == 0 { 1.0 } else { -1.0 })
+            .map(|_| (next() as f64).ln() * if next().is_multiple_of(2) { 1.0 } else { -1.0 })
             .collect();
         type Case = (ArrayAny, Vec<f64>, fn(f64, f64) -> f64);
         let arrays: Vec<Case> = vec![
@@ -1227,6 +1221,16 @@ mod tests {
         }
     }
 
+    /// A seeded 64-bit LCG's top 53 bits, one draw per call: the tests' data.
+    fn lcg(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 11
+        }
+    }
+
     /// numpy's `linear` percentile `p` of `v` (NaNs left out), by a sort, the values
     /// between two ranks interpolated with `diff` (the element type's `b - a`).
     fn by_sort(mut v: Vec<f64>, p: f64, diff: impl Fn(f64, f64) -> f64) -> f64 {
@@ -1248,13 +1252,8 @@ mod tests {
     #[test]
     fn the_first_pass_resolves_percentiles_where_its_guess_holds() {
         use ndarray::{ArrayD, IxDyn};
-        let mut state = 11u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut bits = lcg(11);
+        let mut next = move || bits() as f64 / (1u64 << 53) as f64;
         let shape = [64, 9, 50];
         let n: usize = shape.iter().product();
         let plane = shape[1] * shape[2];
