@@ -72,6 +72,43 @@ fn every_op_matches_scipy_on_the_gpu() {
     }
 }
 
+/// `haloflow devices` lists the adapters the library finds, one a line, in its order,
+/// and exits 0; with every adapter hidden (`WGPU_BACKEND=gl`: wgpu is built without
+/// GL) it says there is none and still exits 0.
+#[test]
+fn devices_lists_the_adapters_or_says_there_is_none() {
+    let devices = |backend: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_haloflow"));
+        cmd.arg("devices");
+        if let Some(b) = backend {
+            cmd.env("WGPU_BACKEND", b);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = devices(None);
+    let found = haloflow::gpu::adapters();
+    if gpu_or_notice("devices") {
+        let lines: Vec<&str> = listed.lines().collect();
+        let want: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(lines, want, "{listed}");
+        for (line, a) in lines.iter().zip(&found) {
+            assert!(
+                line.starts_with(&a.name) && line.contains(&a.backend),
+                "{line}"
+            );
+            assert_eq!(line.contains("software renderer"), a.is_cpu, "{line}");
+        }
+    }
+    let none = devices(Some("gl"));
+    assert_eq!(
+        none.trim(),
+        "no GPU adapter found (Vulkan, Metal or DX12); haloflow will use the CPU"
+    );
+}
+
 /// `stats` against numpy, and the thresholds and normalisation built on it against
 /// scikit-image and CSBDeep's formula.
 #[test]

@@ -648,6 +648,13 @@ fn inputs_and_outputs_are_shared_across_threads() {
 const CHILD_ENV: &str = "HALOFLOW_STORE_TEST_CHILD";
 const KILL_SHAPE: [usize; 3] = [8, 512, 512];
 
+/// The array the killed writers write: chunks of 1 MiB stored raw, so that a good
+/// share of a writer's time goes to writing files (a store that wrote chunks in place
+/// would be caught with one torn).
+fn kill_spec() -> OutputSpec {
+    OutputSpec::new(&KILL_SHAPE, DType::F32, &[1, 512, 512]).with_compression(Compression::None)
+}
+
 /// Run by `killed_writers_leave_no_torn_chunk` in a child process: writes the same
 /// array over and over until killed.
 #[test]
@@ -656,18 +663,72 @@ fn writer_child() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let spec = OutputSpec::new(&KILL_SHAPE, DType::F32, &[1, 512, 512]);
-    let output = Output::create(Path::new(&path), &spec, false).unwrap();
+    let output = Output::create(Path::new(&path), &kill_spec(), false).unwrap();
     loop {
         write_all(&output, &[1, 512, 512]);
     }
 }
 
+/// Every file under an array directory, by path relative to it, with its inode,
+/// modification time and size: a chunk written again (replaced by a rename, or
+/// rewritten in place) differs in one of them.
+fn files_with_inodes(root: &Path) -> std::collections::BTreeMap<PathBuf, (u64, i64, i64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut found = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(path),
+                Ok(m) => {
+                    let key = path.strip_prefix(root).unwrap().to_path_buf();
+                    found.insert(key, (m.ino(), m.mtime(), m.mtime_nsec(), m.size()));
+                }
+                Err(_) => {} // renamed or removed meanwhile
+            }
+        }
+    }
+    found
+}
+
+/// The chunk files (`c/...`) among `files`.
+fn chunk_files(
+    files: &std::collections::BTreeMap<PathBuf, (u64, i64, i64, u64)>,
+) -> std::collections::BTreeMap<PathBuf, (u64, i64, i64, u64)> {
+    files
+        .iter()
+        .filter(|(p, _)| p.starts_with("c"))
+        .map(|(p, i)| (p.clone(), *i))
+        .collect()
+}
+
+/// Each round starts a writer over the array the earlier rounds left, waits until it
+/// has committed a chunk of its own (a chunk file new or replaced since it started,
+/// so it is inside its write loop), lets it run a few more milliseconds and kills it
+/// (SIGKILL: no cleanup runs). Then:
+/// - every chunk present decodes to exactly what was written, and no other file than
+///   the metadata and the chunks lies outside the temporary directory;
+/// - a resumed writer completes the array and leaves no temporary file of its own;
+///   the killed one's leftovers are exactly what `remove_temporaries` removes once
+///   they are stale, after which the temporary directory is empty.
 #[test]
 fn killed_writers_leave_no_torn_chunk() {
     let dir = scratch("killed");
     let path = dir.join("a.zarr");
-    for round in 0..5 {
+    let spec = kill_spec();
+    let temp = path.join(TEMP_DIR);
+    let names_in = |dir: &Path| -> std::collections::BTreeSet<std::ffi::OsString> {
+        match fs::read_dir(dir) {
+            Ok(entries) => entries.map(|e| e.unwrap().file_name()).collect(),
+            Err(_) => Default::default(),
+        }
+    };
+    for round in 0..20u64 {
+        let before = chunk_files(&files_with_inodes(&path));
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["writer_child", "--exact", "--ignored", "--test-threads=1"])
             .env(CHILD_ENV, &path)
@@ -675,17 +736,45 @@ fn killed_writers_leave_no_torn_chunk() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // Kill it mid-way through writing (SIGKILL on Unix: no cleanup runs).
-        let start = std::time::Instant::now();
-        while !path.join("c/0/0/0").exists() && start.elapsed() < Duration::from_secs(20) {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        std::thread::sleep(Duration::from_millis(3 + 7 * round));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let committed = loop {
+            let now = chunk_files(&files_with_inodes(&path));
+            if let Some((key, _)) = now.iter().find(|(k, i)| before.get(*k) != Some(i)) {
+                break key.clone();
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("round {round}: the writer exited ({status}) before writing a chunk");
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("round {round}: no chunk written within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        std::thread::sleep(Duration::from_micros(500 + 1700 * (round * 7 % 20)));
         child.kill().unwrap();
         child.wait().unwrap();
 
+        // Only the metadata and whole chunks outside the temporary directory.
+        for file in files_with_inodes(&path).keys() {
+            assert!(
+                file.starts_with(TEMP_DIR)
+                    || file == Path::new("zarr.json")
+                    || (file.starts_with("c")
+                        && file
+                            .file_name()
+                            .unwrap()
+                            .to_str()
+                            .unwrap()
+                            .parse::<u64>()
+                            .is_ok()),
+                "round {round}: a stray file {} outside {TEMP_DIR}",
+                file.display()
+            );
+        }
+        let leftovers = names_in(&temp);
+
         // Every chunk present decodes to exactly what was written.
-        let spec = OutputSpec::new(&KILL_SHAPE, DType::F32, &[1, 512, 512]);
         let output = Output::create(&path, &spec, false).unwrap();
         assert!(output.resumed());
         let input = Input::open(&path).unwrap();
@@ -697,7 +786,20 @@ fn killed_writers_leave_no_torn_chunk() {
             }
         }
         assert!(present > 0);
-        let temporaries = fs::read_dir(path.join(TEMP_DIR)).unwrap().count();
-        eprintln!("round {round}: {present} chunks present, {temporaries} temporary files left");
+        eprintln!(
+            "round {round}: killed after {} was committed; {present} chunks present, {} temporary files left",
+            committed.display(),
+            leftovers.len()
+        );
+
+        // The resumed writer finishes and leaves none of its own temporaries; the
+        // killed writer's are removed once stale (here: at once).
+        write_all(&output, &[1, 512, 512]);
+        assert_eq!(names_in(&temp), leftovers, "round {round}");
+        assert_eq!(
+            output.remove_temporaries(Duration::ZERO).unwrap(),
+            leftovers.len()
+        );
+        assert!(names_in(&temp).is_empty(), "round {round}");
     }
 }

@@ -121,7 +121,10 @@ def per_axis(values, ndim: int) -> list:
 
 
 def ptp64(a: np.ndarray) -> float:
-    return float(np.ptp(a.astype(np.float64))) if a.size else 0.0
+    """The range of the finite values (NaN inputs have a finite range too)."""
+    a = a.astype(np.float64)
+    a = a[np.isfinite(a)]
+    return float(np.ptp(a)) if a.size else 0.0
 
 
 # --------------------------------------------------------------------------
@@ -244,7 +247,18 @@ OP_KEYS = {
 
 
 def ref_uniform(x, size, mode, cval):
-    out = ndimage.uniform_filter(x.astype(np.float64), per_axis(size, x.ndim), mode=mode, cval=cval)
+    x = x.astype(np.float64)
+    if np.isnan(x).any():
+        # scipy's uniform_filter1d keeps a running sum, so a NaN spreads along the
+        # rest of its row (NaN - NaN), far beyond its window; haloflow, like scipy's
+        # own correlate and gaussian_filter, makes NaN exactly the outputs whose
+        # window holds one: the same box as a correlation (same centre, size // 2).
+        out = x
+        for ax, s in enumerate(per_axis(size, x.ndim)):
+            if s > 1:
+                out = ndimage.correlate1d(out, np.full(s, 1.0 / s), axis=ax, mode=mode, cval=cval)
+        return out.astype(np.float32)
+    out = ndimage.uniform_filter(x, per_axis(size, x.ndim), mode=mode, cval=cval)
     return out.astype(np.float32)
 
 
@@ -404,6 +418,8 @@ def up(factor, method):
 #          in mean / linear upsampling.
 #   levels few distinct values with uneven frequencies (mode ties/majorities).
 #   big    floats uniform in [-100, 400] (saturating casts to uint8).
+#   nan    floats uniform in [-50, 150], about one in eight NaN (numpy's NaN
+#          propagation: sums, means, max/min, linear filters; comparisons false).
 
 def level_values(dtype):
     if is_int(dtype):
@@ -432,6 +448,13 @@ def make_input(dtype: str, shape: tuple, kind: str) -> np.ndarray:
         vals = np.array(level_values(dt), dtype=dt)
         p = np.linspace(1.0, 2.0, len(vals))
         a = rng.choice(vals, size=shape, p=p / p.sum())
+    elif kind == "nan":
+        # floats uniform in [-50, 150] with about one value in eight a NaN, in runs
+        # and alone, the first element among them.
+        assert not is_int(dt)
+        a = rng.uniform(-50.0, 150.0, size=shape).astype(dt)
+        a[rng.random(shape) < 0.12] = np.nan
+        a.flat[0] = np.nan
     elif kind == "big":
         assert not is_int(dt)
         a = rng.uniform(-100.0, 400.0, size=shape).astype(dt)
@@ -456,6 +479,9 @@ class Case:
     kind: str
     ops: list
     dtype: str | None = None
+    # A reference of its own, x -> (expected, tol): for cases whose reference is not
+    # the ops' float64 semantics above (numpy's float32 sums, exact rationals).
+    reference: object = None
 
     @property
     def input_file(self) -> str:
@@ -465,13 +491,13 @@ class Case:
 CASES: list[Case] = []
 
 
-def case(label, dtype_in, shape, ops, kind="wide", dtype=None):
+def case(label, dtype_in, shape, ops, kind="wide", dtype=None, reference=None):
     name = f"{label}_{SHORT[dtype_in]}_{shape_str(shape)}"
     if kind != "wide":
         name += f"_{kind}"
     if dtype is not None:
         name += f"_to_{SHORT[dtype]}"
-    CASES.append(Case(name, dtype_in, tuple(shape), kind, list(ops), dtype))
+    CASES.append(Case(name, dtype_in, tuple(shape), kind, list(ops), dtype, reference))
 
 
 def threshold_for(dtype):
@@ -510,6 +536,69 @@ DTYPE_SHAPES2 = {"uint8": (13,), "uint16": (5, 9), "uint32": (1, 1, 1),
 UP_SHAPES = {"uint8": (13,), "uint16": (5, 9), "uint32": (1, 1, 1),
              "int8": (7,), "int16": (2, 5, 3), "int32": (3, 1, 2, 2),
              "float32": (3, 4), "float64": (2, 1, 3)}
+
+
+def numpy_float32_reduction(axis, method):
+    """numpy's own float32 sum or mean along `axis` (pairwise where the axis is the
+    contiguous one, row after row otherwise), with the tolerance that any order of
+    summation implies: n terms summed in float32 in any order are within
+    (n - 1) * u * sum(|x|) of the exact sum (u = 2**-24, Higham's bound), and
+    haloflow's result (summed exactly enough in f64 or in compensated f32 pairs,
+    then rounded once) within u * |sum| of it; the case's tol is the largest of
+    those bounds over the outputs (over n for a mean)."""
+    def reference(x):
+        assert x.dtype == np.float32
+        got = getattr(np, method)(x, axis=axis)
+        assert got.dtype == np.float32
+        n = x.shape[axis]
+        u = 2.0 ** -24
+        magnitude = np.abs(x.astype(np.float64)).sum(axis=axis)
+        exact = x.astype(np.float64).sum(axis=axis)
+        bound = (n - 1) * u * magnitude + u * np.abs(exact)
+        if method == "mean":
+            bound = bound / n + u * np.abs(exact / n)
+        return got, float(bound.max())
+    return reference
+
+
+def exact_linear_upsample(factors):
+    """Integer linear upsampling (zoom order 1, grid_mode, mode nearest) computed in
+    exact integer arithmetic and rounded half to even: output o along an axis of
+    factor f sits at input coordinate (2o + 1 - f) / (2f), so every weight is a
+    multiple of 1 / (2f) and the N-D value a multiple of 1 / prod(2f). Checked
+    against scipy's float64 zoom: equal wherever scipy's value is not within 1e-9
+    of a half (there its float rounding picks either side, and this one is exact)."""
+    def reference(x):
+        assert is_int(x.dtype)
+        v = x.astype(np.int64)  # at most 2**32 * prod(2f): far from int64's range
+        for ax, f in enumerate(factors):
+            n = x.shape[ax]
+            o = np.arange(n * f)
+            p = 2 * o + 1 - f
+            i0 = np.floor_divide(p, 2 * f)
+            r = p - i0 * 2 * f  # weight of i0 + 1, in units of 1 / (2f)
+            lo, hi = np.clip(i0, 0, n - 1), np.clip(i0 + 1, 0, n - 1)
+            a = np.take(v, lo, axis=ax)
+            b = np.take(v, hi, axis=ax)
+            shape = [1] * x.ndim
+            shape[ax] = n * f
+            w1 = r.reshape(shape)
+            v = a * (2 * f - w1) + b * w1
+        d = 1
+        for f in factors:
+            d *= 2 * f
+        q, rem = np.divmod(v, d)
+        up = (2 * rem > d) | ((2 * rem == d) & (q % 2 == 1))
+        rounded = q + up
+        info = np.iinfo(x.dtype)
+        out = np.clip(rounded, info.min, info.max).astype(x.dtype)
+        scipy_v = ndimage.zoom(x.astype(np.float64), factors, order=1, grid_mode=True, mode="nearest")
+        ties = np.abs(scipy_v - np.floor(scipy_v) - 0.5) <= 1e-9
+        assert np.array_equal(out[~ties], cast(scipy_v, x.dtype)[~ties]), "exact and scipy differ off ties"
+        assert np.all(np.abs(out.astype(np.int64) - cast(scipy_v, x.dtype).astype(np.int64)) <= 1)
+        assert ties.any(), f"factors {factors}: no tie to test"
+        return out, 0.0
+    return reference
 
 
 def build_cases():
@@ -703,6 +792,61 @@ def build_cases():
     case("threshold", "uint32", (1,), [threshold(0.5)], dtype="float32")
     case("threshold", "float64", (2, 1, 3, 4, 5), [threshold(-1.0)], dtype="int8")
 
+    # --- 9b. rank filters whose halo is wider than the blocks (the tests cut blocks of
+    # 1 and 3: a halo of 4 reaches past the next block, into the one after it)
+    cross9 = np.zeros((9, 9), dtype=bool)
+    cross9[4, :] = cross9[:, 4] = True
+    for mode in ("reflect", "constant", "wrap"):
+        cv = 9.0 if mode == "constant" else 0.0
+        case(f"halo4_percentile9_{mode}", "float32", (13, 11), [rank("percentile", 9, mode=mode, cval=cv,
+                                                                      percentile=70)])
+        case(f"halo4_percentile_1x7x9_{mode}", "int16", (3, 11, 6),
+             [rank("percentile", [1, 7, 9], mode=mode, cval=cv, percentile=20)])
+        case(f"halo4_minimum_9x7_{mode}", "float32", (13, 11), [rank("minimum", [9, 7], mode=mode, cval=cv)])
+        case(f"halo4_minimum_cross9_{mode}", "uint8", (9, 17, 10),
+             [rank("minimum", footprint=cross9[None], mode=mode, cval=cv)])
+
+    # --- 10. NaN, as numpy and scipy propagate it --------------------------------
+    # Sums and means (linear filters, mean windows, interpolation, projections) give
+    # NaN wherever a NaN has a weight; max and min give NaN where the window holds
+    # one (np.max); comparisons with NaN are false (threshold 0); clip keeps NaN.
+    # Rank filters are left out: scipy's selection with NaN depends on its order of
+    # comparisons, not on a rule.
+    for dt, s in (("float32", (3, 11, 6)), ("float64", (5, 9))):
+        case("nan_gaussian", dt, s, [gaussian(1.0)], kind="nan")
+        case("nan_gaussian_constant", dt, s, [gaussian([1.0, 0.7] + [0.0] * (len(s) - 2), "constant", 2.0)],
+             kind="nan")
+        case("nan_uniform", dt, s, [uniform(3, "wrap")], kind="nan")
+        case("nan_convolve", dt, s, [convolve(kernel([3, 2]), "mirror")], kind="nan")
+        case("nan_laplace", dt, s, [derivative("gaussian_laplace", 1.0)], kind="nan")
+        case("nan_threshold", dt, s, [threshold(50.0)], kind="nan")
+        case("nan_clip", dt, s, [clip(0.0, 100.0)], kind="nan")
+        for m in ("mean", "max", "min", "stride"):
+            case(f"nan_down_{m}", dt, s, [down(2, m)], kind="nan")
+        case("nan_up_linear", dt, s, [up(2, "linear")], kind="nan")
+        case("nan_up_nearest", dt, s, [up([1] * (len(s) - 1) + [2], "nearest")], kind="nan")
+        for m in ("max", "min", "mean", "sum"):
+            case(f"nan_project_{m}", dt, s, [project(0, m)], kind="nan")
+            case(f"nan_project_{m}_last", dt, s, [project(len(s) - 1, m, True)], kind="nan")
+    case("nan_chain_gauss_thr", "float32", (9, 17, 10), [gaussian(1.0), threshold(40.0)], kind="nan")
+
+    # --- 11. numpy's own float32 sums and means ------------------------------------
+    # The reference is np.sum / np.mean on the float32 array (not float64 cast back),
+    # with the tolerance any summation order implies (numpy_float32_reduction).
+    for m in ("sum", "mean"):
+        case(f"np32_project_{m}_axis0", "float32", (40, 11, 6), [project(0, m)],
+             reference=numpy_float32_reduction(0, m))
+        case(f"np32_project_{m}_last", "float32", (5, 300), [project(1, m)], kind="big",
+             reference=numpy_float32_reduction(1, m))
+
+    # --- 12. integer linear upsampling with mixed factors ----------------------------
+    # Exact ties (k/12 = n + 1/2) that scipy's float weights break either way: the
+    # reference is exact rational arithmetic rounded half to even (haloflow's rule).
+    for dt, s, f in (("uint16", (5, 9), [2, 3]), ("int8", (7, 4), [6, 1]), ("int16", (3, 4, 5), [2, 3, 4]),
+                     ("uint8", (4, 5), [3, 4])):
+        case("up_linear_mixed_" + "_".join(map(str, f)), dt, s, [up(f, "linear")], kind="small",
+             reference=exact_linear_upsample(f))
+
 
 # --------------------------------------------------------------------------
 # main
@@ -759,14 +903,19 @@ def main():
             save_npy(HERE / c.input_file, inputs[c.input_file])
         x = inputs[c.input_file]
 
-        expected, exact = run_chain(x, c.ops, c.dtype)
-        tol = 0.0
-        if not exact:
-            tol = REL_TOL * max(ptp64(x), ptp64(expected), 1.0)
-            stability_check(c, x, expected, tol)
-        # running twice must give identical bits (no hidden nondeterminism)
-        again, _ = run_chain(x, c.ops, c.dtype)
-        assert again.dtype == expected.dtype and np.array_equal(again, expected)
+        if c.reference is not None:
+            expected, tol = c.reference(x)
+            exact = tol == 0.0
+            again, _ = c.reference(x)
+        else:
+            expected, exact = run_chain(x, c.ops, c.dtype)
+            tol = 0.0
+            if not exact:
+                tol = REL_TOL * max(ptp64(x), ptp64(expected), 1.0)
+                stability_check(c, x, expected, tol)
+            # running twice must give identical bits (no hidden nondeterminism)
+            again, _ = run_chain(x, c.ops, c.dtype)
+        assert again.dtype == expected.dtype and np.array_equal(again, expected, equal_nan=True)
 
         expected_file = f"data/{c.name}_out.npy"
         save_npy(HERE / expected_file, expected)

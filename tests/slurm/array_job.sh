@@ -66,7 +66,9 @@ if [ "\$SLURM_ARRAY_TASK_ID" = $((tasks - 1)) ] && [ "\${SLURM_RESTART_COUNT:-0}
         sleep 0.01
     done
     kill -STOP \$pid
-    while kill -0 \$pid 2>/dev/null; do sleep 1; done
+    # Held until the test cancels this task; never longer than 10 minutes.
+    for _ in \$(seq 600); do kill -0 \$pid 2>/dev/null || exit 1; sleep 1; done
+    kill -KILL \$pid
     exit 1
 fi
 exec "\${run[@]}"
@@ -80,6 +82,19 @@ echo "slurm: submitted array job $job ($tasks tasks)"
 # writes the last (its first run waits for that, stopped).
 last="${job}_$((tasks - 1))"
 state() { squeue -h -r -t all -j "$1" -o %T 2>/dev/null | head -1 || true; }
+# Waits until job $1 is in state $2, for at most $3 seconds; a state among $4 (a
+# |-separated list) fails at once. Every wait of this test has a deadline, so a stuck
+# task fails the test with its logs instead of hanging CI.
+await() {
+    local job=$1 want=$2 limit=$3 bad=${4:-} s end=$((SECONDS + $3))
+    while :; do
+        s=$(state "$job")
+        [ "$s" = "$want" ] && return 0
+        if [ -n "$bad" ] && [[ "|$bad|" == *"|$s|"* ]]; then fail "task $job: $s while waiting for $want"; fi
+        [ $SECONDS -lt $end ] || fail "task $job not $want after $limit s (state: ${s:-none})"
+        sleep 0.1
+    done
+}
 mine() { if [ -d "$out/c/3" ]; then find "$out/c/3" -type f | wc -l; else echo 0; fi; }
 deadline=$((SECONDS + 120))
 while :; do
@@ -93,15 +108,12 @@ while :; do
     [ $SECONDS -lt $deadline ] || fail "task $last never ran (state $s)"
     sleep 0.02
 done
-until [ "$(state "$last")" = CANCELLED ]; do sleep 0.1; done
+await "$last" CANCELLED 60
 echo "slurm: cancelled $last mid-run with $n of its 4 shards written"
 
 # Every other task finishes; the output is still incomplete, and verify says so.
 for t in $(seq 0 $((tasks - 2))); do
-    until [ "$(state "${job}_$t")" = COMPLETED ]; do
-        case "$(state "${job}_$t")" in FAILED | CANCELLED | TIMEOUT) fail "task ${job}_$t: $(state "${job}_$t")" ;; esac
-        sleep 0.1
-    done
+    await "${job}_$t" COMPLETED 600 "FAILED|CANCELLED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL"
 done
 if "$haloflow" verify "$out"; then fail "verify passed with task $last cancelled"; fi
 echo "slurm: verify fails before the last task finishes, as it must"
