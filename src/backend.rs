@@ -1,4 +1,5 @@
 //! Choosing where jobs run: the CPU (rayon) or a GPU (wgpu).
+//! (Layer: backends; see the layer map in `docs/ARCHITECTURE.md`.)
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,4 +1,5 @@
 //! Dense blocks of data over per-axis index sets: what flows between stages of a job.
+//! (Layer: the foundations; see the layer map in `docs/ARCHITECTURE.md`.)
 
 use std::borrow::Cow;
 

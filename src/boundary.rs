@@ -1,4 +1,5 @@
 //! Boundary modes with the exact semantics of `scipy.ndimage` filters.
+//! (Layer: the foundations; see the layer map in `docs/ARCHITECTURE.md`.)
 //!
 //! A mode says which array element stands at an index outside `0..n`. Halos may be
 //! longer than the axis (a radius-8 filter on an axis of length 2): the extension then

@@ -1,4 +1,5 @@
 //! Element types, the casting rule, and arrays of any supported element type.
+//! (Layer: the foundations; see the layer map in `docs/ARCHITECTURE.md`.)
 
 use std::fmt;
 use std::str::FromStr;

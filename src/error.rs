@@ -1,4 +1,5 @@
 //! The library's error type.
+//! (Layer: the foundations; see the layer map in `docs/ARCHITECTURE.md`.)
 
 use std::path::PathBuf;
 

@@ -1,5 +1,6 @@
 //! The in-memory path ([`Pipeline::apply`] and friends): the chunked path with the
 //! chunks in RAM.
+//! (Layer: backends; see the layer map in `docs/ARCHITECTURE.md`.)
 //!
 //! The input array is the source block of every job (no copy), the output is cut into
 //! blocks by the same planner as a Zarr run, and jobs run in parallel on rayon's pool.

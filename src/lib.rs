@@ -45,6 +45,7 @@ pub mod stage;
 pub mod stats;
 pub mod store;
 mod workers;
+pub mod zarr;
 
 pub use backend::{Backend, Device, Setting};
 pub use boundary::Boundary;

@@ -1,5 +1,6 @@
 //! The planner: output blocks (whole numbers of output chunks) and, for each, the input
 //! every stage needs, mapped backwards through the chain, halo included.
+//! (Layer: the planner; see the layer map in `docs/ARCHITECTURE.md`.)
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};

@@ -1,4 +1,5 @@
 //! N-D boxes, regular chunk grids, and the per-axis index sets the planner works with.
+//! (Layer: the foundations; see the layer map in `docs/ARCHITECTURE.md`.)
 
 use std::ops::Range;
 

@@ -1,5 +1,6 @@
 //! The one worker loop, shared by the in-memory and the Zarr paths: a few workers,
 //! each taking the next job until none is left or one has failed.
+//! (Layer: backends; see the layer map in `docs/ARCHITECTURE.md`.)
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

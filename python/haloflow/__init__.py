@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
@@ -178,121 +177,90 @@ def stats(x, *, axis=None, histogram=None, percentiles=(), threads=None, level=N
     ``axis`` if given. Returns the report as a dict (``summaries``: one per index, or
     one for the whole array)."""
     percentiles = [float(p) for p in np.atleast_1d(percentiles)] if np.size(percentiles) else []
+    options = json.dumps({"axis": None if axis is None else int(axis),
+                          "histogram": None if histogram is None else int(histogram),
+                          "percentiles": percentiles})
     if isinstance(x, (str, os.PathLike)):
-        with tempfile.TemporaryDirectory(prefix="haloflow-") as tmp:
-            out = os.path.join(tmp, "stats.json")
-            args = ["stats", os.fspath(x), "--json", out, "--quiet"]
-            if axis is not None:
-                args += ["--axis", str(int(axis))]
-            if histogram is not None:
-                args += ["--histogram", str(int(histogram))]
-            if percentiles:
-                args += ["--percentiles", ",".join(repr(p) for p in percentiles)]
-            if threads is not None:
-                args += ["--threads", str(int(threads))]
-            if level is not None:
-                args += ["--level", str(int(level))]
-            _haloflow.command(args)
-            with open(out) as f:
-                return json.load(f)
-    options = {"axis": None if axis is None else int(axis),
-               "histogram": None if histogram is None else int(histogram),
-               "percentiles": percentiles}
-    return json.loads(_haloflow.statistics(np.asarray(x), json.dumps(options), threads))
+        return json.loads(_haloflow.statistics_of_path(os.fspath(x), options, threads, level))
+    return json.loads(_haloflow.statistics(np.asarray(x), options, threads))
 
 
-def _command(words, input, output, pipeline=None, *, extra=(), chunks=None, shards=None, part=None, memory_limit=None,
-             overwrite=False, progress=False, device="cpu", threads=None, compression=None,
-             zarr_format=None, level=None):
-    """Runs `haloflow *words IN OUT [--pipeline ...] *extra [flags]`; the report as a
-    dict (None if the command writes none)."""
+def _pipeline(pipeline):
     if isinstance(pipeline, Op):
         pipeline = Pipeline([pipeline])
-    if pipeline is not None and not isinstance(pipeline, Pipeline):
+    if not isinstance(pipeline, Pipeline):
         raise TypeError(f"pipeline: a haloflow.Pipeline or Op, got {pipeline!r}")
-    per_axis = lambda v: ",".join(str(int(c)) for c in np.atleast_1d(v))
-    with tempfile.TemporaryDirectory(prefix="haloflow-") as tmp:
-        spec = os.path.join(tmp, "pipeline.json")
-        report = os.path.join(tmp, "report.json")
-        args = [*words, os.fspath(input), os.fspath(output), *extra, "--report", report, "--device", device]
-        if pipeline is not None:
-            with open(spec, "w") as f:
-                f.write(pipeline.to_json())
-            args += ["--pipeline", spec]
-        if not progress:
-            args.append("--quiet")
-        if chunks is not None:
-            args += ["--chunks", per_axis(chunks)]
-        if shards is not None:
-            args += ["--shards", per_axis(shards)]
-        if part is not None:
-            args += ["--part", part if isinstance(part, str) else f"{int(part[0])}/{int(part[1])}"]
-        if memory_limit is not None:
-            args += ["--memory-limit", str(memory_limit)]
-        if overwrite:
-            args.append("--overwrite")
-        if threads is not None:
-            args += ["--threads", str(int(threads))]
-        if compression is not None:
-            args += ["--compression", str(compression)]
-        if zarr_format is not None:
-            args += ["--zarr-format", str(int(zarr_format))]
-        if level is not None:
-            args += ["--level", str(int(level))]
-        _haloflow.command(args)
-        if not os.path.exists(report):
-            return None
-        with open(report) as f:
-            return json.load(f)
+    return pipeline.to_json()
 
 
-def run(input, output, pipeline, **options) -> dict:
+def _options(*, chunks=None, shards=None, part=None, memory_limit=None, overwrite=False, device="cpu",
+             adapter=None, threads=None, compression=None, zarr_format=None, level=None, ngff_version=None,
+             axes=None, scale=None, units=None, **pyramid):
+    """The keywords of run, init and pyramid as the JSON the extension reads."""
+    per_axis = lambda v, cast: None if v is None else [cast(c) for c in np.atleast_1d(v)]
+    if part is not None and not isinstance(part, str):
+        part = [int(part[0]), int(part[1])]
+    return json.dumps({
+        "chunks": per_axis(chunks, int), "shards": per_axis(shards, int), "part": part,
+        "memory_limit": memory_limit if memory_limit is None or isinstance(memory_limit, str)
+        else int(memory_limit),
+        "overwrite": bool(overwrite), "device": device, "adapter": adapter,
+        "threads": None if threads is None else int(threads),
+        "compression": None if compression is None else str(compression),
+        "zarr_format": None if zarr_format is None else int(zarr_format),
+        "level": None if level is None else int(level),
+        "ngff_version": None if ngff_version is None else str(ngff_version),
+        "axes": None if axes is None else [str(a) for a in axes], "scale": per_axis(scale, float),
+        "units": None if units is None else [u or "-" for u in units],
+        **pyramid,
+    })
+
+
+def run(input, output, pipeline, *, progress=False, **options) -> dict:
     """Runs ``pipeline`` (a :class:`Pipeline` or one :class:`Op`) from the Zarr array or
-    OME-Zarr image ``input`` to ``output``, as ``haloflow run`` does, and returns its
-    report (jobs, bytes, seconds per stage, peak memory) as a dict.
+    OME-Zarr image ``input`` to ``output``, as ``haloflow run`` does (the library's
+    ``zarr::Run``, called directly), and returns its report (jobs, bytes, seconds per
+    stage, peak memory) as a dict.
 
     Options (keywords): ``chunks`` and ``shards``, the output's chunk and shard shapes
-    (one value or one per axis); ``part=(i, n)``, only part i of n (``--part i/n``;
-    ``"auto"`` reads a scheduler's array task); ``memory_limit`` in bytes or as
-    ``"2G"``; ``overwrite``; ``progress`` (a bar on stderr); ``device``; ``threads``;
+    (one value or one per axis); ``part=(i, n)``, only part i of n (``"auto"`` reads a
+    scheduler's array task); ``memory_limit`` in bytes or as ``"2G"``; ``overwrite``;
+    ``device`` (``"cpu"``, ``"gpu"``, ``"auto"``) and ``adapter``; ``threads``;
     ``compression`` (``"zstd:3"``, ``"none"``); ``zarr_format``; ``level`` (of an
-    OME-Zarr input). A killed run resumes when run again. Errors raise
-    :class:`HaloflowError` with the command's message."""
-    return _command(["run"], input, output, pipeline, **options)
+    OME-Zarr input); ``ngff_version``; ``axes``, ``scale`` and ``units`` to make an
+    OME-Zarr image of a plain array. ``progress``: ``True`` draws a bar on stderr, a
+    callable is called with ``(done, total, bytes)`` after each job. A killed run
+    resumes when run again. Errors raise :class:`HaloflowError` with the command's
+    message."""
+    report = _haloflow.run(os.fspath(input), os.fspath(output), _pipeline(pipeline), _options(**options),
+                           progress or None)
+    return json.loads(report)
 
 
-def init(input, output, pipeline, **options) -> None:
+def init(input, output, pipeline, **options) -> dict:
     """Creates the output of ``run(input, output, pipeline, **options)`` without
     computing it (``haloflow init``): run it once before starting the parts of a
-    distributed run. Prints the number of jobs and the memory a part needs."""
-    _command(["init", "run"], input, output, pipeline, **options)
+    distributed run. Returns what it set up: ``jobs`` (of the whole run), ``part_jobs``,
+    the output's ``chunk`` and ``shard`` shapes, and ``memory_bytes``, about what a task
+    of ``threads`` workers holds."""
+    summary = _haloflow.run(os.fspath(input), os.fspath(output), _pipeline(pipeline), _options(**options),
+                            None, True)
+    return json.loads(summary)
 
 
-def pyramid(input, output, *, levels=None, factor=None, method="mean", ngff_version=None, axes=None,
-            scale=None, units=None, **options) -> dict:
+def pyramid(input, output, *, levels=None, factor=None, method="mean", progress=False, **options) -> dict:
     """Writes a multiscale pyramid of ``input`` (level 0 of an OME-Zarr image, or a plain
     array) as an OME-Zarr image, as ``haloflow pyramid`` does: every level in one
     streamed pass over level 0, each the previous one reduced by ``factor`` (default 2 on
     space axes) with ``method`` (``mean``, ``max``, ``min``, ``mode``, ``stride`` or
     ``gaussian``). ``axes``, ``scale`` and ``units`` describe a plain array's axes. Takes
     :func:`run`'s options; returns the report as a dict."""
-    per_axis = lambda v, cast: ",".join(str(cast(c)) for c in np.atleast_1d(v))
-    extra = ["--method", method]
-    if levels is not None:
-        extra += ["--levels", str(int(levels))]
-    if factor is not None:
-        extra += ["--factor", per_axis(factor, int)]
-    if ngff_version is not None:
-        extra += ["--ngff-version", str(ngff_version)]
-    if axes is not None or scale is not None or units is not None:
-        extra.append("--ome")
-    if axes is not None:
-        extra += ["--axes", ",".join(axes)]
-    if scale is not None:
-        extra += ["--scale", per_axis(scale, float)]
-    if units is not None:
-        extra += ["--units", ",".join(u or "-" for u in units)]
-    return _command(["pyramid"], input, output, extra=extra, **options)
+    extra = {"levels": None if levels is None else int(levels),
+             "factor": None if factor is None else [int(f) for f in np.atleast_1d(factor)],
+             "method": str(method)}
+    report = _haloflow.pyramid(os.fspath(input), os.fspath(output), _options(**options, **extra),
+                               progress or None)
+    return json.loads(report)
 
 
 def verify(output) -> dict:

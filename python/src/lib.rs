@@ -1,18 +1,23 @@
 //! `haloflow._haloflow`: the extension module under the `haloflow` Python package.
 //!
-//! Two entry points, both releasing the GIL while they work:
+//! Entry points, each releasing the GIL while it works:
 //! - `apply(pipeline_json, x, device, threads)`: a pipeline on a NumPy array, read in
 //!   place (any strides), the result handed to NumPy without a copy;
-//! - `command(args)`: one `haloflow` command line, run in this process (Zarr to Zarr).
+//! - `statistics(x, ...)`: whole-array statistics of a NumPy array;
+//! - `run`, `pyramid`, `statistics_of_path` and `verify`: Zarr to Zarr through the
+//!   library's whole-array API (`haloflow::zarr`), as the command does it, the report
+//!   returned as JSON.
 //!
 //! Pipelines cross the boundary as the JSON haloflow records in its outputs, so the
 //! Python side builds them as plain (picklable) dicts.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use haloflow::{ArrayAny, ArrayViewAny, Backend, DType, Device, Pipeline};
+use haloflow::{ArrayAny, ArrayViewAny, Backend, DType, Device, Pipeline, zarr};
 use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
@@ -54,25 +59,19 @@ fn pool(threads: usize) -> PyResult<Arc<rayon::ThreadPool>> {
 }
 
 /// The backend for `device`, opened once per process (a GPU context is costly).
-fn backend(device: &str) -> PyResult<Backend> {
+fn backend(name: &str) -> PyResult<Backend> {
     static OPEN: Mutex<Option<HashMap<String, Backend>>> = Mutex::new(None);
-    let wanted = match device {
-        "cpu" => return Ok(Backend::Cpu),
-        "gpu" => Device::Gpu,
-        "auto" => Device::Auto,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "device {other:?}: expected 'cpu', 'gpu' or 'auto'"
-            )));
-        }
-    };
+    let wanted = device(name)?;
+    if wanted == Device::Cpu {
+        return Ok(Backend::Cpu);
+    }
     let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
     let open = open.get_or_insert_with(HashMap::new);
-    if let Some(b) = open.get(device) {
+    if let Some(b) = open.get(name) {
         return Ok(b.clone());
     }
     let b = Backend::select(wanted, None).map_err(failed)?;
-    open.insert(device.to_string(), b.clone());
+    open.insert(name.to_string(), b.clone());
     Ok(b)
 }
 
@@ -183,11 +182,294 @@ fn verify(py: Python<'_>, path: std::path::PathBuf) -> PyResult<String> {
     Ok(serde_json::to_string(&found).expect("completions serialise"))
 }
 
-/// Runs one `haloflow` command line (without the program name) in this process, the
-/// GIL released.
+/// The options of a Zarr run from Python (`haloflow.run`'s keywords, as JSON): every
+/// field of the library's `zarr::Options`, with a part as `[i, n]` or `"auto"`
+/// (`"auto/N"`), a memory limit in bytes or as `"2G"`, a compression as `"zstd:3"`.
+#[derive(serde::Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RunOptions {
+    chunks: Option<Vec<usize>>,
+    shards: Option<Vec<usize>>,
+    part: Option<serde_json::Value>,
+    memory_limit: Option<serde_json::Value>,
+    overwrite: bool,
+    device: Option<String>,
+    adapter: Option<String>,
+    threads: Option<usize>,
+    compression: Option<String>,
+    zarr_format: Option<u8>,
+    level: Option<usize>,
+    ngff_version: Option<String>,
+    axes: Option<Vec<String>>,
+    scale: Option<Vec<f64>>,
+    units: Option<Vec<String>>,
+    levels: Option<usize>,
+    factor: Option<Vec<usize>>,
+    method: Option<String>,
+}
+
+fn bad(what: &str, message: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(format!("{what}: {message}"))
+}
+
+impl RunOptions {
+    fn parse(json: &str) -> PyResult<RunOptions> {
+        serde_json::from_str(json).map_err(|e| bad("options", e))
+    }
+
+    /// The library's options.
+    fn options(&self) -> PyResult<zarr::Options> {
+        let part = match &self.part {
+            None => zarr::Part::ALL,
+            Some(serde_json::Value::String(s)) => {
+                let count = match s.trim() {
+                    "auto" => None,
+                    other => Some(
+                        other
+                            .strip_prefix("auto/")
+                            .and_then(|n| n.trim().parse().ok())
+                            .ok_or_else(|| {
+                                bad(
+                                    "part",
+                                    format!("expected (i, n), 'auto' or 'auto/N', got {s:?}"),
+                                )
+                            })?,
+                    ),
+                };
+                zarr::Part::from_environment(|k| std::env::var(k).ok(), count)
+                    .map_err(failed)?
+                    .0
+            }
+            Some(v) => {
+                let (i, n): (usize, usize) =
+                    serde_json::from_value(v.clone()).map_err(|e| bad("part", e))?;
+                zarr::Part::new(i, n).map_err(failed)?
+            }
+        };
+        let memory_limit = match &self.memory_limit {
+            None => None,
+            Some(serde_json::Value::String(s)) => Some(zarr::parse_size(s).map_err(failed)?),
+            Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| bad("memory_limit", e))?),
+        };
+        let defaults = zarr::Options::default();
+        let ome =
+            (self.axes.is_some() || self.scale.is_some() || self.units.is_some()).then(|| {
+                zarr::OmeAxes {
+                    axes: self.axes.clone(),
+                    scale: self.scale.clone(),
+                    units: self.units.clone(),
+                }
+            });
+        Ok(zarr::Options {
+            level: self.level.unwrap_or(0),
+            chunks: self.chunks.clone(),
+            shards: self.shards.clone(),
+            zarr_format: self.zarr_format.unwrap_or(defaults.zarr_format),
+            compression: match &self.compression {
+                Some(c) => c.parse().map_err(failed)?,
+                None => defaults.compression,
+            },
+            part,
+            overwrite: self.overwrite,
+            memory_limit,
+            threads: self.threads,
+            device: device(self.device.as_deref().unwrap_or("cpu"))?,
+            adapter: self.adapter.clone(),
+            ome,
+            ngff_version: self
+                .ngff_version
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(failed)?,
+        })
+    }
+}
+
+/// The device named `name`.
+fn device(name: &str) -> PyResult<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "gpu" => Ok(Device::Gpu),
+        "auto" => Ok(Device::Auto),
+        other => Err(PyValueError::new_err(format!(
+            "device {other:?}: expected 'cpu', 'gpu' or 'auto'"
+        ))),
+    }
+}
+
+/// Progress for Python: `True` draws haloflow's bar on stderr, a callable hears
+/// `(done, total, bytes)` after each job (with the GIL; its first exception is raised
+/// once the run ends).
+enum PyProgress {
+    Bar(zarr::ProgressBar),
+    Call {
+        callback: Py<PyAny>,
+        total: AtomicUsize,
+        error: Mutex<Option<PyErr>>,
+    },
+}
+
+impl PyProgress {
+    fn of(progress: Option<Bound<'_, PyAny>>) -> PyResult<Option<PyProgress>> {
+        let Some(p) = progress else { return Ok(None) };
+        if p.is_callable() {
+            return Ok(Some(PyProgress::Call {
+                callback: p.unbind(),
+                total: AtomicUsize::new(0),
+                error: Mutex::new(None),
+            }));
+        }
+        Ok(p.is_truthy()?
+            .then(|| PyProgress::Bar(zarr::ProgressBar::new())))
+    }
+
+    /// Clears the bar, or raises the callback's exception.
+    fn finish(self) -> PyResult<()> {
+        match self {
+            PyProgress::Bar(b) => {
+                b.finish();
+                Ok(())
+            }
+            PyProgress::Call { error, .. } => {
+                match error.into_inner().unwrap_or_else(PoisonError::into_inner) {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl zarr::Progress for PyProgress {
+    fn begin(&self, phase: zarr::Phase, total: usize) {
+        match self {
+            PyProgress::Bar(b) => b.begin(phase, total),
+            PyProgress::Call { total: t, .. } => t.store(total, Ordering::Relaxed),
+        }
+    }
+
+    fn advance(&self, done: usize, bytes: u64) {
+        match self {
+            PyProgress::Bar(b) => b.advance(done, bytes),
+            PyProgress::Call {
+                callback,
+                total,
+                error,
+            } => Python::attach(|py| {
+                let total = total.load(Ordering::Relaxed);
+                if let Err(e) = callback.call1(py, (done, total, bytes)) {
+                    error
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_or_insert(e);
+                }
+            }),
+        }
+    }
+}
+
+/// Runs `f` with the GIL released and `progress` reporting, then finishes it.
+fn with_progress<R: Send>(
+    py: Python<'_>,
+    progress: Option<Bound<'_, PyAny>>,
+    f: impl FnOnce(Option<&dyn zarr::Progress>) -> haloflow::Result<R> + Send,
+) -> PyResult<R> {
+    let progress = PyProgress::of(progress)?;
+    let result = py.detach(|| f(progress.as_ref().map(|p| p as &dyn zarr::Progress)));
+    if let Some(p) = progress {
+        p.finish()?;
+    }
+    result.map_err(failed)
+}
+
+/// `haloflow.run` (and with `init`, `haloflow.init`): the pipeline (haloflow's JSON)
+/// from `input` to `output` through the library's `zarr::Run`, the GIL released; the
+/// report (or what `init` set up) as JSON.
 #[pyfunction]
-fn command(py: Python<'_>, args: Vec<String>) -> PyResult<()> {
-    py.detach(|| haloflow::cli::command(args)).map_err(failed)
+#[pyo3(signature = (input, output, pipeline, options, progress = None, init = false))]
+fn run(
+    py: Python<'_>,
+    input: PathBuf,
+    output: PathBuf,
+    pipeline: &str,
+    options: &str,
+    progress: Option<Bound<'_, PyAny>>,
+    init: bool,
+) -> PyResult<String> {
+    let pipeline: Pipeline = serde_json::from_str(pipeline).map_err(|e| bad("pipeline", e))?;
+    let spec = zarr::Run::new(input, output, pipeline)
+        .with_options(RunOptions::parse(options)?.options()?);
+    if init {
+        let summary = py.detach(|| spec.init()).map_err(failed)?;
+        return Ok(serde_json::to_string(&summary).expect("a summary serialises"));
+    }
+    let report = with_progress(py, progress, |p| spec.run(p))?;
+    Ok(serde_json::to_string(&report).expect("a report serialises"))
+}
+
+/// `haloflow.pyramid`: the library's `zarr::Pyramid`, the GIL released; the report as
+/// JSON.
+#[pyfunction]
+#[pyo3(signature = (input, output, options, progress = None))]
+fn pyramid(
+    py: Python<'_>,
+    input: PathBuf,
+    output: PathBuf,
+    options: &str,
+    progress: Option<Bound<'_, PyAny>>,
+) -> PyResult<String> {
+    let o = RunOptions::parse(options)?;
+    let method = match o.method.as_deref().unwrap_or("mean") {
+        "mean" => zarr::PyramidMethod::Mean,
+        "max" => zarr::PyramidMethod::Max,
+        "min" => zarr::PyramidMethod::Min,
+        "mode" => zarr::PyramidMethod::Mode,
+        "stride" => zarr::PyramidMethod::Stride,
+        "gaussian" => zarr::PyramidMethod::Gaussian,
+        other => {
+            return Err(bad(
+                "method",
+                format!("{other:?}: expected mean, max, min, mode, stride or gaussian"),
+            ));
+        }
+    };
+    let spec = zarr::Pyramid {
+        levels: o.levels,
+        factor: o.factor.clone(),
+        method,
+        options: o.options()?,
+        ..zarr::Pyramid::new(input, output)
+    };
+    let done = with_progress(py, progress, |p| spec.run(p))?;
+    Ok(serde_json::to_string(&done.report).expect("a report serialises"))
+}
+
+/// Whole-array statistics of the Zarr array (or OME-Zarr image's `level`) at `path`
+/// (options and result as the JSON of haloflow's `StatsOptions` and `Statistics`),
+/// streamed by the library's `zarr::Stats`, the GIL released.
+#[pyfunction]
+#[pyo3(signature = (path, options, threads = None, level = None))]
+fn statistics_of_path(
+    py: Python<'_>,
+    path: PathBuf,
+    options: &str,
+    threads: Option<usize>,
+    level: Option<usize>,
+) -> PyResult<String> {
+    let options: haloflow::stats::StatsOptions =
+        serde_json::from_str(options).map_err(|e| bad("statistics options", e))?;
+    let spec = zarr::Stats {
+        level: level.unwrap_or(0),
+        axis: options.axis,
+        histogram: options.histogram,
+        percentiles: options.percentiles,
+        keep_decoded: options.keep_decoded,
+        threads,
+        ..zarr::Stats::new(path)
+    };
+    let found = py.detach(|| spec.run()).map_err(failed)?;
+    Ok(serde_json::to_string(&found).expect("statistics serialise"))
 }
 
 #[pymodule]
@@ -195,7 +477,9 @@ fn _haloflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("HaloflowError", m.py().get_type::<HaloflowError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(apply, m)?)?;
-    m.add_function(wrap_pyfunction!(command, m)?)?;
+    m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(pyramid, m)?)?;
+    m.add_function(wrap_pyfunction!(statistics_of_path, m)?)?;
     m.add_function(wrap_pyfunction!(statistics, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     Ok(())

@@ -274,6 +274,21 @@ def test_zarr_to_zarr(tmp_path):
     again = haloflow.run(src, tmp_path / "parts.zarr", p, chunks=8, shards=16)
     assert again["jobs_done"] == 0 and again["jobs_skipped"] == again["jobs_total"]
     assert np.array_equal(zarr.open_array(tmp_path / "parts.zarr")[...], got)
+    # init creates the output and says how a run splits; a callable hears every job.
+    summary = haloflow.init(src, tmp_path / "heard.zarr", p, chunks=(8, 20, 12), part=(1, 2))
+    assert summary["jobs"] == report["jobs_total"] and summary["part"] == [1, 2]
+    assert summary["part_jobs"] in (summary["jobs"] // 2, -(-summary["jobs"] // 2))
+    heard = []
+    done = haloflow.run(src, tmp_path / "heard.zarr", p, chunks=(8, 20, 12),
+                        progress=lambda n, total, nbytes: heard.append((n, total, nbytes)))
+    assert heard[-1][0] == heard[-1][1] == done["jobs_total"] and heard[-1][2] == done["bytes_written"]
+    assert np.array_equal(zarr.open_array(tmp_path / "heard.zarr")[...], got)
+
+    def fails(n, total, nbytes):
+        raise KeyError("from the callback")
+
+    with pytest.raises(KeyError, match="from the callback"):
+        haloflow.run(src, tmp_path / "raised.zarr", p, progress=fails)
     with pytest.raises(haloflow.HaloflowError, match="no such file"):
         haloflow.run(tmp_path / "missing.zarr", tmp_path / "x.zarr", p)
     with pytest.raises(haloflow.HaloflowError, match="shard"):

@@ -1,4 +1,5 @@
 //! The CPU backend: one kernel per stage, each a twin of a shader in `shaders/`.
+//! (Layer: the kernels; see the layer map in `docs/ARCHITECTURE.md`.)
 //!
 //! Kernels read a [`Block`] that holds at least the indices the planner said they
 //! need, and write a dense block over exactly the output indices asked for.

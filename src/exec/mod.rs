@@ -1,6 +1,7 @@
 //! The streaming executor of a Zarr run: jobs from the planner, footprints assembled
 //! from decoded chunks (`cache.rs`), computed on the chosen backend, and written, with
 //! bounded memory, resume, parts (`--part I/N`) and per-stage timings.
+//! (Layer: the executor; see the layer map in `docs/ARCHITECTURE.md`.)
 
 mod cache;
 mod io;

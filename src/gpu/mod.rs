@@ -1,4 +1,5 @@
 //! The GPU backend: wgpu compute shaders, one per stage, twins of the CPU kernels.
+//! (Layer: the kernels; see the layer map in `docs/ARCHITECTURE.md`.)
 //!
 //! [`GpuContext`] opens one adapter and device, compiles each pipeline once (per kernel
 //! and element types) and pools buffers. A job's stages run on the device back to back

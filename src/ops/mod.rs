@@ -1,4 +1,5 @@
 //! Operations users ask for, their parameters and validation, and chains of them.
+//! (Layer: ops; see the layer map in `docs/ARCHITECTURE.md`.)
 
 mod axes;
 mod convolve;

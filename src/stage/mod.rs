@@ -1,4 +1,5 @@
 //! Stages: the primitive kernels every operation lowers to.
+//! (Layer: stages; see the layer map in `docs/ARCHITECTURE.md`.)
 //!
 //! An [`Op`](crate::Op) is what a user asks for; a stage is what a backend runs. A
 //! Gaussian lowers to one 1-D `Stencil` per filtered axis (each pads its own input,

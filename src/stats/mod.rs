@@ -2,6 +2,7 @@
 //! count, exact percentiles (numpy's default `linear` method) and histograms
 //! (`np.histogram`'s bins), over the whole array or per index along one axis; and the
 //! global thresholds built on them (Otsu's, as scikit-image computes it).
+//! (Layer: the executor; see the layer map in `docs/ARCHITECTURE.md`.)
 //!
 //! The array is visited block by block (a Zarr input's chunks, in parallel; an
 //! in-memory array's slabs), each block's share merged into per-group accumulators,

@@ -42,6 +42,30 @@ impl Default for Compression {
     }
 }
 
+impl std::str::FromStr for Compression {
+    type Err = Error;
+
+    /// `zstd:LEVEL` (-7 to 22), `zstd` (level 3) or `none`, in any case.
+    fn from_str(s: &str) -> Result<Compression> {
+        let bad = |message: String| Error::InvalidParameter {
+            op: "compression",
+            message,
+        };
+        let level = match s.trim().to_ascii_lowercase().as_str() {
+            "none" => return Ok(Compression::None),
+            "zstd" => 3,
+            other => other
+                .strip_prefix("zstd:")
+                .and_then(|l| l.trim().parse::<i32>().ok())
+                .ok_or_else(|| bad(format!("expected zstd, zstd:LEVEL or none, got '{s}'")))?,
+        };
+        if !(-7..=22).contains(&level) {
+            return Err(bad(format!("zstd level {level} is outside -7..=22")));
+        }
+        Ok(Compression::Zstd { level })
+    }
+}
+
 /// What an output array is: compared field by field with an array already at the
 /// output path to decide whether a run may resume into it.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,5 +1,6 @@
 //! Zarr arrays on the filesystem (through [zarrs]): open an input and read footprints,
 //! create or resume an output and write it one whole chunk at a time.
+//! (Layer: the store; see the layer map in `docs/ARCHITECTURE.md`.)
 //!
 //! - [`Input`] opens a Zarr v2 (`.zarray`) or v3 (`zarr.json`) array, sharded or not,
 //!   and reads the product of per-axis index sets ([`AxisSet`](crate::AxisSet)) into a dense [`Block`](crate::block::Block).

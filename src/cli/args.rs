@@ -1,0 +1,429 @@
+//! The command line's grammar: subcommands, the flags every run shares ([`Common`],
+//! turned into the library's [`Options`]), and the parsers of sizes, parts and
+//! compression.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use super::ops::{
+    ChainArgs, ClipArgs, ConvolveArgs, CopyArgs, DerivativeArgs, DownsampleArgs, GaussianArgs,
+    MagnitudeArgs, MaximumArgs, MinimumArgs, NormalizeArgs, PercentileArgs, ProjectArgs, RankArgs,
+    ThresholdArgs, UniformArgs, UpsampleArgs, flag_error,
+};
+use crate::backend::Device;
+use crate::exec::Part;
+use crate::store::{Compression, NgffVersion};
+use crate::zarr::{OmeAxes, Options, PyramidMethod};
+
+#[derive(Parser)]
+#[command(
+    name = "haloflow",
+    version,
+    about = "Chunked filters on Zarr arrays, exact against scipy.ndimage",
+    long_about = "Chunked filters on Zarr arrays (v2 and v3), exact against scipy.ndimage \
+                  whatever the chunking. Runs are bounded in memory, resume after a kill \
+                  (run the same command again), and split across processes with --part I/N."
+)]
+pub(super) struct Cli {
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(super) enum Command {
+    #[command(flatten)]
+    Op(OpCommand),
+    /// Show an array's shape, dtype, chunks and codecs, and the job plan of an op.
+    Info(InfoArgs),
+    /// Whole-array statistics: min, max, mean, std, NaN count, exact percentiles
+    /// (numpy's `linear`), a histogram; over the array or per index along an axis.
+    Stats(StatsArgs),
+    /// A multiscale pyramid of level 0 as an OME-Zarr image: each level the previous
+    /// one downsampled (mean, max, min, mode, stride, or gaussian smoothing first).
+    /// Level 0's chunks are copied as they are encoded where the output's chunks, type
+    /// and codecs are the input's.
+    Pyramid(PyramidArgs),
+    /// Create an op's output (array metadata, OME-Zarr group) without computing it, and
+    /// print its jobs and the memory a task needs: `init gaussian IN OUT --sigma 2`
+    /// before an array job of `gaussian IN OUT --sigma 2 --part auto`.
+    Init(InitArgs),
+    /// Check that every job of an output (an array, or each level of an OME-Zarr
+    /// image) is done; exits non-zero if any is missing.
+    Verify(VerifyArgs),
+    /// List the GPU adapters wgpu sees (name, backend, type).
+    Devices,
+}
+
+/// The ops: each reads an input and writes an output (and `init` creates that output).
+#[derive(Subcommand)]
+pub(super) enum OpCommand {
+    /// `x > T` as uint8 0/1.
+    Threshold(Run<ThresholdArgs>),
+    /// `np.clip(x, LO, HI)`, dtype kept.
+    Clip(Run<ClipArgs>),
+    /// `scipy.ndimage.gaussian_filter`, float32 out.
+    Gaussian(Run<GaussianArgs>),
+    /// `scipy.ndimage.convolve` with a kernel from a .npy file, float32 out.
+    Convolve(Run<ConvolveArgs>),
+    /// `scipy.ndimage.gaussian_laplace` (Laplacian of Gaussian), float32 out.
+    GaussianLaplace(Run<DerivativeArgs>),
+    /// `scipy.ndimage.gaussian_gradient_magnitude`, float32 out.
+    GaussianGradientMagnitude(Run<MagnitudeArgs>),
+    /// `scipy.ndimage.uniform_filter`: the mean over a box, float32 out.
+    Uniform(Run<UniformArgs>),
+    /// `(x - p_lo) / (p_hi - p_lo)` in float32 from the whole input's percentiles
+    /// (CSBDeep's normalisation), optionally clipped to [0, 1].
+    Normalize(Run<NormalizeArgs>),
+    /// `scipy.ndimage.median_filter` over a box or a footprint, element type kept.
+    Median(Run<RankArgs>),
+    /// `scipy.ndimage.percentile_filter` (and `rank_filter`), element type kept.
+    Percentile(Run<PercentileArgs>),
+    /// `scipy.ndimage.minimum_filter` (grey erosion), element type kept.
+    Minimum(Run<MinimumArgs>),
+    /// `scipy.ndimage.maximum_filter` (grey dilation), element type kept.
+    Maximum(Run<MaximumArgs>),
+    /// Reduce by integer factors (mean, max, min, stride, mode).
+    Downsample(Run<DownsampleArgs>),
+    /// Reduce one axis (numpy's max, min, mean, sum): a maximum-intensity projection.
+    Project(Run<ProjectArgs>),
+    /// Enlarge by integer factors (nearest, linear).
+    Upsample(Run<UpsampleArgs>),
+    /// Re-encode, rechunk (--chunks) and cast (--dtype): no operation, the I/O ceiling.
+    Copy(Run<CopyArgs>),
+    /// A chain of ops in one pass, no intermediate array:
+    /// `run IN OUT [FLAGS] gaussian --sigma 2 + threshold --above 100 + downsample --factor 2`.
+    Run(Run<ChainArgs>),
+}
+
+/// `init OP IN OUT [FLAGS]`.
+#[derive(Args)]
+pub(super) struct InitArgs {
+    /// The op and its arguments, exactly as for the run itself.
+    #[command(subcommand)]
+    pub(super) op: OpCommand,
+}
+
+/// `verify OUT`.
+#[derive(Args)]
+pub(super) struct VerifyArgs {
+    /// The output: an array, or an OME-Zarr image (every level).
+    pub(super) output: PathBuf,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+/// `pyramid IN OUT`.
+#[derive(Args)]
+pub(super) struct PyramidArgs {
+    /// Input: an OME-Zarr image (its --level, 0 by default) or a plain array.
+    pub(super) input: PathBuf,
+    /// Output OME-Zarr image (levels `0`, `1`, ...; created, or resumed).
+    pub(super) output: PathBuf,
+    /// Number of levels, level 0 included [default: until a level fits in one chunk].
+    #[arg(long)]
+    pub(super) levels: Option<usize>,
+    /// Factor between levels, one value or one per axis [default: 2 on space axes, 1 on
+    /// time and channel axes].
+    #[arg(long, value_delimiter = ',')]
+    pub(super) factor: Option<Vec<usize>>,
+    /// How a level is made from the previous one: a downsampling method, or
+    /// `gaussian` (a Gaussian of sigma f/3 on each downsampled axis, then the mean of
+    /// each window, cast back to the element type, as scikit-image's
+    /// `pyramid_gaussian` and ngff-zarr's Gaussian method smooth before subsampling).
+    #[arg(long, value_enum, default_value_t = PyramidMethodArg::Mean)]
+    pub(super) method: PyramidMethodArg,
+    #[command(flatten)]
+    pub(super) common: Common,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub(super) enum PyramidMethodArg {
+    Mean,
+    Max,
+    Min,
+    Mode,
+    Stride,
+    Gaussian,
+}
+
+impl From<PyramidMethodArg> for PyramidMethod {
+    fn from(m: PyramidMethodArg) -> PyramidMethod {
+        match m {
+            PyramidMethodArg::Mean => PyramidMethod::Mean,
+            PyramidMethodArg::Max => PyramidMethod::Max,
+            PyramidMethodArg::Min => PyramidMethod::Min,
+            PyramidMethodArg::Mode => PyramidMethod::Mode,
+            PyramidMethodArg::Stride => PyramidMethod::Stride,
+            PyramidMethodArg::Gaussian => PyramidMethod::Gaussian,
+        }
+    }
+}
+
+/// An op's run: input, output, the op's flags, the common flags.
+#[derive(Args)]
+pub(super) struct Run<A: Args> {
+    /// Input array: the directory holding `.zarray` or `zarr.json` (e.g. image.zarr/0).
+    pub(super) input: PathBuf,
+    /// Output array directory (created, or resumed if it exists with the same metadata).
+    pub(super) output: PathBuf,
+    #[command(flatten)]
+    pub(super) op: A,
+    #[command(flatten)]
+    pub(super) common: Common,
+}
+
+#[derive(Args)]
+pub(super) struct Common {
+    /// Where to compute: `auto` takes a hardware GPU if there is one, else the CPU.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub(super) device: DeviceArg,
+    /// The GPU adapter to use, by (part of its) name, as listed by `haloflow devices`.
+    #[arg(long)]
+    pub(super) adapter: Option<String>,
+    /// Worker threads (jobs in flight) [default: all cores].
+    #[arg(long)]
+    pub(super) threads: Option<usize>,
+    /// Output chunk shape, one value or one per axis [default: the input's].
+    #[arg(long, value_delimiter = ',')]
+    pub(super) chunks: Option<Vec<usize>>,
+    /// Write the output sharded (Zarr v3 `sharding_indexed`): the shard shape, one value
+    /// or one per axis, a whole number of chunks (e.g. `--chunks 64 --shards 256`).
+    /// A shard is one file, written whole by one job group: a part owns whole shards,
+    /// and a killed run resumes shard by shard.
+    #[arg(long, value_delimiter = ',')]
+    pub(super) shards: Option<Vec<usize>>,
+    /// Output dtype (round half to even, saturate) [default: the op's].
+    #[arg(long)]
+    pub(super) dtype: Option<String>,
+    /// Output Zarr format.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3))]
+    pub(super) zarr_format: u8,
+    /// Output chunk compression: `zstd:LEVEL` (-7 to 22; lower is faster, 3 is
+    /// zarr-python's default), `zstd` (level 3) or `none`.
+    #[arg(long, default_value = "zstd:3", value_parser = parse_compression)]
+    pub(super) compression: Compression,
+    /// Run only part I of N (0-based), e.g. a SLURM array task: `--part 3/8`; or
+    /// `--part auto` (`auto/N` for Kubernetes' JOB_COMPLETION_INDEX) to take it from
+    /// SLURM_ARRAY_TASK_ID, SGE_TASK_ID or JOB_COMPLETION_INDEX.
+    #[arg(long, value_parser = parse_part)]
+    pub(super) part: Option<PartArg>,
+    /// Recompute and replace an existing output, even an incompatible one.
+    #[arg(long)]
+    pub(super) overwrite: bool,
+    /// Memory budget for jobs in flight and decoded chunks, e.g. 2G, 512M [default: 1/4 of RAM].
+    #[arg(long, value_parser = parse_size)]
+    pub(super) memory_limit: Option<u64>,
+    /// No progress bar and no summary.
+    #[arg(long, short)]
+    pub(super) quiet: bool,
+    /// Write a JSON report of the run to this file.
+    #[arg(long)]
+    pub(super) report: Option<PathBuf>,
+    /// The level of an OME-Zarr input to read (0, the finest, by default; the level's
+    /// own path works too).
+    #[arg(long, default_value_t = 0)]
+    pub(super) level: usize,
+    /// The NGFF version of an OME-Zarr output: 0.4 (Zarr v2) or 0.5 (Zarr v3)
+    /// [default: the input's; 0.5 with --ome].
+    #[arg(long)]
+    pub(super) ngff_version: Option<String>,
+    /// Write an OME-Zarr image from a plain array input (an OME-Zarr input always
+    /// gives one): axes from --axes, pixel spacing from --scale, units from --units.
+    #[arg(long)]
+    pub(super) ome: bool,
+    /// With --ome: the axis names, e.g. `z,y,x` or `t,c,z,y,x` [default: the last
+    /// ones of t,c,z,y,x].
+    #[arg(long, value_delimiter = ',', requires = "ome")]
+    pub(super) axes: Option<Vec<String>>,
+    /// With --ome: the pixel spacing, one value or one per axis [default: 1].
+    #[arg(long, value_delimiter = ',', requires = "ome")]
+    pub(super) scale: Option<Vec<f64>>,
+    /// With --ome: the units, one per axis (`micrometer`, `second`, ...; `-` for none).
+    #[arg(long, value_delimiter = ',', requires = "ome")]
+    pub(super) units: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub(super) enum DeviceArg {
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+#[derive(Args)]
+pub(super) struct InfoArgs {
+    /// The array to describe.
+    pub(super) input: PathBuf,
+    /// Output chunk shape for the plan [default: the input's].
+    #[arg(long, value_delimiter = ',')]
+    pub(super) chunks: Option<Vec<usize>>,
+    /// The level of an OME-Zarr image to describe and plan for.
+    #[arg(long, default_value_t = 0)]
+    pub(super) level: usize,
+    /// Show the job plan of this op or chain (`gaussian --sigma 2 + threshold --above 1`).
+    #[command(flatten)]
+    pub(super) chain: ChainArgs,
+}
+
+/// `stats IN`.
+#[derive(Args)]
+pub(super) struct StatsArgs {
+    /// The array (an OME-Zarr image's --level, 0 by default, or a plain array).
+    pub(super) input: PathBuf,
+    /// The level of an OME-Zarr image.
+    #[arg(long, default_value_t = 0)]
+    pub(super) level: usize,
+    /// Report per index along this axis (per channel, per time point ...).
+    #[arg(long)]
+    pub(super) axis: Option<usize>,
+    /// Histogram bins (np.histogram's: equal bins from min to max).
+    #[arg(long)]
+    pub(super) histogram: Option<usize>,
+    /// Percentiles to compute exactly, 0 to 100 (numpy's `linear` method).
+    #[arg(long, value_delimiter = ',')]
+    pub(super) percentiles: Vec<f64>,
+    /// Also write everything as JSON to this file (`-` for standard output only).
+    #[arg(long)]
+    pub(super) json: Option<PathBuf>,
+    /// Reader threads [default: all cores].
+    #[arg(long)]
+    pub(super) threads: Option<usize>,
+    /// MiB of values the first pass may keep for float and 32-bit types: with
+    /// percentiles alone, the values near them (resolved in that pass); with a
+    /// histogram, the decoded chunks (each then decoded once). 0 keeps none.
+    #[arg(long, default_value_t = 1024)]
+    pub(super) keep_decoded: u64,
+    /// No summary on standard output (with --json FILE: only the file).
+    #[arg(long, short)]
+    pub(super) quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) enum PartArg {
+    Fixed(Part),
+    /// `auto`, with the task count where given (`auto/N`).
+    Auto(Option<usize>),
+}
+
+pub(super) fn parse_part(s: &str) -> Result<PartArg, String> {
+    let t = s.trim();
+    if t == "auto" {
+        return Ok(PartArg::Auto(None));
+    }
+    if let Some(n) = t.strip_prefix("auto/") {
+        return n
+            .trim()
+            .parse::<usize>()
+            .map(|n| PartArg::Auto(Some(n)))
+            .map_err(|_| format!("expected auto/N, got '{s}'"));
+    }
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("expected I/N (e.g. 0/4), got '{s}'"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("'{s}' is not I/N"))
+    };
+    Part::new(parse(i)?, parse(n)?)
+        .map(PartArg::Fixed)
+        .map_err(|e| e.to_string())
+}
+
+pub(super) fn parse_compression(s: &str) -> Result<Compression, String> {
+    s.parse().map_err(flag_error)
+}
+
+pub(super) fn parse_size(s: &str) -> Result<u64, String> {
+    crate::zarr::parse_size(s).map_err(flag_error)
+}
+
+impl Common {
+    /// The part this process runs: `--part`, or the array task the scheduler's
+    /// environment names (said on stderr unless `--quiet`).
+    pub(super) fn part(&self) -> crate::Result<Part> {
+        match self.part {
+            None => Ok(Part::ALL),
+            Some(PartArg::Fixed(p)) => Ok(p),
+            Some(PartArg::Auto(count)) => {
+                let (part, how) = Part::from_environment(|k| std::env::var(k).ok(), count)?;
+                if !self.quiet {
+                    eprintln!("--part auto: part {}/{} from {how}", part.index, part.count);
+                }
+                Ok(part)
+            }
+        }
+    }
+
+    /// The library's options for these flags, running `part`.
+    pub(super) fn options(&self, part: Part) -> crate::Result<Options> {
+        Ok(Options {
+            level: self.level,
+            chunks: self.chunks.clone(),
+            shards: self.shards.clone(),
+            zarr_format: self.zarr_format,
+            compression: self.compression,
+            part,
+            overwrite: self.overwrite,
+            memory_limit: self.memory_limit,
+            threads: self.threads,
+            device: match self.device {
+                DeviceArg::Auto => Device::Auto,
+                DeviceArg::Cpu => Device::Cpu,
+                DeviceArg::Gpu => Device::Gpu,
+            },
+            adapter: self.adapter.clone(),
+            ome: self.ome.then(|| OmeAxes {
+                axes: self.axes.clone(),
+                scale: self.scale.clone(),
+                units: self.units.clone(),
+            }),
+            ngff_version: self
+                .ngff_version
+                .as_deref()
+                .map(str::parse::<NgffVersion>)
+                .transpose()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_parts_parse() {
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("-1G").is_err());
+        assert!(
+            matches!(parse_part("2/3"), Ok(PartArg::Fixed(p)) if p == Part::new(2, 3).unwrap())
+        );
+        assert!(matches!(parse_part("auto"), Ok(PartArg::Auto(None))));
+        assert!(matches!(parse_part("auto/4"), Ok(PartArg::Auto(Some(4)))));
+        assert!(parse_part("auto/x").is_err());
+        assert!(parse_part("3/3").is_err());
+        assert!(parse_part("1").is_err());
+        assert_eq!(parse_compression("none").unwrap(), Compression::None);
+        assert_eq!(
+            parse_compression("zstd").unwrap(),
+            Compression::Zstd { level: 3 }
+        );
+        assert_eq!(
+            parse_compression("ZSTD:-3").unwrap(),
+            Compression::Zstd { level: -3 }
+        );
+        assert!(parse_compression("zstd:99").is_err());
+        assert!(parse_compression("gzip").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,250 @@
+//! What the command prints: summaries of runs, `init`'s plan of an array job,
+//! `verify`'s findings, statistics, and `info`'s description of an array and a plan.
+
+use std::path::Path;
+
+use super::args::{Common, InfoArgs, VerifyArgs};
+use crate::exec::Report;
+use crate::store::{Completion, Input};
+use crate::zarr::{self, InitSummary, Options, ProgressBar};
+
+/// The process's own memory beyond its data: code, runtime, allocator arenas.
+const PROCESS_OVERHEAD_MIB: u64 = 48;
+
+/// What `init` tells before an array job: the jobs, how a part splits them, and the
+/// memory a task needs.
+pub(super) fn print_init(s: &InitSummary) {
+    let what = match &s.shard {
+        Some(shard) => format!("shards of {shard:?}"),
+        None => format!("chunks of {:?}", s.chunk),
+    };
+    println!("created   {}", s.path.display());
+    println!("jobs      {} ({what}), one write each", s.jobs);
+    let (index, count) = s.part;
+    if count > 1 {
+        println!(
+            "part      {index}/{count}: {} jobs (each of {count} parts gets {} or {})",
+            s.part_jobs,
+            s.jobs / count,
+            s.jobs.div_ceil(count)
+        );
+    }
+    println!(
+        "memory    about {} MiB per task with {} threads (at most --memory-limit {} MiB, which bounds the chunk cache)",
+        s.memory_bytes.div_ceil(1 << 20) + PROCESS_OVERHEAD_MIB,
+        s.threads,
+        s.memory_limit >> 20
+    );
+    println!(
+        "next      run the same command with --part I/N or --part auto (N tasks, N <= {}), then `haloflow verify {}`",
+        s.jobs,
+        s.path.display()
+    );
+}
+
+/// `verify OUT`: every job of the output done, or the missing ones and a failure.
+pub(super) fn verify(v: &VerifyArgs) -> crate::Result<()> {
+    let found = zarr::verify(&v.output)?;
+    let missing: usize = found.iter().map(|c| c.jobs_total - c.jobs_done).sum();
+    if v.json {
+        let json = serde_json::json!({
+            "path": v.output,
+            "complete": missing == 0,
+            "arrays": found,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).expect("JSON values serialise")
+        );
+    } else {
+        for c in &found {
+            println!("{}", completion_line(c));
+        }
+    }
+    if missing > 0 {
+        return Err(crate::Error::Incomplete {
+            path: v.output.clone(),
+            missing,
+        });
+    }
+    Ok(())
+}
+
+/// One array's line of `verify`.
+fn completion_line(c: &Completion) -> String {
+    let mut line = format!(
+        "{}: {} of {} jobs done",
+        c.path.display(),
+        c.jobs_done,
+        c.jobs_total
+    );
+    if !c.complete() {
+        let more = c.jobs_total - c.jobs_done - c.missing.len();
+        line += &format!(
+            "; missing: {}{}",
+            c.missing.join(" "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+    }
+    if !c.written_by_haloflow {
+        line += " (not written by haloflow: other writers may leave fill-value chunks unstored)";
+    }
+    line
+}
+
+/// The end of a run: clears the bar, prints the summary (followed by `how`) unless
+/// `--quiet`, and writes the `--report`.
+pub(super) fn finish(
+    c: &Common,
+    bar: Option<ProgressBar>,
+    report: &Report,
+    output: &Path,
+    how: &str,
+) -> crate::Result<()> {
+    if let Some(b) = bar {
+        b.finish();
+    }
+    if !c.quiet {
+        eprintln!("{}{how}", summary(report, output));
+    }
+    if let Some(path) = &c.report {
+        write_report(path, report)?;
+    }
+    Ok(())
+}
+
+fn summary(report: &Report, output: &Path) -> String {
+    let s = &report.stages;
+    let busy = (s.read + s.compute + s.write).max(1e-9);
+    format!(
+        "{}: {} jobs done, {} already done, of {} in {:.2} s ({:.0} MB/s written) on {}\n  \
+         device choice: {}\n  \
+         time per stage (summed over workers): read+decode {:.2} s ({:.0}%), compute {:.2} s ({:.0}%), encode+write {:.2} s ({:.0}%)",
+        output.display(),
+        report.jobs_done,
+        report.jobs_skipped,
+        report.jobs_total,
+        report.seconds,
+        report.bytes_written as f64 / 1e6 / report.seconds.max(1e-9),
+        report.device,
+        report
+            .device_reason
+            .as_deref()
+            .unwrap_or("given by the caller"),
+        s.read,
+        100.0 * s.read / busy,
+        s.compute,
+        100.0 * s.compute / busy,
+        s.write,
+        100.0 * s.write / busy,
+    )
+}
+
+fn write_report(path: &Path, report: &Report) -> crate::Result<()> {
+    let text = serde_json::to_string_pretty(report).expect("a report serialises");
+    std::fs::write(path, text + "\n").map_err(|e| crate::Error::Store {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// `stats`' summary: one line per summary, its percentiles and histogram below.
+pub(super) fn print_statistics(s: &crate::stats::Statistics, path: &Path, seconds: f64) {
+    println!(
+        "{}: {:?} {}, {} pass{} in {:.2} s",
+        path.display(),
+        s.shape,
+        s.dtype,
+        s.passes,
+        if s.passes == 1 { "" } else { "es" },
+        seconds
+    );
+    for m in &s.summaries {
+        let label = match (m.index, s.axis) {
+            (Some(i), Some(axis)) => format!("axis {axis} index {i}: "),
+            _ => String::new(),
+        };
+        println!(
+            "{label}count {} NaN {} min {} max {} mean {} std {}",
+            m.count, m.nan_count, m.min, m.max, m.mean, m.std
+        );
+        if !m.percentiles.is_empty() {
+            let p: Vec<String> = m
+                .percentiles
+                .iter()
+                .map(|p| format!("p{} = {}", p.percentile, p.value))
+                .collect();
+            println!("  {}", p.join(", "));
+        }
+        if let Some(h) = &m.histogram {
+            println!(
+                "  histogram: {} bins from {} to {}: {:?}",
+                h.counts.len(),
+                h.edges[0],
+                h.edges[h.counts.len()],
+                h.counts
+            );
+        }
+    }
+}
+
+/// `info IN [OP ...]`: the image and array, and the plan of a chain over it.
+pub(super) fn info(a: &InfoArgs) -> crate::Result<()> {
+    let (path, image) = zarr::open_level(&a.input, a.level)?;
+    if let Some((image, level)) = &image {
+        println!("{}", image.path.display());
+        print!("{}", image.describe());
+        println!("level {level}:");
+    }
+    let input = Input::open(&path)?;
+    println!("{}", path.display());
+    println!("{}", input.describe());
+    if a.chain.pipeline.is_some() || !a.chain.chain.is_empty() {
+        let spacing = image.as_ref().map(|(i, l)| zarr::Spacing::of(i, *l));
+        // A threshold or normalisation from statistics: computed, to plan the op the
+        // run would plan.
+        let chain = a.chain.chain()?;
+        let (pipeline, statistics) = zarr::resolve_statistics(
+            &chain.pipeline(spacing.as_ref())?,
+            &input,
+            &Options::default(),
+        )?;
+        if let Some(values) = statistics {
+            println!("statistics of the input: {values}");
+        }
+        let plan = zarr::plan(&pipeline, &input, a.chunks.as_deref())?;
+        let (out_shape, out_dtype, chunk) = (
+            plan.output_shape(),
+            plan.output_dtype(),
+            plan.output_chunk(),
+        );
+        println!(
+            "plan: {}",
+            serde_json::to_string(&pipeline).expect("serialises")
+        );
+        println!("  output shape {out_shape:?} {out_dtype}, chunks {chunk:?}");
+        println!("  {} jobs (one per output chunk)", plan.num_jobs());
+        let reads = |job: &crate::Job| {
+            job.footprint()
+                .iter()
+                .map(|set| format!("{:?}", set.runs()))
+                .collect::<Vec<_>>()
+                .join(" x ")
+        };
+        for job in [plan.job(0), plan.job(plan.num_jobs() / 2)] {
+            println!(
+                "  job {}: output {:?}+{:?} reads {} (edge padding per stage {:?})",
+                job.index,
+                job.output.start,
+                job.output.shape,
+                reads(&job),
+                plan.edge_padding(&job)
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! [`Options`]: how a whole-array run reads, computes and writes.
+
+use crate::Pipeline;
+use crate::backend::{Backend, Device};
+use crate::error::Result;
+use crate::exec::{Part, RunOptions};
+use crate::store::{Compression, Input, NgffVersion};
+
+use super::image::OmeAxes;
+
+/// How a [`Run`](super::Run) or [`Pyramid`](super::Pyramid) reads, computes and
+/// writes. Every field has the command's default ([`Options::default`]); set the ones
+/// you need:
+///
+/// ```
+/// use haloflow::zarr::{Options, Part};
+/// use haloflow::Device;
+///
+/// let options = Options {
+///     chunks: Some(vec![64, 256, 256]),
+///     part: Part::new(3, 8)?,
+///     device: Device::Cpu,
+///     ..Options::default()
+/// };
+/// assert_eq!(options.zarr_format, 3);
+/// # Ok::<(), haloflow::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// The level of an OME-Zarr input to read (0, the finest).
+    pub level: usize,
+    /// Output chunk shape, one value or one per axis [default: the input's].
+    pub chunks: Option<Vec<usize>>,
+    /// Write the output sharded: the shard shape, one value or one per axis, a whole
+    /// number of chunks. A part then owns whole shards.
+    pub shards: Option<Vec<usize>>,
+    /// The output's Zarr format, 2 or 3 (an OME-Zarr output follows its NGFF version).
+    pub zarr_format: u8,
+    /// How output chunks are compressed (zstd level 3, as zarr-python).
+    pub compression: Compression,
+    /// This process's share of the jobs (`Part::ALL`, or one of an array job's tasks:
+    /// [`Part::from_environment`]).
+    pub part: Part,
+    /// Recompute and replace an existing output, even an incompatible one.
+    pub overwrite: bool,
+    /// Memory budget in bytes for jobs in flight and decoded chunks [default: a
+    /// quarter of the machine's memory].
+    pub memory_limit: Option<u64>,
+    /// Worker threads (jobs in flight) [default: every core].
+    pub threads: Option<usize>,
+    /// Where to compute: `Auto` weighs the chain and takes a hardware GPU only where it
+    /// pays off.
+    pub device: Device,
+    /// The GPU adapter, by (part of) its name.
+    pub adapter: Option<String>,
+    /// Make an OME-Zarr image of a plain array input, with these axes, spacing and
+    /// units (an OME-Zarr input always gives one).
+    pub ome: Option<OmeAxes>,
+    /// The NGFF version of an OME-Zarr output [default: the input's; 0.5 for `ome`].
+    pub ngff_version: Option<NgffVersion>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            level: 0,
+            chunks: None,
+            shards: None,
+            zarr_format: 3,
+            compression: Compression::Zstd { level: 3 },
+            part: Part::ALL,
+            overwrite: false,
+            memory_limit: None,
+            threads: None,
+            device: Device::Auto,
+            adapter: None,
+            ome: None,
+            ngff_version: None,
+        }
+    }
+}
+
+impl Options {
+    /// The executor's options for these, on `backend` (chosen for `reason`).
+    pub(super) fn run_options(&self, backend: Backend, reason: String) -> RunOptions {
+        let mut options = RunOptions {
+            backend,
+            device_reason: Some(reason),
+            overwrite: self.overwrite,
+            part: self.part,
+            ..RunOptions::default()
+        };
+        if let Some(t) = self.threads {
+            options.threads = t.max(1);
+        }
+        if let Some(m) = self.memory_limit {
+            options.memory_limit = m;
+        }
+        options
+    }
+}
+
+/// `pipeline` with the statistics of `input` its first op needs filled in (none: as it
+/// is), computed with `options.threads` readers keeping half the memory limit of
+/// decoded chunks between passes; and the values used.
+///
+/// # Errors
+/// [`crate::Error`] for a failed read.
+pub fn resolve_statistics(
+    pipeline: &Pipeline,
+    input: &Input,
+    options: &Options,
+) -> Result<(Pipeline, Option<serde_json::Value>)> {
+    let defaults = RunOptions::default();
+    let threads = options.threads.unwrap_or(defaults.threads);
+    let keep = options.memory_limit.unwrap_or(defaults.memory_limit) / 2;
+    crate::stats::resolve(pipeline, input, threads, keep)
+}

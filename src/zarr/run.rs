@@ -1,0 +1,297 @@
+//! [`Run`]: a chain of ops from a Zarr array (or OME-Zarr image) to a new one, as
+//! `haloflow run` and every op's subcommand do it.
+
+use std::path::PathBuf;
+
+use super::chain::Chain;
+use super::image::{input_spacing, open_level, output_image};
+use super::options::{Options, resolve_statistics};
+use super::progress::{Phase, Progress};
+use crate::backend::{Backend, Setting};
+use crate::error::{Error, Result};
+use crate::exec::{self, Report, RunOptions, Sink, Source};
+use crate::store::{Input, Output, OutputSpec};
+use crate::{Pipeline, Plan};
+
+/// A run of a chain of ops over a whole array, Zarr to Zarr: bounded in memory,
+/// resumable (a killed run skips the chunks already written when run again), and
+/// splittable across processes ([`Options::part`]).
+///
+/// ```no_run
+/// use haloflow::zarr::{Chain, GaussianKind, Options, Run, Step};
+/// use haloflow::{Device, Op};
+///
+/// // A Gaussian of 0.8 µm in y and x (the image's spacing turns it into pixels),
+/// // then a threshold, on the GPU if there is one; OME-Zarr in, OME-Zarr out.
+/// let sigma = ["0".parse()?, "0.8um".parse()?, "0.8um".parse()?];
+/// let chain = Chain::new(vec![
+///     Step::gaussian(GaussianKind::Smooth, &sigma),
+///     Op::threshold(1200.0).into(),
+/// ]);
+/// let run = Run {
+///     options: Options { chunks: Some(vec![64, 128, 128]), device: Device::Auto, ..Options::default() },
+///     ..Run::new("image.ome.zarr", "mask.ome.zarr", chain)
+/// };
+/// let report = run.run(None)?;
+/// println!("{} jobs in {:.1} s on {}", report.jobs_done, report.seconds, report.device);
+/// # Ok::<(), haloflow::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The input: a Zarr array, an OME-Zarr image (level [`Options::level`]) or one of
+    /// its levels.
+    pub input: PathBuf,
+    /// The output array (or OME-Zarr image), created, or resumed if it exists with the
+    /// same metadata.
+    pub output: PathBuf,
+    /// What to compute.
+    pub chain: Chain,
+    /// How and where.
+    pub options: Options,
+}
+
+/// What [`Run::init`] created and how the run splits: for an array job's set-up.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct InitSummary {
+    /// The output created.
+    pub path: PathBuf,
+    /// Jobs of the whole run: one per output chunk, or per shard when sharded.
+    pub jobs: usize,
+    /// The output's shard shape, if sharded (a job writes one shard).
+    pub shard: Option<Vec<usize>>,
+    /// The output's chunk shape (as written: without an axis a projection drops).
+    pub chunk: Vec<usize>,
+    /// The part of the options, and the jobs it gets.
+    pub part: (usize, usize),
+    /// Jobs of this part.
+    pub part_jobs: usize,
+    /// About how many bytes of data a task holds with [`InitSummary::threads`] threads
+    /// (jobs in flight and decoded chunks), at most the memory limit.
+    pub memory_bytes: u64,
+    /// Worker threads the estimate assumes.
+    pub threads: usize,
+    /// The memory limit, in bytes.
+    pub memory_limit: u64,
+}
+
+/// Everything a run sets up before its jobs: the input, the resolved pipeline and its
+/// statistics, the plan, and the output (created).
+struct Prepared {
+    input: Input,
+    plan: Plan,
+    statistics: Option<serde_json::Value>,
+    output: Output,
+    dropped: Option<usize>,
+    options: RunOptions,
+}
+
+impl Run {
+    /// A run of `chain` from `input` to `output` with the default [`Options`].
+    pub fn new(
+        input: impl Into<PathBuf>,
+        output: impl Into<PathBuf>,
+        chain: impl Into<Chain>,
+    ) -> Run {
+        Run {
+            input: input.into(),
+            output: output.into(),
+            chain: chain.into(),
+            options: Options::default(),
+        }
+    }
+
+    /// The run with `options`.
+    pub fn with_options(mut self, options: Options) -> Run {
+        self.options = options;
+        self
+    }
+
+    /// Creates the output (and its OME-Zarr image) without computing anything, and
+    /// says how the run splits: run it once before the parts of an array job start.
+    ///
+    /// # Errors
+    /// As [`Run::run`].
+    pub fn init(&self) -> Result<InitSummary> {
+        let p = self.prepare()?;
+        let unit = match p.dropped {
+            Some(axis) => exec::DropAxis {
+                sink: &p.output,
+                axis,
+            }
+            .write_unit(),
+            None => p.output.spec().shard.clone(),
+        };
+        let jobs = exec::job_groups(&p.plan, unit.as_deref())?.len();
+        let estimate = exec::memory_estimate(&p.plan, &p.input, p.options.threads);
+        Ok(InitSummary {
+            path: self.output.clone(),
+            jobs,
+            shard: p.output.spec().shard.clone(),
+            chunk: p.output.spec().chunk.clone(),
+            part: (p.options.part.index, p.options.part.count),
+            part_jobs: p.options.part.jobs(jobs).len(),
+            memory_bytes: estimate.min(p.options.memory_limit),
+            threads: p.options.threads,
+            memory_limit: p.options.memory_limit,
+        })
+    }
+
+    /// Runs this part of the jobs, skipping those already written; `progress` hears
+    /// of every finished job.
+    ///
+    /// # Errors
+    /// [`Error`] for an unreadable input, bad parameters, an incompatible output, no GPU
+    /// where one is demanded, a failed read or write. Nothing is created when the
+    /// input, the chain or the device is at fault; chunks already written stay.
+    pub fn run(&self, progress: Option<&dyn Progress>) -> Result<Report> {
+        let p = self.prepare()?;
+        let squeezed;
+        let sink: &dyn Sink = match p.dropped {
+            Some(axis) => {
+                squeezed = exec::DropAxis {
+                    sink: &p.output,
+                    axis,
+                };
+                &squeezed
+            }
+            None => &p.output,
+        };
+        let groups = exec::job_groups(&p.plan, sink.write_unit().as_deref())?;
+        let jobs: usize = groups[p.options.part.jobs(groups.len())]
+            .iter()
+            .map(Vec::len)
+            .sum();
+        if let Some(b) = progress {
+            b.begin(Phase::Jobs, jobs);
+        }
+        let advance = |done: usize, bytes: u64| {
+            if let Some(b) = progress {
+                b.advance(done, bytes);
+            }
+        };
+        let mut report = exec::run(&p.plan, &p.input, sink, &p.options, Some(&advance))?;
+        report.statistics = p.statistics;
+        Ok(report)
+    }
+
+    fn prepare(&self) -> Result<Prepared> {
+        let o = &self.options;
+        let (input_path, ome_input) = open_level(&self.input, o.level)?;
+        let input = Input::open(&input_path)?;
+        let spacing = input_spacing(&ome_input, o.ome.as_ref(), input.shape().len())?;
+        let pipeline = self.chain.pipeline(spacing.as_ref())?;
+        // A threshold or normalisation from the input's statistics: computed first, and
+        // recorded with the pipeline.
+        let (pipeline, statistics) = resolve_statistics(&pipeline, &input, o)?;
+        let plan = plan(&pipeline, &input, o.chunks.as_deref())?;
+        // Before anything is created: a missing GPU must leave no output behind.
+        let (backend, reason) =
+            Backend::select_for(o.device, o.adapter.as_deref(), &plan, Setting::Zarr)?;
+        let (mut out_shape, out_dtype, mut chunk) = (
+            plan.output_shape().to_vec(),
+            plan.output_dtype(),
+            plan.output_chunk().to_vec(),
+        );
+        let dropped = pipeline.dropped_axis()?;
+        if let Some(axis) = dropped {
+            out_shape.remove(axis);
+            chunk.remove(axis);
+        }
+        let mut attributes = serde_json::Map::new();
+        let mut record = serde_json::json!({ "pipeline": pipeline });
+        if let Some(values) = &statistics {
+            record["statistics"] = values.clone();
+        }
+        attributes.insert("haloflow".into(), record);
+        let ome = output_image(
+            ome_input,
+            o.ome.as_ref(),
+            false,
+            o.ngff_version,
+            &pipeline,
+            input.shape().len(),
+            (input.dtype(), out_dtype),
+        )?;
+        let mut spec = OutputSpec::new(&out_shape, out_dtype, &chunk)
+            .with_zarr_format(o.zarr_format)
+            .with_compression(o.compression)
+            .with_attributes(attributes);
+        let array_path = match &ome {
+            Some(image) => {
+                image.check_target(&self.output)?;
+                spec = spec
+                    .with_zarr_format(image.version.zarr_format())
+                    .with_dimension_names(image.axes.iter().map(|a| a.name.clone()).collect());
+                self.output.join(&image.levels[0].path)
+            }
+            None => self.output.clone(),
+        };
+        if let Some(shards) = &o.shards {
+            spec = spec.with_shards(crate::ops::per_axis("shards", shards, out_shape.len())?);
+        }
+        let output = Output::create(&array_path, &spec, o.overwrite)?;
+        if let Some(image) = &ome {
+            image.write_group(&self.output, &pipeline, None)?;
+        }
+        Ok(Prepared {
+            input,
+            plan,
+            statistics,
+            output,
+            dropped,
+            options: o.run_options(backend, reason),
+        })
+    }
+}
+
+/// The plan of `pipeline` over `input`, one job per output chunk: `chunks` (one value
+/// or one per axis of the written array, which lacks the axis a final projection
+/// drops), or the input's chunk shape. Chunks longer than the array are clamped.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] or [`Error::AxisCount`] for chunks that do not fit.
+pub fn plan(pipeline: &Pipeline, input: &Input, chunks: Option<&[usize]>) -> Result<Plan> {
+    let (out_shape, _) = pipeline.output(input.shape(), input.dtype())?;
+    let chunks = match (pipeline.dropped_axis()?, chunks) {
+        (Some(axis), Some(c)) => {
+            if c.len() + 1 != out_shape.len() {
+                return Err(Error::AxisCount {
+                    what: "chunks",
+                    ndim: out_shape.len() - 1,
+                    got: c.len(),
+                });
+            }
+            let mut c = c.to_vec();
+            c.insert(axis, 1);
+            Some(c)
+        }
+        (_, c) => c.map(<[usize]>::to_vec),
+    };
+    let chunk = chunk_shape(chunks.as_deref(), input.read_chunk_shape(), &out_shape)?;
+    Plan::new(pipeline, input.shape(), input.dtype(), &chunk, &chunk)
+}
+
+/// `chunks` (one value or one per axis; `default` if `None`) for an array of `shape`,
+/// each extent at least 1 and at most the axis's length.
+pub(super) fn chunk_shape(
+    chunks: Option<&[usize]>,
+    default: Vec<usize>,
+    shape: &[usize],
+) -> Result<Vec<usize>> {
+    let chunk = match chunks {
+        Some(c) => crate::ops::per_axis("chunks", c, shape.len())?,
+        None => default,
+    };
+    if chunk.contains(&0) {
+        return Err(Error::InvalidParameter {
+            op: "chunks",
+            message: format!("chunk extents must be >= 1, got {chunk:?}"),
+        });
+    }
+    // A chunk longer than the array is clamped: it holds the whole axis either way.
+    Ok(chunk
+        .iter()
+        .zip(shape)
+        .map(|(&c, &n)| c.min(n.max(1)))
+        .collect())
+}
