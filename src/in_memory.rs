@@ -88,7 +88,7 @@ impl Pipeline {
     ) -> Result<ArrayAny> {
         let input = input.into();
         // Thresholds and normalisations from the input's statistics get them first.
-        let (resolved, _) = crate::stats::compute::resolve_of(self, &input)?;
+        let (resolved, _) = crate::stats::resolve::resolve_of(self, &input)?;
         let pipeline = &resolved;
         let block = match block {
             // A block of the written array: planned with a dropped axis at size 1.

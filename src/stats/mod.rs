@@ -8,7 +8,7 @@
 //! in-memory array's slabs), each block's share merged into per-group accumulators,
 //! so memory stays at a block per worker plus the accumulators, and what the first pass
 //! keeps for what follows it (up to
-//! [`StatsOptions::keep_decoded`](compute::StatsOptions::keep_decoded)).
+//! [`StatsOptions::keep_decoded`]).
 //!
 //! **Percentiles are exact**, by radix selection on order-preserving keys
 //! (`stats/keys.rs`): the first pass counts the top 16 bits of every key; the bucket that
@@ -26,9 +26,16 @@
 //! formulas; numpy's float32 mean sums in float32, so the two agree to float32
 //! rounding, not bitwise.
 
-pub(crate) mod compute;
+mod compute;
+mod histogram;
 mod keys;
+mod moments;
+mod otsu;
+pub(crate) mod resolve;
+mod selection;
+mod source;
 mod speculate;
+mod types;
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -41,11 +48,14 @@ use crate::ops::{Needed, Pipeline};
 use crate::region::AxisSet;
 use crate::region::unravel;
 use crate::store::Input;
-pub use compute::resolve_of;
-pub use compute::{
-    Histogram, PercentileValue, Statistics, StatsOptions, Summary, otsu_of, statistics_of,
-};
-use compute::{Source, otsu_of_source, resolve_source, run};
+use compute::run;
+pub use compute::statistics_of;
+pub use otsu::otsu_of;
+use otsu::otsu_of_source;
+pub use resolve::resolve_of;
+use resolve::resolve_source;
+use source::Source;
+pub use types::{Histogram, PercentileValue, Statistics, StatsOptions, Summary};
 
 /// A Zarr array, chunk by chunk. Chunks decoded in the first pass are kept for the
 /// later ones while they fit `budget` bytes (the passes then decode each chunk once).

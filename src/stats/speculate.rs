@@ -1,7 +1,7 @@
 //! Exact percentiles of 32- and 64-bit types in one pass over the data, in the common
 //! case.
 //!
-//! The radix selection of `compute.rs` needs the first pass's counts of every key's
+//! The radix selection (`compute.rs`, `selection.rs`) needs the first pass's counts of every key's
 //! top 16 bits before it knows which bucket holds a needed rank, then one more pass
 //! per 16 bits to refine it. A Zarr input then decodes every chunk again, or keeps
 //! them all decoded: either costs about as much as the first pass. Here the first pass
