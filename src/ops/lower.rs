@@ -1,0 +1,203 @@
+//! Lowering: each op's parameters checked against the array's dimensions and turned
+//! into the stages a backend runs (a Gaussian into one 1-D stencil per axis, a
+//! convolution into one N-D stencil, a rank filter into a rank stage ...).
+
+use crate::error::{Error, Result};
+use crate::stage::Stage;
+
+use super::axes::per_axis;
+use super::gaussian;
+use super::op::Op;
+use super::rank;
+use super::rank::Statistic;
+
+impl Op {
+    /// Checks the parameters against an input of `ndim` dimensions and lowers the
+    /// operation to its stages.
+    pub(crate) fn stages(&self, ndim: usize) -> Result<Vec<Stage>> {
+        let invalid = |message: String| Error::InvalidParameter {
+            op: self.name(),
+            message,
+        };
+        match self {
+            Op::Threshold { above } => {
+                if above.is_nan() {
+                    return Err(invalid("the threshold is NaN".into()));
+                }
+                Ok(vec![Stage::Threshold { above: *above }])
+            }
+            Op::Clip { min, max } => {
+                if min.is_nan() || max.is_nan() || min > max {
+                    return Err(invalid(format!("need min <= max, got min={min} max={max}")));
+                }
+                Ok(vec![Stage::Clip {
+                    min: *min,
+                    max: *max,
+                }])
+            }
+            Op::Gaussian {
+                sigma,
+                mode,
+                cval,
+                truncate,
+            }
+            | Op::GaussianLaplace {
+                sigma,
+                mode,
+                cval,
+                truncate,
+            }
+            | Op::GaussianGradientMagnitude {
+                sigma,
+                mode,
+                cval,
+                truncate,
+            } => {
+                let sigma = per_axis("sigma", sigma, ndim)?;
+                if let Some(s) = sigma.iter().find(|s| !(s.is_finite() && **s >= 0.0)) {
+                    return Err(invalid(format!("sigma must be finite and >= 0, got {s}")));
+                }
+                if !(truncate.is_finite() && *truncate >= 0.0) {
+                    return Err(invalid(format!(
+                        "truncate must be finite and >= 0, got {truncate}"
+                    )));
+                }
+                let (mode, cval) = (*mode, *cval as f32);
+                Ok(match self {
+                    Op::Gaussian { .. } => gaussian::stages(&sigma, *truncate, mode, cval),
+                    _ => {
+                        let magnitude = matches!(self, Op::GaussianGradientMagnitude { .. });
+                        gaussian::derivative_stages(&sigma, *truncate, mode, cval, magnitude)
+                    }
+                })
+            }
+            Op::Convolve { kernel, mode, cval } => {
+                Ok(vec![kernel.stage(ndim, *mode, *cval as f32)?])
+            }
+            Op::Downsample { factor, method } => Ok(vec![Stage::Downsample {
+                factor: factors(self.name(), factor, ndim)?,
+                method: *method,
+            }]),
+            Op::Upsample { factor, method } => Ok(vec![Stage::Upsample {
+                factor: factors(self.name(), factor, ndim)?,
+                method: *method,
+            }]),
+            Op::Uniform { size, mode, cval } => {
+                let size = per_axis("size", size, ndim)?;
+                if size.contains(&0) {
+                    return Err(invalid(format!(
+                        "size must be >= 1 on every axis, got {size:?}"
+                    )));
+                }
+                Ok(gaussian::uniform_stages(&size, *mode, *cval as f32))
+            }
+            Op::Median {
+                size,
+                footprint,
+                mode,
+                cval,
+            }
+            | Op::Percentile {
+                size,
+                footprint,
+                mode,
+                cval,
+                ..
+            }
+            | Op::Minimum {
+                size,
+                footprint,
+                mode,
+                cval,
+            }
+            | Op::Maximum {
+                size,
+                footprint,
+                mode,
+                cval,
+            } => {
+                let statistic = match self {
+                    Op::Median { .. } => Statistic::Median,
+                    Op::Percentile { percentile, .. } => {
+                        if percentile.is_nan() {
+                            return Err(invalid("the percentile is NaN".into()));
+                        }
+                        Statistic::Percentile(*percentile)
+                    }
+                    Op::Minimum { .. } => Statistic::Minimum,
+                    _ => Statistic::Maximum,
+                };
+                rank::stages(
+                    self.name(),
+                    statistic,
+                    size,
+                    footprint.as_ref(),
+                    *mode,
+                    *cval,
+                    ndim,
+                )
+            }
+            Op::ThresholdOtsu {} | Op::ThresholdPercentile { .. } => Err(invalid(
+                "the threshold comes from the input's statistics, computed before the op runs \
+                 (Pipeline::resolve)"
+                    .into(),
+            )),
+            Op::Normalize {
+                percentiles,
+                clip,
+                values,
+            } => {
+                if percentiles.iter().any(|p| !(0.0..=100.0).contains(p)) {
+                    return Err(invalid(format!(
+                        "percentiles must be in 0..=100, got {percentiles:?}"
+                    )));
+                }
+                let Some([low, high]) = values else {
+                    return Err(invalid(
+                        "the percentiles' values come from the input's statistics, computed \
+                         before the op runs (Pipeline::resolve)"
+                            .into(),
+                    ));
+                };
+                Ok(vec![Stage::Normalize {
+                    low: *low as f32,
+                    high: *high as f32,
+                    clip: *clip,
+                }])
+            }
+            Op::Project {
+                axis,
+                method,
+                keepdims,
+            } => {
+                if *axis >= ndim {
+                    return Err(invalid(format!(
+                        "axis {axis} is out of range for a {ndim}-dimensional array"
+                    )));
+                }
+                if ndim == 1 && !keepdims {
+                    return Err(invalid(
+                        "the projection of a 1-D array is one value: keep its axis (keepdims)"
+                            .into(),
+                    ));
+                }
+                Ok(vec![Stage::Project {
+                    axis: *axis,
+                    method: *method,
+                }])
+            }
+            Op::Cast { dtype } => Ok(vec![Stage::Cast(*dtype)]),
+        }
+    }
+}
+
+fn factors(op: &'static str, factor: &[usize], ndim: usize) -> Result<Vec<usize>> {
+    let f = per_axis("factor", factor, ndim)?;
+    if f.contains(&0) {
+        return Err(Error::InvalidParameter {
+            op,
+            message: format!("factors must be >= 1, got {factor:?}"),
+        });
+    }
+    Ok(f)
+}

@@ -1,0 +1,383 @@
+//! [`Op`]: one operation as a user asks for it, its parameters and their JSON form.
+
+use serde::{Deserialize, Serialize};
+
+use crate::boundary::Boundary;
+use crate::dtype::DType;
+use crate::stage::{DownMethod, ProjectMethod, UpMethod};
+
+use super::convolve::Kernel;
+use super::rank::Footprint;
+
+fn default_truncate() -> f64 {
+    4.0
+}
+
+/// One operation, with the semantics of its scipy/numpy counterpart (the contract in
+/// `docs/ARCHITECTURE.md`).
+///
+/// Per-axis lists (`sigma`, `factor`) hold one value for all axes or one per axis.
+/// The JSON form (`{"op": "gaussian", "sigma": [2.0], ...}`) is what output arrays
+/// record in their attributes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// `x > above` as uint8 0/1.
+    Threshold {
+        /// The threshold.
+        above: f64,
+    },
+    /// `np.clip(x, min, max)`, element type kept (integer bounds rounded half to even).
+    Clip {
+        /// Lower bound.
+        min: f64,
+        /// Upper bound (≥ `min`).
+        max: f64,
+    },
+    /// `scipy.ndimage.gaussian_filter(x, sigma, mode=mode, cval=cval, truncate=truncate)`, float32 out.
+    Gaussian {
+        /// Standard deviation per axis (0 leaves the axis untouched).
+        sigma: Vec<f64>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode.
+        #[serde(default)]
+        cval: f64,
+        /// Radius in standard deviations: radius = `int(truncate * sigma + 0.5)`.
+        #[serde(default = "default_truncate")]
+        truncate: f64,
+    },
+    /// `scipy.ndimage.convolve(x, kernel, mode=mode, cval=cval)`, float32 out; a kernel
+    /// with fewer dimensions than the array applies to the trailing axes.
+    Convolve {
+        /// The kernel.
+        kernel: Kernel,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode.
+        #[serde(default)]
+        cval: f64,
+    },
+    /// Reduce by integer factors; output size `ceil(n / f)`, edge windows partial.
+    Downsample {
+        /// Factor per axis (≥ 1).
+        factor: Vec<usize>,
+        /// How each window is reduced.
+        method: DownMethod,
+    },
+    /// Enlarge by integer factors; output size `n * f`.
+    Upsample {
+        /// Factor per axis (≥ 1).
+        factor: Vec<usize>,
+        /// How new samples are made.
+        method: UpMethod,
+    },
+    /// `scipy.ndimage.gaussian_laplace(x, sigma, mode=mode, cval=cval, truncate=truncate)`
+    /// computed on `x` as float64, float32 out: the sum over the axes of the Gaussian
+    /// with its second derivative along that axis.
+    GaussianLaplace {
+        /// Standard deviation per axis (0 leaves the axis untouched).
+        sigma: Vec<f64>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode.
+        #[serde(default)]
+        cval: f64,
+        /// Radius in standard deviations.
+        #[serde(default = "default_truncate")]
+        truncate: f64,
+    },
+    /// `scipy.ndimage.gaussian_gradient_magnitude(x, sigma, ...)` on `x` as float64,
+    /// float32 out: the root of the sum over the axes of the squared Gaussian first
+    /// derivatives.
+    GaussianGradientMagnitude {
+        /// Standard deviation per axis (0 leaves the axis untouched).
+        sigma: Vec<f64>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode.
+        #[serde(default)]
+        cval: f64,
+        /// Radius in standard deviations.
+        #[serde(default = "default_truncate")]
+        truncate: f64,
+    },
+    /// `scipy.ndimage.uniform_filter(x, size, mode=mode, cval=cval)`: the mean over a
+    /// box of `size` voxels (1 leaves an axis untouched), float32 out.
+    Uniform {
+        /// The box's extent per axis (one value for all axes, or one per axis).
+        size: Vec<usize>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode.
+        #[serde(default)]
+        cval: f64,
+    },
+    /// `scipy.ndimage.median_filter(x, size, footprint, mode=mode, cval=cval)`, element
+    /// type kept.
+    Median {
+        /// The box's extent per axis (one value for all axes, or one per axis).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        size: Vec<usize>,
+        /// A footprint instead of a box (it wins where both are given).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        footprint: Option<Footprint>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode (cast to the element type).
+        #[serde(default)]
+        cval: f64,
+    },
+    /// `scipy.ndimage.percentile_filter(x, size, footprint, mode=mode, cval=cval)` (which also covers `rank_filter`), element
+    /// type kept.
+    Percentile {
+        /// The percentile, -100 to 100 (negative counts from 100).
+        percentile: f64,
+        /// The box's extent per axis (one value for all axes, or one per axis).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        size: Vec<usize>,
+        /// A footprint instead of a box (it wins where both are given).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        footprint: Option<Footprint>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode (cast to the element type).
+        #[serde(default)]
+        cval: f64,
+    },
+    /// `scipy.ndimage.minimum_filter(x, size, footprint, mode=mode, cval=cval)`, element
+    /// type kept.
+    Minimum {
+        /// The box's extent per axis (one value for all axes, or one per axis).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        size: Vec<usize>,
+        /// A footprint instead of a box (it wins where both are given).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        footprint: Option<Footprint>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode (cast to the element type).
+        #[serde(default)]
+        cval: f64,
+    },
+    /// `scipy.ndimage.maximum_filter(x, size, footprint, mode=mode, cval=cval)`, element
+    /// type kept.
+    Maximum {
+        /// The box's extent per axis (one value for all axes, or one per axis).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        size: Vec<usize>,
+        /// A footprint instead of a box (it wins where both are given).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        footprint: Option<Footprint>,
+        /// Boundary mode.
+        #[serde(default)]
+        mode: Boundary,
+        /// Value beyond the edge in `constant` mode (cast to the element type).
+        #[serde(default)]
+        cval: f64,
+    },
+    /// `x > t` as uint8, `t` being `skimage.filters.threshold_otsu` of the whole input
+    /// (see [`stats::otsu`](crate::stats::otsu)). The statistic is computed first
+    /// ([`Pipeline::resolve`](super::Pipeline::resolve)); the op must come first in its chain.
+    ThresholdOtsu {},
+    /// `x > t` as uint8, `t` being `np.nanpercentile(input, percentile)` of the whole
+    /// input (resolved first, as [`Op::ThresholdOtsu`]).
+    ThresholdPercentile {
+        /// The percentile, 0 to 100.
+        percentile: f64,
+    },
+    /// `(x - lo) / (hi - lo + 1e-20)` in float32, `lo` and `hi` being percentiles of
+    /// the whole input (CSBDeep's `normalize`, computed as its float32 arithmetic does),
+    /// optionally clipped to `[0, 1]`. The percentiles' values are filled in by
+    /// [`Pipeline::resolve`](super::Pipeline::resolve); the op must come first in its chain.
+    Normalize {
+        /// The low and high percentiles (CSBDeep's defaults: 1 and 99.8).
+        percentiles: [f64; 2],
+        /// Clip the result to `[0, 1]`.
+        #[serde(default)]
+        clip: bool,
+        /// The percentiles' values, once resolved.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        values: Option<[f64; 2]>,
+    },
+    /// numpy's `x.max(axis)`, `x.min(axis)`, `x.mean(axis)` or `x.sum(axis)`: the
+    /// axis is dropped (kept at size 1 with `keepdims`). Max and min keep the type;
+    /// mean and sum give float64 for integers (exact: numpy's sum would be int64)
+    /// and keep float types (summed in f64). Without `keepdims` it must come last in
+    /// a chain.
+    Project {
+        /// The axis reduced.
+        axis: usize,
+        /// The reduction.
+        method: ProjectMethod,
+        /// Keep the axis, at size 1.
+        #[serde(default)]
+        keepdims: bool,
+    },
+    /// Convert to another element type inside a chain (round half to even,
+    /// saturate; `x.astype` after `np.rint` for integers), as `Pipeline::with_dtype`
+    /// does at its end.
+    Cast {
+        /// The element type.
+        dtype: DType,
+    },
+}
+
+impl Op {
+    /// `threshold`: `x > above`.
+    pub fn threshold(above: f64) -> Op {
+        Op::Threshold { above }
+    }
+
+    /// `clip` to `[min, max]`.
+    pub fn clip(min: f64, max: f64) -> Op {
+        Op::Clip { min, max }
+    }
+
+    /// A Gaussian with scipy's defaults (`reflect`, `truncate = 4`).
+    pub fn gaussian(sigma: &[f64]) -> Op {
+        Op::Gaussian {
+            sigma: sigma.to_vec(),
+            mode: Boundary::Reflect,
+            cval: 0.0,
+            truncate: 4.0,
+        }
+    }
+
+    /// A uniform (box mean) filter with scipy's default mode (`reflect`).
+    pub fn uniform(size: &[usize]) -> Op {
+        Op::Uniform {
+            size: size.to_vec(),
+            mode: Boundary::Reflect,
+            cval: 0.0,
+        }
+    }
+
+    /// A median filter over a box of `size`, with scipy's default mode (`reflect`).
+    pub fn median(size: &[usize]) -> Op {
+        Op::Median {
+            size: size.to_vec(),
+            footprint: None,
+            mode: Boundary::Reflect,
+            cval: 0.0,
+        }
+    }
+
+    /// A percentile filter over a box of `size`, with scipy's default mode (`reflect`).
+    pub fn percentile(percentile: f64, size: &[usize]) -> Op {
+        Op::Percentile {
+            percentile,
+            size: size.to_vec(),
+            footprint: None,
+            mode: Boundary::Reflect,
+            cval: 0.0,
+        }
+    }
+
+    /// A minimum filter over a box of `size`, with scipy's default mode (`reflect`).
+    pub fn minimum(size: &[usize]) -> Op {
+        Op::Minimum {
+            size: size.to_vec(),
+            footprint: None,
+            mode: Boundary::Reflect,
+            cval: 0.0,
+        }
+    }
+
+    /// A maximum filter over a box of `size`, with scipy's default mode (`reflect`).
+    pub fn maximum(size: &[usize]) -> Op {
+        Op::Maximum {
+            size: size.to_vec(),
+            footprint: None,
+            mode: Boundary::Reflect,
+            cval: 0.0,
+        }
+    }
+
+    /// A rank filter's footprint, replacing its box (others unchanged).
+    pub fn with_footprint(mut self, new: Footprint) -> Op {
+        if let Op::Median { footprint, .. }
+        | Op::Percentile { footprint, .. }
+        | Op::Minimum { footprint, .. }
+        | Op::Maximum { footprint, .. } = &mut self
+        {
+            *footprint = Some(new);
+        }
+        self
+    }
+
+    /// A convolution with scipy's default mode (`reflect`).
+    pub fn convolve(kernel: Kernel) -> Op {
+        Op::Convolve {
+            kernel,
+            mode: Boundary::Reflect,
+            cval: 0.0,
+        }
+    }
+
+    /// Downsampling by `factor` with `method`.
+    pub fn downsample(factor: &[usize], method: DownMethod) -> Op {
+        Op::Downsample {
+            factor: factor.to_vec(),
+            method,
+        }
+    }
+
+    /// Upsampling by `factor` with `method`.
+    pub fn upsample(factor: &[usize], method: UpMethod) -> Op {
+        Op::Upsample {
+            factor: factor.to_vec(),
+            method,
+        }
+    }
+
+    /// Sets the boundary mode and constant of a filter (others unchanged).
+    pub fn with_mode(mut self, new_mode: Boundary, new_cval: f64) -> Op {
+        if let Op::Gaussian { mode, cval, .. }
+        | Op::GaussianLaplace { mode, cval, .. }
+        | Op::GaussianGradientMagnitude { mode, cval, .. }
+        | Op::Convolve { mode, cval, .. }
+        | Op::Uniform { mode, cval, .. }
+        | Op::Median { mode, cval, .. }
+        | Op::Percentile { mode, cval, .. }
+        | Op::Minimum { mode, cval, .. }
+        | Op::Maximum { mode, cval, .. } = &mut self
+        {
+            *mode = new_mode;
+            *cval = new_cval;
+        }
+        self
+    }
+
+    /// The operation's name (`"gaussian"`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Threshold { .. } => "threshold",
+            Op::Clip { .. } => "clip",
+            Op::Gaussian { .. } => "gaussian",
+            Op::GaussianLaplace { .. } => "gaussian_laplace",
+            Op::GaussianGradientMagnitude { .. } => "gaussian_gradient_magnitude",
+            Op::Convolve { .. } => "convolve",
+            Op::Downsample { .. } => "downsample",
+            Op::Upsample { .. } => "upsample",
+            Op::Uniform { .. } => "uniform",
+            Op::Median { .. } => "median",
+            Op::Percentile { .. } => "percentile",
+            Op::Minimum { .. } => "minimum",
+            Op::Maximum { .. } => "maximum",
+            Op::ThresholdOtsu { .. } => "threshold_otsu",
+            Op::ThresholdPercentile { .. } => "threshold_percentile",
+            Op::Normalize { .. } => "normalize",
+            Op::Project { .. } => "project",
+            Op::Cast { .. } => "cast",
+        }
+    }
+}
