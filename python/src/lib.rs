@@ -420,20 +420,12 @@ fn pyramid(
     progress: Option<Bound<'_, PyAny>>,
 ) -> PyResult<String> {
     let o = RunOptions::parse(options)?;
-    let method = match o.method.as_deref().unwrap_or("mean") {
-        "mean" => zarr::PyramidMethod::Mean,
-        "max" => zarr::PyramidMethod::Max,
-        "min" => zarr::PyramidMethod::Min,
-        "mode" => zarr::PyramidMethod::Mode,
-        "stride" => zarr::PyramidMethod::Stride,
-        "gaussian" => zarr::PyramidMethod::Gaussian,
-        other => {
-            return Err(bad(
-                "method",
-                format!("{other:?}: expected mean, max, min, mode, stride or gaussian"),
-            ));
-        }
-    };
+    let method = o
+        .method
+        .as_deref()
+        .unwrap_or("mean")
+        .parse()
+        .map_err(failed)?;
     let spec = zarr::Pyramid {
         levels: o.levels,
         factor: o.factor.clone(),

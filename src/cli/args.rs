@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::ops::{
@@ -132,33 +133,15 @@ pub(super) struct PyramidArgs {
     /// `gaussian` (a Gaussian of sigma f/3 on each downsampled axis, then the mean of
     /// each window, cast back to the element type, as scikit-image's
     /// `pyramid_gaussian` and ngff-zarr's Gaussian method smooth before subsampling).
-    #[arg(long, value_enum, default_value_t = PyramidMethodArg::Mean)]
-    pub(super) method: PyramidMethodArg,
+    #[arg(
+        long,
+        default_value = "mean",
+        value_parser = clap::builder::PossibleValuesParser::new(PyramidMethod::ALL.map(PyramidMethod::name))
+            .map(|s| s.parse::<PyramidMethod>().expect("a listed method"))
+    )]
+    pub(super) method: PyramidMethod,
     #[command(flatten)]
     pub(super) common: Common,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-pub(super) enum PyramidMethodArg {
-    Mean,
-    Max,
-    Min,
-    Mode,
-    Stride,
-    Gaussian,
-}
-
-impl From<PyramidMethodArg> for PyramidMethod {
-    fn from(m: PyramidMethodArg) -> PyramidMethod {
-        match m {
-            PyramidMethodArg::Mean => PyramidMethod::Mean,
-            PyramidMethodArg::Max => PyramidMethod::Max,
-            PyramidMethodArg::Min => PyramidMethod::Min,
-            PyramidMethodArg::Mode => PyramidMethod::Mode,
-            PyramidMethodArg::Stride => PyramidMethod::Stride,
-            PyramidMethodArg::Gaussian => PyramidMethod::Gaussian,
-        }
-    }
 }
 
 /// An op's run: input, output, the op's flags, the common flags.

@@ -163,7 +163,7 @@ fn pyramid(p: &PyramidArgs) -> crate::Result<()> {
     let spec = zarr::Pyramid {
         levels: p.levels,
         factor: p.factor.clone(),
-        method: p.method.into(),
+        method: p.method,
         options: c.options(part)?,
         ..zarr::Pyramid::new(&p.input, &p.output)
     };

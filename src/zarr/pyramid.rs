@@ -33,6 +33,16 @@ pub enum PyramidMethod {
 }
 
 impl PyramidMethod {
+    /// Every method, in the order the command lists them.
+    pub const ALL: [PyramidMethod; 6] = [
+        PyramidMethod::Mean,
+        PyramidMethod::Max,
+        PyramidMethod::Min,
+        PyramidMethod::Mode,
+        PyramidMethod::Stride,
+        PyramidMethod::Gaussian,
+    ];
+
     /// The name OME-Zarr records as the multiscale's `type` (`mean`, `gaussian`, ...).
     pub fn name(self) -> &'static str {
         match self {
@@ -43,6 +53,21 @@ impl PyramidMethod {
             PyramidMethod::Stride => "stride",
             PyramidMethod::Gaussian => "gaussian",
         }
+    }
+}
+
+impl std::str::FromStr for PyramidMethod {
+    type Err = Error;
+
+    /// A method by its [name](PyramidMethod::name).
+    fn from_str(s: &str) -> Result<PyramidMethod> {
+        PyramidMethod::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| Error::InvalidParameter {
+                op: "pyramid",
+                message: format!("method {s:?}: expected mean, max, min, mode, stride or gaussian"),
+            })
     }
 }
 
