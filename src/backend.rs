@@ -52,7 +52,7 @@ impl FromStr for Device {
 
 /// Where a chain's data come from and go: what `auto` weighs the device against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Setting {
+pub enum Workload {
     /// Arrays in memory ([`Pipeline::apply_on`](crate::Pipeline::apply_on)).
     InMemory,
     /// Zarr to Zarr: chunks decoded and encoded on the CPU either way.
@@ -112,17 +112,17 @@ fn chain_cost(plan: &Plan) -> (f64, f64, f64) {
     (taps, bytes_in, bytes_out)
 }
 
-/// Whether a hardware GPU pays for `plan` in `setting` on a machine of `cores` CPU
+/// Whether a hardware GPU pays for `plan` in `workload` on a machine of `cores` CPU
 /// cores, and why (see [`Backend::select_for`]).
-fn weigh(plan: &Plan, setting: Setting, cores: usize) -> (bool, String) {
+fn weigh(plan: &Plan, workload: Workload, cores: usize) -> (bool, String) {
     let (taps, bytes_in, bytes_out) = chain_cost(plan);
     let cores = cores.max(1) as f64;
     let link = (bytes_in + bytes_out) / rates::LINK;
     let cpu_kernels = taps / (cores * rates::CPU_TAPS);
     let gpu_kernels = link + taps / rates::GPU_TAPS;
-    let codecs = match setting {
-        Setting::InMemory => 0.0,
-        Setting::Zarr => (bytes_in + bytes_out) / (cores * rates::CODEC),
+    let codecs = match workload {
+        Workload::InMemory => 0.0,
+        Workload::Zarr => (bytes_in + bytes_out) / (cores * rates::CODEC),
     };
     let cpu = codecs + cpu_kernels;
     let gpu = codecs.max(gpu_kernels);
@@ -202,10 +202,10 @@ impl Backend {
         }
     }
 
-    /// Opens the backend for `device` to run `plan` in `setting`, and says why: as
+    /// Opens the backend for `device` to run `plan` in `workload`, and says why: as
     /// [`Backend::select`], except that `auto` weighs the chain: it takes a hardware
     /// GPU only when the chain's estimated time there (the host link, then the
-    /// kernels; codecs overlapping on the CPU in the Zarr setting) beats the CPU
+    /// kernels; codecs overlapping on the CPU in a Zarr workload) beats the CPU
     /// backend's (kernels on every core, after the codecs) by a margin. Single
     /// element-wise ops never pay for the link; long stencils and chains may. The
     /// estimate uses fixed rates (see `rates` in this module's source), not a
@@ -214,7 +214,7 @@ impl Backend {
         device: Device,
         adapter_name: Option<&str>,
         plan: &Plan,
-        setting: Setting,
+        workload: Workload,
     ) -> Result<(Backend, String)> {
         match device {
             Device::Cpu => return Ok((Backend::Cpu, "cpu (asked for)".into())),
@@ -245,7 +245,7 @@ impl Backend {
             return Ok((Backend::Cpu, why));
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let (gpu, why) = weigh(plan, setting, cores);
+        let (gpu, why) = weigh(plan, workload, cores);
         if !gpu {
             return Ok((Backend::Cpu, why));
         }
@@ -335,23 +335,23 @@ mod tests {
             vec![1.0; 729],
         ))]);
         for cores in [2, 16, 128] {
-            for setting in [Setting::InMemory, Setting::Zarr] {
-                let (gpu, why) = weigh(&threshold, setting, cores);
+            for workload in [Workload::InMemory, Workload::Zarr] {
+                let (gpu, why) = weigh(&threshold, workload, cores);
                 assert!(!gpu, "{why}");
                 assert!(why.starts_with("auto: the CPU"), "{why}");
             }
         }
         // A 9x9x9 correlation (729 taps per voxel) pays for the link, unless the CPU
         // has very many cores.
-        assert!(weigh(&cube, Setting::InMemory, 16).0);
-        assert!(weigh(&cube, Setting::Zarr, 16).0);
-        assert!(!weigh(&cube, Setting::InMemory, 1024).0);
-        let (_, why) = weigh(&threshold, Setting::Zarr, 16);
+        assert!(weigh(&cube, Workload::InMemory, 16).0);
+        assert!(weigh(&cube, Workload::Zarr, 16).0);
+        assert!(!weigh(&cube, Workload::InMemory, 1024).0);
+        let (_, why) = weigh(&threshold, Workload::Zarr, 16);
         assert!(why.contains("codecs dominate"), "{why}");
-        let (_, why) = weigh(&threshold, Setting::InMemory, 16);
+        let (_, why) = weigh(&threshold, Workload::InMemory, 16);
         assert!(why.contains("host link dominates"), "{why}");
         // A Gaussian pays on a small machine, not on one with many cores.
-        assert!(weigh(&gaussian, Setting::InMemory, 2).0);
-        assert!(!weigh(&gaussian, Setting::InMemory, 128).0);
+        assert!(weigh(&gaussian, Workload::InMemory, 2).0);
+        assert!(!weigh(&gaussian, Workload::InMemory, 128).0);
     }
 }

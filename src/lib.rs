@@ -47,12 +47,12 @@ pub mod store;
 mod workers;
 pub mod zarr;
 
-pub use backend::{Backend, Device, Setting};
+pub use backend::{Backend, Device, Workload};
 pub use boundary::Boundary;
 pub use dtype::{ArrayAny, ArrayViewAny, DType, Element};
 pub use error::{Error, Result};
 pub use gpu::{AdapterInfo, DeviceArray, GpuContext, GpuTimes};
-pub use ops::{Footprint, Kernel, Needed, Op, Pipeline, Statistic};
+pub use ops::{Footprint, Kernel, NeededStatistics, Op, Pipeline, RankOrder};
 pub use plan::{Job, Plan};
 pub use region::{AxisSet, Grid, Region};
 pub use stage::{DownMethod, ProjectMethod, UpMethod};

@@ -52,7 +52,7 @@ pub fn main() -> ExitCode {
     // Before any thread starts: it may set an environment variable.
     crate::gpu::quiet_vulkan_loader();
     let cli = Cli::parse();
-    match dispatch(&cli.command) {
+    match execute(&cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("haloflow: error: {e}");
@@ -77,7 +77,7 @@ where
     let argv = std::iter::once(std::ffi::OsString::from("haloflow"))
         .chain(args.into_iter().map(Into::into));
     match Cli::try_parse_from(argv) {
-        Ok(cli) => dispatch(&cli.command),
+        Ok(cli) => execute(&cli.command),
         Err(e) if !e.use_stderr() => {
             print!("{}", e.render());
             Ok(())
@@ -97,7 +97,7 @@ where
 }
 
 /// Runs `command`.
-fn dispatch(command: &Command) -> crate::Result<()> {
+fn execute(command: &Command) -> crate::Result<()> {
     match command {
         Command::Op(op) => op_command(op, false),
         Command::Init(i) => op_command(&i.op, true),

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use super::context::GpuContext;
-use super::place::{all_on_device, device_input, fits, on_device, split};
+use super::placement::{all_on_device, device_input, fits, on_device, split};
 use super::segment::{self, InFlight, Sink, Source};
 use crate::block::{Block, BlockAny, paste};
 use crate::cpu;

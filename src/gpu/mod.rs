@@ -26,7 +26,7 @@ mod adapter;
 mod context;
 mod dispatch;
 mod job;
-mod place;
+mod placement;
 mod pointwise;
 mod pool;
 mod rank;

@@ -9,7 +9,7 @@ use ndarray::{ArrayD, IxDyn};
 
 use super::context::GpuContext;
 use super::dispatch::device_bytes;
-use super::place::{all_on_device, fits};
+use super::placement::{all_on_device, fits};
 use super::pool::PooledBuffer;
 use super::segment::{self, Sink, Source};
 use crate::dtype::{ArrayAny, ArrayViewAny, DType, match_any, with_dtype};

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::context::GpuContext;
 use super::dispatch::{AXES, Dispatch, device_bytes, len, pad, pad_sets};
-use super::place::device_input;
+use super::placement::device_input;
 use super::pointwise;
 use super::pool::PooledBuffer;
 use super::rank;

@@ -9,7 +9,7 @@ use super::axes::per_axis;
 use super::gaussian;
 use super::op::Op;
 use super::rank;
-use super::rank::Statistic;
+use super::rank::RankOrder;
 
 impl Op {
     /// Checks the parameters against an input of `ndim` dimensions and lowers the
@@ -117,15 +117,15 @@ impl Op {
                 cval,
             } => {
                 let statistic = match self {
-                    Op::Median { .. } => Statistic::Median,
+                    Op::Median { .. } => RankOrder::Median,
                     Op::Percentile { percentile, .. } => {
                         if percentile.is_nan() {
                             return Err(invalid("the percentile is NaN".into()));
                         }
-                        Statistic::Percentile(*percentile)
+                        RankOrder::Percentile(*percentile)
                     }
-                    Op::Minimum { .. } => Statistic::Minimum,
-                    _ => Statistic::Maximum,
+                    Op::Minimum { .. } => RankOrder::Minimum,
+                    _ => RankOrder::Maximum,
                 };
                 rank::stages(
                     self.name(),

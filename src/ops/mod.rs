@@ -13,5 +13,5 @@ pub use axes::per_axis;
 pub use convolve::Kernel;
 pub use gaussian::{gaussian_kernel, gaussian_weights};
 pub use op::Op;
-pub use pipeline::{Needed, Pipeline};
-pub use rank::{Footprint, Statistic};
+pub use pipeline::{NeededStatistics, Pipeline};
+pub use rank::{Footprint, RankOrder};

@@ -12,7 +12,7 @@ use super::op::Op;
 /// The statistics of its input a pipeline needs before it can run (see
 /// [`Pipeline::needs`]).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Needed {
+pub enum NeededStatistics {
     /// Otsu's threshold.
     Otsu,
     /// These percentiles (numpy's `linear`, NaNs left out).
@@ -54,15 +54,17 @@ impl Pipeline {
     /// # Errors
     /// [`Error::InvalidParameter`] if such an op is not the first: statistics are of the
     /// input array.
-    pub fn needs(&self) -> Result<Option<Needed>> {
+    pub fn needs(&self) -> Result<Option<NeededStatistics>> {
         let needed = |op: &Op| match op {
-            Op::ThresholdOtsu {} => Some(Needed::Otsu),
-            Op::ThresholdPercentile { percentile } => Some(Needed::Percentiles(vec![*percentile])),
+            Op::ThresholdOtsu {} => Some(NeededStatistics::Otsu),
+            Op::ThresholdPercentile { percentile } => {
+                Some(NeededStatistics::Percentiles(vec![*percentile]))
+            }
             Op::Normalize {
                 percentiles,
                 values: None,
                 ..
-            } => Some(Needed::Percentiles(percentiles.to_vec())),
+            } => Some(NeededStatistics::Percentiles(percentiles.to_vec())),
             _ => None,
         };
         if let Some(op) = self.ops.iter().skip(1).find(|op| needed(op).is_some()) {

@@ -12,7 +12,7 @@ use crate::stage::{Rank, Stage, Stencil};
 
 /// Which order statistic a rank filter takes.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Statistic {
+pub enum RankOrder {
     /// The median: rank `n // 2` of `n` taps.
     Median,
     /// scipy's percentile rank: `int(n * p / 100)` (`n - 1` at 100; negative `p`
@@ -60,7 +60,7 @@ impl Footprint {
 /// is one N-D stage. Either way the result selects an input value, so it is exact.
 pub(super) fn stages(
     op: &'static str,
-    statistic: Statistic,
+    statistic: RankOrder,
     size: &[usize],
     footprint: Option<&Footprint>,
     mode: Boundary,
@@ -108,10 +108,10 @@ pub(super) fn stages(
         return Err(invalid(format!("cval must be finite, got {cval}")));
     }
     let rank = match statistic {
-        Statistic::Median => n / 2,
-        Statistic::Minimum => 0,
-        Statistic::Maximum => n - 1,
-        Statistic::Percentile(p) => {
+        RankOrder::Median => n / 2,
+        RankOrder::Minimum => 0,
+        RankOrder::Maximum => n - 1,
+        RankOrder::Percentile(p) => {
             let p = if p < 0.0 { p + 100.0 } else { p };
             if !(0.0..=100.0).contains(&p) {
                 return Err(invalid(format!(
@@ -173,34 +173,34 @@ mod tests {
     #[test]
     fn ranks_follow_scipy() {
         let b = Boundary::Reflect;
-        let med = stages("median", Statistic::Median, &[3], None, b, 0.0, 3).unwrap();
+        let med = stages("median", RankOrder::Median, &[3], None, b, 0.0, 3).unwrap();
         assert_eq!(ranks(&med), vec![(vec![3, 3, 3], 13)]);
-        let p = stages("p", Statistic::Percentile(30.0), &[3, 3], None, b, 0.0, 2).unwrap();
+        let p = stages("p", RankOrder::Percentile(30.0), &[3, 3], None, b, 0.0, 2).unwrap();
         assert_eq!(ranks(&p), vec![(vec![3, 3], 2)]);
-        let p = stages("p", Statistic::Percentile(-10.0), &[5], None, b, 0.0, 1).unwrap();
+        let p = stages("p", RankOrder::Percentile(-10.0), &[5], None, b, 0.0, 1).unwrap();
         assert_eq!(ranks(&p), vec![(vec![5], 4)]);
         // A box maximum is separable; size 1 axes are skipped.
-        let max = stages("maximum", Statistic::Maximum, &[1, 4, 3], None, b, 0.0, 3).unwrap();
+        let max = stages("maximum", RankOrder::Maximum, &[1, 4, 3], None, b, 0.0, 3).unwrap();
         assert_eq!(ranks(&max), vec![(vec![1, 4, 1], 3), (vec![1, 1, 3], 2)]);
         // A cross footprint is not.
         let cross = Footprint {
             shape: vec![3, 3],
             mask: vec![false, true, false, true, true, true, false, true, false],
         };
-        let min = stages("minimum", Statistic::Minimum, &[], Some(&cross), b, 0.0, 3).unwrap();
+        let min = stages("minimum", RankOrder::Minimum, &[], Some(&cross), b, 0.0, 3).unwrap();
         assert_eq!(ranks(&min), vec![(vec![1, 3, 3], 0)]);
     }
 
     #[test]
     fn bad_rank_filters_are_rejected() {
         let b = Boundary::Reflect;
-        assert!(stages("median", Statistic::Median, &[], None, b, 0.0, 2).is_err());
-        assert!(stages("median", Statistic::Median, &[0], None, b, 0.0, 2).is_err());
-        assert!(stages("p", Statistic::Percentile(101.0), &[3], None, b, 0.0, 2).is_err());
+        assert!(stages("median", RankOrder::Median, &[], None, b, 0.0, 2).is_err());
+        assert!(stages("median", RankOrder::Median, &[0], None, b, 0.0, 2).is_err());
+        assert!(stages("p", RankOrder::Percentile(101.0), &[3], None, b, 0.0, 2).is_err());
         let empty = Footprint {
             shape: vec![2],
             mask: vec![false, false],
         };
-        assert!(stages("median", Statistic::Median, &[], Some(&empty), b, 0.0, 2).is_err());
+        assert!(stages("median", RankOrder::Median, &[], Some(&empty), b, 0.0, 2).is_err());
     }
 }

@@ -63,10 +63,10 @@ pub(super) fn run_with(
         return Err(invalid("a histogram needs at least one bin".into()));
     }
     let bins = bins.or(options.histogram.map(Bins::Numpy));
-    with_dtype!(source.dtype(), T => typed::<T>(source, options, bins, threads))
+    with_dtype!(source.dtype(), T => passes::<T>(source, options, bins, threads))
 }
 
-pub(super) fn typed<T: Keyed + BlockElement>(
+pub(super) fn passes<T: Keyed + BlockElement>(
     source: &dyn Source,
     options: &StatsOptions,
     bins: Option<Bins>,

@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::block::{Block, BlockAny};
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::ops::{Needed, Pipeline};
+use crate::ops::{NeededStatistics, Pipeline};
 use crate::region::AxisSet;
 use crate::region::unravel;
 use crate::store::Input;
@@ -173,7 +173,7 @@ pub fn resolve(
 ) -> Result<(Pipeline, Option<serde_json::Value>)> {
     let binned = match pipeline.needs()? {
         None => return Ok((pipeline.clone(), None)),
-        Some(needed) => matches!(needed, Needed::Otsu),
+        Some(needed) => matches!(needed, NeededStatistics::Otsu),
     };
     let source = ZarrSource::new(input, chunks_kept(input, binned, keep_decoded));
     resolve_source(pipeline, &source, threads, keep_decoded)

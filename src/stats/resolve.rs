@@ -7,7 +7,7 @@ use super::source::{MemorySource, Source};
 use super::types::{StatsOptions, default_keep_decoded};
 use crate::dtype::ArrayViewAny;
 use crate::error::{Error, Result};
-use crate::ops::{Needed, Pipeline};
+use crate::ops::{NeededStatistics, Pipeline};
 
 /// [`resolve`](super::resolve) over an in-memory array.
 ///
@@ -39,11 +39,11 @@ pub(super) fn resolve_source(
 ) -> Result<(Pipeline, Option<serde_json::Value>)> {
     let (values, record) = match pipeline.needs()? {
         None => return Ok((pipeline.clone(), None)),
-        Some(Needed::Otsu) => {
+        Some(NeededStatistics::Otsu) => {
             let t = otsu_of_source(source, threads)?;
             (vec![t], serde_json::json!({ "otsu": t }))
         }
-        Some(Needed::Percentiles(p)) => {
+        Some(NeededStatistics::Percentiles(p)) => {
             let options = StatsOptions {
                 percentiles: p,
                 keep_decoded,

@@ -7,7 +7,7 @@ use super::image::{open_level, output_image};
 use super::options::Options;
 use super::progress::{Phase, Progress};
 use super::run::{chunk_shape, plan};
-use crate::backend::{Backend, Setting};
+use crate::backend::{Backend, Workload};
 use crate::error::{Error, Result};
 use crate::exec::{self, Report};
 use crate::store::{Input, Output, OutputSpec};
@@ -201,7 +201,7 @@ impl Pyramid {
             o.device,
             o.adapter.as_deref(),
             plans.last().expect("a level"),
-            Setting::Zarr,
+            Workload::Zarr,
         )?;
         let mut image = base.clone();
         image.levels.clear();

@@ -7,7 +7,7 @@ use super::chain::Chain;
 use super::image::{input_spacing, open_level, output_image};
 use super::options::{Options, resolve_statistics};
 use super::progress::{Phase, Progress};
-use crate::backend::{Backend, Setting};
+use crate::backend::{Backend, Workload};
 use crate::error::{Error, Result};
 use crate::exec::{self, Report, RunOptions, Sink, Source};
 use crate::store::{Input, Output, OutputSpec};
@@ -186,7 +186,7 @@ impl Run {
         let plan = plan(&pipeline, &input, o.chunks.as_deref())?;
         // Before anything is created: a missing GPU must leave no output behind.
         let (backend, reason) =
-            Backend::select_for(o.device, o.adapter.as_deref(), &plan, Setting::Zarr)?;
+            Backend::select_for(o.device, o.adapter.as_deref(), &plan, Workload::Zarr)?;
         let (mut out_shape, out_dtype, mut chunk) = (
             plan.output_shape().to_vec(),
             plan.output_dtype(),
