@@ -26,6 +26,7 @@ mod adapter;
 mod context;
 mod dispatch;
 mod job;
+mod launch;
 mod placement;
 mod pointwise;
 mod pool;
