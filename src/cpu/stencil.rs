@@ -15,7 +15,7 @@ use crate::region::AxisSet;
 use crate::stage::{Offset, Stencil, TapTable, tap_table};
 
 /// Where a run of output elements on the last axis finds its taps in an input row.
-enum Source {
+enum TapSource {
     /// Directly at this offset of the input row (all taps inside the block).
     Direct(usize),
     /// Through a padded copy of the row, assembled from pieces.
@@ -48,7 +48,7 @@ struct Run {
     /// First output element of the run within an output row.
     out_start: usize,
     len: usize,
-    source: Source,
+    source: TapSource,
 }
 
 /// The combine function of the f32 correlation ([`accumulate`]) and of its strided twin
@@ -212,9 +212,9 @@ impl<'s> Rows<'s> {
                     out_start,
                     len: r.len(),
                     source: if direct {
-                        Source::Direct(padded[0].expect("checked"))
+                        TapSource::Direct(padded[0].expect("checked"))
                     } else {
-                        Source::Padded(pieces(&padded))
+                        TapSource::Padded(pieces(&padded))
                     },
                 };
                 out_start += r.len();
@@ -274,10 +274,10 @@ impl<'s> Rows<'s> {
             for run in &self.runs {
                 let n = run.len + kl - 1;
                 let taps: Vec<(&[T], &[f32])> = match &run.source {
-                    Source::Direct(start) => {
+                    TapSource::Direct(start) => {
                         direct_taps(data, &row_offsets, *start, n, &const_row, &st.weights)
                     }
-                    Source::Padded(gather) => {
+                    TapSource::Padded(gather) => {
                         scratch.clear();
                         for off in row_offsets.iter().flatten() {
                             let src = &data[*off..];

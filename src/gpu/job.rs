@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use super::context::GpuContext;
 use super::placement::{all_on_device, device_input, fits, on_device, split};
-use super::segment::{self, InFlight, Sink, Source};
+use super::segment::{self, InFlight, SegmentInput, SegmentOutput};
 use crate::block::{Block, BlockAny, paste};
 use crate::cpu;
 use crate::dtype::{match_any, with_dtype};
@@ -93,8 +93,8 @@ fn start(
         plan,
         k..end,
         sets,
-        Source::Host(Box::new(fill)),
-        Sink::Host,
+        SegmentInput::Host(Box::new(fill)),
+        SegmentOutput::Host,
     )
 }
 

@@ -11,7 +11,7 @@ use super::context::GpuContext;
 use super::dispatch::device_bytes;
 use super::placement::{all_on_device, fits};
 use super::pool::PooledBuffer;
-use super::segment::{self, Sink, Source};
+use super::segment::{self, SegmentInput, SegmentOutput};
 use crate::dtype::{ArrayAny, ArrayViewAny, DType, match_any, with_dtype};
 use crate::error::{Error, Result};
 use crate::ops::Pipeline;
@@ -149,8 +149,8 @@ impl DeviceArray {
             &plan,
             0..n,
             &sets,
-            Source::Device(&self.buffer),
-            Sink::Device,
+            SegmentInput::Device(&self.buffer),
+            SegmentOutput::Device,
         )?;
         let buffer = flight.into_device(ctx)?;
         Ok(DeviceArray {

@@ -48,7 +48,7 @@ struct Constants {
 pub(super) type Fill<'a> = Box<dyn FnOnce(wgpu::WriteOnly<'_, [u8]>) + 'a>;
 
 /// Where a segment's input comes from.
-pub(super) enum Source<'a> {
+pub(super) enum SegmentInput<'a> {
     /// Written by the closure into staging memory, as [`device_input`] elements in C
     /// order (the bytes it is given).
     Host(Fill<'a>),
@@ -58,7 +58,7 @@ pub(super) enum Source<'a> {
 
 /// Where a segment's output goes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Sink {
+pub(super) enum SegmentOutput {
     /// Read back to the host ([`InFlight::finish`]).
     Host,
     /// Kept on the device ([`InFlight::into_device`]).
@@ -68,9 +68,9 @@ pub(super) enum Sink {
 /// A segment submitted to the device whose results are not read yet.
 pub(super) struct InFlight {
     submission: wgpu::SubmissionIndex,
-    /// The buffer the results are read back through (for [`Sink::Host`]).
+    /// The buffer the results are read back through (for [`SegmentOutput::Host`]).
     readback: Option<PooledBuffer>,
-    /// The last stage's output (for [`Sink::Device`]).
+    /// The last stage's output (for [`SegmentOutput::Device`]).
     output: Option<PooledBuffer>,
     /// The timestamps' resolve and read buffers, and the stage of each pass.
     stamps: Option<(PooledBuffer, PooledBuffer, Vec<usize>)>,
@@ -91,8 +91,8 @@ pub(super) fn start(
     plan: &Plan,
     range: Range<usize>,
     sets: &[Vec<AxisSet>],
-    source: Source<'_>,
-    sink: Sink,
+    source: SegmentInput<'_>,
+    sink: SegmentOutput,
 ) -> Result<InFlight> {
     let k0 = range.start;
     let input_dtype = device_input(plan, k0);
@@ -124,8 +124,8 @@ pub(super) fn start(
     let raw_input = (input_len * input_dtype.size()) as u64;
     let input_bytes = device_bytes(input_len, input_dtype).max(4);
     let (fill, resident) = match source {
-        Source::Host(fill) => (Some(fill), None),
-        Source::Device(buffer) => (None, Some(buffer)),
+        SegmentInput::Host(fill) => (Some(fill), None),
+        SegmentInput::Device(buffer) => (None, Some(buffer)),
     };
     let staged_input = if fill.is_some() { input_bytes } else { 0 };
     let constants_at = staged_input.next_multiple_of(wgpu::MAP_ALIGNMENT.max(align));
@@ -189,7 +189,7 @@ pub(super) fn start(
     let out_sets = sets[range.end].clone();
     let count = len(&out_sets);
     let out_bytes = device_bytes(count, dtype).max(4);
-    let mut readback = (sink == Sink::Host).then(|| ctx.readback_buffer(out_bytes));
+    let mut readback = (sink == SegmentOutput::Host).then(|| ctx.readback_buffer(out_bytes));
     let passes = stages.len() as u32;
     let queries = ctx.profiling().then(|| {
         device.create_query_set(&wgpu::QuerySetDescriptor {
@@ -360,7 +360,7 @@ pub(super) fn start(
     ctx.record(|t| {
         t.copy_in += copy_in;
         t.bytes_in += staged_input + constants_bytes;
-        if sink == Sink::Host {
+        if sink == SegmentOutput::Host {
             t.bytes_out += out_bytes;
         }
         t.segments += 1;
@@ -411,7 +411,7 @@ impl InFlight {
         Ok(result)
     }
 
-    /// Waits for a segment kept on the device ([`Sink::Device`]) and returns its
+    /// Waits for a segment kept on the device ([`SegmentOutput::Device`]) and returns its
     /// output buffer (waiting makes its timestamps available while profiling).
     pub(super) fn into_device(mut self, ctx: &GpuContext) -> Result<PooledBuffer> {
         self.wait(ctx)?;

@@ -8,7 +8,7 @@ use super::histogram::{Binned, Bins, bin_of, set_edges};
 use super::keys::Keyed;
 use super::moments::{Moments, for_each_segment, segment_moments};
 use super::selection::{Group, Refined, Target, first_digits, locate, numpy_indexes, summary};
-use super::source::{MemorySource, Source};
+use super::source::{BlockSource, MemorySource};
 use super::speculate::{self, Keep, Speculation};
 use super::types::{Statistics, StatsOptions, Summary};
 use crate::block::BlockElement;
@@ -27,7 +27,7 @@ pub fn statistics_of(array: &ArrayViewAny<'_>, options: &StatsOptions) -> Result
 }
 
 pub(super) fn run(
-    source: &dyn Source,
+    source: &dyn BlockSource,
     options: &StatsOptions,
     threads: usize,
 ) -> Result<Statistics> {
@@ -37,7 +37,7 @@ pub(super) fn run(
 /// Computes the statistics, and the `bins` histogram of each group if asked (the
 /// counts and the bins' centres).
 pub(super) fn run_with(
-    source: &dyn Source,
+    source: &dyn BlockSource,
     options: &StatsOptions,
     bins: Option<Bins>,
     threads: usize,
@@ -67,7 +67,7 @@ pub(super) fn run_with(
 }
 
 pub(super) fn passes<T: Keyed + BlockElement>(
-    source: &dyn Source,
+    source: &dyn BlockSource,
     options: &StatsOptions,
     bins: Option<Bins>,
     threads: usize,

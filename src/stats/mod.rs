@@ -54,7 +54,7 @@ pub use otsu::otsu_of;
 use otsu::otsu_of_source;
 pub use resolve::resolve_of;
 use resolve::resolve_source;
-use source::Source;
+use source::BlockSource;
 pub use types::{Histogram, PercentileValue, Statistics, StatsOptions, Summary};
 
 /// A Zarr array, chunk by chunk. Chunks decoded in the first pass are kept for the
@@ -90,7 +90,7 @@ fn borrowed<'a>(b: &'a BlockAny<'static>) -> BlockAny<'a> {
     })
 }
 
-impl Source for ZarrSource<'_> {
+impl BlockSource for ZarrSource<'_> {
     fn shape(&self) -> &[usize] {
         self.input.shape()
     }

@@ -2,7 +2,7 @@
 //! deviations, per group, merged by Chan's rule; summed in two lanes per segment.
 
 use super::keys::Keyed;
-use super::speculate::Window;
+use super::speculate::PrefixSet;
 use crate::block::Block;
 
 /// The first pass's sums for one group.
@@ -85,7 +85,7 @@ pub(super) fn segment_moments<T: Keyed>(
     seg: &[T],
     digits: &mut [u32],
     shift: u32,
-    keep: Option<(&Window, &mut Vec<T>)>,
+    keep: Option<(&PrefixSet, &mut Vec<T>)>,
 ) -> Moments {
     let mut m = Moments::new();
     let Some(x0) = seg.iter().find(|x| x.key().is_some()).map(|x| x.to_f64()) else {

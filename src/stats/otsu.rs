@@ -2,7 +2,7 @@
 
 use super::compute::run_with;
 use super::histogram::Bins;
-use super::source::{MemorySource, Source};
+use super::source::{BlockSource, MemorySource};
 use super::types::StatsOptions;
 use crate::dtype::ArrayViewAny;
 use crate::error::{Error, Result};
@@ -16,7 +16,7 @@ pub fn otsu_of(array: &ArrayViewAny<'_>) -> Result<f64> {
     otsu_of_source(&source, rayon::current_num_threads())
 }
 
-pub(super) fn otsu_of_source(source: &dyn Source, threads: usize) -> Result<f64> {
+pub(super) fn otsu_of_source(source: &dyn BlockSource, threads: usize) -> Result<f64> {
     let bins = if source.dtype().is_float() {
         Bins::Numpy(256)
     } else {

@@ -3,7 +3,7 @@
 
 use super::compute::run;
 use super::otsu::otsu_of_source;
-use super::source::{MemorySource, Source};
+use super::source::{BlockSource, MemorySource};
 use super::types::{StatsOptions, default_keep_decoded};
 use crate::dtype::ArrayViewAny;
 use crate::error::{Error, Result};
@@ -33,7 +33,7 @@ pub fn resolve_of(
 /// values for percentiles.
 pub(super) fn resolve_source(
     pipeline: &Pipeline,
-    source: &dyn Source,
+    source: &dyn BlockSource,
     threads: usize,
     keep_decoded: u64,
 ) -> Result<(Pipeline, Option<serde_json::Value>)> {

@@ -1,4 +1,4 @@
-//! Where a statistics pass reads its blocks: the [`Source`] trait, and in-memory arrays in
+//! Where a statistics pass reads its blocks: the [`BlockSource`] trait, and in-memory arrays in
 //! slabs along axis 0 (Zarr arrays: `stats/mod.rs`).
 
 use std::borrow::Cow;
@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::region::{AxisSet, Region};
 
 /// Where blocks come from.
-pub(super) trait Source: Sync {
+pub(super) trait BlockSource: Sync {
     fn shape(&self) -> &[usize];
     fn dtype(&self) -> DType;
     fn blocks(&self) -> usize;
@@ -48,7 +48,7 @@ impl<'a, 'b> MemorySource<'a, 'b> {
     }
 }
 
-impl Source for MemorySource<'_, '_> {
+impl BlockSource for MemorySource<'_, '_> {
     fn shape(&self) -> &[usize] {
         &self.shape
     }

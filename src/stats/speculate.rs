@@ -60,12 +60,12 @@ pub(super) fn sampled_first(jobs: usize, sample: usize) -> Vec<usize> {
 
 /// A set of key prefixes (buckets of the first pass's counts), as a bitmap.
 #[derive(Clone, Debug)]
-pub(super) struct Window(Vec<u64>);
+pub(super) struct PrefixSet(Vec<u64>);
 
-impl Window {
+impl PrefixSet {
     /// Every prefix of `bits` bits.
     fn all(bits: u32) -> Self {
-        Window(vec![u64::MAX; (1usize << bits).div_ceil(64)])
+        PrefixSet(vec![u64::MAX; (1usize << bits).div_ceil(64)])
     }
 
     /// The buckets of `counts` holding the ranks within [`MARGIN`] (and three standard
@@ -75,9 +75,9 @@ impl Window {
     fn around(counts: &[u64], percentiles: &[f64], bits: u32) -> Self {
         let m: u64 = counts.iter().sum();
         if m == 0 {
-            return Window::all(bits);
+            return PrefixSet::all(bits);
         }
-        let mut w = Window(vec![0; counts.len().div_ceil(64)]);
+        let mut w = PrefixSet(vec![0; counts.len().div_ceil(64)]);
         let margin = MARGIN + 3.0 / (m as f64).sqrt();
         let last = (m - 1) as f64;
         for &p in percentiles {
@@ -148,7 +148,7 @@ pub(super) enum Keep<'a> {
     /// All of them: the windows are not set yet.
     Whole,
     /// Those whose key's prefix is in this window.
-    In(&'a Window),
+    In(&'a PrefixSet),
 }
 
 /// The first pass's guess and what it keeps (see the module docs).
@@ -162,7 +162,7 @@ pub(super) struct Speculation<T> {
     /// Blocks counted before the windows are set.
     sample: usize,
     /// Per group, once the sample is counted.
-    windows: OnceLock<Vec<Window>>,
+    windows: OnceLock<Vec<PrefixSet>>,
     kept: Mutex<Kept<T>>,
     /// [`Kept::failed`], read without the lock.
     stopped: AtomicBool,
@@ -233,7 +233,7 @@ impl<T: Keyed> Speculation<T> {
         }
         if self.windows.get().is_none() && k.blocks >= self.sample {
             let windows = (0..k.values.len())
-                .map(|g| Window::around(counts(g), &self.percentiles, self.bits))
+                .map(|g| PrefixSet::around(counts(g), &self.percentiles, self.bits))
                 .collect();
             let _ = self.windows.set(windows);
         }
@@ -248,7 +248,7 @@ impl<T: Keyed> Speculation<T> {
     /// After the pass: per group, its window and kept values (as the blocks kept
     /// them), all of the array's values in the window (the windows of a pass that
     /// never set them hold every prefix); `None` where the budget was outgrown.
-    pub(super) fn finish(self) -> Option<Vec<(Window, Vec<Vec<T>>)>> {
+    pub(super) fn finish(self) -> Option<Vec<(PrefixSet, Vec<Vec<T>>)>> {
         let mut k = self.kept.into_inner().unwrap_or_else(|p| p.into_inner());
         if k.failed {
             return None;
@@ -256,7 +256,7 @@ impl<T: Keyed> Speculation<T> {
         let windows = self
             .windows
             .into_inner()
-            .unwrap_or_else(|| vec![Window::all(self.bits); k.values.len()]);
+            .unwrap_or_else(|| vec![PrefixSet::all(self.bits); k.values.len()]);
         let inside: Vec<(usize, Vec<T>)> = std::mem::take(&mut k.whole)
             .into_par_iter()
             .map(|(g, values)| {
@@ -278,7 +278,7 @@ impl<T: Keyed> Speculation<T> {
 /// kept them) are gathered by prefix on every core, then each prefix's keys are
 /// selected from.
 pub(super) fn select<T: Keyed>(
-    window: &Window,
+    window: &PrefixSet,
     kept: &[Vec<T>],
     shift: u32,
     asked: &[(u64, u64)],
@@ -389,15 +389,15 @@ mod tests {
     fn a_window_holds_the_buckets_around_each_percentile() {
         // 100 values per bucket in buckets 0..10.
         let counts: Vec<u64> = (0..16).map(|b| if b < 10 { 100 } else { 0 }).collect();
-        let w = Window::around(&counts, &[50.0], 4);
+        let w = PrefixSet::around(&counts, &[50.0], 4);
         // Ranks 499.5 ± 999 (0.5% + 3/sqrt(1000)): 399 to 600.
         let inside: Vec<u64> = (0..16).filter(|&b| w.contains(b)).collect();
         assert_eq!(inside, vec![3, 4, 5, 6]);
         // The extremes: every bucket past them too.
-        let w = Window::around(&counts, &[0.0, 100.0], 4);
+        let w = PrefixSet::around(&counts, &[0.0, 100.0], 4);
         let inside: Vec<u64> = (0..16).filter(|&b| w.contains(b)).collect();
         assert_eq!(inside, vec![0, 1, 8, 9, 10, 11, 12, 13, 14, 15]);
-        let empty = Window::around(&[0; 16], &[50.0], 4);
+        let empty = PrefixSet::around(&[0; 16], &[50.0], 4);
         assert!((0..16).all(|b| empty.contains(b)));
     }
 
@@ -439,7 +439,7 @@ mod tests {
     #[test]
     fn select_finds_ranks_within_window_buckets_only() {
         let values = [5u32, 1, 3, 0x1_0002, 0x1_0001, 2];
-        let mut w = Window(vec![0; 1]);
+        let mut w = PrefixSet(vec![0; 1]);
         w.0[0] |= 1; // prefix 0 (values below 2^16) only
         let got = select(
             &w,
