@@ -9,13 +9,18 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use haloflow::Op;
+use haloflow::stats::StatsOptions;
 use haloflow::zarr::{Options, Run, Stats};
 
 fn main() -> Result<(), haloflow::Error> {
     let image = common::image_from_args()?;
-    let stats = Stats {
+    let options = StatsOptions {
         percentiles: vec![1.0, 50.0, 99.8],
         histogram: Some(8),
+        ..StatsOptions::default()
+    };
+    let stats = Stats {
+        options,
         ..Stats::new(&image)
     }
     .run()?;

@@ -453,10 +453,7 @@ fn statistics_of_path(
         serde_json::from_str(options).map_err(|e| bad("statistics options", e))?;
     let spec = zarr::Stats {
         level: level.unwrap_or(0),
-        axis: options.axis,
-        histogram: options.histogram,
-        percentiles: options.percentiles,
-        keep_decoded: options.keep_decoded,
+        options,
         threads,
         ..zarr::Stats::new(path)
     };

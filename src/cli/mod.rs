@@ -193,10 +193,12 @@ fn stats(a: &StatsArgs) -> crate::Result<()> {
     let spec = zarr::Stats {
         input: a.input.clone(),
         level: a.level,
-        axis: a.axis,
-        histogram: a.histogram,
-        percentiles: a.percentiles.clone(),
-        keep_decoded: a.keep_decoded << 20,
+        options: crate::stats::StatsOptions {
+            axis: a.axis,
+            histogram: a.histogram,
+            percentiles: a.percentiles.clone(),
+            keep_decoded: a.keep_decoded << 20,
+        },
         threads: a.threads,
     };
     let path = spec.array()?;

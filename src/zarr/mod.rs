@@ -22,7 +22,8 @@
 //! let report = Run::new("image.ome.zarr", "mask.ome.zarr", pipeline).run(None)?;
 //! println!("{} of {} jobs written", report.jobs_done, report.jobs_total);
 //!
-//! let stats = Stats { percentiles: vec![1.0, 99.8], ..Stats::new("image.ome.zarr") }.run()?;
+//! let options = haloflow::stats::StatsOptions { percentiles: vec![1.0, 99.8], ..Default::default() };
+//! let stats = Stats { options, ..Stats::new("image.ome.zarr") }.run()?;
 //! println!("p99.8 = {}", stats.summaries[0].percentiles[1].value);
 //!
 //! let pyramid = Pyramid { method: PyramidMethod::Gaussian, ..Pyramid::new("image.zarr", "pyramid.ome.zarr") };

@@ -85,6 +85,20 @@ struct Prepared {
     options: RunOptions,
 }
 
+impl Prepared {
+    /// Calls `f` with the sink the jobs write to: the output, or, where the chain's last
+    /// projection drops an axis, the output seen through that axis kept at size 1.
+    fn with_sink<R>(&self, f: impl FnOnce(&dyn Sink) -> R) -> R {
+        match self.dropped {
+            Some(axis) => f(&exec::DropAxis {
+                sink: &self.output,
+                axis,
+            }),
+            None => f(&self.output),
+        }
+    }
+}
+
 impl Run {
     /// A run of `chain` from `input` to `output` with the default [`Options`].
     pub fn new(
@@ -113,15 +127,8 @@ impl Run {
     /// As [`Run::run`].
     pub fn init(&self) -> Result<InitSummary> {
         let p = self.prepare()?;
-        let unit = match p.dropped {
-            Some(axis) => exec::DropAxis {
-                sink: &p.output,
-                axis,
-            }
-            .write_unit(),
-            None => p.output.spec().shard.clone(),
-        };
-        let jobs = exec::job_groups(&p.plan, unit.as_deref())?.len();
+        let jobs = p.with_sink(|sink| exec::job_groups(&p.plan, sink.write_unit().as_deref()))?;
+        let jobs = jobs.len();
         let estimate = exec::memory_estimate(&p.plan, &p.input, p.options.threads);
         Ok(InitSummary {
             path: self.output.clone(),
@@ -145,31 +152,22 @@ impl Run {
     /// input, the chain or the device is at fault; chunks already written stay.
     pub fn run(&self, progress: Option<&dyn Progress>) -> Result<Report> {
         let p = self.prepare()?;
-        let squeezed;
-        let sink: &dyn Sink = match p.dropped {
-            Some(axis) => {
-                squeezed = exec::DropAxis {
-                    sink: &p.output,
-                    axis,
-                };
-                &squeezed
-            }
-            None => &p.output,
-        };
-        let groups = exec::job_groups(&p.plan, sink.write_unit().as_deref())?;
-        let jobs: usize = groups[p.options.part.jobs(groups.len())]
-            .iter()
-            .map(Vec::len)
-            .sum();
-        if let Some(b) = progress {
-            b.begin(Phase::Jobs, jobs);
-        }
-        let advance = |done: usize, bytes: u64| {
+        let mut report = p.with_sink(|sink| {
+            let groups = exec::job_groups(&p.plan, sink.write_unit().as_deref())?;
+            let jobs: usize = groups[p.options.part.jobs(groups.len())]
+                .iter()
+                .map(Vec::len)
+                .sum();
             if let Some(b) = progress {
-                b.advance(done, bytes);
+                b.begin(Phase::Jobs, jobs);
             }
-        };
-        let mut report = exec::run(&p.plan, &p.input, sink, &p.options, Some(&advance))?;
+            let advance = |done: usize, bytes: u64| {
+                if let Some(b) = progress {
+                    b.advance(done, bytes);
+                }
+            };
+            exec::run(&p.plan, &p.input, sink, &p.options, Some(&advance))
+        })?;
         report.statistics = p.statistics;
         Ok(report)
     }

@@ -14,9 +14,11 @@ use crate::store::Input;
 /// `np.histogram`'s bins; per index along an axis if asked.
 ///
 /// ```no_run
+/// use haloflow::stats::StatsOptions;
 /// use haloflow::zarr::Stats;
 ///
-/// let found = Stats { percentiles: vec![1.0, 50.0, 99.8], axis: Some(1), ..Stats::new("image.ome.zarr") }.run()?;
+/// let options = StatsOptions { percentiles: vec![1.0, 50.0, 99.8], axis: Some(1), ..StatsOptions::default() };
+/// let found = Stats { options, ..Stats::new("image.ome.zarr") }.run()?;
 /// for channel in &found.summaries {
 ///     println!("{:?}: median {}", channel.index, channel.percentiles[1].value);
 /// }
@@ -28,15 +30,8 @@ pub struct Stats {
     pub input: PathBuf,
     /// The level of an OME-Zarr image.
     pub level: usize,
-    /// Report per index along this axis (per channel, per time point ...).
-    pub axis: Option<usize>,
-    /// Histogram bins (equal bins from the minimum to the maximum).
-    pub histogram: Option<usize>,
-    /// Percentiles to compute exactly, 0 to 100.
-    pub percentiles: Vec<f64>,
-    /// Bytes of values the first pass may keep for float and 32-bit types (see
-    /// [`StatsOptions::keep_decoded`]).
-    pub keep_decoded: u64,
+    /// What to compute: percentiles, a histogram, per index along an axis.
+    pub options: StatsOptions,
     /// Reader threads [default: every core].
     pub threads: Option<usize>,
 }
@@ -47,10 +42,7 @@ impl Stats {
         Stats {
             input: input.into(),
             level: 0,
-            axis: None,
-            histogram: None,
-            percentiles: Vec::new(),
-            keep_decoded: StatsOptions::default().keep_decoded,
+            options: StatsOptions::default(),
             threads: None,
         }
     }
@@ -69,13 +61,7 @@ impl Stats {
     /// [`crate::Error`] for an unreadable input, an axis or percentile out of range.
     pub fn run(&self) -> Result<Statistics> {
         let input = Input::open(&self.array()?)?;
-        let options = StatsOptions {
-            axis: self.axis,
-            histogram: self.histogram,
-            percentiles: self.percentiles.clone(),
-            keep_decoded: self.keep_decoded,
-        };
         let threads = self.threads.unwrap_or(RunOptions::default().threads);
-        crate::stats::statistics(&input, &options, threads)
+        crate::stats::statistics(&input, &self.options, threads)
     }
 }
