@@ -195,12 +195,13 @@ def _pipeline(pipeline):
 
 def _options(*, chunks=None, shards=None, part=None, memory_limit=None, overwrite=False, device="cpu",
              adapter=None, threads=None, compression=None, zarr_format=None, level=None, ngff_version=None,
-             axes=None, scale=None, units=None, **pyramid):
-    """The keywords of run, init and pyramid as the JSON the extension reads."""
+             axes=None, scale=None, units=None):
+    """The keywords of run, init and pyramid as the options the extension reads (an
+    unknown keyword is a TypeError, as in any call)."""
     per_axis = lambda v, cast: None if v is None else [cast(c) for c in np.atleast_1d(v)]
     if part is not None and not isinstance(part, str):
         part = [int(part[0]), int(part[1])]
-    return json.dumps({
+    return {
         "chunks": per_axis(chunks, int), "shards": per_axis(shards, int), "part": part,
         "memory_limit": memory_limit if memory_limit is None or isinstance(memory_limit, str)
         else int(memory_limit),
@@ -212,8 +213,7 @@ def _options(*, chunks=None, shards=None, part=None, memory_limit=None, overwrit
         "ngff_version": None if ngff_version is None else str(ngff_version),
         "axes": None if axes is None else [str(a) for a in axes], "scale": per_axis(scale, float),
         "units": None if units is None else [u or "-" for u in units],
-        **pyramid,
-    })
+    }
 
 
 def run(input, output, pipeline, *, progress=False, **options) -> dict:
@@ -232,8 +232,8 @@ def run(input, output, pipeline, *, progress=False, **options) -> dict:
     callable is called with ``(done, total, bytes)`` after each job. A killed run
     resumes when run again. Errors raise :class:`HaloflowError` with the command's
     message."""
-    report = _haloflow.run(os.fspath(input), os.fspath(output), _pipeline(pipeline), _options(**options),
-                           progress or None)
+    report = _haloflow.run(os.fspath(input), os.fspath(output), _pipeline(pipeline),
+                           json.dumps(_options(**options)), progress or None)
     return json.loads(report)
 
 
@@ -243,8 +243,8 @@ def init(input, output, pipeline, **options) -> dict:
     distributed run. Returns what it set up: ``jobs`` (of the whole run), ``part_jobs``,
     the output's ``chunk`` and ``shard`` shapes, and ``memory_bytes``, about what a task
     of ``threads`` workers holds."""
-    summary = _haloflow.run(os.fspath(input), os.fspath(output), _pipeline(pipeline), _options(**options),
-                            None, True)
+    summary = _haloflow.run(os.fspath(input), os.fspath(output), _pipeline(pipeline),
+                            json.dumps(_options(**options)), None, True)
     return json.loads(summary)
 
 
@@ -258,8 +258,8 @@ def pyramid(input, output, *, levels=None, factor=None, method="mean", progress=
     extra = {"levels": None if levels is None else int(levels),
              "factor": None if factor is None else [int(f) for f in np.atleast_1d(factor)],
              "method": str(method)}
-    report = _haloflow.pyramid(os.fspath(input), os.fspath(output), _options(**options, **extra),
-                               progress or None)
+    report = _haloflow.pyramid(os.fspath(input), os.fspath(output),
+                               json.dumps({**_options(**options), **extra}), progress or None)
     return json.loads(report)
 
 
