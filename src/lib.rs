@@ -38,6 +38,7 @@ pub mod error;
 pub mod exec;
 pub mod gpu;
 pub mod in_memory;
+mod keys;
 pub mod ops;
 pub mod plan;
 pub mod region;

@@ -193,7 +193,7 @@ fn a_tiny_memory_limit_is_a_clear_error() {
 #[test]
 fn a_pyramid_in_one_pass_equals_each_level_chained_in_memory_for_any_tiling_and_part() {
     use haloflow::DownMethod;
-    use haloflow::exec::Pyramid;
+    use haloflow::exec::OnePassPyramid;
     let shape = [19, 26, 23];
     let source = MemSource::new(&shape, &[5, 7, 6]);
     let factor = vec![2, 2, 1];
@@ -228,7 +228,7 @@ fn a_pyramid_in_one_pass_equals_each_level_chained_in_memory_for_any_tiling_and_
                 })
                 .collect();
             let sinks: Vec<MemSink> = (0..4).map(|_| MemSink::default()).collect();
-            let pyramid = Pyramid {
+            let pyramid = OnePassPyramid {
                 source: &source,
                 sinks: sinks.iter().map(|s| s as &dyn Sink).collect(),
                 chunks: chunks.clone(),
@@ -274,7 +274,7 @@ fn a_pyramid_in_one_pass_equals_each_level_chained_in_memory_for_any_tiling_and_
                 Ok(odd)
             };
             let fresh: Vec<MemSink> = (0..4).map(|_| MemSink::default()).collect();
-            let copying = Pyramid {
+            let copying = OnePassPyramid {
                 source: &source,
                 sinks: fresh.iter().map(|s| s as &dyn Sink).collect(),
                 chunks: chunks.clone(),
@@ -307,7 +307,7 @@ fn a_pyramid_in_one_pass_equals_each_level_chained_in_memory_for_any_tiling_and_
                 ..RunOptions::default()
             };
             let fresh: Vec<MemSink> = (0..4).map(|_| MemSink::default()).collect();
-            let tight = Pyramid {
+            let tight = OnePassPyramid {
                 source: &source,
                 sinks: fresh.iter().map(|s| s as &dyn Sink).collect(),
                 chunks,

@@ -122,7 +122,7 @@ mod avx2 {
     use super::Keys;
 
     /// float32 values (as their bits), ordered by the order-preserving `i32` key of
-    /// [`super::super::rank::f32_key`] (its own inverse).
+    /// [`crate::keys::f32_key`] (its own inverse).
     #[derive(Clone, Copy)]
     pub(crate) struct F32Keys(__m256i);
 
@@ -438,7 +438,7 @@ mod tests {
                     .to_bits()
                 },
                 |a, b| {
-                    let key = |b: u32| crate::cpu::rank::f32_key(b);
+                    let key = |b: u32| crate::keys::f32_key(b);
                     key(*a).cmp(&key(*b))
                 },
             );

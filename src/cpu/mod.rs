@@ -160,7 +160,7 @@ fn streamed(
     let n = run.stages();
     let sets = &job.sets[k..=k + n];
     let shapes: Vec<&[usize]> = (k..k + n).map(|i| plan.shape_at(i)).collect();
-    let result = with_f32(input, &job.sets[k], |b| run.run(b, sets, &shapes))?;
+    let result = with_f32(input, &job.sets[k], |b| run.compute(b, sets, &shapes))?;
     Some((result.into_any(), n))
 }
 
@@ -227,7 +227,9 @@ fn run_stages(
         let (next, used) = match smooth_down::SmoothDown::starting(&stages[k..]) {
             Some(fused) => {
                 let (needs, out) = (&job.sets[k], &job.sets[k + fused.stages]);
-                let result = with_f32(input, needs, |b| fused.run(b, needs, out, plan.shape_at(k)));
+                let result = with_f32(input, needs, |b| {
+                    fused.compute(b, needs, out, plan.shape_at(k))
+                });
                 (result.into_any(), fused.stages)
             }
             None => match streamed(plan, job, k, input) {

@@ -11,6 +11,7 @@ use super::median27;
 use super::stencil::over_taps;
 use crate::block::Block;
 use crate::dtype::Element;
+use crate::keys::f32_key;
 use crate::region::AxisSet;
 use crate::stage::{Comparator, Rank};
 
@@ -137,13 +138,6 @@ fn select<T: Element>(
     } else {
         dispatch(out, rows, network, k, tiles, |x| x, |x| x);
     }
-}
-
-/// A float32's bits as an order-preserving `i32` key, and a key back to the bits (the
-/// map is its own inverse): negative floats get their magnitude bits flipped.
-pub(crate) fn f32_key(bits: u32) -> i32 {
-    let b = bits as i32;
-    b ^ (((b >> 31) as u32) >> 1) as i32
 }
 
 /// `out` and `rows` of `T` seen as their bits `B`.

@@ -22,7 +22,7 @@ use crate::stage::{DownMethod, Stage, Stencil};
 /// next: the few input rows that consecutive outputs share stay in cache.
 const TILE: usize = 2048;
 
-/// A run of stages that [`SmoothDown::run`] computes at once: 1-D stencil passes on
+/// A run of stages that [`SmoothDown::compute`] computes at once: 1-D stencil passes on
 /// distinct axes, then a mean downsample.
 pub(crate) struct SmoothDown<'a> {
     /// Each pass: its axis and stencil (`None`: the mean alone, on a downsampled axis
@@ -76,7 +76,7 @@ impl<'a> SmoothDown<'a> {
     ///
     /// A pass computes every index its input holds on the other axes, so an input
     /// holding more than `needs` (a whole array) is first cut down to it.
-    pub(crate) fn run(
+    pub(crate) fn compute(
         &self,
         input: &Block<'_, f32>,
         needs: &[AxisSet],
@@ -392,7 +392,7 @@ mod tests {
                         );
                     }
                     let separate = separate.typed::<f32>().data.to_vec();
-                    let got = fused.run(&input, &sets[0], &out, &shape);
+                    let got = fused.compute(&input, &sets[0], &out, &shape);
                     assert_eq!(got.sets, out);
                     for (x, y) in got.data.iter().zip(&separate) {
                         assert!(

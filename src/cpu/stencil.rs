@@ -87,7 +87,7 @@ pub(crate) fn stencil(
 ) -> Block<'static, f32> {
     let prepared = Prepared::new(&input.sets, out, in_shape, st);
     let mut data = take_buffer::<f32>(prepared.out_len());
-    prepared.run(&input.data, st.cval, &correlate_with(), &mut data);
+    prepared.compute(&input.data, st.cval, &correlate_with(), &mut data);
     Block::new(out.to_vec(), Cow::Owned(data))
 }
 
@@ -105,8 +105,8 @@ pub(crate) fn over_taps<T: Element, U: Element>(
     let prepared = Prepared::new(&input.sets, out, in_shape, st);
     let mut data = take_buffer::<U>(prepared.out_len());
     match &prepared {
-        Prepared::Leading(l) => l.run(&input.data, cval, combine, None, &mut data),
-        Prepared::Rows(r) => r.run(&input.data, cval, combine, &mut data),
+        Prepared::Leading(l) => l.compute(&input.data, cval, combine, None, &mut data),
+        Prepared::Rows(r) => r.compute(&input.data, cval, combine, &mut data),
     }
     Block::new(out.to_vec(), Cow::Owned(data))
 }
@@ -153,7 +153,7 @@ impl<'s> Prepared<'s> {
 
     /// Writes every output element into `out` (of [`Prepared::out_len`] elements) from
     /// `data`, the input laid out as `held`.
-    pub(crate) fn run<T: Element, U: Element>(
+    pub(crate) fn compute<T: Element, U: Element>(
         &self,
         data: &[T],
         cval: T,
@@ -161,8 +161,8 @@ impl<'s> Prepared<'s> {
         out: &mut [U],
     ) {
         match self {
-            Prepared::Leading(l) => l.run(data, cval, combine.taps, combine.strided, out),
-            Prepared::Rows(r) => r.run(data, cval, combine.taps, out),
+            Prepared::Leading(l) => l.compute(data, cval, combine.taps, combine.strided, out),
+            Prepared::Rows(r) => r.compute(data, cval, combine.taps, out),
         }
     }
 }
@@ -248,7 +248,7 @@ impl<'s> Rows<'s> {
         }
     }
 
-    fn run<T: Element, U: Element>(
+    fn compute<T: Element, U: Element>(
         &self,
         data: &[T],
         cval: T,
@@ -419,7 +419,7 @@ impl<'s> Leading<'s> {
 
     /// Where a merged run's taps read consecutive input indices along `a`, `strided`
     /// computes it instead if given, from the input planes themselves.
-    fn run<T: Element, U: Element>(
+    fn compute<T: Element, U: Element>(
         &self,
         data: &[T],
         cval: T,
@@ -523,7 +523,7 @@ mod tests {
                     assert_eq!(merged_axis(&input.sets, &out, &st), Some(axis));
                     let len: usize = out.iter().map(AxisSet::len).product();
                     let mut rows = vec![0.0; len];
-                    Rows::new(&input.sets, &out, &shape, &st).run(
+                    Rows::new(&input.sets, &out, &shape, &st).compute(
                         &input.data,
                         1.5,
                         accumulate,
@@ -532,7 +532,7 @@ mod tests {
                     let leading = Leading::new(&input.sets, &out, &shape, &st, axis);
                     for strided in [None, correlate_with().strided] {
                         let mut merged = vec![f32::NAN; len];
-                        leading.run(&input.data, 1.5, accumulate, strided, &mut merged);
+                        leading.compute(&input.data, 1.5, accumulate, strided, &mut merged);
                         assert_eq!(merged, rows, "{mode:?} axis {axis} k {k}");
                     }
                 }

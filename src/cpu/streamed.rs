@@ -21,7 +21,7 @@ use crate::block::{Block, take_buffer};
 use crate::region::{AxisSet, unravel};
 use crate::stage::{Offset, Stage, Stencil, tap_table};
 
-/// A run of stages that [`Streamed::run`] computes plane by plane along `axis`: 1-D
+/// A run of stages that [`Streamed::compute`] computes plane by plane along `axis`: 1-D
 /// stencils on later axes (`before`), one 1-D stencil along `axis`, then 1-D stencils
 /// on later axes (`after`).
 pub(crate) struct Streamed<'a> {
@@ -92,7 +92,7 @@ impl<'a> Streamed<'a> {
     /// `sets[0]`), `sets[i]` being what stage `i` of the run reads and `shapes[i]` the
     /// array's shape there; `None` where the sets do not have the shape streaming
     /// needs (then the stages run one by one).
-    pub(crate) fn run(
+    pub(crate) fn compute(
         &self,
         input: &Block<'_, f32>,
         sets: &[Vec<AxisSet>],
@@ -107,10 +107,10 @@ impl<'a> Streamed<'a> {
         Some(Block::new(out.clone(), Cow::Owned(data)))
     }
 
-    /// As [`Streamed::run`], into `target`: the output's planes along the axis (every
+    /// As [`Streamed::compute`], into `target`: the output's planes along the axis (every
     /// index on the axes up to it, in C order, each plane over the later axes), into
     /// one block or handed out one by one as each is computed. Returns `None`, having
-    /// written nothing, where [`Streamed::run`] does.
+    /// written nothing, where [`Streamed::compute`] does.
     pub(crate) fn run_planes(
         &self,
         input: &Block<'_, f32>,
@@ -333,10 +333,10 @@ fn chain(
         };
         let cval = pass.stencil().cval;
         if last {
-            pass.run(input, cval, correlate, out);
+            pass.compute(input, cval, correlate, out);
         } else {
             target.resize(pass.out_len(), 0.0);
-            pass.run(input, cval, correlate, target);
+            pass.compute(input, cval, correlate, target);
             held = Some(usize::from(held == Some(0)));
         }
     }

@@ -23,7 +23,7 @@ use cache::ChunkCache;
 pub use io::{DropAxis, Sink, Source};
 pub use options::{Progress, RunOptions, default_memory_limit};
 pub use part::Part;
-pub use pyramid::{CopyEncoded, Pyramid};
+pub use pyramid::{CopyEncoded, OnePassPyramid};
 pub use report::{Report, StageSeconds, peak_rss_bytes};
 
 /// Runs `plan` from `source` to `sink` on `options.backend` (the CPU or a GPU): this

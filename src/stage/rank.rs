@@ -106,7 +106,7 @@ mod tests {
     use super::*;
 
     /// Runs `network` as the kernels do: only the needed sides are written.
-    fn run(network: &[Comparator], mut v: Vec<i32>) -> Vec<i32> {
+    fn apply(network: &[Comparator], mut v: Vec<i32>) -> Vec<i32> {
         for c in network {
             let (x, y) = (v[c.lo], v[c.hi]);
             if c.min {
@@ -131,7 +131,7 @@ mod tests {
                     let v: Vec<i32> = (0..n).map(|i| (bits >> i & 1) as i32).collect();
                     let mut sorted = v.clone();
                     sorted.sort();
-                    assert_eq!(run(&net, v)[k], sorted[k], "n {n} k {k} bits {bits:b}");
+                    assert_eq!(apply(&net, v)[k], sorted[k], "n {n} k {k} bits {bits:b}");
                 }
             }
         }
@@ -148,7 +148,7 @@ mod tests {
                         .collect();
                     let mut sorted = v.clone();
                     sorted.sort();
-                    assert_eq!(run(&net, v)[k], sorted[k], "n {n} k {k}");
+                    assert_eq!(apply(&net, v)[k], sorted[k], "n {n} k {k}");
                 }
             }
         }

@@ -5,7 +5,6 @@
 use std::sync::Mutex;
 
 use super::histogram::{Binned, Bins, bin_of, set_edges};
-use super::keys::Keyed;
 use super::moments::{Moments, for_each_segment, segment_moments};
 use super::selection::{Group, Refined, Target, first_digits, locate, numpy_indexes, summary};
 use super::source::{BlockSource, MemorySource};
@@ -14,6 +13,7 @@ use super::types::{Statistics, StatsOptions, Summary};
 use crate::block::BlockElement;
 use crate::dtype::{ArrayViewAny, with_dtype};
 use crate::error::{Error, Result};
+use crate::keys::Keyed;
 use crate::workers::{Workers, for_each_job};
 
 /// The statistics of an in-memory array (slabs along axis 0 on every core).
@@ -23,20 +23,20 @@ use crate::workers::{Workers, for_each_job};
 /// or not in standard (C) layout.
 pub fn statistics_of(array: &ArrayViewAny<'_>, options: &StatsOptions) -> Result<Statistics> {
     let source = MemorySource::new(array)?;
-    run(&source, options, rayon::current_num_threads())
+    from_source(&source, options, rayon::current_num_threads())
 }
 
-pub(super) fn run(
+pub(super) fn from_source(
     source: &dyn BlockSource,
     options: &StatsOptions,
     threads: usize,
 ) -> Result<Statistics> {
-    run_with(source, options, None, threads).map(|(s, _)| s)
+    from_source_binned(source, options, None, threads).map(|(s, _)| s)
 }
 
 /// Computes the statistics, and the `bins` histogram of each group if asked (the
 /// counts and the bins' centres).
-pub(super) fn run_with(
+pub(super) fn from_source_binned(
     source: &dyn BlockSource,
     options: &StatsOptions,
     bins: Option<Bins>,
@@ -617,7 +617,7 @@ mod tests {
                     ..StatsOptions::default()
                 };
                 for threads in [1, 3] {
-                    let s = run(&source, &options, threads).unwrap();
+                    let s = from_source(&source, &options, threads).unwrap();
                     let f64_passes = if passes == 1 { 1 } else { 4 };
                     let want_passes = if array.dtype() == DType::F64 {
                         f64_passes

@@ -1,10 +1,10 @@
 //! np.histogram's bins (and scikit-image's one bin per integer): the edges in numpy's
 //! bin type, and the bin of a value.
 
-use super::keys::Keyed;
 use super::selection::Group;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::keys::Keyed;
 
 /// How each group's values are binned after the first pass.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -28,7 +28,6 @@
 
 mod compute;
 mod histogram;
-mod keys;
 mod moments;
 mod otsu;
 pub(crate) mod resolve;
@@ -48,7 +47,7 @@ use crate::ops::{NeededStatistics, Pipeline};
 use crate::region::AxisSet;
 use crate::region::unravel;
 use crate::store::Input;
-use compute::run;
+use compute::from_source;
 pub use compute::statistics_of;
 pub use otsu::otsu_of;
 use otsu::otsu_of_source;
@@ -128,7 +127,7 @@ impl BlockSource for ZarrSource<'_> {
 /// 0..=100 or zero histogram bins; the input's read errors.
 pub fn statistics(input: &Input, options: &StatsOptions, threads: usize) -> Result<Statistics> {
     let keep = chunks_kept(input, options.histogram.is_some(), options.keep_decoded);
-    run(&ZarrSource::new(input, keep), options, threads)
+    from_source(&ZarrSource::new(input, keep), options, threads)
 }
 
 /// `skimage.filters.threshold_otsu(x)` (256 bins) over the whole array, NaNs left

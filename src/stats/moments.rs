@@ -1,9 +1,9 @@
 //! The first pass's moments: count, NaNs, min, max, mean and the sum of squared
 //! deviations, per group, merged by Chan's rule; summed in two lanes per segment.
 
-use super::keys::Keyed;
 use super::speculate::PrefixSet;
 use crate::block::Block;
+use crate::keys::Keyed;
 
 /// The first pass's sums for one group.
 #[derive(Clone, Debug)]

@@ -1,6 +1,6 @@
 //! Otsu's threshold, as scikit-image's `threshold_otsu` computes it from its histogram.
 
-use super::compute::run_with;
+use super::compute::from_source_binned;
 use super::histogram::Bins;
 use super::source::{BlockSource, MemorySource};
 use super::types::StatsOptions;
@@ -22,7 +22,8 @@ pub(super) fn otsu_of_source(source: &dyn BlockSource, threads: usize) -> Result
     } else {
         Bins::Integers
     };
-    let (stats, binned) = run_with(source, &StatsOptions::default(), Some(bins), threads)?;
+    let (stats, binned) =
+        from_source_binned(source, &StatsOptions::default(), Some(bins), threads)?;
     let s = &stats.summaries[0];
     if s.count == 0 {
         return Err(Error::InvalidParameter {

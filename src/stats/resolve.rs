@@ -1,7 +1,7 @@
 //! The statistics a pipeline needs of its input (Otsu's threshold, percentiles), filled
 //! in before planning.
 
-use super::compute::run;
+use super::compute::from_source;
 use super::otsu::otsu_of_source;
 use super::source::{BlockSource, MemorySource};
 use super::types::{StatsOptions, default_keep_decoded};
@@ -49,7 +49,7 @@ pub(super) fn resolve_source(
                 keep_decoded,
                 ..StatsOptions::default()
             };
-            let s = run(source, &options, threads)?;
+            let s = from_source(source, &options, threads)?;
             let found = &s.summaries[0].percentiles;
             if s.summaries[0].count == 0 {
                 return Err(Error::InvalidParameter {

@@ -1,9 +1,9 @@
 //! Exact percentiles by radix selection: the ranks numpy's `linear` method
 //! interpolates between, the key prefixes being refined, and each group's summary.
 
-use super::keys::Keyed;
 use super::moments::Moments;
 use super::types::{Histogram, PercentileValue, StatsOptions, Summary};
+use crate::keys::Keyed;
 
 /// A needed rank being resolved: the known high bits of its key, and its rank among
 /// the keys that share them.

@@ -27,7 +27,7 @@ use std::sync::{Mutex, OnceLock};
 
 use rayon::prelude::*;
 
-use super::keys::Keyed;
+use crate::keys::Keyed;
 
 /// The fraction of ranks kept either side of each percentile's rank in the sample,
 /// beyond its sampling error.

@@ -248,7 +248,7 @@ impl Pyramid {
         // Level 0's chunks are stored as the input holds them where the output encodes
         // them the same way (no second encode of level 0).
         let copy = |region: &crate::Region| outputs[0].copy_encoded(&input, region);
-        let one_pass = exec::Pyramid {
+        let one_pass = exec::OnePassPyramid {
             source: &input,
             sinks: outputs.iter().map(|o| o as &dyn exec::Sink).collect(),
             chunks: plans.iter().map(|p| p.output_chunk().to_vec()).collect(),

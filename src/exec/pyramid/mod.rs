@@ -16,4 +16,4 @@ mod run;
 mod tiles;
 mod window;
 
-pub use pieces::{CopyEncoded, Pyramid};
+pub use pieces::{CopyEncoded, OnePassPyramid};

@@ -12,7 +12,7 @@ use crate::region::{AxisSet, Grid, Region};
 
 /// A pyramid: level 0 (`source`) and the levels written to `sinks[1..]`
 /// (`sinks[0]` receives level 0 itself).
-pub struct Pyramid<'a> {
+pub struct OnePassPyramid<'a> {
     /// Level 0.
     pub source: &'a dyn Source,
     /// One output per level, level 0 first.
@@ -31,7 +31,7 @@ pub struct Pyramid<'a> {
 }
 
 /// Stores a region's chunks (whole chunks) of level 0 as the source holds them
-/// encoded; `false` if it could not (see [`Pyramid::copy_level0`]).
+/// encoded; `false` if it could not (see [`OnePassPyramid::copy_level0`]).
 pub type CopyEncoded<'a> = dyn Fn(&Region) -> Result<bool> + Sync + 'a;
 
 /// What the writer thread receives: regions of a level (its index first) with blocks

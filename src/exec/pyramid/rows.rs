@@ -3,7 +3,7 @@
 //! row they read is decoded, and hands level 1's finished chunk rows to the writer.
 
 use super::pieces::{
-    Pieces, Pyramid, chunk_cuts, chunk_pieces, compute_parts, level0_shares, paste_block,
+    OnePassPyramid, Pieces, chunk_cuts, chunk_pieces, compute_parts, level0_shares, paste_block,
     read_parts, zeroed,
 };
 use crate::block::{Block, BlockAny, paste};
@@ -13,7 +13,7 @@ use crate::exec::options::RunOptions;
 use crate::plan::Plan;
 use crate::region::Region;
 
-impl Pyramid<'_> {
+impl OnePassPyramid<'_> {
     /// Reads `level0` (level 0's `needs[0]`) in slabs of whole chunk rows along the
     /// first axis, each slab's share of `owned[0]` going to the writer as soon as it is
     /// decoded. With a `step` (its plan and level 1's `needs[1]`), level 1's rows are

@@ -3,14 +3,14 @@
 
 use std::time::Instant;
 
-use super::pieces::{Pieces, Pyramid, compute};
+use super::pieces::{OnePassPyramid, Pieces, compute};
 use crate::block::BlockAny;
 use crate::error::Result;
 use crate::exec::options::{Progress, RunOptions};
 use crate::exec::report::{Report, peak_rss_bytes};
 use crate::region::Grid;
 
-impl Pyramid<'_> {
+impl OnePassPyramid<'_> {
     /// Runs this process's part of the tiles, or returns `None` (having written
     /// nothing) when the levels' chunks do not tile evenly or a tile would not fit in
     /// `options.memory_limit`: then build the levels one chain at a time.
@@ -191,7 +191,7 @@ mod tests {
     }
 
     /// A window step makes level 1 piece by piece, whatever the output's chunks; a step
-    /// with a halo reads across the pieces, and makes it by rows ([`Pyramid::stream_rows`]).
+    /// with a halo reads across the pieces, and makes it by rows ([`OnePassPyramid::stream_rows`]).
     #[test]
     fn window_steps_stream_level_1_and_halo_steps_do_not() {
         let source = Zeros(vec![16, 32, 32], vec![4, 8, 8]);
@@ -207,7 +207,7 @@ mod tests {
             (&mean, [4, 12, 12], true),
             (&smooth, [4, 8, 8], false),
         ] {
-            let pyramid = Pyramid {
+            let pyramid = OnePassPyramid {
                 source: &source,
                 sinks: vec![&source, &source, &source],
                 chunks: vec![chunk.to_vec(); 3],

@@ -1,12 +1,12 @@
 //! A pyramid's tiles: each level's shape and step plan, the region a tile owns at
 //! every level, what it must read, and whether tiles fit the memory budget.
 
-use super::pieces::{Levels, Pyramid, hull, union};
+use super::pieces::{Levels, OnePassPyramid, hull, union};
 use crate::error::Result;
 use crate::plan::Plan;
 use crate::region::{Grid, Region};
 
-impl Pyramid<'_> {
+impl OnePassPyramid<'_> {
     /// Each level's shape and the plan of the step from the level before (none for
     /// level 0).
     pub(super) fn plans(&self) -> Result<Levels> {
@@ -67,7 +67,7 @@ impl Pyramid<'_> {
     /// The bytes a tile holds at once at most, estimated on the first tile, the
     /// largest: every level's block from level 1 on, and of level 0 what streaming it
     /// holds (a slab of chunk rows, and the rows one level-1 row reads: the window of
-    /// [`Pyramid::stream_rows`]; the piece path holds less).
+    /// [`OnePassPyramid::stream_rows`]; the piece path holds less).
     pub(super) fn tile_bytes(
         &self,
         shapes: &[Vec<usize>],

@@ -2,7 +2,7 @@
 //! decoded piece of whole level-0 chunks as it arrives.
 
 use super::pieces::{
-    Pieces, Pyramid, chunk_cuts, chunk_pieces, hull, level0_shares, read_parts, zeroed,
+    OnePassPyramid, Pieces, chunk_cuts, chunk_pieces, hull, level0_shares, read_parts, zeroed,
 };
 use crate::block::{Block, BlockAny, paste};
 use crate::dtype::with_dtype;
@@ -11,7 +11,7 @@ use crate::exec::options::RunOptions;
 use crate::plan::{Job, Plan};
 use crate::region::Region;
 
-impl Pyramid<'_> {
+impl OnePassPyramid<'_> {
     /// Level 0's `needs[0]` in slabs of whole chunk rows, each cut into pieces of whole
     /// chunks ([`chunk_pieces`]), with each piece's share of level 1 (the level-1
     /// indices whose windows lie in it), if the step from level 0 reads no index
@@ -92,7 +92,7 @@ impl Pyramid<'_> {
     }
 
     /// Reads level 0 slab by slab, each slab's pieces in parallel (`slabs`, from
-    /// [`Pyramid::level1_by_part`]), sending each piece's share of `owned[0]` to the
+    /// [`OnePassPyramid::level1_by_part`]), sending each piece's share of `owned[0]` to the
     /// writer and computing its share of level 1 into one block over `region`; the
     /// chunk rows of level 1's `owned[1]` go to the writer as soon as they are complete
     /// (the caller does not write level 1 again).

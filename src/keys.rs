@@ -1,5 +1,10 @@
-//! Order-preserving integer keys of element values, the radix digits percentiles are
-//! selected by.
+//! Order-preserving integer keys of element values (a foundation, beside `dtype`).
+//!
+//! Two orders, one map: [`Keyed::key`] is the unsigned key statistics select
+//! percentiles by (radix digits; NaN has none, so it is left out), and [`f32_key`] is
+//! the signed `i32` key the rank filters compare (a total order: NaNs sort beyond the
+//! infinities by their sign, as scipy's rank filters place them). For every non-NaN
+//! float32, `f32::key` is `f32_key` with its sign bit flipped, as the tests check.
 
 use crate::dtype::Element;
 
@@ -61,6 +66,15 @@ signed!(i8, u8, 8);
 signed!(i16, u16, 16);
 signed!(i32, u32, 32);
 
+/// A float32's bits as an order-preserving `i32` key, and a key back to the bits (the
+/// map is its own inverse): negative floats get their magnitude bits flipped. NaNs get
+/// keys too, beyond the infinities by their sign bit.
+#[inline(always)]
+pub(crate) fn f32_key(bits: u32) -> i32 {
+    let b = bits as i32;
+    b ^ (((b >> 31) as u32) >> 1) as i32
+}
+
 impl Keyed for f32 {
     const BITS: u32 = 32;
     #[inline(always)]
@@ -68,8 +82,7 @@ impl Keyed for f32 {
         if self.is_nan() {
             return None;
         }
-        let b = self.to_bits();
-        Some((if b >> 31 == 1 { !b } else { b | 1 << 31 }) as u64)
+        Some((f32_key(self.to_bits()) as u32 ^ 1 << 31) as u64)
     }
     fn value(key: u64) -> f64 {
         let k = key as u32;
@@ -133,5 +146,31 @@ mod tests {
         ]);
         check(&[f64::NEG_INFINITY, -1e300, -0.0, 0.0, 5e-324, f64::INFINITY]);
         assert_eq!(f32::NAN.key(), None);
+    }
+
+    #[test]
+    fn the_rank_key_is_a_total_order_and_its_own_inverse() {
+        let sorted = [
+            -f32::NAN,
+            f32::NEG_INFINITY,
+            -3.5,
+            -1e-40,
+            -0.0,
+            0.0,
+            1e-40,
+            2.0,
+            f32::INFINITY,
+            f32::NAN,
+        ];
+        for w in sorted.windows(2) {
+            assert!(f32_key(w[0].to_bits()) < f32_key(w[1].to_bits()), "{w:?}");
+        }
+        for x in sorted {
+            let k = f32_key(x.to_bits());
+            assert_eq!(f32_key(k as u32), x.to_bits() as i32);
+            if !x.is_nan() {
+                assert_eq!(x.key(), Some((k as u32 ^ 1 << 31) as u64));
+            }
+        }
     }
 }
