@@ -25,6 +25,7 @@
 mod adapter;
 mod context;
 mod dispatch;
+mod encode;
 mod job;
 mod launch;
 mod placement;
@@ -36,6 +37,8 @@ mod resident;
 mod segment;
 mod shader;
 mod stencil;
+mod timing;
+mod upload;
 
 pub use adapter::{AdapterInfo, adapters, quiet_vulkan_loader};
 pub use context::{GpuContext, GpuTimes};
