@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::ops::Edge;
 use crate::zarr::{Chain, GaussianKind, Sigma, Step};
 use crate::{Boundary, DownMethod, Kernel, Op, ProjectMethod, UpMethod};
 
@@ -530,8 +531,7 @@ impl GaussianArgs {
         Step::Gaussian {
             kind,
             sigma: self.sigma.clone(),
-            mode: self.mode.into(),
-            cval: self.cval,
+            edge: Edge::new(self.mode.into(), self.cval),
             truncate: self.truncate,
         }
     }

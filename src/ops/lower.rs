@@ -7,7 +7,7 @@ use crate::stage::Stage;
 
 use super::axes::per_axis;
 use super::gaussian;
-use super::op::Op;
+use super::op::{Edge, Neighborhood, Op};
 use super::rank;
 use super::rank::RankOrder;
 
@@ -37,20 +37,17 @@ impl Op {
             }
             Op::Gaussian {
                 sigma,
-                mode,
-                cval,
+                edge: Edge { mode, cval },
                 truncate,
             }
             | Op::GaussianLaplace {
                 sigma,
-                mode,
-                cval,
+                edge: Edge { mode, cval },
                 truncate,
             }
             | Op::GaussianGradientMagnitude {
                 sigma,
-                mode,
-                cval,
+                edge: Edge { mode, cval },
                 truncate,
             } => {
                 let sigma = per_axis("sigma", sigma, ndim)?;
@@ -71,9 +68,10 @@ impl Op {
                     }
                 })
             }
-            Op::Convolve { kernel, mode, cval } => {
-                Ok(vec![kernel.stage(ndim, *mode, *cval as f32)?])
-            }
+            Op::Convolve {
+                kernel,
+                edge: Edge { mode, cval },
+            } => Ok(vec![kernel.stage(ndim, *mode, *cval as f32)?]),
             Op::Downsample { factor, method } => Ok(vec![Stage::Downsample {
                 factor: factors(self.name(), factor, ndim)?,
                 method: *method,
@@ -82,7 +80,10 @@ impl Op {
                 factor: factors(self.name(), factor, ndim)?,
                 method: *method,
             }]),
-            Op::Uniform { size, mode, cval } => {
+            Op::Uniform {
+                size,
+                edge: Edge { mode, cval },
+            } => {
                 let size = per_axis("size", size, ndim)?;
                 if size.contains(&0) {
                     return Err(invalid(format!(
@@ -92,29 +93,21 @@ impl Op {
                 Ok(gaussian::uniform_stages(&size, *mode, *cval as f32))
             }
             Op::Median {
-                size,
-                footprint,
-                mode,
-                cval,
+                neighborhood: Neighborhood { size, footprint },
+                edge: Edge { mode, cval },
             }
             | Op::Percentile {
-                size,
-                footprint,
-                mode,
-                cval,
+                neighborhood: Neighborhood { size, footprint },
+                edge: Edge { mode, cval },
                 ..
             }
             | Op::Minimum {
-                size,
-                footprint,
-                mode,
-                cval,
+                neighborhood: Neighborhood { size, footprint },
+                edge: Edge { mode, cval },
             }
             | Op::Maximum {
-                size,
-                footprint,
-                mode,
-                cval,
+                neighborhood: Neighborhood { size, footprint },
+                edge: Edge { mode, cval },
             } => {
                 let statistic = match self {
                     Op::Median { .. } => RankOrder::Median,

@@ -13,6 +13,48 @@ fn default_truncate() -> f64 {
     4.0
 }
 
+/// How a filter reads beyond the array's edge: scipy's `mode` and `cval`, one group
+/// shared by every filter (its JSON fields sit beside the op's own).
+#[derive(Clone, Copy, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct Edge {
+    /// Boundary mode (scipy's default, `reflect`, when left out).
+    #[serde(default)]
+    pub mode: Boundary,
+    /// Value beyond the edge in `constant` mode (cast to the element type by the
+    /// filters that keep it).
+    #[serde(default)]
+    pub cval: f64,
+}
+
+impl Edge {
+    /// `mode` with its constant `cval`.
+    pub fn new(mode: Boundary, cval: f64) -> Edge {
+        Edge { mode, cval }
+    }
+}
+
+/// The neighbourhood a rank filter selects from: a box of `size`, or a `footprint`
+/// (which wins where both are given), as scipy's `size` and `footprint`.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct Neighborhood {
+    /// The box's extent per axis (one value for all axes, or one per axis).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub size: Vec<usize>,
+    /// A footprint instead of a box.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footprint: Option<Footprint>,
+}
+
+impl Neighborhood {
+    /// A box of `size`.
+    pub fn size(size: &[usize]) -> Neighborhood {
+        Neighborhood {
+            size: size.to_vec(),
+            footprint: None,
+        }
+    }
+}
+
 /// One operation, with the semantics of its scipy/numpy counterpart (the contract in
 /// `docs/ARCHITECTURE.md`).
 ///
@@ -38,12 +80,9 @@ pub enum Op {
     Gaussian {
         /// Standard deviation per axis (0 leaves the axis untouched).
         sigma: Vec<f64>,
-        /// Boundary mode.
-        #[serde(default)]
-        mode: Boundary,
-        /// Value beyond the edge in `constant` mode.
-        #[serde(default)]
-        cval: f64,
+        /// How it reads beyond the array's edge.
+        #[serde(flatten)]
+        edge: Edge,
         /// Radius in standard deviations: radius = `int(truncate * sigma + 0.5)`.
         #[serde(default = "default_truncate")]
         truncate: f64,
@@ -53,12 +92,9 @@ pub enum Op {
     Convolve {
         /// The kernel.
         kernel: Kernel,
-        /// Boundary mode.
-        #[serde(default)]
-        mode: Boundary,
-        /// Value beyond the edge in `constant` mode.
-        #[serde(default)]
-        cval: f64,
+        /// How it reads beyond the array's edge.
+        #[serde(flatten)]
+        edge: Edge,
     },
     /// Reduce by integer factors; output size `ceil(n / f)`, edge windows partial.
     Downsample {
@@ -80,12 +116,9 @@ pub enum Op {
     GaussianLaplace {
         /// Standard deviation per axis (0 leaves the axis untouched).
         sigma: Vec<f64>,
-        /// Boundary mode.
-        #[serde(default)]
-        mode: Boundary,
-        /// Value beyond the edge in `constant` mode.
-        #[serde(default)]
-        cval: f64,
+        /// How it reads beyond the array's edge.
+        #[serde(flatten)]
+        edge: Edge,
         /// Radius in standard deviations.
         #[serde(default = "default_truncate")]
         truncate: f64,
@@ -96,12 +129,9 @@ pub enum Op {
     GaussianGradientMagnitude {
         /// Standard deviation per axis (0 leaves the axis untouched).
         sigma: Vec<f64>,
-        /// Boundary mode.
-        #[serde(default)]
-        mode: Boundary,
-        /// Value beyond the edge in `constant` mode.
-        #[serde(default)]
-        cval: f64,
+        /// How it reads beyond the array's edge.
+        #[serde(flatten)]
+        edge: Edge,
         /// Radius in standard deviations.
         #[serde(default = "default_truncate")]
         truncate: f64,
@@ -111,78 +141,51 @@ pub enum Op {
     Uniform {
         /// The box's extent per axis (one value for all axes, or one per axis).
         size: Vec<usize>,
-        /// Boundary mode.
-        #[serde(default)]
-        mode: Boundary,
-        /// Value beyond the edge in `constant` mode.
-        #[serde(default)]
-        cval: f64,
+        /// How it reads beyond the array's edge.
+        #[serde(flatten)]
+        edge: Edge,
     },
     /// `scipy.ndimage.median_filter(x, size, footprint, mode=mode, cval=cval)`, element
     /// type kept.
     Median {
-        /// The box's extent per axis (one value for all axes, or one per axis).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        size: Vec<usize>,
-        /// A footprint instead of a box (it wins where both are given).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        footprint: Option<Footprint>,
-        /// Boundary mode.
-        #[serde(default)]
-        mode: Boundary,
-        /// Value beyond the edge in `constant` mode (cast to the element type).
-        #[serde(default)]
-        cval: f64,
+        /// The neighbourhood: a box or a footprint.
+        #[serde(flatten)]
+        neighborhood: Neighborhood,
+        /// How it reads beyond the array's edge.
+        #[serde(flatten)]
+        edge: Edge,
     },
     /// `scipy.ndimage.percentile_filter(x, size, footprint, mode=mode, cval=cval)` (which also covers `rank_filter`), element
     /// type kept.
     Percentile {
         /// The percentile, -100 to 100 (negative counts from 100).
         percentile: f64,
-        /// The box's extent per axis (one value for all axes, or one per axis).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        size: Vec<usize>,
-        /// A footprint instead of a box (it wins where both are given).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        footprint: Option<Footprint>,
-        /// Boundary mode.
-        #[serde(default)]
-        mode: Boundary,
-        /// Value beyond the edge in `constant` mode (cast to the element type).
-        #[serde(default)]
-        cval: f64,
+        /// The neighbourhood: a box or a footprint.
+        #[serde(flatten)]
+        neighborhood: Neighborhood,
+        /// How it reads beyond the array's edge.
+        #[serde(flatten)]
+        edge: Edge,
     },
     /// `scipy.ndimage.minimum_filter(x, size, footprint, mode=mode, cval=cval)`, element
     /// type kept.
     Minimum {
-        /// The box's extent per axis (one value for all axes, or one per axis).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        size: Vec<usize>,
-        /// A footprint instead of a box (it wins where both are given).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        footprint: Option<Footprint>,
-        /// Boundary mode.
-        #[serde(default)]
-        mode: Boundary,
-        /// Value beyond the edge in `constant` mode (cast to the element type).
-        #[serde(default)]
-        cval: f64,
+        /// The neighbourhood: a box or a footprint.
+        #[serde(flatten)]
+        neighborhood: Neighborhood,
+        /// How it reads beyond the array's edge.
+        #[serde(flatten)]
+        edge: Edge,
     },
     /// `scipy.ndimage.maximum_filter(x, size, footprint, mode=mode, cval=cval)`, element
     /// type kept.
     Maximum {
-        /// The box's extent per axis (one value for all axes, or one per axis).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        size: Vec<usize>,
-        /// A footprint instead of a box (it wins where both are given).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        footprint: Option<Footprint>,
-        /// Boundary mode.
-        #[serde(default)]
-        mode: Boundary,
-        /// Value beyond the edge in `constant` mode (cast to the element type).
-        #[serde(default)]
-        cval: f64,
+        /// The neighbourhood: a box or a footprint.
+        #[serde(flatten)]
+        neighborhood: Neighborhood,
+        /// How it reads beyond the array's edge.
+        #[serde(flatten)]
+        edge: Edge,
     },
     /// `x > t` as uint8, `t` being `skimage.filters.threshold_otsu` of the whole input
     /// (see [`stats::otsu`](crate::stats::otsu)). The statistic is computed first
@@ -246,8 +249,7 @@ impl Op {
     pub fn gaussian(sigma: &[f64]) -> Op {
         Op::Gaussian {
             sigma: sigma.to_vec(),
-            mode: Boundary::Reflect,
-            cval: 0.0,
+            edge: Edge::default(),
             truncate: 4.0,
         }
     }
@@ -256,18 +258,15 @@ impl Op {
     pub fn uniform(size: &[usize]) -> Op {
         Op::Uniform {
             size: size.to_vec(),
-            mode: Boundary::Reflect,
-            cval: 0.0,
+            edge: Edge::default(),
         }
     }
 
     /// A median filter over a box of `size`, with scipy's default mode (`reflect`).
     pub fn median(size: &[usize]) -> Op {
         Op::Median {
-            size: size.to_vec(),
-            footprint: None,
-            mode: Boundary::Reflect,
-            cval: 0.0,
+            neighborhood: Neighborhood::size(size),
+            edge: Edge::default(),
         }
     }
 
@@ -275,41 +274,35 @@ impl Op {
     pub fn percentile(percentile: f64, size: &[usize]) -> Op {
         Op::Percentile {
             percentile,
-            size: size.to_vec(),
-            footprint: None,
-            mode: Boundary::Reflect,
-            cval: 0.0,
+            neighborhood: Neighborhood::size(size),
+            edge: Edge::default(),
         }
     }
 
     /// A minimum filter over a box of `size`, with scipy's default mode (`reflect`).
     pub fn minimum(size: &[usize]) -> Op {
         Op::Minimum {
-            size: size.to_vec(),
-            footprint: None,
-            mode: Boundary::Reflect,
-            cval: 0.0,
+            neighborhood: Neighborhood::size(size),
+            edge: Edge::default(),
         }
     }
 
     /// A maximum filter over a box of `size`, with scipy's default mode (`reflect`).
     pub fn maximum(size: &[usize]) -> Op {
         Op::Maximum {
-            size: size.to_vec(),
-            footprint: None,
-            mode: Boundary::Reflect,
-            cval: 0.0,
+            neighborhood: Neighborhood::size(size),
+            edge: Edge::default(),
         }
     }
 
     /// A rank filter's footprint, replacing its box (others unchanged).
     pub fn with_footprint(mut self, new: Footprint) -> Op {
-        if let Op::Median { footprint, .. }
-        | Op::Percentile { footprint, .. }
-        | Op::Minimum { footprint, .. }
-        | Op::Maximum { footprint, .. } = &mut self
+        if let Op::Median { neighborhood, .. }
+        | Op::Percentile { neighborhood, .. }
+        | Op::Minimum { neighborhood, .. }
+        | Op::Maximum { neighborhood, .. } = &mut self
         {
-            *footprint = Some(new);
+            neighborhood.footprint = Some(new);
         }
         self
     }
@@ -318,8 +311,7 @@ impl Op {
     pub fn convolve(kernel: Kernel) -> Op {
         Op::Convolve {
             kernel,
-            mode: Boundary::Reflect,
-            cval: 0.0,
+            edge: Edge::default(),
         }
     }
 
@@ -341,18 +333,17 @@ impl Op {
 
     /// Sets the boundary mode and constant of a filter (others unchanged).
     pub fn with_mode(mut self, new_mode: Boundary, new_cval: f64) -> Op {
-        if let Op::Gaussian { mode, cval, .. }
-        | Op::GaussianLaplace { mode, cval, .. }
-        | Op::GaussianGradientMagnitude { mode, cval, .. }
-        | Op::Convolve { mode, cval, .. }
-        | Op::Uniform { mode, cval, .. }
-        | Op::Median { mode, cval, .. }
-        | Op::Percentile { mode, cval, .. }
-        | Op::Minimum { mode, cval, .. }
-        | Op::Maximum { mode, cval, .. } = &mut self
+        if let Op::Gaussian { edge, .. }
+        | Op::GaussianLaplace { edge, .. }
+        | Op::GaussianGradientMagnitude { edge, .. }
+        | Op::Convolve { edge, .. }
+        | Op::Uniform { edge, .. }
+        | Op::Median { edge, .. }
+        | Op::Percentile { edge, .. }
+        | Op::Minimum { edge, .. }
+        | Op::Maximum { edge, .. } = &mut self
         {
-            *mode = new_mode;
-            *cval = new_cval;
+            *edge = Edge::new(new_mode, new_cval);
         }
         self
     }
@@ -379,5 +370,51 @@ impl Op {
             Op::Project { .. } => "project",
             Op::Cast { .. } => "cast",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every op's JSON, in the canonical form outputs record: each reads back to an op
+    /// that writes the same bytes, so recorded pipelines replay and record the same.
+    const CANONICAL: &[&str] = &[
+        r#"{"op":"threshold","above":1.5}"#,
+        r#"{"op":"clip","min":0.0,"max":9.0}"#,
+        r#"{"op":"gaussian","sigma":[2.0,1.0],"mode":"constant","cval":3.0,"truncate":2.5}"#,
+        r#"{"op":"convolve","kernel":{"shape":[2],"data":[1.0,-1.0]},"mode":"wrap","cval":0.0}"#,
+        r#"{"op":"downsample","factor":[2],"method":"mean"}"#,
+        r#"{"op":"upsample","factor":[2,3],"method":"linear"}"#,
+        r#"{"op":"gaussian_laplace","sigma":[1.0],"mode":"nearest","cval":0.0,"truncate":4.0}"#,
+        r#"{"op":"gaussian_gradient_magnitude","sigma":[1.0],"mode":"mirror","cval":0.0,"truncate":4.0}"#,
+        r#"{"op":"uniform","size":[3],"mode":"reflect","cval":0.0}"#,
+        r#"{"op":"median","size":[3],"mode":"reflect","cval":0.0}"#,
+        r#"{"op":"percentile","percentile":-20.0,"footprint":{"shape":[2],"mask":[true,false]},"mode":"constant","cval":1.0}"#,
+        r#"{"op":"minimum","size":[3,1],"mode":"reflect","cval":0.0}"#,
+        r#"{"op":"maximum","size":[5],"footprint":{"shape":[1],"mask":[true]},"mode":"reflect","cval":0.0}"#,
+        r#"{"op":"threshold_otsu"}"#,
+        r#"{"op":"threshold_percentile","percentile":99.0}"#,
+        r#"{"op":"normalize","percentiles":[1.0,99.8],"clip":true,"values":[2.0,7.0]}"#,
+        r#"{"op":"project","axis":0,"method":"max","keepdims":false}"#,
+        r#"{"op":"cast","dtype":"uint16"}"#,
+    ];
+
+    #[test]
+    fn the_json_of_every_op_reads_back_and_writes_the_same_bytes() {
+        for json in CANONICAL {
+            let op: Op = serde_json::from_str(json).unwrap();
+            assert_eq!(&serde_json::to_string(&op).unwrap(), json);
+        }
+    }
+
+    #[test]
+    fn mode_and_cval_default_to_scipys() {
+        let op: Op = serde_json::from_str(r#"{"op":"median","size":[3]}"#).unwrap();
+        assert_eq!(op, Op::median(&[3]));
+        let op: Op = serde_json::from_str(r#"{"op":"gaussian","sigma":[2]}"#).unwrap();
+        assert_eq!(op, Op::gaussian(&[2.0]));
+        let op: Op = serde_json::from_str(r#"{"op":"percentile","percentile":5}"#).unwrap();
+        assert_eq!(op, Op::percentile(5.0, &[]));
     }
 }

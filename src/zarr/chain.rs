@@ -6,7 +6,8 @@ use std::path::Path;
 
 use super::units::{Sigma, Spacing};
 use crate::error::{Error, Result};
-use crate::{Boundary, DType, Op, Pipeline};
+use crate::ops::Edge;
+use crate::{DType, Op, Pipeline};
 
 /// Which of the Gaussian family a [`Step::Gaussian`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,10 +33,8 @@ pub enum Step {
         kind: GaussianKind,
         /// One sigma, or one per axis.
         sigma: Vec<Sigma>,
-        /// Boundary mode.
-        mode: Boundary,
-        /// Value beyond the edge in constant mode.
-        cval: f64,
+        /// How it reads beyond the array's edge.
+        edge: Edge,
         /// Kernel radius in standard deviations.
         truncate: f64,
     },
@@ -47,8 +46,7 @@ impl Step {
         Step::Gaussian {
             kind,
             sigma: sigma.to_vec(),
-            mode: Boundary::Reflect,
-            cval: 0.0,
+            edge: Edge::default(),
             truncate: 4.0,
         }
     }
@@ -62,8 +60,7 @@ impl Step {
         let Step::Gaussian {
             kind,
             sigma,
-            mode,
-            cval,
+            edge,
             truncate,
         } = self
         else {
@@ -88,24 +85,21 @@ impl Step {
             }
             (true, Some(space)) => space.pixels(name, sigma)?,
         };
-        let (mode, cval, truncate) = (*mode, *cval, *truncate);
+        let (edge, truncate) = (*edge, *truncate);
         Ok(match kind {
             GaussianKind::Smooth => Op::Gaussian {
                 sigma,
-                mode,
-                cval,
+                edge,
                 truncate,
             },
             GaussianKind::Laplace => Op::GaussianLaplace {
                 sigma,
-                mode,
-                cval,
+                edge,
                 truncate,
             },
             GaussianKind::GradientMagnitude => Op::GaussianGradientMagnitude {
                 sigma,
-                mode,
-                cval,
+                edge,
                 truncate,
             },
         })

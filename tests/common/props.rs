@@ -1,5 +1,6 @@
 //! proptest strategies shared by the chunk-invariance properties (CPU and GPU).
 
+use haloflow::ops::Edge;
 use haloflow::{ArrayAny, Boundary, DownMethod, Footprint, Kernel, Op, ProjectMethod, UpMethod};
 use proptest::prelude::*;
 
@@ -33,8 +34,7 @@ pub fn op(ndim: usize) -> impl Strategy<Value = Op> {
         (per_axis_sigma, mode(), -5.0f64..5.0, 1.0f64..4.5).prop_map(
             |(sigma, mode, cval, truncate)| Op::Gaussian {
                 sigma,
-                mode,
-                cval,
+                edge: Edge { mode, cval },
                 truncate
             }
         ),
@@ -64,15 +64,13 @@ pub fn op(ndim: usize) -> impl Strategy<Value = Op> {
             .prop_map(|(sigma, mode, cval, magnitude)| if magnitude {
                 Op::GaussianGradientMagnitude {
                     sigma,
-                    mode,
-                    cval,
+                    edge: Edge { mode, cval },
                     truncate: 4.0,
                 }
             } else {
                 Op::GaussianLaplace {
                     sigma,
-                    mode,
-                    cval,
+                    edge: Edge { mode, cval },
                     truncate: 4.0,
                 }
             }),
