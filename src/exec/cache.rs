@@ -1,6 +1,8 @@
-//! The chunk cache of a Zarr run: decoded input chunks, each decoded once and kept
-//! while later jobs still need it (and only the part they need), from which every
-//! job's footprint is assembled.
+//! Decoded chunks kept for reuse. The chunk cache of a Zarr run ([`ChunkCache`]):
+//! input chunks, each decoded once and kept while later jobs still need it (and only
+//! the part they need), from which every job's footprint is assembled. And the chunks
+//! a pass over a whole array keeps for the passes after it ([`KeptChunks`], what
+//! statistics read).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -231,6 +233,71 @@ impl<'a> ChunkCache<'a> {
             ranges.iter().map(|r| r.len()).collect(),
         )
     }
+}
+
+/// A source's chunks over `grid`, read one at a time by passes over the whole array:
+/// those decoded by the first pass are kept for the later ones while they fit the
+/// budget (the passes then decode each kept chunk once).
+pub(crate) struct KeptChunks<'a> {
+    source: &'a dyn Source,
+    grid: Grid,
+    kept: Vec<OnceLock<BlockAny<'static>>>,
+    used: AtomicU64,
+    budget: u64,
+}
+
+impl<'a> KeptChunks<'a> {
+    /// `source`'s chunks of `grid` (over the source's shape), keeping up to `budget`
+    /// bytes of them decoded.
+    pub(crate) fn new(source: &'a dyn Source, grid: Grid, budget: u64) -> Self {
+        // A slot per chunk only where chunks are to be kept.
+        let slots = if budget > 0 { grid.num_chunks() } else { 0 };
+        KeptChunks {
+            kept: (0..slots).map(|_| OnceLock::new()).collect(),
+            source,
+            grid,
+            used: AtomicU64::new(0),
+            budget,
+        }
+    }
+
+    /// The source read.
+    pub(crate) fn source(&self) -> &dyn Source {
+        self.source
+    }
+
+    /// The number of chunks.
+    pub(crate) fn len(&self) -> usize {
+        self.grid.num_chunks()
+    }
+
+    /// Chunk `i` in C order of the grid: the kept one, or decoded (and kept if it fits
+    /// the budget).
+    pub(crate) fn chunk(&self, i: usize) -> Result<BlockAny<'_>> {
+        let slot = self.kept.get(i);
+        if let Some(b) = slot.and_then(OnceLock::get) {
+            return Ok(borrowed(b));
+        }
+        let index = unravel(i, &self.grid.grid_shape());
+        let b = self.source.read_region(&self.grid.chunk_region(&index))?;
+        let Some(slot) = slot else {
+            return Ok(b);
+        };
+        let bytes = bytes_of(&b);
+        if self.used.fetch_add(bytes, Ordering::Relaxed) + bytes <= self.budget {
+            let _ = slot.set(b);
+            return Ok(borrowed(slot.get().expect("just set")));
+        }
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+        Ok(b)
+    }
+}
+
+/// A block borrowing `b`'s data.
+fn borrowed<'a>(b: &'a BlockAny<'static>) -> BlockAny<'a> {
+    match_any!(b, BlockAny, x => {
+        Block::new(x.sets.clone(), std::borrow::Cow::Borrowed(&x.data[..])).into_any()
+    })
 }
 
 /// Returns the buffer of a chunk let go of to this thread's pool, for the next chunk

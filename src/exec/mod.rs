@@ -20,6 +20,7 @@ use crate::region::AxisSet;
 use crate::workers::{Workers, for_each_job};
 use cache::ChunkCache;
 
+pub(crate) use cache::KeptChunks;
 pub use io::{DropAxis, Sink, Source};
 pub use options::{Progress, RunOptions, default_memory_limit};
 pub use part::Part;

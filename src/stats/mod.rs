@@ -11,7 +11,7 @@
 //! [`StatsOptions::keep_decoded`]).
 //!
 //! **Percentiles are exact**, by radix selection on order-preserving keys
-//! (`stats/keys.rs`): the first pass counts the top 16 bits of every key; the bucket that
+//! (`keys.rs`): the first pass counts the top 16 bits of every key; the bucket that
 //! holds each needed rank is then refined 16 bits at a time, one pass per step, among
 //! the keys of that bucket only. Types of up to 16 bits are done in one pass (the
 //! first pass's counts are the full histogram). Wider types are too where the first
@@ -36,16 +36,11 @@ mod source;
 mod speculate;
 mod types;
 
-use std::borrow::Cow;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use crate::block::{Block, BlockAny};
+use crate::block::BlockAny;
 use crate::dtype::DType;
 use crate::error::Result;
+use crate::exec::KeptChunks;
 use crate::ops::{NeededStatistics, Pipeline};
-use crate::region::AxisSet;
-use crate::region::unravel;
 use crate::store::Input;
 use compute::from_source;
 pub use compute::statistics_of;
@@ -56,67 +51,25 @@ use resolve::resolve_source;
 use source::BlockSource;
 pub use types::{Histogram, PercentileValue, Statistics, StatsOptions, Summary};
 
-/// A Zarr array, chunk by chunk. Chunks decoded in the first pass are kept for the
-/// later ones while they fit `budget` bytes (the passes then decode each chunk once).
-struct ZarrSource<'a> {
-    input: &'a Input,
-    grid: crate::region::Grid,
-    kept: Vec<OnceLock<BlockAny<'static>>>,
-    used: AtomicU64,
-    budget: u64,
+/// A Zarr array's chunks (shards, if sharded) read through the executor's
+/// [`Source`](crate::exec::Source), the first pass's kept for the later ones while
+/// they fit the budget.
+fn zarr_source(input: &Input, budget: u64) -> KeptChunks<'_> {
+    KeptChunks::new(input, input.grid(), budget)
 }
 
-impl<'a> ZarrSource<'a> {
-    /// `input`'s chunks, keeping up to `budget` bytes of them decoded.
-    fn new(input: &'a Input, budget: u64) -> Self {
-        let grid = input.grid();
-        // A slot per chunk only where chunks are to be kept.
-        let slots = if budget > 0 { grid.num_chunks() } else { 0 };
-        ZarrSource {
-            kept: (0..slots).map(|_| OnceLock::new()).collect(),
-            input,
-            grid,
-            used: AtomicU64::new(0),
-            budget,
-        }
-    }
-}
-
-/// A block borrowing `b`'s data.
-fn borrowed<'a>(b: &'a BlockAny<'static>) -> BlockAny<'a> {
-    crate::dtype::match_any!(b, BlockAny, x => {
-        Block::new(x.sets.clone(), Cow::Borrowed(&x.data[..])).into_any()
-    })
-}
-
-impl BlockSource for ZarrSource<'_> {
+impl BlockSource for KeptChunks<'_> {
     fn shape(&self) -> &[usize] {
-        self.input.shape()
+        self.source().shape()
     }
     fn dtype(&self) -> DType {
-        self.input.dtype()
+        self.source().dtype()
     }
     fn blocks(&self) -> usize {
-        self.grid.num_chunks()
+        self.len()
     }
     fn block(&self, i: usize) -> Result<BlockAny<'_>> {
-        let slot = self.kept.get(i);
-        if let Some(b) = slot.and_then(OnceLock::get) {
-            return Ok(borrowed(b));
-        }
-        let index = unravel(i, &self.grid.grid_shape());
-        let b = self.input.read_region(&self.grid.chunk_region(&index))?;
-        let Some(slot) = slot else {
-            return Ok(b);
-        };
-        let bytes =
-            (b.sets().iter().map(AxisSet::len).product::<usize>() * b.dtype().size()) as u64;
-        if self.used.fetch_add(bytes, Ordering::Relaxed) + bytes <= self.budget {
-            let _ = slot.set(b);
-            return Ok(borrowed(slot.get().expect("just set")));
-        }
-        self.used.fetch_sub(bytes, Ordering::Relaxed);
-        Ok(b)
+        self.chunk(i)
     }
 }
 
@@ -127,7 +80,7 @@ impl BlockSource for ZarrSource<'_> {
 /// 0..=100 or zero histogram bins; the input's read errors.
 pub fn statistics(input: &Input, options: &StatsOptions, threads: usize) -> Result<Statistics> {
     let keep = chunks_kept(input, options.histogram.is_some(), options.keep_decoded);
-    from_source(&ZarrSource::new(input, keep), options, threads)
+    from_source(&zarr_source(input, keep), options, threads)
 }
 
 /// `skimage.filters.threshold_otsu(x)` (256 bins) over the whole array, NaNs left
@@ -140,7 +93,7 @@ pub fn statistics(input: &Input, options: &StatsOptions, threads: usize) -> Resu
 /// # Errors
 /// As [`statistics`]; an array with no value that is not NaN.
 pub fn otsu(input: &Input, threads: usize, keep_decoded: u64) -> Result<f64> {
-    let source = ZarrSource::new(input, chunks_kept(input, true, keep_decoded));
+    let source = zarr_source(input, chunks_kept(input, true, keep_decoded));
     otsu_of_source(&source, threads)
 }
 
@@ -174,6 +127,6 @@ pub fn resolve(
         None => return Ok((pipeline.clone(), None)),
         Some(needed) => matches!(needed, NeededStatistics::Otsu),
     };
-    let source = ZarrSource::new(input, chunks_kept(input, binned, keep_decoded));
+    let source = zarr_source(input, chunks_kept(input, binned, keep_decoded));
     resolve_source(pipeline, &source, threads, keep_decoded)
 }
