@@ -1,6 +1,8 @@
 //! The first pass's moments: count, NaNs, min, max, mean and the sum of squared
 //! deviations, per group, merged by Chan's rule; summed in two lanes per segment.
 
+use std::collections::BTreeMap;
+
 use super::speculate::PrefixSet;
 use crate::block::Block;
 use crate::keys::Keyed;
@@ -46,6 +48,35 @@ impl Moments {
         self.mean += delta * nb / n;
         self.m2 += o.m2 + delta * delta * na * nb / n;
         self.count += o.count;
+    }
+}
+
+/// Jobs' moments merged in job order, whatever order the jobs finish in: the merges
+/// are the same sums in the same order, so the statistics are the same bits on every
+/// run with the same blocks, however the threads interleave. A job that finishes
+/// before an earlier one waits here (about one per worker).
+#[derive(Default)]
+pub(super) struct InOrder {
+    next: usize,
+    pending: BTreeMap<usize, Vec<(usize, Moments)>>,
+}
+
+impl InOrder {
+    /// Takes job `job`'s moments per group, and calls `merge(group, moments)` for
+    /// them and every later job's already here, once the jobs before it have been.
+    pub(super) fn add(
+        &mut self,
+        job: usize,
+        moments: Vec<(usize, Moments)>,
+        mut merge: impl FnMut(usize, &Moments),
+    ) {
+        self.pending.insert(job, moments);
+        while let Some(ready) = self.pending.remove(&self.next) {
+            for (g, m) in &ready {
+                merge(*g, m);
+            }
+            self.next += 1;
+        }
     }
 }
 
