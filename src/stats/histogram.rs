@@ -76,6 +76,7 @@ pub(super) fn set_edges<T: Keyed>(g: &mut Group, bins: Bins) -> Result<()> {
 /// `((x - first) / (last - first)) * n` in the bin type (float32 for a float32 input),
 /// truncated, then moved down once if `x` is below its bin's lower edge, or up once if
 /// it is at or above the upper edge (except in the last bin, which is closed).
+#[inline]
 pub(super) fn bin_of<T: Keyed>(g: &Group, bins: Bins, x: f64) -> usize {
     match bins {
         Bins::Integers => (x - g.first) as usize,
