@@ -258,6 +258,12 @@ impl Backend {
     /// Runs every stage of `job` from `source` (a block holding at least the job's
     /// footprint) and returns the dense output block: the one backend dispatch, for
     /// the in-memory and the Zarr paths alike.
+    ///
+    /// A job that fails on the GPU (out of device memory, a validation error, a lost
+    /// or hung device) is computed on the CPU instead, and counted
+    /// ([`GpuTimes::cpu_fallbacks`](crate::GpuTimes::cpu_fallbacks), with the first
+    /// error): a fault costs speed, never the run. After a lost or hung device every
+    /// later job goes to the CPU at once.
     pub(crate) fn run_job(
         &self,
         plan: &Plan,
@@ -266,7 +272,13 @@ impl Backend {
     ) -> Result<BlockAny<'static>> {
         match self {
             Backend::Cpu => Ok(crate::cpu::run_job(plan, job, source)),
-            Backend::Gpu(ctx) => crate::gpu::run_job(ctx, plan, job, source),
+            Backend::Gpu(ctx) => match crate::gpu::run_job(ctx, plan, job, source) {
+                Err(Error::Gpu { message }) => {
+                    ctx.record_fallback(&message);
+                    Ok(crate::cpu::run_job(plan, job, source))
+                }
+                result => result,
+            },
         }
     }
 

@@ -144,6 +144,15 @@ fn a_killed_run_resumes_to_identical_bytes() {
     interop("resume");
 }
 
+/// The same on the GPU backend: a killed GPU run, resumed, equals an uninterrupted GPU
+/// run byte for byte.
+#[test]
+fn a_killed_gpu_run_resumes_to_identical_bytes() {
+    if gpu_or_notice("resume") {
+        interop_on("resume", "gpu");
+    }
+}
+
 #[test]
 fn three_concurrent_parts_equal_one_run() {
     interop("parts");

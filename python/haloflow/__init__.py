@@ -194,7 +194,7 @@ def _pipeline(pipeline):
 
 
 def _options(*, chunks=None, shards=None, part=None, memory_limit=None, overwrite=False, device="cpu",
-             adapter=None, threads=None, compression=None, zarr_format=None, level=None, ngff_version=None,
+             adapter=None, gpu_timeout=None, threads=None, compression=None, zarr_format=None, level=None, ngff_version=None,
              axes=None, scale=None, units=None):
     """The keywords of run, init and pyramid as the options the extension reads (an
     unknown keyword is a TypeError, as in any call)."""
@@ -206,6 +206,7 @@ def _options(*, chunks=None, shards=None, part=None, memory_limit=None, overwrit
         "memory_limit": memory_limit if memory_limit is None or isinstance(memory_limit, str)
         else int(memory_limit),
         "overwrite": bool(overwrite), "device": device, "adapter": adapter,
+        "gpu_timeout": None if gpu_timeout is None else float(gpu_timeout),
         "threads": None if threads is None else int(threads),
         "compression": None if compression is None else str(compression),
         "zarr_format": None if zarr_format is None else int(zarr_format),
@@ -225,12 +226,14 @@ def run(input, output, pipeline, *, progress=False, **options) -> dict:
     Options (keywords): ``chunks`` and ``shards``, the output's chunk and shard shapes
     (one value or one per axis); ``part=(i, n)``, only part i of n (``"auto"`` reads a
     scheduler's array task); ``memory_limit`` in bytes or as ``"2G"``; ``overwrite``;
-    ``device`` (``"cpu"``, ``"gpu"``, ``"auto"``) and ``adapter``; ``threads``;
+    ``device`` (``"cpu"``, ``"gpu"``, ``"auto"``) and ``adapter``; ``gpu_timeout``, the
+    seconds one GPU submission may take before the rest runs on the CPU; ``threads``;
     ``compression`` (``"zstd:3"``, ``"none"``); ``zarr_format``; ``level`` (of an
     OME-Zarr input); ``ngff_version``; ``axes``, ``scale`` and ``units`` to make an
     OME-Zarr image of a plain array. ``progress``: ``True`` draws a bar on stderr, a
     callable is called with ``(done, total, bytes)`` after each job. A killed run
-    resumes when run again. Errors raise :class:`HaloflowError` with the command's
+    resumes when run again. On a GPU the report's ``gpu`` entry says what crossed the
+    link, and which fault (if any) sent jobs to the CPU. Errors raise :class:`HaloflowError` with the command's
     message."""
     report = _haloflow.run(os.fspath(input), os.fspath(output), _pipeline(pipeline),
                            json.dumps(_options(**options)), progress or None)

@@ -195,6 +195,7 @@ struct RunOptions {
     overwrite: bool,
     device: Option<String>,
     adapter: Option<String>,
+    gpu_timeout: Option<f64>,
     threads: Option<usize>,
     compression: Option<String>,
     zarr_format: Option<u8>,
@@ -275,6 +276,11 @@ impl RunOptions {
             threads: self.threads,
             device: device(self.device.as_deref().unwrap_or("cpu"))?,
             adapter: self.adapter.clone(),
+            gpu_timeout: match self.gpu_timeout {
+                Some(s) if s.is_finite() && s > 0.0 => Some(std::time::Duration::from_secs_f64(s)),
+                Some(s) => return Err(bad("gpu_timeout", format!("must be > 0 seconds, got {s}"))),
+                None => None,
+            },
             ome,
             ngff_version: self
                 .ngff_version

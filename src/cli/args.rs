@@ -165,6 +165,11 @@ pub(super) struct Common {
     /// The GPU adapter to use, by (part of its) name, as listed by `haloflow devices`.
     #[arg(long)]
     pub(super) adapter: Option<String>,
+    /// Seconds one GPU submission may take before the device counts as hung: that job
+    /// and every later one are computed on the CPU, and the summary says so [default:
+    /// 120].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub(super) gpu_timeout: Option<std::time::Duration>,
     /// Worker threads (jobs in flight) [default: all cores].
     #[arg(long)]
     pub(super) threads: Option<usize>,
@@ -358,6 +363,7 @@ impl Common {
                 DeviceArg::Gpu => Device::Gpu,
             },
             adapter: self.adapter.clone(),
+            gpu_timeout: self.gpu_timeout,
             ome: self.ome.then(|| OmeAxes {
                 axes: self.axes.clone(),
                 scale: self.scale.clone(),
@@ -369,6 +375,14 @@ impl Common {
                 .map(str::parse::<NgffVersion>)
                 .transpose()?,
         })
+    }
+}
+
+/// A positive number of seconds.
+fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(std::time::Duration::from_secs_f64(x)),
+        _ => Err(format!("expected a positive number of seconds, got {s:?}")),
     }
 }
 

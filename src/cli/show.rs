@@ -120,7 +120,11 @@ pub(super) fn finish(
 fn summary(report: &Report, output: &Path) -> String {
     let s = &report.stages;
     let busy = (s.read + s.compute + s.write).max(1e-9);
-    format!(
+    let gpu = report
+        .gpu
+        .as_ref()
+        .map_or(String::new(), |g| gpu_lines(report, g));
+    let text = format!(
         "{}: {} jobs done, {} already done, of {} in {:.2} s ({:.0} MB/s written) on {}\n  \
          device choice: {}\n  \
          time per stage (summed over workers): read+decode {:.2} s ({:.0}%), compute {:.2} s ({:.0}%), encode+write {:.2} s ({:.0}%)",
@@ -141,7 +145,44 @@ fn summary(report: &Report, output: &Path) -> String {
         100.0 * s.compute / busy,
         s.write,
         100.0 * s.write / busy,
-    )
+    );
+    text + &gpu
+}
+
+/// The link traffic of a GPU run against the input read and the output written, its
+/// device and waiting time, and any fault that sent jobs to the CPU.
+fn gpu_lines(report: &Report, g: &crate::exec::GpuReport) -> String {
+    let ratio = |a: u64, b: u64| {
+        if b == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.2}x", a as f64 / b as f64)
+        }
+    };
+    let busy = g
+        .device_busy_s
+        .map_or("unknown (no timestamp queries)".into(), |b| {
+            format!("{b:.2} s")
+        });
+    let mut text = format!(
+        "\n  gpu link: uploaded {:.1} MB ({} the input decoded), read back {:.1} MB ({} the output written); {} dispatches in {} submits; device busy {busy}, host waited {:.2} s",
+        g.bytes_uploaded as f64 / 1e6,
+        ratio(g.bytes_uploaded, report.bytes_read),
+        g.bytes_downloaded as f64 / 1e6,
+        ratio(g.bytes_downloaded, report.bytes_written),
+        g.dispatches,
+        g.submits,
+        g.driver_wait_s,
+    );
+    if g.cpu_fallback_jobs > 0 {
+        text += &format!(
+            "\n  gpu fault: {}; {} of {} jobs computed on the CPU instead",
+            g.fault.as_deref().unwrap_or("unknown"),
+            g.cpu_fallback_jobs,
+            report.jobs_done,
+        );
+    }
+    text
 }
 
 fn write_report(path: &Path, report: &Report) -> crate::Result<()> {

@@ -25,7 +25,7 @@ pub use io::{DropAxis, Sink, Source};
 pub use options::{Progress, RunOptions, default_memory_limit};
 pub use part::Part;
 pub use pyramid::{CopyEncoded, OnePassPyramid};
-pub use report::{Report, StageSeconds, peak_rss_bytes};
+pub use report::{GpuReport, Report, StageSeconds, peak_rss_bytes};
 
 /// Runs `plan` from `source` to `sink` on `options.backend` (the CPU or a GPU): this
 /// process's part of the jobs, skipping those already written.
@@ -85,6 +85,7 @@ pub fn run(
     let timers = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
     let finished = AtomicUsize::new(report.jobs_skipped);
     let written = AtomicU64::new(0);
+    GpuReport::start(&options.backend);
     let result = for_each_job(Workers::Threads(threads), todo.len(), |i| {
         let bytes = run_one(plan, i, &cache, sink, &options.backend, &timers)?;
         let total = written.fetch_add(bytes, Ordering::Relaxed) + bytes;
@@ -97,6 +98,7 @@ pub fn run(
     // Every chunk written must be committed before the run counts as done; a job's
     // failure is the error to report, a failed commit the next.
     let flushed = sink.flush();
+    report.gpu = GpuReport::finish(&options.backend);
     result?;
     flushed?;
 

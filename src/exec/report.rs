@@ -2,6 +2,9 @@
 
 use serde::Serialize;
 
+use crate::backend::Backend;
+use crate::gpu::GpuTimes;
+
 /// Seconds spent per stage, summed over workers.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct StageSeconds {
@@ -42,6 +45,82 @@ pub struct Report {
     /// (Otsu's threshold, percentiles), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub statistics: Option<serde_json::Value>,
+    /// On a GPU: what crossed the link and how busy the device was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuReport>,
+}
+
+/// What a GPU run moved over the host link and how its time went.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct GpuReport {
+    /// The adapter's name.
+    pub adapter: String,
+    /// Bytes uploaded: the jobs' inputs (halos included), parameters and tables.
+    pub bytes_uploaded: u64,
+    /// Bytes read back.
+    pub bytes_downloaded: u64,
+    /// Compute passes (kernel launches).
+    pub dispatches: usize,
+    /// Queue submissions (one per device segment of a job).
+    pub submits: usize,
+    /// Device time in compute passes, from timestamp queries; `None` where the device
+    /// has none.
+    pub device_busy_s: Option<f64>,
+    /// Host time threads spent blocked waiting for the device, summed over threads.
+    pub driver_wait_s: f64,
+    /// Jobs that failed on the device and were computed on the CPU instead.
+    pub cpu_fallback_jobs: usize,
+    /// The first device error that sent a job to the CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+}
+
+impl GpuReport {
+    /// Starts counting a run on `backend`: on a GPU, resets its counters and times
+    /// its compute passes until [`GpuReport::finish`].
+    pub(crate) fn start(backend: &Backend) {
+        if let Backend::Gpu(ctx) = backend {
+            ctx.take_times();
+            ctx.set_profiling(true);
+        }
+    }
+
+    /// The figures since [`GpuReport::start`] on `backend`; `None` on the CPU.
+    pub(crate) fn finish(backend: &Backend) -> Option<GpuReport> {
+        let Backend::Gpu(ctx) = backend else {
+            return None;
+        };
+        ctx.set_profiling(false);
+        let t: GpuTimes = ctx.take_times();
+        Some(GpuReport {
+            adapter: ctx.adapter().name.clone(),
+            bytes_uploaded: t.bytes_in,
+            bytes_downloaded: t.bytes_out,
+            dispatches: t.dispatches,
+            submits: t.segments,
+            device_busy_s: ctx.has_timestamps().then(|| t.compute().as_secs_f64()),
+            driver_wait_s: t.driver_wait.as_secs_f64(),
+            cpu_fallback_jobs: t.cpu_fallbacks,
+            fault: t.fault,
+        })
+    }
+
+    /// Adds the figures of `other`, a later run on the same device.
+    fn add(&mut self, other: GpuReport) {
+        self.bytes_uploaded += other.bytes_uploaded;
+        self.bytes_downloaded += other.bytes_downloaded;
+        self.dispatches += other.dispatches;
+        self.submits += other.submits;
+        self.device_busy_s = match (self.device_busy_s, other.device_busy_s) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        self.driver_wait_s += other.driver_wait_s;
+        self.cpu_fallback_jobs += other.cpu_fallback_jobs;
+        if self.fault.is_none() {
+            self.fault = other.fault;
+        }
+    }
 }
 
 impl Report {
@@ -62,6 +141,13 @@ impl Report {
         self.peak_rss_bytes = self.peak_rss_bytes.max(other.peak_rss_bytes);
         self.device = other.device;
         self.device_reason = other.device_reason;
+        self.gpu = match (self.gpu.take(), other.gpu) {
+            (Some(mut a), Some(b)) => {
+                a.add(b);
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        };
     }
 }
 

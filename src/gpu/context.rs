@@ -42,8 +42,17 @@ pub struct GpuTimes {
     pub bytes_in: u64,
     /// Bytes read back.
     pub bytes_out: u64,
-    /// Device segments run (one upload and one readback each).
+    /// Device segments run: one submission each, with one upload and one readback.
     pub segments: usize,
+    /// Compute passes (kernel launches) encoded.
+    pub dispatches: usize,
+    /// Host time threads spent blocked waiting for the device (submissions to finish,
+    /// results to map).
+    pub driver_wait: Duration,
+    /// Jobs that failed on the device and were computed on the CPU instead.
+    pub cpu_fallbacks: usize,
+    /// The first device error that sent a job to the CPU.
+    pub fault: Option<String>,
 }
 
 impl GpuTimes {
@@ -83,9 +92,19 @@ pub struct GpuContext {
     unified: bool,
     profiling: AtomicBool,
     times: Mutex<GpuTimes>,
-    /// The first error the device reported outside an error scope (or its loss).
+    /// The first error the device reported outside an error scope (or its loss, or a
+    /// submission that did not finish in time): later jobs go to the CPU.
     fault: Arc<Mutex<Option<String>>>,
+    /// How long to wait for one submission before calling the device hung, in ns.
+    timeout: AtomicU64,
+    /// Forced faults for tests (`HALOFLOW_INJECT_GPU_FAULT`).
+    #[cfg(feature = "fault-injection")]
+    pub(super) injection: Option<super::inject::Injection>,
 }
+
+/// How long a submission may take before the device counts as hung, by default:
+/// far above any one job's compute on a GPU (milliseconds) or on lavapipe (seconds).
+pub const DEFAULT_GPU_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -233,6 +252,9 @@ impl GpuContext {
             profiling: AtomicBool::new(false),
             times: Mutex::default(),
             fault,
+            timeout: AtomicU64::new(DEFAULT_GPU_TIMEOUT.as_nanos() as u64),
+            #[cfg(feature = "fault-injection")]
+            injection: super::inject::Injection::from_env()?,
         })
     }
 
@@ -304,6 +326,36 @@ impl GpuContext {
 
     pub(super) fn profiling(&self) -> bool {
         self.timestamps && self.profiling.load(Ordering::Relaxed)
+    }
+
+    /// Sets how long one submission may take before the device counts as hung (its
+    /// job then goes to the CPU, and so do the jobs after it).
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.timeout.store(
+            timeout.as_nanos().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// How long one submission may take ([`GpuContext::set_timeout`]).
+    pub fn timeout(&self) -> Duration {
+        Duration::from_nanos(self.timeout.load(Ordering::Relaxed))
+    }
+
+    /// Records a fault that makes the device unusable (lost, hung): later jobs fail
+    /// fast with it, and go to the CPU.
+    pub(super) fn set_fault(&self, message: String) {
+        let mut fault = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+        fault.get_or_insert(message);
+    }
+
+    /// Records that a job failed on the device with `message` and was computed on the
+    /// CPU instead.
+    pub(crate) fn record_fallback(&self, message: &str) {
+        self.record(|t| {
+            t.cpu_fallbacks += 1;
+            t.fault.get_or_insert_with(|| message.to_string());
+        });
     }
 
     /// Fails if the device reported an error outside a scope or was lost.

@@ -16,8 +16,11 @@
 //! - `pointwise`, `stencil`, `rank`, `resample`: each kernel's parameters and tables;
 //! - `pool`: the buffer pool, with its policy;
 //! - `context`: the open device, its pipelines and counters;
-//! - `place`: which stages run on the device, and splitting jobs to fit a binding;
+//! - `placement`: which stages run on the device, and splitting jobs to fit a binding;
+//! - `launch`, `upload`, `encode`, `timing`: a segment's launches, its staging
+//!   buffer, its compute passes and their timestamps;
 //! - `segment`: one run of device stages: upload, encode, submit, read back;
+//! - `inject` (the `fault-injection` feature only): forced device faults for tests;
 //! - `job`: a job's stages (device segments and host stages), and the in-memory
 //!   driver keeping several jobs in flight;
 //! - `resident`: arrays kept on the device across pipelines.
@@ -26,6 +29,8 @@ mod adapter;
 mod context;
 mod dispatch;
 mod encode;
+#[cfg(feature = "fault-injection")]
+mod inject;
 mod job;
 mod launch;
 mod placement;
@@ -41,6 +46,6 @@ mod timing;
 mod upload;
 
 pub use adapter::{AdapterInfo, adapters, quiet_vulkan_loader};
-pub use context::{GpuContext, GpuTimes};
+pub use context::{DEFAULT_GPU_TIMEOUT, GpuContext, GpuTimes};
 pub(crate) use job::{run_job, run_jobs};
 pub use resident::DeviceArray;

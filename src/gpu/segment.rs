@@ -171,6 +171,7 @@ pub(super) fn start(
         (None, current) => current,
         (Some(_), None) => None,
     };
+    let passes = prepared.len();
     let stages = prepared.iter().map(|p| p.launch.stage).collect();
     let mut stamps = timestamps.map(|t| t.resolve(ctx, &mut encoder, stages));
 
@@ -180,15 +181,19 @@ pub(super) fn start(
         pollster::block_on(validation.pop()),
         pollster::block_on(oom.pop()),
     ];
-    if let Some(e) = scoped.into_iter().flatten().next() {
+    #[allow(unused_mut)]
+    let mut failure = scoped.into_iter().flatten().next().map(|e| e.to_string());
+    #[cfg(feature = "fault-injection")]
+    if failure.is_none() {
+        failure = super::inject::submitted(ctx);
+    }
+    if let Some(message) = failure {
         // Nothing invalid was executed; wait for the valid rest before reusing buffers.
         let _ = device.poll(wgpu::PollType::Wait {
             submission_index: Some(submission),
-            timeout: None,
+            timeout: Some(ctx.timeout()),
         });
-        return Err(Error::Gpu {
-            message: e.to_string(),
-        });
+        return Err(Error::Gpu { message });
     }
     staging.recycle();
     let (tx, mapped) = mpsc::channel();
@@ -210,6 +215,7 @@ pub(super) fn start(
             t.bytes_out += out_bytes;
         }
         t.segments += 1;
+        t.dispatches += passes;
     });
     Ok(InFlight {
         submission,
@@ -265,17 +271,40 @@ impl InFlight {
         Ok(self.output.take().expect("a segment kept on the device"))
     }
 
-    /// Waits until the submission is done and the mappings asked for have completed.
+    /// Waits until the submission is done and the mappings asked for have completed,
+    /// at most the context's timeout: a device that takes longer counts as hung, and
+    /// is not used again.
     fn wait(&mut self, ctx: &GpuContext) -> Result<()> {
+        let waiting = Instant::now();
+        let waited = self.wait_for_device(ctx);
+        ctx.record(|t| t.driver_wait += waiting.elapsed());
+        waited
+    }
+
+    fn wait_for_device(&mut self, ctx: &GpuContext) -> Result<()> {
         let device = &ctx.device;
-        device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(self.submission.clone()),
-                timeout: None,
-            })
-            .map_err(|e| Error::Gpu {
-                message: format!("waiting for the device: {e}"),
-            })?;
+        let timeout = ctx.timeout();
+        let hung = |ctx: &GpuContext| {
+            let message = format!(
+                "the device did not finish a submission within {} s (hung)",
+                timeout.as_secs_f64()
+            );
+            ctx.set_fault(message.clone());
+            Error::Gpu { message }
+        };
+        let started = Instant::now();
+        match device.poll(wgpu::PollType::Wait {
+            submission_index: Some(self.submission.clone()),
+            timeout: Some(timeout),
+        }) {
+            Ok(_) => {}
+            Err(wgpu::PollError::Timeout) => return Err(hung(ctx)),
+            Err(e) => {
+                return Err(Error::Gpu {
+                    message: format!("waiting for the device: {e}"),
+                });
+            }
+        }
         // The callbacks may run in another thread's poll that saw this submission
         // finish first, and only after our own poll returns: wait for them.
         let expected = usize::from(self.readback.is_some()) + usize::from(self.stamps.is_some());
@@ -295,6 +324,9 @@ impl InFlight {
                     });
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if started.elapsed() > timeout {
+                        return Err(hung(ctx));
+                    }
                     let _ = device.poll(wgpu::PollType::Poll);
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {

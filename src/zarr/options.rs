@@ -53,6 +53,9 @@ pub struct Options {
     pub device: Device,
     /// The GPU adapter, by (part of) its name.
     pub adapter: Option<String>,
+    /// How long one GPU submission may take before the device counts as hung and the
+    /// run goes on on the CPU [default: [`DEFAULT_GPU_TIMEOUT`](crate::gpu::DEFAULT_GPU_TIMEOUT)].
+    pub gpu_timeout: Option<std::time::Duration>,
     /// Make an OME-Zarr image of a plain array input, with these axes, spacing and
     /// units (an OME-Zarr input always gives one).
     pub ome: Option<OmeAxes>,
@@ -74,6 +77,7 @@ impl Default for Options {
             threads: None,
             device: Device::Auto,
             adapter: None,
+            gpu_timeout: None,
             ome: None,
             ngff_version: None,
         }
@@ -83,6 +87,9 @@ impl Default for Options {
 impl Options {
     /// The executor's options for these, on `backend` (chosen for `reason`).
     pub(super) fn run_options(&self, backend: Backend, reason: String) -> RunOptions {
+        if let (Backend::Gpu(ctx), Some(timeout)) = (&backend, self.gpu_timeout) {
+            ctx.set_timeout(timeout);
+        }
         let mut options = RunOptions {
             backend,
             device_reason: Some(reason),

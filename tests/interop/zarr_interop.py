@@ -795,7 +795,7 @@ def killed_runs(bin_, args, dst, total, rnd, n):
 
 def resume(bin_, tmp):
     src, _ = big_input(tmp)
-    args = ["gaussian", src, None, "--sigma", "2", "--quiet", "--chunks", "16,32,32", "--threads", "2"]
+    args = ["gaussian", src, None, "--sigma", "2", "--quiet", "--chunks", "16,32,32", "--threads", "2", *DEVICE]
     ref_dst = os.path.join(tmp, "resume-ref.zarr")
     haloflow(bin_, *[ref_dst if a is None else a for a in args])
     want = tree_bytes(ref_dst)
@@ -809,7 +809,7 @@ def resume(bin_, tmp):
     check(kills > 0, "resume: no run was killed mid-way")
     check(set(got) == set(want), f"resume: file sets differ: {sorted(set(got) ^ set(want))[:5]}")
     check(all(got.get(k) == v for k, v in want.items()), "resume: resumed output differs byte-wise")
-    print(f"resume: {kills} kills of {total} chunks, output byte-identical: {got == want}", flush=True)
+    print(f"resume ({DEVICE[1]}): {kills} kills of {total} chunks, output byte-identical: {got == want}", flush=True)
 
 
 def parts(bin_, tmp):

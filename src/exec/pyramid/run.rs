@@ -7,7 +7,7 @@ use super::pieces::{OnePassPyramid, Pieces, compute};
 use crate::block::BlockAny;
 use crate::error::Result;
 use crate::exec::options::{Progress, RunOptions};
-use crate::exec::report::{Report, peak_rss_bytes};
+use crate::exec::report::{GpuReport, Report, peak_rss_bytes};
 use crate::region::Grid;
 
 impl OnePassPyramid<'_> {
@@ -38,6 +38,7 @@ impl OnePassPyramid<'_> {
             ..Report::default()
         };
         let threads = rayon::current_num_threads().max(1);
+        GpuReport::start(&options.backend);
         for t in range {
             let top = top_grid.chunk_region(&crate::region::unravel(t, &top_grid.grid_shape()));
             let owned = self.owned(&shapes, &top);
@@ -139,6 +140,7 @@ impl OnePassPyramid<'_> {
         for sink in &self.sinks {
             sink.flush()?;
         }
+        report.gpu = GpuReport::finish(&options.backend);
         report.seconds = started.elapsed().as_secs_f64();
         report.peak_rss_bytes = peak_rss_bytes().unwrap_or(0);
         Ok(Some(report))
