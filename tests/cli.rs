@@ -92,11 +92,12 @@ fn devices_lists_the_adapters_or_says_there_is_none() {
     let found = haloflow::gpu::adapters();
     if gpu_or_notice("devices") {
         let lines: Vec<&str> = listed.lines().collect();
-        let want: Vec<String> = found.iter().map(ToString::to_string).collect();
+        let want: Vec<String> = found.iter().map(|a| a.listing()).collect();
         assert_eq!(lines, want, "{listed}");
-        for (line, a) in lines.iter().zip(&found) {
+        for (i, (line, a)) in lines.iter().zip(&found).enumerate() {
+            assert_eq!(a.index, i);
             assert!(
-                line.starts_with(&a.name) && line.contains(&a.backend),
+                line.starts_with(&format!("{i}: {}", a.name)) && line.contains(&a.backend),
                 "{line}"
             );
             assert_eq!(line.contains("software renderer"), a.is_cpu, "{line}");
@@ -463,6 +464,47 @@ mod bad_input {
         assert!(auto.status.success(), "{stderr}");
         assert!(stderr.contains("auto: no GPU adapter"), "{stderr}");
         assert!(stderr.contains("on cpu"), "{stderr}");
+    }
+
+    /// `--adapter` takes an index from `haloflow devices`; one past the list is refused
+    /// with the list; `auto` (one adapter per part) works with or without hardware.
+    #[test]
+    fn an_adapter_is_chosen_by_index_and_a_missing_one_is_named() {
+        if !super::gpu_or_notice("adapter choice") {
+            return;
+        }
+        let dir = scratch("adapter");
+        let src = input(&dir, "in.zarr");
+        let run = |adapter: &str, out: &str| {
+            haloflow(&[
+                "threshold",
+                s(&src),
+                s(&dir.join(out)),
+                "--above",
+                "3",
+                "--device",
+                "gpu",
+                "--adapter",
+                adapter,
+            ])
+        };
+        let found = haloflow::gpu::adapters();
+        let first = run("0", "first.zarr");
+        let stderr = String::from_utf8_lossy(&first.stderr);
+        assert!(first.status.success(), "{stderr}");
+        assert!(stderr.contains(&found[0].name), "{stderr}");
+        let past = found.len().to_string();
+        fails_with(
+            &run(&past, "past.zarr"),
+            &[&format!("no adapter number {past}"), "0: "],
+        );
+        assert!(!dir.join("past.zarr").exists());
+        let auto = run("auto", "auto.zarr");
+        assert!(
+            auto.status.success(),
+            "{}",
+            String::from_utf8_lossy(&auto.stderr)
+        );
     }
 
     #[test]

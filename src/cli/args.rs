@@ -52,7 +52,7 @@ pub(super) enum Command {
     /// Check that every job of an output (an array, or each level of an OME-Zarr
     /// image) is done; exits non-zero if any is missing.
     Verify(VerifyArgs),
-    /// List the GPU adapters wgpu sees (name, backend, type).
+    /// List the GPU adapters wgpu sees: number, name, type, backend, PCI bus id.
     Devices,
 }
 
@@ -162,7 +162,9 @@ pub(super) struct Common {
     /// Where to compute: `auto` takes a hardware GPU if there is one, else the CPU.
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub(super) device: DeviceArg,
-    /// The GPU adapter to use, by (part of its) name, as listed by `haloflow devices`.
+    /// The GPU adapter: its number or (part of) its name, as `haloflow devices` lists
+    /// them; or `auto`, hardware adapter number I mod count for `--part I/N`, so that
+    /// the parts of an array job spread over a node's GPUs.
     #[arg(long)]
     pub(super) adapter: Option<String>,
     /// Seconds one GPU submission may take before the device counts as hung: that job

@@ -228,7 +228,7 @@ fn devices() -> crate::Result<()> {
         println!("no GPU adapter found (Vulkan, Metal or DX12); haloflow will use the CPU");
     }
     for a in adapters {
-        println!("{a}");
+        println!("{}", a.listing());
     }
     Ok(())
 }

@@ -17,10 +17,14 @@ pub struct AdapterInfo {
     /// Whether the adapter is a software renderer running on the CPU (lavapipe,
     /// WARP, SwiftShader): correct, but no faster than the CPU backend.
     pub is_cpu: bool,
+    /// Its place in the list [`adapters`] returns (what `--adapter N` takes).
+    pub index: usize,
+    /// The PCI bus id (`"0000:41:00.0"`), where the backend gives one.
+    pub pci_bus_id: Option<String>,
 }
 
 impl AdapterInfo {
-    pub(super) fn from_wgpu(info: &wgpu::AdapterInfo) -> Self {
+    pub(super) fn from_wgpu(info: &wgpu::AdapterInfo, index: usize) -> Self {
         let device_type = match info.device_type {
             wgpu::DeviceType::DiscreteGpu => "discrete GPU",
             wgpu::DeviceType::IntegratedGpu => "integrated GPU",
@@ -36,6 +40,17 @@ impl AdapterInfo {
                 .trim()
                 .to_string(),
             is_cpu: info.device_type == wgpu::DeviceType::Cpu,
+            index,
+            pci_bus_id: Some(info.device_pci_bus_id.trim().to_string()).filter(|b| !b.is_empty()),
+        }
+    }
+
+    /// The line `haloflow devices` prints: the index, the description and the PCI bus
+    /// id if known.
+    pub fn listing(&self) -> String {
+        match &self.pci_bus_id {
+            Some(bus) => format!("{}: {self} [pci {bus}]", self.index),
+            None => format!("{}: {self}", self.index),
         }
     }
 }
@@ -97,16 +112,94 @@ pub(super) fn instance() -> wgpu::Instance {
     wgpu::Instance::new(desc.with_env())
 }
 
-/// The adapters haloflow can use (Vulkan, Metal, DX12, or those `WGPU_BACKEND` names).
+/// The adapters haloflow can use (Vulkan, Metal, DX12, or those `WGPU_BACKEND` names),
+/// in the order wgpu lists them (their [`AdapterInfo::index`]).
 pub fn adapters() -> Vec<AdapterInfo> {
     let instance = instance();
     pollster::block_on(instance.enumerate_adapters(backends()))
         .iter()
-        .map(|a| AdapterInfo::from_wgpu(&a.get_info()))
+        .enumerate()
+        .map(|(i, a)| AdapterInfo::from_wgpu(&a.get_info(), i))
         .collect()
+}
+
+/// The adapter [`AdapterChoice::Auto`] takes for process `task`, among adapters of
+/// which `is_cpu` says which are software renderers: hardware adapter number
+/// `task mod count`; `None` where there is no hardware adapter.
+pub(super) fn auto_index(is_cpu: &[bool], task: usize) -> Option<usize> {
+    let hardware: Vec<usize> = (0..is_cpu.len()).filter(|&i| !is_cpu[i]).collect();
+    (!hardware.is_empty()).then(|| hardware[task % hardware.len()])
+}
+
+/// The index of the adapter `--adapter auto` takes for process `task` (its part
+/// index), so that the processes of an array job on one node spread over its GPUs;
+/// `None` where the machine has no hardware adapter (then the usual choice applies).
+pub fn auto_adapter(task: usize) -> Option<usize> {
+    let flags: Vec<bool> = adapters().iter().map(|a| a.is_cpu).collect();
+    auto_index(&flags, task)
+}
+
+/// How `--adapter` names an adapter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdapterChoice {
+    /// The system's preferred adapter (a high-performance one).
+    Preferred,
+    /// The adapter at this place in [`adapters`]' list.
+    Index(usize),
+    /// The first adapter whose name contains this (case-insensitive).
+    Name(String),
+    /// One adapter per process on a node with several: the hardware adapter number
+    /// `task mod count` (software renderers left out), `task` being this process's
+    /// part index (`--part I/N` or `--part auto`).
+    Auto,
+}
+
+impl AdapterChoice {
+    /// `"auto"`, an index (digits), or (part of) a name; nothing or blank: the
+    /// preferred adapter, or the one `WGPU_ADAPTER_NAME` names.
+    pub fn parse(text: Option<&str>) -> AdapterChoice {
+        let text = text
+            .map(str::to_owned)
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        match text {
+            None => AdapterChoice::Preferred,
+            Some(t) if t.eq_ignore_ascii_case("auto") => AdapterChoice::Auto,
+            Some(t) => match t.parse() {
+                Ok(i) => AdapterChoice::Index(i),
+                Err(_) => AdapterChoice::Name(t),
+            },
+        }
+    }
 }
 
 /// What to tell a user whose machine has no adapter.
 pub(super) const NO_ADAPTER_HINT: &str = "haloflow uses Vulkan, Metal or DX12 (WGPU_BACKEND overrides); \
      on Linux install a Vulkan driver (your GPU vendor's, or mesa-vulkan-drivers for the \
      software renderer lavapipe), or run on the CPU";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_spreads_tasks_over_the_hardware_adapters_only() {
+        // Two GPUs and a software renderer listed between them.
+        let is_cpu = [false, true, false];
+        let picks: Vec<Option<usize>> = (0..5).map(|t| auto_index(&is_cpu, t)).collect();
+        assert_eq!(picks, [Some(0), Some(2), Some(0), Some(2), Some(0)]);
+        assert_eq!(auto_index(&[true], 3), None);
+        assert_eq!(auto_index(&[], 0), None);
+    }
+
+    #[test]
+    fn an_adapter_is_chosen_by_index_name_or_auto() {
+        assert_eq!(AdapterChoice::parse(Some("1")), AdapterChoice::Index(1));
+        assert_eq!(AdapterChoice::parse(Some(" AUTO ")), AdapterChoice::Auto);
+        assert_eq!(
+            AdapterChoice::parse(Some("A100")),
+            AdapterChoice::Name("A100".into())
+        );
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::adapter::{AdapterInfo, NO_ADAPTER_HINT, backends, instance};
+use super::adapter::{AdapterChoice, AdapterInfo, NO_ADAPTER_HINT, auto_index, backends, instance};
 use super::pool::{DEVICE, Pool, PooledBuffer, Staging};
 use super::shader::{self, Fused, Shader};
 use crate::dtype::DType;
@@ -115,52 +115,82 @@ impl fmt::Debug for GpuContext {
 }
 
 impl GpuContext {
-    /// Opens the adapter whose name contains `adapter_name` (case-insensitive), or
-    /// else the one named by `WGPU_ADAPTER_NAME`, or else the system's preferred
-    /// high-performance adapter, with all of its limits.
+    /// Opens the adapter `adapter` names ([`AdapterChoice::parse`]: an index in
+    /// [`adapters`](super::adapters)' list, `auto`, or part of a name, case-insensitive),
+    /// or else the one `WGPU_ADAPTER_NAME` names, or else the system's preferred
+    /// high-performance adapter, with all of its limits. `auto` here takes the first
+    /// hardware adapter (see [`GpuContext::open`] for one per process).
     ///
     /// Fails with [`Error::NoGpu`] when there is no such adapter or no device.
-    pub fn new(adapter_name: Option<&str>) -> Result<GpuContext> {
+    pub fn new(adapter: Option<&str>) -> Result<GpuContext> {
+        GpuContext::open(AdapterChoice::parse(adapter), 0)
+    }
+
+    /// Opens the adapter `choice` names; [`AdapterChoice::Auto`] takes hardware
+    /// adapter number `task mod count` (the preferred adapter where none is
+    /// hardware), so that the processes of an array job on one node spread over its
+    /// GPUs.
+    ///
+    /// Fails with [`Error::NoGpu`] when there is no such adapter or no device.
+    pub fn open(choice: AdapterChoice, task: usize) -> Result<GpuContext> {
         let instance = instance();
-        let wanted = adapter_name
-            .map(str::to_owned)
-            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
-            .filter(|s| !s.trim().is_empty());
-        let adapter = match wanted {
-            Some(name) => {
-                let all = pollster::block_on(instance.enumerate_adapters(backends()));
+        let all = pollster::block_on(instance.enumerate_adapters(backends()));
+        let listed = || {
+            if all.is_empty() {
+                "none".to_string()
+            } else {
+                let names: Vec<String> = all
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| format!("{i}: {}", a.get_info().name))
+                    .collect();
+                names.join(", ")
+            }
+        };
+        let chosen = match &choice {
+            AdapterChoice::Preferred => None,
+            AdapterChoice::Index(i) => Some(*i)
+                .filter(|&i| i < all.len())
+                .ok_or_else(|| Error::NoGpu {
+                    reason: format!("no adapter number {i} (found: {})", listed()),
+                })?
+                .into(),
+            AdapterChoice::Name(name) => {
                 let needle = name.to_lowercase();
                 let found = all
                     .iter()
                     .position(|a| a.get_info().name.to_lowercase().contains(&needle));
-                match found {
-                    Some(i) => all.into_iter().nth(i).expect("found"),
-                    None => {
-                        let names: Vec<String> = all.iter().map(|a| a.get_info().name).collect();
-                        return Err(Error::NoGpu {
-                            reason: format!(
-                                "no adapter named like '{name}' (found: {})",
-                                if names.is_empty() {
-                                    "none".to_string()
-                                } else {
-                                    names.join(", ")
-                                }
-                            ),
-                        });
-                    }
-                }
+                Some(found.ok_or_else(|| Error::NoGpu {
+                    reason: format!("no adapter named like '{name}' (found: {})", listed()),
+                })?)
             }
-            None => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::HighPerformance,
-                force_fallback_adapter: false,
-                compatible_surface: None,
-                apply_limit_buckets: false,
-            }))
-            .map_err(|e| Error::NoGpu {
-                reason: format!("{e}; {NO_ADAPTER_HINT}"),
-            })?,
+            AdapterChoice::Auto => {
+                let is_cpu: Vec<bool> = all
+                    .iter()
+                    .map(|a| a.get_info().device_type == wgpu::DeviceType::Cpu)
+                    .collect();
+                auto_index(&is_cpu, task)
+            }
         };
-        let info = AdapterInfo::from_wgpu(&adapter.get_info());
+        let (adapter, index) = match chosen {
+            Some(i) => (all[i].clone(), i),
+            None => {
+                let adapter =
+                    pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+                        power_preference: wgpu::PowerPreference::HighPerformance,
+                        force_fallback_adapter: false,
+                        compatible_surface: None,
+                        apply_limit_buckets: false,
+                    }))
+                    .map_err(|e| Error::NoGpu {
+                        reason: format!("{e}; {NO_ADAPTER_HINT}"),
+                    })?;
+                let info = adapter.get_info();
+                let index = all.iter().position(|a| a.get_info() == info).unwrap_or(0);
+                (adapter, index)
+            }
+        };
+        let info = AdapterInfo::from_wgpu(&adapter.get_info(), index);
         // The adapter's real limits: the defaults cap buffers at 256 MiB and more.
         let limits = adapter.limits();
         let shared = matches!(

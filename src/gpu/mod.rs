@@ -45,7 +45,7 @@ mod stencil;
 mod timing;
 mod upload;
 
-pub use adapter::{AdapterInfo, adapters, quiet_vulkan_loader};
+pub use adapter::{AdapterChoice, AdapterInfo, adapters, auto_adapter, quiet_vulkan_loader};
 pub use context::{DEFAULT_GPU_TIMEOUT, GpuContext, GpuTimes};
 pub(crate) use job::{run_job, run_jobs};
 pub use resident::DeviceArray;

@@ -51,7 +51,9 @@ pub struct Options {
     /// Where to compute: `Auto` weighs the chain and takes a hardware GPU only where it
     /// pays off.
     pub device: Device,
-    /// The GPU adapter, by (part of) its name.
+    /// The GPU adapter: its index in [`adapters`](crate::gpu::adapters)' list, (part
+    /// of) its name, or `auto`: hardware adapter number `part.index mod count`, so that
+    /// the parts of an array job on one node spread over its GPUs.
     pub adapter: Option<String>,
     /// How long one GPU submission may take before the device counts as hung and the
     /// run goes on on the CPU [default: [`DEFAULT_GPU_TIMEOUT`](crate::gpu::DEFAULT_GPU_TIMEOUT)].
@@ -85,6 +87,17 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The adapter to open: `auto` resolved to this part's hardware adapter (none
+    /// without hardware adapters: then the usual choice applies).
+    pub(super) fn adapter(&self) -> Option<String> {
+        match crate::gpu::AdapterChoice::parse(self.adapter.as_deref()) {
+            crate::gpu::AdapterChoice::Auto => {
+                crate::gpu::auto_adapter(self.part.index).map(|i| i.to_string())
+            }
+            _ => self.adapter.clone(),
+        }
+    }
+
     /// The executor's options for these, on `backend` (chosen for `reason`).
     pub(super) fn run_options(&self, backend: Backend, reason: String) -> RunOptions {
         if let (Backend::Gpu(ctx), Some(timeout)) = (&backend, self.gpu_timeout) {

@@ -199,7 +199,7 @@ impl Pyramid {
             .collect::<Result<Vec<_>>>()?;
         let (backend, reason) = Backend::select_for(
             o.device,
-            o.adapter.as_deref(),
+            o.adapter().as_deref(),
             plans.last().expect("a level"),
             Workload::Zarr,
         )?;

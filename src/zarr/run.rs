@@ -184,7 +184,7 @@ impl Run {
         let plan = plan(&pipeline, &input, o.chunks.as_deref())?;
         // Before anything is created: a missing GPU must leave no output behind.
         let (backend, reason) =
-            Backend::select_for(o.device, o.adapter.as_deref(), &plan, Workload::Zarr)?;
+            Backend::select_for(o.device, o.adapter().as_deref(), &plan, Workload::Zarr)?;
         let (mut out_shape, out_dtype, mut chunk) = (
             plan.output_shape().to_vec(),
             plan.output_dtype(),
