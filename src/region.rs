@@ -126,6 +126,13 @@ impl Grid {
                 "chunk shape {chunk:?} has a zero extent"
             )));
         }
+        count("the array", "elements", shape)?;
+        let grid: Vec<usize> = shape
+            .iter()
+            .zip(chunk)
+            .map(|(n, c)| n.div_ceil(*c))
+            .collect();
+        count("the chunk grid", "chunks", &grid)?;
         Ok(Grid {
             shape: shape.to_vec(),
             chunk: chunk.to_vec(),
@@ -223,6 +230,35 @@ pub fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
         flat /= shape[a];
     }
     index
+}
+
+/// The number of `what` in `extents` (their product), or [`Error::Shape`] naming `whole`
+/// when it passes what a `usize` counts: never a wrapped count.
+pub fn count(whole: &str, what: &str, extents: &[usize]) -> Result<usize> {
+    extents
+        .iter()
+        .try_fold(1usize, |n, &e| n.checked_mul(e))
+        .ok_or_else(|| {
+            let bits: f64 = extents.iter().map(|&e| (e as f64).log2()).sum();
+            Error::Shape(format!(
+                "{whole} ({extents:?}) has about 2^{bits:.1} {what}, more than this build can count (2^{})",
+                usize::BITS
+            ))
+        })
+}
+
+/// The bytes of an array of `shape` with elements of `size` bytes, or [`Error::Shape`]
+/// when they pass what a `u64` counts.
+pub fn checked_bytes(shape: &[usize], size: usize) -> Result<u64> {
+    let elements = count("the array", "elements", shape)?;
+    (elements as u64)
+        .checked_mul(size as u64)
+        .ok_or_else(|| {
+            let bits = shape.iter().map(|&e| (e as f64).log2()).sum::<f64>() + (size as f64).log2();
+            Error::Shape(format!(
+                "the array ({shape:?}, {size}-byte elements) has about 2^{bits:.1} bytes, more than this build can count (2^64)"
+            ))
+        })
 }
 
 /// A sorted set of indices along one axis, kept as disjoint, non-adjacent runs.

@@ -323,6 +323,54 @@ mod bad_input {
         );
     }
 
+    /// Arrays whose element or byte count passes 64 bits (a 2^32 x 2^32 grid of
+    /// 1-element chunks, and (2^32-1) x (2^32+1) float32) are refused by name, with
+    /// nothing written: never a wrapped count, never a panic.
+    #[test]
+    fn arrays_too_large_to_count_are_refused_by_name() {
+        let dir = scratch("too-large");
+        let cases = [
+            (
+                "elements.zarr",
+                "[4294967296, 4294967296]",
+                "2^64.0 elements",
+            ),
+            ("bytes.zarr", "[4294967295, 4294967297]", "2^66.0 bytes"),
+        ];
+        for (name, shape, needle) in cases {
+            let path = dir.join(name);
+            fs::create_dir_all(&path).unwrap();
+            let metadata = format!(
+                r#"{{"zarr_format": 3, "node_type": "array", "shape": {shape},
+                "data_type": "float32", "fill_value": 0.0,
+                "chunk_grid": {{"name": "regular", "configuration": {{"chunk_shape": [1, 1]}}}},
+                "chunk_key_encoding": {{"name": "default", "configuration": {{"separator": "/"}}}},
+                "codecs": [{{"name": "bytes", "configuration": {{"endian": "little"}}}}]}}"#
+            );
+            fs::write(path.join("zarr.json"), metadata).unwrap();
+            let out = dir.join(format!("out-{name}"));
+            for args in [
+                vec![
+                    "gaussian",
+                    s(&path),
+                    s(&out),
+                    "--sigma",
+                    "1",
+                    "--device",
+                    "cpu",
+                ],
+                vec!["info", s(&path)],
+                vec!["stats", s(&path)],
+            ] {
+                fails_with(
+                    &haloflow(&args),
+                    &[s(&path), needle, "more than this build can count"],
+                );
+            }
+            assert!(!out.exists());
+        }
+    }
+
     #[test]
     fn unsupported_dtype() {
         let dir = scratch("dtype");

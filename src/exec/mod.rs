@@ -4,6 +4,7 @@
 //! (Layer: the executor; see the layer map in `docs/ARCHITECTURE.md`.)
 
 mod cache;
+mod groups;
 mod io;
 mod options;
 mod part;
@@ -21,6 +22,7 @@ use crate::workers::{Workers, for_each_job};
 use cache::ChunkCache;
 
 pub(crate) use cache::KeptChunks;
+pub use groups::JobGroups;
 pub use io::{DropAxis, Sink, Source};
 pub use options::{Progress, RunOptions, default_memory_limit};
 pub use part::Part;
@@ -38,22 +40,18 @@ pub fn run(
 ) -> Result<Report> {
     let started = Instant::now();
     // A part takes whole groups (shards) of jobs; without shards each job is a group.
-    let groups = job_groups(plan, sink.write_unit().as_deref())?;
-    let range: Vec<usize> = groups[options.part.jobs(groups.len())]
-        .iter()
-        .flatten()
-        .copied()
-        .collect();
+    let groups = JobGroups::new(plan, sink.write_unit().as_deref())?;
+    let part = options.part.jobs(groups.len());
     let mut report = Report {
-        jobs_total: range.len(),
+        jobs_total: groups.count(part.clone()),
         device: options.backend.describe(),
         device_reason: options.device_reason.clone(),
         ..Report::default()
     };
 
     // Resume: jobs whose chunks are all written are done.
-    let mut todo = Vec::with_capacity(range.len());
-    for index in range {
+    let mut todo = Vec::with_capacity(report.jobs_total);
+    for index in groups.jobs_of(part) {
         let job = plan.job(index);
         if !options.overwrite && sink.region_done(&job.output)? {
             report.jobs_skipped += 1;
@@ -115,41 +113,6 @@ pub fn run(
     report.seconds = started.elapsed().as_secs_f64();
     report.peak_rss_bytes = peak_rss_bytes().unwrap_or(0);
     Ok(report)
-}
-
-/// The plan's jobs grouped by the sink's write unit (a shard), groups and the jobs in
-/// each in C order; without a unit, every job on its own.
-///
-/// # Errors
-/// [`Error::BlockNotAligned`] if a job's block straddles two units.
-pub fn job_groups(plan: &Plan, unit: Option<&[usize]>) -> Result<Vec<Vec<usize>>> {
-    let n = plan.num_jobs();
-    let Some(unit) = unit else {
-        return Ok((0..n).map(|i| vec![i]).collect());
-    };
-    let block = plan.block_shape();
-    let shape = plan.output_shape();
-    if let Some(axis) =
-        (0..block.len()).find(|&a| !unit[a].is_multiple_of(block[a]) && unit[a] < shape[a])
-    {
-        return Err(Error::BlockNotAligned {
-            block: block.to_vec(),
-            chunk: unit.to_vec(),
-            axis,
-        });
-    }
-    let blocks = crate::region::Grid::new(shape, block)?;
-    let units = crate::region::Grid::new(shape, unit)?;
-    let mut groups = vec![Vec::new(); units.num_chunks()];
-    for i in 0..n {
-        let at: Vec<usize> = crate::region::unravel(i, &blocks.grid_shape())
-            .iter()
-            .zip(block.iter().zip(unit))
-            .map(|(&b, (&bs, &us))| b * bs / us)
-            .collect();
-        groups[units.ravel(&at)].push(i);
-    }
-    Ok(groups)
 }
 
 /// Reads, computes and writes job `j` of the cache's jobs; returns the bytes written.

@@ -31,9 +31,9 @@ impl Part {
     /// This part's jobs out of `total`: a contiguous range, so that neighbouring jobs
     /// (which share halo chunks) run in the same process.
     pub fn jobs(&self, total: usize) -> std::ops::Range<usize> {
-        let start = total * self.index / self.count;
-        let end = total * (self.index + 1) / self.count;
-        start..end
+        // In u128: `total * index` may pass u64 on a petabyte of small chunks.
+        let at = |i: usize| (total as u128 * i as u128 / self.count as u128) as usize;
+        at(self.index)..at(self.index + 1)
     }
 }
 

@@ -229,6 +229,13 @@ impl ArrayInfo {
             .iter()
             .map(|n| n.get() as usize)
             .collect();
+        // Sizes past what this build counts are refused here, by name, never wrapped.
+        let too_large = |e: Error| match e {
+            Error::Shape(message) => unsupported(message),
+            other => other,
+        };
+        crate::region::checked_bytes(&shape, dtype.size()).map_err(too_large)?;
+        crate::region::Grid::new(&shape, &chunk).map_err(too_large)?;
         let zarr_format = match array.metadata() {
             ArrayMetadata::V2(_) => 2,
             ArrayMetadata::V3(_) => 3,

@@ -127,8 +127,9 @@ impl Run {
     /// As [`Run::run`].
     pub fn init(&self) -> Result<InitSummary> {
         let p = self.prepare()?;
-        let jobs = p.with_sink(|sink| exec::job_groups(&p.plan, sink.write_unit().as_deref()))?;
-        let jobs = jobs.len();
+        let groups =
+            p.with_sink(|sink| exec::JobGroups::new(&p.plan, sink.write_unit().as_deref()))?;
+        let jobs = groups.len();
         let estimate = exec::memory_estimate(&p.plan, &p.input, p.options.threads);
         Ok(InitSummary {
             path: self.output.clone(),
@@ -153,11 +154,8 @@ impl Run {
     pub fn run(&self, progress: Option<&dyn Progress>) -> Result<Report> {
         let p = self.prepare()?;
         let mut report = p.with_sink(|sink| {
-            let groups = exec::job_groups(&p.plan, sink.write_unit().as_deref())?;
-            let jobs: usize = groups[p.options.part.jobs(groups.len())]
-                .iter()
-                .map(Vec::len)
-                .sum();
+            let groups = exec::JobGroups::new(&p.plan, sink.write_unit().as_deref())?;
+            let jobs = groups.count(p.options.part.jobs(groups.len()));
             if let Some(b) = progress {
                 b.begin(Phase::Jobs, jobs);
             }
