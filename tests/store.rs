@@ -803,3 +803,72 @@ fn killed_writers_leave_no_torn_chunk() {
         assert!(names_in(&temp).is_empty(), "round {round}");
     }
 }
+
+/// `verify` counts the chunks stored from the store's listing and names the first
+/// missing ones in C order, for v3 keys (`c/0/1/2`) and v2 keys (`0.1.2`), leaving
+/// metadata and temporaries out; on an output of 2^30 chunks with three stored (the
+/// grid walked only up to the hundredth missing chunk).
+#[test]
+fn verify_counts_the_stored_chunks_and_names_the_first_missing() {
+    use haloflow::store::verify;
+    for format in [3u8, 2] {
+        let dir = scratch(&format!("verify-v{format}"));
+        let path = dir.join("out.zarr");
+        let shape = [8, 9, 10];
+        let mut spec = OutputSpec::new(&shape, DType::U16, &[4, 4, 4]);
+        spec.zarr_format = format;
+        let out = Output::create(&path, &spec, false).unwrap();
+        // Chunks (0, 0, 1) and (1, 2, 2) of the 2 x 3 x 3 grid.
+        for start in [[0usize, 0, 4], [4, 8, 8]] {
+            let region = Region::new(
+                start.to_vec(),
+                (0..3).map(|a| 4.min(shape[a] - start[a])).collect(),
+            );
+            let data = vec![7u16; region.len()];
+            out.write(
+                &region,
+                &Block::new(region.sets(), Cow::Owned(data)).into_any(),
+            )
+            .unwrap();
+        }
+        out.flush().unwrap();
+        fs::create_dir_all(path.join(TEMP_DIR)).unwrap();
+        fs::write(path.join(TEMP_DIR).join("0.0.0"), b"junk").unwrap();
+        let found = verify(&path).unwrap();
+        assert_eq!(found.len(), 1);
+        let c = &found[0];
+        assert_eq!((c.jobs_total, c.jobs_done), (18, 2), "v{format}");
+        let key = |i: [u64; 3]| Input::open(&path).unwrap().chunk_key(&i);
+        let mut want = Vec::new();
+        for i in 0..18u64 {
+            let index = [i / 9, i / 3 % 3, i % 3];
+            if index != [0, 0, 1] && index != [1, 2, 2] {
+                want.push(key(index));
+            }
+        }
+        assert_eq!(c.missing, want, "v{format}");
+    }
+    // A huge, nearly empty output: the answer does not walk the grid.
+    let dir = scratch("verify-huge");
+    let path = dir.join("huge.zarr");
+    let shape = [1 << 10, 1 << 10, 1 << 10];
+    let out = Output::create(
+        &path,
+        &OutputSpec::new(&shape, DType::U8, &[1, 1, 1]),
+        false,
+    )
+    .unwrap();
+    for start in [[0usize, 0, 0], [5, 6, 7], [1023, 1023, 1023]] {
+        let region = Region::new(start.to_vec(), vec![1, 1, 1]);
+        out.write(
+            &region,
+            &Block::new(region.sets(), Cow::Owned(vec![1u8])).into_any(),
+        )
+        .unwrap();
+    }
+    out.flush().unwrap();
+    let c = &verify(&path).unwrap()[0];
+    assert_eq!((c.jobs_total, c.jobs_done), (1 << 30, 3));
+    assert_eq!(c.missing.len(), 100);
+    assert_eq!(c.missing[0], "c/0/0/1");
+}

@@ -178,33 +178,47 @@ impl Input {
         lines.join("\n")
     }
 
-    /// The grid indices (shards, if sharded) of the stored chunks that are absent, in C
-    /// order. haloflow stores every chunk it writes, even one equal to the fill value,
-    /// so in its outputs an absent chunk is a job not done.
+    /// The chunks (shards) stored, as C-order indices into the chunk grid, ascending:
+    /// found by listing the store's keys, so in time and memory that grow with the
+    /// chunks stored, not with the grid (a billion-chunk output with a thousand stored
+    /// answers at once). haloflow stores every chunk it writes, even one equal to the
+    /// fill value, so in its outputs a chunk not stored is a job not done. Keys that are
+    /// not this array's chunk keys (metadata, temporaries) are left out.
     ///
     /// # Errors
     /// [`Error::Store`] for I/O errors.
-    pub fn absent_chunks(&self) -> Result<Vec<Vec<u64>>> {
-        use rayon::prelude::*;
-        use zarrs::storage::ReadableStorageTraits;
-        let grid = self.grid();
-        let shape = grid.grid_shape();
-        let found: Vec<Option<Vec<u64>>> = (0..grid.num_chunks())
-            .into_par_iter()
-            .map(|i| {
-                let index: Vec<u64> = unravel(i, &shape).iter().map(|&n| n as u64).collect();
-                let key = self.array.chunk_key(&index);
-                match self.array.storage().size_key(&key) {
-                    Ok(Some(_)) => Ok(None),
-                    Ok(None) => Ok(Some(index)),
-                    Err(e) => Err(Error::Store {
-                        path: self.path.join(key.as_str()),
-                        message: one_line(&e),
-                    }),
-                }
+    pub fn stored_chunks(&self) -> Result<Vec<u64>> {
+        use zarrs::storage::ListableStorageTraits;
+        let grid = self.grid().grid_shape();
+        let keys = self.array.storage().list().map_err(|e| Error::Store {
+            path: self.path.clone(),
+            message: one_line(&e),
+        })?;
+        let mut stored: Vec<u64> = keys
+            .iter()
+            .filter_map(|key| {
+                let key = key.as_str();
+                // The grid index the key's numbers name, if they do, and if this array's
+                // key encoding gives exactly this key for it.
+                let digits = key.strip_prefix("c").unwrap_or(key);
+                let index: Vec<u64> = digits
+                    .split(['/', '.'])
+                    .filter(|p| !p.is_empty())
+                    .map(|p| p.parse().ok())
+                    .collect::<Option<_>>()?;
+                let fits = index.len() == grid.len()
+                    && index.iter().zip(&grid).all(|(&i, &n)| i < n as u64);
+                (fits && self.array.chunk_key(&index).as_str() == key).then(|| {
+                    index
+                        .iter()
+                        .zip(&grid)
+                        .fold(0u64, |flat, (&i, &n)| flat * n as u64 + i)
+                })
             })
-            .collect::<Result<_>>()?;
-        Ok(found.into_iter().flatten().collect())
+            .collect();
+        stored.sort_unstable();
+        stored.dedup();
+        Ok(stored)
     }
 
     /// The array's attributes (v2: `.zattrs`).

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::input::Input;
 use super::ome::OmeImage;
 use crate::error::Result;
+use crate::region::unravel;
 
 /// Missing chunks listed at most, per array.
 const LISTED: usize = 100;
@@ -57,18 +58,33 @@ pub fn verify(path: &Path) -> Result<Vec<Completion>> {
 
 fn completion(path: &Path) -> Result<Completion> {
     let input = Input::open(path)?;
-    let absent = input.absent_chunks()?;
-    let jobs_total = input.grid().num_chunks();
+    let stored = input.stored_chunks()?;
+    let grid = input.grid();
+    let jobs_total = grid.num_chunks();
+    // The first missing chunks in C order: at most LISTED steps past the stored ones.
+    let shape = grid.grid_shape();
+    let mut missing = Vec::new();
+    let mut next = stored.iter().peekable();
+    for i in 0..jobs_total as u64 {
+        if missing.len() == LISTED {
+            break;
+        }
+        if next.peek() == Some(&&i) {
+            next.next();
+            continue;
+        }
+        let index: Vec<u64> = unravel(i as usize, &shape)
+            .into_iter()
+            .map(|n| n as u64)
+            .collect();
+        missing.push(input.chunk_key(&index));
+    }
     Ok(Completion {
         path: path.to_path_buf(),
         unit: input.chunk_shape(),
         jobs_total,
-        jobs_done: jobs_total - absent.len(),
-        missing: absent
-            .iter()
-            .take(LISTED)
-            .map(|i| input.chunk_key(i))
-            .collect(),
+        jobs_done: stored.len(),
+        missing,
         written_by_haloflow: input.attributes().contains_key("haloflow"),
     })
 }
