@@ -148,6 +148,41 @@ impl Part {
 mod tests {
     use super::*;
 
+    /// Every job of a petabyte-scale run belongs to exactly one part, for up to a
+    /// million parts: the parts' ranges tile `0..total` end to end, checked by
+    /// arithmetic over every part (not by running them), their sizes within one.
+    #[test]
+    fn every_job_is_in_exactly_one_of_a_million_parts() {
+        let totals = [
+            0usize,
+            1,
+            999_999,
+            16_777_216,
+            134_217_728,
+            2_147_483_648,
+            1 << 40,
+            usize::MAX,
+        ];
+        for total in totals {
+            for count in [1usize, 7, 1000, 1_000_000] {
+                let mut end = 0;
+                let (mut least, mut most) = (usize::MAX, 0);
+                for index in 0..count {
+                    let jobs = Part::new(index, count).unwrap().jobs(total);
+                    assert_eq!(jobs.start, end, "total {total}, part {index}/{count}");
+                    end = jobs.end;
+                    least = least.min(jobs.len());
+                    most = most.max(jobs.len());
+                }
+                assert_eq!(end, total, "total {total}, {count} parts");
+                assert!(
+                    most - least <= 1,
+                    "total {total}, {count} parts: {least}..{most}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn parts_split_jobs_into_contiguous_disjoint_ranges() {
         let parts: Vec<_> = (0..3).map(|i| Part::new(i, 3).unwrap().jobs(10)).collect();
