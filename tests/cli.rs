@@ -371,6 +371,85 @@ mod bad_input {
         }
     }
 
+    /// Offsets past 2^32 along an axis: the last part of a (2, 2^32 + 100) array in
+    /// chunks of 2 x 64, only its end stored, filtered on the CPU and the GPU, equals
+    /// the same filter on the array's end in memory.
+    #[test]
+    fn offsets_past_two_to_the_32_are_exact_on_both_devices() {
+        let dir = scratch("wide");
+        let path = dir.join("in.zarr");
+        let n = (1usize << 32) + 100;
+        let out = Output::create(
+            &path,
+            &OutputSpec::new(&[2, n], DType::U16, &[2, 64]),
+            false,
+        )
+        .unwrap();
+        // The last 228 columns hold data (the last two chunks and part of a third).
+        let tail: Vec<u16> = (0..2 * 228).map(|i| (i * 37 % 1000) as u16).collect();
+        let region = Region::new(vec![0, n - 228], vec![2, 228]);
+        out.write(
+            &region,
+            &Block::new(region.sets(), Cow::Owned(tail.clone())).into_any(),
+        )
+        .unwrap();
+        out.flush().unwrap();
+        // In memory: 100 columns of zeros (stored nowhere: the fill value) and the tail.
+        let mut end = vec![0f32; 2 * 328];
+        for r in 0..2 {
+            for c in 0..228 {
+                end[r * 328 + 100 + c] = f32::from(tail[r * 228 + c]);
+            }
+        }
+        let end = ndarray::ArrayD::from_shape_vec(vec![2, 328], end).unwrap();
+        let pipeline = Pipeline::new(vec![Op::gaussian(&[0.0, 3.0])]);
+        let haloflow::ArrayAny::F32(want) = pipeline.apply(end.view()).unwrap() else {
+            panic!("a Gaussian gives float32");
+        };
+        let chunks = n.div_ceil(64);
+        let last = n / 64 * 64;
+        let mut devices = vec!["cpu"];
+        if super::gpu_or_notice("wide axis") {
+            devices.push("gpu");
+        }
+        for device in devices {
+            let dst = dir.join(format!("{device}.zarr"));
+            let part = format!("{}/{chunks}", chunks - 1);
+            let done = haloflow(&[
+                "gaussian",
+                s(&path),
+                s(&dst),
+                "--sigma",
+                "0,3",
+                "--part",
+                &part,
+                "--device",
+                device,
+                "--quiet",
+            ]);
+            assert!(
+                done.status.success(),
+                "{}",
+                String::from_utf8_lossy(&done.stderr)
+            );
+            let got = haloflow::Input::open(&dst)
+                .unwrap()
+                .read_region(&Region::new(vec![0, last], vec![2, n - last]))
+                .unwrap();
+            let got = &got.typed::<f32>().data;
+            for r in 0..2 {
+                for c in 0..n - last {
+                    let w = want[[r, 328 - (n - last) + c]];
+                    let g = got[r * (n - last) + c];
+                    assert!(
+                        (g - w).abs() <= 1e-4,
+                        "{device}: row {r} column {c}: {g} against {w}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn unsupported_dtype() {
         let dir = scratch("dtype");
