@@ -450,6 +450,67 @@ mod bad_input {
         }
     }
 
+    /// Compiled pipelines are kept in `HALOFLOW_CACHE_DIR` (on Vulkan), and a corrupt
+    /// cache file costs nothing but the compiles: the run still succeeds, same bytes.
+    #[test]
+    fn the_pipeline_cache_is_written_and_a_corrupt_one_is_ignored() {
+        if !super::gpu_or_notice("pipeline cache") {
+            return;
+        }
+        let dir = scratch("pipeline-cache");
+        let src = input(&dir, "in.zarr");
+        let cache = dir.join("cache");
+        let run = |out: &str| {
+            let done = Command::new(env!("CARGO_BIN_EXE_haloflow"))
+                .args([
+                    "gaussian",
+                    s(&src),
+                    s(&dir.join(out)),
+                    "--sigma",
+                    "1",
+                    "--device",
+                    "gpu",
+                ])
+                .env("HALOFLOW_CACHE_DIR", &cache)
+                .output()
+                .unwrap();
+            assert!(
+                done.status.success(),
+                "{}",
+                String::from_utf8_lossy(&done.stderr)
+            );
+        };
+        run("first.zarr");
+        let vulkan = haloflow::gpu::adapters()
+            .first()
+            .is_some_and(|a| a.backend == "vulkan");
+        let files: Vec<_> = fs::read_dir(&cache)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if vulkan {
+            assert_eq!(files.len(), 1, "{files:?}");
+            assert!(
+                files[0]
+                    .file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with("wgpu_pipeline_cache_vulkan_"),
+                "{files:?}"
+            );
+        }
+        for f in &files {
+            fs::write(f, b"not a pipeline cache").unwrap();
+        }
+        run("second.zarr");
+        let read = |name: &str| {
+            let input = haloflow::Input::open(&dir.join(name)).unwrap();
+            let block = input.read_region(&Region::whole(input.shape())).unwrap();
+            block.typed::<f32>().data.to_vec()
+        };
+        assert_eq!(read("first.zarr"), read("second.zarr"));
+    }
+
     #[test]
     fn unsupported_dtype() {
         let dir = scratch("dtype");

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::adapter::{AdapterChoice, AdapterInfo, NO_ADAPTER_HINT, auto_index, backends, instance};
+use super::disk_cache::DiskCache;
 use super::pool::{DEVICE, Pool, PooledBuffer, Staging};
 use super::shader::{self, Fused, Shader};
 use crate::dtype::DType;
@@ -97,6 +98,8 @@ pub struct GpuContext {
     fault: Arc<Mutex<Option<String>>>,
     /// How long to wait for one submission before calling the device hung, in ns.
     timeout: AtomicU64,
+    /// Compiled pipelines kept on disk between runs, where the driver can.
+    disk_cache: Option<DiskCache>,
     /// Forced faults for tests (`HALOFLOW_INJECT_GPU_FAULT`).
     #[cfg(feature = "fault-injection")]
     pub(super) injection: Option<super::inject::Injection>,
@@ -105,6 +108,15 @@ pub struct GpuContext {
 /// How long a submission may take before the device counts as hung, by default:
 /// far above any one job's compute on a GPU (milliseconds) or on lavapipe (seconds).
 pub const DEFAULT_GPU_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Drop for GpuContext {
+    /// Keeps the pipelines compiled in this process for the next one.
+    fn drop(&mut self) {
+        if let Some(cache) = &self.disk_cache {
+            cache.save();
+        }
+    }
+}
 
 impl fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -197,7 +209,7 @@ impl GpuContext {
             adapter.get_info().device_type,
             wgpu::DeviceType::Cpu | wgpu::DeviceType::IntegratedGpu
         );
-        let mut wanted = wgpu::Features::TIMESTAMP_QUERY;
+        let mut wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::PIPELINE_CACHE;
         if shared {
             wanted |= wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
         }
@@ -213,6 +225,7 @@ impl GpuContext {
         .map_err(|e| Error::NoGpu {
             reason: format!("adapter {info} offers no device: {e}"),
         })?;
+        let disk_cache = DiskCache::open(&device, &adapter.get_info());
         let pool = Arc::new(Pool::new(
             pooled_per_class(DEFAULT_JOBS_IN_FLIGHT),
             limits.max_buffer_size,
@@ -283,6 +296,7 @@ impl GpuContext {
             times: Mutex::default(),
             fault,
             timeout: AtomicU64::new(DEFAULT_GPU_TIMEOUT.as_nanos() as u64),
+            disk_cache,
             #[cfg(feature = "fault-injection")]
             injection: super::inject::Injection::from_env()?,
         })
@@ -440,7 +454,7 @@ impl GpuContext {
                 module: &module,
                 entry_point: Some("main"),
                 compilation_options: wgpu::PipelineCompilationOptions::default(),
-                cache: None,
+                cache: self.disk_cache.as_ref().map(DiskCache::compiling),
             });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu {

@@ -16,6 +16,7 @@
 //! - `pointwise`, `stencil`, `rank`, `resample`: each kernel's parameters and tables;
 //! - `pool`: the buffer pool, with its policy;
 //! - `context`: the open device, its pipelines and counters;
+//! - `disk_cache`: compiled pipelines kept on disk between runs;
 //! - `placement`: which stages run on the device, and splitting jobs to fit a binding;
 //! - `launch`, `upload`, `encode`, `timing`: a segment's launches, its staging
 //!   buffer, its compute passes and their timestamps;
@@ -27,6 +28,7 @@
 
 mod adapter;
 mod context;
+mod disk_cache;
 mod dispatch;
 mod encode;
 #[cfg(feature = "fault-injection")]
