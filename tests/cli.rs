@@ -8,6 +8,9 @@
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+use common::gpu_or_notice;
+
 fn python() -> Option<String> {
     let python = std::env::var("HALOFLOW_PYTHON").ok();
     let required = std::env::var("HALOFLOW_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
@@ -48,20 +51,6 @@ fn interop_on(check: &str, device: &str) {
 #[test]
 fn every_op_matches_scipy_on_zarr_python_arrays() {
     interop("conformance");
-}
-
-/// Whether a GPU adapter is there; without one, a notice, and a failure if
-/// `HALOFLOW_REQUIRE_GPU=1` (CI) demands one.
-fn gpu_or_notice(what: &str) -> bool {
-    let has_adapter = !haloflow::gpu::adapters().is_empty();
-    if !has_adapter {
-        assert!(
-            std::env::var("HALOFLOW_REQUIRE_GPU").as_deref() != Ok("1"),
-            "HALOFLOW_REQUIRE_GPU=1 but no GPU adapter was found"
-        );
-        eprintln!("notice: no GPU adapter; skipping the GPU {what} run");
-    }
-    has_adapter
 }
 
 /// The same conformance on the GPU backend (lavapipe in CI).

@@ -16,17 +16,8 @@ use haloflow::block::Block;
 use haloflow::store::{Input, Output, OutputSpec};
 use haloflow::{DType, Region};
 
-fn gpu_or_notice() -> bool {
-    let has_adapter = !haloflow::gpu::adapters().is_empty();
-    if !has_adapter {
-        assert!(
-            std::env::var("HALOFLOW_REQUIRE_GPU").as_deref() != Ok("1"),
-            "HALOFLOW_REQUIRE_GPU=1 but no GPU adapter was found"
-        );
-        eprintln!("notice: no GPU adapter; skipping the GPU fault tests");
-    }
-    has_adapter
-}
+mod common;
+use common::gpu_or_notice;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -120,7 +111,7 @@ fn assert_close(got: &[f32], want: &[f32]) {
 
 #[test]
 fn a_clean_gpu_run_reports_its_link_traffic_and_no_fault() {
-    if !gpu_or_notice() {
+    if !gpu_or_notice("fault") {
         return;
     }
     let dir = scratch("clean");
@@ -146,7 +137,7 @@ fn a_clean_gpu_run_reports_its_link_traffic_and_no_fault() {
 
 #[test]
 fn out_of_device_memory_sends_one_job_to_the_cpu() {
-    if !gpu_or_notice() {
+    if !gpu_or_notice("fault") {
         return;
     }
     let dir = scratch("oom");
@@ -168,7 +159,7 @@ fn out_of_device_memory_sends_one_job_to_the_cpu() {
 
 #[test]
 fn a_lost_device_sends_the_rest_of_the_run_to_the_cpu() {
-    if !gpu_or_notice() {
+    if !gpu_or_notice("fault") {
         return;
     }
     let dir = scratch("lost");
@@ -192,7 +183,7 @@ fn a_lost_device_sends_the_rest_of_the_run_to_the_cpu() {
 /// time on any device sends the job that met it, and the rest, to the CPU.
 #[test]
 fn a_hung_device_times_out_and_the_run_goes_on_on_the_cpu() {
-    if !gpu_or_notice() {
+    if !gpu_or_notice("fault") {
         return;
     }
     let dir = scratch("hung");
