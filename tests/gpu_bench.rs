@@ -65,6 +65,29 @@ fn gpu_bench_runs_on_a_small_volume_and_its_results_agree() {
         assert_eq!(got, want, "{case}: checked {checks}\n{text}");
     }
     assert!(!text.contains("FAIL"), "{text}");
+    // Zarr to Zarr: the codec floor, and every op on the CPU, the GPU and auto (the
+    // GPU's results checked against the CPU's by the script).
+    let row = |op: &str, device: &str| {
+        text.lines().any(|l| {
+            l.starts_with(&format!("| {op} (")) && l.contains(&format!(" f32) | {device} |"))
+        })
+    };
+    assert!(row("copy", "cpu"), "{text}");
+    for op in [
+        "gaussian",
+        "median",
+        "convolve",
+        "threshold",
+        "gaussian-laplace",
+    ] {
+        let mut devices = vec!["cpu", "auto"];
+        if gpu {
+            devices.push("gpu");
+        }
+        for device in devices {
+            assert!(row(op, device), "{op} on {device}\n{text}");
+        }
+    }
     if gpu {
         assert!(text.contains("- adapter: "), "{text}");
     }
