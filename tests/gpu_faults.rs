@@ -172,7 +172,9 @@ fn a_lost_device_sends_the_rest_of_the_run_to_the_cpu() {
     // The job of submission 1 may have finished on the device before the loss.
     let fallbacks = gpu["cpu_fallback_jobs"].as_u64().unwrap();
     assert!((26..=27).contains(&fallbacks), "{report}");
-    assert!(gpu["submits"].as_u64().unwrap() <= 1, "{report}");
+    // Submission 1, and at most one per other thread that passed its fault check
+    // just before the loss (it then fails on waiting).
+    assert!(gpu["submits"].as_u64().unwrap() <= 2, "{report}");
     let fault = gpu["fault"].as_str().unwrap();
     assert!(fault.contains("device lost"), "{fault}");
     let stderr = String::from_utf8_lossy(&done.stderr);
@@ -193,7 +195,14 @@ fn a_hung_device_times_out_and_the_run_goes_on_on_the_cpu() {
     assert_close(&read(&dir.join("gpu.zarr")), &read(&dir.join("cpu.zarr")));
     assert_eq!(report["jobs_done"], 27, "{report}");
     let gpu = &report["gpu"];
-    assert!(gpu["cpu_fallback_jobs"].as_u64().unwrap() >= 26, "{report}");
+    // A job whose work was done before its first wait may finish on the device; from
+    // the first timeout on, every job goes to the CPU.
+    let fallbacks = gpu["cpu_fallback_jobs"].as_u64().unwrap();
+    assert!(fallbacks >= 1, "{report}");
+    assert!(
+        gpu["submits"].as_u64().unwrap() + fallbacks >= 27,
+        "{report}"
+    );
     let fault = gpu["fault"].as_str().unwrap();
     assert!(
         fault.contains("did not finish a submission within"),
