@@ -293,6 +293,10 @@ def test_zarr_to_zarr(tmp_path):
         haloflow.run(tmp_path / "missing.zarr", tmp_path / "x.zarr", p)
     with pytest.raises(haloflow.HaloflowError, match="shard"):
         haloflow.run(src, tmp_path / "bad.zarr", p, chunks=8, shards=12)
+    with pytest.raises(ValueError, match="gpu_timeout: must be > 0 seconds"):
+        haloflow.run(src, tmp_path / "bad.zarr", p, gpu_timeout=0)
+    # The report's gpu object is there only for a GPU run.
+    assert "gpu" not in report
 
 
 def test_statistics_equal_numpy_in_memory_and_from_zarr(tmp_path, rng):
