@@ -50,7 +50,9 @@ pub struct Report {
     pub gpu: Option<GpuReport>,
 }
 
-/// What a GPU run moved over the host link and how its time went.
+/// What a GPU run moved over the host link and how its time went: the device's
+/// counters from the run's start to its end (runs sharing one `GpuContext` at the
+/// same time see each other's figures).
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct GpuReport {
     /// The adapter's name.
