@@ -147,45 +147,45 @@ impl GpuContext {
     pub fn open(choice: AdapterChoice, task: usize) -> Result<GpuContext> {
         let instance = instance();
         let all = pollster::block_on(instance.enumerate_adapters(backends()));
+        let infos: Vec<AdapterInfo> = all
+            .iter()
+            .enumerate()
+            .map(|(i, a)| AdapterInfo::from_wgpu(&a.get_info(), i))
+            .collect();
         let listed = || {
-            if all.is_empty() {
-                "none".to_string()
-            } else {
-                let names: Vec<String> = all
-                    .iter()
-                    .enumerate()
-                    .map(|(i, a)| format!("{i}: {}", a.get_info().name))
-                    .collect();
-                names.join(", ")
+            if infos.is_empty() {
+                return "none".to_string();
             }
+            let names: Vec<String> = infos
+                .iter()
+                .map(|a| format!("{}: {}", a.index, a.name))
+                .collect();
+            names.join(", ")
         };
         let chosen = match &choice {
             AdapterChoice::Preferred => None,
-            AdapterChoice::Index(i) => Some(*i)
-                .filter(|&i| i < all.len())
-                .ok_or_else(|| Error::NoGpu {
+            AdapterChoice::Index(i) if *i < infos.len() => Some(*i),
+            AdapterChoice::Index(i) => {
+                return Err(Error::NoGpu {
                     reason: format!("no adapter number {i} (found: {})", listed()),
-                })?
-                .into(),
+                });
+            }
             AdapterChoice::Name(name) => {
                 let needle = name.to_lowercase();
-                let found = all
+                let found = infos
                     .iter()
-                    .position(|a| a.get_info().name.to_lowercase().contains(&needle));
+                    .position(|a| a.name.to_lowercase().contains(&needle));
                 Some(found.ok_or_else(|| Error::NoGpu {
                     reason: format!("no adapter named like '{name}' (found: {})", listed()),
                 })?)
             }
             AdapterChoice::Auto => {
-                let is_cpu: Vec<bool> = all
-                    .iter()
-                    .map(|a| a.get_info().device_type == wgpu::DeviceType::Cpu)
-                    .collect();
+                let is_cpu: Vec<bool> = infos.iter().map(|a| a.is_cpu).collect();
                 auto_index(&is_cpu, task)
             }
         };
-        let (adapter, index) = match chosen {
-            Some(i) => (all[i].clone(), i),
+        let (adapter, info) = match chosen {
+            Some(i) => (all[i].clone(), infos[i].clone()),
             None => {
                 let adapter =
                     pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
@@ -197,12 +197,14 @@ impl GpuContext {
                     .map_err(|e| Error::NoGpu {
                         reason: format!("{e}; {NO_ADAPTER_HINT}"),
                     })?;
-                let info = adapter.get_info();
-                let index = all.iter().position(|a| a.get_info() == info).unwrap_or(0);
-                (adapter, index)
+                let wgpu_info = adapter.get_info();
+                let index = all
+                    .iter()
+                    .position(|a| a.get_info() == wgpu_info)
+                    .unwrap_or(0);
+                (adapter, AdapterInfo::from_wgpu(&wgpu_info, index))
             }
         };
-        let info = AdapterInfo::from_wgpu(&adapter.get_info(), index);
         // The adapter's real limits: the defaults cap buffers at 256 MiB and more.
         let limits = adapter.limits();
         let shared = matches!(
