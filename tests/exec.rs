@@ -6,9 +6,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use haloflow::block::{Block, BlockAny};
-use haloflow::exec::{Part, RunOptions, Sink, Source, run};
-use haloflow::{Boundary, DType, Op, Pipeline, Plan, Region};
+use haloflow::exec::{Part, Report, RunOptions, Sink, Source, run};
+use haloflow::{Backend, Boundary, DType, DownMethod, GpuContext, Op, Pipeline, Plan, Region};
 use ndarray::{ArrayD, IxDyn, SliceInfoElem};
+
+mod common;
 
 struct MemSource {
     array: ArrayD<f32>,
@@ -192,7 +194,6 @@ fn a_tiny_memory_limit_is_a_clear_error() {
 
 #[test]
 fn a_pyramid_in_one_pass_equals_each_level_chained_in_memory_for_any_tiling_and_part() {
-    use haloflow::DownMethod;
     use haloflow::exec::OnePassPyramid;
     let shape = [19, 26, 23];
     let source = MemSource::new(&shape, &[5, 7, 6]);
@@ -319,4 +320,152 @@ fn a_pyramid_in_one_pass_equals_each_level_chained_in_memory_for_any_tiling_and_
             assert!(fresh.iter().all(|s| s.written.lock().unwrap().is_empty()));
         }
     }
+}
+
+/// The GPU backend on lavapipe in CI, if there is an adapter.
+fn gpu() -> Option<Backend> {
+    common::gpu_or_notice("stream")
+        .then(|| Backend::Gpu(std::sync::Arc::new(GpuContext::new(None).unwrap())))
+}
+
+/// `pipeline` over `source` in blocks of `chunk` on `backend`, with `options`; the
+/// report and the assembled output.
+fn run_on(
+    pipeline: &Pipeline,
+    source: &MemSource,
+    chunk: &[usize],
+    backend: &Backend,
+    options: RunOptions,
+) -> (Report, ArrayD<f32>) {
+    let shape = source.array.shape().to_vec();
+    let plan = Plan::new(pipeline, &shape, DType::F32, chunk, chunk).unwrap();
+    let sink = MemSink::default();
+    let options = RunOptions {
+        backend: backend.clone(),
+        ..options
+    };
+    let report = run(&plan, source, &sink, &options, None).unwrap();
+    (report, sink.assemble(plan.output_shape()))
+}
+
+/// Asserts `got` equals `want` within 1e-5 of the values' magnitude.
+fn assert_close(got: &ArrayD<f32>, want: &ArrayD<f32>, what: &str) {
+    assert_eq!(got.shape(), want.shape(), "{what}");
+    let scale = want.iter().fold(1f32, |m, x| m.max(x.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-5 * scale,
+            "{what}: element {i}: {g} against {w}"
+        );
+    }
+}
+
+/// The stream's bar: on 32 × 64 × 64 chunks, each decoded input plane crosses the
+/// link once (halos stay on the device: uploads within 1.1× the input), each output
+/// byte once, and the result equals the CPU backend's, for stencils, ranks, chains
+/// that change the shape, and every boundary mode (`wrap` reads the far planes).
+#[test]
+fn a_gpu_stream_uploads_each_input_plane_once_and_equals_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let shape = [96, 128, 64];
+    let chunk = [32, 64, 64];
+    let source = MemSource::new(&shape, &chunk);
+    let cases = [
+        ("gaussian 2", Pipeline::from(Op::gaussian(&[2.0]))),
+        (
+            "gaussian wrap",
+            Pipeline::from(Op::gaussian(&[2.0, 1.0, 0.5]).with_mode(Boundary::Wrap, 0.0)),
+        ),
+        (
+            "uniform constant",
+            Pipeline::from(Op::uniform(&[5]).with_mode(Boundary::Constant, 2.5)),
+        ),
+        ("median 3", Pipeline::from(Op::median(&[3]))),
+        (
+            "gaussian, clip, downsample",
+            Pipeline::new(vec![
+                Op::gaussian(&[1.0]),
+                Op::clip(5.0, 20.0),
+                Op::downsample(&[2], DownMethod::Max),
+            ]),
+        ),
+    ];
+    for (what, pipeline) in cases {
+        let (cpu_report, want) = run_on(
+            &pipeline,
+            &source,
+            &chunk,
+            &Backend::Cpu,
+            RunOptions::default(),
+        );
+        assert!(cpu_report.gpu.is_none());
+        let (report, got) = run_on(&pipeline, &source, &chunk, &gpu, RunOptions::default());
+        assert_close(&got, &want, what);
+        let g = report.gpu.as_ref().unwrap();
+        // One slab per row of jobs along the first axis, each one window and one segment.
+        let rows = report.jobs_total / if what.contains("downsample") { 1 } else { 2 };
+        assert_eq!(g.slabs, rows, "{what}: {report:?}");
+        assert_eq!(g.submits, 2 * rows, "{what}: {report:?}");
+        assert_eq!(g.cpu_fallback_jobs, 0, "{what}: {report:?}");
+        let (up, down) = (g.bytes_uploaded as f64, g.bytes_downloaded as f64);
+        assert!(up <= 1.1 * report.bytes_read as f64, "{what}: {report:?}");
+        assert!(
+            down <= 1.1 * report.bytes_written as f64,
+            "{what}: {report:?}"
+        );
+        if !what.contains("wrap") {
+            assert_eq!(report.chunks_decoded, 6, "{what}: each chunk decoded once");
+        }
+    }
+}
+
+/// Slabs cut into tiles where a whole row does not fit the memory limit, parts, and a
+/// resumed run on the GPU: the same result, no block written twice (the sink checks).
+#[test]
+fn gpu_stream_tiles_parts_and_resume_equal_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let shape = [40, 48, 36];
+    let chunk = [8, 8, 12];
+    let source = MemSource::new(&shape, &chunk);
+    let pipeline = Pipeline::from(Op::gaussian(&[1.5]).with_mode(Boundary::Nearest, 0.0));
+    let (_, want) = run_on(
+        &pipeline,
+        &source,
+        &chunk,
+        &Backend::Cpu,
+        RunOptions::default(),
+    );
+
+    // Tiles: a limit that holds a slab a few jobs wide, not a whole row.
+    let tight = RunOptions {
+        memory_limit: (16 << 20) + 600_000,
+        ..RunOptions::default()
+    };
+    let (report, got) = run_on(&pipeline, &source, &chunk, &gpu, tight);
+    assert_close(&got, &want, "tiles");
+    let slabs = report.gpu.as_ref().unwrap().slabs;
+    assert!(slabs > 5, "rows cut into tiles: {report:?}");
+
+    // Three parts into one sink, the middle one first, then a resumed whole run.
+    let plan = Plan::new(&pipeline, &shape, DType::F32, &chunk, &chunk).unwrap();
+    let sink = MemSink::default();
+    let mut done = 0;
+    for i in [1, 0] {
+        let options = RunOptions {
+            backend: gpu.clone(),
+            part: Part::new(i, 3).unwrap(),
+            ..RunOptions::default()
+        };
+        done += run(&plan, &source, &sink, &options, None)
+            .unwrap()
+            .jobs_done;
+    }
+    let options = RunOptions {
+        backend: gpu.clone(),
+        ..RunOptions::default()
+    };
+    let report = run(&plan, &source, &sink, &options, None).unwrap();
+    assert_eq!(report.jobs_skipped, done);
+    assert_eq!(report.jobs_done, plan.num_jobs() - done);
+    assert_close(&sink.assemble(&shape), &want, "parts and resume");
 }

@@ -165,13 +165,18 @@ fn gpu_lines(report: &Report, g: &crate::exec::GpuReport) -> String {
             format!("{b:.2} s")
         });
     let mut text = format!(
-        "\n  gpu link: uploaded {:.1} MB ({} the input decoded), read back {:.1} MB ({} the output written); {} dispatches in {} submits; device busy {busy}, host waited {:.2} s",
+        "\n  gpu link: uploaded {:.1} MB ({} the input decoded), read back {:.1} MB ({} the output written); {} dispatches in {} submits{}; device busy {busy}, host waited {:.2} s",
         g.bytes_uploaded as f64 / 1e6,
         ratio(g.bytes_uploaded, report.bytes_read),
         g.bytes_downloaded as f64 / 1e6,
         ratio(g.bytes_downloaded, report.bytes_written),
         g.dispatches,
         g.submits,
+        if g.slabs > 0 {
+            format!(" ({} slabs streamed)", g.slabs)
+        } else {
+            String::new()
+        },
         g.driver_wait_s,
     );
     if g.cpu_fallback_jobs > 0 {
@@ -181,6 +186,8 @@ fn gpu_lines(report: &Report, g: &crate::exec::GpuReport) -> String {
             g.cpu_fallback_jobs,
             report.jobs_done,
         );
+    } else if let Some(fault) = &g.fault {
+        text += &format!("\n  gpu fault: {fault}; every job computed on the device");
     }
     text
 }

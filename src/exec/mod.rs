@@ -10,6 +10,7 @@ mod options;
 mod part;
 mod pyramid;
 mod report;
+mod stream;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -63,11 +64,45 @@ pub fn run(
         p(report.jobs_skipped, 0);
     }
 
+    let finished = AtomicUsize::new(report.jobs_skipped);
+    let written = AtomicU64::new(0);
+    GpuReport::start(&options.backend);
+    let jobs_done = todo.len();
+
+    // On a GPU, the jobs stream through the device in slabs where they can; the
+    // rest (all of them elsewhere, or those left after a device error) go job by job.
+    let mut streamed = stream::Streamed::default();
+    if let (Some(stream), Backend::Gpu(ctx)) = (
+        stream::Stream::plan(plan, &todo, source, sink, options),
+        &options.backend,
+    ) {
+        let threads = options.threads.max(1);
+        let outcome = stream.run(
+            ctx, plan, &todo, source, sink, threads, progress, &finished, &written,
+        );
+        streamed = match outcome {
+            Ok(s) => s,
+            Err(e) => {
+                let flushed = sink.flush();
+                report.gpu = GpuReport::finish(&options.backend);
+                flushed?;
+                return Err(e);
+            }
+        };
+        let mut left = Vec::new();
+        for (job, done) in todo.into_iter().zip(&streamed.written) {
+            if !done {
+                left.push(job);
+            }
+        }
+        todo = left;
+    }
+
     let cache = ChunkCache::new(source, &todo)?;
     let threads = options.threads.max(1).min(todo.len().max(1));
     let in_flight = RUNTIME_RESERVE
         + threads as u64 * job_bytes(plan, todo.first(), &source.read_chunk_shape());
-    if in_flight > options.memory_limit {
+    if !todo.is_empty() && in_flight > options.memory_limit {
         return Err(Error::InvalidParameter {
             op: "memory-limit",
             message: format!(
@@ -78,12 +113,9 @@ pub fn run(
             ),
         });
     }
-    cache.set_budget(options.memory_limit - in_flight);
+    cache.set_budget(options.memory_limit.saturating_sub(in_flight));
 
     let timers = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
-    let finished = AtomicUsize::new(report.jobs_skipped);
-    let written = AtomicU64::new(0);
-    GpuReport::start(&options.backend);
     let result = for_each_job(Workers::Threads(threads), todo.len(), |i| {
         let bytes = run_one(plan, i, &cache, sink, &options.backend, &timers)?;
         let total = written.fetch_add(bytes, Ordering::Relaxed) + bytes;
@@ -101,14 +133,14 @@ pub fn run(
     flushed?;
 
     let secs = |t: &AtomicU64| Duration::from_nanos(t.load(Ordering::Relaxed)).as_secs_f64();
-    report.jobs_done = todo.len();
+    report.jobs_done = jobs_done;
     report.bytes_written = written.into_inner();
-    report.bytes_read = cache.bytes_read.load(Ordering::Relaxed);
-    report.chunks_decoded = cache.decoded.load(Ordering::Relaxed);
+    report.bytes_read = cache.bytes_read.load(Ordering::Relaxed) + streamed.bytes_read;
+    report.chunks_decoded = cache.decoded.load(Ordering::Relaxed) + streamed.chunks_decoded;
     report.stages = StageSeconds {
-        read: secs(&timers[0]),
-        compute: secs(&timers[1]),
-        write: secs(&timers[2]),
+        read: secs(&timers[0]) + streamed.seconds[0],
+        compute: secs(&timers[1]) + streamed.seconds[1],
+        write: secs(&timers[2]) + streamed.seconds[2],
     };
     report.seconds = started.elapsed().as_secs_f64();
     report.peak_rss_bytes = peak_rss_bytes().unwrap_or(0);

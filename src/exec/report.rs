@@ -70,6 +70,9 @@ pub struct GpuReport {
     pub device_busy_s: Option<f64>,
     /// Host time threads spent blocked waiting for the device, summed over threads.
     pub driver_wait_s: f64,
+    /// Slabs the run streamed through the device (rows of jobs whose input windows
+    /// share their halo planes on the device); 0 where every job ran on its own.
+    pub slabs: usize,
     /// Jobs that failed on the device and were computed on the CPU instead.
     pub cpu_fallback_jobs: usize,
     /// The first device error that sent a job to the CPU.
@@ -102,6 +105,7 @@ impl GpuReport {
             submits: t.segments,
             device_busy_s: ctx.has_timestamps().then(|| t.compute().as_secs_f64()),
             driver_wait_s: t.driver_wait.as_secs_f64(),
+            slabs: t.slabs,
             cpu_fallback_jobs: t.cpu_fallbacks,
             fault: t.fault,
         })
@@ -118,6 +122,7 @@ impl GpuReport {
             (a, b) => a.or(b),
         };
         self.driver_wait_s += other.driver_wait_s;
+        self.slabs += other.slabs;
         self.cpu_fallback_jobs += other.cpu_fallback_jobs;
         if self.fault.is_none() {
             self.fault = other.fault;

@@ -50,6 +50,8 @@ pub struct GpuTimes {
     /// Host time threads spent blocked waiting for the device (submissions to finish,
     /// results to map).
     pub driver_wait: Duration,
+    /// Slabs of a streamed Zarr run (each one window submission and one segment).
+    pub slabs: usize,
     /// Jobs that failed on the device and were computed on the CPU instead.
     pub cpu_fallbacks: usize,
     /// The first device error that sent a job to the CPU.
@@ -404,8 +406,16 @@ impl GpuContext {
         });
     }
 
+    /// Records a device error that a run recovered from other than by computing jobs
+    /// on the CPU (a streamed run going on job by job), if it is the first.
+    pub(crate) fn record_fault(&self, message: String) {
+        self.record(|t| {
+            t.fault.get_or_insert(message);
+        });
+    }
+
     /// Fails if the device reported an error outside a scope or was lost.
-    pub(super) fn check_fault(&self) -> Result<()> {
+    pub(crate) fn check_fault(&self) -> Result<()> {
         let fault = self.fault.lock().unwrap_or_else(|p| p.into_inner());
         match fault.as_ref() {
             Some(message) => Err(Error::Gpu {

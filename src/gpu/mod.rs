@@ -24,6 +24,8 @@
 //! - `inject` (the `fault-injection` feature only): forced device faults for tests;
 //! - `job`: a job's stages (device segments and host stages), and the in-memory
 //!   driver keeping several jobs in flight;
+//! - `stream`: a Zarr run's slabs, their input windows assembled on the device
+//!   from the planes the last window holds and the ones uploaded;
 //! - `resident`: arrays kept on the device across pipelines.
 
 mod adapter;
@@ -44,6 +46,7 @@ mod resident;
 mod segment;
 mod shader;
 mod stencil;
+mod stream;
 mod timing;
 mod upload;
 
@@ -51,3 +54,4 @@ pub use adapter::{AdapterChoice, AdapterInfo, adapters, auto_adapter, quiet_vulk
 pub use context::{DEFAULT_GPU_TIMEOUT, GpuContext, GpuTimes};
 pub(crate) use job::{run_job, run_jobs};
 pub use resident::DeviceArray;
+pub(crate) use stream::{Slab, SlabStream, missing_planes, streamable, window_dtype};
