@@ -414,6 +414,18 @@ impl GpuContext {
         });
     }
 
+    /// Counts a submission just made; the error it is to fail with where the
+    /// `fault-injection` feature's [`VARIABLE`](super::inject::VARIABLE) says so (a
+    /// lost device is recorded as such).
+    #[cfg(feature = "fault-injection")]
+    pub(super) fn injected_fault(&self) -> Option<String> {
+        let (message, lost) = super::inject::submitted(self.injection.as_ref()?)?;
+        if lost {
+            self.set_fault(message.clone());
+        }
+        Some(message)
+    }
+
     /// Fails if the device reported an error outside a scope or was lost.
     pub(crate) fn check_fault(&self) -> Result<()> {
         let fault = self.fault.lock().unwrap_or_else(|p| p.into_inner());

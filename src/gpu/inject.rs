@@ -7,7 +7,6 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::context::GpuContext;
 use crate::error::{Error, Result};
 
 /// The variable that asks for a fault.
@@ -61,20 +60,18 @@ impl Injection {
 }
 
 /// Counts a submission just made, and returns the error it is to fail with where the
-/// injection says so (as an error scope would report one).
-pub(super) fn submitted(ctx: &GpuContext) -> Option<String> {
-    let injection = ctx.injection.as_ref()?;
+/// injection says so (as an error scope would report one), and whether that error
+/// loses the device.
+pub(super) fn submitted(injection: &Injection) -> Option<(String, bool)> {
     let k = injection.count.fetch_add(1, Ordering::Relaxed) + 1;
     if k != injection.at {
         return None;
     }
-    let message = match injection.fault {
-        Fault::OutOfMemory => format!("out of device memory (injected at submission {k})"),
-        Fault::Lost => {
-            let message = format!("device lost (injected at submission {k})");
-            ctx.set_fault(message.clone());
-            message
-        }
-    };
-    Some(message)
+    Some(match injection.fault {
+        Fault::OutOfMemory => (
+            format!("out of device memory (injected at submission {k})"),
+            false,
+        ),
+        Fault::Lost => (format!("device lost (injected at submission {k})"), true),
+    })
 }

@@ -185,7 +185,7 @@ pub(super) fn start(
     let mut failure = scoped.into_iter().flatten().next().map(|e| e.to_string());
     #[cfg(feature = "fault-injection")]
     if failure.is_none() {
-        failure = super::inject::submitted(ctx);
+        failure = ctx.injected_fault();
     }
     if let Some(message) = failure {
         // Nothing invalid was executed; wait for the valid rest before reusing buffers.

@@ -182,7 +182,7 @@ impl<'a> SlabStream<'a> {
         let mut failure = scoped.into_iter().flatten().next().map(|e| e.to_string());
         #[cfg(feature = "fault-injection")]
         if failure.is_none() {
-            failure = super::inject::submitted(ctx);
+            failure = ctx.injected_fault();
         }
         if let Some(message) = failure {
             return Err(Error::Gpu { message });
