@@ -326,31 +326,26 @@ impl Stream {
     }
 }
 
-/// The axis to stream along: the first along which neighbouring jobs' inputs overlap
-/// (a halo), else the first with more than one job.
+/// The axis to stream along. A window's planes along it must be contiguous, so every
+/// axis before it must be one index wide in a job's input (time points, channels
+/// chunked one at a time): among the axes up to the first that is not, the first
+/// along which neighbouring jobs' inputs overlap (a halo), else the first with more
+/// than one job.
 fn stream_axis(plan: &Plan, grid: &[usize]) -> usize {
     let first = plan.job(0);
-    let mut stride = 1;
-    let strides: Vec<usize> = (0..grid.len())
-        .rev()
-        .map(|a| {
-            let s = stride;
-            stride *= grid[a];
-            s
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    (0..grid.len())
-        .find(|&a| {
-            grid[a] > 1 && {
-                let next = plan.job(strides[a]);
-                let (x, y) = (first.sets[0][a].bounds(), next.sets[0][a].bounds());
-                x.end > y.start
-            }
-        })
-        .or_else(|| (0..grid.len()).find(|&a| grid[a] > 1))
+    let last = (0..grid.len())
+        .find(|&a| first.sets[0][a].len() > 1)
+        .unwrap_or(grid.len() - 1);
+    let strides = crate::block::c_strides(grid);
+    let overlaps = |a: usize| {
+        grid[a] > 1 && {
+            let next = plan.job(strides[a]);
+            first.sets[0][a].bounds().end > next.sets[0][a].bounds().start
+        }
+    };
+    (0..=last)
+        .find(|&a| overlaps(a))
+        .or_else(|| (0..=last).find(|&a| grid[a] > 1))
         .unwrap_or(0)
 }
 

@@ -22,8 +22,9 @@ use crate::region::AxisSet;
 
 /// Whether slabs over the index sets `sets` (one list per stage input, then the
 /// output) can stream along `axis`: every stage runs on the device, every stage's
-/// input and output fits one binding, and a plane of the input window is a whole
-/// number of 32-bit words (what the device's buffer copies move).
+/// input and output fits one binding, the window is one index wide on the axes before
+/// `axis` (so that its planes are contiguous), and a plane of it is a whole number of
+/// 32-bit words (what the device's buffer copies move).
 pub(crate) fn streamable(
     ctx: &GpuContext,
     plan: &Plan,
@@ -31,8 +32,10 @@ pub(crate) fn streamable(
     axis: usize,
 ) -> bool {
     let planes = sets[0][axis].len();
+    // Planes are contiguous in the window only if it is one index wide before `axis`.
     all_on_device(plan)
         && planes > 0
+        && sets[0][..axis].iter().all(|s| s.len() == 1)
         && fits(ctx, plan, sets)
         && plane_bytes(plan, &sets[0], axis).is_multiple_of(4)
 }
