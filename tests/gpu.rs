@@ -238,6 +238,12 @@ fn ops(ndim: usize) -> Vec<Op> {
                 ))
                 .with_mode(mode, 4.0),
             );
+            // A dense kernel of over 64 taps on the last three axes: it marches along
+            // the third-last (`fn marched` in stencil.wgsl), edges through the tables.
+            let weights = (0..80)
+                .map(|i| f64::from((i * 37) % 11) * 0.25 - 1.0)
+                .collect();
+            ops.push(Op::convolve(Kernel::new(vec![4, 5, 4], weights)).with_mode(mode, 3.0));
         }
     }
     for method in [
@@ -258,7 +264,8 @@ fn ops(ndim: usize) -> Vec<Op> {
 }
 
 /// Shapes around the workgroup size (64) and the packing (4 u8 to a word), a single
-/// element, and 4-D/5-D arrays.
+/// element, one long enough along its first axis for a dense 3-D kernel to march
+/// there in whole blocks (and a partial one), and 4-D/5-D arrays.
 const SHAPES: &[&[usize]] = &[
     &[1, 1, 1],
     &[63],
@@ -266,6 +273,7 @@ const SHAPES: &[&[usize]] = &[
     &[257],
     &[2, 1, 3],
     &[3, 5, 67],
+    &[22, 9, 11],
     &[2, 3, 1, 5],
     &[2, 1, 2, 3, 3],
 ];

@@ -4,10 +4,10 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::dispatch::{AXES, Dispatch, axes, axes_above_one};
-use super::shader::Shader;
+use super::shader::{MARCH, Shader};
 use crate::block::c_strides;
 use crate::region::AxisSet;
-use crate::stage::{Stencil, tap_table};
+use crate::stage::{Offset, Stencil, tap_table};
 
 /// The parameters of `stencil.wgsl`, kept in sync with its `StencilParams` (checked
 /// against the WGSL by a test in `shader.rs`).
@@ -32,9 +32,12 @@ pub(super) struct StencilParams {
     firsts: [u32; AXES],
     /// Input strides, in elements.
     strides: [u32; AXES],
+    /// The outputs along axis 2 whose taps are all inside the array (first and end),
+    /// where a marching stencil walks in blocks (`fn marched`); 0 and 0 otherwise.
+    inside: [u32; 2],
 }
 
-const _: () = assert!(std::mem::size_of::<StencilParams>() == 16 + 5 * 4 * AXES);
+const _: () = assert!(std::mem::size_of::<StencilParams>() == 16 + 5 * 4 * AXES + 8);
 
 /// Correlates an input block over `in_sets` (an array of `in_shape`) with `st`,
 /// writing the output indices `out` (all with [`AXES`] axes).
@@ -66,6 +69,18 @@ pub(super) fn stencil(
     let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
     let count = lens.iter().product::<usize>() as u32;
     let rows = lens[..AXES - 1].iter().product::<usize>() as u32;
+    let mask = axes_above_one(&st.shape);
+    let march = st.weights.len() > MAX_WRITTEN_OUT && mask == DENSE_LAST_THREE;
+    // Along axis 2, the outputs from the first to the last whose taps are all inside.
+    let inside = if march {
+        let set = |f: &u32| *f != <u32 as Offset>::NONE;
+        let along = &tab[firsts[2] as usize..][..lens[2]];
+        let lo = along.iter().position(set).unwrap_or(0);
+        let hi = along.iter().rposition(set).map_or(lo, |h| h + 1);
+        [lo as u32, hi as u32]
+    } else {
+        [0, 0]
+    };
     let params = StencilParams {
         count,
         weights,
@@ -76,11 +91,21 @@ pub(super) fn stencil(
         base,
         firsts,
         strides,
+        inside,
     };
-    let mask = axes_above_one(&st.shape);
-    let dispatch = Dispatch::new(Shader::Stencil, &params, tab, count)
-        .with_method(mask)
-        .with_rows(lens[AXES - 1] as u32, rows);
+    let dispatch = Dispatch::new(Shader::Stencil, &params, tab, count).with_method(mask);
+    if march {
+        // Marching along axis 2: one workgroup row per output near the edge there, and
+        // per block of MARCH outputs inside.
+        let [lo, hi] = inside.map(|i| i as usize);
+        let blocks = lo + (hi - lo).div_ceil(MARCH) + (lens[2] - hi);
+        let rows = lens[0] * lens[1] * blocks * lens[3];
+        let shape = st.shape.iter().map(|&n| n as u32).collect();
+        return dispatch
+            .with_rows(lens[AXES - 1] as u32, rows as u32)
+            .with_compiled_in(shape);
+    }
+    let dispatch = dispatch.with_rows(lens[AXES - 1] as u32, rows);
     if st.weights.len() <= MAX_WRITTEN_OUT {
         let shape = st.shape.iter().map(|&n| n as u32);
         let weights = st.weights.iter().map(|w| w.to_bits());
@@ -89,6 +114,10 @@ pub(super) fn stencil(
         dispatch
     }
 }
+
+/// The mask of a stencil with several taps along each of the last three axes, and one
+/// along the others: dense 3-D kernels, which march (`fn march` in `shader.rs`).
+const DENSE_LAST_THREE: u32 = 0b11100;
 
 /// Stencils of at most this many taps get their walk inside the array written out tap
 /// by tap, weights as constants (a pipeline per weight set); larger ones loop.
