@@ -274,6 +274,10 @@ impl Stream {
         let axis = self.axis;
         let to = crate::gpu::window_dtype(plan);
         let mut device = SlabStream::new(ctx, plan, axis);
+        // The pipelines compile while the decoder decodes the first rows.
+        if let Some(first) = self.slabs.first() {
+            device.warm(&first.sets)?;
+        }
         let mut held: Vec<(Region, BlockAny<'static>)> = Vec::new();
         let mut flights = VecDeque::new();
         let mut busy = std::time::Duration::ZERO;

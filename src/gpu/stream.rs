@@ -14,7 +14,9 @@ use super::context::GpuContext;
 use super::dispatch::len;
 use super::placement::{all_on_device, device_input, fits};
 use super::pool::PooledBuffer;
+use super::launch::launches;
 use super::segment::{self, InFlight, SegmentInput, SegmentOutput};
+use super::upload::prepare;
 use crate::block::BlockAny;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
@@ -102,6 +104,14 @@ impl<'a> SlabStream<'a> {
             axis,
             last: None,
         }
+    }
+
+    /// Compiles the pipelines of a slab over `sets` (the first's, while its rows
+    /// decode), so that its start does not wait for them.
+    pub(crate) fn warm(&self, sets: &[Vec<AxisSet>]) -> Result<()> {
+        let n = self.plan.stages().len();
+        let (launches, _) = launches(self.plan, 0..n, sets, device_input(self.plan, 0));
+        prepare(self.ctx, launches).map(|_| ())
     }
 
     /// Starts a slab over `sets` (one list per stage input, then the output, as

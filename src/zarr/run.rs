@@ -2,12 +2,14 @@
 //! `haloflow run` and every op's subcommand do it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::chain::Chain;
 use super::image::{input_spacing, open_level, output_image};
 use super::options::{Options, resolve_statistics};
 use super::progress::{Phase, Progress};
-use crate::backend::{Backend, Workload};
+use crate::backend::{Backend, Device, Workload};
+use crate::gpu::GpuContext;
 use crate::error::{Error, Result};
 use crate::exec::{self, Report, RunOptions, Sink, Source};
 use crate::store::{Input, Output, OutputSpec};
@@ -172,6 +174,12 @@ impl Run {
 
     fn prepare(&self) -> Result<Prepared> {
         let o = &self.options;
+        // A GPU asked for opens (instance, adapter, device) in the background while the
+        // input is opened, its statistics computed and the run planned.
+        let opening = (o.device == Device::Gpu).then(|| {
+            let options = o.clone();
+            std::thread::spawn(move || GpuContext::new(options.adapter().as_deref()))
+        });
         let (input_path, ome_input) = open_level(&self.input, o.level)?;
         let input = Input::open(&input_path)?;
         let spacing = input_spacing(&ome_input, o.ome.as_ref(), input.shape().len())?;
@@ -181,8 +189,15 @@ impl Run {
         let (pipeline, statistics) = resolve_statistics(&pipeline, &input, o)?;
         let plan = plan(&pipeline, &input, o.chunks.as_deref())?;
         // Before anything is created: a missing GPU must leave no output behind.
-        let (backend, reason) =
-            Backend::select_for(o.device, o.adapter().as_deref(), &plan, Workload::Zarr)?;
+        let (backend, reason) = match opening {
+            Some(opened) => {
+                let ctx = opened.join().map_err(|_| Error::Gpu {
+                    message: "opening the device failed (a panic)".into(),
+                })??;
+                (Backend::Gpu(Arc::new(ctx)), "gpu (asked for)".to_string())
+            }
+            None => Backend::select_for(o.device, o.adapter().as_deref(), &plan, Workload::Zarr)?,
+        };
         let (mut out_shape, out_dtype, mut chunk) = (
             plan.output_shape().to_vec(),
             plan.output_dtype(),
