@@ -172,6 +172,8 @@ fn ops(ndim: usize) -> Vec<Op> {
         Op::threshold(50.5),
         Op::threshold(-1.0),
         Op::clip(-10.5, 120.5),
+        Op::anscombe(2.5, 10.0, 3.0),
+        Op::inverse_anscombe(2.5, 10.0, 3.0),
         Op::Project {
             axis: 0,
             method: ProjectMethod::Max,

@@ -36,6 +36,7 @@ __all__ = [
     "gaussian_gradient_magnitude", "convolve", "uniform", "uniform_filter", "median",
     "median_filter", "percentile", "percentile_filter", "minimum", "minimum_filter",
     "maximum", "maximum_filter", "downsample", "upsample", "project", "normalize",
+    "anscombe", "inverse_anscombe",
 ]
 
 HaloflowError = _haloflow.HaloflowError
@@ -158,6 +159,18 @@ def project(x, axis, method="max", keepdims=False, *, device="cpu", threads=None
 def normalize(x, percentiles=(1.0, 99.8), clip=False, *, device="cpu", threads=None):
     """CSBDeep's percentile normalisation, float32 out."""
     return _one(ops.normalize(percentiles, clip), x, device, threads)
+
+
+def anscombe(x, gain=1.0, offset=0.0, read_noise=0.0, *, device="cpu", threads=None):
+    """The generalized Anscombe transform of Poisson-Gaussian data (counts times
+    ``gain``, plus ``offset``, plus Gaussian read noise of standard deviation
+    ``read_noise``), float32 out: unit-variance noise."""
+    return _one(ops.anscombe(gain, offset, read_noise), x, device, threads)
+
+
+def inverse_anscombe(x, gain=1.0, offset=0.0, read_noise=0.0, *, device="cpu", threads=None):
+    """Makitalo and Foi's closed-form unbiased inverse of :func:`anscombe`, float32 out."""
+    return _one(ops.inverse_anscombe(gain, offset, read_noise), x, device, threads)
 
 
 # The command's names, for those who know it.

@@ -161,6 +161,20 @@ def normalize(percentiles=(1.0, 99.8), clip: bool = False) -> Op:
     return Op({"op": "normalize", "percentiles": [lo, hi], "clip": bool(clip)})
 
 
+def anscombe(gain: float = 1.0, offset: float = 0.0, read_noise: float = 0.0) -> Op:
+    """The generalized Anscombe transform of Poisson-Gaussian data, float32 out:
+    ``2/gain * sqrt(max(gain*x + 3/8*gain**2 + read_noise**2 - gain*offset, 0))``."""
+    return Op({"op": "anscombe", "gain": float(gain), "offset": float(offset),
+               "read_noise": float(read_noise)})
+
+
+def inverse_anscombe(gain: float = 1.0, offset: float = 0.0, read_noise: float = 0.0) -> Op:
+    """The closed-form unbiased inverse of :func:`anscombe` (Makitalo and Foi, 2013),
+    float32 out."""
+    return Op({"op": "inverse_anscombe", "gain": float(gain), "offset": float(offset),
+               "read_noise": float(read_noise)})
+
+
 def cast(dtype) -> Op:
     """Convert the element type (round half to even, saturate)."""
     return Op({"op": "cast", "dtype": np.dtype(dtype).name})

@@ -8,9 +8,9 @@ use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::ops::{
-    ChainArgs, ClipArgs, ConvolveArgs, CopyArgs, DerivativeArgs, DownsampleArgs, GaussianArgs,
-    MagnitudeArgs, MaximumArgs, MinimumArgs, NormalizeArgs, PercentileArgs, ProjectArgs, RankArgs,
-    ThresholdArgs, UniformArgs, UpsampleArgs, flag_error,
+    AnscombeArgs, ChainArgs, ClipArgs, ConvolveArgs, CopyArgs, DerivativeArgs, DownsampleArgs,
+    GaussianArgs, InverseAnscombeArgs, MagnitudeArgs, MaximumArgs, MinimumArgs, NormalizeArgs,
+    PercentileArgs, ProjectArgs, RankArgs, ThresholdArgs, UniformArgs, UpsampleArgs, flag_error,
 };
 use crate::backend::Device;
 use crate::exec::Part;
@@ -76,6 +76,12 @@ pub(super) enum OpCommand {
     /// `(x - p_lo) / (p_hi - p_lo)` in float32 from the whole input's percentiles
     /// (CSBDeep's normalisation), optionally clipped to [0, 1].
     Normalize(Run<NormalizeArgs>),
+    /// The generalized Anscombe transform of Poisson-Gaussian data, float32 out:
+    /// 2/G * sqrt(max(G*x + 3/8*G^2 + S^2 - G*O, 0)), unit-variance noise.
+    Anscombe(Run<AnscombeArgs>),
+    /// The closed-form unbiased inverse of `anscombe` (Makitalo and Foi, 2013),
+    /// float32 out.
+    InverseAnscombe(Run<InverseAnscombeArgs>),
     /// `scipy.ndimage.median_filter` over a box or a footprint, element type kept.
     Median(Run<RankArgs>),
     /// `scipy.ndimage.percentile_filter` (and `rank_filter`), element type kept.

@@ -130,6 +130,40 @@ pub(super) struct ClipArgs {
     pub(super) max: f64,
 }
 
+/// Flags of `anscombe` and `inverse-anscombe`: the camera's noise model.
+#[derive(Args, Clone)]
+pub(super) struct AnscombeArgs {
+    /// The gain G: data units per photon (> 0).
+    #[arg(long, default_value_t = 1.0)]
+    pub(super) gain: f64,
+    /// The offset O: the value of no light.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub(super) offset: f64,
+    /// The standard deviation S of the Gaussian read noise, in data units.
+    #[arg(long, default_value_t = 0.0)]
+    pub(super) read_noise: f64,
+}
+
+impl ToOp for AnscombeArgs {
+    fn to_op(&self) -> crate::Result<Op> {
+        Ok(Op::anscombe(self.gain, self.offset, self.read_noise))
+    }
+}
+
+/// Flags of `inverse-anscombe`: the noise model the forward transform was given.
+#[derive(Args, Clone)]
+pub(super) struct InverseAnscombeArgs {
+    #[command(flatten)]
+    pub(super) model: AnscombeArgs,
+}
+
+impl ToOp for InverseAnscombeArgs {
+    fn to_op(&self) -> crate::Result<Op> {
+        let m = &self.model;
+        Ok(Op::inverse_anscombe(m.gain, m.offset, m.read_noise))
+    }
+}
+
 /// Flags of `gaussian`.
 #[derive(Args, Clone)]
 pub(super) struct GaussianArgs {
@@ -472,6 +506,10 @@ pub(super) enum InfoOp {
     Uniform(UniformArgs),
     /// Plan a normalisation from percentiles.
     Normalize(NormalizeArgs),
+    /// Plan a generalized Anscombe transform.
+    Anscombe(AnscombeArgs),
+    /// Plan its inverse.
+    InverseAnscombe(InverseAnscombeArgs),
     /// Plan a median filter.
     Median(RankArgs),
     /// Plan a percentile filter.
@@ -511,6 +549,8 @@ macro_rules! steps_of_ops {
 }
 
 steps_of_ops!(
+    AnscombeArgs,
+    InverseAnscombeArgs,
     ThresholdArgs,
     ClipArgs,
     ConvolveArgs,
@@ -566,6 +606,8 @@ impl ToStep for InfoOp {
             InfoOp::GaussianGradientMagnitude(a) => a.to_step(),
             InfoOp::Uniform(a) => a.to_step(),
             InfoOp::Normalize(a) => a.to_step(),
+            InfoOp::Anscombe(a) => a.to_step(),
+            InfoOp::InverseAnscombe(a) => a.to_step(),
             InfoOp::Median(a) => a.to_step(),
             InfoOp::Percentile(a) => a.to_step(),
             InfoOp::Minimum(a) => a.to_step(),

@@ -45,6 +45,14 @@ pub(crate) fn run_stage(
         Stage::Normalize { low, high, clip } => match_any!(input, BlockAny, b => {
             pointwise::map(b, out, |x| pointwise::normalize(x.to_f32(), *low, *high, *clip)).into_any()
         }),
+        Stage::Anscombe(v) => match_any!(input, BlockAny, b => {
+            let constants = v.forward();
+            pointwise::map(b, out, |x| pointwise::anscombe(x.to_f32(), constants)).into_any()
+        }),
+        Stage::InverseAnscombe(v) => match_any!(input, BlockAny, b => {
+            let constants = v.inverse();
+            pointwise::map(b, out, |x| pointwise::inverse_anscombe(x.to_f32(), constants)).into_any()
+        }),
         Stage::Stencil(s) => {
             with_f32(input, needs, |b| stencil::stencil(b, out, in_shape, s)).into_any()
         }

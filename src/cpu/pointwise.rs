@@ -20,6 +20,28 @@ pub(crate) fn normalize(x: f32, low: f32, high: f32, clip: bool) -> f32 {
     }
 }
 
+/// The generalized Anscombe transform with `[gain, add, scale]` from
+/// [`Variance::forward`](crate::stage::Variance::forward): `scale · sqrt(max(gain·x +
+/// add, 0))` in f32 (NaN passes through). The GPU's `anscombe.wgsl` is its twin.
+#[inline(always)]
+pub(crate) fn anscombe(x: f32, [gain, add, scale]: [f32; 3]) -> f32 {
+    let v = gain * x + add;
+    scale * (if v < 0.0 { 0.0 } else { v }).sqrt()
+}
+
+/// Mäkitalo and Foi's closed-form unbiased inverse of [`anscombe`] with `[gain,
+/// offset, subtract]` from [`Variance::inverse`](crate::stage::Variance::inverse):
+/// `gain · max(0, D²/4 + √(3/2)/(4D) − 11/(8D²) + 5√(3/2)/(8D³) − subtract) + offset`,
+/// `D` at least 1, in f32 (NaN passes through).
+#[inline(always)]
+pub(crate) fn inverse_anscombe(d: f32, [gain, offset, subtract]: [f32; 3]) -> f32 {
+    const ROOT: f32 = 1.224_744_9; // sqrt(3/2)
+    let d = if d < 1.0 { 1.0 } else { d };
+    let r = 1.0 / d;
+    let i = 0.25 * d * d + 0.25 * ROOT * r - 1.375 * r * r + 0.625 * ROOT * r * r * r - subtract;
+    gain * (if i < 0.0 { 0.0 } else { i }) + offset
+}
+
 /// The denominator of [`normalize`], `high - low + 1e-20` in f32 (the GPU gets it
 /// from here too).
 #[inline(always)]

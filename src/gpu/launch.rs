@@ -35,6 +35,8 @@ pub(super) fn dispatch(plan: &Plan, k: usize, input: DType, sets: &[Vec<AxisSet>
         Stage::Clip { min, max } => pointwise::clip(input, *min, *max, count),
         Stage::Cast(_) => pointwise::cast(count),
         Stage::Normalize { low, high, clip } => pointwise::normalize(*low, *high, *clip, count),
+        Stage::Anscombe(v) => pointwise::anscombe(v, false, count),
+        Stage::InverseAnscombe(v) => pointwise::anscombe(v, true, count),
         Stage::Stencil(st) => stencil::stencil(&padded(st), in_sets, out, in_shape),
         Stage::Derivatives { .. } => unreachable!("expanded by `launches`"),
         Stage::Project { axis, method } => pointwise::project(

@@ -80,6 +80,18 @@ pub(super) struct NormalizeParams {
 
 const _: () = assert!(std::mem::size_of::<NormalizeParams>() == 16);
 
+/// The parameters of `anscombe.wgsl`, kept in sync with its `AnscombeParams`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct AnscombeParams {
+    count: u32,
+    a: f32,
+    b: f32,
+    c: f32,
+}
+
+const _: () = assert!(std::mem::size_of::<AnscombeParams>() == 16);
+
 /// The parameters of `project.wgsl`, kept in sync with its `ProjectParams`.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -186,6 +198,14 @@ pub(super) fn cast(count: u32) -> Dispatch {
         Vec::new(),
         count,
     )
+}
+
+/// The generalized Anscombe transform (`inverse`: its closed-form unbiased inverse)
+/// with the constants of [`Variance`](crate::stage::Variance).
+pub(super) fn anscombe(v: &crate::stage::Variance, inverse: bool, count: u32) -> Dispatch {
+    let [a, b, c] = if inverse { v.inverse() } else { v.forward() };
+    let params = AnscombeParams { count, a, b, c };
+    Dispatch::new(Shader::Anscombe, &params, Vec::new(), count).with_method(u32::from(inverse))
 }
 
 /// `(x - low) / (high - low + 1e-20)` in f32, clipped to `[0, 1]` if `clip`.

@@ -46,6 +46,7 @@ pub(crate) enum Shader {
     Upsample,
     Rank,
     Normalize,
+    Anscombe,
     Project,
     Accumulate,
 }
@@ -62,6 +63,7 @@ impl Shader {
             Shader::Upsample => "upsample.wgsl",
             Shader::Rank => "rank.wgsl",
             Shader::Normalize => "normalize.wgsl",
+            Shader::Anscombe => "anscombe.wgsl",
             Shader::Project => "project.wgsl",
             Shader::Accumulate => "accumulate.wgsl",
         }
@@ -77,6 +79,7 @@ impl Shader {
             Shader::Upsample => include_str!("../../shaders/upsample.wgsl"),
             Shader::Rank => include_str!("../../shaders/rank.wgsl"),
             Shader::Normalize => include_str!("../../shaders/normalize.wgsl"),
+            Shader::Anscombe => include_str!("../../shaders/anscombe.wgsl"),
             Shader::Project => include_str!("../../shaders/project.wgsl"),
             Shader::Accumulate => include_str!("../../shaders/accumulate.wgsl"),
         }
@@ -587,6 +590,11 @@ mod tests {
                 size_of::<super::super::pointwise::NormalizeParams>(),
             ),
             (
+                Shader::Anscombe,
+                "AnscombeParams",
+                size_of::<super::super::pointwise::AnscombeParams>(),
+            ),
+            (
                 Shader::Project,
                 "ProjectParams",
                 size_of::<super::super::pointwise::ProjectParams>(),
@@ -612,6 +620,7 @@ mod tests {
                 | Shader::Rank
                 | Shader::Project
                 | Shader::Normalize
+                | Shader::Anscombe
                 | Shader::Accumulate => DType::F32,
                 Shader::Cast => DType::U16,
             };
@@ -653,6 +662,8 @@ mod tests {
             }
             module(Shader::Rank, 0, input, input);
             module(Shader::Normalize, 0, input, DType::F32);
+            module(Shader::Anscombe, 0, input, DType::F32);
+            module(Shader::Anscombe, 1, input, DType::F32);
             module(Shader::Project, 1, input, input);
         }
         module(Shader::Accumulate, 0, DType::F32, DType::F32);

@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use super::context::GpuContext;
 use super::dispatch::len;
+use super::launch::launches;
 use super::placement::{all_on_device, device_input, fits};
 use super::pool::PooledBuffer;
-use super::launch::launches;
 use super::segment::{self, InFlight, SegmentInput, SegmentOutput};
 use super::upload::prepare;
 use crate::block::BlockAny;

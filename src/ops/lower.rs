@@ -3,7 +3,7 @@
 //! convolution into one N-D stencil, a rank filter into a rank stage ...).
 
 use crate::error::{Error, Result};
-use crate::stage::Stage;
+use crate::stage::{Stage, Variance};
 
 use super::axes::per_axis;
 use super::gaussian;
@@ -20,6 +20,39 @@ impl Op {
             message,
         };
         match self {
+            Op::Anscombe {
+                gain,
+                offset,
+                read_noise,
+            }
+            | Op::InverseAnscombe {
+                gain,
+                offset,
+                read_noise,
+            } => {
+                if !(gain.is_finite() && *gain > 0.0) {
+                    return Err(invalid(format!(
+                        "the gain must be finite and > 0, got {gain}"
+                    )));
+                }
+                if !offset.is_finite() {
+                    return Err(invalid(format!("the offset must be finite, got {offset}")));
+                }
+                if !(read_noise.is_finite() && *read_noise >= 0.0) {
+                    return Err(invalid(format!(
+                        "the read noise must be finite and >= 0, got {read_noise}"
+                    )));
+                }
+                let variance = Variance {
+                    gain: *gain,
+                    offset: *offset,
+                    read_noise: *read_noise,
+                };
+                Ok(vec![match self {
+                    Op::Anscombe { .. } => Stage::Anscombe(variance),
+                    _ => Stage::InverseAnscombe(variance),
+                }])
+            }
             Op::Threshold { above } => {
                 if above.is_nan() {
                     return Err(invalid("the threshold is NaN".into()));

@@ -225,6 +225,35 @@ pub enum Op {
         #[serde(default)]
         keepdims: bool,
     },
+    /// The generalized Anscombe transform of Poisson–Gaussian data (counts times `gain`,
+    /// plus `offset`, plus Gaussian read noise of standard deviation `read_noise`):
+    /// `2/gain · sqrt(max(gain·x + 3/8·gain² + read_noise² − gain·offset, 0))` in
+    /// float32, whose noise has unit variance: what denoisers that assume Gaussian
+    /// noise need.
+    Anscombe {
+        /// The camera's gain (units per photon), > 0.
+        gain: f64,
+        /// The camera's offset (the value of no light).
+        #[serde(default)]
+        offset: f64,
+        /// The standard deviation of the read noise, in the data's units.
+        #[serde(default)]
+        read_noise: f64,
+    },
+    /// The inverse of [`Op::Anscombe`], in float32: Mäkitalo and Foi's closed-form
+    /// approximation of the exact unbiased inverse (2013), `gain · max(0, D²/4 +
+    /// √(3/2)/(4D) − 11/(8D²) + 5√(3/2)/(8D³) − 1/8 − (read_noise/gain)²) + offset`,
+    /// with `D` taken as at least 1 (as their reference code does).
+    InverseAnscombe {
+        /// The camera's gain, > 0.
+        gain: f64,
+        /// The camera's offset.
+        #[serde(default)]
+        offset: f64,
+        /// The standard deviation of the read noise.
+        #[serde(default)]
+        read_noise: f64,
+    },
     /// Convert to another element type inside a chain (round half to even,
     /// saturate; `x.astype` after `np.rint` for integers), as `Pipeline::with_dtype`
     /// does at its end.
@@ -235,6 +264,24 @@ pub enum Op {
 }
 
 impl Op {
+    /// `anscombe`: the generalized Anscombe transform (see [`Op::Anscombe`]).
+    pub fn anscombe(gain: f64, offset: f64, read_noise: f64) -> Op {
+        Op::Anscombe {
+            gain,
+            offset,
+            read_noise,
+        }
+    }
+
+    /// `inverse_anscombe`: its closed-form unbiased inverse (see [`Op::InverseAnscombe`]).
+    pub fn inverse_anscombe(gain: f64, offset: f64, read_noise: f64) -> Op {
+        Op::InverseAnscombe {
+            gain,
+            offset,
+            read_noise,
+        }
+    }
+
     /// `threshold`: `x > above`.
     pub fn threshold(above: f64) -> Op {
         Op::Threshold { above }
@@ -368,6 +415,8 @@ impl Op {
             Op::ThresholdPercentile { .. } => "threshold_percentile",
             Op::Normalize { .. } => "normalize",
             Op::Project { .. } => "project",
+            Op::Anscombe { .. } => "anscombe",
+            Op::InverseAnscombe { .. } => "inverse_anscombe",
             Op::Cast { .. } => "cast",
         }
     }
@@ -397,6 +446,8 @@ mod tests {
         r#"{"op":"threshold_percentile","percentile":99.0}"#,
         r#"{"op":"normalize","percentiles":[1.0,99.8],"clip":true,"values":[2.0,7.0]}"#,
         r#"{"op":"project","axis":0,"method":"max","keepdims":false}"#,
+        r#"{"op":"anscombe","gain":2.5,"offset":100.0,"read_noise":3.0}"#,
+        r#"{"op":"inverse_anscombe","gain":1.0,"offset":0.0,"read_noise":0.0}"#,
         r#"{"op":"cast","dtype":"uint16"}"#,
     ];
 

@@ -49,6 +49,36 @@ pub(crate) use stencil::Stencil;
 use stencil::stencil_input;
 pub(crate) use tables::{Corners, Offset, TapTable, Window, corners, tap_table, windows};
 
+/// A Poisson–Gaussian noise model: counts times `gain`, plus `offset`, plus Gaussian
+/// read noise of standard deviation `read_noise` (the Anscombe transforms').
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Variance {
+    pub(crate) gain: f64,
+    pub(crate) offset: f64,
+    pub(crate) read_noise: f64,
+}
+
+impl Variance {
+    /// The forward transform's constants in f32, `(gain, add, scale)`: it is
+    /// `scale · sqrt(max(gain·x + add, 0))`, `add = 3/8·gain² + read_noise² − gain·offset`
+    /// and `scale = 2/gain` (computed in f64 first).
+    pub(crate) fn forward(&self) -> [f32; 3] {
+        let (g, o, s) = (self.gain, self.offset, self.read_noise);
+        [
+            g as f32,
+            (0.375 * g * g + s * s - g * o) as f32,
+            (2.0 / g) as f32,
+        ]
+    }
+
+    /// The inverse's constants in f32, `(gain, offset, subtract)`: `subtract = 1/8 +
+    /// (read_noise/gain)²`.
+    pub(crate) fn inverse(&self) -> [f32; 3] {
+        let (g, o, s) = (self.gain, self.offset, self.read_noise);
+        [g as f32, o as f32, (0.125 + (s / g) * (s / g)) as f32]
+    }
+}
+
 /// One primitive kernel.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Stage {
@@ -74,6 +104,10 @@ pub(crate) enum Stage {
     Cast(DType),
     /// `(x - low) / (high - low + 1e-20)` in float32, clipped to `[0, 1]` if `clip`.
     Normalize { low: f32, high: f32, clip: bool },
+    /// The generalized Anscombe transform, in float32.
+    Anscombe(Variance),
+    /// Its closed-form unbiased inverse, in float32.
+    InverseAnscombe(Variance),
     /// A reduction along `axis` to one element (numpy's `x.max(axis, keepdims=True)`,
     /// and so on); the other axes are untouched.
     Project { axis: usize, method: ProjectMethod },
@@ -109,7 +143,12 @@ impl Stage {
     pub(crate) fn is_pointwise(&self) -> bool {
         matches!(
             self,
-            Stage::Threshold { .. } | Stage::Clip { .. } | Stage::Cast(_) | Stage::Normalize { .. }
+            Stage::Threshold { .. }
+                | Stage::Clip { .. }
+                | Stage::Cast(_)
+                | Stage::Normalize { .. }
+                | Stage::Anscombe(_)
+                | Stage::InverseAnscombe(_)
         )
     }
 
@@ -117,7 +156,11 @@ impl Stage {
     pub fn out_dtype(&self, input: DType) -> DType {
         match self {
             Stage::Threshold { .. } => DType::U8,
-            Stage::Stencil(_) | Stage::Normalize { .. } | Stage::Derivatives { .. } => DType::F32,
+            Stage::Stencil(_)
+            | Stage::Normalize { .. }
+            | Stage::Derivatives { .. }
+            | Stage::Anscombe(_)
+            | Stage::InverseAnscombe(_) => DType::F32,
             Stage::Project { method, .. } => method.out_dtype(input),
             Stage::Cast(d) => *d,
             Stage::Clip { .. }
@@ -155,7 +198,9 @@ impl Stage {
             Stage::Threshold { .. }
             | Stage::Clip { .. }
             | Stage::Cast(_)
-            | Stage::Normalize { .. } => out.to_vec(),
+            | Stage::Normalize { .. }
+            | Stage::Anscombe(_)
+            | Stage::InverseAnscombe(_) => out.to_vec(),
             Stage::Stencil(s) | Stage::Rank(Rank { window: s, .. }) => (0..out.len())
                 .map(|a| stencil_input(s, a, &out[a], in_shape[a]))
                 .collect(),

@@ -9,9 +9,9 @@ use super::image::{input_spacing, open_level, output_image};
 use super::options::{Options, resolve_statistics};
 use super::progress::{Phase, Progress};
 use crate::backend::{Backend, Device, Workload};
-use crate::gpu::GpuContext;
 use crate::error::{Error, Result};
 use crate::exec::{self, Report, RunOptions, Sink, Source};
+use crate::gpu::GpuContext;
 use crate::store::{Input, Output, OutputSpec};
 use crate::{Pipeline, Plan};
 
