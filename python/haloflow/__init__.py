@@ -36,7 +36,7 @@ __all__ = [
     "gaussian_gradient_magnitude", "convolve", "uniform", "uniform_filter", "median",
     "median_filter", "percentile", "percentile_filter", "minimum", "minimum_filter",
     "maximum", "maximum_filter", "downsample", "upsample", "project", "normalize",
-    "anscombe", "inverse_anscombe",
+    "anscombe", "inverse_anscombe", "richardson_lucy",
 ]
 
 HaloflowError = _haloflow.HaloflowError
@@ -159,6 +159,14 @@ def project(x, axis, method="max", keepdims=False, *, device="cpu", threads=None
 def normalize(x, percentiles=(1.0, 99.8), clip=False, *, device="cpu", threads=None):
     """CSBDeep's percentile normalisation, float32 out."""
     return _one(ops.normalize(percentiles, clip), x, device, threads)
+
+
+def richardson_lucy(image, psf, num_iter=50, clip=True, filter_epsilon=None, *, device="cpu",
+                    threads=None):
+    """``skimage.restoration.richardson_lucy`` with its names and defaults: Richardson-Lucy
+    deconvolution, float32 out, its convolutions zero outside the image."""
+    op = ops.deconvolve(psf, num_iter, filter_epsilon=filter_epsilon, clip=clip)
+    return _one(op, image, device, threads)
 
 
 def anscombe(x, gain=1.0, offset=0.0, read_noise=0.0, *, device="cpu", threads=None):

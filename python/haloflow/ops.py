@@ -161,6 +161,26 @@ def normalize(percentiles=(1.0, 99.8), clip: bool = False) -> Op:
     return Op({"op": "normalize", "percentiles": [lo, hi], "clip": bool(clip)})
 
 
+def deconvolve(psf=None, iterations: int = 50, filter_epsilon=None, clip: bool = False,
+               psf_sigma=None) -> Op:
+    """Richardson-Lucy deconvolution (``skimage.restoration.richardson_lucy``) with the
+    point-spread function ``psf`` (an array; its axes are the data's last ones) or a
+    Gaussian one of ``psf_sigma`` (pixels, normalised, over +-4 sigma), float32 out."""
+    if (psf is None) == (psf_sigma is None):
+        raise ValueError("give psf or psf_sigma, one of them")
+    op = {"op": "deconvolve", "iterations": int(iterations), "clip": bool(clip)}
+    if psf is not None:
+        k = np.asarray(psf, dtype=np.float64)
+        if not np.all(np.isfinite(k)):
+            raise ValueError("deconvolve: the psf holds a non-finite value")
+        op["psf"] = {"shape": list(k.shape), "data": k.ravel().tolist()}
+    else:
+        op["psf_sigma"] = _floats(psf_sigma, "psf_sigma")
+    if filter_epsilon is not None:
+        op["filter_epsilon"] = float(filter_epsilon)
+    return Op(op)
+
+
 def anscombe(gain: float = 1.0, offset: float = 0.0, read_noise: float = 0.0) -> Op:
     """The generalized Anscombe transform of Poisson-Gaussian data, float32 out:
     ``2/gain * sqrt(max(gain*x + 3/8*gain**2 + read_noise**2 - gain*offset, 0))``."""

@@ -169,6 +169,33 @@ def test_numpy_reductions_and_thresholds():
     assert np.allclose(haloflow.normalize(VOLUME), want, atol=1e-6)
 
 
+def test_richardson_lucy_equals_skimage_on_one_chunk_and_small_ones(tmp_path):
+    restoration = need("skimage.restoration")
+    zarr = need("zarr")
+    rng = np.random.default_rng(6)
+    image = (rng.random((10, 18, 21)) * 100).astype(np.float32)
+    x = np.arange(-2, 3)
+    g = np.exp(-x**2 / 2.0)
+    psf = g[:, None, None] * g[None, :, None] * g[None, None, :]
+    psf /= psf.sum()
+    for num_iter, clip, eps in [(5, True, None), (12, False, None), (5, False, 1e-3)]:
+        want = restoration.richardson_lucy(image, psf, num_iter=num_iter, clip=clip, filter_epsilon=eps)
+        got = haloflow.richardson_lucy(image, psf, num_iter=num_iter, clip=clip, filter_epsilon=eps)
+        assert got.dtype == np.float32
+        assert np.max(np.abs(got - want)) <= 1e-4 * np.ptp(want), (num_iter, clip, eps)
+    # Zarr to Zarr in chunks far smaller than the halo (12 iterations x 2 x radius 2).
+    src = tmp_path / "in.zarr"
+    zarr.create_array(store=src, shape=image.shape, chunks=(4, 6, 7), dtype=image.dtype)[...] = image
+    want = restoration.richardson_lucy(image, psf, num_iter=12, clip=False)
+    haloflow.run(src, tmp_path / "out.zarr", ops.deconvolve(psf, 12), chunks=(4, 6, 7))
+    got = zarr.open_array(tmp_path / "out.zarr")[...]
+    assert np.max(np.abs(got - want)) <= 1e-4 * np.ptp(want)
+    with pytest.raises(haloflow.HaloflowError, match="iterations must be >= 1"):
+        haloflow.richardson_lucy(image, psf, num_iter=0)
+    with pytest.raises(ValueError, match="psf holds a non-finite value"):
+        haloflow.richardson_lucy(image, np.full((3, 3), np.nan))
+
+
 def test_anscombe_and_its_inverse_equal_their_formulas():
     g, o, s = 2.5, 100.0, 3.0
     x = VOLUME_U16.astype(np.float64)

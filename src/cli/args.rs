@@ -8,9 +8,10 @@ use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::ops::{
-    AnscombeArgs, ChainArgs, ClipArgs, ConvolveArgs, CopyArgs, DerivativeArgs, DownsampleArgs,
-    GaussianArgs, InverseAnscombeArgs, MagnitudeArgs, MaximumArgs, MinimumArgs, NormalizeArgs,
-    PercentileArgs, ProjectArgs, RankArgs, ThresholdArgs, UniformArgs, UpsampleArgs, flag_error,
+    AnscombeArgs, ChainArgs, ClipArgs, ConvolveArgs, CopyArgs, DeconvolveArgs, DerivativeArgs,
+    DownsampleArgs, GaussianArgs, InverseAnscombeArgs, MagnitudeArgs, MaximumArgs, MinimumArgs,
+    NormalizeArgs, PercentileArgs, ProjectArgs, RankArgs, ThresholdArgs, UniformArgs, UpsampleArgs,
+    flag_error,
 };
 use crate::backend::Device;
 use crate::exec::Part;
@@ -76,6 +77,9 @@ pub(super) enum OpCommand {
     /// `(x - p_lo) / (p_hi - p_lo)` in float32 from the whole input's percentiles
     /// (CSBDeep's normalisation), optionally clipped to [0, 1].
     Normalize(Run<NormalizeArgs>),
+    /// skimage.restoration.richardson_lucy: Richardson-Lucy deconvolution with a PSF
+    /// (.npy) or a Gaussian one, float32 out, unclipped unless --clip.
+    Deconvolve(Run<DeconvolveArgs>),
     /// The generalized Anscombe transform of Poisson-Gaussian data, float32 out:
     /// 2/G * sqrt(max(G*x + 3/8*G^2 + S^2 - G*O, 0)), unit-variance noise.
     Anscombe(Run<AnscombeArgs>),

@@ -130,6 +130,46 @@ pub(super) struct ClipArgs {
     pub(super) max: f64,
 }
 
+/// Flags of `deconvolve`.
+#[derive(Args, Clone)]
+pub(super) struct DeconvolveArgs {
+    /// The point-spread function, a .npy file (its axes are the array's last ones).
+    #[arg(
+        long,
+        conflicts_with = "psf_sigma",
+        required_unless_present = "psf_sigma"
+    )]
+    pub(super) psf: Option<PathBuf>,
+    /// A Gaussian PSF instead: sigma in pixels, one value or one per axis, normalised,
+    /// over +-4 sigma.
+    #[arg(long, value_delimiter = ',')]
+    pub(super) psf_sigma: Option<Vec<f64>>,
+    /// Richardson-Lucy iterations.
+    #[arg(long)]
+    pub(super) iterations: usize,
+    /// Ratios where the blurred estimate is below this are 0 (scikit-image's
+    /// filter_epsilon).
+    #[arg(long)]
+    pub(super) filter_epsilon: Option<f64>,
+    /// Clip the result to [-1, 1] (scikit-image's default; off here, as microscopy
+    /// intensities are not in [-1, 1]).
+    #[arg(long)]
+    pub(super) clip: bool,
+}
+
+impl ToOp for DeconvolveArgs {
+    fn to_op(&self) -> crate::Result<Op> {
+        let psf = self.psf.as_deref().map(Kernel::from_npy).transpose()?;
+        Ok(Op::Deconvolve {
+            psf,
+            psf_sigma: self.psf_sigma.clone(),
+            iterations: self.iterations,
+            filter_epsilon: self.filter_epsilon,
+            clip: self.clip,
+        })
+    }
+}
+
 /// Flags of `anscombe` and `inverse-anscombe`: the camera's noise model.
 #[derive(Args, Clone)]
 pub(super) struct AnscombeArgs {
@@ -506,6 +546,8 @@ pub(super) enum InfoOp {
     Uniform(UniformArgs),
     /// Plan a normalisation from percentiles.
     Normalize(NormalizeArgs),
+    /// Plan a Richardson-Lucy deconvolution.
+    Deconvolve(DeconvolveArgs),
     /// Plan a generalized Anscombe transform.
     Anscombe(AnscombeArgs),
     /// Plan its inverse.
@@ -549,6 +591,7 @@ macro_rules! steps_of_ops {
 }
 
 steps_of_ops!(
+    DeconvolveArgs,
     AnscombeArgs,
     InverseAnscombeArgs,
     ThresholdArgs,
@@ -606,6 +649,7 @@ impl ToStep for InfoOp {
             InfoOp::GaussianGradientMagnitude(a) => a.to_step(),
             InfoOp::Uniform(a) => a.to_step(),
             InfoOp::Normalize(a) => a.to_step(),
+            InfoOp::Deconvolve(a) => a.to_step(),
             InfoOp::Anscombe(a) => a.to_step(),
             InfoOp::InverseAnscombe(a) => a.to_step(),
             InfoOp::Median(a) => a.to_step(),

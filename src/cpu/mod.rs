@@ -4,6 +4,7 @@
 //! Kernels read a [`Block`] that holds at least the indices the planner said they
 //! need, and write a dense block over exactly the output indices asked for.
 
+mod deconvolve;
 mod derivatives;
 mod median27;
 mod pointwise;
@@ -45,6 +46,10 @@ pub(crate) fn run_stage(
         Stage::Normalize { low, high, clip } => match_any!(input, BlockAny, b => {
             pointwise::map(b, out, |x| pointwise::normalize(x.to_f32(), *low, *high, *clip)).into_any()
         }),
+        Stage::Deconvolve(d) => with_f32(input, needs, |b| {
+            deconvolve::deconvolve(b, out, in_shape, d)
+        })
+        .into_any(),
         Stage::Anscombe(v) => match_any!(input, BlockAny, b => {
             let constants = v.forward();
             pointwise::map(b, out, |x| pointwise::anscombe(x.to_f32(), constants)).into_any()

@@ -61,6 +61,68 @@ impl Kernel {
         })
     }
 
+    /// A Gaussian point-spread function of standard deviations `sigma` (one per axis,
+    /// in pixels): `exp(-x²/2σ²)` over `±⌊4σ + 0.5⌋` on each axis (one tap where σ is
+    /// 0), their product normalised to sum 1.
+    pub fn gaussian(sigma: &[f64]) -> Result<Kernel> {
+        if sigma.is_empty() || sigma.iter().any(|s| !(s.is_finite() && *s >= 0.0)) {
+            return Err(Error::InvalidParameter {
+                op: "deconvolve",
+                message: format!("psf-sigma must be finite and >= 0 on every axis, got {sigma:?}"),
+            });
+        }
+        let axes: Vec<Vec<f64>> = sigma
+            .iter()
+            .map(|&s| {
+                let r = (4.0 * s + 0.5) as i64;
+                (-r..=r)
+                    .map(|x| {
+                        if s > 0.0 {
+                            (-(x * x) as f64 / (2.0 * s * s)).exp()
+                        } else {
+                            1.0
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let shape: Vec<usize> = axes.iter().map(Vec::len).collect();
+        let mut data = vec![1.0];
+        for weights in &axes {
+            data = data
+                .iter()
+                .flat_map(|d| weights.iter().map(move |w| d * w))
+                .collect();
+        }
+        let total: f64 = data.iter().sum();
+        Ok(Kernel::new(shape, data.iter().map(|w| w / total).collect()))
+    }
+
+    /// Richardson–Lucy's two correlation stencils on an `ndim`-D array: the kernel
+    /// convolved as scipy.signal's `mode='same'` (centred at `n // 2`, zero outside the
+    /// array), and the mirrored kernel likewise (its correlation weights are the
+    /// kernel's as given).
+    pub(crate) fn same_stencils(&self, ndim: usize) -> Result<(Stencil, Stencil)> {
+        let stage = self
+            .stage(ndim, Boundary::Constant, 0.0)
+            .map_err(|e| match e {
+                Error::InvalidParameter { message, .. } => Error::InvalidParameter {
+                    op: "deconvolve",
+                    message: message.replace("kernel", "PSF"),
+                },
+                other => other,
+            })?;
+        let Stage::Stencil(mut psf) = stage else {
+            unreachable!("a kernel lowers to a stencil")
+        };
+        psf.centre = psf.shape.iter().map(|n| n / 2).collect();
+        let mirror = Stencil {
+            weights: self.data.iter().map(|&w| w as f32).collect(),
+            ..psf.clone()
+        };
+        Ok((psf, mirror))
+    }
+
     /// Lowers `convolve(x, kernel)` on an `ndim`-D array to a correlation stencil.
     ///
     /// scipy's convolution is `out[i] = Σ_j k[j] · x[i + n//2 - j]` per axis: a

@@ -3,9 +3,10 @@
 //! convolution into one N-D stencil, a rank filter into a rank stage ...).
 
 use crate::error::{Error, Result};
-use crate::stage::{Stage, Variance};
+use crate::stage::{Deconvolution, Stage, Variance};
 
 use super::axes::per_axis;
+use super::convolve::Kernel;
 use super::gaussian;
 use super::op::{Edge, Neighborhood, Op};
 use super::rank;
@@ -20,6 +21,43 @@ impl Op {
             message,
         };
         match self {
+            Op::Deconvolve {
+                psf,
+                psf_sigma,
+                iterations,
+                filter_epsilon,
+                clip,
+            } => {
+                if *iterations < 1 {
+                    return Err(invalid(format!(
+                        "iterations must be >= 1, got {iterations}"
+                    )));
+                }
+                if let Some(e) = filter_epsilon
+                    && !e.is_finite()
+                {
+                    return Err(invalid(format!("filter-epsilon must be finite, got {e}")));
+                }
+                let psf = match (psf, psf_sigma) {
+                    (Some(k), None) => k.clone(),
+                    (None, Some(sigma)) => Kernel::gaussian(&per_axis("psf_sigma", sigma, ndim)?)?,
+                    _ => {
+                        return Err(invalid(
+                            "give the point-spread function or a Gaussian one's sigma (psf-sigma), one of them"
+                                .into(),
+                        ));
+                    }
+                };
+                let (psf_stencil, mirror) = psf.same_stencils(ndim)?;
+                Ok(vec![Stage::Deconvolve(Box::new(Deconvolution {
+                    psf: psf_stencil,
+                    mirror,
+                    iterations: *iterations,
+                    // scikit-image's `if filter_epsilon:` (0 is off).
+                    filter_epsilon: filter_epsilon.filter(|e| *e != 0.0).map(|e| e as f32),
+                    clip: *clip,
+                }))])
+            }
             Op::Anscombe {
                 gain,
                 offset,

@@ -225,6 +225,28 @@ pub enum Op {
         #[serde(default)]
         keepdims: bool,
     },
+    /// scikit-image's `richardson_lucy(x, psf, num_iter=iterations, clip=clip,
+    /// filter_epsilon=filter_epsilon)`: Richardson–Lucy deconvolution in float32, its
+    /// convolutions scipy.signal's `mode='same'` (zero outside the array); exact
+    /// whatever the chunking (the halo of every iteration is planned).
+    Deconvolve {
+        /// The point-spread function (1 to the array's dimensions: the trailing axes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        psf: Option<Kernel>,
+        /// Or a Gaussian one of these sigmas in pixels (one value or one per axis; see
+        /// [`Kernel::gaussian`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        psf_sigma: Option<Vec<f64>>,
+        /// Iterations (scikit-image's `num_iter`), at least 1.
+        iterations: usize,
+        /// Ratios where the blurred estimate is below this are 0 (scikit-image's
+        /// `filter_epsilon`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter_epsilon: Option<f64>,
+        /// Clip the result to `[-1, 1]` (scikit-image's default; the command's is off).
+        #[serde(default)]
+        clip: bool,
+    },
     /// The generalized Anscombe transform of Poisson–Gaussian data (counts times `gain`,
     /// plus `offset`, plus Gaussian read noise of standard deviation `read_noise`):
     /// `2/gain · sqrt(max(gain·x + 3/8·gain² + read_noise² − gain·offset, 0))` in
@@ -264,6 +286,18 @@ pub enum Op {
 }
 
 impl Op {
+    /// `deconvolve`: `iterations` of Richardson–Lucy with `psf`, unclipped (see
+    /// [`Op::Deconvolve`]).
+    pub fn deconvolve(psf: Kernel, iterations: usize) -> Op {
+        Op::Deconvolve {
+            psf: Some(psf),
+            psf_sigma: None,
+            iterations,
+            filter_epsilon: None,
+            clip: false,
+        }
+    }
+
     /// `anscombe`: the generalized Anscombe transform (see [`Op::Anscombe`]).
     pub fn anscombe(gain: f64, offset: f64, read_noise: f64) -> Op {
         Op::Anscombe {
@@ -415,6 +449,7 @@ impl Op {
             Op::ThresholdPercentile { .. } => "threshold_percentile",
             Op::Normalize { .. } => "normalize",
             Op::Project { .. } => "project",
+            Op::Deconvolve { .. } => "deconvolve",
             Op::Anscombe { .. } => "anscombe",
             Op::InverseAnscombe { .. } => "inverse_anscombe",
             Op::Cast { .. } => "cast",
@@ -446,6 +481,8 @@ mod tests {
         r#"{"op":"threshold_percentile","percentile":99.0}"#,
         r#"{"op":"normalize","percentiles":[1.0,99.8],"clip":true,"values":[2.0,7.0]}"#,
         r#"{"op":"project","axis":0,"method":"max","keepdims":false}"#,
+        r#"{"op":"deconvolve","psf":{"shape":[3],"data":[0.25,0.5,0.25]},"iterations":5,"filter_epsilon":0.001,"clip":false}"#,
+        r#"{"op":"deconvolve","psf_sigma":[2.0,1.0],"iterations":10,"clip":true}"#,
         r#"{"op":"anscombe","gain":2.5,"offset":100.0,"read_noise":3.0}"#,
         r#"{"op":"inverse_anscombe","gain":1.0,"offset":0.0,"read_noise":0.0}"#,
         r#"{"op":"cast","dtype":"uint16"}"#,

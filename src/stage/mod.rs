@@ -6,6 +6,7 @@
 //! as scipy does), a convolution to one N-D stencil, and so on. The planner maps an
 //! output block backwards through the stages to the input each one needs.
 
+mod deconvolve;
 mod rank;
 mod resample;
 mod stencil;
@@ -44,6 +45,7 @@ impl ProjectMethod {
         }
     }
 }
+pub(crate) use deconvolve::Deconvolution;
 pub(crate) use resample::{denominator, linear_source};
 pub(crate) use stencil::Stencil;
 use stencil::stencil_input;
@@ -104,6 +106,8 @@ pub(crate) enum Stage {
     Cast(DType),
     /// `(x - low) / (high - low + 1e-20)` in float32, clipped to `[0, 1]` if `clip`.
     Normalize { low: f32, high: f32, clip: bool },
+    /// Richardson–Lucy deconvolution (all its iterations), in float32.
+    Deconvolve(Box<Deconvolution>),
     /// The generalized Anscombe transform, in float32.
     Anscombe(Variance),
     /// Its closed-form unbiased inverse, in float32.
@@ -160,7 +164,8 @@ impl Stage {
             | Stage::Normalize { .. }
             | Stage::Derivatives { .. }
             | Stage::Anscombe(_)
-            | Stage::InverseAnscombe(_) => DType::F32,
+            | Stage::InverseAnscombe(_)
+            | Stage::Deconvolve(_) => DType::F32,
             Stage::Project { method, .. } => method.out_dtype(input),
             Stage::Cast(d) => *d,
             Stage::Clip { .. }
@@ -201,6 +206,7 @@ impl Stage {
             | Stage::Normalize { .. }
             | Stage::Anscombe(_)
             | Stage::InverseAnscombe(_) => out.to_vec(),
+            Stage::Deconvolve(d) => d.input_sets(out, in_shape),
             Stage::Stencil(s) | Stage::Rank(Rank { window: s, .. }) => (0..out.len())
                 .map(|a| stencil_input(s, a, &out[a], in_shape[a]))
                 .collect(),

@@ -1,0 +1,77 @@
+//! Richardson–Lucy deconvolution as one stage (scikit-image's `richardson_lucy`): its
+//! two convolutions per iteration and the index sets each iteration reads and writes.
+
+use crate::region::AxisSet;
+
+use super::stencil::{Stencil, stencil_input};
+
+/// Richardson–Lucy deconvolution: `iterations` times, `u ← u · (x / (u ⊛ psf + ε)) ⊛
+/// psf*` from `u = 0.5`, each convolution scipy.signal's `mode='same'` (zero outside
+/// the array), `ε = 1e-12`; ratios where `u ⊛ psf + ε < filter_epsilon` are 0; the
+/// result clipped to `[-1, 1]` if `clip`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Deconvolution {
+    /// The PSF as a correlation stencil (weights flipped, `same`'s centring, constant 0).
+    pub psf: Stencil,
+    /// The mirrored PSF, likewise (its weights are the PSF's as given).
+    pub mirror: Stencil,
+    /// Iterations, at least 1.
+    pub iterations: usize,
+    /// Ratios where the blurred estimate is below this are 0 (`None`: never).
+    pub filter_epsilon: Option<f32>,
+    /// Clip the result to `[-1, 1]`.
+    pub clip: bool,
+}
+
+/// One iteration's index sets: the estimate it reads, the ratio it forms, the estimate
+/// it writes.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Iteration {
+    pub estimate: Vec<AxisSet>,
+    pub ratio: Vec<AxisSet>,
+    pub next: Vec<AxisSet>,
+}
+
+impl Deconvolution {
+    /// The iterations' index sets, first to last, for the output indices `out` of an
+    /// array of `shape`: the last writes `out`; each reads the estimate where its
+    /// ratio's blur needs it, and forms the ratio where the mirrored blur needs it.
+    pub(crate) fn iterations(&self, out: &[AxisSet], shape: &[usize]) -> Vec<Iteration> {
+        let grow = |s: &Stencil, sets: &[AxisSet]| -> Vec<AxisSet> {
+            (0..sets.len())
+                .map(|a| stencil_input(s, a, &sets[a], shape[a]))
+                .collect()
+        };
+        let mut next = out.to_vec();
+        let mut all = Vec::with_capacity(self.iterations);
+        for _ in 0..self.iterations {
+            let ratio = grow(&self.mirror, &next);
+            // The estimate is read where the ratio's blur needs it and where it is
+            // multiplied (the centre tap is inside the PSF, so that is a subset).
+            let estimate = grow(&self.psf, &ratio);
+            let estimate: Vec<AxisSet> = estimate
+                .iter()
+                .zip(&next)
+                .map(|(e, n)| AxisSet::from_ranges(e.runs().iter().chain(n.runs()).cloned()))
+                .collect();
+            all.push(Iteration {
+                estimate: estimate.clone(),
+                ratio,
+                next,
+            });
+            next = estimate;
+        }
+        all.reverse();
+        all
+    }
+
+    /// The input indices the output indices `out` need: the first iteration's estimate
+    /// (the image is read wherever a ratio is formed, a subset of it).
+    pub(crate) fn input_sets(&self, out: &[AxisSet], shape: &[usize]) -> Vec<AxisSet> {
+        let first = self.iterations(out, shape);
+        let all: Vec<Vec<AxisSet>> = first.iter().map(|i| i.estimate.clone()).collect();
+        (0..out.len())
+            .map(|a| AxisSet::from_ranges(all.iter().flat_map(|s| s[a].runs().iter().cloned())))
+            .collect()
+    }
+}
