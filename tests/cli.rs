@@ -281,6 +281,55 @@ mod bad_input {
         p.to_str().unwrap()
     }
 
+    /// The restoration ops' parameters: each bad one is one line naming it, and nothing
+    /// is written.
+    #[test]
+    fn restoration_parameters_are_checked_before_anything_is_written() {
+        let dir = scratch("restoration");
+        let src = input(&dir, "in.zarr");
+        let out = dir.join("out.zarr");
+        let nan = dir.join("nan.npy");
+        // A 2 x 2 float64 .npy of NaN: the header, then the data.
+        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }";
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let padded = format!("{header:<117}\n");
+        bytes.extend_from_slice(&(padded.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(padded.as_bytes());
+        for _ in 0..4 {
+            bytes.extend_from_slice(&f64::NAN.to_le_bytes());
+        }
+        fs::write(&nan, bytes).unwrap();
+        let cases: [(&[&str], &[&str]); 6] = [
+            (&["anscombe", "--gain", "0"], &["anscombe", "gain", "> 0"]),
+            (
+                &["inverse-anscombe", "--read-noise", "-1"],
+                &["inverse_anscombe", "read noise"],
+            ),
+            (
+                &["deconvolve", "--psf-sigma", "1", "--iterations", "0"],
+                &["deconvolve", "iterations must be >= 1"],
+            ),
+            (
+                &["deconvolve", "--psf", s(&nan), "--iterations", "3"],
+                &["deconvolve", "non-finite"],
+            ),
+            (
+                &["deconvolve", "--psf-sigma", "1,1,1,1", "--iterations", "3"],
+                &["psf_sigma"],
+            ),
+            (
+                &["deconvolve", "--iterations", "3"],
+                &["required arguments"],
+            ),
+        ];
+        for (flags, needles) in cases {
+            let mut args = vec![flags[0], s(&src), s(&out)];
+            args.extend_from_slice(&flags[1..]);
+            fails_with(&haloflow(&args), needles);
+            assert!(!out.exists(), "{flags:?} wrote {}", out.display());
+        }
+    }
+
     #[test]
     fn missing_and_non_array_inputs() {
         let dir = scratch("missing");

@@ -174,13 +174,13 @@ impl ToOp for DeconvolveArgs {
 #[derive(Args, Clone)]
 pub(super) struct AnscombeArgs {
     /// The gain G: data units per photon (> 0).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub(super) gain: f64,
     /// The offset O: the value of no light.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub(super) offset: f64,
     /// The standard deviation S of the Gaussian read noise, in data units.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub(super) read_noise: f64,
 }
 
