@@ -21,7 +21,7 @@ pub(crate) fn normalize(x: f32, low: f32, high: f32, clip: bool) -> f32 {
 }
 
 /// The generalized Anscombe transform with `[gain, add, scale]` from
-/// [`Variance::forward`](crate::stage::Variance::forward): `scale · sqrt(max(gain·x +
+/// [`NoiseModel::forward`](crate::stage::NoiseModel::forward): `scale · sqrt(max(gain·x +
 /// add, 0))` in f32 (NaN passes through). The GPU's `anscombe.wgsl` is its twin.
 #[inline(always)]
 pub(crate) fn anscombe(x: f32, [gain, add, scale]: [f32; 3]) -> f32 {
@@ -30,7 +30,7 @@ pub(crate) fn anscombe(x: f32, [gain, add, scale]: [f32; 3]) -> f32 {
 }
 
 /// Mäkitalo and Foi's closed-form unbiased inverse of [`anscombe`] with `[gain,
-/// offset, subtract]` from [`Variance::inverse`](crate::stage::Variance::inverse):
+/// offset, subtract]` from [`NoiseModel::inverse`](crate::stage::NoiseModel::inverse):
 /// `gain · max(0, D²/4 + √(3/2)/(4D) − 11/(8D²) + 5√(3/2)/(8D³) − subtract) + offset`,
 /// `D` at least 1, in f32 (NaN passes through).
 #[inline(always)]

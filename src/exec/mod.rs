@@ -64,8 +64,11 @@ pub fn run(
         p(report.jobs_skipped, 0);
     }
 
-    let finished = AtomicUsize::new(report.jobs_skipped);
-    let written = AtomicU64::new(0);
+    let tally = Tally {
+        finished: AtomicUsize::new(report.jobs_skipped),
+        written: AtomicU64::new(0),
+        progress,
+    };
     GpuReport::start(&options.backend);
     let jobs_done = todo.len();
 
@@ -76,15 +79,12 @@ pub fn run(
         stream::Stream::plan(plan, &todo, source, sink, options),
         &options.backend,
     ) {
-        let threads = options.threads.max(1);
-        let outcome = stream.run(
-            ctx, plan, &todo, source, sink, threads, progress, &finished, &written,
-        );
-        streamed = match outcome {
+        streamed = match stream.run(ctx, plan, &todo, source, sink, &tally) {
             Ok(s) => s,
             Err(e) => {
+                // What was written stays committed; the device's counters stop.
                 let flushed = sink.flush();
-                report.gpu = GpuReport::finish(&options.backend);
+                GpuReport::finish(&options.backend);
                 flushed?;
                 return Err(e);
             }
@@ -117,12 +117,7 @@ pub fn run(
 
     let timers = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
     let result = for_each_job(Workers::Threads(threads), todo.len(), |i| {
-        let bytes = run_one(plan, i, &cache, sink, &options.backend, &timers)?;
-        let total = written.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        let n = finished.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Some(p) = progress {
-            p(n, total);
-        }
+        tally.job_written(run_one(plan, i, &cache, sink, &options.backend, &timers)?);
         Ok(())
     });
     // Every chunk written must be committed before the run counts as done; a job's
@@ -134,7 +129,7 @@ pub fn run(
 
     let secs = |t: &AtomicU64| Duration::from_nanos(t.load(Ordering::Relaxed)).as_secs_f64();
     report.jobs_done = jobs_done;
-    report.bytes_written = written.into_inner();
+    report.bytes_written = tally.written.into_inner();
     report.bytes_read = cache.bytes_read.load(Ordering::Relaxed) + streamed.bytes_read;
     report.chunks_decoded = cache.decoded.load(Ordering::Relaxed) + streamed.chunks_decoded;
     report.stages = StageSeconds {
@@ -145,6 +140,25 @@ pub fn run(
     report.seconds = started.elapsed().as_secs_f64();
     report.peak_rss_bytes = peak_rss_bytes().unwrap_or(0);
     Ok(report)
+}
+
+/// Jobs finished (skipped ones included) and bytes written so far, each told to the
+/// run's progress callback.
+struct Tally<'a> {
+    finished: AtomicUsize,
+    written: AtomicU64,
+    progress: Option<Progress<'a>>,
+}
+
+impl Tally<'_> {
+    /// Counts one more job done, of `bytes` written.
+    fn job_written(&self, bytes: u64) {
+        let total = self.written.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let n = self.finished.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(p) = self.progress {
+            p(n, total);
+        }
+    }
 }
 
 /// Reads, computes and writes job `j` of the cache's jobs; returns the bytes written.

@@ -17,13 +17,12 @@
 //! retries them on the device, one job at a time, or computes them on the CPU).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Instant;
 
 use super::io::{Sink, Source};
-use super::options::Progress;
-use super::{RUNTIME_RESERVE, RunOptions};
+use super::{RUNTIME_RESERVE, RunOptions, Tally};
 use crate::backend::Backend;
 use crate::block::{Block, BlockAny, Placed, copy_box};
 use crate::dtype::match_any;
@@ -37,6 +36,8 @@ use crate::workers::{Workers, for_each_job};
 pub(super) struct Stream {
     axis: usize,
     slabs: Vec<SlabPlan>,
+    /// The writer's threads (`--threads`).
+    threads: usize,
 }
 
 /// One slab: the todo jobs it computes, its index sets, the input rows it decodes.
@@ -122,7 +123,11 @@ impl Stream {
         let input_shape = plan.input_shape();
         let mut slabs: Vec<SlabPlan> = Vec::with_capacity(groups.len());
         for jobs in groups.into_values() {
-            let output = bounding(jobs.iter().map(|&j| &todo[j].output));
+            let output = Region::bounding(
+                &(0..ndim)
+                    .map(|a| AxisSet::from_ranges(jobs.iter().map(|&j| todo[j].output.range(a))))
+                    .collect::<Vec<_>>(),
+            );
             let sets = plan.sets_for(&output);
             if !streamable(ctx, plan, &sets, axis) || slab_bytes(plan, &sets) > budget {
                 // An edge slab whose planes are not whole words: its jobs go one by one.
@@ -153,12 +158,15 @@ impl Stream {
                 reads,
             });
         }
-        (!slabs.is_empty()).then_some(Stream { axis, slabs })
+        (!slabs.is_empty()).then_some(Stream {
+            axis,
+            slabs,
+            threads: options.threads.max(1),
+        })
     }
 
     /// Runs the stream: every todo job computed on `ctx` and written to `sink`, or,
     /// after a device error (recorded on `ctx`), those written so far.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn run(
         &self,
         ctx: &GpuContext,
@@ -166,10 +174,7 @@ impl Stream {
         todo: &[Job],
         source: &dyn Source,
         sink: &dyn Sink,
-        threads: usize,
-        progress: Option<Progress<'_>>,
-        finished: &AtomicUsize,
-        written_bytes: &AtomicU64,
+        tally: &Tally<'_>,
     ) -> Result<Streamed> {
         let written: Vec<AtomicBool> = todo.iter().map(|_| AtomicBool::new(false)).collect();
         let timers = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
@@ -208,17 +213,12 @@ impl Stream {
             let writer = scope.spawn(|| -> Result<()> {
                 for blocks in out_rx {
                     let t = Instant::now();
-                    for_each_job(Workers::Threads(threads), blocks.len(), |k| {
+                    for_each_job(Workers::Threads(self.threads), blocks.len(), |k| {
                         let (j, block) = &blocks[k];
                         sink.write(&todo[*j].output, block)?;
                         written[*j].store(true, Ordering::Relaxed);
-                        let bytes = (block.sets().iter().map(AxisSet::len).product::<usize>()
-                            * block.dtype().size()) as u64;
-                        let total = written_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
-                        let n = finished.fetch_add(1, Ordering::Relaxed) + 1;
-                        if let Some(p) = progress {
-                            p(n, total);
-                        }
+                        let output = &todo[*j].output;
+                        tally.job_written((output.len() * block.dtype().size()) as u64);
                         Ok(())
                     })?;
                     lap(&timers[2], t);
@@ -394,21 +394,6 @@ fn slab_bytes(plan: &Plan, sets: &[Vec<AxisSet>]) -> u64 {
         .sum();
     let out = len(sets.last().expect("an output")) * plan.output_dtype().size() as u64;
     2 * (window + stages) + 3 * window + 4 * out
-}
-
-/// The smallest box holding `regions`.
-fn bounding<'a>(regions: impl Iterator<Item = &'a Region>) -> Region {
-    let mut regions = regions.peekable();
-    let first = regions.peek().expect("a slab has jobs");
-    let (mut lo, mut hi) = (first.start.clone(), first.end());
-    for r in regions {
-        for (a, e) in r.end().into_iter().enumerate() {
-            lo[a] = lo[a].min(r.start[a]);
-            hi[a] = hi[a].max(e);
-        }
-    }
-    let shape = lo.iter().zip(&hi).map(|(l, h)| h - l).collect();
-    Region::new(lo, shape)
 }
 
 /// The rows of input chunks along `axis` (each a read-chunk's extent along it,

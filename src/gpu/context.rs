@@ -65,6 +65,12 @@ impl GpuTimes {
     }
 }
 
+/// The error scopes of one submission ([`GpuContext::scoped`]).
+pub(super) struct Scoped {
+    oom: wgpu::ErrorScopeGuard,
+    validation: wgpu::ErrorScopeGuard,
+}
+
 /// An open GPU device, with its compiled pipelines and a buffer pool. Share it (it is
 /// `Send + Sync`) through [`Backend::Gpu`](crate::Backend::Gpu).
 ///
@@ -404,6 +410,37 @@ impl GpuContext {
             t.cpu_fallbacks += 1;
             t.fault.get_or_insert_with(|| message.to_string());
         });
+    }
+
+    /// Opens the error scopes a submission is built and submitted under (out of device
+    /// memory, validation), before its buffers and commands are created; see
+    /// [`GpuContext::submit_scoped`].
+    pub(super) fn scoped(&self) -> Scoped {
+        Scoped {
+            oom: self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory),
+            validation: self.device.push_error_scope(wgpu::ErrorFilter::Validation),
+        }
+    }
+
+    /// Submits `commands` and closes `scoped`: the submission, and the first error the
+    /// scopes caught (or the fault the `fault-injection` feature forces), if any.
+    pub(super) fn submit_scoped(
+        &self,
+        scoped: Scoped,
+        commands: wgpu::CommandBuffer,
+    ) -> (wgpu::SubmissionIndex, Option<String>) {
+        let submission = self.queue.submit([commands]);
+        let caught = [
+            pollster::block_on(scoped.validation.pop()),
+            pollster::block_on(scoped.oom.pop()),
+        ];
+        #[allow(unused_mut)]
+        let mut failure = caught.into_iter().flatten().next().map(|e| e.to_string());
+        #[cfg(feature = "fault-injection")]
+        if failure.is_none() {
+            failure = self.injected_fault();
+        }
+        (submission, failure)
     }
 
     /// Records a device error that a run recovered from other than by computing jobs

@@ -201,8 +201,8 @@ pub(super) fn cast(count: u32) -> Dispatch {
 }
 
 /// The generalized Anscombe transform (`inverse`: its closed-form unbiased inverse)
-/// with the constants of [`Variance`](crate::stage::Variance).
-pub(super) fn anscombe(v: &crate::stage::Variance, inverse: bool, count: u32) -> Dispatch {
+/// with the constants of [`NoiseModel`](crate::stage::NoiseModel).
+pub(super) fn anscombe(v: &crate::stage::NoiseModel, inverse: bool, count: u32) -> Dispatch {
     let [a, b, c] = if inverse { v.inverse() } else { v.forward() };
     let params = AnscombeParams { count, a, b, c };
     Dispatch::new(Shader::Anscombe, &params, Vec::new(), count).with_method(u32::from(inverse))

@@ -115,8 +115,7 @@ pub(super) fn start(
     )?;
 
     let device = &ctx.device;
-    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let scoped = ctx.scoped();
 
     // Encode: the copies, one pass per launch, the readback copy. With memory shared
     // by host and device, kernels read staging memory and write the readback buffer
@@ -176,17 +175,7 @@ pub(super) fn start(
     let mut stamps = timestamps.map(|t| t.resolve(ctx, &mut encoder, stages));
 
     // Submit, then ask for the mappings: they complete once the device is done.
-    let submission = ctx.queue.submit([encoder.finish()]);
-    let scoped = [
-        pollster::block_on(validation.pop()),
-        pollster::block_on(oom.pop()),
-    ];
-    #[allow(unused_mut)]
-    let mut failure = scoped.into_iter().flatten().next().map(|e| e.to_string());
-    #[cfg(feature = "fault-injection")]
-    if failure.is_none() {
-        failure = ctx.injected_fault();
-    }
+    let (submission, failure) = ctx.submit_scoped(scoped, encoder.finish());
     if let Some(message) = failure {
         // Nothing invalid was executed; wait for the valid rest before reusing buffers.
         let _ = device.poll(wgpu::PollType::Wait {

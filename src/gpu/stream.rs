@@ -163,8 +163,7 @@ impl<'a> SlabStream<'a> {
         let copy_in = copying.elapsed();
 
         let device = &ctx.device;
-        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scoped = ctx.scoped();
         let window = ctx.device_buffer((plane * planes.len() as u64).max(4));
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("haloflow window"),
@@ -186,18 +185,7 @@ impl<'a> SlabStream<'a> {
                 );
             }
         }
-        ctx.queue.submit([encoder.finish()]);
-        let scoped = [
-            pollster::block_on(validation.pop()),
-            pollster::block_on(oom.pop()),
-        ];
-        #[allow(unused_mut)]
-        let mut failure = scoped.into_iter().flatten().next().map(|e| e.to_string());
-        #[cfg(feature = "fault-injection")]
-        if failure.is_none() {
-            failure = ctx.injected_fault();
-        }
-        if let Some(message) = failure {
+        if let (_, Some(message)) = ctx.submit_scoped(scoped, encoder.finish()) {
             return Err(Error::Gpu { message });
         }
         if let Some(staging) = staging {

@@ -3,7 +3,7 @@
 //! convolution into one N-D stencil, a rank filter into a rank stage ...).
 
 use crate::error::{Error, Result};
-use crate::stage::{Deconvolution, Stage, Variance};
+use crate::stage::{Deconvolution, NoiseModel, Stage};
 
 use super::axes::per_axis;
 use super::convolve::Kernel;
@@ -58,16 +58,12 @@ impl Op {
                     clip: *clip,
                 }))])
             }
-            Op::Anscombe {
-                gain,
-                offset,
-                read_noise,
-            }
-            | Op::InverseAnscombe {
-                gain,
-                offset,
-                read_noise,
-            } => {
+            Op::Anscombe { model } | Op::InverseAnscombe { model } => {
+                let NoiseModel {
+                    gain,
+                    offset,
+                    read_noise,
+                } = model;
                 if !(gain.is_finite() && *gain > 0.0) {
                     return Err(invalid(format!(
                         "the gain must be finite and > 0, got {gain}"
@@ -81,14 +77,9 @@ impl Op {
                         "the read noise must be finite and >= 0, got {read_noise}"
                     )));
                 }
-                let variance = Variance {
-                    gain: *gain,
-                    offset: *offset,
-                    read_noise: *read_noise,
-                };
                 Ok(vec![match self {
-                    Op::Anscombe { .. } => Stage::Anscombe(variance),
-                    _ => Stage::InverseAnscombe(variance),
+                    Op::Anscombe { .. } => Stage::Anscombe(*model),
+                    _ => Stage::InverseAnscombe(*model),
                 }])
             }
             Op::Threshold { above } => {

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::boundary::Boundary;
 use crate::dtype::DType;
-use crate::stage::{DownMethod, ProjectMethod, UpMethod};
+use crate::stage::{DownMethod, NoiseModel, ProjectMethod, UpMethod};
 
 use super::convolve::Kernel;
 use super::rank::Footprint;
@@ -253,28 +253,18 @@ pub enum Op {
     /// float32, whose noise has unit variance: what denoisers that assume Gaussian
     /// noise need.
     Anscombe {
-        /// The camera's gain (units per photon), > 0.
-        gain: f64,
-        /// The camera's offset (the value of no light).
-        #[serde(default)]
-        offset: f64,
-        /// The standard deviation of the read noise, in the data's units.
-        #[serde(default)]
-        read_noise: f64,
+        /// The camera's noise model.
+        #[serde(flatten)]
+        model: NoiseModel,
     },
     /// The inverse of [`Op::Anscombe`], in float32: Mäkitalo and Foi's closed-form
     /// approximation of the exact unbiased inverse (2013), `gain · max(0, D²/4 +
     /// √(3/2)/(4D) − 11/(8D²) + 5√(3/2)/(8D³) − 1/8 − (read_noise/gain)²) + offset`,
     /// with `D` taken as at least 1 (as their reference code does).
     InverseAnscombe {
-        /// The camera's gain, > 0.
-        gain: f64,
-        /// The camera's offset.
-        #[serde(default)]
-        offset: f64,
-        /// The standard deviation of the read noise.
-        #[serde(default)]
-        read_noise: f64,
+        /// The noise model the forward transform was given.
+        #[serde(flatten)]
+        model: NoiseModel,
     },
     /// Convert to another element type inside a chain (round half to even,
     /// saturate; `x.astype` after `np.rint` for integers), as `Pipeline::with_dtype`
@@ -301,18 +291,22 @@ impl Op {
     /// `anscombe`: the generalized Anscombe transform (see [`Op::Anscombe`]).
     pub fn anscombe(gain: f64, offset: f64, read_noise: f64) -> Op {
         Op::Anscombe {
-            gain,
-            offset,
-            read_noise,
+            model: NoiseModel {
+                gain,
+                offset,
+                read_noise,
+            },
         }
     }
 
     /// `inverse_anscombe`: its closed-form unbiased inverse (see [`Op::InverseAnscombe`]).
     pub fn inverse_anscombe(gain: f64, offset: f64, read_noise: f64) -> Op {
         Op::InverseAnscombe {
-            gain,
-            offset,
-            read_noise,
+            model: NoiseModel {
+                gain,
+                offset,
+                read_noise,
+            },
         }
     }
 

@@ -46,14 +46,9 @@ impl Deconvolution {
         let mut all = Vec::with_capacity(self.iterations);
         for _ in 0..self.iterations {
             let ratio = grow(&self.mirror, &next);
-            // The estimate is read where the ratio's blur needs it and where it is
-            // multiplied (the centre tap is inside the PSF, so that is a subset).
+            // The estimate is read where the ratio's blur needs it; where it is
+            // multiplied too, a subset (each stencil's centre is one of its taps).
             let estimate = grow(&self.psf, &ratio);
-            let estimate: Vec<AxisSet> = estimate
-                .iter()
-                .zip(&next)
-                .map(|(e, n)| AxisSet::from_ranges(e.runs().iter().chain(n.runs()).cloned()))
-                .collect();
             all.push(Iteration {
                 estimate: estimate.clone(),
                 ratio,
@@ -65,13 +60,10 @@ impl Deconvolution {
         all
     }
 
-    /// The input indices the output indices `out` need: the first iteration's estimate
-    /// (the image is read wherever a ratio is formed, a subset of it).
+    /// The input indices the output indices `out` need: the first iteration's estimate,
+    /// which holds every later one's and every ratio (where the image is read).
     pub(crate) fn input_sets(&self, out: &[AxisSet], shape: &[usize]) -> Vec<AxisSet> {
-        let first = self.iterations(out, shape);
-        let all: Vec<Vec<AxisSet>> = first.iter().map(|i| i.estimate.clone()).collect();
-        (0..out.len())
-            .map(|a| AxisSet::from_ranges(all.iter().flat_map(|s| s[a].runs().iter().cloned())))
-            .collect()
+        let mut iterations = self.iterations(out, shape);
+        iterations.swap_remove(0).estimate
     }
 }

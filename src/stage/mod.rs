@@ -51,16 +51,22 @@ pub(crate) use stencil::Stencil;
 use stencil::stencil_input;
 pub(crate) use tables::{Corners, Offset, TapTable, Window, corners, tap_table, windows};
 
-/// A Poisson–Gaussian noise model: counts times `gain`, plus `offset`, plus Gaussian
-/// read noise of standard deviation `read_noise` (the Anscombe transforms').
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Variance {
-    pub(crate) gain: f64,
-    pub(crate) offset: f64,
-    pub(crate) read_noise: f64,
+/// A camera's Poisson–Gaussian noise model, what the Anscombe transforms take: photon
+/// counts times `gain`, plus `offset`, plus Gaussian read noise of standard deviation
+/// `read_noise`.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NoiseModel {
+    /// The gain (data units per photon), > 0.
+    pub gain: f64,
+    /// The offset (the value of no light).
+    #[serde(default)]
+    pub offset: f64,
+    /// The standard deviation of the read noise, in data units, >= 0.
+    #[serde(default)]
+    pub read_noise: f64,
 }
 
-impl Variance {
+impl NoiseModel {
     /// The forward transform's constants in f32, `(gain, add, scale)`: it is
     /// `scale · sqrt(max(gain·x + add, 0))`, `add = 3/8·gain² + read_noise² − gain·offset`
     /// and `scale = 2/gain` (computed in f64 first).
@@ -109,9 +115,9 @@ pub(crate) enum Stage {
     /// Richardson–Lucy deconvolution (all its iterations), in float32.
     Deconvolve(Box<Deconvolution>),
     /// The generalized Anscombe transform, in float32.
-    Anscombe(Variance),
+    Anscombe(NoiseModel),
     /// Its closed-form unbiased inverse, in float32.
-    InverseAnscombe(Variance),
+    InverseAnscombe(NoiseModel),
     /// A reduction along `axis` to one element (numpy's `x.max(axis, keepdims=True)`,
     /// and so on); the other axes are untouched.
     Project { axis: usize, method: ProjectMethod },
