@@ -173,7 +173,7 @@ fn streamed(
     let n = run.stages();
     let sets = &job.sets[k..=k + n];
     let shapes: Vec<&[usize]> = (k..k + n).map(|i| plan.shape_at(i)).collect();
-    let result = with_f32(input, &job.sets[k], |b| run.compute(b, sets, &shapes))?;
+    let result = run.compute(input, sets, &shapes)?;
     Some((result.into_any(), n))
 }
 
@@ -301,12 +301,8 @@ fn stream_tail(
         }
         (region, plane_sets)
     };
-    let run_into = |planes: streamed::Planes<'_>| {
-        with_f32(input, &job.sets[k], |b| {
-            run.run_planes(b, sets, &shapes, planes)
-        })
-        .is_some()
-    };
+    let run_into =
+        |planes: streamed::Planes<'_>| run.run_planes(input, sets, &shapes, planes).is_some();
     // The passes end the job and their planes are contiguous in the destination: the
     // last pass writes there.
     if let Some(direct) = direct

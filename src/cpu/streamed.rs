@@ -17,7 +17,10 @@ use std::borrow::Cow;
 
 use super::simd::{accumulate, accumulate_planes};
 use super::stencil::{Combine, Prepared, correlate_with};
-use crate::block::{Block, take_buffer};
+use std::ops::Range;
+
+use crate::block::{Block, BlockAny, c_strides, take_buffer};
+use crate::dtype::{Element, match_any};
 use crate::region::{AxisSet, unravel};
 use crate::stage::{Offset, Stage, Stencil, tap_table};
 
@@ -94,7 +97,7 @@ impl<'a> Streamed<'a> {
     /// needs (then the stages run one by one).
     pub(crate) fn compute(
         &self,
-        input: &Block<'_, f32>,
+        input: &BlockAny<'_>,
         sets: &[Vec<AxisSet>],
         shapes: &[&[usize]],
     ) -> Option<Block<'static, f32>> {
@@ -113,7 +116,7 @@ impl<'a> Streamed<'a> {
     /// written nothing, where [`Streamed::compute`] does.
     pub(crate) fn run_planes(
         &self,
-        input: &Block<'_, f32>,
+        input: &BlockAny<'_>,
         sets: &[Vec<AxisSet>],
         shapes: &[&[usize]],
         mut target: Planes<'_>,
@@ -142,7 +145,7 @@ impl<'a> Streamed<'a> {
         };
         let before: Vec<Prepared<'_>> = (0..m)
             .map(|j| {
-                let held = if j == 0 { &input.sets } else { &sets[j] };
+                let held = if j == 0 { input.sets() } else { &sets[j] };
                 let (held, out) = (plane(&held[a + 1..]), plane(&sets[j + 1][a + 1..]));
                 Prepared::new(&held, &out, shapes[j], self.before[j])
             })
@@ -167,7 +170,12 @@ impl<'a> Streamed<'a> {
         let weights: Vec<&[f32]> = self.along.weights.chunks(1).collect();
         let const_row = vec![self.along.cval; in_plane_len];
         let ins: Vec<usize> = along_in[a].iter().collect();
-        let in_strides = input.strides();
+        let in_sets = input.sets();
+        let in_strides = c_strides(&in_sets.iter().map(AxisSet::len).collect::<Vec<_>>());
+        // An input plane as f32: borrowed from an f32 input, else converted into
+        // `converted` (one plane at a time, so that a job never holds its whole
+        // footprint twice).
+        let mut converted = Vec::new();
 
         let mut ring: Vec<Option<Vec<f32>>> = vec![None; ins.len()];
         let mut spare: Vec<Vec<f32>> = Vec::new();
@@ -194,7 +202,7 @@ impl<'a> Streamed<'a> {
                         .iter()
                         .nth(index[b])
                         .expect("index within the set");
-                    input.sets[b]
+                    in_sets[b]
                         .position(v)
                         .expect("the input holds the run's footprint")
                         * in_strides[b]
@@ -216,10 +224,11 @@ impl<'a> Streamed<'a> {
                     if ring[p].is_some() {
                         continue;
                     }
-                    let at = input.sets[a]
+                    let at = in_sets[a]
                         .position(ins[p])
                         .expect("the input holds the run's footprint");
-                    let from = &input.data[outer_at + at * in_strides[a]..][..in_strides[a]];
+                    let start = outer_at + at * in_strides[a];
+                    let from = plane_f32(input, start..start + in_strides[a], &mut converted);
                     let mut done = spare.pop().unwrap_or_default();
                     done.resize(in_plane_len, 0.0);
                     chain(&before, from, &mut scratch, &mut done, &correlate);
@@ -311,6 +320,21 @@ impl<'b> Placed<'b> {
     pub(crate) unsafe fn new(place: &'b dyn Fn(usize) -> *mut f32) -> Self {
         Placed(place)
     }
+}
+
+/// The elements `range` of `input` as f32: borrowed where it holds f32, else converted
+/// into `buffer`.
+fn plane_f32<'b>(
+    input: &'b BlockAny<'_>,
+    range: Range<usize>,
+    buffer: &'b mut Vec<f32>,
+) -> &'b [f32] {
+    if let BlockAny::F32(b) = input {
+        return &b.data[range];
+    }
+    buffer.clear();
+    match_any!(input, BlockAny, b => buffer.extend(b.data[range].iter().map(|&x| Element::to_f32(x))));
+    buffer
 }
 
 /// Runs `passes` one after the other from `from`, the last writing `out`.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::io::Source;
-use crate::block::{Block, BlockAny, Placed, copy_box, take_buffer};
+use crate::block::{Block, BlockAny, BlockElement, Placed, box_rows, copy_box, take_buffer};
 use crate::dtype::{match_any, with_dtype};
 use crate::error::{Error, Result};
 use crate::plan::Job;
@@ -35,7 +35,81 @@ pub(super) struct ChunkCache<'a> {
 struct Slot {
     /// A worker is decoding (or has decoded) the chunk.
     claimed: AtomicBool,
-    value: OnceLock<Result<Arc<BlockAny<'static>>, String>>,
+    value: OnceLock<Result<Arc<Held>, String>>,
+}
+
+/// A decoded chunk (or the part of it still needed) as the cache holds it.
+enum Held {
+    /// Its values, dense over its box.
+    Dense(BlockAny<'static>),
+    /// A chunk whose elements all have one value, as every chunk that is not stored
+    /// (the fill value): its box and that value (a block of one element), no buffer.
+    /// Background chunks of sparse volumes, and every chunk of a fill-only array, cost
+    /// a part of a huge array no memory.
+    Uniform(Region, BlockAny<'static>),
+}
+
+impl Held {
+    /// A decoded chunk, kept as [`Held::Uniform`] (its buffer recycled) where every
+    /// element has the same bits.
+    fn new(decoded: BlockAny<'static>) -> Held {
+        let single = match_any!(&decoded, BlockAny, b => uniform(&b.data).map(|v| {
+            let one = vec![AxisSet::from_range(0..1); b.sets.len()];
+            Block::new(one, std::borrow::Cow::Owned(vec![v])).into_any()
+        }));
+        match single {
+            Some(value) => {
+                let region = Region::bounding(decoded.sets());
+                crate::block::recycle(decoded);
+                Held::Uniform(region, value)
+            }
+            None => Held::Dense(decoded),
+        }
+    }
+
+    /// The bytes it holds.
+    fn bytes(&self) -> u64 {
+        match self {
+            Held::Dense(b) => bytes_of(b),
+            Held::Uniform(..) => 0,
+        }
+    }
+
+    /// Writes the part of it in `sets` into `data`, a dense block over `sets`.
+    fn copy_into<T: BlockElement>(&self, data: &mut [T], sets: &[AxisSet]) {
+        match self {
+            Held::Dense(b) => {
+                let b = b.typed::<T>();
+                copy_into(data, sets, &Region::bounding(&b.sets), &b.data);
+            }
+            Held::Uniform(region, value) => {
+                let v = value.typed::<T>().data[0];
+                fill_into(data, sets, region, v);
+            }
+        }
+    }
+}
+
+/// The value of every element where all have the same bits (compared as unsigned
+/// integers of the element's width, so that NaN fill values count too).
+fn uniform<T: bytemuck::Pod>(data: &[T]) -> Option<T> {
+    fn same<U: bytemuck::Pod + PartialEq>(v: &[U]) -> bool {
+        let Some(&first) = v.first() else {
+            return false;
+        };
+        // Blocks of rows, each compared without branching (vectorised), so that a
+        // fill-only chunk is checked at memory speed and a real one stops early.
+        v.chunks(256)
+            .all(|c| c.iter().fold(true, |same, &x| same & (x == first)))
+    }
+    let all = match size_of::<T>() {
+        1 => same(bytemuck::cast_slice::<T, u8>(data)),
+        2 => same(bytemuck::cast_slice::<T, u16>(data)),
+        4 => same(bytemuck::cast_slice::<T, u32>(data)),
+        8 => same(bytemuck::cast_slice::<T, u64>(data)),
+        _ => false,
+    };
+    all.then(|| data[0])
 }
 
 type Cell = Arc<Slot>;
@@ -87,9 +161,13 @@ impl<'a> ChunkCache<'a> {
         // chunks) is that chunk: taken over, not copied, once no other job needs it.
         if let [id] = ids[..] {
             let chunk = self.get(id)?;
-            if chunk.sets() == sets {
+            if let Held::Dense(block) = &*chunk
+                && block.sets() == sets
+            {
+                let block = block.clone();
+                drop(chunk);
                 self.release(id, j);
-                return Ok(Arc::try_unwrap(chunk).unwrap_or_else(|shared| (*shared).clone()));
+                return Ok(block);
             }
         }
         let lens: Vec<usize> = sets.iter().map(AxisSet::len).collect();
@@ -105,8 +183,7 @@ impl<'a> ChunkCache<'a> {
             let (busy, free): (Vec<usize>, Vec<usize>) = ids.into_iter().partition(|&id| self.busy(id));
             for id in free.into_iter().chain(busy) {
                 let chunk = self.get(id)?;
-                let typed = chunk.typed::<T>();
-                copy_into(&mut data, sets, &Region::bounding(&typed.sets), &typed.data);
+                chunk.copy_into::<T>(&mut data, sets);
                 // Let go of this job's reference first, so that a chunk no other job
                 // needs has its buffer recycled.
                 drop(chunk);
@@ -138,7 +215,7 @@ impl<'a> ChunkCache<'a> {
         slot.claimed.load(Ordering::Relaxed) && slot.value.get().is_none()
     }
 
-    fn get(&self, id: usize) -> Result<Arc<BlockAny<'static>>> {
+    fn get(&self, id: usize) -> Result<Arc<Held>> {
         let cell = self.slot(id);
         cell.claimed.store(true, Ordering::Relaxed);
         // The first reader that fails gets the typed error; others get its message.
@@ -147,11 +224,12 @@ impl<'a> ChunkCache<'a> {
             .value
             .get_or_init(|| match self.source.read_region(&self.region(id)) {
                 Ok(decoded) => {
-                    let bytes = bytes_of(&decoded);
-                    self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+                    self.bytes_read
+                        .fetch_add(bytes_of(&decoded), Ordering::Relaxed);
                     self.decoded.fetch_add(1, Ordering::Relaxed);
-                    self.held.fetch_add(bytes, Ordering::Relaxed);
-                    Ok(Arc::new(decoded))
+                    let held = Held::new(decoded);
+                    self.held.fetch_add(held.bytes(), Ordering::Relaxed);
+                    Ok(Arc::new(held))
                 }
                 Err(e) => {
                     let message = e.to_string();
@@ -182,7 +260,7 @@ impl<'a> ChunkCache<'a> {
             }
             return;
         };
-        let size = bytes_of(&block);
+        let size = block.bytes();
         let dropped = if entry.users.is_empty() || over {
             self.held.fetch_sub(size, Ordering::Relaxed);
             if entry.users.is_empty() {
@@ -190,13 +268,13 @@ impl<'a> ChunkCache<'a> {
             } else {
                 Some(std::mem::take(&mut entry.chunk))
             }
-        } else {
-            let held = Region::bounding(block.sets());
+        } else if let Held::Dense(dense) = &*block {
+            let held = Region::bounding(dense.sets());
             let needed = self.needed(&entry.users, &held);
             (needed.len() * 2 <= held.len()).then(|| {
-                let cropped = crop(&block, &held, &needed);
+                let cropped = Held::Dense(crop(dense, &held, &needed));
                 self.held
-                    .fetch_sub(size - bytes_of(&cropped), Ordering::Relaxed);
+                    .fetch_sub(size - cropped.bytes(), Ordering::Relaxed);
                 std::mem::replace(
                     &mut entry.chunk,
                     Arc::new(Slot {
@@ -205,6 +283,8 @@ impl<'a> ChunkCache<'a> {
                     }),
                 )
             })
+        } else {
+            None
         };
         drop((entries, block));
         if let Some(cell) = dropped {
@@ -308,8 +388,8 @@ fn recycle_cell(cell: Cell) {
         .ok()
         .and_then(|slot| slot.value.into_inner())
         .and_then(|value| value.ok())
-        .and_then(|block| Arc::try_unwrap(block).ok());
-    if let Some(block) = block {
+        .and_then(|held| Arc::try_unwrap(held).ok());
+    if let Some(Held::Dense(block)) = block {
         crate::block::recycle(block);
     }
 }
@@ -343,6 +423,35 @@ fn chunks_of(grid: &Grid, sets: &[AxisSet]) -> Vec<usize> {
 /// that meets the chunk (a single one but where `wrap` brings the far side in).
 fn copy_into<T: Copy>(data: &mut [T], sets: &[AxisSet], region: &Region, src: &[T]) {
     let lens: Vec<usize> = sets.iter().map(AxisSet::len).collect();
+    for_each_piece(sets, region, |shape, from, to| {
+        copy_box(
+            shape,
+            src,
+            Placed::at(&region.shape, from),
+            data,
+            Placed::at(&lens, to),
+        );
+    });
+}
+
+/// Sets the part of the box `region` that lies in `sets` to `value` in `data`, a dense
+/// block over `sets` (as [`copy_into`] copies a chunk all of whose elements are `value`).
+fn fill_into<T: Copy>(data: &mut [T], sets: &[AxisSet], region: &Region, value: T) {
+    let lens: Vec<usize> = sets.iter().map(AxisSet::len).collect();
+    for_each_piece(sets, region, |shape, _, to| {
+        let at = Placed::at(&lens, to);
+        box_rows(shape, at, at, |_, d, n| data[d..d + n].fill(value));
+    });
+}
+
+/// Calls `f(shape, from, to)` for each box where the runs of `sets` meet `region`: its
+/// extents, its first index in `region` and its first position in the dense block over
+/// `sets`.
+fn for_each_piece(
+    sets: &[AxisSet],
+    region: &Region,
+    mut f: impl FnMut(&[usize], &[usize], &[usize]),
+) {
     // Per axis: (position in `sets`, index in the chunk, length) of each run's overlap.
     let pieces: Vec<Vec<(usize, usize, usize)>> = (0..sets.len())
         .map(|a| {
@@ -366,13 +475,7 @@ fn copy_into<T: Copy>(data: &mut [T], sets: &[AxisSet], region: &Region, src: &[
         let to: Vec<usize> = (0..sets.len()).map(|a| piece(a).0).collect();
         let from: Vec<usize> = (0..sets.len()).map(|a| piece(a).1).collect();
         let shape: Vec<usize> = (0..sets.len()).map(|a| piece(a).2).collect();
-        copy_box(
-            &shape,
-            src,
-            Placed::at(&region.shape, &from),
-            data,
-            Placed::at(&lens, &to),
-        );
+        f(&shape, &from, &to);
     }
 }
 
@@ -395,5 +498,79 @@ mod tests {
         let mut data = vec![0u32; 6];
         copy_into(&mut data, &sets, &region, &src);
         assert_eq!(data, vec![0, 0, 0, 0, 93, 94]);
+    }
+
+    /// A 12x10 f32 array in chunks of 4x5: values `10 * row + column`, but chunk (1, 0)
+    /// is all NaN and chunk (2, 1) all 7.
+    struct Patchy;
+
+    impl Patchy {
+        fn value(r: usize, c: usize) -> f32 {
+            match (r / 4, c / 5) {
+                (1, 0) => f32::NAN,
+                (2, 1) => 7.0,
+                _ => (10 * r + c) as f32,
+            }
+        }
+    }
+
+    impl Source for Patchy {
+        fn shape(&self) -> &[usize] {
+            &[12, 10]
+        }
+        fn dtype(&self) -> crate::DType {
+            crate::DType::F32
+        }
+        fn read_chunk_shape(&self) -> Vec<usize> {
+            vec![4, 5]
+        }
+        fn read_region(&self, region: &Region) -> Result<BlockAny<'static>> {
+            let data = region
+                .range(0)
+                .flat_map(|r| region.range(1).map(move |c| Patchy::value(r, c)))
+                .collect();
+            Ok(Block::new(region.sets(), std::borrow::Cow::Owned(data)).into_any())
+        }
+    }
+
+    #[test]
+    fn uniform_chunks_are_held_without_a_buffer_and_assemble_as_dense_ones() {
+        assert!(uniform(&[f32::NAN; 6]).is_some_and(f32::is_nan));
+        assert_eq!(uniform(&[3u16, 3, 4]), None);
+        assert_eq!(uniform::<u8>(&[]), None);
+        // Footprints with halos (one wrapping round), each over several chunks, the
+        // uniform ones among them.
+        let footprints = [
+            vec![AxisSet::from_range(2..9), AxisSet::from_range(3..8)],
+            vec![
+                AxisSet::from_ranges([0..2, 9..12]),
+                AxisSet::from_range(0..10),
+            ],
+            vec![AxisSet::from_range(4..8), AxisSet::from_range(0..5)],
+            vec![AxisSet::from_range(8..12), AxisSet::from_range(4..10)],
+        ];
+        let jobs: Vec<Job> = footprints
+            .iter()
+            .enumerate()
+            .map(|(index, sets)| Job {
+                index,
+                output: Region::bounding(sets),
+                sets: vec![sets.clone()],
+            })
+            .collect();
+        let cache = ChunkCache::new(&Patchy, &jobs).unwrap();
+        for (j, sets) in footprints.iter().enumerate() {
+            let got = cache.footprint(j).unwrap();
+            let got = got.typed::<f32>();
+            assert_eq!(got.sets, *sets);
+            let want: Vec<f32> = sets[0]
+                .iter()
+                .flat_map(|r| sets[1].iter().map(move |c| Patchy::value(r, c)))
+                .collect();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got.data), bits(&want), "footprint {j}");
+        }
+        // Every chunk was let go of; the uniform ones never counted.
+        assert_eq!(cache.held.load(Ordering::Relaxed), 0);
     }
 }
