@@ -36,7 +36,7 @@ __all__ = [
     "gaussian_gradient_magnitude", "convolve", "uniform", "uniform_filter", "median",
     "median_filter", "percentile", "percentile_filter", "minimum", "minimum_filter",
     "maximum", "maximum_filter", "downsample", "upsample", "project", "normalize",
-    "anscombe", "inverse_anscombe", "richardson_lucy",
+    "anscombe", "inverse_anscombe", "richardson_lucy", "denoise_nl_means",
 ]
 
 HaloflowError = _haloflow.HaloflowError
@@ -167,6 +167,28 @@ def richardson_lucy(image, psf, num_iter=50, clip=True, filter_epsilon=None, *, 
     deconvolution, float32 out, its convolutions zero outside the image."""
     op = ops.deconvolve(psf, num_iter, filter_epsilon=filter_epsilon, clip=clip)
     return _one(op, image, device, threads)
+
+
+def denoise_nl_means(image, patch_size=7, patch_distance=11, h=0.1, fast_mode=True, sigma=0.0, *,
+                     preserve_range=False, channel_axis=None, device="cpu", threads=None):
+    """``skimage.restoration.denoise_nl_means`` with its names and defaults: non-local
+    means on a 2-D image or a 3-D volume (4-D and 5-D arrays one volume of the last three
+    axes at a time), float32 out. As scikit-image, integer images are first scaled to
+    [0, 1] ([-1, 1] if signed) unless ``preserve_range``; multichannel images
+    (``channel_axis``) are not supported."""
+    if channel_axis is not None:
+        raise ValueError("denoise_nl_means: channel_axis is not supported (each channel "
+                         "would be filtered on its own, unlike scikit-image); give one image")
+    x = np.asarray(image)
+    if not preserve_range and np.issubdtype(x.dtype, np.integer):
+        # skimage's img_as_float.
+        info = np.iinfo(x.dtype)
+        x = x.astype(np.float64) / info.max
+        if info.min < 0:
+            x = np.maximum(x, -1.0)
+    op = ops.denoise(patch_size=patch_size, patch_distance=patch_distance, h=h, sigma=sigma,
+                     fast_mode=fast_mode)
+    return _one(op, x, device, threads)
 
 
 def anscombe(x, gain=1.0, offset=0.0, read_noise=0.0, *, device="cpu", threads=None):

@@ -181,6 +181,22 @@ def deconvolve(psf=None, iterations: int = 50, filter_epsilon=None, clip: bool =
     return Op(op)
 
 
+def denoise(patch_size: int = 7, patch_distance: int = 11, h: float = 0.1, sigma: float = 0.0,
+            fast_mode: bool = True, noise=None, gain: float = 1.0, offset: float = 0.0,
+            read_noise: float = 0.0) -> Op:
+    """Non-local means (``skimage.restoration.denoise_nl_means``, ``preserve_range=True``)
+    on the last two axes of a 2-D array, the last three of others, float32 out. With
+    ``noise="poisson-gaussian"``, in the generalized Anscombe domain of ``gain``,
+    ``offset`` and ``read_noise`` (``h`` and ``sigma`` then in that domain)."""
+    op = {"op": "denoise", "patch_size": int(patch_size), "patch_distance": int(patch_distance),
+          "h": float(h), "sigma": float(sigma), "fast_mode": bool(fast_mode)}
+    if noise is not None:
+        if noise != "poisson-gaussian":
+            raise ValueError(f"denoise: noise must be 'poisson-gaussian' or None, got {noise!r}")
+        op["noise"] = {"gain": float(gain), "offset": float(offset), "read_noise": float(read_noise)}
+    return Op(op)
+
+
 def anscombe(gain: float = 1.0, offset: float = 0.0, read_noise: float = 0.0) -> Op:
     """The generalized Anscombe transform of Poisson-Gaussian data, float32 out:
     ``2/gain * sqrt(max(gain*x + 3/8*gain**2 + read_noise**2 - gain*offset, 0))``."""

@@ -196,6 +196,72 @@ def test_richardson_lucy_equals_skimage_on_one_chunk_and_small_ones(tmp_path):
         haloflow.richardson_lucy(image, np.full((3, 3), np.nan))
 
 
+def _noisy_blobs(shape, seed):
+    """Smooth structure plus Gaussian noise, float32: what non-local means is for."""
+    ndimage = need("scipy.ndimage")
+    rng = np.random.default_rng(seed)
+    clean = ndimage.gaussian_filter(rng.random(shape), 2) * 4
+    return (clean + rng.normal(0, 0.2, shape)).astype(np.float32)
+
+
+def test_denoise_nl_means_equals_skimage_on_one_chunk_and_small_ones(tmp_path):
+    restoration = need("skimage.restoration")
+    zarr = need("zarr")
+    image2 = _noisy_blobs((40, 50), 7)
+    volume = _noisy_blobs((12, 20, 24), 8)
+    # Fast mode in 2-D and 3-D, classic mode in 2-D and 3-D; an even patch size.
+    for x, s, d, h, sigma, fast in [(image2, 5, 6, 0.3, 0.1, True), (image2, 4, 3, 0.2, 0.0, False),
+                                    (volume, 5, 3, 0.3, 0.1, True), (volume, 3, 2, 0.3, 0.1, False)]:
+        want = restoration.denoise_nl_means(x, patch_size=s, patch_distance=d, h=h, sigma=sigma,
+                                            fast_mode=fast, preserve_range=True)
+        got = haloflow.denoise_nl_means(x, patch_size=s, patch_distance=d, h=h, sigma=sigma,
+                                        fast_mode=fast, preserve_range=True)
+        assert got.dtype == np.float32
+        assert np.max(np.abs(got - want)) <= 1e-4 * np.ptp(want), (x.shape, s, d, fast)
+        # Zarr to Zarr in chunks smaller than the halo (distance + patch radius).
+        src = tmp_path / f"in{x.ndim}{s}.zarr"
+        chunks = (3, 4, 5)[-x.ndim:]
+        zarr.create_array(store=src, shape=x.shape, chunks=chunks, dtype=x.dtype)[...] = x
+        out = tmp_path / f"out{x.ndim}{s}.zarr"
+        haloflow.run(src, out, ops.denoise(patch_size=s, patch_distance=d, h=h, sigma=sigma,
+                                           fast_mode=fast), chunks=chunks)
+        got = zarr.open_array(out)[...]
+        assert np.max(np.abs(got - want)) <= 1e-4 * np.ptp(want), (x.shape, s, d, fast, chunks)
+    # The leading axes of a 4-D array are filtered one volume at a time.
+    stack = np.stack([volume, volume[::-1]])
+    want = np.stack([restoration.denoise_nl_means(v, patch_size=3, patch_distance=2, h=0.3,
+                                                  preserve_range=True) for v in stack])
+    got = haloflow.Pipeline([ops.denoise(patch_size=3, patch_distance=2, h=0.3)]).apply(stack)
+    assert np.max(np.abs(got - want)) <= 1e-4 * np.ptp(want)
+    # Integer images are scaled as skimage's img_as_float does, unless preserve_range.
+    counts = (volume * 1000).clip(0, 65535).astype(np.uint16)
+    want = restoration.denoise_nl_means(counts, patch_size=3, patch_distance=2, h=0.01)
+    got = haloflow.denoise_nl_means(counts, patch_size=3, patch_distance=2, h=0.01)
+    assert np.max(np.abs(got - want)) <= 1e-4 * np.ptp(want)
+    with pytest.raises(haloflow.HaloflowError, match="patch-distance must be >= 1"):
+        haloflow.denoise_nl_means(volume, patch_distance=0)
+    with pytest.raises(haloflow.HaloflowError, match="2-D images and 3-D volumes"):
+        haloflow.denoise_nl_means(volume[0, 0])
+
+
+def test_denoise_with_a_poisson_gaussian_model_is_the_anscombe_chain():
+    g, o, s = 2.0, 100.0, 3.0
+    rng = np.random.default_rng(9)
+    counts = (rng.poisson(_noisy_blobs((8, 16, 18), 10).clip(0) * 20) * g + o
+              + rng.normal(0, s, (8, 16, 18))).astype(np.float32)
+    chain = haloflow.Pipeline([ops.anscombe(g, o, s), ops.denoise(patch_size=3, patch_distance=2, h=1.0),
+                               ops.inverse_anscombe(g, o, s)]).apply(counts)
+    wrapped = haloflow.Pipeline([ops.denoise(patch_size=3, patch_distance=2, h=1.0, noise="poisson-gaussian",
+                                             gain=g, offset=o, read_noise=s)]).apply(counts)
+    assert np.array_equal(chain, wrapped)
+    # And it is scikit-image's denoiser between the transforms.
+    restoration = need("skimage.restoration")
+    stable = haloflow.anscombe(counts, gain=g, offset=o, read_noise=s)
+    denoised = restoration.denoise_nl_means(stable, patch_size=3, patch_distance=2, h=1.0, preserve_range=True)
+    want = haloflow.inverse_anscombe(denoised.astype(np.float32), gain=g, offset=o, read_noise=s)
+    assert np.max(np.abs(wrapped - want)) <= 1e-4 * np.ptp(want)
+
+
 def test_anscombe_and_its_inverse_equal_their_formulas():
     g, o, s = 2.5, 100.0, 3.0
     x = VOLUME_U16.astype(np.float64)

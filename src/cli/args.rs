@@ -8,10 +8,10 @@ use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::ops::{
-    AnscombeArgs, ChainArgs, ClipArgs, ConvolveArgs, CopyArgs, DeconvolveArgs, DerivativeArgs,
-    DownsampleArgs, GaussianArgs, InverseAnscombeArgs, MagnitudeArgs, MaximumArgs, MinimumArgs,
-    NormalizeArgs, PercentileArgs, ProjectArgs, RankArgs, ThresholdArgs, UniformArgs, UpsampleArgs,
-    flag_error,
+    AnscombeArgs, ChainArgs, ClipArgs, ConvolveArgs, CopyArgs, DeconvolveArgs, DenoiseArgs,
+    DerivativeArgs, DownsampleArgs, GaussianArgs, InverseAnscombeArgs, MagnitudeArgs, MaximumArgs,
+    MinimumArgs, NormalizeArgs, PercentileArgs, ProjectArgs, RankArgs, ThresholdArgs, UniformArgs,
+    UpsampleArgs, flag_error,
 };
 use crate::backend::Device;
 use crate::exec::Part;
@@ -80,6 +80,11 @@ pub(super) enum OpCommand {
     /// skimage.restoration.richardson_lucy: Richardson-Lucy deconvolution with a PSF
     /// (.npy) or a Gaussian one, float32 out, unclipped unless --clip.
     Deconvolve(Run<DeconvolveArgs>),
+    /// skimage.restoration.denoise_nl_means (preserve_range=True): non-local means on
+    /// 2-D images and 3-D volumes (the leading axes of 4-D and 5-D one volume at a
+    /// time), float32 out; optionally in the Anscombe domain of a Poisson-Gaussian
+    /// noise model (--noise poisson-gaussian).
+    Denoise(Run<DenoiseArgs>),
     /// The generalized Anscombe transform of Poisson-Gaussian data, float32 out:
     /// 2/G * sqrt(max(G*x + 3/8*G^2 + S^2 - G*O, 0)), unit-variance noise.
     Anscombe(Run<AnscombeArgs>),

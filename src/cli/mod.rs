@@ -121,6 +121,7 @@ fn op_command(op: &OpCommand, init: bool) -> crate::Result<()> {
         OpCommand::Uniform(r) => run(r, init),
         OpCommand::Normalize(r) => run(r, init),
         OpCommand::Deconvolve(r) => run(r, init),
+        OpCommand::Denoise(r) => run(r, init),
         OpCommand::Anscombe(r) => run(r, init),
         OpCommand::InverseAnscombe(r) => run(r, init),
         OpCommand::Median(r) => run(r, init),

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::ops::Edge;
 use crate::zarr::{Chain, GaussianKind, Sigma, Step};
-use crate::{Boundary, DownMethod, Kernel, Op, ProjectMethod, UpMethod};
+use crate::{Boundary, DownMethod, Kernel, NoiseModel, Op, ProjectMethod, UpMethod};
 
 /// `copy` has only the common flags.
 #[derive(Args, Clone)]
@@ -166,6 +166,82 @@ impl ToOp for DeconvolveArgs {
             iterations: self.iterations,
             filter_epsilon: self.filter_epsilon,
             clip: self.clip,
+        })
+    }
+}
+
+/// Flags of `denoise`.
+#[derive(Args, Clone)]
+pub(super) struct DenoiseArgs {
+    /// The patch's extent in pixels (an even one is made odd, as scikit-image does).
+    #[arg(long, default_value_t = 7)]
+    pub(super) patch_size: usize,
+    /// The search window's radius in pixels.
+    #[arg(long, default_value_t = 11)]
+    pub(super) patch_distance: usize,
+    /// The cut-off distance: the larger, the smoother (in the data's units, or the
+    /// stabilized domain's with --noise poisson-gaussian).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) h: f64,
+    /// The noise's standard deviation, subtracted from patch distances.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub(super) sigma: f64,
+    /// scikit-image's fast mode (uniform patch weights), or its classic mode (Gaussian
+    /// patch weights, the search window clipped to the array; far slower).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub(super) fast_mode: OnOff,
+    /// The noise model: poisson-gaussian denoises in the generalized Anscombe domain
+    /// of --gain, --offset and --read-noise, and transforms back.
+    #[arg(long, value_enum)]
+    pub(super) noise: Option<NoiseArg>,
+    /// The gain G with --noise poisson-gaussian: data units per photon (> 0).
+    #[arg(long, allow_negative_numbers = true, requires = "noise")]
+    pub(super) gain: Option<f64>,
+    /// The offset O with --noise poisson-gaussian: the value of no light.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub(super) offset: f64,
+    /// The read noise's standard deviation S with --noise poisson-gaussian.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub(super) read_noise: f64,
+}
+
+/// `--fast-mode on|off`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum OnOff {
+    On,
+    Off,
+}
+
+/// `--noise`: the noise model `denoise` stabilizes first.
+#[derive(Clone, Copy, ValueEnum)]
+pub(super) enum NoiseArg {
+    /// Photon counts times a gain, plus an offset and Gaussian read noise.
+    PoissonGaussian,
+}
+
+impl ToOp for DenoiseArgs {
+    fn to_op(&self) -> crate::Result<Op> {
+        let noise = match (self.noise, self.gain) {
+            (None, _) => None,
+            (Some(NoiseArg::PoissonGaussian), Some(gain)) => Some(NoiseModel {
+                gain,
+                offset: self.offset,
+                read_noise: self.read_noise,
+            }),
+            (Some(NoiseArg::PoissonGaussian), None) => {
+                return Err(crate::Error::InvalidParameter {
+                    op: "denoise",
+                    message: "--noise poisson-gaussian needs the camera's --gain".into(),
+                });
+            }
+        };
+        Ok(Op::Denoise {
+            patch_size: self.patch_size,
+            patch_distance: self.patch_distance,
+            h: self.h,
+            sigma: self.sigma,
+            fast_mode: self.fast_mode == OnOff::On,
+            noise,
         })
     }
 }
@@ -548,6 +624,8 @@ pub(super) enum InfoOp {
     Normalize(NormalizeArgs),
     /// Plan a Richardson-Lucy deconvolution.
     Deconvolve(DeconvolveArgs),
+    /// Plan a non-local means denoising.
+    Denoise(DenoiseArgs),
     /// Plan a generalized Anscombe transform.
     Anscombe(AnscombeArgs),
     /// Plan its inverse.
@@ -592,6 +670,7 @@ macro_rules! steps_of_ops {
 
 steps_of_ops!(
     DeconvolveArgs,
+    DenoiseArgs,
     AnscombeArgs,
     InverseAnscombeArgs,
     ThresholdArgs,
@@ -650,6 +729,7 @@ impl ToStep for InfoOp {
             InfoOp::Uniform(a) => a.to_step(),
             InfoOp::Normalize(a) => a.to_step(),
             InfoOp::Deconvolve(a) => a.to_step(),
+            InfoOp::Denoise(a) => a.to_step(),
             InfoOp::Anscombe(a) => a.to_step(),
             InfoOp::InverseAnscombe(a) => a.to_step(),
             InfoOp::Median(a) => a.to_step(),

@@ -7,6 +7,7 @@
 mod deconvolve;
 mod derivatives;
 mod median27;
+mod nlmeans;
 mod pointwise;
 mod project;
 
@@ -50,6 +51,9 @@ pub(crate) fn run_stage(
             deconvolve::deconvolve(b, out, in_shape, d)
         })
         .into_any(),
+        Stage::NlMeans(nl) => {
+            with_f32(input, needs, |b| nlmeans::nl_means(b, out, in_shape, nl)).into_any()
+        }
         Stage::Anscombe(v) => match_any!(input, BlockAny, b => {
             let constants = v.forward();
             pointwise::map(b, out, |x| pointwise::anscombe(x.to_f32(), constants)).into_any()

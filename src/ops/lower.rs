@@ -3,7 +3,7 @@
 //! convolution into one N-D stencil, a rank filter into a rank stage ...).
 
 use crate::error::{Error, Result};
-use crate::stage::{Deconvolution, NoiseModel, Stage};
+use crate::stage::{Deconvolution, NlMeans, NoiseModel, Stage};
 
 use super::axes::per_axis;
 use super::convolve::Kernel;
@@ -57,6 +57,56 @@ impl Op {
                     filter_epsilon: filter_epsilon.filter(|e| *e != 0.0).map(|e| e as f32),
                     clip: *clip,
                 }))])
+            }
+            Op::Denoise {
+                patch_size,
+                patch_distance,
+                h,
+                sigma,
+                fast_mode,
+                noise,
+            } => {
+                if *patch_size < 1 {
+                    return Err(invalid(format!(
+                        "patch-size must be >= 1, got {patch_size}"
+                    )));
+                }
+                if *patch_distance < 1 {
+                    return Err(invalid(format!(
+                        "patch-distance must be >= 1, got {patch_distance}"
+                    )));
+                }
+                if !(h.is_finite() && *h > 0.0) {
+                    return Err(invalid(format!("h must be finite and > 0, got {h}")));
+                }
+                if !(sigma.is_finite() && *sigma >= 0.0) {
+                    return Err(invalid(format!(
+                        "sigma must be finite and >= 0, got {sigma}"
+                    )));
+                }
+                if ndim < 2 {
+                    return Err(invalid(format!(
+                        "non-local means filters 2-D images and 3-D volumes, not a {ndim}-D array"
+                    )));
+                }
+                let denoise = Stage::NlMeans(NlMeans {
+                    // scikit-image's `if s % 2 == 0: s += 1`.
+                    patch: patch_size | 1,
+                    distance: *patch_distance,
+                    h: *h,
+                    sigma: *sigma,
+                    fast: *fast_mode,
+                    axes: if ndim == 2 { 2 } else { 3 },
+                });
+                Ok(match noise {
+                    None => vec![denoise],
+                    Some(model) => {
+                        let mut stages = Op::Anscombe { model: *model }.stages(ndim)?;
+                        stages.push(denoise);
+                        stages.extend(Op::InverseAnscombe { model: *model }.stages(ndim)?);
+                        stages
+                    }
+                })
             }
             Op::Anscombe { model } | Op::InverseAnscombe { model } => {
                 let NoiseModel {

@@ -13,6 +13,18 @@ fn default_truncate() -> f64 {
     4.0
 }
 
+fn default_patch_size() -> usize {
+    7
+}
+
+fn default_patch_distance() -> usize {
+    11
+}
+
+fn default_fast_mode() -> bool {
+    true
+}
+
 /// How a filter reads beyond the array's edge: scipy's `mode` and `cval`, one group
 /// shared by every filter (its JSON fields sit beside the op's own).
 #[derive(Clone, Copy, Debug, PartialEq, Default, Serialize, Deserialize)]
@@ -247,6 +259,33 @@ pub enum Op {
         #[serde(default)]
         clip: bool,
     },
+    /// scikit-image's `denoise_nl_means(x, patch_size, patch_distance, h, fast_mode,
+    /// sigma, preserve_range=True)`: non-local means on the last two axes of a 2-D
+    /// array, the last three of any other (the leading ones one volume at a time), NumPy's
+    /// `reflect` padding; float32 out, exact whatever the chunking (the halo is the
+    /// search window's and the patch's radii). With a `noise` model, wrapped in the
+    /// generalized Anscombe transform and its inverse (`h` and `sigma` then in the
+    /// stabilized domain, where the noise has unit variance).
+    Denoise {
+        /// The patch's extent (an even one is made odd by adding 1, as scikit-image does).
+        #[serde(default = "default_patch_size")]
+        patch_size: usize,
+        /// The search window's radius.
+        #[serde(default = "default_patch_distance")]
+        patch_distance: usize,
+        /// The cut-off distance: patches this far apart weigh `e^-1`, about.
+        h: f64,
+        /// The noise's standard deviation (subtracted from patch distances).
+        #[serde(default)]
+        sigma: f64,
+        /// scikit-image's fast mode (uniform patch weights); else classic mode
+        /// (Gaussian patch weights, far slower).
+        #[serde(default = "default_fast_mode")]
+        fast_mode: bool,
+        /// A Poisson–Gaussian noise model: denoise in its Anscombe domain.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        noise: Option<NoiseModel>,
+    },
     /// The generalized Anscombe transform of Poisson–Gaussian data (counts times `gain`,
     /// plus `offset`, plus Gaussian read noise of standard deviation `read_noise`):
     /// `2/gain · sqrt(max(gain·x + 3/8·gain² + read_noise² − gain·offset, 0))` in
@@ -285,6 +324,19 @@ impl Op {
             iterations,
             filter_epsilon: None,
             clip: false,
+        }
+    }
+
+    /// `denoise`: non-local means in scikit-image's fast mode, `sigma = 0`, no noise
+    /// model (see [`Op::Denoise`]).
+    pub fn denoise(patch_size: usize, patch_distance: usize, h: f64) -> Op {
+        Op::Denoise {
+            patch_size,
+            patch_distance,
+            h,
+            sigma: 0.0,
+            fast_mode: true,
+            noise: None,
         }
     }
 
@@ -444,6 +496,7 @@ impl Op {
             Op::Normalize { .. } => "normalize",
             Op::Project { .. } => "project",
             Op::Deconvolve { .. } => "deconvolve",
+            Op::Denoise { .. } => "denoise",
             Op::Anscombe { .. } => "anscombe",
             Op::InverseAnscombe { .. } => "inverse_anscombe",
             Op::Cast { .. } => "cast",
@@ -477,6 +530,8 @@ mod tests {
         r#"{"op":"project","axis":0,"method":"max","keepdims":false}"#,
         r#"{"op":"deconvolve","psf":{"shape":[3],"data":[0.25,0.5,0.25]},"iterations":5,"filter_epsilon":0.001,"clip":false}"#,
         r#"{"op":"deconvolve","psf_sigma":[2.0,1.0],"iterations":10,"clip":true}"#,
+        r#"{"op":"denoise","patch_size":5,"patch_distance":6,"h":0.8,"sigma":0.0,"fast_mode":true}"#,
+        r#"{"op":"denoise","patch_size":3,"patch_distance":2,"h":1.5,"sigma":1.0,"fast_mode":false,"noise":{"gain":2.0,"offset":100.0,"read_noise":3.0}}"#,
         r#"{"op":"anscombe","gain":2.5,"offset":100.0,"read_noise":3.0}"#,
         r#"{"op":"inverse_anscombe","gain":1.0,"offset":0.0,"read_noise":0.0}"#,
         r#"{"op":"cast","dtype":"uint16"}"#,

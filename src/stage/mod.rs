@@ -7,6 +7,7 @@
 //! output block backwards through the stages to the input each one needs.
 
 mod deconvolve;
+mod nlmeans;
 mod rank;
 mod resample;
 mod stencil;
@@ -46,6 +47,7 @@ impl ProjectMethod {
     }
 }
 pub(crate) use deconvolve::Deconvolution;
+pub(crate) use nlmeans::NlMeans;
 pub(crate) use resample::{denominator, linear_source};
 pub(crate) use stencil::Stencil;
 use stencil::stencil_input;
@@ -114,6 +116,8 @@ pub(crate) enum Stage {
     Normalize { low: f32, high: f32, clip: bool },
     /// Richardson–Lucy deconvolution (all its iterations), in float32.
     Deconvolve(Box<Deconvolution>),
+    /// Non-local means denoising, float32 out.
+    NlMeans(NlMeans),
     /// The generalized Anscombe transform, in float32.
     Anscombe(NoiseModel),
     /// Its closed-form unbiased inverse, in float32.
@@ -171,7 +175,8 @@ impl Stage {
             | Stage::Derivatives { .. }
             | Stage::Anscombe(_)
             | Stage::InverseAnscombe(_)
-            | Stage::Deconvolve(_) => DType::F32,
+            | Stage::Deconvolve(_)
+            | Stage::NlMeans(_) => DType::F32,
             Stage::Project { method, .. } => method.out_dtype(input),
             Stage::Cast(d) => *d,
             Stage::Clip { .. }
@@ -213,6 +218,7 @@ impl Stage {
             | Stage::Anscombe(_)
             | Stage::InverseAnscombe(_) => out.to_vec(),
             Stage::Deconvolve(d) => d.input_sets(out, in_shape),
+            Stage::NlMeans(nl) => nl.input_sets(out, in_shape),
             Stage::Stencil(s) | Stage::Rank(Rank { window: s, .. }) => (0..out.len())
                 .map(|a| stencil_input(s, a, &out[a], in_shape[a]))
                 .collect(),

@@ -1,0 +1,664 @@
+//! Non-local means on the CPU, scikit-image's `denoise_nl_means` on each image or
+//! volume of a block: fast mode (uniform patch weights, as scikit-image's box sums, in
+//! f64) tiled for the cache and vectorised, every core on its own tiles; classic mode
+//! (Gaussian patch weights, in f32 as scikit-image computes a float32 image) a voxel
+//! at a time.
+//!
+//! Both reproduce scikit-image's arithmetic where it shapes the result: its
+//! `_fast_exp` (Schraudolph's approximation, not `exp`), its cut-off at a distance of
+//! 5, fast mode's patch box of `(s - 1)^n` pixels from `-s/2 + 1` to `s/2` divided by
+//! `s^n`, and classic mode's window clipped to the array and its early exit checked
+//! before each patch plane (row, in 2-D).
+
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+
+use crate::block::Block;
+use crate::boundary::Boundary;
+use crate::region::{AxisSet, unravel};
+use crate::stage::NlMeans;
+
+/// scikit-image's cut-off: weights of patches farther than this are 0.
+const CUTOFF: f64 = 5.0;
+
+/// scikit-image's `_fast_exp` (`fast_exp.h`): Schraudolph's approximation of `exp(y)`,
+/// the high 32 bits of a double from `y` scaled, the low ones 0 (`fast_exp(0)` is
+/// 0.971). The cast truncates, and saturates as x86's conversion does.
+#[inline(always)]
+fn fast_exp(y: f64) -> f64 {
+    let high = ((EXP_A * y) as i32).wrapping_add(EXP_BC);
+    f64::from_bits(u64::from(high as u32) << 32)
+}
+
+/// `_fast_exp`'s constants: `2^20 / ln 2`, and `1023 · 2^20 - 60801`.
+const EXP_A: f64 = 1_512_775.395_195_185_7;
+const EXP_BC: i32 = 1_072_632_447;
+
+/// Output tiles of fast mode, per axis (plane, row, column): small enough that a
+/// shift's box sums stay in a core's cache.
+const TILE: [usize; 3] = [8, 16, 128];
+
+/// The non-local means of `image` (holding at least the stage's input sets) at the
+/// output indices `out` of an array of `shape`.
+pub(crate) fn nl_means(
+    image: &Block<'_, f32>,
+    out: &[AxisSet],
+    shape: &[usize],
+    nl: &NlMeans,
+) -> Block<'static, f32> {
+    let ndim = out.len();
+    let lead = ndim - nl.axes;
+    let r = nl.radius();
+    // The filtered axes as three (a 2-D image is one plane): for each, the input
+    // positions of the padded box (the output's bounds grown by the radius, mirrored),
+    // the output's bounds, and which of those indices `out` holds.
+    let mut padded_pos: Vec<Vec<usize>> = Vec::new();
+    let mut bounds = Vec::new();
+    for a in lead..ndim {
+        let b = out[a].bounds();
+        padded_pos.push(
+            (b.start as i64 - r as i64..b.end as i64 + r as i64)
+                .map(|g| {
+                    let i = Boundary::Mirror.map(g, shape[a]).expect("mirror maps");
+                    image.sets[a]
+                        .position(i)
+                        .expect("the input holds the footprint")
+                })
+                .collect(),
+        );
+        bounds.push(b);
+    }
+    if nl.axes == 2 {
+        padded_pos.insert(0, vec![0]);
+        bounds.insert(0, 0..1);
+    }
+    let strides = image.strides();
+    let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
+    let lead_lens = &lens[..lead];
+    let volume: usize = lens[lead..].iter().product();
+    let mut data = vec![0f32; lens.iter().product()];
+    let geometry = Geometry::new(nl, &bounds, &shape[lead..]);
+    for (v, dst) in data.chunks_mut(volume.max(1)).enumerate() {
+        // The input offset of this image's leading indices.
+        let index = unravel(v, lead_lens);
+        let base: usize = (0..lead)
+            .map(|a| {
+                let i = out[a].iter().nth(index[a]).expect("within the set");
+                image.sets[a].position(i).expect("the input holds it") * strides[a]
+            })
+            .sum();
+        let at = |z: usize, y: usize, x: usize| {
+            let k = strides.len();
+            let zs = if nl.axes == 3 { strides[k - 3] } else { 0 };
+            base + padded_pos[0][z] * zs
+                + padded_pos[1][y] * strides[k - 2]
+                + padded_pos[2][x] * strides[k - 1]
+        };
+        let dims = [
+            padded_pos[0].len(),
+            padded_pos[1].len(),
+            padded_pos[2].len(),
+        ];
+        let mut padded = Vec::with_capacity(dims.iter().product());
+        for z in 0..dims[0] {
+            for y in 0..dims[1] {
+                padded.extend((0..dims[2]).map(|x| image.data[at(z, y, x)]));
+            }
+        }
+        let result = if nl.fast {
+            geometry.fast(&padded)
+        } else {
+            geometry.classic(&padded)
+        };
+        // The bounding box's values at `out`'s indices.
+        let ob: Vec<usize> = bounds.iter().map(ExactSizeIterator::len).collect();
+        // Axis `j` of the box is array axis `lead + j - first` (none for an image's plane).
+        let first = 3 - nl.axes;
+        let trailing: Vec<Vec<usize>> = (0..3)
+            .map(|j: usize| match j.checked_sub(first) {
+                None => vec![0],
+                Some(t) => out[lead + t].iter().map(|i| i - bounds[j].start).collect(),
+            })
+            .collect();
+        let mut k = 0;
+        for &z in &trailing[0] {
+            for &y in &trailing[1] {
+                for &x in &trailing[2] {
+                    dst[k] = result[(z * ob[1] + y) * ob[2] + x];
+                    k += 1;
+                }
+            }
+        }
+    }
+    Block::new(out.to_vec(), Cow::Owned(data))
+}
+
+/// One image's (volume's) filtering: the output box, the padding, the patch and the
+/// window, per axis (plane, row, column; a 2-D image has one plane and no window
+/// across planes).
+struct Geometry {
+    /// The output box's extents.
+    out: [usize; 3],
+    /// The padding each side: the padded box is `out + 2 · pad`.
+    pad: [usize; 3],
+    /// The search window's radius.
+    distance: [usize; 3],
+    /// The patch's extent (1 across planes in 2-D).
+    patch: [usize; 3],
+    /// The output box's first index in the array, and the array's extents.
+    origin: [usize; 3],
+    extent: [usize; 3],
+    /// `2 σ²`.
+    var2: f64,
+    h: f64,
+    /// The number of filtered axes.
+    axes: usize,
+}
+
+impl Geometry {
+    fn new(nl: &NlMeans, bounds: &[std::ops::Range<usize>], extent: &[usize]) -> Geometry {
+        let flat = nl.axes == 2;
+        let pick = |on: usize, off: usize| [if flat { off } else { on }, on, on];
+        let mut e = [1; 3];
+        e[3 - nl.axes..].copy_from_slice(extent);
+        Geometry {
+            out: [bounds[0].len(), bounds[1].len(), bounds[2].len()],
+            pad: pick(nl.radius(), 0),
+            distance: pick(nl.distance, 0),
+            patch: pick(nl.patch, 1),
+            origin: [bounds[0].start, bounds[1].start, bounds[2].start],
+            extent: e,
+            var2: 2.0 * nl.sigma * nl.sigma,
+            h: nl.h,
+            axes: nl.axes,
+        }
+    }
+
+    /// Whether box axis `a` is filtered (all but an image's plane axis).
+    fn filtered(&self, a: usize) -> bool {
+        a + self.axes >= 3
+    }
+
+    fn padded_dims(&self) -> [usize; 3] {
+        [0, 1, 2].map(|a| self.out[a] + 2 * self.pad[a])
+    }
+
+    /// Fast mode on `padded` (the padded box): the output box's values. The arithmetic
+    /// is f64, scikit-image's; the values are read as f32 (what the stage holds), half
+    /// the bytes for the cache.
+    fn fast(&self, padded: &[f32]) -> Vec<f32> {
+        let tiles: Vec<[usize; 3]> = {
+            let counts = [0, 1, 2].map(|a| self.out[a].div_ceil(TILE[a]));
+            (0..counts.iter().product())
+                .map(|t| {
+                    let i = unravel(t, &counts);
+                    [i[0] * TILE[0], i[1] * TILE[1], i[2] * TILE[2]]
+                })
+                .collect()
+        };
+        let done: Vec<([usize; 3], [usize; 3], Vec<f64>)> = tiles
+            .into_par_iter()
+            .map(|start| {
+                let len = [0, 1, 2].map(|a| TILE[a].min(self.out[a] - start[a]));
+                (start, len, fast_tile(self, padded, start, len))
+            })
+            .collect();
+        let mut result = vec![0f32; self.out.iter().product()];
+        for (start, len, values) in done {
+            for z in 0..len[0] {
+                for y in 0..len[1] {
+                    let row =
+                        ((start[0] + z) * self.out[1] + start[1] + y) * self.out[2] + start[2];
+                    let from = (z * len[1] + y) * len[2];
+                    for (d, &v) in result[row..row + len[2]]
+                        .iter_mut()
+                        .zip(&values[from..from + len[2]])
+                    {
+                        *d = v as f32;
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    /// Classic mode on `padded` (the padded box, f32): the output box's values.
+    fn classic(&self, padded: &[f32]) -> Vec<f32> {
+        let pd = self.padded_dims();
+        let kernel = classic_kernel(self.patch[1], self.axes, self.h);
+        let var2 = self.var2 as f32;
+        let off = self.patch.map(|s| s / 2);
+        let [_, oy, ox] = self.out;
+        let plane_len = oy * ox;
+        let mut result = vec![0f32; self.out.iter().product()];
+        result
+            .par_chunks_mut(plane_len.max(1))
+            .enumerate()
+            .for_each(|(z, plane)| {
+                for y in 0..oy {
+                    for x in 0..ox {
+                        let o = [z, y, x];
+                        // The window in array indices, clipped to the array.
+                        let lo = [0, 1, 2]
+                            .map(|a| (self.origin[a] + o[a]).saturating_sub(self.distance[a]));
+                        let hi = [0, 1, 2].map(|a| {
+                            (self.origin[a] + o[a] + self.distance[a]).min(self.extent[a] - 1)
+                        });
+                        // Padded-box index of array index `g` on axis `a`, minus the patch radius.
+                        let at = |a: usize, g: usize| g + self.pad[a] - self.origin[a] - off[a];
+                        let centre = [0, 1, 2].map(|a| at(a, self.origin[a] + o[a]));
+                        let (mut total, mut weight_sum) = (0f32, 0f32);
+                        for qz in lo[0]..=hi[0] {
+                            for qy in lo[1]..=hi[1] {
+                                for qx in lo[2]..=hi[2] {
+                                    let q = [at(0, qz), at(1, qy), at(2, qx)];
+                                    let w = patch_weight(
+                                        padded, pd, centre, q, self.patch, &kernel, var2,
+                                    );
+                                    weight_sum += w;
+                                    total += w * padded[((q[0] + off[0]) * pd[1] + q[1] + off[1])
+                                        * pd[2]
+                                        + q[2]
+                                        + off[2]];
+                                }
+                            }
+                        }
+                        plane[y * ox + x] = total / weight_sum;
+                    }
+                }
+            });
+        result
+    }
+}
+
+/// Fast mode on one output tile (`start`, `len` in the output box), compiled for the
+/// widest vector unit the CPU has (the arithmetic, and so the bits, are the same).
+fn fast_tile(g: &Geometry, padded: &[f32], start: [usize; 3], len: [usize; 3]) -> Vec<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { fast_tile_avx512(g, padded, start, len) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { fast_tile_avx2(g, padded, start, len) };
+        }
+    }
+    fast_tile_lanes(g, padded, start, len)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn fast_tile_avx512(g: &Geometry, padded: &[f32], start: [usize; 3], len: [usize; 3]) -> Vec<f64> {
+    fast_tile_lanes(g, padded, start, len)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn fast_tile_avx2(g: &Geometry, padded: &[f32], start: [usize; 3], len: [usize; 3]) -> Vec<f64> {
+    fast_tile_lanes(g, padded, start, len)
+}
+
+/// Fast mode on one output tile: every shift of
+/// the window, each patch distance a box sum of squared differences (along columns,
+/// then rows, then planes), its weight and weighted value accumulated.
+#[inline(always)]
+fn fast_tile_lanes(g: &Geometry, padded: &[f32], start: [usize; 3], len: [usize; 3]) -> Vec<f64> {
+    let pd = g.padded_dims();
+    let off = g.patch.map(|s| s / 2);
+    // The patch box's extent per axis, `s - 1` (1 across the planes of an image),
+    // and where it starts in the padded box for output index 0.
+    let blen = [0, 1, 2].map(|a| if g.filtered(a) { g.patch[a] - 1 } else { 1 });
+    let bstart = [0, 1, 2].map(|a| {
+        if g.filtered(a) {
+            g.pad[a] + 1 - off[a]
+        } else {
+            0
+        }
+    });
+    let count = len[0] * len[1] * len[2];
+    let mut weights = vec![0f64; count];
+    let mut sums = vec![0f64; count];
+    let empty = blen.contains(&0);
+    // Per plane of the patches' reach: one row of squared differences, the plane's
+    // sums along columns, then along rows; the last `blen[0] + 1` planes of those
+    // kept (a ring), and their running sum along planes, one output plane's boxes.
+    let ext = [0, 1, 2].map(|a| len[a] + blen[a].max(1) - 1);
+    let plane = len[1] * len[2];
+    let mut diff = vec![0f64; ext[2]];
+    let mut bx = vec![0f64; ext[1] * len[2]];
+    let ring_len = blen[0] + 1;
+    let mut ring = vec![0f64; ring_len * plane];
+    let mut boxes = vec![0f64; plane];
+    let bcount: usize = blen.iter().product();
+    let subtract = bcount as f64 * g.var2;
+    // scikit-image divides by `h² s^n` (the patch's size, not the box's).
+    let inv = 1.0 / (g.h * g.h * (g.patch[0] * g.patch[1] * g.patch[2]) as f64);
+    let idx = |z: usize, y: usize, x: usize| (z * pd[1] + y) * pd[2] + x;
+    let d = g.distance;
+    for tz in -(d[0] as isize)..=d[0] as isize {
+        for ty in -(d[1] as isize)..=d[1] as isize {
+            for tx in -(d[2] as isize)..=d[2] as isize {
+                let shift = (tz * pd[1] as isize + ty) * pd[2] as isize + tx;
+                for ez in 0..ext[0] {
+                    // The output plane whose boxes are complete with plane `ez`.
+                    let z = (ez + 1).checked_sub(blen[0].max(1));
+                    if !empty {
+                        for ey in 0..ext[1] {
+                            let a = idx(
+                                start[0] + bstart[0] + ez,
+                                start[1] + bstart[1] + ey,
+                                start[2] + bstart[2],
+                            );
+                            let b = (a as isize + shift) as usize;
+                            squares(&mut diff, &padded[a..a + ext[2]], &padded[b..b + ext[2]]);
+                            box_sum(&mut bx[ey * len[2]..(ey + 1) * len[2]], &diff, 1, blen[2]);
+                        }
+                        let slot = ez % ring_len;
+                        running_sum(
+                            &mut ring[slot * plane..(slot + 1) * plane],
+                            &bx,
+                            len[2],
+                            blen[1],
+                        );
+                        match z {
+                            None => {}
+                            Some(0) => {
+                                // The first output plane: its planes summed in turn.
+                                boxes.copy_from_slice(&ring[..plane]);
+                                for k in 1..blen[0] {
+                                    add(&mut boxes, &ring[k * plane..(k + 1) * plane]);
+                                }
+                            }
+                            Some(_) => {
+                                // One plane in, one out.
+                                let gone = (ez + ring_len - blen[0]) % ring_len;
+                                slide(
+                                    &mut boxes,
+                                    &ring[slot * plane..(slot + 1) * plane],
+                                    &ring[gone * plane..(gone + 1) * plane],
+                                );
+                            }
+                        }
+                    }
+                    let Some(z) = z else { continue };
+                    for y in 0..len[1] {
+                        let o = y * len[2];
+                        let w = (z * len[1] + y) * len[2];
+                        let v = (idx(
+                            start[0] + z + g.pad[0],
+                            start[1] + y + g.pad[1],
+                            start[2] + g.pad[2],
+                        ) as isize
+                            + shift) as usize;
+                        accumulate(
+                            &mut weights[w..w + len[2]],
+                            &mut sums[w..w + len[2]],
+                            &boxes[o..o + len[2]],
+                            &padded[v..v + len[2]],
+                            subtract,
+                            inv,
+                            empty,
+                        );
+                    }
+                }
+            }
+        }
+    }
+    sums.iter().zip(&weights).map(|(s, w)| s / w).collect()
+}
+
+/// `out[i] = (a[i] - b[i])²`.
+#[inline(always)]
+fn squares(out: &mut [f64], a: &[f32], b: &[f32]) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        let t = f64::from(x) - f64::from(y);
+        *o = t * t;
+    }
+}
+
+/// `out[i] = Σ_{k < n} src[i + k · stride]` (`n` ≥ 1), summed in `k` order, in one
+/// pass for the patch sizes of practice.
+#[inline(always)]
+fn box_sum(out: &mut [f64], src: &[f64], stride: usize, n: usize) {
+    match n {
+        1 => out.copy_from_slice(&src[..out.len()]),
+        2 => box_n::<2>(out, src, stride),
+        3 => box_n::<3>(out, src, stride),
+        4 => box_n::<4>(out, src, stride),
+        5 => box_n::<5>(out, src, stride),
+        6 => box_n::<6>(out, src, stride),
+        _ => {
+            box_n::<6>(out, src, stride);
+            for k in 6..n {
+                for (o, &s) in out.iter_mut().zip(&src[k * stride..]) {
+                    *o += s;
+                }
+            }
+        }
+    }
+}
+
+/// [`box_sum`] of `N` terms.
+#[inline(always)]
+fn box_n<const N: usize>(out: &mut [f64], src: &[f64], stride: usize) {
+    let len = out.len();
+    let rows: [&[f64]; N] = std::array::from_fn(|k| &src[k * stride..k * stride + len]);
+    for (i, o) in out.iter_mut().enumerate() {
+        let mut acc = rows[0][i];
+        for row in &rows[1..] {
+            acc += row[i];
+        }
+        *o = acc;
+    }
+}
+
+/// Rows of `rows` (each `width` long) summed `n` at a time, into `out` (one row per
+/// output row): the first sum in turn, each next from the last, one row in, one out.
+#[inline(always)]
+fn running_sum(out: &mut [f64], rows: &[f64], width: usize, n: usize) {
+    let count = out.len() / width;
+    box_sum(&mut out[..width], rows, width, n);
+    for y in 1..count {
+        let (done, next) = out.split_at_mut(y * width);
+        let last = &done[(y - 1) * width..];
+        let incoming = &rows[(y + n - 1) * width..(y + n) * width];
+        let outgoing = &rows[(y - 1) * width..y * width];
+        for (((o, &l), &i), &g) in next[..width]
+            .iter_mut()
+            .zip(last)
+            .zip(incoming)
+            .zip(outgoing)
+        {
+            *o = l + i - g;
+        }
+    }
+}
+
+/// `out += src`.
+#[inline(always)]
+fn add(out: &mut [f64], src: &[f64]) {
+    for (o, &s) in out.iter_mut().zip(src) {
+        *o += s;
+    }
+}
+
+/// `out += incoming - outgoing`.
+#[inline(always)]
+fn slide(out: &mut [f64], incoming: &[f64], outgoing: &[f64]) {
+    for ((o, &i), &g) in out.iter_mut().zip(incoming).zip(outgoing) {
+        *o = *o + i - g;
+    }
+}
+
+/// One shift's weights and weighted values, accumulated along a row: the patch
+/// distance `max(box - subtract, 0) · inv` (0 where the box is `empty`), weight
+/// `fast_exp(-distance)` unless it is past the cut-off.
+#[inline(always)]
+fn accumulate(
+    weights: &mut [f64],
+    sums: &mut [f64],
+    boxes: &[f64],
+    values: &[f32],
+    subtract: f64,
+    inv: f64,
+    empty: bool,
+) {
+    for (((w, s), &b), &v) in weights
+        .iter_mut()
+        .zip(sums.iter_mut())
+        .zip(boxes)
+        .zip(values)
+    {
+        let weight = if empty {
+            fast_exp(0.0)
+        } else {
+            weight_of(b, subtract, inv)
+        };
+        *w += weight;
+        *s += weight * f64::from(v);
+    }
+}
+
+/// The weight of a patch whose box sum is `b`: `fast_exp(-d)` for the distance `d =
+/// max(b - subtract, 0) · inv` (NaN counts as 0), 0 past the cut-off.
+#[inline(always)]
+fn weight_of(b: f64, subtract: f64, inv: f64) -> f64 {
+    let x = b - subtract;
+    let distance = if x > 0.0 { x * inv } else { 0.0 };
+    let y = if distance < CUTOFF {
+        -distance
+    } else {
+        -CUTOFF
+    };
+    // SAFETY: `y` lies in `[-CUTOFF, 0]`, so `EXP_A * y` in `[-7.6e6, 0]`, within i32.
+    let scaled = unsafe { (EXP_A * y).to_int_unchecked::<i32>() };
+    let weight = f64::from_bits(u64::from(scaled.wrapping_add(EXP_BC) as u32) << 32);
+    if distance <= CUTOFF { weight } else { 0.0 }
+}
+
+/// Classic mode's patch weights, scikit-image's in float32: a Gaussian of standard
+/// deviation `(s - 1) / 4` over the patch, scaled to sum to `1 / h²`.
+fn classic_kernel(s: usize, axes: usize, h: f64) -> Vec<f32> {
+    let off = (s / 2) as i64;
+    let a = (s as f32 - 1.0) / 4.0;
+    let two_a2 = 2.0 * a * a;
+    let range: Vec<f32> = (-off..=off).map(|v| v as f32).collect();
+    let planes: &[f32] = if axes == 3 { &range } else { &[0.0] };
+    let mut w = Vec::new();
+    for &p in planes {
+        for &r in &range {
+            for &c in &range {
+                // NumPy's `-(p*p + r*r + c*c) / (2*A*A)` (no plane term in 2-D).
+                let squares = if axes == 3 {
+                    p * p + r * r + c * c
+                } else {
+                    r * r + c * c
+                };
+                w.push((-squares / two_a2).exp());
+            }
+        }
+    }
+    let h = h as f32;
+    let scale = 1.0 / (numpy_sum(&w) * h * h);
+    for x in &mut w {
+        *x *= scale;
+    }
+    w
+}
+
+/// NumPy's float32 sum (pairwise: eight running sums per block of 128, combined as
+/// `((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))`, the remainder added in turn).
+fn numpy_sum(v: &[f32]) -> f32 {
+    if v.len() < 8 {
+        return v.iter().fold(-0.0, |s, &x| s + x);
+    }
+    if v.len() <= 128 {
+        let mut r = [0f32; 8];
+        r.copy_from_slice(&v[..8]);
+        let mut i = 8;
+        while i + 8 <= v.len() {
+            for j in 0..8 {
+                r[j] += v[i + j];
+            }
+            i += 8;
+        }
+        let mut s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for &x in &v[i..] {
+            s += x;
+        }
+        return s;
+    }
+    let half = (v.len() / 2) / 8 * 8;
+    numpy_sum(&v[..half]) + numpy_sum(&v[half..])
+}
+
+/// Classic mode's weight of the patch at `q` against the one at `centre` (each the
+/// patch's first index in the padded box): `fast_exp(-max(0, Σ k · (d² - 2σ²)))`, 0
+/// where the running sum passes the cut-off before a plane (a row, in 2-D) of the
+/// patch.
+fn patch_weight(
+    padded: &[f32],
+    pd: [usize; 3],
+    centre: [usize; 3],
+    q: [usize; 3],
+    patch: [usize; 3],
+    kernel: &[f32],
+    var2: f32,
+) -> f32 {
+    let mut distance = 0f32;
+    let cutoff = CUTOFF as f32;
+    let mut k = 0;
+    for i in 0..patch[0] {
+        if patch[0] > 1 && distance > cutoff {
+            return 0.0;
+        }
+        for j in 0..patch[1] {
+            if patch[0] == 1 && distance > cutoff {
+                return 0.0;
+            }
+            let a = ((centre[0] + i) * pd[1] + centre[1] + j) * pd[2] + centre[2];
+            let b = ((q[0] + i) * pd[1] + q[1] + j) * pd[2] + q[2];
+            for l in 0..patch[2] {
+                let t = padded[a + l] - padded[b + l];
+                distance += kernel[k] * (t * t - var2);
+                k += 1;
+            }
+        }
+    }
+    let d = f64::from(distance);
+    let d = if d > 0.0 { d } else { 0.0 };
+    fast_exp(-d) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp_is_scikit_images() {
+        // Values of skimage's _fast_exp (fast_exp.h), not exp.
+        assert_eq!(fast_exp(0.0), 0.971_007_823_944_091_8);
+        for y in [0.0, -1e-9, -0.3, -2.5, -4.999_999, -5.0] {
+            // A box sum `b` with `(b - 1) · 2 = -y`.
+            assert_eq!(
+                weight_of(1.0 - y / 2.0, 1.0, 2.0).to_bits(),
+                fast_exp(y).to_bits()
+            );
+        }
+        assert_eq!(weight_of(1.0 + 2.6, 1.0, 2.0), 0.0);
+        assert_eq!(weight_of(0.5, 1.0, 2.0), fast_exp(0.0));
+        assert!((fast_exp(-5.0) - 0.006_752_1).abs() < 1e-7);
+        assert!((fast_exp(-1.0) - (-1f64).exp()).abs() < 0.03);
+    }
+
+    #[test]
+    fn numpy_sums_pairwise() {
+        let v: Vec<f32> = (0..125).map(|i| 1.0 + i as f32 * 1e-3).collect();
+        let pairwise = numpy_sum(&v);
+        let exact: f64 = v.iter().map(|&x| f64::from(x)).sum();
+        assert!((f64::from(pairwise) - exact).abs() < 1e-4);
+    }
+}
