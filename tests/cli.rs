@@ -299,8 +299,32 @@ mod bad_input {
             bytes.extend_from_slice(&f64::NAN.to_le_bytes());
         }
         fs::write(&nan, bytes).unwrap();
-        let cases: [(&[&str], &[&str]); 6] = [
+        let cases: [(&[&str], &[&str]); 10] = [
             (&["anscombe", "--gain", "0"], &["anscombe", "gain", "> 0"]),
+            (
+                &["denoise", "--h", "0.1", "--patch-size", "0"],
+                &["denoise", "patch-size must be >= 1"],
+            ),
+            (
+                &["denoise", "--h", "0.1", "--patch-distance", "0"],
+                &["denoise", "patch-distance must be >= 1"],
+            ),
+            (
+                &["denoise", "--h", "-1"],
+                &["denoise", "h must be finite and > 0"],
+            ),
+            (
+                &[
+                    "denoise",
+                    "--h",
+                    "1",
+                    "--noise",
+                    "poisson-gaussian",
+                    "--gain",
+                    "0",
+                ],
+                &["denoise", "gain", "> 0"],
+            ),
             (
                 &["inverse-anscombe", "--read-noise", "-1"],
                 &["inverse_anscombe", "read noise"],

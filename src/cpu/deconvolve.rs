@@ -8,10 +8,49 @@ use super::pointwise::map;
 use super::stencil::stencil;
 use crate::block::Block;
 use crate::region::AxisSet;
-use crate::stage::Deconvolution;
+use crate::stage::{Deconvolution, Stencil};
 
 /// scikit-image's guard against dividing by zero.
 const EPSILON: f32 = 1e-12;
+
+/// `full`'s correlation of `input` at `out`, or, where the PSF is separable, its 1-D
+/// `passes` in turn (each leaving the sets of the axes it has not yet reached as the
+/// input's).
+fn convolve<'s>(
+    input: &Block<'_, f32>,
+    out: &[AxisSet],
+    shape: &[usize],
+    full: &Stencil,
+    passes: impl ExactSizeIterator<Item = &'s Stencil>,
+) -> Block<'static, f32> {
+    if passes.len() == 0 {
+        return stencil(input, out, shape, full);
+    }
+    let mut current: Option<Block<'static, f32>> = None;
+    for pass in passes {
+        let from = current.as_ref().map_or(&input.sets, |b| &b.sets);
+        let sets: Vec<AxisSet> = (0..out.len())
+            .map(|a| {
+                if pass.shape[a] > 1 {
+                    out[a].clone()
+                } else {
+                    from[a].clone()
+                }
+            })
+            .collect();
+        let next = match &current {
+            None => stencil(input, &sets, shape, pass),
+            Some(b) => stencil(b, &sets, shape, pass),
+        };
+        current = Some(next);
+    }
+    let done = current.expect("at least one pass");
+    if done.sets == out {
+        return done;
+    }
+    // Axes no pass reached (1 in the PSF) keep the input's sets: cut them to `out`.
+    map(&done, out, |x: f32| x)
+}
 
 /// The deconvolution of `image` (holding at least the stage's input sets) at the
 /// output indices `out` of an array of `shape`.
@@ -26,7 +65,13 @@ pub(crate) fn deconvolve(
     let len = |s: &[AxisSet]| s.iter().map(AxisSet::len).product::<usize>();
     let mut estimate = Block::new(first.clone(), Cow::Owned(vec![0.5f32; len(first)]));
     for it in &iterations {
-        let blurred = stencil(&estimate, &it.ratio, shape, &d.psf);
+        let blurred = convolve(
+            &estimate,
+            &it.ratio,
+            shape,
+            &d.psf,
+            d.passes.iter().map(|p| &p.0),
+        );
         let observed = map(image, &it.ratio, |x: f32| x);
         let ratio: Vec<f32> = blurred
             .data
@@ -41,7 +86,13 @@ pub(crate) fn deconvolve(
             })
             .collect();
         let ratio = Block::new(it.ratio.clone(), Cow::Owned(ratio));
-        let correction = stencil(&ratio, &it.next, shape, &d.mirror);
+        let correction = convolve(
+            &ratio,
+            &it.next,
+            shape,
+            &d.mirror,
+            d.passes.iter().map(|p| &p.1),
+        );
         let kept = map(&estimate, &it.next, |x: f32| x);
         let next: Vec<f32> = kept
             .data

@@ -98,6 +98,60 @@ impl Kernel {
         Ok(Kernel::new(shape, data.iter().map(|w| w / total).collect()))
     }
 
+    /// The kernel as a product of 1-D kernels, one per axis longer than 1 (each shaped
+    /// as the kernel, 1 on every other axis), where it is one to within 1e-6 of its
+    /// largest weight (a Gaussian PSF is): its marginal sums, scaled. `None` where it is
+    /// not, or where its weights sum to 0.
+    pub(crate) fn separable_factors(&self) -> Option<Vec<Kernel>> {
+        let nd = self.shape.len();
+        let axes: Vec<usize> = (0..nd).filter(|&a| self.shape[a] > 1).collect();
+        if axes.len() < 2 || self.data.len() != self.shape.iter().product::<usize>() {
+            return None;
+        }
+        let total: f64 = self.data.iter().sum();
+        let largest = self.data.iter().fold(0f64, |m, w| m.max(w.abs()));
+        if total.abs() <= 1e-12 * largest || !largest.is_finite() {
+            return None;
+        }
+        // A rank-one tensor is its marginals' product over total^(axes - 1).
+        let marginals: Vec<Vec<f64>> = axes
+            .iter()
+            .map(|&a| {
+                let mut m = vec![0.0; self.shape[a]];
+                for (flat, &w) in self.data.iter().enumerate() {
+                    m[crate::region::unravel(flat, &self.shape)[a]] += w;
+                }
+                m
+            })
+            .collect();
+        let scale = total.powi(axes.len() as i32 - 1);
+        let rank_one = self.data.iter().enumerate().all(|(flat, &w)| {
+            let index = crate::region::unravel(flat, &self.shape);
+            let product: f64 = axes
+                .iter()
+                .zip(&marginals)
+                .map(|(&a, m)| m[index[a]])
+                .product();
+            (product / scale - w).abs() <= 1e-6 * largest
+        });
+        if !rank_one {
+            return None;
+        }
+        Some(
+            axes.iter()
+                .zip(marginals)
+                .enumerate()
+                .map(|(i, (&a, m))| {
+                    let mut shape = vec![1; nd];
+                    shape[a] = self.shape[a];
+                    // All but the last factor carry 1 / total.
+                    let div = if i + 1 < axes.len() { total } else { 1.0 };
+                    Kernel::new(shape, m.iter().map(|w| w / div).collect())
+                })
+                .collect(),
+        )
+    }
+
     /// Richardson–Lucy's two correlation stencils on an `ndim`-D array: the kernel
     /// convolved as scipy.signal's `mode='same'` (centred at `n // 2`, zero outside the
     /// array), and the mirrored kernel likewise (its correlation weights are the
@@ -173,6 +227,31 @@ impl Kernel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gaussian_psf_factors_into_its_axes_and_a_skewed_one_does_not() {
+        let g = Kernel::gaussian(&[1.0, 0.5, 2.0]).unwrap();
+        let factors = g.separable_factors().unwrap();
+        assert_eq!(factors.len(), 3);
+        assert_eq!(factors[1].shape, vec![1, 5, 1]);
+        // Their product is the kernel.
+        for (flat, &w) in g.data.iter().enumerate() {
+            let i = crate::region::unravel(flat, &g.shape);
+            let product: f64 = (0..3).map(|a| factors[a].data[i[a]]).product();
+            assert!((product - w).abs() < 1e-12, "{i:?}");
+        }
+        let mut skewed = g.clone();
+        skewed.data[7] += 0.01;
+        assert!(skewed.separable_factors().is_none());
+        // A 1-D kernel, and one whose weights sum to 0, are not split.
+        assert!(
+            Kernel::new(vec![3], vec![1.0, 2.0, 1.0])
+                .separable_factors()
+                .is_none()
+        );
+        let edge = Kernel::new(vec![2, 2], vec![1.0, -1.0, 1.0, -1.0]);
+        assert!(edge.separable_factors().is_none());
+    }
 
     #[test]
     fn kernel_is_flipped_and_padded_to_the_array_rank() {

@@ -49,9 +49,20 @@ impl Op {
                     }
                 };
                 let (psf_stencil, mirror) = psf.same_stencils(ndim)?;
+                let passes = psf
+                    .separable_factors()
+                    .map(|factors| {
+                        factors
+                            .iter()
+                            .map(|f| f.same_stencils(ndim))
+                            .collect::<Result<Vec<_>>>()
+                    })
+                    .transpose()?
+                    .unwrap_or_default();
                 Ok(vec![Stage::Deconvolve(Box::new(Deconvolution {
                     psf: psf_stencil,
                     mirror,
+                    passes,
                     iterations: *iterations,
                     // scikit-image's `if filter_epsilon:` (0 is off).
                     filter_epsilon: filter_epsilon.filter(|e| *e != 0.0).map(|e| e as f32),
@@ -101,9 +112,16 @@ impl Op {
                 Ok(match noise {
                     None => vec![denoise],
                     Some(model) => {
-                        let mut stages = Op::Anscombe { model: *model }.stages(ndim)?;
+                        // The model's checks, in this op's name.
+                        let transform = |op: Op| {
+                            op.stages(ndim).map_err(|e| match e {
+                                Error::InvalidParameter { message, .. } => invalid(message),
+                                other => other,
+                            })
+                        };
+                        let mut stages = transform(Op::Anscombe { model: *model })?;
                         stages.push(denoise);
-                        stages.extend(Op::InverseAnscombe { model: *model }.stages(ndim)?);
+                        stages.extend(transform(Op::InverseAnscombe { model: *model })?);
                         stages
                     }
                 })

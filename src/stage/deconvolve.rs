@@ -15,6 +15,10 @@ pub(crate) struct Deconvolution {
     pub psf: Stencil,
     /// The mirrored PSF, likewise (its weights are the PSF's as given).
     pub mirror: Stencil,
+    /// Where the PSF is separable (a Gaussian is): its 1-D factors' stencils, `(psf,
+    /// mirror)` per axis, whose passes in turn are its convolutions (empty where it is
+    /// not).
+    pub passes: Vec<(Stencil, Stencil)>,
     /// Iterations, at least 1.
     pub iterations: usize,
     /// Ratios where the blurred estimate is below this are 0 (`None`: never).
