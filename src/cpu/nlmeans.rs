@@ -154,6 +154,8 @@ struct Geometry {
     h: f64,
     /// The number of filtered axes.
     axes: usize,
+    /// Classic mode's patch weights (none in fast mode).
+    kernel: Vec<f32>,
 }
 
 impl Geometry {
@@ -172,6 +174,11 @@ impl Geometry {
             var2: 2.0 * nl.sigma * nl.sigma,
             h: nl.h,
             axes: nl.axes,
+            kernel: if nl.fast {
+                Vec::new()
+            } else {
+                nl.classic_weights()
+            },
         }
     }
 
@@ -226,7 +233,7 @@ impl Geometry {
     /// Classic mode on `padded` (the padded box, f32): the output box's values.
     fn classic(&self, padded: &[f32]) -> Vec<f32> {
         let pd = self.padded_dims();
-        let kernel = classic_kernel(self.patch[1], self.axes, self.h);
+        let kernel = &self.kernel;
         let var2 = self.var2 as f32;
         let off = self.patch.map(|s| s / 2);
         let [_, oy, ox] = self.out;
@@ -254,7 +261,7 @@ impl Geometry {
                                 for qx in lo[2]..=hi[2] {
                                     let q = [at(0, qz), at(1, qy), at(2, qx)];
                                     let w = patch_weight(
-                                        padded, pd, centre, q, self.patch, &kernel, var2,
+                                        padded, pd, centre, q, self.patch, kernel, var2,
                                     );
                                     weight_sum += w;
                                     total += w * padded[((q[0] + off[0]) * pd[1] + q[1] + off[1])
@@ -539,62 +546,6 @@ fn weight_of(b: f64, subtract: f64, inv: f64) -> f64 {
     if distance <= CUTOFF { weight } else { 0.0 }
 }
 
-/// Classic mode's patch weights, scikit-image's in float32: a Gaussian of standard
-/// deviation `(s - 1) / 4` over the patch, scaled to sum to `1 / h²`.
-fn classic_kernel(s: usize, axes: usize, h: f64) -> Vec<f32> {
-    let off = (s / 2) as i64;
-    let a = (s as f32 - 1.0) / 4.0;
-    let two_a2 = 2.0 * a * a;
-    let range: Vec<f32> = (-off..=off).map(|v| v as f32).collect();
-    let planes: &[f32] = if axes == 3 { &range } else { &[0.0] };
-    let mut w = Vec::new();
-    for &p in planes {
-        for &r in &range {
-            for &c in &range {
-                // NumPy's `-(p*p + r*r + c*c) / (2*A*A)` (no plane term in 2-D).
-                let squares = if axes == 3 {
-                    p * p + r * r + c * c
-                } else {
-                    r * r + c * c
-                };
-                w.push((-squares / two_a2).exp());
-            }
-        }
-    }
-    let h = h as f32;
-    let scale = 1.0 / (numpy_sum(&w) * h * h);
-    for x in &mut w {
-        *x *= scale;
-    }
-    w
-}
-
-/// NumPy's float32 sum (pairwise: eight running sums per block of 128, combined as
-/// `((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))`, the remainder added in turn).
-fn numpy_sum(v: &[f32]) -> f32 {
-    if v.len() < 8 {
-        return v.iter().fold(-0.0, |s, &x| s + x);
-    }
-    if v.len() <= 128 {
-        let mut r = [0f32; 8];
-        r.copy_from_slice(&v[..8]);
-        let mut i = 8;
-        while i + 8 <= v.len() {
-            for j in 0..8 {
-                r[j] += v[i + j];
-            }
-            i += 8;
-        }
-        let mut s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for &x in &v[i..] {
-            s += x;
-        }
-        return s;
-    }
-    let half = (v.len() / 2) / 8 * 8;
-    numpy_sum(&v[..half]) + numpy_sum(&v[half..])
-}
-
 /// Classic mode's weight of the patch at `q` against the one at `centre` (each the
 /// patch's first index in the padded box): `fast_exp(-max(0, Σ k · (d² - 2σ²)))`, 0
 /// where the running sum passes the cut-off before a plane (a row, in 2-D) of the
@@ -652,13 +603,5 @@ mod tests {
         assert_eq!(weight_of(0.5, 1.0, 2.0), fast_exp(0.0));
         assert!((fast_exp(-5.0) - 0.006_752_1).abs() < 1e-7);
         assert!((fast_exp(-1.0) - (-1f64).exp()).abs() < 0.03);
-    }
-
-    #[test]
-    fn numpy_sums_pairwise() {
-        let v: Vec<f32> = (0..125).map(|i| 1.0 + i as f32 * 1e-3).collect();
-        let pairwise = numpy_sum(&v);
-        let exact: f64 = v.iter().map(|&x| f64::from(x)).sum();
-        assert!((f64::from(pairwise) - exact).abs() < 1e-4);
     }
 }

@@ -37,6 +37,7 @@ mod encode;
 mod inject;
 mod job;
 mod launch;
+mod nlmeans;
 mod placement;
 mod pointwise;
 mod pool;

@@ -25,8 +25,8 @@ pub(super) fn on_device(plan: &Plan, k: usize) -> bool {
         return false;
     }
     match stage {
-        // Richardson–Lucy's iterations and non-local means run with the CPU kernels.
-        Stage::Deconvolve(_) | Stage::NlMeans(_) => false,
+        // Richardson–Lucy's iterations run with the CPU kernels.
+        Stage::Deconvolve(_) => false,
         Stage::Downsample {
             factor,
             method: DownMethod::Mean,

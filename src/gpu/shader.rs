@@ -49,6 +49,7 @@ pub(crate) enum Shader {
     Anscombe,
     Project,
     Accumulate,
+    NlMeans,
 }
 
 impl Shader {
@@ -66,6 +67,7 @@ impl Shader {
             Shader::Anscombe => "anscombe.wgsl",
             Shader::Project => "project.wgsl",
             Shader::Accumulate => "accumulate.wgsl",
+            Shader::NlMeans => "nlmeans.wgsl",
         }
     }
 
@@ -82,6 +84,7 @@ impl Shader {
             Shader::Anscombe => include_str!("../../shaders/anscombe.wgsl"),
             Shader::Project => include_str!("../../shaders/project.wgsl"),
             Shader::Accumulate => include_str!("../../shaders/accumulate.wgsl"),
+            Shader::NlMeans => include_str!("../../shaders/nlmeans.wgsl"),
         }
     }
 }
@@ -609,6 +612,11 @@ mod tests {
                 "AccumulateParams",
                 size_of::<super::super::pointwise::AccumulateParams>(),
             ),
+            (
+                Shader::NlMeans,
+                "NlMeansParams",
+                size_of::<super::super::nlmeans::NlMeansParams>(),
+            ),
         ];
         for (kernel, name, rust_size) in twins {
             let output = match kernel {
@@ -621,7 +629,8 @@ mod tests {
                 | Shader::Project
                 | Shader::Normalize
                 | Shader::Anscombe
-                | Shader::Accumulate => DType::F32,
+                | Shader::Accumulate
+                | Shader::NlMeans => DType::F32,
                 Shader::Cast => DType::U16,
             };
             let module = module(kernel, 0, DType::F32, output);
@@ -665,6 +674,8 @@ mod tests {
             module(Shader::Anscombe, 0, input, DType::F32);
             module(Shader::Anscombe, 1, input, DType::F32);
             module(Shader::Project, 1, input, input);
+            module(Shader::NlMeans, 0, input, DType::F32);
+            module(Shader::NlMeans, 1, input, DType::F32);
         }
         module(Shader::Accumulate, 0, DType::F32, DType::F32);
     }

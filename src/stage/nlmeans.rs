@@ -32,6 +32,12 @@ impl NlMeans {
         self.distance + self.patch / 2
     }
 
+    /// Classic mode's patch weights, scikit-image's in float32 (C order over the
+    /// patch: `s^axes` of them).
+    pub(crate) fn classic_weights(&self) -> Vec<f32> {
+        classic_kernel(self.patch, self.axes, self.h)
+    }
+
     /// The input indices the output indices `out` of an array of `shape` read: on the
     /// filtered axes, the whole box around `out` (its bounds, grown by the radius,
     /// mirrored at the edges); on the leading axes, `out` itself.
@@ -56,6 +62,62 @@ impl NlMeans {
             })
             .collect()
     }
+}
+
+/// Classic mode's patch weights, scikit-image's in float32: a Gaussian of standard
+/// deviation `(s - 1) / 4` over the patch, scaled to sum to `1 / h²`.
+fn classic_kernel(s: usize, axes: usize, h: f64) -> Vec<f32> {
+    let off = (s / 2) as i64;
+    let a = (s as f32 - 1.0) / 4.0;
+    let two_a2 = 2.0 * a * a;
+    let range: Vec<f32> = (-off..=off).map(|v| v as f32).collect();
+    let planes: &[f32] = if axes == 3 { &range } else { &[0.0] };
+    let mut w = Vec::new();
+    for &p in planes {
+        for &r in &range {
+            for &c in &range {
+                // NumPy's `-(p*p + r*r + c*c) / (2*A*A)` (no plane term in 2-D).
+                let squares = if axes == 3 {
+                    p * p + r * r + c * c
+                } else {
+                    r * r + c * c
+                };
+                w.push((-squares / two_a2).exp());
+            }
+        }
+    }
+    let h = h as f32;
+    let scale = 1.0 / (numpy_sum(&w) * h * h);
+    for x in &mut w {
+        *x *= scale;
+    }
+    w
+}
+
+/// NumPy's float32 sum (pairwise: eight running sums per block of 128, combined as
+/// `((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))`, the remainder added in turn).
+fn numpy_sum(v: &[f32]) -> f32 {
+    if v.len() < 8 {
+        return v.iter().fold(-0.0, |s, &x| s + x);
+    }
+    if v.len() <= 128 {
+        let mut r = [0f32; 8];
+        r.copy_from_slice(&v[..8]);
+        let mut i = 8;
+        while i + 8 <= v.len() {
+            for j in 0..8 {
+                r[j] += v[i + j];
+            }
+            i += 8;
+        }
+        let mut s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for &x in &v[i..] {
+            s += x;
+        }
+        return s;
+    }
+    let half = (v.len() / 2) / 8 * 8;
+    numpy_sum(&v[..half]) + numpy_sum(&v[half..])
 }
 
 #[cfg(test)]
@@ -84,5 +146,13 @@ mod tests {
         assert_eq!(sets[1], AxisSet::from_range(0..12));
         // 5..12, and 12..17 mirrored on 12 elements to 10, 9, 8, 7, 6.
         assert_eq!(sets[2], AxisSet::from_range(5..12));
+    }
+
+    #[test]
+    fn numpy_sums_pairwise() {
+        let v: Vec<f32> = (0..125).map(|i| 1.0 + i as f32 * 1e-3).collect();
+        let pairwise = numpy_sum(&v);
+        let exact: f64 = v.iter().map(|&x| f64::from(x)).sum();
+        assert!((f64::from(pairwise) - exact).abs() < 1e-4);
     }
 }
