@@ -162,7 +162,7 @@ def normalize(percentiles=(1.0, 99.8), clip: bool = False) -> Op:
 
 
 def deconvolve(psf=None, iterations: int = 50, filter_epsilon=None, clip: bool = False,
-               psf_sigma=None) -> Op:
+               psf_sigma=None, overlap=None) -> Op:
     """Richardson-Lucy deconvolution (``skimage.restoration.richardson_lucy``) with the
     point-spread function ``psf`` (an array; its axes are the data's last ones) or a
     Gaussian one of ``psf_sigma`` (pixels, normalised, over +-4 sigma), float32 out."""
@@ -178,6 +178,9 @@ def deconvolve(psf=None, iterations: int = 50, filter_epsilon=None, clip: bool =
         op["psf_sigma"] = _floats(psf_sigma, "psf_sigma")
     if filter_epsilon is not None:
         op["filter_epsilon"] = float(filter_epsilon)
+    if overlap is not None:
+        # Approximate: each block deconvolved on its own, grown by `overlap` pixels.
+        op["overlap"] = int(overlap)
     return Op(op)
 
 

@@ -155,6 +155,12 @@ pub(super) struct DeconvolveArgs {
     /// intensities are not in [-1, 1]).
     #[arg(long)]
     pub(super) clip: bool,
+    /// Approximate: deconvolve each block of output as an image of its own, grown by K
+    /// pixels each side (as dask's map_overlap with depth K), instead of by the halo
+    /// that makes the result exact (iterations x 2 x the PSF's radius); the error this
+    /// causes is in BENCHMARKS.md.
+    #[arg(long, value_name = "K")]
+    pub(super) overlap: Option<usize>,
 }
 
 impl ToOp for DeconvolveArgs {
@@ -166,6 +172,7 @@ impl ToOp for DeconvolveArgs {
             iterations: self.iterations,
             filter_epsilon: self.filter_epsilon,
             clip: self.clip,
+            overlap: self.overlap,
         })
     }
 }

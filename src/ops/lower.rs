@@ -27,6 +27,7 @@ impl Op {
                 iterations,
                 filter_epsilon,
                 clip,
+                overlap,
             } => {
                 if *iterations < 1 {
                     return Err(invalid(format!(
@@ -67,6 +68,7 @@ impl Op {
                     // scikit-image's `if filter_epsilon:` (0 is off).
                     filter_epsilon: filter_epsilon.filter(|e| *e != 0.0).map(|e| e as f32),
                     clip: *clip,
+                    overlap: *overlap,
                 }))])
             }
             Op::Denoise {

@@ -258,6 +258,11 @@ pub enum Op {
         /// Clip the result to `[-1, 1]` (scikit-image's default; the command's is off).
         #[serde(default)]
         clip: bool,
+        /// Approximate instead of exact: each block of output is deconvolved as an
+        /// image of its own, grown by this many pixels each side (dask's `map_overlap`
+        /// with this depth), instead of by the halo every iteration needs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        overlap: Option<usize>,
     },
     /// scikit-image's `denoise_nl_means(x, patch_size, patch_distance, h, fast_mode,
     /// sigma, preserve_range=True)`: non-local means on the last two axes of a 2-D
@@ -324,6 +329,7 @@ impl Op {
             iterations,
             filter_epsilon: None,
             clip: false,
+            overlap: None,
         }
     }
 
@@ -530,6 +536,7 @@ mod tests {
         r#"{"op":"project","axis":0,"method":"max","keepdims":false}"#,
         r#"{"op":"deconvolve","psf":{"shape":[3],"data":[0.25,0.5,0.25]},"iterations":5,"filter_epsilon":0.001,"clip":false}"#,
         r#"{"op":"deconvolve","psf_sigma":[2.0,1.0],"iterations":10,"clip":true}"#,
+        r#"{"op":"deconvolve","psf_sigma":[1.0],"iterations":10,"clip":false,"overlap":16}"#,
         r#"{"op":"denoise","patch_size":5,"patch_distance":6,"h":0.8,"sigma":0.0,"fast_mode":true}"#,
         r#"{"op":"denoise","patch_size":3,"patch_distance":2,"h":1.5,"sigma":1.0,"fast_mode":false,"noise":{"gain":2.0,"offset":100.0,"read_noise":3.0}}"#,
         r#"{"op":"anscombe","gain":2.5,"offset":100.0,"read_noise":3.0}"#,

@@ -25,6 +25,9 @@ pub(crate) struct Deconvolution {
     pub filter_epsilon: Option<f32>,
     /// Clip the result to `[-1, 1]`.
     pub clip: bool,
+    /// Approximate: each block deconvolved as an image of its own, its bounds grown by
+    /// this much (clipped to the array), not by every iteration's halo.
+    pub overlap: Option<usize>,
 }
 
 /// One iteration's index sets: the estimate it reads, the ratio it forms, the estimate
@@ -64,9 +67,32 @@ impl Deconvolution {
         all
     }
 
+    /// With an overlap, the box a block of output `out` is deconvolved in: its bounds
+    /// grown by the overlap, clipped to the array of `shape`.
+    pub(crate) fn window(
+        &self,
+        out: &[AxisSet],
+        shape: &[usize],
+    ) -> Option<Vec<std::ops::Range<usize>>> {
+        let k = self.overlap?;
+        Some(
+            out.iter()
+                .zip(shape)
+                .map(|(s, &n)| {
+                    let b = s.bounds();
+                    b.start.saturating_sub(k)..(b.end + k).min(n)
+                })
+                .collect(),
+        )
+    }
+
     /// The input indices the output indices `out` need: the first iteration's estimate,
-    /// which holds every later one's and every ratio (where the image is read).
+    /// which holds every later one's and every ratio (where the image is read); with an
+    /// overlap, its window.
     pub(crate) fn input_sets(&self, out: &[AxisSet], shape: &[usize]) -> Vec<AxisSet> {
+        if let Some(window) = self.window(out, shape) {
+            return window.into_iter().map(AxisSet::from_range).collect();
+        }
         let mut iterations = self.iterations(out, shape);
         iterations.swap_remove(0).estimate
     }
