@@ -113,5 +113,7 @@ pub(super) fn nl_means(
         origin,
         extent: axes(in_shape.iter().copied()),
     };
-    Dispatch::new(Shader::NlMeans, &params, tab, count).with_method(u32::from(!nl.fast))
+    Dispatch::new(Shader::NlMeans, &params, tab, count)
+        .with_method(u32::from(!nl.fast))
+        .with_compiled_in(vec![params.filtered, off[2], off[3], off[4]])
 }

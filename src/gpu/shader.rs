@@ -122,6 +122,7 @@ pub(crate) fn source(
         ),
         Shader::Downsample => format!("{PER_WORD}\n{}", factors(compiled_in)),
         Shader::Rank => format!("{PER_WORD}\n{}", selection(compiled_in)),
+        Shader::NlMeans => format!("{PER_WORD}\n{}", patches(compiled_in)),
         _ => PER_WORD.to_string(),
     };
     format!(
@@ -496,6 +497,65 @@ fn march(compiled_in: &[u32]) -> String {
     text + "}\n"
 }
 
+/// Non-local means' patch sums, written out offset by offset (`shaders/nlmeans.wgsl`):
+/// `compiled_in` is the mask of filtered axes (bit `a` of five), then the patch's
+/// radius on axes 2, 3 and 4. Fast mode's box spans `-r + 1 ..= r` on a filtered axis,
+/// classic mode's patch `-r ..= r`, each `0` on the others.
+fn patches(compiled_in: &[u32]) -> String {
+    let mask = compiled_in[0];
+    let filtered = |k: usize| mask >> (k + 2) & 1 == 1;
+    let radius = |k: usize| compiled_in[1 + k] as i32;
+    let offsets = |k: usize, first: i32| -> Vec<i32> {
+        if filtered(k) {
+            (first..=radius(k)).collect()
+        } else {
+            vec![0]
+        }
+    };
+    let plus = |v: i32| match v {
+        0 => String::new(),
+        v if v < 0 => format!(" - {}", -v),
+        v => format!(" + {v}"),
+    };
+    let mut text = String::from(
+        "fn box_total(c0: i32, c1: i32, c2: i32, c3: i32, c4: i32, t2: i32, t3: i32, t4: i32) -> f32 {\n    var total = 0.0;\n    var d = 0.0;\n",
+    );
+    let boxes: Vec<Vec<i32>> = (0..3).map(|k| offsets(k, 1 - radius(k))).collect();
+    for &b2 in &boxes[0] {
+        for &b3 in &boxes[1] {
+            for &b4 in &boxes[2] {
+                let (b2, b3, b4) = (plus(b2), plus(b3), plus(b4));
+                text += &format!(
+                    "    d = value(c0, c1, c2{b2}, c3{b3}, c4{b4}) - value(c0, c1, c2 + t2{b2}, c3 + t3{b3}, c4 + t4{b4});\n    total = total + d * d;\n"
+                );
+            }
+        }
+    }
+    text += "    return total;\n}\n\n";
+    text += "fn patch_distance(c0: i32, c1: i32, c2: i32, c3: i32, c4: i32, p2: i32, p3: i32, p4: i32) -> f32 {\n    var distance = 0.0;\n    var d = 0.0;\n";
+    let patch: Vec<Vec<i32>> = (0..3).map(|k| offsets(k, -radius(k))).collect();
+    let cut = "    if (distance > CUTOFF) {\n        return CUT;\n    }\n";
+    let mut k = 0;
+    for &a2 in &patch[0] {
+        if patch[0].len() > 1 {
+            text += cut;
+        }
+        for &a3 in &patch[1] {
+            if patch[0].len() == 1 {
+                text += cut;
+            }
+            for &a4 in &patch[2] {
+                let (a2, a3, a4) = (plus(a2), plus(a3), plus(a4));
+                text += &format!(
+                    "    d = value(c0, c1, c2{a2}, c3{a3}, c4{a4}) - value(c0, c1, p2{a2}, p3{a3}, p4{a4});\n    distance = distance + bitcast<f32>(tab[P.kernel + {k}u]) * (d * d - P.var2);\n"
+                );
+                k += 1;
+            }
+        }
+    }
+    text + "    return distance;\n}\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,6 +572,8 @@ mod tests {
         let compiled: &[u32] = match kernel {
             Shader::Downsample => &[1, 1, 1, 2, 2],
             Shader::Rank => &median3,
+            // A 3-D patch of 3.
+            Shader::NlMeans => &[0b11100, 1, 1, 1],
             _ => &[],
         };
         let text = source(kernel, method, input, output, compiled, &[]);
