@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""scipy.ndimage's own filter tests with haloflow's functions in place of scipy's (issue
+31's harness): runs `scipy/ndimage/tests/test_filters.py` under pytest with each function
+haloflow names after scipy patched into `scipy.ndimage`, then reports the tests that
+reach haloflow, how they fare, and what haloflow refused most often.
+
+    .venv/bin/python scripts/scipy_suite.py [--functions gaussian_filter,median_filter]
+
+Exits non-zero if any test that reaches haloflow fails (so that CI can run it once the
+drop-in is complete); a baseline run prints the counts and the reasons. Needs scipy's
+test dependencies: pytest and hypothesis.
+"""
+import argparse
+import collections
+import functools
+import os
+import sys
+
+import pytest
+import scipy.ndimage
+
+import haloflow
+
+# The functions haloflow names after scipy.ndimage's.
+FUNCTIONS = [
+    "gaussian_filter", "gaussian_laplace", "gaussian_gradient_magnitude", "convolve",
+    "uniform_filter", "median_filter", "percentile_filter", "minimum_filter", "maximum_filter",
+]
+
+
+class Harness:
+    """Patches the functions, notes which test calls them and what they raise."""
+
+    def __init__(self, names):
+        self.names = names
+        self.current = None
+        self.reached = set()
+        self.outcomes = {}
+        self.raised = collections.Counter()
+
+    def pytest_collection_finish(self, session):
+        # After collection: scipy's test module keys its marks by the functions.
+        for name in self.names:
+            setattr(scipy.ndimage, name, self._wrap(getattr(haloflow, name)))
+
+    def _wrap(self, f):
+        @functools.wraps(f)
+        def call(*args, **kwargs):
+            self.reached.add(self.current)
+            try:
+                return f(*args, **kwargs)
+            except Exception as e:
+                message = str(e).splitlines()[0][:100] if str(e) else ""
+                self.raised[f"{f.__name__}: {type(e).__name__}: {message}"] += 1
+                raise
+        return call
+
+    def pytest_runtest_setup(self, item):
+        self.current = item.nodeid
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" or report.outcome != "passed":
+            self.outcomes[report.nodeid] = report.outcome
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--functions", default=",".join(FUNCTIONS))
+    ap.add_argument("--top", type=int, default=25, help="how many of the commonest refusals to list")
+    args = ap.parse_args()
+    harness = Harness(args.functions.split(","))
+    tests = os.path.join(os.path.dirname(scipy.ndimage.__file__), "tests", "test_filters.py")
+    pytest.main([tests, "-q", "-p", "no:cacheprovider", "--no-header", "-rN", "--tb=no"], plugins=[harness])
+    reached = [t for t in harness.outcomes if t in harness.reached]
+    fared = collections.Counter(harness.outcomes[t] for t in reached)
+    print(f"\nscipy {scipy.__version__}, haloflow {haloflow.__version__}: {len(harness.outcomes)} tests, "
+          f"{len(reached)} reach haloflow: " + ", ".join(f"{n} {k}" for k, n in fared.most_common()))
+    print(f"\nThe {args.top} commonest exceptions haloflow raised (calls):")
+    for what, n in harness.raised.most_common(args.top):
+        print(f"  {n:5d}  {what}")
+    return 1 if fared.get("failed") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
