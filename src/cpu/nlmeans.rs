@@ -16,7 +16,6 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use crate::block::Block;
-use crate::boundary::Boundary;
 use crate::region::{AxisSet, unravel};
 use crate::stage::NlMeans;
 
@@ -50,7 +49,6 @@ pub(crate) fn nl_means(
 ) -> Block<'static, f32> {
     let ndim = out.len();
     let lead = ndim - nl.axes;
-    let r = nl.radius();
     // The filtered axes as three (a 2-D image is one plane): for each, the input
     // positions of the padded box (the output's bounds grown by the radius, mirrored),
     // the output's bounds, and which of those indices `out` holds.
@@ -58,16 +56,7 @@ pub(crate) fn nl_means(
     let mut bounds = Vec::new();
     for a in lead..ndim {
         let b = out[a].bounds();
-        padded_pos.push(
-            (b.start as i64 - r as i64..b.end as i64 + r as i64)
-                .map(|g| {
-                    let i = Boundary::Mirror.map(g, shape[a]).expect("mirror maps");
-                    image.sets[a]
-                        .position(i)
-                        .expect("the input holds the footprint")
-                })
-                .collect(),
-        );
+        padded_pos.push(nl.padded_positions(&image.sets[a], &b, shape[a]));
         bounds.push(b);
     }
     if nl.axes == 2 {
@@ -423,21 +412,9 @@ fn fast_tile_lanes(g: &Geometry, padded: &[f32], start: [usize; 3], len: [usize;
                             continue;
                         }
                         // The boxes of this row: its planes' sums in turn.
-                        // Up to eight planes at once (a patch of up to 9), then the rest.
-                        let plane_row = |k: usize| {
-                            let at = ((z + k) % ring_len) * plane + y * row;
-                            &ring[at..at + row]
-                        };
-                        let mut planes: [&[f32]; 8] = [&[]; 8];
-                        for (k, p) in planes.iter_mut().enumerate().take(ring_len) {
-                            *p = plane_row(k);
-                        }
-                        sum_any(&mut boxes, &planes[..ring_len.min(8)]);
-                        for k in 8..ring_len {
-                            for (b, &r) in boxes.iter_mut().zip(plane_row(k)) {
-                                *b += r;
-                            }
-                        }
+                        sum_of(&mut boxes, ring_len, |k| {
+                            &ring[((z + k) % ring_len) * plane + y * row..]
+                        });
                         let unsure = accumulate(
                             &mut weights32[o..o + row],
                             &mut sums32[o..o + row],
@@ -517,36 +494,33 @@ fn squares(out: &mut [f32], a: &[f32], b: &[f32]) {
     }
 }
 
-/// `out[i] = Σ_{k < n} src[i + k · stride]` (`n` ≥ 1), summed in `k` order, in one
-/// pass for the patch sizes of practice.
+/// `out[i] = Σ_{k < n} src[i + k · stride]` (`n` ≥ 1), summed in `k` order.
 #[inline(always)]
 fn box_sum(out: &mut [f32], src: &[f32], stride: usize, n: usize) {
+    sum_of(out, n, |k| &src[k * stride..]);
+}
+
+/// `out[i] = Σ_{k < n} row(k)[i]` (`n` ≥ 1), summed in `k` order: up to six rows in
+/// one pass (the patch sizes of practice), any more added in turn.
+#[inline(always)]
+fn sum_of<'r>(out: &mut [f32], n: usize, row: impl Fn(usize) -> &'r [f32]) {
+    let len = out.len();
+    let at = |k: usize| &row(k)[..len];
     match n {
-        1 => out.copy_from_slice(&src[..out.len()]),
-        2 => box_n::<2>(out, src, stride),
-        3 => box_n::<3>(out, src, stride),
-        4 => box_n::<4>(out, src, stride),
-        5 => box_n::<5>(out, src, stride),
-        6 => box_n::<6>(out, src, stride),
+        1 => out.copy_from_slice(at(0)),
+        2 => sum_rows::<2>(out, std::array::from_fn(at)),
+        3 => sum_rows::<3>(out, std::array::from_fn(at)),
+        4 => sum_rows::<4>(out, std::array::from_fn(at)),
+        5 => sum_rows::<5>(out, std::array::from_fn(at)),
         _ => {
-            box_n::<6>(out, src, stride);
+            sum_rows::<6>(out, std::array::from_fn(at));
             for k in 6..n {
-                for (o, &s) in out.iter_mut().zip(&src[k * stride..]) {
-                    *o += s;
+                for (o, &r) in out.iter_mut().zip(at(k)) {
+                    *o += r;
                 }
             }
         }
     }
-}
-
-/// [`box_sum`] of `N` terms.
-#[inline(always)]
-fn box_n<const N: usize>(out: &mut [f32], src: &[f32], stride: usize) {
-    let len = out.len();
-    sum_rows::<N>(
-        out,
-        std::array::from_fn(|k| &src[k * stride..k * stride + len]),
-    );
 }
 
 /// `out[i] = Σ_k rows[k][i]`, summed in `k` order: sixteen outputs at a time, each a
@@ -574,26 +548,6 @@ fn sum_rows<const N: usize>(out: &mut [f32], rows: [&[f32]; N]) {
             acc += row[i];
         }
         out[i] = acc;
-    }
-}
-
-/// `out[i] = Σ_k rows[k][i]` for any number of rows (at least one), in `k` order.
-#[inline(always)]
-fn sum_any(out: &mut [f32], rows: &[&[f32]]) {
-    match rows.len() {
-        1 => out.copy_from_slice(&rows[0][..out.len()]),
-        2 => sum_rows::<2>(out, [rows[0], rows[1]]),
-        3 => sum_rows::<3>(out, [rows[0], rows[1], rows[2]]),
-        4 => sum_rows::<4>(out, [rows[0], rows[1], rows[2], rows[3]]),
-        5 => sum_rows::<5>(out, [rows[0], rows[1], rows[2], rows[3], rows[4]]),
-        n => {
-            sum_rows::<5>(out, [rows[0], rows[1], rows[2], rows[3], rows[4]]);
-            for row in &rows[5..n] {
-                for (o, &r) in out.iter_mut().zip(*row) {
-                    *o += r;
-                }
-            }
-        }
     }
 }
 

@@ -7,7 +7,6 @@ use bytemuck::{Pod, Zeroable};
 use super::dispatch::{AXES, Dispatch, axes};
 use super::shader::Shader;
 use crate::block::c_strides;
-use crate::boundary::Boundary;
 use crate::region::AxisSet;
 use crate::stage::NlMeans;
 
@@ -47,14 +46,12 @@ pub(super) struct NlMeansParams {
 const _: () = assert!(std::mem::size_of::<NlMeansParams>() == 32 + 7 * 4 * AXES);
 
 /// Non-local means `nl` at the output indices `out` of an input block over `in_sets`
-/// (an array of `in_shape`), all with [`AXES`] axes; `kernel` is classic mode's patch
-/// weights (C order over the patch).
+/// (an array of `in_shape`), all with [`AXES`] axes.
 pub(super) fn nl_means(
     nl: &NlMeans,
     in_sets: &[AxisSet],
     out: &[AxisSet],
     in_shape: &[usize],
-    kernel: &[f32],
 ) -> Dispatch {
     let strides = c_strides(&in_sets.iter().map(AxisSet::len).collect::<Vec<_>>());
     let r = nl.radius();
@@ -74,12 +71,11 @@ pub(super) fn nl_means(
         if filtered {
             let b = out[a].bounds();
             let lo = b.start as i64 - r as i64;
-            tab.extend((lo..b.end as i64 + r as i64).map(|g| {
-                position(
-                    a,
-                    Boundary::Mirror.map(g, in_shape[a]).expect("mirror maps"),
-                )
-            }));
+            tab.extend(
+                nl.padded_positions(&in_sets[a], &b, in_shape[a])
+                    .into_iter()
+                    .map(|p| (p * strides[a]) as u32),
+            );
             opos[a] = tab.len() as u32;
             tab.extend(out[a].iter().map(|i| (i as i64 - lo) as u32));
             dist[a] = nl.distance as u32;
@@ -91,8 +87,11 @@ pub(super) fn nl_means(
             tab.extend(0..out[a].len() as u32);
         }
     }
+    // Classic mode's patch weights (C order over the patch).
     let kernel_at = tab.len() as u32;
-    tab.extend(kernel.iter().map(|w| w.to_bits()));
+    if !nl.fast {
+        tab.extend(nl.classic_weights().iter().map(|w| w.to_bits()));
+    }
     let lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
     let count = lens.iter().product::<usize>() as u32;
     let box_count = (nl.patch - 1).pow(nl.axes as u32) as f64;

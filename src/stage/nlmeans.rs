@@ -32,6 +32,25 @@ impl NlMeans {
         self.distance + self.patch / 2
     }
 
+    /// The positions in `held` (an input block's indices on a filtered axis of length
+    /// `n`) of the padded box around the output indices `bounds`: each index from the
+    /// bounds' start minus the radius to their end plus it, mirrored into the array.
+    /// Both backends read the padded box through them.
+    pub(crate) fn padded_positions(
+        &self,
+        held: &AxisSet,
+        bounds: &std::ops::Range<usize>,
+        n: usize,
+    ) -> Vec<usize> {
+        let r = self.radius() as i64;
+        (bounds.start as i64 - r..bounds.end as i64 + r)
+            .map(|g| {
+                let i = Boundary::Mirror.map(g, n).expect("mirror maps every index");
+                held.position(i).expect("the input holds the footprint")
+            })
+            .collect()
+    }
+
     /// Classic mode's patch weights, scikit-image's in float32 (C order over the
     /// patch: `s^axes` of them).
     pub(crate) fn classic_weights(&self) -> Vec<f32> {
