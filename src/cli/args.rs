@@ -8,11 +8,11 @@ use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::ops::{
-    AnscombeArgs, ChainArgs, ClipArgs, ConvolveArgs, CopyArgs, DeconvolveArgs, DenoiseArgs,
-    DerivativeArgs, DownsampleArgs, GaussianArgs, InverseAnscombeArgs, MagnitudeArgs, MaximumArgs,
-    MinimumArgs, NormalizeArgs, PercentileArgs, ProjectArgs, RankArgs, ThresholdArgs, UniformArgs,
-    UpsampleArgs, flag_error,
+    ChainArgs, ClipArgs, ConvolveArgs, CopyArgs, DerivativeArgs, DownsampleArgs, GaussianArgs,
+    MagnitudeArgs, MaximumArgs, MinimumArgs, NormalizeArgs, PercentileArgs, ProjectArgs, RankArgs,
+    ThresholdArgs, UniformArgs, UpsampleArgs, flag_error,
 };
+use super::restore::{AnscombeArgs, DeconvolveArgs, DenoiseArgs, InverseAnscombeArgs};
 use crate::backend::Device;
 use crate::exec::Part;
 use crate::store::{Compression, NgffVersion};

@@ -9,6 +9,7 @@
 
 mod args;
 mod ops;
+mod restore;
 mod show;
 
 use std::io::IsTerminal;
@@ -20,6 +21,11 @@ use clap::Parser;
 use crate::zarr::{self, ProgressBar};
 use args::{Cli, Command, Common, OpCommand, PyramidArgs, Run, StatsArgs};
 use ops::ToChain;
+
+/// Turns an op's flags into an [`Op`](crate::Op).
+trait ToOp {
+    fn to_op(&self) -> crate::Result<crate::Op>;
+}
 
 /// Tunes glibc's malloc for a run's large, short-lived buffers (decoded and encoded
 /// chunks of megabytes):
