@@ -6,6 +6,7 @@
 
 mod deconvolve;
 mod derivatives;
+mod fft;
 mod median27;
 mod nlmeans;
 mod pointwise;

@@ -46,7 +46,7 @@ impl ProjectMethod {
         }
     }
 }
-pub(crate) use deconvolve::Deconvolution;
+pub(crate) use deconvolve::{Deconvolution, Iteration};
 pub(crate) use nlmeans::NlMeans;
 pub(crate) use resample::{denominator, linear_source};
 pub(crate) use stencil::Stencil;
