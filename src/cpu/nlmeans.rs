@@ -37,7 +37,7 @@ const EXP_BC: i32 = 1_072_632_447;
 
 /// Output tiles of fast mode, per axis (plane, row, column): small enough that a
 /// shift's box sums stay in a core's cache.
-const TILE: [usize; 3] = [32, 8, 128];
+const TILE: [usize; 3] = [32, 16, 128];
 
 /// The non-local means of `image` (holding at least the stage's input sets) at the
 /// output indices `out` of an array of `shape`.
