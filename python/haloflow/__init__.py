@@ -36,7 +36,9 @@ __all__ = [
     "gaussian_gradient_magnitude", "convolve", "uniform", "uniform_filter", "median",
     "median_filter", "percentile", "percentile_filter", "minimum", "minimum_filter",
     "maximum", "maximum_filter", "downsample", "upsample", "project", "normalize",
-    "anscombe", "inverse_anscombe", "richardson_lucy", "denoise_nl_means",
+    "anscombe", "inverse_anscombe", "richardson_lucy", "denoise_nl_means", "ndimage",
+    "gaussian_filter1d", "correlate", "correlate1d", "convolve1d", "uniform_filter1d",
+    "rank_filter", "minimum_filter1d", "maximum_filter1d",
 ]
 
 HaloflowError = _haloflow.HaloflowError
@@ -92,53 +94,6 @@ def threshold(x, above=None, *, otsu=False, percentile=None, device="cpu", threa
 def clip(x, min, max, *, device="cpu", threads=None):  # noqa: A002
     """``np.clip(x, min, max)``, dtype kept."""
     return _one(ops.clip(min, max), x, device, threads)
-
-
-def gaussian_filter(input, sigma, mode="reflect", cval=0.0, truncate=4.0, *, device="cpu", threads=None):
-    """``scipy.ndimage.gaussian_filter``, float32 out."""
-    return _one(ops.gaussian(sigma, mode, cval, truncate), input, device, threads)
-
-
-def gaussian_laplace(input, sigma, mode="reflect", cval=0.0, truncate=4.0, *, device="cpu", threads=None):
-    """``scipy.ndimage.gaussian_laplace``, float32 out."""
-    return _one(ops.gaussian_laplace(sigma, mode, cval, truncate), input, device, threads)
-
-
-def gaussian_gradient_magnitude(input, sigma, mode="reflect", cval=0.0, truncate=4.0, *, device="cpu",
-                                threads=None):
-    """``scipy.ndimage.gaussian_gradient_magnitude``, float32 out."""
-    return _one(ops.gaussian_gradient_magnitude(sigma, mode, cval, truncate), input, device, threads)
-
-
-def convolve(input, weights, mode="reflect", cval=0.0, *, device="cpu", threads=None):
-    """``scipy.ndimage.convolve``, float32 out."""
-    return _one(ops.convolve(weights, mode, cval), input, device, threads)
-
-
-def uniform_filter(input, size=3, mode="reflect", cval=0.0, *, device="cpu", threads=None):
-    """``scipy.ndimage.uniform_filter``, float32 out."""
-    return _one(ops.uniform(size, mode, cval), input, device, threads)
-
-
-def median_filter(input, size=None, footprint=None, mode="reflect", cval=0.0, *, device="cpu", threads=None):
-    """``scipy.ndimage.median_filter``, dtype kept."""
-    return _one(ops.median(size, footprint, mode, cval), input, device, threads)
-
-
-def percentile_filter(input, percentile, size=None, footprint=None, mode="reflect", cval=0.0, *,
-                      device="cpu", threads=None):
-    """``scipy.ndimage.percentile_filter``, dtype kept."""
-    return _one(ops.percentile(percentile, size, footprint, mode, cval), input, device, threads)
-
-
-def minimum_filter(input, size=None, footprint=None, mode="reflect", cval=0.0, *, device="cpu", threads=None):
-    """``scipy.ndimage.minimum_filter``, dtype kept."""
-    return _one(ops.minimum(size, footprint, mode, cval), input, device, threads)
-
-
-def maximum_filter(input, size=None, footprint=None, mode="reflect", cval=0.0, *, device="cpu", threads=None):
-    """``scipy.ndimage.maximum_filter``, dtype kept."""
-    return _one(ops.maximum(size, footprint, mode, cval), input, device, threads)
 
 
 def downsample(x, factor, method="mean", *, device="cpu", threads=None):
@@ -204,6 +159,27 @@ def inverse_anscombe(x, gain=1.0, offset=0.0, read_noise=0.0, *, device="cpu", t
 
 
 # The command's names, for those who know it.
+from . import ndimage  # noqa: E402 (it imports Pipeline from here)
+from .ndimage import (  # noqa: E402
+    convolve,
+    convolve1d,
+    correlate,
+    correlate1d,
+    gaussian_filter,
+    gaussian_filter1d,
+    gaussian_gradient_magnitude,
+    gaussian_laplace,
+    maximum_filter,
+    maximum_filter1d,
+    median_filter,
+    minimum_filter,
+    minimum_filter1d,
+    percentile_filter,
+    rank_filter,
+    uniform_filter,
+    uniform_filter1d,
+)
+
 gaussian = gaussian_filter
 uniform = uniform_filter
 median = median_filter

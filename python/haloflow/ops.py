@@ -104,37 +104,52 @@ def gaussian_gradient_magnitude(sigma, mode: str = "reflect", cval: float = 0.0,
                "mode": _mode(mode), "cval": float(cval), "truncate": float(truncate)})
 
 
-def convolve(weights, mode: str = "reflect", cval: float = 0.0) -> Op:
-    """``scipy.ndimage.convolve`` (weights up to 3-D, on the trailing axes), float32 out."""
+def convolve(weights, mode: str = "reflect", cval: float = 0.0, origin=None) -> Op:
+    """``scipy.ndimage.convolve`` (weights on the trailing axes), float32 out; ``origin``
+    one value or one per kernel axis, as scipy's."""
     w = np.asarray(weights, dtype=np.float64)
-    return Op({"op": "convolve", "kernel": {"shape": list(w.shape), "data": [float(x) for x in w.ravel()]},
-               "mode": _mode(mode), "cval": float(cval)})
+    op = {"op": "convolve", "kernel": {"shape": list(w.shape), "data": [float(x) for x in w.ravel()]},
+          "mode": _mode(mode), "cval": float(cval)}
+    if origin is not None:
+        op["origin"] = _ints(origin, "origin")
+    return Op(op)
 
 
-def uniform(size=3, mode: str = "reflect", cval: float = 0.0) -> Op:
-    """``scipy.ndimage.uniform_filter``, float32 out."""
-    return Op({"op": "uniform", "size": _ints(size, "size"), "mode": _mode(mode), "cval": float(cval)})
+def uniform(size=3, mode: str = "reflect", cval: float = 0.0, origin=None) -> Op:
+    """``scipy.ndimage.uniform_filter``, float32 out; ``origin`` one value or one per
+    axis, as scipy's."""
+    op = {"op": "uniform", "size": _ints(size, "size"), "mode": _mode(mode), "cval": float(cval)}
+    if origin is not None:
+        op["origin"] = _ints(origin, "origin")
+    return Op(op)
 
 
-def median(size=None, footprint=None, mode: str = "reflect", cval: float = 0.0) -> Op:
-    """``scipy.ndimage.median_filter``, dtype kept."""
-    return Op({"op": "median", **_window(size, footprint), "mode": _mode(mode), "cval": float(cval)})
+def _rank(name: str, size, footprint, mode: str, cval: float, origin, **extra) -> Op:
+    op = {"op": name, **extra, **_window(size, footprint), "mode": _mode(mode), "cval": float(cval)}
+    if origin is not None:
+        op["origin"] = _ints(origin, "origin")
+    return Op(op)
 
 
-def percentile(percentile: float, size=None, footprint=None, mode: str = "reflect", cval: float = 0.0) -> Op:
-    """``scipy.ndimage.percentile_filter``, dtype kept."""
-    return Op({"op": "percentile", "percentile": float(percentile), **_window(size, footprint),
-               "mode": _mode(mode), "cval": float(cval)})
+def median(size=None, footprint=None, mode: str = "reflect", cval: float = 0.0, origin=None) -> Op:
+    """``scipy.ndimage.median_filter``, dtype kept; ``origin`` as scipy's."""
+    return _rank("median", size, footprint, mode, cval, origin)
 
 
-def minimum(size=None, footprint=None, mode: str = "reflect", cval: float = 0.0) -> Op:
-    """``scipy.ndimage.minimum_filter`` (grey erosion), dtype kept."""
-    return Op({"op": "minimum", **_window(size, footprint), "mode": _mode(mode), "cval": float(cval)})
+def percentile(percentile: float, size=None, footprint=None, mode: str = "reflect", cval: float = 0.0,
+               origin=None) -> Op:
+    """``scipy.ndimage.percentile_filter``, dtype kept; ``origin`` as scipy's."""
+    return _rank("percentile", size, footprint, mode, cval, origin, percentile=float(percentile))
 
 
-def maximum(size=None, footprint=None, mode: str = "reflect", cval: float = 0.0) -> Op:
-    """``scipy.ndimage.maximum_filter`` (grey dilation), dtype kept."""
-    return Op({"op": "maximum", **_window(size, footprint), "mode": _mode(mode), "cval": float(cval)})
+def minimum(size=None, footprint=None, mode: str = "reflect", cval: float = 0.0, origin=None) -> Op:
+    """``scipy.ndimage.minimum_filter`` (grey erosion), dtype kept; ``origin`` as scipy's."""
+    return _rank("minimum", size, footprint, mode, cval, origin)
+
+
+def maximum(size=None, footprint=None, mode: str = "reflect", cval: float = 0.0, origin=None) -> Op:
+    """``scipy.ndimage.maximum_filter`` (grey dilation), dtype kept; ``origin`` as scipy's."""
+    return _rank("maximum", size, footprint, mode, cval, origin)
 
 
 def downsample(factor, method: str = "mean") -> Op:

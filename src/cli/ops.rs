@@ -184,11 +184,17 @@ pub(super) struct UniformArgs {
     /// Value beyond the edge in constant mode.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub(super) cval: f64,
+    /// scipy's origin: the box shifted against each axis by this, one value or one per
+    /// axis, each within -(size / 2)..=(size - 1) / 2.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub(super) origin: Vec<i64>,
 }
 
 impl ToOp for UniformArgs {
     fn to_op(&self) -> crate::Result<Op> {
-        Ok(Op::uniform(&self.size).with_mode(self.mode.into(), self.cval))
+        Ok(Op::uniform(&self.size)
+            .with_mode(self.mode.into(), self.cval)
+            .with_origin(&self.origin))
     }
 }
 
@@ -209,12 +215,18 @@ pub(super) struct RankArgs {
     /// Value beyond the edge in constant mode (cast to the element type).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub(super) cval: f64,
+    /// scipy's origin: the window shifted against each axis by this, one value or one
+    /// per axis, each within -(extent / 2)..=(extent - 1) / 2.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub(super) origin: Vec<i64>,
 }
 
 impl RankArgs {
-    /// `op` with this box or footprint, mode and constant.
+    /// `op` with this box or footprint, mode, constant and origin.
     fn apply(&self, op: Op) -> crate::Result<Op> {
-        let op = op.with_mode(self.mode.into(), self.cval);
+        let op = op
+            .with_mode(self.mode.into(), self.cval)
+            .with_origin(&self.origin);
         Ok(match &self.footprint {
             Some(path) => op.with_footprint(crate::Footprint::from_npy(path)?),
             None => op,
@@ -283,6 +295,10 @@ pub(super) struct ConvolveArgs {
     /// Value beyond the edge in constant mode.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub(super) cval: f64,
+    /// scipy's origin: the kernel shifted against each axis by this, one value or one
+    /// per kernel axis.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub(super) origin: Vec<i64>,
 }
 
 /// Flags of `downsample`.
@@ -384,7 +400,9 @@ impl ToOp for ClipArgs {
 
 impl ToOp for ConvolveArgs {
     fn to_op(&self) -> crate::Result<Op> {
-        Ok(Op::convolve(Kernel::from_npy(&self.kernel)?).with_mode(self.mode.into(), self.cval))
+        Ok(Op::convolve(Kernel::from_npy(&self.kernel)?)
+            .with_mode(self.mode.into(), self.cval)
+            .with_origin(&self.origin))
     }
 }
 

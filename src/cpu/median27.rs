@@ -29,6 +29,7 @@ pub(crate) fn applies(r: &crate::stage::Rank) -> bool {
     let n = shape.len();
     n >= 3
         && shape[n - 3..] == [3, 3, 3]
+        && r.window.centre[n - 3..] == [1, 1, 1]
         && shape[..n - 3].iter().all(|&e| e == 1)
         && r.window.weights.iter().all(|&w| w != 0.0)
         && r.rank == MEDIAN

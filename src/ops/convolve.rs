@@ -182,6 +182,19 @@ impl Kernel {
     /// scipy's convolution is `out[i] = Σ_j k[j] · x[i + n//2 - j]` per axis: a
     /// correlation with the flipped kernel whose centre is `n - 1 - n//2`.
     pub(crate) fn stage(&self, ndim: usize, mode: Boundary, cval: f32) -> Result<Stage> {
+        self.stage_at(ndim, mode, cval, &vec![0; self.shape.len()])
+    }
+
+    /// The kernel's convolution as [`Kernel::stage`], placed by scipy's `origin` (one
+    /// per kernel axis): the centre tap moves against the axis by each, within the
+    /// kernel.
+    pub(crate) fn stage_at(
+        &self,
+        ndim: usize,
+        mode: Boundary,
+        cval: f32,
+        origin: &[i64],
+    ) -> Result<Stage> {
         let invalid = |message: String| Error::InvalidParameter {
             op: "convolve",
             message,
@@ -211,7 +224,18 @@ impl Kernel {
         }
         let mut shape = vec![1; ndim - kd];
         shape.extend_from_slice(&self.shape);
-        let centre = shape.iter().map(|n| n - 1 - n / 2).collect();
+        let mut centre: Vec<usize> = vec![0; ndim - kd];
+        for (a, (&n, &o)) in self.shape.iter().zip(origin).enumerate() {
+            // scipy flips the kernel and negates the origin (less one on even axes):
+            // the correlation's centre tap is n - 1 - n // 2 - origin.
+            let c = (n - 1 - n / 2) as i64 - o;
+            if c < 0 || c >= n as i64 {
+                return Err(invalid(format!(
+                    "invalid origin {o} on kernel axis {a} of extent {n}"
+                )));
+            }
+            centre.push(c as usize);
+        }
         // Reversing the C-order weights flips every axis at once.
         let weights = self.data.iter().rev().map(|&w| w as f32).collect();
         Ok(Stage::Stencil(Stencil {
@@ -262,6 +286,23 @@ mod tests {
         assert_eq!(s.shape, vec![1, 2, 3]);
         assert_eq!(s.centre, vec![0, 0, 1]);
         assert_eq!(s.weights, vec![6.0, 5.0, 4.0, 3.0, 2.0, 1.0]);
+    }
+
+    #[test]
+    fn origin_moves_the_centre_tap_as_scipys_convolve() {
+        // scipy's convolve(origin=o) is correlate with the flipped kernel and origin
+        // -o (less one on even axes): its centre tap n - 1 - n // 2 - o.
+        let k = Kernel::new(vec![2, 3], vec![1.0; 6]);
+        let centre = |origin: &[i64]| match k.stage_at(2, Boundary::Reflect, 0.0, origin) {
+            Ok(Stage::Stencil(s)) => Some(s.centre),
+            _ => None,
+        };
+        assert_eq!(centre(&[0, 0]), Some(vec![0, 1]));
+        assert_eq!(centre(&[-1, 1]), Some(vec![1, 0]));
+        assert_eq!(centre(&[0, -1]), Some(vec![0, 2]));
+        // Off the kernel: scipy's "invalid origin".
+        assert_eq!(centre(&[1, 0]), None);
+        assert_eq!(centre(&[0, 2]), None);
     }
 
     #[test]

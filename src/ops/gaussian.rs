@@ -2,6 +2,7 @@
 
 use crate::boundary::Boundary;
 use crate::dtype::DType;
+use crate::error::{Error, Result};
 use crate::stage::{Stage, Stencil};
 
 /// scipy's 1-D Gaussian weights for `sigma` and `radius`: `exp(-x² / 2σ²)` sampled at
@@ -95,13 +96,37 @@ pub(super) fn derivative_stages(
 
 /// The stages of `scipy.ndimage.uniform_filter(x, size, mode, cval)`: one 1-D mean of
 /// `size[a]` taps per axis with a size above 1, in the Gaussian's pass order, each
-/// window `[i - size // 2, i - size // 2 + size)` (scipy's origin 0, also for even
-/// sizes); none at all is a cast to float32.
-pub(super) fn uniform_stages(size: &[usize], mode: Boundary, cval: f32) -> Vec<Stage> {
-    separable(size.len(), mode, cval, |axis| {
+/// window `[i - size // 2 - origin, i - size // 2 - origin + size)` (scipy's, also for
+/// even sizes); none at all is a cast to float32.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for an origin that puts the window off its own pixel
+/// (outside `-(size // 2) ..= (size - 1) // 2`).
+pub(super) fn uniform_stages(
+    size: &[usize],
+    origin: &[i64],
+    mode: Boundary,
+    cval: f32,
+) -> Result<Vec<Stage>> {
+    for (a, (&n, &o)) in size.iter().zip(origin).enumerate() {
+        let c = (n / 2) as i64 + o;
+        if c < 0 || c >= n as i64 {
+            return Err(Error::InvalidParameter {
+                op: "uniform",
+                message: format!("invalid origin {o} on axis {a} of size {n}"),
+            });
+        }
+    }
+    Ok(separable(size.len(), mode, cval, |axis| {
         let n = size[axis];
-        (n > 1).then(|| (vec![(1.0 / n as f64) as f32; n], n / 2))
-    })
+        // The window is [i - n // 2 - origin, …): its centre tap n // 2 + origin.
+        (n > 1).then(|| {
+            (
+                vec![(1.0 / n as f64) as f32; n],
+                (n as i64 / 2 + origin[axis]) as usize,
+            )
+        })
+    }))
 }
 
 /// Lowers `gaussian_filter(sigma, truncate, mode, cval)` to one stencil per axis with

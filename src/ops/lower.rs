@@ -203,7 +203,11 @@ impl Op {
             Op::Convolve {
                 kernel,
                 edge: Edge { mode, cval },
-            } => Ok(vec![kernel.stage(ndim, *mode, *cval as f32)?]),
+                origin,
+            } => {
+                let origin = origins(origin, &kernel.shape)?;
+                Ok(vec![kernel.stage_at(ndim, *mode, *cval as f32, &origin)?])
+            }
             Op::Downsample { factor, method } => Ok(vec![Stage::Downsample {
                 factor: factors(self.name(), factor, ndim)?,
                 method: *method,
@@ -215,6 +219,7 @@ impl Op {
             Op::Uniform {
                 size,
                 edge: Edge { mode, cval },
+                origin,
             } => {
                 let size = per_axis("size", size, ndim)?;
                 if size.contains(&0) {
@@ -222,24 +227,29 @@ impl Op {
                         "size must be >= 1 on every axis, got {size:?}"
                     )));
                 }
-                Ok(gaussian::uniform_stages(&size, *mode, *cval as f32))
+                let origin = origins(origin, &size)?;
+                gaussian::uniform_stages(&size, &origin, *mode, *cval as f32)
             }
             Op::Median {
                 neighborhood: Neighborhood { size, footprint },
                 edge: Edge { mode, cval },
+                origin,
             }
             | Op::Percentile {
                 neighborhood: Neighborhood { size, footprint },
                 edge: Edge { mode, cval },
+                origin,
                 ..
             }
             | Op::Minimum {
                 neighborhood: Neighborhood { size, footprint },
                 edge: Edge { mode, cval },
+                origin,
             }
             | Op::Maximum {
                 neighborhood: Neighborhood { size, footprint },
                 edge: Edge { mode, cval },
+                origin,
             } => {
                 let statistic = match self {
                     Op::Median { .. } => RankOrder::Median,
@@ -257,8 +267,8 @@ impl Op {
                     statistic,
                     size,
                     footprint.as_ref(),
-                    *mode,
-                    *cval,
+                    (*mode, *cval),
+                    origin,
                     ndim,
                 )
             }
@@ -314,6 +324,14 @@ impl Op {
             Op::Cast { dtype } => Ok(vec![Stage::Cast(*dtype)]),
         }
     }
+}
+
+/// scipy's `origin` over axes of `sizes`: one value for all, one per axis, or none (0).
+fn origins(origin: &[i64], sizes: &[usize]) -> Result<Vec<i64>> {
+    if origin.is_empty() {
+        return Ok(vec![0; sizes.len()]);
+    }
+    per_axis("origin", origin, sizes.len())
 }
 
 fn factors(op: &'static str, factor: &[usize], ndim: usize) -> Result<Vec<usize>> {

@@ -107,6 +107,10 @@ pub enum Op {
         /// How it reads beyond the array's edge.
         #[serde(flatten)]
         edge: Edge,
+        /// scipy's `origin`, per kernel axis (one value for all; empty: 0): the kernel's
+        /// placement, shifted against the axis by each.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        origin: Vec<i64>,
     },
     /// Reduce by integer factors; output size `ceil(n / f)`, edge windows partial.
     Downsample {
@@ -156,6 +160,10 @@ pub enum Op {
         /// How it reads beyond the array's edge.
         #[serde(flatten)]
         edge: Edge,
+        /// scipy's `origin`, per axis (one value for all; empty: 0): the box's
+        /// placement, shifted against the axis by each.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        origin: Vec<i64>,
     },
     /// `scipy.ndimage.median_filter(x, size, footprint, mode=mode, cval=cval)`, element
     /// type kept.
@@ -166,6 +174,10 @@ pub enum Op {
         /// How it reads beyond the array's edge.
         #[serde(flatten)]
         edge: Edge,
+        /// scipy's `origin`, per axis (one value for all; empty: 0): the window's
+        /// placement, shifted against the axis by each.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        origin: Vec<i64>,
     },
     /// `scipy.ndimage.percentile_filter(x, size, footprint, mode=mode, cval=cval)` (which also covers `rank_filter`), element
     /// type kept.
@@ -178,6 +190,10 @@ pub enum Op {
         /// How it reads beyond the array's edge.
         #[serde(flatten)]
         edge: Edge,
+        /// scipy's `origin`, per axis (one value for all; empty: 0): the window's
+        /// placement, shifted against the axis by each.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        origin: Vec<i64>,
     },
     /// `scipy.ndimage.minimum_filter(x, size, footprint, mode=mode, cval=cval)`, element
     /// type kept.
@@ -188,6 +204,10 @@ pub enum Op {
         /// How it reads beyond the array's edge.
         #[serde(flatten)]
         edge: Edge,
+        /// scipy's `origin`, per axis (one value for all; empty: 0): the window's
+        /// placement, shifted against the axis by each.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        origin: Vec<i64>,
     },
     /// `scipy.ndimage.maximum_filter(x, size, footprint, mode=mode, cval=cval)`, element
     /// type kept.
@@ -198,6 +218,10 @@ pub enum Op {
         /// How it reads beyond the array's edge.
         #[serde(flatten)]
         edge: Edge,
+        /// scipy's `origin`, per axis (one value for all; empty: 0): the window's
+        /// placement, shifted against the axis by each.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        origin: Vec<i64>,
     },
     /// `x > t` as uint8, `t` being `skimage.filters.threshold_otsu` of the whole input
     /// (see [`stats::otsu`](crate::stats::otsu)). The statistic is computed first
@@ -392,6 +416,7 @@ impl Op {
         Op::Uniform {
             size: size.to_vec(),
             edge: Edge::default(),
+            origin: Vec::new(),
         }
     }
 
@@ -400,6 +425,7 @@ impl Op {
         Op::Median {
             neighborhood: Neighborhood::size(size),
             edge: Edge::default(),
+            origin: Vec::new(),
         }
     }
 
@@ -409,6 +435,7 @@ impl Op {
             percentile,
             neighborhood: Neighborhood::size(size),
             edge: Edge::default(),
+            origin: Vec::new(),
         }
     }
 
@@ -417,6 +444,7 @@ impl Op {
         Op::Minimum {
             neighborhood: Neighborhood::size(size),
             edge: Edge::default(),
+            origin: Vec::new(),
         }
     }
 
@@ -425,6 +453,7 @@ impl Op {
         Op::Maximum {
             neighborhood: Neighborhood::size(size),
             edge: Edge::default(),
+            origin: Vec::new(),
         }
     }
 
@@ -445,6 +474,7 @@ impl Op {
         Op::Convolve {
             kernel,
             edge: Edge::default(),
+            origin: Vec::new(),
         }
     }
 
@@ -477,6 +507,22 @@ impl Op {
         | Op::Maximum { edge, .. } = &mut self
         {
             *edge = Edge::new(new_mode, new_cval);
+        }
+        self
+    }
+
+    /// The op with scipy's `origin` (one value for all axes, or one per axis), where it
+    /// has one (`convolve`, `uniform` and the rank filters); other ops are returned
+    /// unchanged.
+    pub fn with_origin(mut self, new_origin: &[i64]) -> Op {
+        if let Op::Convolve { origin, .. }
+        | Op::Uniform { origin, .. }
+        | Op::Median { origin, .. }
+        | Op::Percentile { origin, .. }
+        | Op::Minimum { origin, .. }
+        | Op::Maximum { origin, .. } = &mut self
+        {
+            *origin = new_origin.to_vec();
         }
         self
     }

@@ -63,8 +63,8 @@ pub(super) fn stages(
     statistic: RankOrder,
     size: &[usize],
     footprint: Option<&Footprint>,
-    mode: Boundary,
-    cval: f64,
+    (mode, cval): (Boundary, f64),
+    origin: &[i64],
     ndim: usize,
 ) -> Result<Vec<Stage>> {
     let invalid = |message: String| Error::InvalidParameter { op, message };
@@ -100,6 +100,23 @@ pub(super) fn stages(
     if shape.contains(&0) {
         return Err(invalid(format!("every extent must be >= 1, got {shape:?}")));
     }
+    let origin = if origin.is_empty() {
+        vec![0; ndim]
+    } else {
+        per_axis("origin", origin, ndim)?
+    };
+    // scipy's window for output i starts at i - extent // 2 - origin: its centre tap is
+    // extent // 2 + origin, which must lie in the window.
+    let mut centre = Vec::with_capacity(ndim);
+    for (a, (&e, &o)) in shape.iter().zip(&origin).enumerate() {
+        let c = (e / 2) as i64 + o;
+        if c < 0 || c >= e as i64 {
+            return Err(invalid(format!(
+                "invalid origin {o} on axis {a} of extent {e}"
+            )));
+        }
+        centre.push(c as usize);
+    }
     let n = mask.iter().filter(|&&m| m).count();
     if n == 0 {
         return Err(invalid("the footprint holds no element".into()));
@@ -128,7 +145,12 @@ pub(super) fn stages(
     let stage = |shape: Vec<usize>, mask: &[bool], rank: usize| {
         Stage::Rank(Rank {
             window: Stencil {
-                centre: shape.iter().map(|s| s / 2).collect(),
+                // The centre taps on the axes this window spans (1 elsewhere: 0).
+                centre: shape
+                    .iter()
+                    .zip(&centre)
+                    .map(|(&e, &c)| if e > 1 { c } else { 0 })
+                    .collect(),
                 shape,
                 weights: mask.iter().map(|&m| f32::from(u8::from(m))).collect(),
                 mode,
@@ -173,34 +195,100 @@ mod tests {
     #[test]
     fn ranks_follow_scipy() {
         let b = Boundary::Reflect;
-        let med = stages("median", RankOrder::Median, &[3], None, b, 0.0, 3).unwrap();
+        let med = stages("median", RankOrder::Median, &[3], None, (b, 0.0), &[], 3).unwrap();
         assert_eq!(ranks(&med), vec![(vec![3, 3, 3], 13)]);
-        let p = stages("p", RankOrder::Percentile(30.0), &[3, 3], None, b, 0.0, 2).unwrap();
+        let p = stages(
+            "p",
+            RankOrder::Percentile(30.0),
+            &[3, 3],
+            None,
+            (b, 0.0),
+            &[],
+            2,
+        )
+        .unwrap();
         assert_eq!(ranks(&p), vec![(vec![3, 3], 2)]);
-        let p = stages("p", RankOrder::Percentile(-10.0), &[5], None, b, 0.0, 1).unwrap();
+        let p = stages(
+            "p",
+            RankOrder::Percentile(-10.0),
+            &[5],
+            None,
+            (b, 0.0),
+            &[],
+            1,
+        )
+        .unwrap();
         assert_eq!(ranks(&p), vec![(vec![5], 4)]);
         // A box maximum is separable; size 1 axes are skipped.
-        let max = stages("maximum", RankOrder::Maximum, &[1, 4, 3], None, b, 0.0, 3).unwrap();
+        let max = stages(
+            "maximum",
+            RankOrder::Maximum,
+            &[1, 4, 3],
+            None,
+            (b, 0.0),
+            &[],
+            3,
+        )
+        .unwrap();
         assert_eq!(ranks(&max), vec![(vec![1, 4, 1], 3), (vec![1, 1, 3], 2)]);
         // A cross footprint is not.
         let cross = Footprint {
             shape: vec![3, 3],
             mask: vec![false, true, false, true, true, true, false, true, false],
         };
-        let min = stages("minimum", RankOrder::Minimum, &[], Some(&cross), b, 0.0, 3).unwrap();
+        let min = stages(
+            "minimum",
+            RankOrder::Minimum,
+            &[],
+            Some(&cross),
+            (b, 0.0),
+            &[],
+            3,
+        )
+        .unwrap();
         assert_eq!(ranks(&min), vec![(vec![1, 3, 3], 0)]);
     }
 
     #[test]
     fn bad_rank_filters_are_rejected() {
         let b = Boundary::Reflect;
-        assert!(stages("median", RankOrder::Median, &[], None, b, 0.0, 2).is_err());
-        assert!(stages("median", RankOrder::Median, &[0], None, b, 0.0, 2).is_err());
-        assert!(stages("p", RankOrder::Percentile(101.0), &[3], None, b, 0.0, 2).is_err());
+        assert!(stages("median", RankOrder::Median, &[], None, (b, 0.0), &[], 2).is_err());
+        assert!(stages("median", RankOrder::Median, &[0], None, (b, 0.0), &[], 2).is_err());
+        assert!(
+            stages(
+                "p",
+                RankOrder::Percentile(101.0),
+                &[3],
+                None,
+                (b, 0.0),
+                &[],
+                2
+            )
+            .is_err()
+        );
         let empty = Footprint {
             shape: vec![2],
             mask: vec![false, false],
         };
-        assert!(stages("median", RankOrder::Median, &[], Some(&empty), b, 0.0, 2).is_err());
+        assert!(
+            stages(
+                "median",
+                RankOrder::Median,
+                &[],
+                Some(&empty),
+                (b, 0.0),
+                &[],
+                2
+            )
+            .is_err()
+        );
+        // scipy's origin must keep the window on its pixel: -1..=1 for 3, -1..=0 for 2.
+        assert!(stages("median", RankOrder::Median, &[3], None, (b, 0.0), &[2], 1).is_err());
+        assert!(stages("median", RankOrder::Median, &[2], None, (b, 0.0), &[1], 1).is_err());
+        let shifted = stages("median", RankOrder::Median, &[2], None, (b, 0.0), &[-1], 1).unwrap();
+        let Stage::Rank(r) = &shifted[0] else {
+            panic!("a rank stage")
+        };
+        assert_eq!(r.window.centre, vec![0]);
     }
 }

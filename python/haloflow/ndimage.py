@@ -1,0 +1,643 @@
+"""scipy.ndimage's filters with scipy's signatures and semantics (issue 31's drop-in):
+``output`` (an array written in place, or a dtype; by default the input's dtype, as
+scipy's), ``mode`` per axis, ``origin``, ``axes``, the Gaussian's derivative ``order``
+and ``radius``, every real NumPy dtype scipy takes (int64 and uint64 computed as float64,
+byte-swapped arrays made native; float16 refused, as scipy refuses it), complex values,
+and empty arrays.
+
+The arithmetic runs in haloflow, in float32 (the CPU and the GPU alike), then the
+result is cast to the output's dtype as scipy casts it (a C cast: floats to integers
+truncate toward zero). Where scipy stores each 1-D pass of a separable filter in the
+output before the next (an integer output, or modes that differ per axis), the passes
+run one at a time here too, with the same casts between them.
+
+Complex input and weights run as scipy runs them, through real components, for the
+linear filters (correlate, convolve, their 1-D forms, the uniform and Gaussian filters).
+"""
+
+from __future__ import annotations
+
+import operator
+import warnings
+
+import numpy as np
+
+from . import ops
+
+# The dtypes haloflow's arrays take; others are converted before the call.
+_NATIVE = {np.dtype(t) for t in ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64")}
+
+
+def _apply(op, x, device, threads):
+    from . import Pipeline  # noqa: PLC0415 (the package imports this module)
+
+    return Pipeline([op]).apply(x, device=device, threads=threads)
+
+
+def _input(input):
+    """The input as an array haloflow takes: native byte order, a supported dtype."""
+    x = np.asarray(input)
+    if np.iscomplexobj(x):
+        raise TypeError("Complex type not supported")
+    if x.dtype.kind not in "biuf":
+        raise RuntimeError("array type not supported")
+    if not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))
+    if x.dtype.kind == "f" and x.dtype.itemsize < 4:
+        # scipy refuses float16 (its gh-8207); so does its drop-in.
+        raise RuntimeError(f"array type {x.dtype} not supported")
+    if x.dtype not in _NATIVE:
+        x = x.astype(np.uint8 if x.dtype == np.bool_ else np.float64)
+    return x
+
+
+def _output(output, input, complex_output=False):
+    """scipy's ``_get_output``: (the array to write or None, the result's dtype)."""
+    x = np.asarray(input)
+    if output is None:
+        if complex_output:
+            return None, np.promote_types(x.dtype, np.complex64)
+        # scipy's `np.zeros(shape, dtype=input.dtype.name)`: native byte order.
+        return None, np.dtype(x.dtype.name)
+    if isinstance(output, (type, np.dtype)):
+        dtype = np.dtype(output)
+        if complex_output and dtype.kind != "c":
+            warnings.warn("promoting specified output dtype to complex", stacklevel=3)
+            dtype = np.promote_types(dtype, np.complex64)
+        return None, dtype
+    if isinstance(output, str):
+        dtype = np.dtype(output)
+        if complex_output and dtype.kind != "c":
+            raise RuntimeError("output must have complex dtype")
+        if not issubclass(dtype.type, np.number):
+            raise RuntimeError("output must have numeric dtype")
+        return None, dtype
+    output = np.asarray(output)
+    if output.shape != x.shape:
+        raise RuntimeError("output shape not correct")
+    if complex_output and output.dtype.kind != "c":
+        raise RuntimeError("output must have complex dtype")
+    return output, output.dtype
+
+
+def _complex(func, x, weights, target, dtype, cval, **kwargs):
+    """scipy's ``_complex_via_real_components``: a complex correlation as real ones."""
+    out = np.zeros(x.shape, dtype) if target is None else target
+    complex_input, complex_weights = x.dtype.kind == "c", weights.dtype.kind == "c"
+    if complex_input and complex_weights:
+        func(x.real, weights.real, output=out.real, cval=np.real(cval), **kwargs)
+        out.real -= func(x.imag, weights.imag, output=None, cval=np.imag(cval), **kwargs)
+        func(x.real, weights.imag, output=out.imag, cval=np.real(cval), **kwargs)
+        out.imag += func(x.imag, weights.real, output=None, cval=np.imag(cval), **kwargs)
+    elif complex_input:
+        func(x.real, weights, output=out.real, cval=np.real(cval), **kwargs)
+        func(x.imag, weights, output=out.imag, cval=np.imag(cval), **kwargs)
+    else:
+        if np.iscomplexobj(cval):
+            raise ValueError("Cannot provide a complex-valued cval when the input is real.")
+        func(x, weights.real, output=out.real, cval=cval, **kwargs)
+        func(x, weights.imag, output=out.imag, cval=cval, **kwargs)
+    return out
+
+
+def _parts(func, x, target, dtype, cval, **kwargs):
+    """A real filter of complex ``x``: its real and imaginary parts filtered in turn."""
+    out = np.zeros(x.shape, dtype) if target is None else target
+    func(x.real, output=out.real, cval=np.real(cval), **kwargs)
+    func(x.imag, output=out.imag, cval=np.imag(cval), **kwargs)
+    return out
+
+
+def _cast(result, dtype):
+    """``result`` as ``dtype``, the way scipy's C code stores it (floats to integers
+    truncate toward zero). scipy truncates a float64 value and haloflow a float32 one:
+    where the exact value lies within float32's rounding of a whole number, an integer
+    output may differ from scipy's by one."""
+    result = np.asarray(result)
+    if result.dtype == dtype:
+        return result
+    with np.errstate(invalid="ignore", over="ignore"):
+        return result.astype(dtype)
+
+
+def _finish(result, target, dtype):
+    result = _cast(result, dtype)
+    if target is None:
+        return result
+    target[...] = result
+    return target
+
+
+def _axes(axes, ndim):
+    """scipy's ``_check_axes``: the filtered axes, non-negative, in the given order."""
+    if axes is None:
+        return tuple(range(ndim))
+    if np.isscalar(axes):
+        axes = (axes,)
+    if not all(isinstance(a, (int, np.integer)) for a in axes):
+        raise ValueError("axes must be an integer, iterable of integers, or None")
+    axes = tuple(int(a) + ndim if a < 0 else int(a) for a in axes)
+    if any(a < 0 or a >= ndim for a in axes):
+        raise ValueError("axes must be < ndim and >= -ndim")
+    if len(set(axes)) != len(axes):
+        raise ValueError("axes must be unique")
+    return axes
+
+
+def _sequence(value, n):
+    """scipy's ``_normalize_sequence``: one value for all ``n`` axes, or one each."""
+    if isinstance(value, str) or not hasattr(value, "__len__"):
+        return [value] * n
+    value = list(value)
+    if len(value) != n:
+        raise RuntimeError("sequence argument must have length equal to input rank")
+    return value
+
+
+def _full(values, axes, ndim, fill):
+    """Per-axis ``values`` over ``axes`` spread to all ``ndim`` axes, ``fill`` elsewhere."""
+    out = [fill] * ndim
+    for a, v in zip(axes, values):
+        out[a] = v
+    return out
+
+
+# scipy's filters read 'grid-constant' as 'constant', 'grid-mirror' as 'reflect' and
+# 'grid-wrap' as 'wrap' (the grid modes differ from those only in interpolation).
+_ALIASES = {"grid-constant": "constant", "grid-mirror": "reflect", "grid-wrap": "wrap"}
+
+
+def _mode(mode):
+    """scipy's boundary mode as haloflow's."""
+    mode = _ALIASES.get(mode, mode)
+    if mode not in ops.MODES:
+        raise RuntimeError("boundary mode not supported")
+    return mode
+
+
+def _check_origin(origin, size):
+    if size // 2 + origin < 0 or size // 2 + origin >= size:
+        raise ValueError("invalid origin")
+
+
+def _empty(x, target, dtype):
+    return _finish(np.zeros(x.shape, dtype=dtype), target, dtype)
+
+
+# --- Gaussian filters -------------------------------------------------------------------
+
+
+def _gaussian_kernel1d(sigma, order, radius):
+    """scipy's ``_gaussian_kernel1d``: the Gaussian's ``order``-th derivative over
+    ``-radius..radius`` (correlation weights, reversed)."""
+    if order < 0:
+        raise ValueError("order must be non-negative")
+    exponent_range = np.arange(order + 1)
+    sigma2 = sigma * sigma
+    x = np.arange(-radius, radius + 1)
+    phi_x = np.exp(-0.5 / sigma2 * x ** 2)
+    phi_x = phi_x / phi_x.sum()
+    if order == 0:
+        return phi_x
+    q = np.zeros(order + 1)
+    q[0] = 1
+    d = np.diag(exponent_range[1:], 1)
+    p = np.diag(np.ones(order) / -sigma2, -1)
+    q_deriv = d + p
+    for _ in range(order):
+        q = q_deriv.dot(q)
+    q = (x[:, None] ** exponent_range).dot(q)
+    return q * phi_x
+
+
+def _radius(sigma, truncate, radius):
+    lw = int(truncate * float(sigma) + 0.5) if radius is None else radius
+    if not isinstance(lw, (int, np.integer)) or lw < 0:
+        raise ValueError("Radius must be a nonnegative integer.")
+    return int(lw)
+
+
+def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect", cval=0.0, truncate=4.0, *,
+                      radius=None, device="cpu", threads=None):
+    """``scipy.ndimage.gaussian_filter1d``: computed in float32, stored as ``output``."""
+    x = np.asarray(input)
+    if x.dtype.kind == "c":
+        target, dtype = _output(output, x, complex_output=True)
+        return _parts(gaussian_filter1d, x, target, dtype, cval, sigma=sigma, axis=axis, order=order, mode=mode,
+                      truncate=truncate, radius=radius, device=device, threads=threads)
+    x = _input(x)
+    target, dtype = _output(output, input)
+    axis = operator.index(axis)
+    axis = _axes(axis, x.ndim)[0]
+    lw = _radius(sigma, truncate, radius)
+    weights = _gaussian_kernel1d(float(sigma), int(order), lw)[::-1]
+    if x.size == 0:
+        return _empty(x, target, dtype)
+    if order == 0 and radius is None:
+        result = _apply(ops.gaussian(_full([sigma], [axis], x.ndim, 0.0), _mode(mode), cval, truncate),
+                        x, device, threads)
+    else:
+        result = _correlate1d(x, weights, axis, mode, cval, 0, device, threads)
+    return _finish(result, target, dtype)
+
+
+def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0, truncate=4.0, *, radius=None,
+                    axes=None, device="cpu", threads=None):
+    """``scipy.ndimage.gaussian_filter``: computed in float32 (one pass for all axes
+    where scipy's passes would keep float values; else pass by pass, cast between them as
+    scipy stores them), stored as ``output``."""
+    x = np.asarray(input)
+    if x.dtype.kind == "c":
+        target, dtype = _output(output, x)
+        return _parts(gaussian_filter, x, target, dtype, cval, sigma=sigma, order=order, mode=mode,
+                      truncate=truncate, radius=radius, axes=axes, device=device, threads=threads)
+    x = _input(x)
+    target, dtype = _output(output, input)
+    axes = _axes(axes, x.ndim)
+    n = len(axes)
+    sigmas, orders, modes = _sequence(sigma, n), _sequence(order, n), _sequence(mode, n)
+    truncates, radii = _sequence(truncate, n), _sequence(radius, n)
+    modes = [_mode(m) for m in modes]
+    passes = [(a, s, o, m, t, r) for a, s, o, m, t, r in zip(axes, sigmas, orders, modes, truncates, radii)
+              if s > 1e-15]
+    for a, s, o, m, t, r in passes:
+        _radius(s, t, r)
+    if x.size == 0:
+        return _empty(x, target, dtype)
+    if not passes:
+        return _finish(x, target, dtype)
+    one_pass = (dtype.kind == "f" and all(o == 0 and r is None for _, _, o, _, _, r in passes)
+                and len({m for _, _, _, m, _, _ in passes}) == 1 and len({t for *_, t, _ in passes}) == 1)
+    if one_pass:
+        full = _full([s for _, s, *_ in passes], [a for a, *_ in passes], x.ndim, 0.0)
+        result = _apply(ops.gaussian(full, passes[0][3], cval, passes[0][4]), x, device, threads)
+        return _finish(result, target, dtype)
+    current = x
+    for a, s, o, m, t, r in passes:
+        current = gaussian_filter1d(current, s, a, o, dtype, m, cval, t, radius=r, device=device,
+                                    threads=threads)
+    return _finish(current, target, dtype)
+
+
+def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, axes=None, device="cpu",
+                     threads=None, **kwargs):
+    """``scipy.ndimage.gaussian_laplace``: the sum over axes of the second derivatives,
+    each a Gaussian filter of order 2 along one axis, stored as ``output``."""
+    x = np.asarray(input)
+    if x.dtype.kind != "c":
+        x = _input(x)
+    target, dtype = _output(output, input)
+    axes = _axes(axes, x.ndim)
+    n = len(axes)
+    sigmas, modes = _sequence(sigma, n), [_mode(m) for m in _sequence(mode, n)]
+    if x.size == 0:
+        return _empty(x, target, dtype)
+    simple = (dtype.kind == "f" and x.dtype.kind != "c" and axes == tuple(range(x.ndim)) and len(set(modes)) == 1
+              and set(kwargs) <= {"truncate"})
+    if simple:
+        result = _apply(ops.gaussian_laplace(sigmas, modes[0], cval, kwargs.get("truncate", 4.0)), x, device,
+                        threads)
+        return _finish(result, target, dtype)
+    # scipy's generic_laplace: each axis's term a Gaussian filter of order 2 along it,
+    # in that axis's mode on every axis.
+    total = None
+    for i in range(n):
+        order = [0] * n
+        order[i] = 2
+        term = gaussian_filter(x, sigmas, order, dtype, modes[i], cval, axes=axes, device=device,
+                               threads=threads, **kwargs)
+        total = term if total is None else _cast(total + term, dtype)
+    return _finish(total, target, dtype)
+
+
+def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=0.0, *, axes=None,
+                                device="cpu", threads=None, **kwargs):
+    """``scipy.ndimage.gaussian_gradient_magnitude``: the root of the sum over axes of
+    the squared first derivatives, stored as ``output``."""
+    x = np.asarray(input)
+    if x.dtype.kind != "c":
+        x = _input(x)
+    target, dtype = _output(output, input)
+    axes = _axes(axes, x.ndim)
+    n = len(axes)
+    sigmas, modes = _sequence(sigma, n), [_mode(m) for m in _sequence(mode, n)]
+    if x.size == 0:
+        return _empty(x, target, dtype)
+    simple = (dtype.kind == "f" and x.dtype.kind != "c" and axes == tuple(range(x.ndim)) and len(set(modes)) == 1
+              and set(kwargs) <= {"truncate"})
+    if simple:
+        result = _apply(ops.gaussian_gradient_magnitude(sigmas, modes[0], cval, kwargs.get("truncate", 4.0)), x,
+                        device, threads)
+        return _finish(result, target, dtype)
+    # scipy's generic_gradient_magnitude: each axis's term a Gaussian filter of order 1
+    # along it, in that axis's mode on every axis.
+    total = None
+    for i in range(n):
+        order = [0] * n
+        order[i] = 1
+        term = gaussian_filter(x, sigmas, order, dtype, modes[i], cval, axes=axes, device=device,
+                               threads=threads, **kwargs)
+        term = _cast(term * term, dtype)
+        total = term if total is None else _cast(total + term, dtype)
+    with np.errstate(invalid="ignore"):
+        return _finish(np.sqrt(total), target, dtype)
+
+
+# --- Correlation and convolution --------------------------------------------------------
+
+
+def _correlate1d(x, weights, axis, mode, cval, origin, device, threads):
+    """scipy's ``correlate1d`` as haloflow's convolve: the weights reversed along
+    ``axis``, the origin moved as scipy's ``convolve1d`` moves it."""
+    w = np.asarray(weights, dtype=np.float64)
+    shape = [1] * (x.ndim - axis)
+    shape[0] = w.size
+    kernel = w[::-1].reshape(shape)
+    # correlate's centre tap is n // 2 + origin; convolve's is n - 1 - n // 2 - origin'.
+    conv_origin = [0] * len(shape)
+    conv_origin[0] = -origin - (1 - w.size % 2)
+    return _apply(ops.convolve(kernel, _mode(mode), cval, conv_origin), x, device, threads)
+
+
+def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *, device="cpu",
+                threads=None):
+    """``scipy.ndimage.correlate1d``: computed in float32, stored as ``output``."""
+    x, weights = np.asarray(input), np.asarray(weights)
+    if x.dtype.kind == "c" or weights.dtype.kind == "c":
+        if weights.dtype.kind == "c":
+            weights = weights.conj().astype(np.complex128, copy=False)
+        target, dtype = _output(output, x, complex_output=True)
+        return _complex(correlate1d, x, weights, target, dtype, cval, axis=axis, mode=mode, origin=origin,
+                        device=device, threads=threads)
+    x = _input(x)
+    target, dtype = _output(output, input)
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim != 1 or weights.shape[0] < 1:
+        raise RuntimeError("no filter weights given")
+    axis = _axes(operator.index(axis), x.ndim)[0]
+    origin = operator.index(origin)
+    _check_origin(origin, weights.size)
+    if x.size == 0:
+        return _empty(x, target, dtype)
+    return _finish(_correlate1d(x, weights, axis, mode, cval, origin, device, threads), target, dtype)
+
+
+def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *, device="cpu",
+               threads=None):
+    """``scipy.ndimage.convolve1d``: computed in float32, stored as ``output``."""
+    weights = np.asarray(weights)[::-1]
+    origin = -operator.index(origin)
+    if not weights.shape[0] & 1:
+        origin -= 1
+    if weights.dtype.kind == "c":
+        # Pre-conjugated, as correlate1d conjugates complex weights.
+        weights = weights.conj()
+    return correlate1d(input, weights, axis, output, mode, cval, origin, device=device, threads=threads)
+
+
+def _correlate_or_convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, convolution=False,
+                           axes=None, device="cpu", threads=None):
+    x, weights = np.asarray(input), np.asarray(weights)
+    if x.dtype.kind == "c" or weights.dtype.kind == "c":
+        if weights.dtype.kind == "c" and not convolution:
+            # As numpy's correlate, the weights conjugated rather than the input.
+            weights = weights.conj()
+        target, dtype = _output(output, x, complex_output=True)
+        return _complex(_correlate_or_convolve, x, weights, target, dtype, cval, mode=mode, origin=origin,
+                        convolution=convolution, axes=axes, device=device, threads=threads)
+    x = _input(x)
+    target, dtype = _output(output, input)
+    weights = np.asarray(weights, dtype=np.float64)
+    axes = _axes(axes, x.ndim)
+    if weights.ndim != len(axes) or any(s == 0 for s in weights.shape):
+        raise RuntimeError("filter weights array has incorrect shape.")
+    if not isinstance(mode, str):
+        raise RuntimeError("A sequence of modes is not supported")
+    origins = [operator.index(o) for o in _sequence(origin, len(axes))]
+    # As correlation weights over the filtered axes, scipy's way.
+    if convolution:
+        weights = weights[(slice(None, None, -1),) * weights.ndim]
+        origins = [-o - (1 - s % 2) for o, s in zip(origins, weights.shape)]
+    for o, s in zip(origins, weights.shape):
+        _check_origin(o, s)
+    if x.size == 0:
+        return _empty(x, target, dtype)
+    # Spread to every axis from the first filtered one, in order.
+    order = sorted(range(len(axes)), key=lambda i: axes[i])
+    weights = np.transpose(weights, order)
+    origins = [origins[i] for i in order]
+    sorted_axes = [axes[i] for i in order]
+    first = sorted_axes[0]
+    shape = [1] * (x.ndim - first)
+    full_origin = [0] * (x.ndim - first)
+    for a, s, o in zip(sorted_axes, weights.shape, origins):
+        shape[a - first] = s
+        full_origin[a - first] = o
+    kernel = weights.reshape(shape)[tuple(slice(None, None, -1) for _ in shape)]
+    conv_origin = [-o - (1 - s % 2) for o, s in zip(full_origin, shape)]
+    op = ops.convolve(kernel, _mode(mode), cval, conv_origin)
+    return _finish(_apply(op, x, device, threads), target, dtype)
+
+
+def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None, device="cpu",
+              threads=None):
+    """``scipy.ndimage.correlate``: computed in float32, stored as ``output``."""
+    return _correlate_or_convolve(input, weights, output, mode, cval, origin, False, axes, device, threads)
+
+
+def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None, device="cpu",
+             threads=None):
+    """``scipy.ndimage.convolve``: computed in float32, stored as ``output``."""
+    return _correlate_or_convolve(input, weights, output, mode, cval, origin, True, axes, device, threads)
+
+
+# --- Uniform filters --------------------------------------------------------------------
+
+
+def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *, device="cpu",
+                     threads=None):
+    """``scipy.ndimage.uniform_filter1d``: computed in float32, stored as ``output``."""
+    x = np.asarray(input)
+    if x.dtype.kind == "c":
+        target, dtype = _output(output, x, complex_output=True)
+        return _parts(uniform_filter1d, x, target, dtype, cval, size=size, axis=axis, mode=mode, origin=origin,
+                      device=device, threads=threads)
+    x = _input(x)
+    target, dtype = _output(output, input)
+    axis = _axes(operator.index(axis), x.ndim)[0]
+    size = operator.index(size)
+    if size < 1:
+        raise RuntimeError("incorrect filter size")
+    origin = operator.index(origin)
+    _check_origin(origin, size)
+    if x.size == 0:
+        return _empty(x, target, dtype)
+    op = ops.uniform(_full([size], [axis], x.ndim, 1), _mode(mode), cval, _full([origin], [axis], x.ndim, 0))
+    return _finish(_apply(op, x, device, threads), target, dtype)
+
+
+def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None, device="cpu",
+                   threads=None):
+    """``scipy.ndimage.uniform_filter``: computed in float32 (one pass, or pass by pass
+    where scipy's integer output or per-axis modes make the casts between passes show),
+    stored as ``output``."""
+    x = np.asarray(input)
+    if x.dtype.kind == "c":
+        target, dtype = _output(output, x, complex_output=True)
+        return _parts(uniform_filter, x, target, dtype, cval, size=size, mode=mode, origin=origin, axes=axes,
+                      device=device, threads=threads)
+    x = _input(x)
+    target, dtype = _output(output, input)
+    axes = _axes(axes, x.ndim)
+    n = len(axes)
+    sizes, modes = _sequence(size, n), [_mode(m) for m in _sequence(mode, n)]
+    origins = [operator.index(o) for o in _sequence(origin, n)]
+    for s, o in zip(sizes, origins):
+        # scipy skips sizes of 1 and below rather than refusing them.
+        if s > 1:
+            _check_origin(o, s)
+    if x.size == 0:
+        return _empty(x, target, dtype)
+    passes = [(a, s, m, o) for a, s, m, o in zip(axes, sizes, modes, origins) if s > 1]
+    if not passes:
+        return _finish(x, target, dtype)
+    if dtype.kind == "f" and len({m for _, _, m, _ in passes}) == 1:
+        filtered = [a for a, *_ in passes]
+        op = ops.uniform(_full([s for _, s, _, _ in passes], filtered, x.ndim, 1), passes[0][2], cval,
+                         _full([o for *_, o in passes], filtered, x.ndim, 0))
+        return _finish(_apply(op, x, device, threads), target, dtype)
+    current = x
+    for a, s, m, o in passes:
+        current = uniform_filter1d(current, s, a, dtype, m, cval, o, device=device, threads=threads)
+    return _finish(current, target, dtype)
+
+
+# --- Rank filters -----------------------------------------------------------------------
+
+
+def _window(x, size, footprint, axes):
+    """scipy's size/footprint rules over ``axes``: (a size per array axis, None) or
+    (None, a footprint over every array axis), and whether the window is a box."""
+    n = len(axes)
+    if footprint is None:
+        if size is None:
+            raise RuntimeError("no footprint or filter size provided")
+        sizes = [operator.index(s) for s in _sequence(size, n)]
+        if any(s < 1 for s in sizes):
+            raise RuntimeError("incorrect filter size")
+        return _full(sizes, axes, x.ndim, 1), None
+    footprint = np.asarray(footprint, dtype=bool)
+    if footprint.ndim != n:
+        raise RuntimeError("footprint array has incorrect shape.")
+    if not footprint.any():
+        raise ValueError("All-zero footprint is not supported.")
+    if footprint.all():
+        return _full(list(footprint.shape), axes, x.ndim, 1), None
+    order = sorted(range(n), key=lambda i: axes[i])
+    footprint = np.transpose(footprint, order)
+    shape = [1] * x.ndim
+    for i, a in zip(range(n), sorted(axes)):
+        shape[a] = footprint.shape[i]
+    return None, footprint.reshape(shape)
+
+
+def _rank_op(name, size, footprint, mode, cval, origin, percentile=None):
+    if name == "percentile":
+        return ops.percentile(percentile, size, footprint, mode, cval, origin)
+    return getattr(ops, name)(size, footprint, mode, cval, origin)
+
+
+def _rank(name, input, size, footprint, output, mode, cval, origin, axes, device, threads, percentile=None):
+    x = _input(input)
+    target, dtype = _output(output, input)
+    axes = _axes(axes, x.ndim)
+    sizes, fp = _window(x, size, footprint, axes)
+    sequence = isinstance(mode, (list, tuple))
+    if sequence and (fp is not None or name not in ("minimum", "maximum")):
+        raise RuntimeError("A sequence of modes is not supported for non-separable footprints")
+    modes = [_mode(m) for m in _sequence(mode, len(axes))]
+    origins = _full([operator.index(o) for o in _sequence(origin, len(axes))], axes, x.ndim, 0)
+    extents = sizes if fp is None else list(fp.shape)
+    for o, e in zip(origins, extents):
+        _check_origin(o, e)
+    if x.size == 0:
+        return _empty(x, target, dtype)
+    if len(set(modes)) > 1:
+        # Separable: one axis at a time, as scipy's minimum/maximum filters run.
+        current = x
+        for a, m in zip(axes, modes):
+            if sizes[a] > 1:
+                op = _rank_op(name, _full([sizes[a]], [a], x.ndim, 1), None, m, cval,
+                              _full([origins[a]], [a], x.ndim, 0))
+                current = _cast(_apply(op, current, device, threads), dtype)
+        return _finish(current, target, dtype)
+    result = _apply(_rank_op(name, sizes, fp, modes[0], cval, origins, percentile), x, device, threads)
+    return _finish(result, target, dtype)
+
+
+def median_filter(input, size=None, footprint=None, output=None, mode="reflect", cval=0.0, origin=0, *,
+                  axes=None, device="cpu", threads=None):
+    """``scipy.ndimage.median_filter``, stored as ``output``."""
+    return _rank("median", input, size, footprint, output, mode, cval, origin, axes, device, threads)
+
+
+def _percentile_of_rank(rank, count):
+    """A percentile whose scipy rank (``int(count * p / 100)``) is ``rank``."""
+    return (rank + 0.5) * 100.0 / count
+
+
+def percentile_filter(input, percentile, size=None, footprint=None, output=None, mode="reflect", cval=0.0,
+                      origin=0, *, axes=None, device="cpu", threads=None):
+    """``scipy.ndimage.percentile_filter``, stored as ``output``."""
+    p = float(percentile)
+    if p < 0.0:
+        p += 100.0
+    if p < 0.0 or p > 100.0:
+        raise RuntimeError("invalid percentile")
+    return _rank("percentile", input, size, footprint, output, mode, cval, origin, axes, device, threads,
+                 percentile=p)
+
+
+def rank_filter(input, rank, size=None, footprint=None, output=None, mode="reflect", cval=0.0, origin=0, *,
+                axes=None, device="cpu", threads=None):
+    """``scipy.ndimage.rank_filter``, stored as ``output``."""
+    x = np.asarray(input)
+    sizes, fp = _window(x, size, footprint, _axes(axes, x.ndim))
+    count = int(np.prod(sizes)) if fp is None else int(fp.sum())
+    rank = operator.index(rank)
+    if rank < 0:
+        rank += count
+    if rank < 0 or rank >= count:
+        raise RuntimeError("rank not within filter footprint size")
+    return _rank("percentile", input, size, footprint, output, mode, cval, origin, axes, device, threads,
+                 percentile=_percentile_of_rank(rank, count))
+
+
+def minimum_filter(input, size=None, footprint=None, output=None, mode="reflect", cval=0.0, origin=0, *,
+                   axes=None, device="cpu", threads=None):
+    """``scipy.ndimage.minimum_filter``, stored as ``output``."""
+    return _rank("minimum", input, size, footprint, output, mode, cval, origin, axes, device, threads)
+
+
+def maximum_filter(input, size=None, footprint=None, output=None, mode="reflect", cval=0.0, origin=0, *,
+                   axes=None, device="cpu", threads=None):
+    """``scipy.ndimage.maximum_filter``, stored as ``output``."""
+    return _rank("maximum", input, size, footprint, output, mode, cval, origin, axes, device, threads)
+
+
+def minimum_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *, device="cpu",
+                     threads=None):
+    """``scipy.ndimage.minimum_filter1d``, stored as ``output``."""
+    if operator.index(size) < 1:
+        raise RuntimeError("incorrect filter size")
+    return _rank("minimum", input, size, None, output, mode, cval, origin, operator.index(axis), device,
+                 threads)
+
+
+def maximum_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *, device="cpu",
+                     threads=None):
+    """``scipy.ndimage.maximum_filter1d``, stored as ``output``."""
+    if operator.index(size) < 1:
+        raise RuntimeError("incorrect filter size")
+    return _rank("maximum", input, size, None, output, mode, cval, origin, operator.index(axis), device,
+                 threads)
