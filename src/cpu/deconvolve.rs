@@ -247,8 +247,8 @@ fn direct(
         let observed = map(image, &it.ratio, |x: f32| x);
         let ratio: Vec<f32> = blurred
             .data
-            .par_iter()
-            .zip(observed.data.par_iter())
+            .iter()
+            .zip(observed.data.iter())
             .map(|(&b, &x)| {
                 let b = b + EPSILON;
                 match d.filter_epsilon {
@@ -268,8 +268,8 @@ fn direct(
         let kept = map(&estimate, &it.next, |x: f32| x);
         let next: Vec<f32> = kept
             .data
-            .par_iter()
-            .zip(correction.data.par_iter())
+            .iter()
+            .zip(correction.data.iter())
             .map(|(&u, &c)| u * c)
             .collect();
         estimate = Block::new(it.next.clone(), Cow::Owned(next));
