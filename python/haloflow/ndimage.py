@@ -230,13 +230,15 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
     axis = operator.index(axis)
     axis = _axes(axis, x.ndim)[0]
     lw = _radius(sigma, truncate, radius)
-    weights = _gaussian_kernel1d(float(sigma), int(order), lw)[::-1]
+    if order < 0:
+        raise ValueError("order must be non-negative")
     if x.size == 0:
         return _empty(x, target, dtype)
     if order == 0 and radius is None:
         result = _apply(ops.gaussian(_full([sigma], [axis], x.ndim, 0.0), _mode(mode), cval, truncate),
                         x, device, threads)
     else:
+        weights = _gaussian_kernel1d(float(sigma), int(order), lw)[::-1]
         result = _correlate1d(x, weights, axis, mode, cval, 0, device, threads)
     return _finish(result, target, dtype)
 

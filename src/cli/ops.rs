@@ -186,7 +186,7 @@ pub(super) struct UniformArgs {
     pub(super) cval: f64,
     /// scipy's origin: the box shifted against each axis by this, one value or one per
     /// axis, each within -(size / 2)..=(size - 1) / 2.
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub(super) origin: Vec<i64>,
 }
 
@@ -217,7 +217,7 @@ pub(super) struct RankArgs {
     pub(super) cval: f64,
     /// scipy's origin: the window shifted against each axis by this, one value or one
     /// per axis, each within -(extent / 2)..=(extent - 1) / 2.
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub(super) origin: Vec<i64>,
 }
 
@@ -297,7 +297,7 @@ pub(super) struct ConvolveArgs {
     pub(super) cval: f64,
     /// scipy's origin: the kernel shifted against each axis by this, one value or one
     /// per kernel axis.
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub(super) origin: Vec<i64>,
 }
 
