@@ -518,8 +518,8 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
 
 
 def _window(x, size, footprint, axes):
-    """scipy's size/footprint rules over ``axes``: (a size per array axis, None) or
-    (None, a footprint over every array axis), and whether the window is a box."""
+    """scipy's size/footprint rules over ``axes``: (a size per array axis, None) for a
+    box (a footprint of all ones is one), or (None, a footprint over every array axis)."""
     n = len(axes)
     if footprint is None:
         if size is None:
@@ -560,6 +560,10 @@ def _rank(name, input, size, footprint, output, mode, cval, origin, axes, device
     modes = [_mode(m) for m in _sequence(mode, len(axes))]
     origins = _full([operator.index(o) for o in _sequence(origin, len(axes))], axes, x.ndim, 0)
     extents = sizes if fp is None else list(fp.shape)
+    if fp is None and name in ("minimum", "maximum"):
+        # scipy's box minimum and maximum run as 1-D filters on the axes longer than
+        # 1 only: an origin elsewhere is never looked at.
+        origins = [o if e > 1 else 0 for o, e in zip(origins, extents)]
     for o, e in zip(origins, extents):
         _check_origin(o, e)
     if x.size == 0:

@@ -52,6 +52,8 @@ CASES = [
     ("percentile", lambda m, x: m.percentile_filter(x, 30, footprint=np.ones((3, 1, 2)))),
     ("minimum modes", lambda m, x: m.minimum_filter(x, 3, mode=["nearest", "wrap", "constant"], cval=7)),
     ("maximum_filter1d", lambda m, x: m.maximum_filter1d(x, 4, axis=1, origin=1)),
+    # A box minimum ignores the origin on an axis of size 1, as scipy's 1-D passes do.
+    ("minimum origin", lambda m, x: m.minimum_filter(x, size=[3, 1, 3], origin=1)),
     ("laplace", lambda m, x: m.gaussian_laplace(x, 1.2)),
     ("laplace modes", lambda m, x: m.gaussian_laplace(x, 1.2, mode=["wrap", "reflect", "nearest"])),
     ("gradient magnitude", lambda m, x: m.gaussian_gradient_magnitude(x, 1.2)),
