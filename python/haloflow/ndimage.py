@@ -281,10 +281,12 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
     return _finish(current, target, dtype)
 
 
-def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, axes=None, device="cpu",
-                     threads=None, **kwargs):
-    """``scipy.ndimage.gaussian_laplace``: the sum over axes of the second derivatives,
-    each a Gaussian filter of order 2 along one axis, stored as ``output``."""
+def _derivatives(input, sigma, output, mode, cval, axes, device, threads, kwargs, order, op):
+    """scipy's ``generic_laplace`` (``order`` 2) and ``generic_gradient_magnitude``
+    (``order`` 1) over Gaussian derivatives: each axis's term a Gaussian filter of that
+    order along it, in that axis's mode on every axis, summed (squared, then the root,
+    for the magnitude) in the output's dtype; or ``op`` (haloflow's op of the same
+    name) in one pass where nothing of that shows."""
     x = np.asarray(input)
     if x.dtype.kind != "c":
         x = _input(x)
@@ -297,52 +299,36 @@ def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, axe
     simple = (dtype.kind == "f" and x.dtype.kind != "c" and axes == tuple(range(x.ndim)) and len(set(modes)) == 1
               and set(kwargs) <= {"truncate"})
     if simple:
-        result = _apply(ops.gaussian_laplace(sigmas, modes[0], cval, kwargs.get("truncate", 4.0)), x, device,
-                        threads)
+        result = _apply(op(sigmas, modes[0], cval, kwargs.get("truncate", 4.0)), x, device, threads)
         return _finish(result, target, dtype)
-    # scipy's generic_laplace: each axis's term a Gaussian filter of order 2 along it,
-    # in that axis's mode on every axis.
     total = None
     for i in range(n):
-        order = [0] * n
-        order[i] = 2
-        term = gaussian_filter(x, sigmas, order, dtype, modes[i], cval, axes=axes, device=device,
+        orders = [0] * n
+        orders[i] = order
+        term = gaussian_filter(x, sigmas, orders, dtype, modes[i], cval, axes=axes, device=device,
                                threads=threads, **kwargs)
+        if order == 1:
+            term = _cast(term * term, dtype)
         total = term if total is None else _cast(total + term, dtype)
+    if order == 1:
+        with np.errstate(invalid="ignore"):
+            total = np.sqrt(total)
     return _finish(total, target, dtype)
+
+
+def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, axes=None, device="cpu",
+                     threads=None, **kwargs):
+    """``scipy.ndimage.gaussian_laplace``: the sum over axes of the second derivatives,
+    each a Gaussian filter of order 2 along one axis, stored as ``output``."""
+    return _derivatives(input, sigma, output, mode, cval, axes, device, threads, kwargs, 2, ops.gaussian_laplace)
 
 
 def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=0.0, *, axes=None,
                                 device="cpu", threads=None, **kwargs):
     """``scipy.ndimage.gaussian_gradient_magnitude``: the root of the sum over axes of
     the squared first derivatives, stored as ``output``."""
-    x = np.asarray(input)
-    if x.dtype.kind != "c":
-        x = _input(x)
-    target, dtype = _output(output, input)
-    axes = _axes(axes, x.ndim)
-    n = len(axes)
-    sigmas, modes = _sequence(sigma, n), [_mode(m) for m in _sequence(mode, n)]
-    if x.size == 0:
-        return _empty(x, target, dtype)
-    simple = (dtype.kind == "f" and x.dtype.kind != "c" and axes == tuple(range(x.ndim)) and len(set(modes)) == 1
-              and set(kwargs) <= {"truncate"})
-    if simple:
-        result = _apply(ops.gaussian_gradient_magnitude(sigmas, modes[0], cval, kwargs.get("truncate", 4.0)), x,
-                        device, threads)
-        return _finish(result, target, dtype)
-    # scipy's generic_gradient_magnitude: each axis's term a Gaussian filter of order 1
-    # along it, in that axis's mode on every axis.
-    total = None
-    for i in range(n):
-        order = [0] * n
-        order[i] = 1
-        term = gaussian_filter(x, sigmas, order, dtype, modes[i], cval, axes=axes, device=device,
-                               threads=threads, **kwargs)
-        term = _cast(term * term, dtype)
-        total = term if total is None else _cast(total + term, dtype)
-    with np.errstate(invalid="ignore"):
-        return _finish(np.sqrt(total), target, dtype)
+    return _derivatives(input, sigma, output, mode, cval, axes, device, threads, kwargs, 1,
+                        ops.gaussian_gradient_magnitude)
 
 
 # --- Correlation and convolution --------------------------------------------------------

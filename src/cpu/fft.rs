@@ -252,7 +252,16 @@ impl FftFrame {
             return;
         }
         let inner: usize = self.half[axis + 1..].iter().product();
-        let outers = lines(&self.half[..axis], keep);
+        // The outer blocks whose indices on the first axes (as many as `keep` has)
+        // lie in `keep`.
+        let outer_shape = &self.half[..axis];
+        let keep: Vec<Range<usize>> = (0..axis)
+            .map(|a| keep.get(a).cloned().unwrap_or(0..outer_shape[a]))
+            .collect();
+        let outers: Vec<usize> = row_offsets(outer_shape, &keep, outer_shape)
+            .into_iter()
+            .flatten()
+            .collect();
         let batches = inner.div_ceil(BATCH);
         let scratch_len = fft
             .get_inplace_scratch_len()
@@ -304,20 +313,6 @@ fn multiply(spec: &mut [C32], spectrum: &Spectrum) {
     spec.par_iter_mut()
         .zip(spectrum.0.par_iter())
         .for_each(|(z, h)| *z *= h);
-}
-
-/// The flat indices, over `shape`, of the lines whose indices lie in `keep` (one range
-/// per axis of `shape`).
-fn lines(shape: &[usize], keep: &[Range<usize>]) -> Vec<usize> {
-    let mut all = vec![0usize];
-    for (a, &n) in shape.iter().enumerate() {
-        let range = keep.get(a).cloned().unwrap_or(0..n);
-        all = all
-            .iter()
-            .flat_map(|&o| range.clone().map(move |i| o * n + i))
-            .collect();
-    }
-    all
 }
 
 /// For each row of an array of extents `shape` (C order), where its index lies in the
