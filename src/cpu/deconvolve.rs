@@ -17,6 +17,16 @@ use crate::stage::{Deconvolution, Iteration, Stencil};
 /// scikit-image's guard against dividing by zero.
 const EPSILON: f32 = 1e-12;
 
+/// scikit-image's ratio of the observed value `x` to the blurred estimate `b`: `x / (b
+/// + ε)`, 0 where `b + ε` is below `filter_epsilon`.
+fn ratio_of(x: f32, b: f32, filter_epsilon: Option<f32>) -> f32 {
+    let b = b + EPSILON;
+    match filter_epsilon {
+        Some(e) if b < e => 0.0,
+        _ => x / b,
+    }
+}
+
 /// `full`'s correlation of `input` at `out`, or, where the PSF is separable, its 1-D
 /// `passes` in turn (each leaving the sets of the axes it has not yet reached as the
 /// input's).
@@ -136,11 +146,7 @@ impl Transform {
                 .correlate(&estimate, &held, &self.psf, &at, &mut ratio, &mut spec);
             rows(&mut ratio, &extents, &at, |i, blurred| {
                 for (b, &x) in blurred.iter_mut().zip(&observed.data[i..]) {
-                    let bb = *b + EPSILON;
-                    *b = match d.filter_epsilon {
-                        Some(e) if bb < e => 0.0,
-                        _ => x / bb,
-                    };
+                    *b = ratio_of(x, *b, d.filter_epsilon);
                 }
             });
             let next = self.local(&it.next);
@@ -249,13 +255,7 @@ fn direct(
             .data
             .iter()
             .zip(observed.data.iter())
-            .map(|(&b, &x)| {
-                let b = b + EPSILON;
-                match d.filter_epsilon {
-                    Some(e) if b < e => 0.0,
-                    _ => x / b,
-                }
-            })
+            .map(|(&b, &x)| ratio_of(x, b, d.filter_epsilon))
             .collect();
         let ratio = Block::new(it.ratio.clone(), Cow::Owned(ratio));
         let correction = convolve(
