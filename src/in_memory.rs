@@ -133,16 +133,18 @@ fn apply_typed<T: BlockElement>(
             ptr: buffer.as_mut_ptr(),
             shape: plan.output_shape(),
         };
-        // A float32 output's contiguous regions are written in place by the CPU's last
+        // A float output's contiguous regions are written in place by the CPU's last
         // pass where it can.
         let place = |region: &Region| {
-            (U::DTYPE == DType::F32).then(|| dst.contiguous(region))?.map(|p| p.cast::<f32>())
+            matches!(U::DTYPE, DType::F32 | DType::F64)
+                .then(|| dst.contiguous(region))?
+                .map(|p| p.cast::<u8>())
         };
         // SAFETY: `place` points into the output buffer, which outlives the run, at a
         // region's own elements (contiguous, as checked); jobs write disjoint regions
         // (the planner's blocks tile the output) and nothing reads the buffer until
         // every job has finished.
-        let direct = unsafe { crate::cpu::Direct::new(&place) };
+        let direct = unsafe { crate::cpu::Direct::new(&place, U::DTYPE) };
         backend.run_in_memory(
             &plan,
             &source,

@@ -5,9 +5,14 @@ and ``radius``, every real NumPy dtype scipy takes (int64 and uint64 computed as
 byte-swapped arrays made native; float16 refused, as scipy refuses it), complex values,
 and empty arrays.
 
-The arithmetic runs in haloflow, in float32 (the CPU and the GPU alike), then the
-result is cast to the output's dtype as scipy casts it (a C cast: floats to integers
-truncate toward zero). Where scipy stores each 1-D pass of a separable filter in the
+The arithmetic runs in haloflow, then the result is cast to the output's dtype as scipy
+casts it (a C cast: floats to integers truncate toward zero). The linear filters (the
+Gaussian family, correlate, convolve, the uniform filter) compute in float64 on the CPU
+for float64 input and for integers wider than 16 bits (as scipy computes every type in
+double), and in float32 for the other types. The GPU has no float64: with
+``device="gpu"``, float64 input is still filtered on the CPU in float64, with a warning
+(once per process); pass float32 to filter on the GPU. The rank filters (median,
+percentile, minimum, maximum) select values and are exact in every type. Where scipy stores each 1-D pass of a separable filter in the
 output before the next (an integer output, or modes that differ per axis), the passes
 run one at a time here too, with the same casts between them.
 
@@ -28,14 +33,24 @@ from . import ops
 _NATIVE = {np.dtype(t) for t in ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64")}
 
 
+_warned_float64_gpu = False
+
+
 def _apply(op, x, device, threads):
     from . import Pipeline  # noqa: PLC0415 (the package imports this module)
 
+    global _warned_float64_gpu
+    if device == "gpu" and x.dtype == np.float64 and not _warned_float64_gpu:
+        _warned_float64_gpu = True
+        warnings.warn("float64 is filtered on the CPU in float64 (the GPU computes in float32); "
+                      "pass float32 input to filter on the GPU", RuntimeWarning, stacklevel=3)
     return Pipeline([op]).apply(x, device=device, threads=threads)
 
 
-def _input(input):
-    """The input as an array haloflow takes: native byte order, a supported dtype."""
+def _input(input, linear=False):
+    """The input as an array haloflow takes: native byte order, a supported dtype; for
+    a ``linear`` filter, integers wider than 16 bits as float64 (computed in float64,
+    where float32 would round their values)."""
     x = np.asarray(input)
     if np.iscomplexobj(x):
         raise TypeError("Complex type not supported")
@@ -46,7 +61,7 @@ def _input(input):
     if x.dtype.kind == "f" and x.dtype.itemsize < 4:
         # scipy refuses float16 (its gh-8207); so does its drop-in.
         raise RuntimeError(f"array type {x.dtype} not supported")
-    if x.dtype not in _NATIVE:
+    if x.dtype not in _NATIVE or (linear and x.dtype.kind in "iu" and x.dtype.itemsize > 2):
         x = x.astype(np.uint8 if x.dtype == np.bool_ else np.float64)
     return x
 
@@ -110,13 +125,18 @@ def _parts(func, x, target, dtype, cval, **kwargs):
 
 def _cast(result, dtype):
     """``result`` as ``dtype``, the way scipy's C code stores it (floats to integers
-    truncate toward zero). scipy truncates a float64 value and haloflow a float32 one:
-    where the exact value lies within float32's rounding of a whole number, an integer
-    output may differ from scipy's by one."""
+    truncate toward zero). Where haloflow computed in float32 (inputs of 16 bits or
+    fewer) and the exact value lies within float32's rounding of a whole number, an
+    integer output may differ from scipy's by one."""
     result = np.asarray(result)
     if result.dtype == dtype:
         return result
     with np.errstate(invalid="ignore", over="ignore"):
+        if result.dtype.kind == "f" and dtype.kind in "iu" and dtype.itemsize < 8:
+            # C's cast on x86-64: truncated to 64 bits, the low bits kept (a value
+            # beyond the type wraps around, as scipy's stores do; numpy's own cast of
+            # such a float is undefined and differs).
+            return result.astype(np.int64).astype(dtype)
         return result.astype(dtype)
 
 
@@ -219,13 +239,13 @@ def _radius(sigma, truncate, radius):
 
 def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect", cval=0.0, truncate=4.0, *,
                       radius=None, device="cpu", threads=None):
-    """``scipy.ndimage.gaussian_filter1d``: computed in float32, stored as ``output``."""
+    """``scipy.ndimage.gaussian_filter1d``: computed as the module says, stored as ``output``."""
     x = np.asarray(input)
     if x.dtype.kind == "c":
         target, dtype = _output(output, x, complex_output=True)
         return _parts(gaussian_filter1d, x, target, dtype, cval, sigma=sigma, axis=axis, order=order, mode=mode,
                       truncate=truncate, radius=radius, device=device, threads=threads)
-    x = _input(x)
+    x = _input(x, linear=True)
     target, dtype = _output(output, input)
     axis = operator.index(axis)
     axis = _axes(axis, x.ndim)[0]
@@ -234,7 +254,10 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
         raise ValueError("order must be non-negative")
     if x.size == 0:
         return _empty(x, target, dtype)
-    if order == 0 and radius is None:
+    if order == 0 and (radius is None or sigma > 1e-15):
+        # A radius is the truncate that rounds to it (int(truncate * sigma + 0.5)), so
+        # both give the same weights, as in scipy.
+        truncate = truncate if radius is None else lw / sigma
         result = _apply(ops.gaussian(_full([sigma], [axis], x.ndim, 0.0), _mode(mode), cval, truncate),
                         x, device, threads)
     else:
@@ -245,7 +268,7 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
 
 def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0, truncate=4.0, *, radius=None,
                     axes=None, device="cpu", threads=None):
-    """``scipy.ndimage.gaussian_filter``: computed in float32 (one pass for all axes
+    """``scipy.ndimage.gaussian_filter``: computed as the module says (one pass for all axes
     where scipy's passes would keep float values; else pass by pass, cast between them as
     scipy stores them), stored as ``output``."""
     x = np.asarray(input)
@@ -253,7 +276,7 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
         target, dtype = _output(output, x)
         return _parts(gaussian_filter, x, target, dtype, cval, sigma=sigma, order=order, mode=mode,
                       truncate=truncate, radius=radius, axes=axes, device=device, threads=threads)
-    x = _input(x)
+    x = _input(x, linear=True)
     target, dtype = _output(output, input)
     axes = _axes(axes, x.ndim)
     n = len(axes)
@@ -289,7 +312,7 @@ def _derivatives(input, sigma, output, mode, cval, axes, device, threads, kwargs
     name) in one pass where nothing of that shows."""
     x = np.asarray(input)
     if x.dtype.kind != "c":
-        x = _input(x)
+        x = _input(x, linear=True)
     target, dtype = _output(output, input)
     axes = _axes(axes, x.ndim)
     n = len(axes)
@@ -349,7 +372,7 @@ def _correlate1d(x, weights, axis, mode, cval, origin, device, threads):
 
 def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *, device="cpu",
                 threads=None):
-    """``scipy.ndimage.correlate1d``: computed in float32, stored as ``output``."""
+    """``scipy.ndimage.correlate1d``: computed as the module says, stored as ``output``."""
     x, weights = np.asarray(input), np.asarray(weights)
     if x.dtype.kind == "c" or weights.dtype.kind == "c":
         if weights.dtype.kind == "c":
@@ -357,7 +380,7 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
         target, dtype = _output(output, x, complex_output=True)
         return _complex(correlate1d, x, weights, target, dtype, cval, axis=axis, mode=mode, origin=origin,
                         device=device, threads=threads)
-    x = _input(x)
+    x = _input(x, linear=True)
     target, dtype = _output(output, input)
     weights = np.asarray(weights, dtype=np.float64)
     if weights.ndim != 1 or weights.shape[0] < 1:
@@ -372,7 +395,7 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
 
 def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *, device="cpu",
                threads=None):
-    """``scipy.ndimage.convolve1d``: computed in float32, stored as ``output``."""
+    """``scipy.ndimage.convolve1d``: computed as the module says, stored as ``output``."""
     weights = np.asarray(weights)[::-1]
     origin = -operator.index(origin)
     if not weights.shape[0] & 1:
@@ -393,7 +416,7 @@ def _correlate_or_convolve(input, weights, output=None, mode="reflect", cval=0.0
         target, dtype = _output(output, x, complex_output=True)
         return _complex(_correlate_or_convolve, x, weights, target, dtype, cval, mode=mode, origin=origin,
                         convolution=convolution, axes=axes, device=device, threads=threads)
-    x = _input(x)
+    x = _input(x, linear=True)
     target, dtype = _output(output, input)
     weights = np.asarray(weights, dtype=np.float64)
     axes = _axes(axes, x.ndim)
@@ -429,13 +452,13 @@ def _correlate_or_convolve(input, weights, output=None, mode="reflect", cval=0.0
 
 def correlate(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None, device="cpu",
               threads=None):
-    """``scipy.ndimage.correlate``: computed in float32, stored as ``output``."""
+    """``scipy.ndimage.correlate``: computed as the module says, stored as ``output``."""
     return _correlate_or_convolve(input, weights, output, mode, cval, origin, False, axes, device, threads)
 
 
 def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None, device="cpu",
              threads=None):
-    """``scipy.ndimage.convolve``: computed in float32, stored as ``output``."""
+    """``scipy.ndimage.convolve``: computed as the module says, stored as ``output``."""
     return _correlate_or_convolve(input, weights, output, mode, cval, origin, True, axes, device, threads)
 
 
@@ -444,13 +467,13 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
 
 def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0, *, device="cpu",
                      threads=None):
-    """``scipy.ndimage.uniform_filter1d``: computed in float32, stored as ``output``."""
+    """``scipy.ndimage.uniform_filter1d``: computed as the module says, stored as ``output``."""
     x = np.asarray(input)
     if x.dtype.kind == "c":
         target, dtype = _output(output, x, complex_output=True)
         return _parts(uniform_filter1d, x, target, dtype, cval, size=size, axis=axis, mode=mode, origin=origin,
                       device=device, threads=threads)
-    x = _input(x)
+    x = _input(x, linear=True)
     target, dtype = _output(output, input)
     axis = _axes(operator.index(axis), x.ndim)[0]
     size = operator.index(size)
@@ -460,13 +483,19 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     _check_origin(origin, size)
     if x.size == 0:
         return _empty(x, target, dtype)
+    if dtype.kind in "biu":
+        # scipy divides the window's sum by its size, so a window of equal integers
+        # gives that integer exactly, which a sum of value/size may miss by a rounding
+        # and an integer output then truncates (gh-6930).
+        total = _correlate1d(x, np.ones(size), axis, mode, cval, origin, device, threads)
+        return _finish(np.asarray(total, dtype=np.float64) / size, target, dtype)
     op = ops.uniform(_full([size], [axis], x.ndim, 1), _mode(mode), cval, _full([origin], [axis], x.ndim, 0))
     return _finish(_apply(op, x, device, threads), target, dtype)
 
 
 def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=0, *, axes=None, device="cpu",
                    threads=None):
-    """``scipy.ndimage.uniform_filter``: computed in float32 (one pass, or pass by pass
+    """``scipy.ndimage.uniform_filter``: computed as the module says (one pass, or pass by pass
     where scipy's integer output or per-axis modes make the casts between passes show),
     stored as ``output``."""
     x = np.asarray(input)
@@ -474,7 +503,7 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
         target, dtype = _output(output, x, complex_output=True)
         return _parts(uniform_filter, x, target, dtype, cval, size=size, mode=mode, origin=origin, axes=axes,
                       device=device, threads=threads)
-    x = _input(x)
+    x = _input(x, linear=True)
     target, dtype = _output(output, input)
     axes = _axes(axes, x.ndim)
     n = len(axes)

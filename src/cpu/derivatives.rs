@@ -5,30 +5,30 @@
 
 use std::borrow::Cow;
 
-use super::stencil::stencil;
+use super::stencil::{Compute, stencil};
 use crate::block::Block;
 use crate::region::AxisSet;
 use crate::stage::{Stencil, term_sets};
 
 /// `Σ_t term_t` (or `sqrt(Σ_t term_t²)` with `magnitude`) over the output indices
-/// `out`, every term's first pass reading `input` (an array of `in_shape`).
-pub(crate) fn derivatives(
-    input: &Block<'_, f32>,
+/// `out`, every term's first pass reading `input` (an array of `in_shape`), in `F`.
+pub(crate) fn derivatives<F: Compute>(
+    input: &Block<'_, F>,
     out: &[AxisSet],
     in_shape: &[usize],
     terms: &[Vec<Stencil>],
     magnitude: bool,
-) -> Block<'static, f32> {
+) -> Block<'static, F> {
     let n: usize = out.iter().map(AxisSet::len).product();
-    let mut acc = vec![0.0f32; n];
+    let mut acc = vec![F::default(); n];
     for term in terms {
         let sets = term_sets(term, out, in_shape);
-        let mut current: Cow<'_, Block<'_, f32>> = Cow::Borrowed(input);
+        let mut current: Cow<'_, Block<'_, F>> = Cow::Borrowed(input);
         for (j, st) in term.iter().enumerate() {
             current = Cow::Owned(stencil(&current, &sets[j + 1], in_shape, st));
         }
         // A term with no pass (every sigma 0) is the input itself, over `out`.
-        let values: Cow<'_, [f32]> = if term.is_empty() {
+        let values: Cow<'_, [F]> = if term.is_empty() {
             Cow::Owned(
                 super::pointwise::map(&current, out, |x| x)
                     .data
@@ -38,11 +38,12 @@ pub(crate) fn derivatives(
             Cow::Borrowed(&current.data)
         };
         for (a, &v) in acc.iter_mut().zip(values.iter()) {
-            *a += if magnitude { v * v } else { v };
+            *a = *a + if magnitude { v * v } else { v };
         }
     }
     if magnitude {
-        acc.iter_mut().for_each(|a| *a = a.sqrt());
+        acc.iter_mut()
+            .for_each(|a| *a = F::from_f64(a.to_f64().sqrt()));
     }
     Block::new(out.to_vec(), Cow::Owned(acc))
 }

@@ -498,16 +498,10 @@ mod tests {
             ),
         ] {
             let n_taps: usize = taps.iter().product();
-            let weights: Vec<f32> = (0..n_taps)
-                .map(|i| ((i * 37 % 11) as f32 - 4.0) / 7.0)
+            let weights: Vec<f64> = (0..n_taps)
+                .map(|i| f64::from(((i * 37 % 11) as f32 - 4.0) / 7.0))
                 .collect();
-            let s = Stencil {
-                shape: taps.clone(),
-                centre,
-                weights,
-                mode: Boundary::Constant,
-                cval: 0.0,
-            };
+            let s = Stencil::new(taps.clone(), centre, weights, Boundary::Constant, 0.0);
             let n_held: usize = held.iter().map(ExactSizeIterator::len).product();
             let data: Vec<f32> = (0..n_held)
                 .map(|i| ((i * 13 % 17) as f32).sin() * 3.0)

@@ -63,13 +63,19 @@ pub(crate) fn run_stage(
             let constants = v.inverse();
             pointwise::map(b, out, |x| pointwise::inverse_anscombe(x.to_f32(), constants)).into_any()
         }),
-        Stage::Stencil(s) => {
-            with_f32(input, needs, |b| stencil::stencil(b, out, in_shape, s)).into_any()
-        }
-        Stage::Derivatives { terms, magnitude } => with_f32(input, needs, |b| {
-            derivatives::derivatives(b, out, in_shape, terms, *magnitude)
-        })
-        .into_any(),
+        Stage::Stencil(s) => match input {
+            BlockAny::F64(b) => stencil::stencil(b, out, in_shape, s).into_any(),
+            _ => with_f32(input, needs, |b| stencil::stencil(b, out, in_shape, s)).into_any(),
+        },
+        Stage::Derivatives { terms, magnitude } => match input {
+            BlockAny::F64(b) => {
+                derivatives::derivatives(b, out, in_shape, terms, *magnitude).into_any()
+            }
+            _ => with_f32(input, needs, |b| {
+                derivatives::derivatives(b, out, in_shape, terms, *magnitude)
+            })
+            .into_any(),
+        },
         Stage::Project { axis, method } => {
             let to = method.out_dtype(input.dtype());
             match_any!(input, BlockAny, b => with_dtype!(to, U => {
@@ -178,8 +184,20 @@ fn streamed(
     let n = run.stages();
     let sets = &job.sets[k..=k + n];
     let shapes: Vec<&[usize]> = (k..k + n).map(|i| plan.shape_at(i)).collect();
-    let result = run.compute(input, sets, &shapes)?;
-    Some((result.into_any(), n))
+    let result = if input.dtype() == DType::F64 {
+        run.compute::<f64>(input, sets, &shapes)?.into_any()
+    } else {
+        run.compute::<f32>(input, sets, &shapes)?.into_any()
+    };
+    Some((result, n))
+}
+
+/// The passes and mean downsample fused from stage `k` of `plan` ([`smooth_down`]),
+/// where they start there and compute in f32 (the fused kernel's type).
+fn fused_smooth_down(plan: &Plan, k: usize) -> Option<smooth_down::SmoothDown<'_>> {
+    (plan.dtype_at(k) != DType::F64)
+        .then(|| smooth_down::SmoothDown::starting(&plan.stages()[k..]))
+        .flatten()
 }
 
 /// Runs every stage of `job` on the CPU, starting from `source` (a block holding at
@@ -206,7 +224,7 @@ pub(crate) fn run_job_into(
 ) {
     let stages = plan.stages();
     let streamed_tail = |k: usize| {
-        smooth_down::SmoothDown::starting(&stages[k..]).is_none()
+        fused_smooth_down(plan, k).is_none()
             && streamed::Streamed::starting(&stages[k..])
                 .is_some_and(|run| stages[k + run.stages()..].iter().all(Stage::is_pointwise))
     };
@@ -242,7 +260,7 @@ fn run_stages(
     let stages = plan.stages();
     while k < stages.len() && !stop(k) {
         let input = current.as_ref().unwrap_or(source);
-        let (next, used) = match smooth_down::SmoothDown::starting(&stages[k..]) {
+        let (next, used) = match fused_smooth_down(plan, k) {
             Some(fused) => {
                 let (needs, out) = (&job.sets[k], &job.sets[k + fused.stages]);
                 let result = with_f32(input, needs, |b| {
@@ -283,6 +301,22 @@ fn stream_tail(
     write: &mut dyn FnMut(&Region, &BlockAny<'_>),
     direct: Option<&Direct<'_>>,
 ) -> bool {
+    if input.dtype() == DType::F64 {
+        stream_tail_in::<f64>(plan, job, k, input, write, direct)
+    } else {
+        stream_tail_in::<f32>(plan, job, k, input, write, direct)
+    }
+}
+
+/// [`stream_tail`] computing in `F`; `direct` places the planes where it holds `F`.
+fn stream_tail_in<F: stencil::Compute>(
+    plan: &Plan,
+    job: &Job,
+    k: usize,
+    input: &BlockAny<'_>,
+    write: &mut dyn FnMut(&Region, &BlockAny<'_>),
+    direct: Option<&Direct<'_>>,
+) -> bool {
     let stages = plan.stages();
     let Some(run) = streamed::Streamed::starting(&stages[k..]) else {
         return false;
@@ -307,15 +341,18 @@ fn stream_tail(
         (region, plane_sets)
     };
     let run_into =
-        |planes: streamed::Planes<'_>| run.run_planes(input, sets, &shapes, planes).is_some();
+        |planes: streamed::Planes<'_, F>| run.run_planes(input, sets, &shapes, planes).is_some();
     // The passes end the job and their planes are contiguous in the destination: the
     // last pass writes there.
     if let Some(direct) = direct
         && k + n == stages.len()
-        && (direct.0)(&plane_of(0).0).is_some()
+        && direct.dtype == F::DTYPE
+        && (direct.place)(&plane_of(0).0).is_some()
     {
         let place = |number: usize| {
-            (direct.0)(&plane_of(number).0).expect("every plane is laid out like the first")
+            (direct.place)(&plane_of(number).0)
+                .expect("every plane is laid out like the first")
+                .cast::<F>()
         };
         // SAFETY: by `Direct::new`'s contract, each plane's region of this job's output
         // (a plane's elements, contiguous) is valid for writes and reached by no other
@@ -324,7 +361,7 @@ fn stream_tail(
             streamed::Placed::new(&place)
         }));
     }
-    let mut emit = |number: usize, plane: &[f32]| {
+    let mut emit = |number: usize, plane: &[F]| {
         let (region, plane_sets) = plane_of(number);
         let mut block: BlockAny<'_> =
             crate::block::Block::new(plane_sets.clone(), std::borrow::Cow::Borrowed(plane))
@@ -339,19 +376,27 @@ fn stream_tail(
     run_into(streamed::Planes::Each(&mut emit))
 }
 
-/// Where a job may write its float32 output straight into the destination array:
-/// `0(region)` points at a region's elements where they are contiguous there.
-pub(crate) struct Direct<'a>(&'a (dyn Fn(&Region) -> Option<*mut f32> + Sync));
+/// Where a job may write its output straight into the destination array, whose
+/// elements are of `dtype`: `place(region)` points at a region's elements where they
+/// are contiguous there.
+pub(crate) struct Direct<'a> {
+    place: &'a (dyn Fn(&Region) -> Option<*mut u8> + Sync),
+    dtype: DType,
+}
 
 impl<'a> Direct<'a> {
-    /// Writes through `place`.
+    /// Writes elements of `dtype` through `place`.
     ///
     /// # Safety
     /// For any region inside one job's output, `place` returns `None` or a pointer to
-    /// the region's elements, contiguous in C order and valid for writes, which no
-    /// other reference reaches while the job runs (jobs' outputs are disjoint).
-    pub(crate) unsafe fn new(place: &'a (dyn Fn(&Region) -> Option<*mut f32> + Sync)) -> Self {
-        Direct(place)
+    /// the region's elements of `dtype`, contiguous in C order, aligned and valid for
+    /// writes, which no other reference reaches while the job runs (jobs' outputs are
+    /// disjoint).
+    pub(crate) unsafe fn new(
+        place: &'a (dyn Fn(&Region) -> Option<*mut u8> + Sync),
+        dtype: DType,
+    ) -> Self {
+        Direct { place, dtype }
     }
 }
 
@@ -504,11 +549,11 @@ mod tests {
             let place = |region: &Region| {
                 let at = region.contiguous_offset(&out_shape)?;
                 (plan.output_dtype() == DType::F32)
-                    .then(|| (base + at * std::mem::size_of::<f32>()) as *mut f32)
+                    .then(|| (base + at * std::mem::size_of::<f32>()) as *mut u8)
             };
             // SAFETY: `place` points inside `array` at a region's own elements; one job
             // runs at a time, and `array` is read only after every job has run.
-            let direct = unsafe { Direct::new(&place) };
+            let direct = unsafe { Direct::new(&place, DType::F32) };
             let mut written = vec![f64::NAN; n];
             let mut writes = 0;
             for job in plan.jobs() {

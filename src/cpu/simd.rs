@@ -5,34 +5,94 @@
 //! the same bits, and so does the scalar tail.
 
 /// One tap row and its weights along the last axis: output `i` reads `row[i + k]` with `w[k]`.
-pub(crate) type Tap<'a> = (&'a [f32], &'a [f32]);
+pub(crate) type Tap<'a, F = f32> = (&'a [F], &'a [F]);
+
+/// An element type the stencils compute in (f32, and f64 for float64 input), with the
+/// lane widths of its vector loops on each instruction set.
+pub(crate) trait Lane:
+    Copy + Default + PartialEq + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + 'static
+{
+    /// [`accumulate`] for this type, on the widest vector unit the CPU has.
+    fn accumulate(out: &mut [Self], taps: &[Tap<'_, Self>]);
+
+    /// [`Strip::compute`] for this type.
+    fn strip(strip: &Strip<'_, Self>, out: &mut [Self], w: &[Self]);
+
+    /// `f` on this thread's scratch for [`accumulate_strided`]'s strips.
+    fn with_scratch<R>(f: impl FnOnce(&mut Vec<Self>) -> R) -> R;
+}
+
+/// Implements [`Lane`] for `$t`: `[W, M, V]` lanes of [`accumulate_lanes`] and `[W, V]`
+/// of [`Strip::planes`], for AVX-512, AVX2 and scalar code.
+macro_rules! lane {
+    ($t:ty, $scratch:ident,
+     acc: [$a5:literal, $b5:literal, $c5:literal] [$a2:literal, $b2:literal, $c2:literal] [$a0:literal, $b0:literal, $c0:literal],
+     strip: [$s5:literal, $t5:literal] [$s2:literal, $t2:literal] [$s0:literal, $t0:literal]) => {
+        thread_local! {
+            /// The strips of [`accumulate_strided`]'s input planes.
+            static $scratch: std::cell::RefCell<Vec<$t>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+
+        impl Lane for $t {
+            fn accumulate(out: &mut [$t], taps: &[Tap<'_, $t>]) {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx512f")]
+                    fn avx512(out: &mut [$t], taps: &[Tap<'_, $t>]) {
+                        accumulate_lanes::<$t, $a5, $b5, $c5>(out, taps)
+                    }
+                    #[target_feature(enable = "avx2")]
+                    fn avx2(out: &mut [$t], taps: &[Tap<'_, $t>]) {
+                        accumulate_lanes::<$t, $a2, $b2, $c2>(out, taps)
+                    }
+                    if std::arch::is_x86_feature_detected!("avx512f") {
+                        // SAFETY: the CPU supports AVX-512F (checked just above).
+                        return unsafe { avx512(out, taps) };
+                    }
+                    if std::arch::is_x86_feature_detected!("avx2") {
+                        // SAFETY: the CPU supports AVX2 (checked just above).
+                        return unsafe { avx2(out, taps) };
+                    }
+                }
+                accumulate_lanes::<$t, $a0, $b0, $c0>(out, taps)
+            }
+
+            fn strip(strip: &Strip<'_, $t>, out: &mut [$t], w: &[$t]) {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx512f")]
+                    fn avx512(strip: &Strip<'_, $t>, out: &mut [$t], w: &[$t]) {
+                        strip.planes::<$s5, $t5>(out, w)
+                    }
+                    #[target_feature(enable = "avx2")]
+                    fn avx2(strip: &Strip<'_, $t>, out: &mut [$t], w: &[$t]) {
+                        strip.planes::<$s2, $t2>(out, w)
+                    }
+                    if std::arch::is_x86_feature_detected!("avx512f") {
+                        // SAFETY: the CPU supports AVX-512F (checked just above).
+                        return unsafe { avx512(strip, out, w) };
+                    }
+                    if std::arch::is_x86_feature_detected!("avx2") {
+                        // SAFETY: the CPU supports AVX2 (checked just above).
+                        return unsafe { avx2(strip, out, w) };
+                    }
+                }
+                strip.planes::<$s0, $t0>(out, w)
+            }
+
+            fn with_scratch<R>(f: impl FnOnce(&mut Vec<$t>) -> R) -> R {
+                $scratch.with_borrow_mut(f)
+            }
+        }
+    };
+}
+
+lane!(f32, STRIP_SCRATCH_F32, acc: [256, 64, 16] [64, 32, 8] [32, 8, 4], strip: [64, 16] [16, 8] [16, 4]);
+lane!(f64, STRIP_SCRATCH_F64, acc: [128, 32, 8] [32, 16, 4] [16, 4, 2], strip: [32, 8] [8, 4] [8, 2]);
 
 /// `out[i] = Σ_(row, w) Σ_k w[k] · row[i + k]`; each row holds `out.len() + w.len() - 1` values.
-pub(crate) fn accumulate(out: &mut [f32], taps: &[Tap<'_>]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
-            return unsafe { accumulate_avx512(out, taps) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { accumulate_avx2(out, taps) };
-        }
-    }
-    accumulate_lanes::<32, 8, 4>(out, taps)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn accumulate_avx512(out: &mut [f32], taps: &[Tap<'_>]) {
-    accumulate_lanes::<256, 64, 16>(out, taps)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn accumulate_avx2(out: &mut [f32], taps: &[Tap<'_>]) {
-    accumulate_lanes::<64, 32, 8>(out, taps)
+pub(crate) fn accumulate<F: Lane>(out: &mut [F], taps: &[Tap<'_, F>]) {
+    F::accumulate(out, taps)
 }
 
 /// Wide chunks of `W` lanes (many independent sums: each tap's loop overhead is spread
@@ -40,28 +100,32 @@ fn accumulate_avx2(out: &mut [f32], taps: &[Tap<'_>]) {
 /// adder's latency, for rows shorter than `W`), then of `V` lanes (one vector), then
 /// scalars.
 #[inline(always)]
-fn accumulate_lanes<const W: usize, const M: usize, const V: usize>(
-    out: &mut [f32],
-    taps: &[Tap<'_>],
+fn accumulate_lanes<F: Lane, const W: usize, const M: usize, const V: usize>(
+    out: &mut [F],
+    taps: &[Tap<'_, F>],
 ) {
-    let i = accumulate_chunks::<W>(out, taps, 0);
-    let i = accumulate_chunks::<M>(out, taps, i);
-    let i = accumulate_chunks::<V>(out, taps, i);
-    accumulate_chunks::<1>(out, taps, i);
+    let i = accumulate_chunks::<F, W>(out, taps, 0);
+    let i = accumulate_chunks::<F, M>(out, taps, i);
+    let i = accumulate_chunks::<F, V>(out, taps, i);
+    accumulate_chunks::<F, 1>(out, taps, i);
 }
 
 /// Computes `out[from..]` in chunks of `W` lanes; returns where the chunks stop.
 #[inline(always)]
-fn accumulate_chunks<const W: usize>(out: &mut [f32], taps: &[Tap<'_>], from: usize) -> usize {
+fn accumulate_chunks<F: Lane, const W: usize>(
+    out: &mut [F],
+    taps: &[Tap<'_, F>],
+    from: usize,
+) -> usize {
     let n = out.len();
     let mut i = from;
     while i + W <= n {
-        let mut acc = [0.0f32; W];
+        let mut acc = [F::default(); W];
         for &(row, w) in taps {
             for (k, &wk) in w.iter().enumerate() {
-                let src: &[f32; W] = row[i + k..i + k + W].try_into().unwrap();
+                let src: &[F; W] = row[i + k..i + k + W].try_into().unwrap();
                 for l in 0..W {
-                    acc[l] += wk * src[l];
+                    acc[l] = acc[l] + wk * src[l];
                 }
             }
         }
@@ -83,7 +147,7 @@ fn accumulate_chunks<const W: usize>(out: &mut [f32], taps: &[Tap<'_>], from: us
 ///   evicts the one before it and every load comes from the shared cache);
 /// - [`STRIDED_PLANES`] consecutive output planes are computed together from the
 ///   scratch, each input vector loaded once for all of them.
-pub(crate) fn accumulate_strided(out: &mut [f32], src: &[f32], stride: usize, w: &[f32]) {
+pub(crate) fn accumulate_strided<F: Lane>(out: &mut [F], src: &[F], stride: usize, w: &[F]) {
     assert!(
         stride > 0 && out.len().is_multiple_of(stride),
         "out holds whole planes"
@@ -94,13 +158,13 @@ pub(crate) fn accumulate_strided(out: &mut [f32], src: &[f32], stride: usize, w:
         w.is_empty() || src.len() >= in_planes * stride,
         "src holds every plane the taps read"
     );
-    if !(stride * std::mem::size_of::<f32>()).is_multiple_of(ALIASING_BYTES) {
+    if !(stride * std::mem::size_of::<F>()).is_multiple_of(ALIASING_BYTES) {
         // Planes that do not share cache sets are read where they are.
-        let rows: Vec<&[f32]> = (0..in_planes).map(|r| &src[r * stride..]).collect();
+        let rows: Vec<&[F]> = (0..in_planes).map(|r| &src[r * stride..]).collect();
         return accumulate_planes(out, stride, &rows, w);
     }
-    STRIP_SCRATCH.with_borrow_mut(|scratch| {
-        scratch.resize(in_planes * STRIP_STRIDE, 0.0);
+    F::with_scratch(|scratch| {
+        scratch.resize(in_planes * STRIP_STRIDE, F::default());
         let mut c = 0;
         while c < stride {
             let lanes = STRIP.min(stride - c);
@@ -108,7 +172,7 @@ pub(crate) fn accumulate_strided(out: &mut [f32], src: &[f32], stride: usize, w:
                 scratch[r * STRIP_STRIDE..r * STRIP_STRIDE + lanes]
                     .copy_from_slice(&src[r * stride + c..r * stride + c + lanes]);
             }
-            let rows: Vec<&[f32]> = (0..in_planes)
+            let rows: Vec<&[F]> = (0..in_planes)
                 .map(|r| &scratch[r * STRIP_STRIDE..])
                 .collect();
             let strip = Strip {
@@ -128,7 +192,7 @@ pub(crate) fn accumulate_strided(out: &mut [f32], src: &[f32], stride: usize, w:
 /// `Σ_k w[k] · rows[j + k][..plane_len]`, as [`accumulate`] would sum the rows `j..`
 /// with one weight each (the same bits), [`STRIDED_PLANES`] output planes at a time,
 /// each input vector loaded once for all of them.
-pub(crate) fn accumulate_planes(out: &mut [f32], plane_len: usize, rows: &[&[f32]], w: &[f32]) {
+pub(crate) fn accumulate_planes<F: Lane>(out: &mut [F], plane_len: usize, rows: &[&[F]], w: &[F]) {
     assert!(
         plane_len > 0 && out.len().is_multiple_of(plane_len),
         "out holds whole planes"
@@ -161,53 +225,25 @@ const STRIP_STRIDE: usize = STRIP + 16;
 /// Output planes computed together by [`accumulate_strided`].
 const STRIDED_PLANES: usize = 4;
 
-thread_local! {
-    /// The strips of [`accumulate_strided`]'s input planes.
-    static STRIP_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// One strip of every plane: input plane `r` at `rows[r][..lanes]`, output plane `j`
 /// at `out[j · out_stride + out_from..][..lanes]`.
-struct Strip<'a> {
-    rows: &'a [&'a [f32]],
+pub(crate) struct Strip<'a, F> {
+    rows: &'a [&'a [F]],
     out_stride: usize,
     out_from: usize,
     lanes: usize,
     planes: usize,
 }
 
-impl Strip<'_> {
+impl<F: Lane> Strip<'_, F> {
     /// Computes the strip of every output plane, with the widest vectors the CPU has.
-    fn compute(&self, out: &mut [f32], w: &[f32]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU supports AVX-512F (checked just above).
-                return unsafe { self.avx512(out, w) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above).
-                return unsafe { self.avx2(out, w) };
-            }
-        }
-        self.planes::<16, 4>(out, w)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn avx512(&self, out: &mut [f32], w: &[f32]) {
-        self.planes::<64, 16>(out, w)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn avx2(&self, out: &mut [f32], w: &[f32]) {
-        self.planes::<16, 8>(out, w)
+    fn compute(&self, out: &mut [F], w: &[F]) {
+        F::strip(self, out, w)
     }
 
     /// Groups of [`STRIDED_PLANES`] output planes, then single planes.
     #[inline(always)]
-    fn planes<const W: usize, const V: usize>(&self, out: &mut [f32], w: &[f32]) {
+    fn planes<const W: usize, const V: usize>(&self, out: &mut [F], w: &[F]) {
         let mut j = 0;
         while j + STRIDED_PLANES <= self.planes {
             self.lanes::<STRIDED_PLANES, W, V>(out, w, j);
@@ -223,8 +259,8 @@ impl Strip<'_> {
     #[inline(always)]
     fn lanes<const P: usize, const W: usize, const V: usize>(
         &self,
-        out: &mut [f32],
-        w: &[f32],
+        out: &mut [F],
+        w: &[F],
         first: usize,
     ) {
         let mut c = 0;
@@ -248,20 +284,20 @@ impl Strip<'_> {
     #[inline(always)]
     fn chunk<const P: usize, const L: usize>(
         &self,
-        out: &mut [f32],
-        w: &[f32],
+        out: &mut [F],
+        w: &[F],
         first: usize,
         c: usize,
     ) {
         let k = w.len();
-        let mut acc = [[0.0f32; L]; P];
+        let mut acc = [[F::default(); L]; P];
         for r in 0..k + P - 1 {
-            let v: [f32; L] = self.rows[first + r][c..c + L].try_into().unwrap();
+            let v: [F; L] = self.rows[first + r][c..c + L].try_into().unwrap();
             for (j, acc) in acc.iter_mut().enumerate() {
                 if r >= j && r - j < k {
                     let wk = w[r - j];
                     for l in 0..L {
-                        acc[l] += wk * v[l];
+                        acc[l] = acc[l] + wk * v[l];
                     }
                 }
             }
@@ -311,7 +347,7 @@ mod tests {
                 let rows: Vec<Tap<'_>> =
                     (0..k).map(|t| (&src[t * stride..], &w[t..t + 1])).collect();
                 let mut slow = vec![0.0; planes * stride];
-                accumulate_chunks::<1>(&mut slow, &rows, 0);
+                accumulate_chunks::<f32, 1>(&mut slow, &rows, 0);
                 assert_eq!(
                     fast, slow,
                     "stride {stride} planes {planes} k {k} sym {sym}"
@@ -338,7 +374,7 @@ mod tests {
         let mut fast = vec![0.0; n];
         accumulate(&mut fast, &taps);
         let mut slow = vec![0.0; n];
-        accumulate_chunks::<1>(&mut slow, &taps, 0);
+        accumulate_chunks::<f32, 1>(&mut slow, &taps, 0);
         assert_eq!(fast, slow);
         let expect: f32 = w
             .iter()

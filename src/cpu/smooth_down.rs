@@ -337,18 +337,12 @@ mod tests {
             Boundary::Wrap,
         ];
         for (mode, axes) in modes.iter().flat_map(|&m| [(m, [1, 0]), (m, [1, 2])]) {
-            let stencil = |axis: usize, w: &[f32]| {
+            let stencil = |axis: usize, w: &[f64]| {
                 let mut st_shape = vec![1; 3];
                 let mut centre = vec![0; 3];
                 st_shape[axis] = w.len();
                 centre[axis] = w.len() / 2;
-                Stage::Stencil(Stencil {
-                    shape: st_shape,
-                    centre,
-                    weights: w.to_vec(),
-                    mode,
-                    cval: 2.5,
-                })
+                Stage::Stencil(Stencil::new(st_shape, centre, w.to_vec(), mode, 2.5))
             };
             let stages = vec![
                 stencil(axes[0], &[0.2, 0.5, 0.3]),
@@ -411,13 +405,13 @@ mod tests {
         let st = |axis: usize| {
             let mut shape = vec![1; 2];
             shape[axis] = 3;
-            Stage::Stencil(Stencil {
+            Stage::Stencil(Stencil::new(
                 shape,
-                centre: vec![0; 2],
-                weights: vec![0.25, 0.5, 0.25],
-                mode: Boundary::Reflect,
-                cval: 0.0,
-            })
+                vec![0; 2],
+                vec![0.25, 0.5, 0.25],
+                Boundary::Reflect,
+                0.0,
+            ))
         };
         let down = |method| Stage::Downsample {
             factor: vec![2, 2],

@@ -8,8 +8,8 @@
 
 use std::borrow::Cow;
 
-use super::simd::{accumulate, accumulate_strided};
-use crate::block::{Block, c_strides, for_each_row, for_each_row_in, take_buffer};
+use super::simd::{Lane, accumulate, accumulate_strided};
+use crate::block::{Block, BlockElement, c_strides, for_each_row, for_each_row_in, take_buffer};
 use crate::dtype::Element;
 use crate::region::AxisSet;
 use crate::stage::{Offset, Stencil, TapTable, tap_table};
@@ -51,9 +51,9 @@ struct Run {
     source: TapSource,
 }
 
-/// The combine function of the f32 correlation ([`accumulate`]) and of its strided twin
-/// ([`accumulate_strided`]) for the long merged rows of a leading-axis pass.
-pub(crate) fn correlate_with() -> Combine<f32, f32> {
+/// The combine function of the correlation in `F` ([`accumulate`]) and of its strided
+/// twin ([`accumulate_strided`]) for the long merged rows of a leading-axis pass.
+pub(crate) fn correlate_with<F: Lane>() -> Combine<F, F, F> {
     Combine {
         taps: accumulate,
         strided: Some(accumulate_strided),
@@ -66,29 +66,53 @@ pub(crate) fn correlate_with() -> Combine<f32, f32> {
 /// along the last axis; `strided(out, src, inner, weights)`, where given, sets `out[i]`
 /// to `Σ_t weights[t] · src[i + t·inner]` for a merged run of a leading-axis pass whose
 /// taps read consecutive input indices.
-pub(crate) struct Combine<T, U> {
-    pub taps: TapsFn<T, U>,
-    pub strided: Option<StridedFn<T, U>>,
+pub(crate) struct Combine<T, U, W = f32> {
+    pub taps: TapsFn<T, U, W>,
+    pub strided: Option<StridedFn<T, U, W>>,
 }
 
 /// [`Combine::taps`].
-pub(crate) type TapsFn<T, U> = for<'r> fn(&mut [U], &[(&'r [T], &'r [f32])]);
+pub(crate) type TapsFn<T, U, W = f32> = for<'r> fn(&mut [U], &[(&'r [T], &'r [W])]);
 
 /// [`Combine::strided`].
-pub(crate) type StridedFn<T, U> = fn(&mut [U], &[T], usize, &[f32]);
+pub(crate) type StridedFn<T, U, W = f32> = fn(&mut [U], &[T], usize, &[W]);
 
 /// Correlates `input` (an array of `in_shape` at this stage) with `st`, writing the
-/// output indices `out`.
-pub(crate) fn stencil(
-    input: &Block<'_, f32>,
+/// output indices `out`, in `F` (f32, or f64 with the weights as given).
+pub(crate) fn stencil<F: Compute>(
+    input: &Block<'_, F>,
     out: &[AxisSet],
     in_shape: &[usize],
     st: &Stencil,
-) -> Block<'static, f32> {
+) -> Block<'static, F> {
     let prepared = Prepared::new(&input.sets, out, in_shape, st);
-    let mut data = take_buffer::<f32>(prepared.out_len());
-    prepared.compute(&input.data, st.cval, &correlate_with(), &mut data);
+    let mut data = take_buffer::<F>(prepared.out_len());
+    let (weights, cval) = F::weights(st);
+    prepared.compute(&input.data, cval, weights, &correlate_with(), &mut data);
     Block::new(out.to_vec(), Cow::Owned(data))
+}
+
+/// A type the correlation computes in: f32, or f64 for float64 input.
+pub(crate) trait Compute: Lane + BlockElement + Weights {}
+
+impl<F: Lane + BlockElement + Weights> Compute for F {}
+
+/// A stencil's weights and `cval` in the type a kernel computes in.
+pub(crate) trait Weights: Sized {
+    /// `st`'s weights and `cval` as this type.
+    fn weights(st: &Stencil) -> (&[Self], Self);
+}
+
+impl Weights for f32 {
+    fn weights(st: &Stencil) -> (&[f32], f32) {
+        (&st.weights, st.cval)
+    }
+}
+
+impl Weights for f64 {
+    fn weights(st: &Stencil) -> (&[f64], f64) {
+        (&st.weights64, st.cval64)
+    }
 }
 
 /// Computes every output element of `out` from the input values under `st`'s taps:
@@ -105,8 +129,8 @@ pub(crate) fn over_taps<T: Element, U: Element>(
     let prepared = Prepared::new(&input.sets, out, in_shape, st);
     let mut data = take_buffer::<U>(prepared.out_len());
     match &prepared {
-        Prepared::Leading(l) => l.compute(&input.data, cval, combine, None, &mut data),
-        Prepared::Rows(r) => r.compute(&input.data, cval, combine, &mut data),
+        Prepared::Leading(l) => l.compute(&input.data, cval, &st.weights, combine, None, &mut data),
+        Prepared::Rows(r) => r.compute(&input.data, cval, &st.weights, combine, &mut data),
     }
     Block::new(out.to_vec(), Cow::Owned(data))
 }
@@ -152,17 +176,20 @@ impl<'s> Prepared<'s> {
     }
 
     /// Writes every output element into `out` (of [`Prepared::out_len`] elements) from
-    /// `data`, the input laid out as `held`.
-    pub(crate) fn compute<T: Element, U: Element>(
+    /// `data`, the input laid out as `held`, with `weights` (the stencil's, in C order).
+    pub(crate) fn compute<T: Element, U: Element, W>(
         &self,
         data: &[T],
         cval: T,
-        combine: &Combine<T, U>,
+        weights: &[W],
+        combine: &Combine<T, U, W>,
         out: &mut [U],
     ) {
         match self {
-            Prepared::Leading(l) => l.compute(data, cval, combine.taps, combine.strided, out),
-            Prepared::Rows(r) => r.compute(data, cval, combine.taps, out),
+            Prepared::Leading(l) => {
+                l.compute(data, cval, weights, combine.taps, combine.strided, out)
+            }
+            Prepared::Rows(r) => r.compute(data, cval, weights, combine.taps, out),
         }
     }
 }
@@ -248,11 +275,12 @@ impl<'s> Rows<'s> {
         }
     }
 
-    fn compute<T: Element, U: Element>(
+    fn compute<T: Element, U: Element, W>(
         &self,
         data: &[T],
         cval: T,
-        mut combine: impl for<'r> FnMut(&mut [U], &[(&'r [T], &'r [f32])]),
+        weights: &[W],
+        mut combine: impl for<'r> FnMut(&mut [U], &[(&'r [T], &'r [W])]),
         out: &mut [U],
     ) {
         let st = self.st;
@@ -273,9 +301,9 @@ impl<'s> Rows<'s> {
             let out_row = &mut out[row * row_len..(row + 1) * row_len];
             for run in &self.runs {
                 let n = run.len + kl - 1;
-                let taps: Vec<(&[T], &[f32])> = match &run.source {
+                let taps: Vec<(&[T], &[W])> = match &run.source {
                     TapSource::Direct(start) => {
-                        direct_taps(data, &row_offsets, *start, n, &const_row, &st.weights)
+                        direct_taps(data, &row_offsets, *start, n, &const_row, weights)
                     }
                     TapSource::Padded(gather) => {
                         scratch.clear();
@@ -301,7 +329,7 @@ impl<'s> Rows<'s> {
                                     Some(_) => filled.next().expect("one padded row per tap"),
                                     None => &const_row[..n],
                                 };
-                                (row, &st.weights[t * kl..(t + 1) * kl])
+                                (row, &weights[t * kl..(t + 1) * kl])
                             })
                             .collect()
                     }
@@ -330,14 +358,14 @@ fn taps(
 /// `base + offsets[t]` (`cval`s from `const_row` where the offset is `None`, or
 /// [`Offset::NONE`]), with tap `t`'s share of `weights` (which hold the same number of
 /// weights per tap).
-fn direct_taps<'a, T: Element, O: TapOffset>(
+fn direct_taps<'a, T: Element, O: TapOffset, W>(
     data: &'a [T],
     offsets: &[O],
     base: usize,
     n: usize,
     const_row: &'a [T],
-    weights: &'a [f32],
-) -> Vec<(&'a [T], &'a [f32])> {
+    weights: &'a [W],
+) -> Vec<(&'a [T], &'a [W])> {
     let per_tap = weights.len() / offsets.len();
     offsets
         .iter()
@@ -419,12 +447,13 @@ impl<'s> Leading<'s> {
 
     /// Where a merged run's taps read consecutive input indices along `a`, `strided`
     /// computes it instead if given, from the input planes themselves.
-    fn compute<T: Element, U: Element>(
+    fn compute<T: Element, U: Element, W>(
         &self,
         data: &[T],
         cval: T,
-        mut combine: impl for<'r> FnMut(&mut [U], &[(&'r [T], &'r [f32])]),
-        strided: Option<StridedFn<T, U>>,
+        weights: &[W],
+        mut combine: impl for<'r> FnMut(&mut [U], &[(&'r [T], &'r [W])]),
+        strided: Option<StridedFn<T, U, W>>,
         out: &mut [U],
     ) {
         let (a, lens, along) = (self.a, &self.lens, &self.along);
@@ -457,11 +486,11 @@ impl<'s> Leading<'s> {
                 let n = (q - p) * inner;
                 let dst = &mut out[base_out + p * inner..base_out + q * inner];
                 if let (Some(strided), Some(first)) = (strided, consecutive(along.of(p), inner)) {
-                    strided(dst, &data[base_in + first..], inner, &self.st.weights);
+                    strided(dst, &data[base_in + first..], inner, weights);
                     p = q;
                     continue;
                 }
-                let taps = direct_taps(data, along.of(p), base_in, n, &const_row, &self.st.weights);
+                let taps = direct_taps(data, along.of(p), base_in, n, &const_row, weights);
                 combine(dst, &taps);
                 p = q;
             }
@@ -486,16 +515,23 @@ mod tests {
     use crate::boundary::Boundary;
 
     /// The merged rows give the row-by-row path's bits, at the array's edges (every
-    /// mode, `cval` taps, halos wider than the axis) and inside a larger block.
+    /// mode, `cval` taps, halos wider than the axis) and inside a larger block, in
+    /// both types the correlation computes in.
     #[test]
     fn merged_rows_equal_the_row_path_bitwise() {
+        merged_rows_equal_the_row_path::<f32>();
+        merged_rows_equal_the_row_path::<f64>();
+    }
+
+    fn merged_rows_equal_the_row_path<F: Compute + std::fmt::Debug>() {
         let shape = [9, 4, 6];
-        let values = |sets: &[AxisSet]| -> Block<'static, f32> {
+        let values = |sets: &[AxisSet]| -> Block<'static, F> {
             let mut data = Vec::new();
             for z in sets[0].iter() {
                 for y in sets[1].iter() {
                     for x in sets[2].iter() {
-                        data.push(((z * 31 + y * 7 + x * 3) % 17) as f32 * 0.37 - 2.0);
+                        let v = ((z * 31 + y * 7 + x * 3) % 17) as f64 * 0.37 - 2.0;
+                        data.push(F::from_f64(v));
                     }
                 }
             }
@@ -507,13 +543,14 @@ mod tests {
                 let mut st_centre = vec![0; 3];
                 st_shape[axis] = k;
                 st_centre[axis] = centre;
-                let st = Stencil {
-                    shape: st_shape,
-                    centre: st_centre,
-                    weights: (0..k).map(|i| 0.1 + i as f32 * 0.13).collect(),
+                let st = Stencil::new(
+                    st_shape,
+                    st_centre,
+                    (0..k).map(|i| 0.1 + i as f64 * 0.13).collect(),
                     mode,
-                    cval: 1.5,
-                };
+                    1.5,
+                );
+                let (weights, cval) = F::weights(&st);
                 let whole = crate::region::Region::whole(&shape).sets();
                 let input = values(&whole);
                 // The whole array, and a part of it (output indices 1..4 on the axis).
@@ -522,17 +559,25 @@ mod tests {
                 for out in [whole.clone(), part] {
                     assert_eq!(merged_axis(&input.sets, &out, &st), Some(axis));
                     let len: usize = out.iter().map(AxisSet::len).product();
-                    let mut rows = vec![0.0; len];
+                    let mut rows = vec![F::default(); len];
                     Rows::new(&input.sets, &out, &shape, &st).compute(
                         &input.data,
-                        1.5,
-                        accumulate,
+                        cval,
+                        weights,
+                        accumulate::<F>,
                         &mut rows,
                     );
                     let leading = Leading::new(&input.sets, &out, &shape, &st, axis);
-                    for strided in [None, correlate_with().strided] {
-                        let mut merged = vec![f32::NAN; len];
-                        leading.compute(&input.data, 1.5, accumulate, strided, &mut merged);
+                    for strided in [None, correlate_with::<F>().strided] {
+                        let mut merged = vec![F::from_f64(f64::NAN); len];
+                        leading.compute(
+                            &input.data,
+                            cval,
+                            weights,
+                            accumulate::<F>,
+                            strided,
+                            &mut merged,
+                        );
                         assert_eq!(merged, rows, "{mode:?} axis {axis} k {k}");
                     }
                 }

@@ -16,7 +16,7 @@
 use std::borrow::Cow;
 
 use super::simd::{accumulate, accumulate_planes};
-use super::stencil::{Combine, Prepared, correlate_with};
+use super::stencil::{Combine, Compute, Prepared, correlate_with};
 use std::ops::Range;
 
 use crate::block::{Block, BlockAny, c_strides, take_buffer};
@@ -95,17 +95,17 @@ impl<'a> Streamed<'a> {
     /// `sets[0]`), `sets[i]` being what stage `i` of the run reads and `shapes[i]` the
     /// array's shape there; `None` where the sets do not have the shape streaming
     /// needs (then the stages run one by one).
-    pub(crate) fn compute(
+    pub(crate) fn compute<F: Compute>(
         &self,
         input: &BlockAny<'_>,
         sets: &[Vec<AxisSet>],
         shapes: &[&[usize]],
-    ) -> Option<Block<'static, f32>> {
+    ) -> Option<Block<'static, F>> {
         if !self.fits(sets) {
             return None;
         }
         let out = sets.last().expect("a run has stages");
-        let mut data = take_buffer::<f32>(out.iter().map(AxisSet::len).product());
+        let mut data = take_buffer::<F>(out.iter().map(AxisSet::len).product());
         self.run_planes(input, sets, shapes, Planes::Block(&mut data))?;
         Some(Block::new(out.clone(), Cow::Owned(data)))
     }
@@ -114,12 +114,12 @@ impl<'a> Streamed<'a> {
     /// index on the axes up to it, in C order, each plane over the later axes), into
     /// one block or handed out one by one as each is computed. Returns `None`, having
     /// written nothing, where [`Streamed::compute`] does.
-    pub(crate) fn run_planes(
+    pub(crate) fn run_planes<F: Compute>(
         &self,
         input: &BlockAny<'_>,
         sets: &[Vec<AxisSet>],
         shapes: &[&[usize]],
-        mut target: Planes<'_>,
+        mut target: Planes<'_, F>,
     ) -> Option<()> {
         if !self.fits(sets) {
             return None;
@@ -167,19 +167,20 @@ impl<'a> Streamed<'a> {
                 last_use[p] = Some(o);
             }
         }
-        let weights: Vec<&[f32]> = self.along.weights.chunks(1).collect();
-        let const_row = vec![self.along.cval; in_plane_len];
+        let (along_weights, cval) = F::weights(self.along);
+        let weights: Vec<&[F]> = along_weights.chunks(1).collect();
+        let const_row = vec![cval; in_plane_len];
         let ins: Vec<usize> = along_in[a].iter().collect();
         let in_sets = input.sets();
         let in_strides = c_strides(&in_sets.iter().map(AxisSet::len).collect::<Vec<_>>());
-        // An input plane as f32: borrowed from an f32 input, else converted into
+        // An input plane as `F`: borrowed from an input of `F`, else converted into
         // `converted` (one plane at a time, so that a job never holds its whole
         // footprint twice).
         let mut converted = Vec::new();
 
-        let mut ring: Vec<Option<Vec<f32>>> = vec![None; ins.len()];
-        let mut spare: Vec<Vec<f32>> = Vec::new();
-        let mut summed = vec![0.0f32; GROUP * in_plane_len];
+        let mut ring: Vec<Option<Vec<F>>> = vec![None; ins.len()];
+        let mut spare: Vec<Vec<F>> = Vec::new();
+        let mut summed = vec![F::default(); GROUP * in_plane_len];
         let k = self.along.weights.len();
         // An output's first tap's input position, where its taps read consecutive ones.
         let firsts_of = |o: usize| {
@@ -228,22 +229,22 @@ impl<'a> Streamed<'a> {
                         .position(ins[p])
                         .expect("the input holds the run's footprint");
                     let start = outer_at + at * in_strides[a];
-                    let from = plane_f32(input, start..start + in_strides[a], &mut converted);
+                    let from = plane_as(input, start..start + in_strides[a], &mut converted);
                     let mut done = spare.pop().unwrap_or_default();
-                    done.resize(in_plane_len, 0.0);
+                    done.resize(in_plane_len, F::default());
                     chain(&before, from, &mut scratch, &mut done, &correlate);
                     ring[p] = Some(done);
                 }
                 let summed = &mut summed[..group * in_plane_len];
                 match firsts {
                     Some(f) if group > 1 => {
-                        let rows: Vec<&[f32]> = (f..f + k + group - 1)
+                        let rows: Vec<&[F]> = (f..f + k + group - 1)
                             .map(|p| ring[p].as_deref().expect("computed above"))
                             .collect();
-                        accumulate_planes(summed, in_plane_len, &rows, &self.along.weights);
+                        accumulate_planes(summed, in_plane_len, &rows, along_weights);
                     }
                     _ => {
-                        let taps: Vec<(&[f32], &[f32])> = table
+                        let taps: Vec<(&[F], &[F])> = table
                             .of(o)
                             .iter()
                             .zip(&weights)
@@ -257,7 +258,7 @@ impl<'a> Streamed<'a> {
                 }
                 for (j, plane) in summed.chunks_exact(in_plane_len).enumerate() {
                     let number = w * lens[a] + o + j;
-                    let dst: &mut [f32] = match &mut target {
+                    let dst: &mut [F] = match &mut target {
                         Planes::Block(data) => &mut data[number * plane_len..][..plane_len],
                         // SAFETY: `Placed::new`'s contract: the pointer is valid for writes
                         // of a plane, and no other reference reaches that memory.
@@ -269,7 +270,7 @@ impl<'a> Streamed<'a> {
                             continue;
                         }
                         Planes::Each(emit) => {
-                            done_plane.resize(plane_len, 0.0);
+                            done_plane.resize(plane_len, F::default());
                             chain(&after, plane, &mut scratch, &mut done_plane, &correlate);
                             emit(number, &done_plane);
                             continue;
@@ -297,70 +298,70 @@ impl<'a> Streamed<'a> {
     }
 }
 
-/// Where [`Streamed::run_planes`] puts the output's planes.
-pub(crate) enum Planes<'b> {
+/// Where [`Streamed::run_planes`] puts the output's planes (of `F`).
+pub(crate) enum Planes<'b, F> {
     /// Into one dense block over the run's output, in C order.
-    Block(&'b mut [f32]),
+    Block(&'b mut [F]),
     /// To `emit(n, plane)` as each plane is computed, `n` counting the planes in C order.
-    Each(&'b mut dyn FnMut(usize, &[f32])),
+    Each(&'b mut dyn FnMut(usize, &[F])),
     /// Straight into the memory [`Placed`] points at, plane by plane.
-    To(Placed<'b>),
+    To(Placed<'b, F>),
 }
 
 /// Where each plane of a run's output goes: `0(n)` points at plane `n`'s elements.
-pub(crate) struct Placed<'b>(&'b dyn Fn(usize) -> *mut f32);
+pub(crate) struct Placed<'b, F>(&'b dyn Fn(usize) -> *mut F);
 
-impl<'b> Placed<'b> {
+impl<'b, F> Placed<'b, F> {
     /// Planes written where `place(n)` points.
     ///
     /// # Safety
     /// For every plane `n` of the run, `place(n)` must point at as many elements as a
     /// plane holds, valid for writes, and no other reference may reach that memory
     /// while the run lasts (the planes' memory is disjoint).
-    pub(crate) unsafe fn new(place: &'b dyn Fn(usize) -> *mut f32) -> Self {
+    pub(crate) unsafe fn new(place: &'b dyn Fn(usize) -> *mut F) -> Self {
         Placed(place)
     }
 }
 
-/// The elements `range` of `input` as f32: borrowed where it holds f32, else converted
+/// The elements `range` of `input` as `F`: borrowed where it holds `F`, else converted
 /// into `buffer`.
-fn plane_f32<'b>(
+fn plane_as<'b, F: Compute>(
     input: &'b BlockAny<'_>,
     range: Range<usize>,
-    buffer: &'b mut Vec<f32>,
-) -> &'b [f32] {
-    if let BlockAny::F32(b) = input {
+    buffer: &'b mut Vec<F>,
+) -> &'b [F] {
+    if let Some(b) = F::block_ref(input) {
         return &b.data[range];
     }
     buffer.clear();
-    match_any!(input, BlockAny, b => buffer.extend(b.data[range].iter().map(|&x| Element::to_f32(x))));
+    match_any!(input, BlockAny, b => buffer.extend(b.data[range].iter().map(|&x| F::from_f64(Element::to_f64(x)))));
     buffer
 }
 
 /// Runs `passes` one after the other from `from`, the last writing `out`.
-fn chain(
+fn chain<F: Compute>(
     passes: &[Prepared<'_>],
-    from: &[f32],
-    scratch: &mut [Vec<f32>; 2],
-    out: &mut [f32],
-    correlate: &Combine<f32, f32>,
+    from: &[F],
+    scratch: &mut [Vec<F>; 2],
+    out: &mut [F],
+    correlate: &Combine<F, F, F>,
 ) {
     // The scratch buffer holding the previous pass's result.
     let mut held: Option<usize> = None;
     for (j, pass) in passes.iter().enumerate() {
         let last = j + 1 == passes.len();
         let [s0, s1] = &mut *scratch;
-        let (input, target): (&[f32], &mut Vec<f32>) = match held {
+        let (input, target): (&[F], &mut Vec<F>) = match held {
             None => (from, s0),
             Some(0) => (s0, s1),
             Some(_) => (s1, s0),
         };
-        let cval = pass.stencil().cval;
+        let (weights, cval) = F::weights(pass.stencil());
         if last {
-            pass.compute(input, cval, correlate, out);
+            pass.compute(input, cval, weights, correlate, out);
         } else {
-            target.resize(pass.out_len(), 0.0);
-            pass.compute(input, cval, correlate, target);
+            target.resize(pass.out_len(), F::default());
+            pass.compute(input, cval, weights, correlate, target);
             held = Some(usize::from(held == Some(0)));
         }
     }

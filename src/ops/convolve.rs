@@ -170,10 +170,7 @@ impl Kernel {
             unreachable!("a kernel lowers to a stencil")
         };
         psf.centre = psf.shape.iter().map(|n| n / 2).collect();
-        let mirror = Stencil {
-            weights: self.data.iter().map(|&w| w as f32).collect(),
-            ..psf.clone()
-        };
+        let mirror = psf.with_weights(self.data.clone());
         Ok((psf, mirror))
     }
 
@@ -181,7 +178,7 @@ impl Kernel {
     ///
     /// scipy's convolution is `out[i] = Σ_j k[j] · x[i + n//2 - j]` per axis: a
     /// correlation with the flipped kernel whose centre is `n - 1 - n//2`.
-    pub(crate) fn stage(&self, ndim: usize, mode: Boundary, cval: f32) -> Result<Stage> {
+    pub(crate) fn stage(&self, ndim: usize, mode: Boundary, cval: f64) -> Result<Stage> {
         self.stage_at(ndim, mode, cval, &vec![0; self.shape.len()])
     }
 
@@ -192,7 +189,7 @@ impl Kernel {
         &self,
         ndim: usize,
         mode: Boundary,
-        cval: f32,
+        cval: f64,
         origin: &[i64],
     ) -> Result<Stage> {
         let invalid = |message: String| Error::InvalidParameter {
@@ -237,14 +234,10 @@ impl Kernel {
             centre.push(c as usize);
         }
         // Reversing the C-order weights flips every axis at once.
-        let weights = self.data.iter().rev().map(|&w| w as f32).collect();
-        Ok(Stage::Stencil(Stencil {
-            shape,
-            centre,
-            weights,
-            mode,
-            cval,
-        }))
+        let weights = self.data.iter().rev().copied().collect();
+        Ok(Stage::Stencil(Stencil::new(
+            shape, centre, weights, mode, cval,
+        )))
     }
 }
 

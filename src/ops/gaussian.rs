@@ -1,7 +1,6 @@
 //! The Gaussian: scipy's sampled, normalised kernel, one 1-D stencil per filtered axis.
 
 use crate::boundary::Boundary;
-use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::stage::{Stage, Stencil};
 
@@ -68,7 +67,7 @@ pub(super) fn derivative_stages(
     sigma: &[f64],
     truncate: f64,
     mode: Boundary,
-    cval: f32,
+    cval: f64,
     magnitude: bool,
 ) -> Vec<Stage> {
     let order = if magnitude { 1 } else { 2 };
@@ -80,7 +79,7 @@ pub(super) fn derivative_stages(
                     let radius = (truncate * s + 0.5) as usize;
                     let k = gaussian_kernel(s, if axis == term { order } else { 0 }, radius);
                     // scipy correlates with the kernel reversed.
-                    (k.into_iter().rev().map(|w| w as f32).collect(), radius)
+                    (k.into_iter().rev().collect(), radius)
                 })
             })
             .into_iter()
@@ -97,7 +96,7 @@ pub(super) fn derivative_stages(
 /// The stages of `scipy.ndimage.uniform_filter(x, size, mode, cval)`: one 1-D mean of
 /// `size[a]` taps per axis with a size above 1, in the Gaussian's pass order, each
 /// window `[i - size // 2 - origin, i - size // 2 - origin + size)` (scipy's, also for
-/// even sizes); none at all is a cast to float32.
+/// even sizes); none at all is the identity (see [`separable`]).
 ///
 /// # Errors
 /// [`Error::InvalidParameter`] for an origin that puts the window off its own pixel
@@ -106,7 +105,7 @@ pub(super) fn uniform_stages(
     size: &[usize],
     origin: &[i64],
     mode: Boundary,
-    cval: f32,
+    cval: f64,
 ) -> Result<Vec<Stage>> {
     for (a, (&n, &o)) in size.iter().zip(origin).enumerate() {
         let c = (n / 2) as i64 + o;
@@ -122,7 +121,7 @@ pub(super) fn uniform_stages(
         // The window is [i - n // 2 - origin, …): its centre tap n // 2 + origin.
         (n > 1).then(|| {
             (
-                vec![(1.0 / n as f64) as f32; n],
+                vec![1.0 / n as f64; n],
                 (n as i64 / 2 + origin[axis]) as usize,
             )
         })
@@ -135,29 +134,25 @@ pub(super) fn uniform_stages(
 /// The passes run in [`pass_order`], not scipy's axis order: separable passes commute
 /// (each pads with the boundary mode, and the weights sum to one), so only the rounding
 /// differs, well inside the tolerance against scipy.
-pub(super) fn stages(sigma: &[f64], truncate: f64, mode: Boundary, cval: f32) -> Vec<Stage> {
+pub(super) fn stages(sigma: &[f64], truncate: f64, mode: Boundary, cval: f64) -> Vec<Stage> {
     separable(sigma.len(), mode, cval, |axis| {
         let s = sigma[axis];
         // scipy skips axes whose sigma is not above 1e-15.
         (s > 1e-15).then(|| {
             let radius = (truncate * s + 0.5) as usize;
-            let weights = gaussian_weights(s, radius)
-                .into_iter()
-                .map(|w| w as f32)
-                .collect();
-            (weights, radius)
+            (gaussian_weights(s, radius), radius)
         })
     })
 }
 
 /// One 1-D stencil per axis that `pass` gives (weights and the centre tap), in
-/// [`pass_order`]; no pass at all is a cast to float32, as the filter's result is
-/// float32 either way.
+/// [`pass_order`]; no pass at all is the one-tap identity, so the result has the
+/// filter's type either way (float64 for float64 input, else float32).
 fn separable(
     ndim: usize,
     mode: Boundary,
-    cval: f32,
-    pass: impl Fn(usize) -> Option<(Vec<f32>, usize)>,
+    cval: f64,
+    pass: impl Fn(usize) -> Option<(Vec<f64>, usize)>,
 ) -> Vec<Stage> {
     separable_in(pass_order(ndim), mode, cval, pass)
 }
@@ -166,8 +161,8 @@ fn separable(
 fn separable_in(
     axes: Vec<usize>,
     mode: Boundary,
-    cval: f32,
-    pass: impl Fn(usize) -> Option<(Vec<f32>, usize)>,
+    cval: f64,
+    pass: impl Fn(usize) -> Option<(Vec<f64>, usize)>,
 ) -> Vec<Stage> {
     let ndim = axes.len();
     let passes: Vec<Stage> = axes
@@ -178,17 +173,19 @@ fn separable_in(
             let mut centre = vec![0; ndim];
             shape[axis] = weights.len();
             centre[axis] = centre_tap;
-            Some(Stage::Stencil(Stencil {
-                shape,
-                centre,
-                weights,
-                mode,
-                cval,
-            }))
+            Some(Stage::Stencil(Stencil::new(
+                shape, centre, weights, mode, cval,
+            )))
         })
         .collect();
     if passes.is_empty() {
-        return vec![Stage::Cast(DType::F32)];
+        return vec![Stage::Stencil(Stencil::new(
+            vec![1; ndim],
+            vec![0; ndim],
+            vec![1.0],
+            mode,
+            cval,
+        ))];
     }
     passes
 }

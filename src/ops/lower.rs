@@ -191,7 +191,7 @@ impl Op {
                         "truncate must be finite and >= 0, got {truncate}"
                     )));
                 }
-                let (mode, cval) = (*mode, *cval as f32);
+                let (mode, cval) = (*mode, *cval);
                 Ok(match self {
                     Op::Gaussian { .. } => gaussian::stages(&sigma, *truncate, mode, cval),
                     _ => {
@@ -206,7 +206,7 @@ impl Op {
                 origin,
             } => {
                 let origin = origins(origin, &kernel.shape)?;
-                Ok(vec![kernel.stage_at(ndim, *mode, *cval as f32, &origin)?])
+                Ok(vec![kernel.stage_at(ndim, *mode, *cval, &origin)?])
             }
             Op::Downsample { factor, method } => Ok(vec![Stage::Downsample {
                 factor: factors(self.name(), factor, ndim)?,
@@ -228,7 +228,7 @@ impl Op {
                     )));
                 }
                 let origin = origins(origin, &size)?;
-                gaussian::uniform_stages(&size, &origin, *mode, *cval as f32)
+                gaussian::uniform_stages(&size, &origin, *mode, *cval)
             }
             Op::Median {
                 neighborhood: Neighborhood { size, footprint },

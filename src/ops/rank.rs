@@ -144,18 +144,18 @@ pub(super) fn stages(
     };
     let stage = |shape: Vec<usize>, mask: &[bool], rank: usize| {
         Stage::Rank(Rank {
-            window: Stencil {
+            window: Stencil::new(
+                shape.clone(),
                 // The centre taps on the axes this window spans (1 elsewhere: 0).
-                centre: shape
+                shape
                     .iter()
                     .zip(&centre)
                     .map(|(&e, &c)| if e > 1 { c } else { 0 })
                     .collect(),
-                shape,
-                weights: mask.iter().map(|&m| f32::from(u8::from(m))).collect(),
+                mask.iter().map(|&m| f64::from(u8::from(m))).collect(),
                 mode,
-                cval: 0.0,
-            },
+                0.0,
+            ),
             rank,
             cval,
         })

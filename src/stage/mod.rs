@@ -170,6 +170,9 @@ impl Stage {
     pub fn out_dtype(&self, input: DType) -> DType {
         match self {
             Stage::Threshold { .. } => DType::U8,
+            // Float64 is correlated in float64 (on the CPU; the device's float32
+            // stencils never write it: see `gpu::placement`).
+            Stage::Stencil(_) | Stage::Derivatives { .. } if input == DType::F64 => DType::F64,
             Stage::Stencil(_)
             | Stage::Normalize { .. }
             | Stage::Derivatives { .. }
@@ -310,13 +313,7 @@ mod tests {
     use crate::boundary::Boundary;
 
     fn stencil_1d(k: usize, centre: usize, mode: Boundary) -> Stage {
-        Stage::Stencil(Stencil {
-            shape: vec![k],
-            centre: vec![centre],
-            weights: vec![1.0; k],
-            mode,
-            cval: 0.0,
-        })
+        Stage::Stencil(Stencil::new(vec![k], vec![centre], vec![1.0; k], mode, 0.0))
     }
 
     #[test]

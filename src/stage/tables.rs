@@ -249,13 +249,7 @@ mod tests {
     fn taps_fold_the_boundary_in_and_agree_in_both_widths() {
         // A 3-tap stencil centred at 1 on an axis of 5, the input holding 0..5 with
         // stride 10; output indices 0 and 4 reach past both edges.
-        let st = Stencil {
-            shape: vec![3],
-            centre: vec![1],
-            weights: vec![1.0; 3],
-            mode: Boundary::Constant,
-            cval: 0.0,
-        };
+        let st = Stencil::new(vec![3], vec![1], vec![1.0; 3], Boundary::Constant, 0.0);
         let held = AxisSet::from_range(0..5);
         let out = AxisSet::from_ranges([0..1, 4..5]);
         let wide = tap_table::<usize>(&st, 0, &held, 10, &out, 5);
