@@ -1,8 +1,10 @@
 //! The inner loop of every stencil, compiled for the widest vector unit the CPU has.
 //!
 //! Each output element is `Σ_taps Σ_k w[k] · row[i + k]`, summed in tap order with a
-//! separate multiply and add (no fused multiply-add), so every instruction set gives
-//! the same bits, and so does the scalar tail.
+//! fused multiply-add per tap (one rounding, one instruction where a separate multiply
+//! and add take two: the passes of a σ = 2 Gaussian are bound by them). Every
+//! instruction set fuses, and so does the scalar tail (`mul_add`, correctly rounded in
+//! software on a CPU without FMA), so all give the same bits.
 
 /// One tap row and its weights along the last axis: output `i` reads `row[i + k]` with `w[k]`.
 pub(crate) type Tap<'a, F = f32> = (&'a [F], &'a [F]);
@@ -12,6 +14,9 @@ pub(crate) type Tap<'a, F = f32> = (&'a [F], &'a [F]);
 pub(crate) trait Lane:
     Copy + Default + PartialEq + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + 'static
 {
+    /// `self + w · x`, fused (rounded once).
+    fn madd(self, w: Self, x: Self) -> Self;
+
     /// [`accumulate`] for this type, on the widest vector unit the CPU has.
     fn accumulate(out: &mut [Self], taps: &[Tap<'_, Self>]);
 
@@ -34,23 +39,32 @@ macro_rules! lane {
         }
 
         impl Lane for $t {
+            #[inline(always)]
+            fn madd(self, w: $t, x: $t) -> $t {
+                w.mul_add(x, self)
+            }
+
             fn accumulate(out: &mut [$t], taps: &[Tap<'_, $t>]) {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    #[target_feature(enable = "avx512f")]
+                    #[target_feature(enable = "avx512f,fma")]
                     fn avx512(out: &mut [$t], taps: &[Tap<'_, $t>]) {
                         accumulate_lanes::<$t, $a5, $b5, $c5>(out, taps)
                     }
-                    #[target_feature(enable = "avx2")]
+                    #[target_feature(enable = "avx2,fma")]
                     fn avx2(out: &mut [$t], taps: &[Tap<'_, $t>]) {
                         accumulate_lanes::<$t, $a2, $b2, $c2>(out, taps)
                     }
-                    if std::arch::is_x86_feature_detected!("avx512f") {
-                        // SAFETY: the CPU supports AVX-512F (checked just above).
+                    if std::arch::is_x86_feature_detected!("avx512f")
+                        && std::arch::is_x86_feature_detected!("fma")
+                    {
+                        // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
                         return unsafe { avx512(out, taps) };
                     }
-                    if std::arch::is_x86_feature_detected!("avx2") {
-                        // SAFETY: the CPU supports AVX2 (checked just above).
+                    if std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                    {
+                        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
                         return unsafe { avx2(out, taps) };
                     }
                 }
@@ -60,20 +74,24 @@ macro_rules! lane {
             fn strip(strip: &Strip<'_, $t>, out: &mut [$t], w: &[$t]) {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    #[target_feature(enable = "avx512f")]
+                    #[target_feature(enable = "avx512f,fma")]
                     fn avx512(strip: &Strip<'_, $t>, out: &mut [$t], w: &[$t]) {
                         strip.planes::<$s5, $t5>(out, w)
                     }
-                    #[target_feature(enable = "avx2")]
+                    #[target_feature(enable = "avx2,fma")]
                     fn avx2(strip: &Strip<'_, $t>, out: &mut [$t], w: &[$t]) {
                         strip.planes::<$s2, $t2>(out, w)
                     }
-                    if std::arch::is_x86_feature_detected!("avx512f") {
-                        // SAFETY: the CPU supports AVX-512F (checked just above).
+                    if std::arch::is_x86_feature_detected!("avx512f")
+                        && std::arch::is_x86_feature_detected!("fma")
+                    {
+                        // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
                         return unsafe { avx512(strip, out, w) };
                     }
-                    if std::arch::is_x86_feature_detected!("avx2") {
-                        // SAFETY: the CPU supports AVX2 (checked just above).
+                    if std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                    {
+                        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
                         return unsafe { avx2(strip, out, w) };
                     }
                 }
@@ -125,7 +143,7 @@ fn accumulate_chunks<F: Lane, const W: usize>(
             for (k, &wk) in w.iter().enumerate() {
                 let src: &[F; W] = row[i + k..i + k + W].try_into().unwrap();
                 for l in 0..W {
-                    acc[l] = acc[l] + wk * src[l];
+                    acc[l] = acc[l].madd(wk, src[l]);
                 }
             }
         }
@@ -297,7 +315,7 @@ impl<F: Lane> Strip<'_, F> {
                 if r >= j && r - j < k {
                     let wk = w[r - j];
                     for l in 0..L {
-                        acc[l] = acc[l] + wk * v[l];
+                        acc[l] = acc[l].madd(wk, v[l]);
                     }
                 }
             }
