@@ -254,12 +254,13 @@ def gaussian_filter1d(input, sigma, axis=-1, order=0, output=None, mode="reflect
         raise ValueError("order must be non-negative")
     if x.size == 0:
         return _empty(x, target, dtype)
-    if order == 0 and (radius is None or sigma > 1e-15):
+    if radius is None or sigma > 1e-15:
         # A radius is the truncate that rounds to it (int(truncate * sigma + 0.5)), so
         # both give the same weights, as in scipy.
         truncate = truncate if radius is None else lw / sigma
-        result = _apply(ops.gaussian(_full([sigma], [axis], x.ndim, 0.0), _mode(mode), cval, truncate),
-                        x, device, threads)
+        op = ops.gaussian(_full([sigma], [axis], x.ndim, 0.0), _mode(mode), cval, truncate,
+                          order=_full([int(order)], [axis], x.ndim, 0))
+        result = _apply(op, x, device, threads)
     else:
         weights = _gaussian_kernel1d(float(sigma), int(order), lw)[::-1]
         result = _correlate1d(x, weights, axis, mode, cval, 0, device, threads)
@@ -291,12 +292,20 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
         return _empty(x, target, dtype)
     if not passes:
         return _finish(x, target, dtype)
-    one_pass = (dtype.kind == "f" and all(o == 0 and r is None for _, _, o, _, _, r in passes)
-                and len({m for _, _, _, m, _, _ in passes}) == 1 and len({t for *_, t, _ in passes}) == 1)
+    # One op where scipy's passes keep float values (a float output), whatever the
+    # modes and orders; derivatives, which do not commute with another axis's constant
+    # mode, only where haloflow's axis order is scipy's.
+    in_order = [a for a, *_ in passes] == sorted(a for a, *_ in passes)
+    one_pass = (dtype.kind == "f" and all(r is None for *_, r in passes)
+                and len({t for *_, t, _ in passes}) == 1
+                and (in_order or all(o == 0 for _, _, o, *_ in passes)))
     if one_pass:
-        full = _full([s for _, s, *_ in passes], [a for a, *_ in passes], x.ndim, 0.0)
-        result = _apply(ops.gaussian(full, passes[0][3], cval, passes[0][4]), x, device, threads)
-        return _finish(result, target, dtype)
+        filtered = [a for a, *_ in passes]
+        full = _full([s for _, s, *_ in passes], filtered, x.ndim, 0.0)
+        modes = _full([m for _, _, _, m, _, _ in passes], filtered, x.ndim, passes[0][3])
+        orders = _full([o for _, _, o, *_ in passes], filtered, x.ndim, 0)
+        op = ops.gaussian(full, modes, cval, passes[0][4], order=orders)
+        return _finish(_apply(op, x, device, threads), target, dtype)
     current = x
     for a, s, o, m, t, r in passes:
         current = gaussian_filter1d(current, s, a, o, dtype, m, cval, t, radius=r, device=device,
@@ -319,10 +328,10 @@ def _derivatives(input, sigma, output, mode, cval, axes, device, threads, kwargs
     sigmas, modes = _sequence(sigma, n), [_mode(m) for m in _sequence(mode, n)]
     if x.size == 0:
         return _empty(x, target, dtype)
-    simple = (dtype.kind == "f" and x.dtype.kind != "c" and axes == tuple(range(x.ndim)) and len(set(modes)) == 1
+    simple = (dtype.kind == "f" and x.dtype.kind != "c" and axes == tuple(range(x.ndim))
               and set(kwargs) <= {"truncate"})
     if simple:
-        result = _apply(op(sigmas, modes[0], cval, kwargs.get("truncate", 4.0)), x, device, threads)
+        result = _apply(op(sigmas, modes, cval, kwargs.get("truncate", 4.0)), x, device, threads)
         return _finish(result, target, dtype)
     total = None
     for i in range(n):
@@ -518,9 +527,10 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     passes = [(a, s, m, o) for a, s, m, o in zip(axes, sizes, modes, origins) if s > 1]
     if not passes:
         return _finish(x, target, dtype)
-    if dtype.kind == "f" and len({m for _, _, m, _ in passes}) == 1:
+    if dtype.kind == "f":
         filtered = [a for a, *_ in passes]
-        op = ops.uniform(_full([s for _, s, _, _ in passes], filtered, x.ndim, 1), passes[0][2], cval,
+        op = ops.uniform(_full([s for _, s, _, _ in passes], filtered, x.ndim, 1),
+                         _full([m for _, _, m, _ in passes], filtered, x.ndim, passes[0][2]), cval,
                          _full([o for *_, o in passes], filtered, x.ndim, 0))
         return _finish(_apply(op, x, device, threads), target, dtype)
     current = x

@@ -56,6 +56,16 @@ def _mode(mode: str) -> str:
     return mode
 
 
+def _modes(mode) -> dict:
+    """``mode`` as an op's fields: one mode, or (a sequence) one per axis."""
+    if isinstance(mode, str):
+        return {"mode": _mode(mode)}
+    modes = [_mode(m) for m in mode]
+    if not modes:
+        raise ValueError("mode: no values")
+    return {"mode": modes[0], "modes": modes} if len(modes) > 1 else {"mode": modes[0]}
+
+
 def _window(size, footprint) -> dict:
     """A rank filter's window: `size` (per axis) or a boolean `footprint`."""
     if footprint is not None:
@@ -86,22 +96,28 @@ def clip(min: float, max: float) -> Op:  # noqa: A002 (numpy's names)
     return Op({"op": "clip", "min": float(min), "max": float(max)})
 
 
-def gaussian(sigma, mode: str = "reflect", cval: float = 0.0, truncate: float = 4.0) -> Op:
-    """``scipy.ndimage.gaussian_filter``, float32 out."""
-    return Op({"op": "gaussian", "sigma": _floats(sigma, "sigma"), "mode": _mode(mode),
+def gaussian(sigma, mode="reflect", cval: float = 0.0, truncate: float = 4.0, order=None) -> Op:
+    """``scipy.ndimage.gaussian_filter``: float32 out (float64 for float64 input);
+    ``mode`` one or one per axis, ``order`` the derivative's, one or one per axis."""
+    op = {"op": "gaussian", "sigma": _floats(sigma, "sigma"), **_modes(mode), "cval": float(cval),
+          "truncate": float(truncate)}
+    if order is not None:
+        op["order"] = _ints(order, "order")
+    return Op(op)
+
+
+def gaussian_laplace(sigma, mode="reflect", cval: float = 0.0, truncate: float = 4.0) -> Op:
+    """``scipy.ndimage.gaussian_laplace``: float32 out (float64 for float64 input);
+    ``mode`` one or one per axis (axis a's term in mode a, as scipy's)."""
+    return Op({"op": "gaussian_laplace", "sigma": _floats(sigma, "sigma"), **_modes(mode),
                "cval": float(cval), "truncate": float(truncate)})
 
 
-def gaussian_laplace(sigma, mode: str = "reflect", cval: float = 0.0, truncate: float = 4.0) -> Op:
-    """``scipy.ndimage.gaussian_laplace``, float32 out."""
-    return Op({"op": "gaussian_laplace", "sigma": _floats(sigma, "sigma"), "mode": _mode(mode),
-               "cval": float(cval), "truncate": float(truncate)})
-
-
-def gaussian_gradient_magnitude(sigma, mode: str = "reflect", cval: float = 0.0, truncate: float = 4.0) -> Op:
-    """``scipy.ndimage.gaussian_gradient_magnitude``, float32 out."""
+def gaussian_gradient_magnitude(sigma, mode="reflect", cval: float = 0.0, truncate: float = 4.0) -> Op:
+    """``scipy.ndimage.gaussian_gradient_magnitude``: float32 out (float64 for float64
+    input); ``mode`` one or one per axis (axis a's term in mode a, as scipy's)."""
     return Op({"op": "gaussian_gradient_magnitude", "sigma": _floats(sigma, "sigma"),
-               "mode": _mode(mode), "cval": float(cval), "truncate": float(truncate)})
+               **_modes(mode), "cval": float(cval), "truncate": float(truncate)})
 
 
 def convolve(weights, mode: str = "reflect", cval: float = 0.0, origin=None) -> Op:
@@ -115,10 +131,10 @@ def convolve(weights, mode: str = "reflect", cval: float = 0.0, origin=None) -> 
     return Op(op)
 
 
-def uniform(size=3, mode: str = "reflect", cval: float = 0.0, origin=None) -> Op:
-    """``scipy.ndimage.uniform_filter``, float32 out; ``origin`` one value or one per
-    axis, as scipy's."""
-    op = {"op": "uniform", "size": _ints(size, "size"), "mode": _mode(mode), "cval": float(cval)}
+def uniform(size=3, mode="reflect", cval: float = 0.0, origin=None) -> Op:
+    """``scipy.ndimage.uniform_filter``: float32 out (float64 for float64 input);
+    ``mode`` and ``origin`` one value or one per axis, as scipy's."""
+    op = {"op": "uniform", "size": _ints(size, "size"), **_modes(mode), "cval": float(cval)}
     if origin is not None:
         op["origin"] = _ints(origin, "origin")
     return Op(op)

@@ -147,15 +147,20 @@ pub(super) struct GaussianArgs {
         value_parser = parse_sigma
     )]
     pub(super) sigma: Vec<Sigma>,
-    /// Boundary mode (scipy.ndimage).
-    #[arg(long, value_enum, default_value_t = ModeArg::Reflect)]
-    pub(super) mode: ModeArg,
+    /// Boundary mode (scipy.ndimage): one, or one per axis (`reflect,wrap,nearest`;
+    /// for the Laplacian and the gradient magnitude, axis a's term in mode a).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "reflect")]
+    pub(super) mode: Vec<ModeArg>,
     /// Value beyond the edge in constant mode.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub(super) cval: f64,
     /// Kernel radius in standard deviations.
     #[arg(long, default_value_t = 4.0)]
     pub(super) truncate: f64,
+    /// `gaussian` only: the order of the Gaussian's derivative, one value or one per
+    /// axis (scipy's `order`; 0, the default, smooths).
+    #[arg(long, value_delimiter = ',')]
+    pub(super) order: Vec<u32>,
 }
 
 /// Flags of `gaussian-laplace`: the Gaussian's.
@@ -178,9 +183,9 @@ pub(super) struct UniformArgs {
     /// The box's extent, one value or one per axis (1 leaves an axis untouched).
     #[arg(long, value_delimiter = ',', required = true)]
     pub(super) size: Vec<usize>,
-    /// Boundary mode (scipy.ndimage).
-    #[arg(long, value_enum, default_value_t = ModeArg::Reflect)]
-    pub(super) mode: ModeArg,
+    /// Boundary mode (scipy.ndimage): one, or one per axis.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "reflect")]
+    pub(super) mode: Vec<ModeArg>,
     /// Value beyond the edge in constant mode.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub(super) cval: f64,
@@ -192,8 +197,10 @@ pub(super) struct UniformArgs {
 
 impl ToOp for UniformArgs {
     fn to_op(&self) -> crate::Result<Op> {
+        let (mode, modes) = modes_of(&self.mode);
         Ok(Op::uniform(&self.size)
-            .with_mode(self.mode.into(), self.cval)
+            .with_mode(mode, self.cval)
+            .with_modes(&modes)
             .with_origin(&self.origin))
     }
 }
@@ -429,6 +436,13 @@ impl ToOp for UpsampleArgs {
     }
 }
 
+/// A `--mode` list as one mode (the first) and, where several are given, one per axis.
+fn modes_of(modes: &[ModeArg]) -> (Boundary, Vec<Boundary>) {
+    let all: Vec<Boundary> = modes.iter().map(|&m| m.into()).collect();
+    let first = all.first().copied().unwrap_or_default();
+    (first, if all.len() > 1 { all } else { Vec::new() })
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub(super) enum ModeArg {
     Reflect,
@@ -555,11 +569,14 @@ steps_of_ops!(
 impl GaussianArgs {
     /// The Gaussian `kind` with these flags.
     fn step(&self, kind: GaussianKind) -> Step {
+        let (mode, modes) = modes_of(&self.mode);
         Step::Gaussian {
             kind,
             sigma: self.sigma.clone(),
-            edge: Edge::new(self.mode.into(), self.cval),
+            edge: Edge::new(mode, self.cval),
             truncate: self.truncate,
+            modes,
+            order: self.order.clone(),
         }
     }
 }

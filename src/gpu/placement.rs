@@ -47,13 +47,16 @@ pub(super) fn on_device(plan: &Plan, k: usize) -> bool {
             method: DownMethod::Mode,
         } => input.size() == 4 || factor.iter().product::<usize>() <= MAX_PACKED_MODE_WINDOW,
         Stage::Rank(r) => r.taps() <= super::rank::MAX_TAPS,
-        // Sums of separable filters whose terms have the same passes' shapes (the
-        // Laplacian and gradient magnitude of a Gaussian: every term reads the same
+        // Sums of separable filters whose terms have the same passes' shapes and modes
+        // (the Laplacian and gradient magnitude of a Gaussian: every term reads the same
         // footprint), each term's passes and its accumulation on the device.
         Stage::Derivatives { terms, .. } => {
-            let shapes = |t: &Vec<crate::stage::Stencil>| -> Vec<Vec<usize>> {
-                t.iter().map(|st| st.shape.clone()).collect()
-            };
+            // (Terms in different modes, scipy's per-axis modes, read different
+            // footprints: those run on the host.)
+            let shapes =
+                |t: &Vec<crate::stage::Stencil>| -> Vec<(Vec<usize>, crate::boundary::Boundary)> {
+                    t.iter().map(|st| (st.shape.clone(), st.mode)).collect()
+                };
             !terms.is_empty()
                 && terms
                     .iter()

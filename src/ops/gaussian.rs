@@ -66,14 +66,16 @@ pub fn gaussian_kernel(sigma: f64, order: usize, radius: usize) -> Vec<f64> {
 pub(super) fn derivative_stages(
     sigma: &[f64],
     truncate: f64,
-    mode: Boundary,
+    modes: &[Boundary],
     cval: f64,
     magnitude: bool,
 ) -> Vec<Stage> {
     let order = if magnitude { 1 } else { 2 };
     let terms = (0..sigma.len())
         .map(|term| {
-            separable_in((0..sigma.len()).collect(), mode, cval, |axis| {
+            // As scipy's generic_laplace: term `a` in mode `a` on every axis.
+            let term_modes = vec![modes[term]; sigma.len()];
+            separable_in((0..sigma.len()).collect(), &term_modes, cval, |axis| {
                 let s = sigma[axis];
                 (s > 1e-15).then(|| {
                     let radius = (truncate * s + 0.5) as usize;
@@ -96,7 +98,7 @@ pub(super) fn derivative_stages(
 /// The stages of `scipy.ndimage.uniform_filter(x, size, mode, cval)`: one 1-D mean of
 /// `size[a]` taps per axis with a size above 1, in the Gaussian's pass order, each
 /// window `[i - size // 2 - origin, i - size // 2 - origin + size)` (scipy's, also for
-/// even sizes); none at all is the identity (see [`separable`]).
+/// even sizes); none at all is the identity (see [`separable_in`]).
 ///
 /// # Errors
 /// [`Error::InvalidParameter`] for an origin that puts the window off its own pixel
@@ -104,7 +106,7 @@ pub(super) fn derivative_stages(
 pub(super) fn uniform_stages(
     size: &[usize],
     origin: &[i64],
-    mode: Boundary,
+    modes: &[Boundary],
     cval: f64,
 ) -> Result<Vec<Stage>> {
     for (a, (&n, &o)) in size.iter().zip(origin).enumerate() {
@@ -116,7 +118,7 @@ pub(super) fn uniform_stages(
             });
         }
     }
-    Ok(separable(size.len(), mode, cval, |axis| {
+    Ok(separable_in(pass_order(size.len()), modes, cval, |axis| {
         let n = size[axis];
         // The window is [i - n // 2 - origin, …): its centre tap n // 2 + origin.
         (n > 1).then(|| {
@@ -134,33 +136,47 @@ pub(super) fn uniform_stages(
 /// The passes run in [`pass_order`], not scipy's axis order: separable passes commute
 /// (each pads with the boundary mode, and the weights sum to one), so only the rounding
 /// differs, well inside the tolerance against scipy.
-pub(super) fn stages(sigma: &[f64], truncate: f64, mode: Boundary, cval: f64) -> Vec<Stage> {
-    separable(sigma.len(), mode, cval, |axis| {
+///
+/// With a derivative on some axis (its weights sum to 0), the passes no longer commute
+/// in `constant` mode (each pads its own input with `cval`): they run in scipy's axis
+/// order.
+pub(super) fn stages(
+    sigma: &[f64],
+    order: &[u32],
+    truncate: f64,
+    modes: &[Boundary],
+    cval: f64,
+) -> Vec<Stage> {
+    let axes = if order.iter().all(|&o| o == 0) {
+        pass_order(sigma.len())
+    } else {
+        (0..sigma.len()).collect()
+    };
+    separable_in(axes, modes, cval, |axis| {
         let s = sigma[axis];
         // scipy skips axes whose sigma is not above 1e-15.
         (s > 1e-15).then(|| {
             let radius = (truncate * s + 0.5) as usize;
-            (gaussian_weights(s, radius), radius)
+            let weights = match order[axis] {
+                0 => gaussian_weights(s, radius),
+                // scipy correlates with the kernel reversed.
+                o => gaussian_kernel(s, o as usize, radius)
+                    .into_iter()
+                    .rev()
+                    .collect(),
+            };
+            (weights, radius)
         })
     })
 }
 
-/// One 1-D stencil per axis that `pass` gives (weights and the centre tap), in
-/// [`pass_order`]; no pass at all is the one-tap identity, so the result has the
-/// filter's type either way (float64 for float64 input, else float32).
-fn separable(
-    ndim: usize,
-    mode: Boundary,
-    cval: f64,
-    pass: impl Fn(usize) -> Option<(Vec<f64>, usize)>,
-) -> Vec<Stage> {
-    separable_in(pass_order(ndim), mode, cval, pass)
-}
-
-/// [`separable`] with the passes in the order of `axes`.
+/// One 1-D stencil per axis that `pass` gives (weights and the centre tap), in the
+/// order of `axes`, axis `a` in mode `modes[a]`; no pass at all is the one-tap
+/// identity, so the result has the filter's type either way (float64 for float64
+/// input, else float32).
 fn separable_in(
     axes: Vec<usize>,
-    mode: Boundary,
+    modes: &[Boundary],
     cval: f64,
     pass: impl Fn(usize) -> Option<(Vec<f64>, usize)>,
 ) -> Vec<Stage> {
@@ -174,7 +190,11 @@ fn separable_in(
             shape[axis] = weights.len();
             centre[axis] = centre_tap;
             Some(Stage::Stencil(Stencil::new(
-                shape, centre, weights, mode, cval,
+                shape,
+                centre,
+                weights,
+                modes[axis],
+                cval,
             )))
         })
         .collect();
@@ -183,7 +203,7 @@ fn separable_in(
             vec![1; ndim],
             vec![0; ndim],
             vec![1.0],
-            mode,
+            modes[0],
             cval,
         ))];
     }
@@ -239,7 +259,7 @@ mod tests {
 
     #[test]
     fn zero_sigma_axes_are_skipped() {
-        let st = stages(&[0.0, 2.0, 0.0], 4.0, Boundary::Reflect, 0.0);
+        let st = stages(&[0.0, 2.0, 0.0], &[0; 3], 4.0, &[Boundary::Reflect; 3], 0.0);
         assert_eq!(st.len(), 1);
         let Stage::Stencil(s) = &st[0] else {
             panic!("not a stencil")

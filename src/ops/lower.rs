@@ -2,6 +2,7 @@
 //! into the stages a backend runs (a Gaussian into one 1-D stencil per axis, a
 //! convolution into one N-D stencil, a rank filter into a rank stage ...).
 
+use crate::boundary::Boundary;
 use crate::error::{Error, Result};
 use crate::stage::{Deconvolution, NlMeans, NoiseModel, Stage};
 
@@ -171,16 +172,20 @@ impl Op {
                 sigma,
                 edge: Edge { mode, cval },
                 truncate,
+                modes,
+                ..
             }
             | Op::GaussianLaplace {
                 sigma,
                 edge: Edge { mode, cval },
                 truncate,
+                modes,
             }
             | Op::GaussianGradientMagnitude {
                 sigma,
                 edge: Edge { mode, cval },
                 truncate,
+                modes,
             } => {
                 let sigma = per_axis("sigma", sigma, ndim)?;
                 if let Some(s) = sigma.iter().find(|s| !(s.is_finite() && **s >= 0.0)) {
@@ -191,12 +196,19 @@ impl Op {
                         "truncate must be finite and >= 0, got {truncate}"
                     )));
                 }
-                let (mode, cval) = (*mode, *cval);
+                let modes = axis_modes(modes, *mode, ndim)?;
+                let cval = *cval;
                 Ok(match self {
-                    Op::Gaussian { .. } => gaussian::stages(&sigma, *truncate, mode, cval),
+                    Op::Gaussian { order, .. } => {
+                        let order = match order.as_slice() {
+                            [] => vec![0; ndim],
+                            o => per_axis("order", o, ndim)?,
+                        };
+                        gaussian::stages(&sigma, &order, *truncate, &modes, cval)
+                    }
                     _ => {
                         let magnitude = matches!(self, Op::GaussianGradientMagnitude { .. });
-                        gaussian::derivative_stages(&sigma, *truncate, mode, cval, magnitude)
+                        gaussian::derivative_stages(&sigma, *truncate, &modes, cval, magnitude)
                     }
                 })
             }
@@ -220,6 +232,7 @@ impl Op {
                 size,
                 edge: Edge { mode, cval },
                 origin,
+                modes,
             } => {
                 let size = per_axis("size", size, ndim)?;
                 if size.contains(&0) {
@@ -228,7 +241,8 @@ impl Op {
                     )));
                 }
                 let origin = origins(origin, &size)?;
-                gaussian::uniform_stages(&size, &origin, *mode, *cval)
+                let modes = axis_modes(modes, *mode, ndim)?;
+                gaussian::uniform_stages(&size, &origin, &modes, *cval)
             }
             Op::Median {
                 neighborhood: Neighborhood { size, footprint },
@@ -343,4 +357,13 @@ fn factors(op: &'static str, factor: &[usize], ndim: usize) -> Result<Vec<usize>
         });
     }
     Ok(f)
+}
+
+/// The boundary mode of each of `ndim` axes: `modes` (one for all, or one per axis), or
+/// `mode` on every axis where it is empty.
+fn axis_modes(modes: &[Boundary], mode: Boundary, ndim: usize) -> Result<Vec<Boundary>> {
+    match modes {
+        [] => Ok(vec![mode; ndim]),
+        m => per_axis("modes", m, ndim),
+    }
 }

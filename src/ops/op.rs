@@ -88,7 +88,8 @@ pub enum Op {
         /// Upper bound (≥ `min`).
         max: f64,
     },
-    /// `scipy.ndimage.gaussian_filter(x, sigma, mode=mode, cval=cval, truncate=truncate)`, float32 out.
+    /// `scipy.ndimage.gaussian_filter(x, sigma, order, mode=mode, cval=cval,
+    /// truncate=truncate)`, float32 out (float64 for float64 input).
     Gaussian {
         /// Standard deviation per axis (0 leaves the axis untouched).
         sigma: Vec<f64>,
@@ -98,6 +99,14 @@ pub enum Op {
         /// Radius in standard deviations: radius = `int(truncate * sigma + 0.5)`.
         #[serde(default = "default_truncate")]
         truncate: f64,
+        /// Boundary mode per axis where they differ (scipy's sequence of modes): one per
+        /// axis, in place of `mode`; empty: `mode` on every axis.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        modes: Vec<Boundary>,
+        /// The order of the Gaussian's derivative per axis (one for all; empty: 0, the
+        /// Gaussian itself), as scipy's `order`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        order: Vec<u32>,
     },
     /// `scipy.ndimage.convolve(x, kernel, mode=mode, cval=cval)`, float32 out; a kernel
     /// with fewer dimensions than the array applies to the trailing axes.
@@ -138,6 +147,10 @@ pub enum Op {
         /// Radius in standard deviations.
         #[serde(default = "default_truncate")]
         truncate: f64,
+        /// One mode per axis (empty: `mode`): as scipy's, axis `a`'s term (its second
+        /// derivative) is filtered in mode `a` on every axis.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        modes: Vec<Boundary>,
     },
     /// `scipy.ndimage.gaussian_gradient_magnitude(x, sigma, ...)` on `x` as float64,
     /// float32 out: the root of the sum over the axes of the squared Gaussian first
@@ -151,6 +164,10 @@ pub enum Op {
         /// Radius in standard deviations.
         #[serde(default = "default_truncate")]
         truncate: f64,
+        /// One mode per axis (empty: `mode`): as scipy's, axis `a`'s term (its first
+        /// derivative) is filtered in mode `a` on every axis.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        modes: Vec<Boundary>,
     },
     /// `scipy.ndimage.uniform_filter(x, size, mode=mode, cval=cval)`: the mean over a
     /// box of `size` voxels (1 leaves an axis untouched), float32 out.
@@ -164,6 +181,10 @@ pub enum Op {
         /// placement, shifted against the axis by each.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         origin: Vec<i64>,
+        /// Boundary mode per axis where they differ (scipy's sequence of modes): one per
+        /// axis, in place of `mode`; empty: `mode` on every axis.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        modes: Vec<Boundary>,
     },
     /// `scipy.ndimage.median_filter(x, size, footprint, mode=mode, cval=cval)`, element
     /// type kept.
@@ -408,6 +429,8 @@ impl Op {
             sigma: sigma.to_vec(),
             edge: Edge::default(),
             truncate: 4.0,
+            modes: Vec::new(),
+            order: Vec::new(),
         }
     }
 
@@ -417,6 +440,7 @@ impl Op {
             size: size.to_vec(),
             edge: Edge::default(),
             origin: Vec::new(),
+            modes: Vec::new(),
         }
     }
 
@@ -507,6 +531,29 @@ impl Op {
         | Op::Maximum { edge, .. } = &mut self
         {
             *edge = Edge::new(new_mode, new_cval);
+        }
+        self
+    }
+
+    /// The op with one boundary mode per axis (scipy's sequence of modes; one value:
+    /// that mode on every axis), where it takes them (the Gaussian family and
+    /// `uniform`); other ops are returned unchanged.
+    pub fn with_modes(mut self, new_modes: &[Boundary]) -> Op {
+        if let Op::Gaussian { modes, .. }
+        | Op::GaussianLaplace { modes, .. }
+        | Op::GaussianGradientMagnitude { modes, .. }
+        | Op::Uniform { modes, .. } = &mut self
+        {
+            *modes = new_modes.to_vec();
+        }
+        self
+    }
+
+    /// A Gaussian with the derivative of `new_order` along each axis (one value for
+    /// all), as scipy's `order`; other ops are returned unchanged.
+    pub fn with_order(mut self, new_order: &[u32]) -> Op {
+        if let Op::Gaussian { order, .. } = &mut self {
+            *order = new_order.to_vec();
         }
         self
     }

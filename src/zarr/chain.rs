@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::units::{Sigma, Spacing};
+use crate::boundary::Boundary;
 use crate::error::{Error, Result};
 use crate::ops::Edge;
 use crate::{DType, Op, Pipeline};
@@ -37,6 +38,10 @@ pub enum Step {
         edge: Edge,
         /// Kernel radius in standard deviations.
         truncate: f64,
+        /// One boundary mode per axis in place of the edge's (empty: the edge's).
+        modes: Vec<Boundary>,
+        /// The derivative's order per axis (`Smooth` only; empty: none).
+        order: Vec<u32>,
     },
 }
 
@@ -48,6 +53,8 @@ impl Step {
             sigma: sigma.to_vec(),
             edge: Edge::default(),
             truncate: 4.0,
+            modes: Vec::new(),
+            order: Vec::new(),
         }
     }
 
@@ -62,6 +69,8 @@ impl Step {
             sigma,
             edge,
             truncate,
+            modes,
+            order,
         } = self
         else {
             let Step::Op(op) = self else { unreachable!() };
@@ -85,22 +94,32 @@ impl Step {
             }
             (true, Some(space)) => space.pixels(name, sigma)?,
         };
-        let (edge, truncate) = (*edge, *truncate);
+        let (edge, truncate, modes) = (*edge, *truncate, modes.clone());
         Ok(match kind {
             GaussianKind::Smooth => Op::Gaussian {
                 sigma,
                 edge,
                 truncate,
+                modes,
+                order: order.clone(),
             },
+            _ if !order.is_empty() => {
+                return Err(Error::InvalidParameter {
+                    op: name,
+                    message: "a derivative order is the Gaussian's (gaussian --order)".into(),
+                });
+            }
             GaussianKind::Laplace => Op::GaussianLaplace {
                 sigma,
                 edge,
                 truncate,
+                modes,
             },
             GaussianKind::GradientMagnitude => Op::GaussianGradientMagnitude {
                 sigma,
                 edge,
                 truncate,
+                modes,
             },
         })
     }

@@ -5,7 +5,7 @@ use haloflow::{ArrayAny, Boundary, DownMethod, Footprint, Kernel, Op, ProjectMet
 use proptest::prelude::*;
 
 /// Any boundary mode.
-pub fn mode() -> impl Strategy<Value = Boundary> {
+pub fn mode() -> impl Strategy<Value = Boundary> + Clone {
     prop::sample::select(Boundary::ALL.to_vec())
 }
 
@@ -31,13 +31,22 @@ pub fn op(ndim: usize) -> impl Strategy<Value = Op> {
     prop_oneof![
         (-20.0f64..120.0).prop_map(Op::threshold),
         (-20.0f64..60.0, 0.0f64..80.0).prop_map(|(lo, w)| Op::clip(lo, lo + w)),
-        (per_axis_sigma, mode(), -5.0f64..5.0, 1.0f64..4.5).prop_map(
-            |(sigma, mode, cval, truncate)| Op::Gaussian {
+        (
+            per_axis_sigma,
+            mode(),
+            -5.0f64..5.0,
+            1.0f64..4.5,
+            // Modes per axis, and derivatives, now and then.
+            prop_oneof![3 => Just(Vec::new()), 1 => per_axis(mode(), ndim)],
+            prop_oneof![3 => Just(Vec::new()), 1 => per_axis(0u32..=2, ndim)],
+        )
+            .prop_map(|(sigma, mode, cval, truncate, modes, order)| Op::Gaussian {
                 sigma,
                 edge: Edge { mode, cval },
-                truncate
-            }
-        ),
+                truncate,
+                modes,
+                order,
+            }),
         (kernel, mode(), -5.0f64..5.0).prop_map(|(k, m, c)| Op::convolve(k).with_mode(m, c)),
         (factors(4), mode(), -5.0f64..5.0).prop_map(|(s, m, c)| Op::uniform(&s).with_mode(m, c)),
         // Projections keep the axis here: chains go on after them.
@@ -66,12 +75,14 @@ pub fn op(ndim: usize) -> impl Strategy<Value = Op> {
                     sigma,
                     edge: Edge { mode, cval },
                     truncate: 4.0,
+                    modes: Vec::new(),
                 }
             } else {
                 Op::GaussianLaplace {
                     sigma,
                     edge: Edge { mode, cval },
                     truncate: 4.0,
+                    modes: Vec::new(),
                 }
             }),
         // Rank filters: boxes of up to 2 per axis and footprints of up to 3×3 keep

@@ -152,9 +152,9 @@ def linear_out(x, out):
     return out.astype(np.float64 if x.dtype == np.float64 else np.float32)
 
 
-def ref_gaussian(x, sigma, mode, cval, truncate):
+def ref_gaussian(x, sigma, mode, cval, truncate, order=0):
     sigma = per_axis(sigma, x.ndim)
-    out = ndimage.gaussian_filter(x.astype(np.float64), sigma, mode=mode,
+    out = ndimage.gaussian_filter(x.astype(np.float64), sigma, order=order, mode=mode,
                                   cval=cval, truncate=truncate)
     return linear_out(x, out)
 
@@ -255,6 +255,15 @@ OP_KEYS = {
     "maximum": {"op", "size", "footprint", "mode", "cval"},
 }
 
+# Keys an op may have besides those: one mode per axis ("modes", scipy's sequence of
+# modes, in place of "mode") and the Gaussian's derivative order per axis.
+OPTIONAL_KEYS = {
+    "gaussian": {"modes", "order"},
+    "uniform": {"modes"},
+    "gaussian_laplace": {"modes"},
+    "gaussian_gradient_magnitude": {"modes"},
+}
+
 
 def ref_uniform(x, size, mode, cval):
     x_in, x = x, x.astype(np.float64)
@@ -295,7 +304,7 @@ def ref_rank(x, op):
 def apply_op(x, op):
     """Apply one op; return (result, exact) where exact=False marks float math."""
     kind = op["op"]
-    if set(op) != OP_KEYS[kind]:
+    if not OP_KEYS[kind] <= set(op) <= OP_KEYS[kind] | OPTIONAL_KEYS.get(kind, set()):
         raise ValueError(f"bad keys for {kind}: {sorted(op)}")
     floating_in = not is_int(x.dtype)
     if kind == "threshold":
@@ -303,7 +312,8 @@ def apply_op(x, op):
     if kind == "clip":
         return ref_clip(x, op["min"], op["max"]), True
     if kind == "gaussian":
-        return ref_gaussian(x, op["sigma"], op["mode"], op["cval"], op["truncate"]), False
+        return ref_gaussian(x, op["sigma"], op.get("modes", op["mode"]), op["cval"], op["truncate"],
+                            op.get("order", 0)), False
     if kind == "convolve":
         return ref_convolve(x, op["kernel"], op["mode"], op["cval"]), False
     if kind == "project":
@@ -316,11 +326,11 @@ def apply_op(x, op):
         return (out, True) if is_int(x.dtype) else (out.astype(x.dtype), False)
     if kind in ("gaussian_laplace", "gaussian_gradient_magnitude"):
         f = ndimage.gaussian_laplace if kind == "gaussian_laplace" else ndimage.gaussian_gradient_magnitude
-        out = f(x.astype(np.float64), per_axis(op["sigma"], x.ndim), mode=op["mode"], cval=op["cval"],
-                truncate=op["truncate"])
+        out = f(x.astype(np.float64), per_axis(op["sigma"], x.ndim), mode=op.get("modes", op["mode"]),
+                cval=op["cval"], truncate=op["truncate"])
         return linear_out(x, out), False
     if kind == "uniform":
-        return ref_uniform(x, op["size"], op["mode"], op["cval"]), False
+        return ref_uniform(x, op["size"], op.get("modes", op["mode"]), op["cval"]), False
     if kind in ("median", "percentile", "minimum", "maximum"):
         return ref_rank(x, op), True
     if kind == "downsample":
@@ -657,6 +667,21 @@ def build_cases():
         case(f"halo_convolve_k2x6x3_{mode}", "float32", (1, 2, 3), [convolve(kernel([2, 6, 3]), mode, cv)])
 
     # --- 4. per-axis sigma with zeros, truncate -------------------------------
+    # One mode per axis (scipy's sequence of modes) and the Gaussian's derivatives: the
+    # passes with a derivative run in scipy's axis order (they do not commute with a
+    # constant mode on another axis).
+    case("gaussian_modes", "float32", (9, 17, 10),
+         [dict(gaussian([1.5, 2.0, 0.8], "reflect", 1.5), modes=["reflect", "wrap", "constant"])])
+    case("gaussian_order_012_constant", "float64", (9, 17, 10),
+         [dict(gaussian([1.2, 0.8, 1.5], "constant", 0.5), order=[0, 1, 2])])
+    case("gaussian_order_modes", "float32", (5, 9),
+         [dict(gaussian([1.0, 1.7], "nearest"), modes=["nearest", "constant"], order=[1, 0])])
+    case("uniform_modes", "float32", (3, 11, 6), [dict(uniform([2, 3, 4], "reflect", -1.0),
+                                                       modes=["reflect", "constant", "wrap"])])
+    case("laplace_modes", "float64", (5, 9), [dict(derivative("gaussian_laplace", 1.0), modes=["nearest", "wrap"])])
+    case("gradmag_modes", "float32", (9, 17, 10),
+         [dict(derivative("gaussian_gradient_magnitude", [1.0, 0.0, 1.5], cval=2.0),
+               modes=["constant", "mirror", "reflect"])])
     case("gaussian_s0_1.5_0.7_t2.5", "float32", (3, 11, 6), [gaussian([0, 1.5, 0.7], truncate=2.5)])
     case("gaussian_s0_1.5_0.7_t2.5_constant", "uint16", (3, 11, 6),
          [gaussian([0, 1.5, 0.7], "constant", -7.0, truncate=2.5)])

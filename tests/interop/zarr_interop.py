@@ -146,6 +146,17 @@ def conformance(bin_, tmp):
         # scipy's origin: the window shifted against each axis.
         ("uniform", ["--size", "4,3,2", "--origin", "-2,1,0"],
          lambda x: ndi.uniform_filter(x.astype(np.float64), (4, 3, 2), origin=(-2, 1, 0)).astype(np.float32), False),
+        # One mode per axis, and the Gaussian's derivatives.
+        ("gaussian", ["--sigma", "1.2,0.8,1.5", "--mode", "wrap,constant,nearest", "--cval", "2",
+                      "--order", "0,1,2"],
+         lambda x: ndi.gaussian_filter(x.astype(np.float64), (1.2, 0.8, 1.5), order=(0, 1, 2),
+                                       mode=("wrap", "constant", "nearest"), cval=2).astype(np.float32), False),
+        ("uniform", ["--size", "3", "--mode", "reflect,wrap,constant"],
+         lambda x: ndi.uniform_filter(x.astype(np.float64), 3,
+                                      mode=("reflect", "wrap", "constant")).astype(np.float32), False),
+        ("gaussian-laplace", ["--sigma", "1", "--mode", "nearest,wrap,mirror"],
+         lambda x: ndi.gaussian_laplace(x.astype(np.float64), 1,
+                                        mode=("nearest", "wrap", "mirror")).astype(np.float32), False),
         ("gaussian-laplace", ["--sigma", "1.5"],
          lambda x: ndi.gaussian_laplace(x.astype(np.float64), 1.5).astype(np.float32), False),
         ("gaussian-gradient-magnitude", ["--sigma", "2,0,1", "--mode", "constant", "--cval", "3"],
