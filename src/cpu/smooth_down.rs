@@ -253,7 +253,8 @@ fn pass(
                     let mut sum = 0.0f32;
                     for e in t.starts[p + q]..t.starts[p + q + 1] {
                         let x = src.get(t.offsets[e]).copied().unwrap_or(cval);
-                        sum += t.weights[e] * x;
+                        // Fused, as the vector runs' sums are (`accumulate`).
+                        sum = t.weights[e].mul_add(x, sum);
                     }
                     *y = sum;
                 }
