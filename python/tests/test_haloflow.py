@@ -63,12 +63,14 @@ def constructor(o):
     if kind == "clip":
         return ops.clip(o["min"], o["max"])
     if kind in ("gaussian", "gaussian_laplace", "gaussian_gradient_magnitude"):
-        return getattr(ops, kind)(o["sigma"], o["mode"], o["cval"], o["truncate"])
+        # One mode per axis where the case has them, and the Gaussian's derivative orders.
+        extra = {"order": o["order"]} if "order" in o else {}
+        return getattr(ops, kind)(o["sigma"], o.get("modes", o["mode"]), o["cval"], o["truncate"], **extra)
     if kind == "convolve":
         k = o["kernel"]
         return ops.convolve(np.array(k["data"]).reshape(k["shape"]), o["mode"], o["cval"])
     if kind == "uniform":
-        return ops.uniform(o["size"], o["mode"], o["cval"])
+        return ops.uniform(o["size"], o.get("modes", o["mode"]), o["cval"])
     if kind in ("median", "minimum", "maximum"):
         return getattr(ops, kind)(**window(o), mode=o["mode"], cval=o["cval"])
     if kind == "percentile":
