@@ -189,15 +189,19 @@ def test_richardson_lucy_equals_skimage_on_one_chunk_and_small_ones(tmp_path):
     src = tmp_path / "in.zarr"
     zarr.create_array(store=src, shape=image.shape, chunks=(4, 6, 7), dtype=image.dtype)[...] = image
     want = restoration.richardson_lucy(image, psf, num_iter=12, clip=False)
-    haloflow.run(src, tmp_path / "out.zarr", ops.deconvolve(psf, 12), chunks=(4, 6, 7))
+    report = haloflow.run(src, tmp_path / "out.zarr", ops.deconvolve(psf, 12), chunks=(4, 6, 7))
     got = zarr.open_array(tmp_path / "out.zarr")[...]
     assert np.max(np.abs(got - want)) <= 1e-4 * np.ptp(want)
+    # The jobs were grown from one chunk each (3 x 3 x 3 = 27), so that they do not each
+    # deconvolve nearly the whole image; the approximate runs below keep one per chunk.
+    assert 1 <= report["jobs_total"] < 27, report["jobs_total"]
     # Approximate, each chunk deconvolved on its own grown by the overlap: the error
     # falls as the overlap grows (the PSF's radius is 2).
     errors = []
     for overlap in (1, 12):
         out = tmp_path / f"overlap{overlap}.zarr"
-        haloflow.run(src, out, ops.deconvolve(psf, 12, overlap=overlap), chunks=(4, 6, 7))
+        approximate = haloflow.run(src, out, ops.deconvolve(psf, 12, overlap=overlap), chunks=(4, 6, 7))
+        assert approximate["jobs_total"] == 27
         errors.append(np.max(np.abs(zarr.open_array(out)[...] - want)) / np.ptp(want))
     assert errors[1] <= 1e-3 < errors[0], errors
     # A PSF that is not separable (the Gaussian one above runs as three 1-D passes).
