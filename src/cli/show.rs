@@ -265,6 +265,10 @@ pub(super) fn info(a: &InfoArgs) -> crate::Result<()> {
             println!("statistics of the input: {values}");
         }
         let plan = zarr::plan(&pipeline, &input, a.chunks.as_deref())?;
+        // The jobs a run plans (an exact deconvolve's grown over several chunks), with
+        // the default threads and memory limit.
+        let limits = crate::exec::RunOptions::default();
+        let plan = zarr::widened(plan, &pipeline, &input, limits.threads, limits.memory_limit)?;
         let (out_shape, out_dtype, chunk) = (
             plan.output_shape(),
             plan.output_dtype(),
@@ -275,7 +279,15 @@ pub(super) fn info(a: &InfoArgs) -> crate::Result<()> {
             serde_json::to_string(&pipeline).expect("serialises")
         );
         println!("  output shape {out_shape:?} {out_dtype}, chunks {chunk:?}");
-        println!("  {} jobs (one per output chunk)", plan.num_jobs());
+        if plan.block_shape() == plan.output_chunk() {
+            println!("  {} jobs (one per output chunk)", plan.num_jobs());
+        } else {
+            println!(
+                "  {} jobs (blocks of {:?}: several output chunks each)",
+                plan.num_jobs(),
+                plan.block_shape()
+            );
+        }
         let reads = |job: &crate::Job| {
             job.footprint()
                 .iter()

@@ -45,6 +45,7 @@ pub use image::{OmeAxes, input_spacing, open_level, output_image, write_array};
 pub use options::{Options, resolve_statistics};
 pub use progress::{Phase, Progress, ProgressBar};
 pub use pyramid::{Pyramid, PyramidMethod, PyramidReport};
+pub(crate) use run::widened;
 pub use run::{InitSummary, Run, plan};
 pub use stats::Stats;
 pub use units::{AxisSpacing, Sigma, Spacing, micrometers_per, parse_size};

@@ -307,7 +307,7 @@ const DECONVOLVE_BYTES: u64 = 48;
 /// footprint is more than [`WIDEN_RATIO`] times its block and the jobs in flight fit the
 /// memory limit. Results are the same (every job is exact); only the work shrinks.
 /// Other chains keep one job per chunk.
-fn widened(
+pub(crate) fn widened(
     plan: Plan,
     pipeline: &Pipeline,
     input: &Input,
