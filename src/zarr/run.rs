@@ -324,9 +324,9 @@ pub(crate) fn widened(
     let out_shape = plan.output_shape().to_vec();
     let chunk = plan.output_chunk().to_vec();
     let mut block = plan.block_shape().to_vec();
-    let mut best = plan;
-    loop {
-        // A block in the middle of the array, and what it reads per axis.
+    // A block of `plan` in the middle of the array (the one that reads the most), and
+    // what it reads per axis.
+    let middle = |plan: &Plan, block: &[usize]| -> (Region, Vec<usize>) {
         let region = Region::new(
             (0..block.len())
                 .map(|a| (out_shape[a] - block[a].min(out_shape[a])) / 2 / chunk[a] * chunk[a])
@@ -335,7 +335,12 @@ pub(crate) fn widened(
                 .map(|a| block[a].min(out_shape[a]))
                 .collect(),
         );
-        let reads: Vec<usize> = best.sets_for(&region)[0].iter().map(AxisSet::len).collect();
+        let reads = plan.sets_for(&region)[0].iter().map(AxisSet::len).collect();
+        (region, reads)
+    };
+    let mut best = plan;
+    loop {
+        let (region, reads) = middle(&best, &block);
         let footprint: usize = reads.iter().product();
         if footprint as f64 <= WIDEN_RATIO * region.len() as f64 {
             break;
@@ -350,8 +355,8 @@ pub(crate) fn widened(
         let mut next = block.clone();
         next[a] = (2 * block[a]).min(out_shape[a]);
         let candidate = Plan::new(pipeline, input.shape(), input.dtype(), &chunk, &next)?;
-        let job = candidate.job(0);
-        let held: usize = job.sets[0].iter().map(AxisSet::len).product();
+        // Every job in flight counted at the largest footprint a job reads.
+        let held: usize = middle(&candidate, &next).1.iter().product();
         let jobs = threads.max(1).min(candidate.num_jobs()) as u64;
         if jobs * held as u64 * DECONVOLVE_BYTES > memory_limit {
             break;
