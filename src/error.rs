@@ -106,6 +106,17 @@ pub enum Error {
         /// The decoder's complaint.
         message: String,
     },
+    /// A file from an instrument (TIFF, NIfTI, CZI) that cannot be read: truncated,
+    /// corrupt, or of a compression, pixel type or layout haloflow does not read.
+    #[error("{}: {format} file: {message}", path.display())]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// Its format (`TIFF`, `NIfTI`, `CZI`).
+        format: &'static str,
+        /// What is wrong, naming the block where it is known.
+        message: String,
+    },
     /// The output path holds something the requested output cannot resume or replace.
     #[error("{}: incompatible existing output: {reason}", path.display())]
     IncompatibleOutput {

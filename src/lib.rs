@@ -36,6 +36,7 @@ mod cpu;
 pub mod dtype;
 pub mod error;
 pub mod exec;
+pub mod formats;
 pub mod gpu;
 pub mod in_memory;
 mod keys;

@@ -243,13 +243,18 @@ pub(super) fn print_statistics(s: &crate::stats::Statistics, path: &Path, second
 /// `info IN [OP ...]`: the image and array, and the plan of a chain over it.
 pub(super) fn info(a: &InfoArgs) -> crate::Result<()> {
     let (path, image) = zarr::open_level(&a.input, a.level)?;
-    if let Some((image, level)) = &image {
-        println!("{}", image.path.display());
-        print!("{}", image.describe());
-        println!("level {level}:");
-    }
     let input = Input::open(&path)?;
-    println!("{}", path.display());
+    match &image {
+        // A file's axes, spacing and channels are in its own description.
+        Some(_) if input.file_metadata().is_some() => {}
+        Some((image, level)) => {
+            println!("{}", image.path.display());
+            print!("{}", image.describe());
+            println!("level {level}:");
+            println!("{}", path.display());
+        }
+        None => println!("{}", path.display()),
+    }
     println!("{}", input.describe());
     if a.chain.pipeline.is_some() || !a.chain.chain.is_empty() {
         let spacing = image.as_ref().map(|(i, l)| zarr::Spacing::of(i, *l));

@@ -20,18 +20,30 @@ use crate::block::{Block, BlockAny, Placed, copy_box, take_buffer};
 use crate::dtype::{DType, Element, with_dtype};
 use crate::error::{Error, Result};
 use crate::exec::Source;
+use crate::formats::{self, FileMetadata, FileReader};
 use crate::region::{AxisSet, Grid, Region, unravel};
 
-/// A Zarr array opened for reading.
+/// An array opened for reading: a Zarr array, or a file from an instrument (TIFF,
+/// NIfTI; see [`formats`](crate::formats)) read as one.
 pub struct Input {
     path: PathBuf,
-    array: Array<FilesystemStore>,
+    array: Backing,
     shape: Vec<usize>,
     dtype: DType,
     chunk: Vec<usize>,
     inner_chunk: Option<Vec<usize>>,
     zarr_format: u8,
     metadata: Value,
+}
+
+/// What an [`Input`] reads from.
+enum Backing {
+    Zarr(Box<Array<FilesystemStore>>),
+    File {
+        reader: Box<dyn FileReader>,
+        /// No attributes (a file's metadata is in [`Input::file_metadata`]).
+        attributes: serde_json::Map<String, Value>,
+    },
 }
 
 impl std::fmt::Debug for Input {
@@ -59,6 +71,22 @@ impl Input {
     /// a chunk grid that is not regular, a codec zarrs does not know, or a 0-dimensional
     /// array; [`Error::Store`] for unreadable metadata.
     pub fn open(path: &Path) -> Result<Input> {
+        if let Some(reader) = formats::open(path)? {
+            let shape = reader.shape().to_vec();
+            return Ok(Input {
+                path: path.to_path_buf(),
+                dtype: reader.dtype(),
+                chunk: formats::default_chunk(&shape),
+                inner_chunk: Some(reader.read_unit()),
+                shape,
+                zarr_format: 0,
+                metadata: Value::Null,
+                array: Backing::File {
+                    reader,
+                    attributes: serde_json::Map::new(),
+                },
+            });
+        }
         match inspect(path)? {
             Found::Array(_) => {}
             Found::Missing => return Err(Error::NotFound(path.to_path_buf())),
@@ -84,7 +112,7 @@ impl Input {
                 .map(|s| s.iter().map(|n| n.get() as usize).collect()),
             zarr_format: info.zarr_format,
             metadata,
-            array,
+            array: Backing::Zarr(Box::new(array)),
         })
     }
 
@@ -104,12 +132,14 @@ impl Input {
     }
 
     /// The chunk shape of the array's chunk grid: for a sharded array, the shard shape
-    /// (the unit of storage, and of writing).
+    /// (the unit of storage, and of writing). For a file, the chunks its outputs take
+    /// unless told otherwise ([`formats::default_chunk`]).
     pub fn chunk_shape(&self) -> Vec<usize> {
         self.chunk.clone()
     }
 
-    /// For a sharded array, the shape of the inner chunks (the unit of decoding).
+    /// For a sharded array, the shape of the inner chunks (the unit of decoding); for a
+    /// file, its unit of decoding (a TIFF's strips or tile of one page, a NIfTI plane).
     pub fn inner_chunk_shape(&self) -> Option<Vec<usize>> {
         self.inner_chunk.clone()
     }
@@ -119,7 +149,7 @@ impl Input {
         Grid::new(&self.shape, &self.chunk).expect("checked when opened")
     }
 
-    /// The Zarr format version, 2 or 3.
+    /// The Zarr format version, 2 or 3; 0 for a file that is not Zarr.
     pub fn zarr_format(&self) -> u8 {
         self.zarr_format
     }
@@ -127,6 +157,9 @@ impl Input {
     /// A few lines describing the array: format, shape, type, chunks, codecs, fill value
     /// and attribute keys (for an `info` command).
     pub fn describe(&self) -> String {
+        if let Backing::File { reader, .. } = &self.array {
+            return describe_file(&self.path, reader.as_ref());
+        }
         let m = &self.metadata;
         let compact = |v: &Value| serde_json::to_string(v).unwrap_or_default();
         let mut lines = vec![
@@ -190,7 +223,8 @@ impl Input {
     pub fn stored_chunks(&self) -> Result<Vec<u64>> {
         use zarrs::storage::ListableStorageTraits;
         let grid = self.grid().grid_shape();
-        let keys = self.array.storage().list().map_err(|e| Error::Store {
+        let array = self.zarr()?;
+        let keys = array.storage().list().map_err(|e| Error::Store {
             path: self.path.clone(),
             message: one_line(&e),
         })?;
@@ -208,7 +242,7 @@ impl Input {
                     .collect::<Option<_>>()?;
                 let fits = index.len() == grid.len()
                     && index.iter().zip(&grid).all(|(&i, &n)| i < n as u64);
-                (fits && self.array.chunk_key(&index).as_str() == key).then(|| {
+                (fits && array.chunk_key(&index).as_str() == key).then(|| {
                     index
                         .iter()
                         .zip(&grid)
@@ -221,14 +255,41 @@ impl Input {
         Ok(stored)
     }
 
-    /// The array's attributes (v2: `.zattrs`).
+    /// The array's attributes (v2: `.zattrs`); none for a file.
     pub fn attributes(&self) -> &serde_json::Map<String, Value> {
-        self.array.attributes()
+        match &self.array {
+            Backing::Zarr(array) => array.attributes(),
+            Backing::File { attributes, .. } => attributes,
+        }
     }
 
-    /// The storage key of the chunk (shard) at grid index `index`, e.g. `c/0/1/2`.
+    /// What a file from an instrument says about its axes, spacing and channels;
+    /// `None` for a Zarr array.
+    pub fn file_metadata(&self) -> Option<&FileMetadata> {
+        match &self.array {
+            Backing::Zarr(_) => None,
+            Backing::File { reader, .. } => Some(reader.metadata()),
+        }
+    }
+
+    /// The storage key of the chunk (shard) at grid index `index`, e.g. `c/0/1/2`; for
+    /// a file, the unit's index.
     pub fn chunk_key(&self, index: &[u64]) -> String {
-        self.array.chunk_key(index).as_str().to_string()
+        match &self.array {
+            Backing::Zarr(array) => array.chunk_key(index).as_str().to_string(),
+            Backing::File { .. } => format!("unit {index:?}"),
+        }
+    }
+
+    /// The Zarr array, or an error for a file.
+    fn zarr(&self) -> Result<&Array<FilesystemStore>> {
+        match &self.array {
+            Backing::Zarr(array) => Ok(array),
+            Backing::File { .. } => Err(Error::NotAnArray {
+                path: self.path.clone(),
+                reason: "a file from an instrument, not a Zarr array's store".into(),
+            }),
+        }
     }
 
     /// Reads the product of the per-axis index sets `sets` (one per axis, each one or a
@@ -267,7 +328,7 @@ impl Input {
     /// # Errors
     /// [`Error::Store`] for I/O errors.
     pub fn encoded_chunk(&self, chunk: &[u64]) -> Result<Option<Vec<u8>>> {
-        self.array
+        self.zarr()?
             .retrieve_encoded_chunk(chunk)
             .map_err(|e| store_error(&self.path, e))
     }
@@ -277,7 +338,10 @@ impl Input {
     /// storage transformers. Two arrays that agree on them store the same bytes for the
     /// same values.
     pub(crate) fn encoding(&self) -> Vec<Value> {
-        encoding_of(&self.metadata)
+        match &self.array {
+            Backing::Zarr(_) => encoding_of(&self.metadata),
+            Backing::File { .. } => Vec::new(),
+        }
     }
 
     /// Reads a box (a convenience over [`Input::read`]).
@@ -331,6 +395,15 @@ impl Input {
     /// buffer of this thread's pool ([`take_buffer`]): a fresh one would cost a page
     /// fault per 4 KiB, the largest share of a Zarr run's page faults.
     fn retrieve<T: Element + bytemuck::Pod>(&self, ranges: &[Range<usize>]) -> Result<Vec<T>> {
+        let array = match &self.array {
+            Backing::Zarr(array) => array,
+            Backing::File { reader, .. } => {
+                let n = ranges.iter().map(Range::len).product();
+                let mut data = take_buffer::<T>(n);
+                reader.read_box(ranges, bytemuck::cast_slice_mut::<T, u8>(&mut data))?;
+                return Ok(data);
+            }
+        };
         let subset = ArraySubset::new_with_ranges(&to_u64_ranges(ranges));
         let shape: Vec<u64> = subset.shape().to_vec();
         let mut data = take_buffer::<T>(subset.num_elements_usize());
@@ -346,7 +419,7 @@ impl Input {
             )
         };
         let mut view = view.map_err(|e| Error::Shape(format!("{}: {e}", self.path.display())))?;
-        self.array
+        array
             .retrieve_array_subset_into(&subset, (&mut view).into())
             .map_err(|e| self.diagnose(ranges, e))?;
         Ok(data)
@@ -355,11 +428,14 @@ impl Input {
     /// Turns a failed retrieval into an error naming the chunk at fault: decode each
     /// chunk of the box on its own until one fails (only on the error path).
     fn diagnose(&self, ranges: &[Range<usize>], err: ArrayError) -> Error {
+        let Backing::Zarr(array) = &self.array else {
+            return Error::Read(one_line(&err));
+        };
         let sets: Vec<AxisSet> = ranges.iter().cloned().map(AxisSet::from_range).collect();
         for chunk in self.grid().chunks_touching(&sets) {
             let chunk: Vec<u64> = chunk.iter().map(|&i| i as u64).collect();
-            let path = self.path.join(self.array.chunk_key(&chunk).as_str());
-            match self.array.retrieve_chunk::<ArrayBytes<'static>>(&chunk) {
+            let path = self.path.join(array.chunk_key(&chunk).as_str());
+            match array.retrieve_chunk::<ArrayBytes<'static>>(&chunk) {
                 Ok(_) => {}
                 Err(ArrayError::StorageError(e)) => {
                     return Error::Store {
@@ -443,4 +519,34 @@ pub(crate) fn encoding_of(m: &Value) -> Vec<Value> {
             None => Value::Null,
         })
         .collect()
+}
+
+/// The lines `info` shows for a file from an instrument.
+fn describe_file(path: &Path, reader: &dyn FileReader) -> String {
+    let m = reader.metadata();
+    let mut lines = vec![
+        format!("path        {}", path.display()),
+        format!("format      {}", m.flavour),
+        format!("shape       {:?}", reader.shape()),
+        format!("dtype       {}", reader.dtype()),
+        format!("axes        {}", m.axes.join(",")),
+    ];
+    let spacing: Vec<String> = m
+        .scale
+        .iter()
+        .zip(&m.units)
+        .map(|(s, u)| match u {
+            Some(u) => format!("{s} {u}"),
+            None => format!("{s}"),
+        })
+        .collect();
+    lines.push(format!("spacing     {}", spacing.join(", ")));
+    if !m.channels.is_empty() {
+        lines.push(format!("channels    {}", m.channels.join(", ")));
+    }
+    lines.push(format!("read unit   {:?}", reader.read_unit()));
+    for note in &m.notes {
+        lines.push(format!("note        {note}"));
+    }
+    lines.join("\n")
 }

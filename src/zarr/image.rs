@@ -19,11 +19,38 @@ use crate::{ArrayViewAny, DType, Pipeline, Region};
 /// # Errors
 /// [`Error::Store`] for unreadable metadata, a missing level.
 pub fn open_level(path: &Path, level: usize) -> Result<(PathBuf, Option<(OmeImage, usize)>)> {
+    if let Some(meta) = crate::formats::metadata(path)? {
+        if level != 0 {
+            return Err(Error::InvalidParameter {
+                op: "level",
+                message: format!("{}: a file has one level (0), not {level}", path.display()),
+            });
+        }
+        return Ok((path.to_path_buf(), Some((file_image(&meta)?, 0))));
+    }
     if let Some(image) = OmeImage::open(path)? {
         let array = image.level_path(level)?;
         return Ok((array, Some((image, level))));
     }
     Ok((path.to_path_buf(), OmeImage::of_level(path)?))
+}
+
+/// The OME-Zarr image a file's metadata describes (NGFF 0.5): its axes, spacing,
+/// units and channels.
+fn file_image(meta: &crate::formats::FileMetadata) -> Result<OmeImage> {
+    let axes = OmeAxes {
+        axes: Some(meta.axes.clone()),
+        scale: Some(meta.scale.clone()),
+        units: Some(
+            meta.units
+                .iter()
+                .map(|u| u.clone().unwrap_or_else(|| "-".into()))
+                .collect(),
+        ),
+    };
+    let mut image = axes.image(meta.axes.len(), NgffVersion::V05)?;
+    image.omero = meta.omero();
+    Ok(image)
 }
 
 /// An OME-Zarr image to make from a plain array: its axes, pixel spacing and units

@@ -287,7 +287,12 @@ pub fn plan(pipeline: &Pipeline, input: &Input, chunks: Option<&[usize]>) -> Res
         }
         (_, c) => c.map(<[usize]>::to_vec),
     };
-    let chunk = chunk_shape(chunks.as_deref(), input.read_chunk_shape(), &out_shape)?;
+    let default = match input.file_metadata() {
+        // A file's unit of decoding may be one strip: its outputs take bigger chunks.
+        Some(_) => input.chunk_shape(),
+        None => input.read_chunk_shape(),
+    };
+    let chunk = chunk_shape(chunks.as_deref(), default, &out_shape)?;
     Plan::new(pipeline, input.shape(), input.dtype(), &chunk, &chunk)
 }
 
