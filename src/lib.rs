@@ -41,6 +41,7 @@ pub mod gpu;
 pub mod in_memory;
 mod keys;
 pub mod ops;
+pub mod picture;
 pub mod plan;
 pub mod region;
 pub mod stage;

@@ -207,6 +207,7 @@ struct RunOptions {
     levels: Option<usize>,
     factor: Option<Vec<usize>>,
     method: Option<String>,
+    plain: bool,
 }
 
 fn bad(what: &str, message: impl std::fmt::Display) -> PyErr {
@@ -288,6 +289,7 @@ impl RunOptions {
                 .map(str::parse)
                 .transpose()
                 .map_err(failed)?,
+            plain: self.plain,
         })
     }
 }

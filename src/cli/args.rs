@@ -55,6 +55,14 @@ pub(super) enum Command {
     Verify(VerifyArgs),
     /// List the GPU adapters wgpu sees: number, name, type, backend, PCI bus id.
     Devices,
+    /// Convert an instrument's file (TIFF, OME-TIFF, NIfTI) or any array to an
+    /// OME-Zarr image (or a plain array with --plain) in one streamed pass, its axes,
+    /// pixel sizes, units and channel names carried over; with --pyramid, with its
+    /// lower levels too.
+    Convert(ConvertArgs),
+    /// A PNG picture of an array: a maximum or mean projection, or a slice, with the
+    /// contrast from percentiles; on a pyramid, from the level nearest --size.
+    Preview(PreviewArgs),
 }
 
 /// The ops: each reads an input and writes an output (and `init` creates that output).
@@ -128,6 +136,63 @@ pub(super) struct VerifyArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub(super) json: bool,
+}
+
+/// `preview IN OUT.png`.
+#[derive(Args)]
+pub(super) struct PreviewArgs {
+    /// The array: a Zarr array, an OME-Zarr image, a TIFF or NIfTI file.
+    pub(super) input: PathBuf,
+    /// The PNG to write.
+    pub(super) output: PathBuf,
+    /// The axis projected or sliced, by number or name (`z`) [default: the third from
+    /// last, z of …zyx; none for 2-D or c,y,x arrays].
+    #[arg(long)]
+    pub(super) axis: Option<String>,
+    /// How: `max` (a maximum-intensity projection), `mean`, or `slice` (at --index).
+    #[arg(long, default_value = "max", value_parser = ["max", "mean", "slice"])]
+    pub(super) method: String,
+    /// The index a slice shows [default: the middle].
+    #[arg(long)]
+    pub(super) index: Option<usize>,
+    /// The channel shown, along the `c` axis [default: 0].
+    #[arg(long)]
+    pub(super) channel: Option<usize>,
+    /// The contrast window: `auto` (the 0.1st to 99.9th percentiles) or `LO,HI`.
+    #[arg(long, default_value = "auto")]
+    pub(super) contrast: String,
+    /// The colour map.
+    #[arg(long, default_value = "gray", value_parser = ["gray", "magma", "viridis"])]
+    pub(super) colormap: String,
+    /// The picture's longer side in pixels [default: the projection's own size].
+    #[arg(long)]
+    pub(super) size: Option<usize>,
+    /// The level of an OME-Zarr image [default: the coarsest at least --size].
+    #[arg(long)]
+    pub(super) level: Option<usize>,
+    /// Reader threads [default: all cores].
+    #[arg(long)]
+    pub(super) threads: Option<usize>,
+}
+
+/// `convert IN OUT`.
+#[derive(Args)]
+pub(super) struct ConvertArgs {
+    /// Input: a TIFF, OME-TIFF or ImageJ TIFF, a NIfTI file (.nii, .nii.gz), or a Zarr
+    /// array or OME-Zarr image.
+    pub(super) input: PathBuf,
+    /// Output OME-Zarr image (or plain array with --plain).
+    pub(super) output: PathBuf,
+    /// Write a plain Zarr array, not an OME-Zarr image.
+    #[arg(long, conflicts_with = "pyramid")]
+    pub(super) plain: bool,
+    /// Also write lower resolution levels (means of 2×2(×2) blocks of the space axes):
+    /// LEVELS levels in all, level 0 included [default without a value: until a
+    /// level fits in one chunk].
+    #[arg(long, value_name = "LEVELS", num_args = 0..=1)]
+    pub(super) pyramid: Option<Option<usize>>,
+    #[command(flatten)]
+    pub(super) common: Common,
 }
 
 /// `pyramid IN OUT`.
@@ -289,6 +354,10 @@ pub(super) struct StatsArgs {
     /// Percentiles to compute exactly, 0 to 100 (numpy's `linear` method).
     #[arg(long, value_delimiter = ',')]
     pub(super) percentiles: Vec<f64>,
+    /// Draw the histogram (256 bins unless --histogram says) as a PNG, with the
+    /// percentiles asked for (1, 50 and 99 unless --percentiles says) marked.
+    #[arg(long, value_name = "HIST.png", conflicts_with = "axis")]
+    pub(super) plot: Option<PathBuf>,
     /// Also write everything as JSON to this file (`-` for standard output only).
     #[arg(long)]
     pub(super) json: Option<PathBuf>,
@@ -391,6 +460,7 @@ impl Common {
                 .as_deref()
                 .map(str::parse::<NgffVersion>)
                 .transpose()?,
+            plain: false,
         })
     }
 }

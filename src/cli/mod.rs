@@ -19,7 +19,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::zarr::{self, ProgressBar};
-use args::{Cli, Command, Common, OpCommand, PyramidArgs, Run, StatsArgs};
+use args::{
+    Cli, Command, Common, ConvertArgs, OpCommand, PreviewArgs, PyramidArgs, Run, StatsArgs,
+};
 use ops::ToChain;
 
 /// Turns an op's flags into an [`Op`](crate::Op).
@@ -112,6 +114,8 @@ fn execute(command: &Command) -> crate::Result<()> {
         Command::Stats(a) => stats(a),
         Command::Pyramid(p) => pyramid(p),
         Command::Devices => devices(),
+        Command::Convert(c) => convert(c),
+        Command::Preview(p) => preview(p),
     }
 }
 
@@ -198,6 +202,66 @@ fn pyramid(p: &PyramidArgs) -> crate::Result<()> {
     show::finish(c, bar, &done.report, &p.output, &how)
 }
 
+/// `convert IN OUT`: a copy (an OME-Zarr image unless `--plain`), or a pyramid.
+fn convert(a: &ConvertArgs) -> crate::Result<()> {
+    let c = &a.common;
+    let part = c.part()?;
+    let mut options = c.options(part)?;
+    if let Some(levels) = a.pyramid {
+        let spec = zarr::Pyramid {
+            levels,
+            options,
+            ..zarr::Pyramid::new(&a.input, &a.output)
+        };
+        let bar = progress_bar(c);
+        let done = spec.run(bar.as_ref().map(|b| b as &dyn zarr::Progress))?;
+        let how = format!(" ({} levels)", done.levels);
+        return show::finish(c, bar, &done.report, &a.output, &how);
+    }
+    options.plain = a.plain;
+    let mut chain = zarr::Chain::default();
+    if let Some(d) = &c.dtype {
+        chain.dtype = Some(d.parse()?);
+    }
+    let spec = zarr::Run::new(&a.input, &a.output, chain).with_options(options);
+    let bar = progress_bar(c);
+    let report = spec.run(bar.as_ref().map(|b| b as &dyn zarr::Progress))?;
+    show::finish(c, bar, &report, &a.output, "")
+}
+
+/// `preview IN OUT.png`.
+fn preview(a: &PreviewArgs) -> crate::Result<()> {
+    let spec = zarr::Preview {
+        level: a.level,
+        axis: a.axis.clone(),
+        method: a.method.parse()?,
+        index: a.index,
+        channel: a.channel,
+        contrast: a.contrast.parse()?,
+        colormap: a.colormap.parse()?,
+        size: a.size,
+        threads: a.threads,
+        ..zarr::Preview::new(&a.input, &a.output)
+    };
+    let r = spec.run()?;
+    println!(
+        "{}: {}×{} picture of level {} {:?}, axes {} × {}{}, window {} to {}",
+        a.output.display(),
+        r.picture.0,
+        r.picture.1,
+        r.level,
+        r.shape,
+        r.shown.0,
+        r.shown.1,
+        r.axis
+            .map(|p| format!(" across axis {p}"))
+            .unwrap_or_default(),
+        r.window.0,
+        r.window.1
+    );
+    Ok(())
+}
+
 /// `stats IN`: printed, and written as JSON where asked.
 fn stats(a: &StatsArgs) -> crate::Result<()> {
     let spec = zarr::Stats {
@@ -205,8 +269,14 @@ fn stats(a: &StatsArgs) -> crate::Result<()> {
         level: a.level,
         options: crate::stats::StatsOptions {
             axis: a.axis,
-            histogram: a.histogram,
-            percentiles: a.percentiles.clone(),
+            histogram: match (a.histogram, &a.plot) {
+                (None, Some(_)) => Some(256),
+                (h, _) => h,
+            },
+            percentiles: match (a.percentiles.is_empty(), &a.plot) {
+                (true, Some(_)) => vec![1.0, 50.0, 99.0],
+                _ => a.percentiles.clone(),
+            },
             keep_decoded: a.keep_decoded << 20,
         },
         threads: a.threads,
@@ -215,6 +285,16 @@ fn stats(a: &StatsArgs) -> crate::Result<()> {
     let started = std::time::Instant::now();
     let s = spec.run()?;
     let json = serde_json::to_string_pretty(&s).expect("serialises");
+    if let Some(png) = &a.plot {
+        let whole = &s.summaries[0];
+        let h = whole.histogram.as_ref().expect("asked for");
+        let marks: Vec<(f64, f64)> = whole
+            .percentiles
+            .iter()
+            .map(|p| (p.percentile, p.value))
+            .collect();
+        crate::picture::plot_histogram(png, &h.counts, &h.edges, &marks, (800, 400))?;
+    }
     if a.json.as_deref() == Some(Path::new("-")) {
         println!("{json}");
         return Ok(());

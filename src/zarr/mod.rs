@@ -34,6 +34,7 @@
 mod chain;
 mod image;
 mod options;
+mod preview;
 mod progress;
 mod pyramid;
 mod run;
@@ -43,6 +44,7 @@ mod units;
 pub use chain::{Chain, GaussianKind, Step};
 pub use image::{OmeAxes, input_spacing, open_level, output_image, write_array};
 pub use options::{Options, resolve_statistics};
+pub use preview::{Preview, PreviewMethod, PreviewReport};
 pub use progress::{Phase, Progress, ProgressBar};
 pub use pyramid::{Pyramid, PyramidMethod, PyramidReport};
 pub(crate) use run::widened;

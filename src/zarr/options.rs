@@ -63,6 +63,9 @@ pub struct Options {
     pub ome: Option<OmeAxes>,
     /// The NGFF version of an OME-Zarr output [default: the input's; 0.5 for `ome`].
     pub ngff_version: Option<NgffVersion>,
+    /// Write a plain Zarr array even where the input is an OME-Zarr image or a file
+    /// with metadata (its spacing still gives physical units their meaning).
+    pub plain: bool,
 }
 
 impl Default for Options {
@@ -82,6 +85,7 @@ impl Default for Options {
             gpu_timeout: None,
             ome: None,
             ngff_version: None,
+            plain: false,
         }
     }
 }

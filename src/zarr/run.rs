@@ -223,15 +223,25 @@ impl Run {
             record["statistics"] = values.clone();
         }
         attributes.insert("haloflow".into(), record);
-        let ome = output_image(
-            ome_input,
-            o.ome.as_ref(),
-            false,
-            o.ngff_version,
-            &pipeline,
-            input.shape().len(),
-            (input.dtype(), out_dtype),
-        )?;
+        let ome = if o.plain {
+            if o.ome.is_some() || o.ngff_version.is_some() {
+                return Err(Error::InvalidParameter {
+                    op: "plain",
+                    message: "a plain array has no OME-Zarr axes or NGFF version".into(),
+                });
+            }
+            None
+        } else {
+            output_image(
+                ome_input,
+                o.ome.as_ref(),
+                false,
+                o.ngff_version,
+                &pipeline,
+                input.shape().len(),
+                (input.dtype(), out_dtype),
+            )?
+        };
         let mut spec = OutputSpec::new(&out_shape, out_dtype, &chunk)
             .with_zarr_format(o.zarr_format)
             .with_compression(o.compression)
