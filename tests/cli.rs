@@ -29,14 +29,21 @@ fn interop(check: &str) {
 }
 
 fn interop_on(check: &str, device: &str) {
+    script_check("zarr_interop.py", &["--device", device, check]);
+}
+
+/// Runs `tests/interop/SCRIPT` with the freshly built binary and `args`.
+fn script_check(script: &str, args: &[&str]) {
     let Some(python) = python() else { return };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/zarr_interop.py");
+    let check = args.join(" ");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(script);
     let out = Command::new(&python)
         .arg(&script)
         .arg("--haloflow")
         .arg(env!("CARGO_BIN_EXE_haloflow"))
-        .args(["--device", device])
-        .arg(check)
+        .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -117,6 +124,36 @@ fn thresholds_from_statistics_on_the_gpu() {
 #[test]
 fn arrays_compressed_by_other_tools_are_read() {
     interop("codecs");
+}
+
+#[test]
+fn tiff_files_read_as_tifffile_reads_them() {
+    script_check("formats.py", &["tiff"]);
+}
+
+#[test]
+fn nifti_files_read_as_nibabel_reads_them() {
+    script_check("formats.py", &["nifti"]);
+}
+
+#[test]
+fn file_metadata_reaches_info_and_ome_zarr_outputs() {
+    script_check("formats.py", &["metadata"]);
+}
+
+#[test]
+fn previews_and_histogram_plots_are_pngs_pillow_reads() {
+    script_check("formats.py", &["preview"]);
+}
+
+#[test]
+fn bad_instrument_files_are_refused_in_one_line_naming_them() {
+    script_check("formats.py", &["bad"]);
+}
+
+#[test]
+fn a_tiff_larger_than_the_memory_limit_streams() {
+    script_check("formats.py", &["memory"]);
 }
 
 #[test]

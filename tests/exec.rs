@@ -193,6 +193,26 @@ fn a_tiny_memory_limit_is_a_clear_error() {
 }
 
 #[test]
+fn a_memory_limit_for_one_job_runs_one_job_at_a_time() {
+    let shape = [16, 10, 12];
+    let source = MemSource::new(&shape, &[4, 4, 4]);
+    let plan = Plan::new(&pipeline(), &shape, DType::F32, &[4, 10, 12], &[4, 10, 12]).unwrap();
+    let one = haloflow::exec::memory_estimate(&plan, &source, 1);
+    assert!(haloflow::exec::memory_estimate(&plan, &source, 4) > one + 1024);
+    let options = RunOptions {
+        memory_limit: one + 1024,
+        threads: 4,
+        ..RunOptions::default()
+    };
+    let sink = MemSink::default();
+    let report = run(&plan, &source, &sink, &options, None).unwrap();
+    assert_eq!(report.jobs_done, plan.num_jobs());
+    let whole = MemSink::default();
+    run(&plan, &source, &whole, &RunOptions::default(), None).unwrap();
+    assert_eq!(sink.assemble(&shape), whole.assemble(&shape));
+}
+
+#[test]
 fn a_pyramid_in_one_pass_equals_each_level_chained_in_memory_for_any_tiling_and_part() {
     use haloflow::exec::OnePassPyramid;
     let shape = [19, 26, 23];

@@ -32,6 +32,7 @@ from .ops import Op
 
 __all__ = [
     "Op", "Pipeline", "ops", "run", "init", "stats", "pyramid", "verify", "HaloflowError",
+    "convert", "preview",
     "threshold", "clip", "gaussian", "gaussian_filter", "gaussian_laplace",
     "gaussian_gradient_magnitude", "convolve", "uniform", "uniform_filter", "median",
     "median_filter", "percentile", "percentile_filter", "minimum", "minimum_filter",
@@ -237,8 +238,9 @@ def _options(*, chunks=None, shards=None, part=None, memory_limit=None, overwrit
 
 
 def run(input, output, pipeline, *, progress=False, **options) -> dict:
-    """Runs ``pipeline`` (a :class:`Pipeline` or one :class:`Op`) from the Zarr array or
-    OME-Zarr image ``input`` to ``output``, as ``haloflow run`` does (the library's
+    """Runs ``pipeline`` (a :class:`Pipeline` or one :class:`Op`) from the Zarr array,
+    OME-Zarr image or instrument file (TIFF, OME-TIFF, ImageJ TIFF, NIfTI) ``input`` to
+    ``output``, as ``haloflow run`` does (the library's
     ``zarr::Run``, called directly), and returns its report (jobs, bytes, seconds per
     stage, peak memory) as a dict.
 
@@ -283,6 +285,47 @@ def pyramid(input, output, *, levels=None, factor=None, method="mean", progress=
     report = _haloflow.pyramid(os.fspath(input), os.fspath(output),
                                json.dumps({**_options(**options), **extra}), progress or None)
     return json.loads(report)
+
+
+def convert(input, output, *, plain=False, pyramid=None, progress=False, **options) -> dict:
+    """Converts ``input`` (a TIFF, OME-TIFF or ImageJ TIFF, a NIfTI file, or any Zarr
+    array) to an OME-Zarr image at ``output`` in one streamed pass, as ``haloflow
+    convert`` does: the file's axes, pixel sizes, units and channel names go into the
+    image's metadata. ``plain=True`` writes a plain Zarr array instead; ``pyramid``
+    (``True``, or a number of levels) also writes lower resolution levels (means of
+    2×2(×2) blocks). Takes :func:`run`'s options; returns the report as a dict."""
+    if pyramid is not None and pyramid is not False:
+        if plain:
+            raise ValueError("convert: plain=True has no pyramid")
+        levels = None if pyramid is True else int(pyramid)
+        return globals()["pyramid"](input, output, levels=levels, progress=progress, **options)
+    report = _haloflow.run(os.fspath(input), os.fspath(output), Pipeline().to_json(),
+                           json.dumps({**_options(**options), "plain": bool(plain)}),
+                           progress or None)
+    return json.loads(report)
+
+
+def preview(input, output, *, axis=None, method="max", index=None, channel=None, contrast="auto",
+            colormap="gray", size=None, level=None, threads=None) -> dict:
+    """Writes a PNG picture of ``input`` (a Zarr array, OME-Zarr image, TIFF or NIfTI
+    file) at ``output``, as ``haloflow preview`` does: the ``max`` or ``mean`` along
+    ``axis`` (a number or a name such as ``"z"``; by default the third from last), or
+    the ``slice`` at ``index``; the channel ``channel`` of a ``c`` axis; the contrast
+    ``"auto"`` (0.1st to 99.9th percentiles) or ``(lo, hi)``; ``colormap`` ``gray``,
+    ``magma`` or ``viridis``; ``size`` pixels on the longer side (on a pyramid, read
+    from the level nearest it). Streamed chunk by chunk. Returns what it drew: the
+    ``level`` read, the array's ``shape``, the projected ``axis``, the ``picture``'s
+    rows and columns and the contrast ``window``."""
+    if not isinstance(contrast, str):
+        lo, hi = contrast
+        contrast = f"{float(lo)!r},{float(hi)!r}"
+    options = {"axis": None if axis is None else str(axis), "method": str(method),
+               "index": None if index is None else int(index),
+               "channel": None if channel is None else int(channel), "contrast": contrast,
+               "colormap": str(colormap), "size": None if size is None else int(size),
+               "level": None if level is None else int(level),
+               "threads": None if threads is None else int(threads)}
+    return json.loads(_haloflow.preview(os.fspath(input), os.fspath(output), json.dumps(options)))
 
 
 def verify(output) -> dict:

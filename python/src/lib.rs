@@ -445,6 +445,63 @@ fn pyramid(
     Ok(serde_json::to_string(&done.report).expect("a report serialises"))
 }
 
+/// `haloflow.preview`: the library's `zarr::Preview` (keywords as JSON), the GIL
+/// released; what it drew as JSON.
+#[pyfunction]
+fn preview(py: Python<'_>, input: PathBuf, output: PathBuf, options: &str) -> PyResult<String> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default, deny_unknown_fields)]
+    struct PreviewOptions {
+        axis: Option<String>,
+        method: Option<String>,
+        index: Option<usize>,
+        channel: Option<usize>,
+        contrast: Option<String>,
+        colormap: Option<String>,
+        size: Option<usize>,
+        level: Option<usize>,
+        threads: Option<usize>,
+    }
+    let o: PreviewOptions = serde_json::from_str(options).map_err(|e| bad("options", e))?;
+    let spec = zarr::Preview {
+        level: o.level,
+        axis: o.axis,
+        method: o
+            .method
+            .as_deref()
+            .unwrap_or("max")
+            .parse()
+            .map_err(failed)?,
+        index: o.index,
+        channel: o.channel,
+        contrast: o
+            .contrast
+            .as_deref()
+            .unwrap_or("auto")
+            .parse()
+            .map_err(failed)?,
+        colormap: o
+            .colormap
+            .as_deref()
+            .unwrap_or("gray")
+            .parse()
+            .map_err(failed)?,
+        size: o.size,
+        threads: o.threads,
+        ..zarr::Preview::new(input, output)
+    };
+    let r = py.detach(|| spec.run()).map_err(failed)?;
+    Ok(serde_json::json!({
+        "level": r.level,
+        "shape": r.shape,
+        "axis": r.axis,
+        "shown": [r.shown.0, r.shown.1],
+        "picture": [r.picture.0, r.picture.1],
+        "window": [r.window.0, r.window.1],
+    })
+    .to_string())
+}
+
 /// Whole-array statistics of the Zarr array (or OME-Zarr image's `level`) at `path`
 /// (options and result as the JSON of haloflow's `StatsOptions` and `Statistics`),
 /// streamed by the library's `zarr::Stats`, the GIL released.
@@ -476,6 +533,7 @@ fn _haloflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(apply, m)?)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(pyramid, m)?)?;
+    m.add_function(wrap_pyfunction!(preview, m)?)?;
     m.add_function(wrap_pyfunction!(statistics_of_path, m)?)?;
     m.add_function(wrap_pyfunction!(statistics, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;

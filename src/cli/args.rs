@@ -282,7 +282,8 @@ pub(super) struct Common {
     /// Recompute and replace an existing output, even an incompatible one.
     #[arg(long)]
     pub(super) overwrite: bool,
-    /// Memory budget for jobs in flight and decoded chunks, e.g. 2G, 512M [default: 1/4 of RAM].
+    /// Memory budget for jobs in flight and decoded chunks, e.g. 2G, 512M [default: 1/4 of RAM]; fewer
+    /// jobs run at once where --threads would not fit.
     #[arg(long, value_parser = parse_size)]
     pub(super) memory_limit: Option<u64>,
     /// No progress bar and no summary.

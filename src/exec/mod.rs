@@ -99,15 +99,18 @@ pub fn run(
     }
 
     let cache = ChunkCache::new(source, &todo)?;
-    let threads = options.threads.max(1).min(todo.len().max(1));
-    let in_flight = RUNTIME_RESERVE
-        + threads as u64 * job_bytes(plan, todo.first(), &source.read_chunk_shape());
+    let wanted = options.threads.max(1).min(todo.len().max(1));
+    let per_job = job_bytes(plan, todo.first(), &source.read_chunk_shape());
+    // As many jobs in flight as the limit holds, up to the threads asked for: the
+    // memory limit is the promise kept (fewer workers only take longer).
+    let fit = options.memory_limit.saturating_sub(RUNTIME_RESERVE) / per_job.max(1);
+    let threads = wanted.min(fit.max(1) as usize);
+    let in_flight = RUNTIME_RESERVE + threads as u64 * per_job;
     if !todo.is_empty() && in_flight > options.memory_limit {
         return Err(Error::InvalidParameter {
             op: "memory-limit",
             message: format!(
-                "{} jobs in flight need about {} MiB, over the limit of {} MiB; lower --threads or use smaller output chunks",
-                threads,
+                "one job needs about {} MiB, over the limit of {} MiB; use smaller output chunks (--chunks)",
                 in_flight >> 20,
                 options.memory_limit >> 20
             ),

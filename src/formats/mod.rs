@@ -176,8 +176,8 @@ fn bad(path: &Path, format: Format, message: impl Into<String>) -> Error {
 }
 
 /// A chunk shape for writing an array read from a file: whole rows and planes up to
-/// 1024 × 1024 pixels, and as many planes (up to 64) as make about 16 Mi elements; 1
-/// along the axes before those three.
+/// 1024 × 1024 pixels, and as many planes (up to 64) as make about 4 Mi elements (16
+/// MiB of float32); 1 along the axes before those three.
 pub fn default_chunk(shape: &[usize]) -> Vec<usize> {
     let n = shape.len();
     let mut chunk = vec![1; n];
@@ -185,12 +185,10 @@ pub fn default_chunk(shape: &[usize]) -> Vec<usize> {
     for a in (0..n).rev() {
         let cap = match n - a {
             1 | 2 => 1024,
-            3 => (16 << 20) / size.max(1),
+            3 => ((4 << 20) / size.max(1)).clamp(1, 64),
             _ => 1,
         };
-        chunk[a] = shape[a]
-            .min(cap.clamp(1, if n - a == 3 { 64 } else { 1024 }))
-            .max(1);
+        chunk[a] = shape[a].min(cap).max(1);
         size *= chunk[a];
     }
     chunk
@@ -256,11 +254,9 @@ mod tests {
 
     #[test]
     fn default_chunks_hold_whole_planes_and_many_of_them() {
-        assert_eq!(default_chunk(&[100, 512, 512]), vec![64, 512, 512]);
-        assert_eq!(
-            default_chunk(&[3, 100, 4096, 4096]),
-            vec![1, 16, 1024, 1024]
-        );
+        assert_eq!(default_chunk(&[100, 512, 512]), vec![16, 512, 512]);
+        assert_eq!(default_chunk(&[100, 256, 256]), vec![64, 256, 256]);
+        assert_eq!(default_chunk(&[3, 100, 4096, 4096]), vec![1, 4, 1024, 1024]);
         assert_eq!(default_chunk(&[5, 7]), vec![5, 7]);
         assert_eq!(default_chunk(&[2, 10, 20, 30]), vec![1, 10, 20, 30]);
     }

@@ -44,7 +44,8 @@ pub struct Options {
     /// Recompute and replace an existing output, even an incompatible one.
     pub overwrite: bool,
     /// Memory budget in bytes for jobs in flight and decoded chunks [default: a
-    /// quarter of the machine's memory].
+    /// quarter of the machine's memory]. A run keeps fewer jobs in flight than
+    /// [`Options::threads`] where that many would not fit.
     pub memory_limit: Option<u64>,
     /// Worker threads (jobs in flight) [default: every core].
     pub threads: Option<usize>,
