@@ -227,7 +227,8 @@ pub(super) struct PyramidArgs {
 /// An op's run: input, output, the op's flags, the common flags.
 #[derive(Args)]
 pub(super) struct Run<A: Args> {
-    /// Input array: the directory holding `.zarray` or `zarr.json` (e.g. image.zarr/0).
+    /// Input: a Zarr array (the directory holding `.zarray` or `zarr.json`, e.g.
+    /// image.zarr/0), an OME-Zarr image, or a TIFF, OME-TIFF or NIfTI file.
     pub(super) input: PathBuf,
     /// Output array directory (created, or resumed if it exists with the same metadata).
     pub(super) output: PathBuf,

@@ -1,6 +1,7 @@
 //! Files that instruments write, read straight into a run as if they were Zarr arrays:
-//! TIFF (classic and BigTIFF; plain stacks, ImageJ hyperstacks, OME-TIFF) and NIfTI
-//! (NIfTI-1 and NIfTI-2, `.nii` and `.nii.gz`).
+//! TIFF (classic and BigTIFF; plain stacks, ImageJ hyperstacks, OME-TIFF), NIfTI
+//! (NIfTI-1 and NIfTI-2, `.nii` and `.nii.gz`), and a series of such files named by a
+//! glob pattern (`plane_*.tif`), one plane or volume each.
 //!
 //! A [`FileReader`] gives an array's shape, type and metadata (axes, pixel spacing,
 //! units, channel names), and decodes any box of it. Its *read unit* is what it
@@ -12,6 +13,7 @@
 //! (Layer: storage, beside [`store`](crate::store), which opens these readers.)
 
 mod nifti;
+mod series;
 mod tiff;
 
 use std::fs::File;
@@ -138,6 +140,9 @@ pub fn detect(path: &Path) -> Option<Format> {
 /// [`Error::BadFile`] naming the file for a truncated or corrupt file, or one whose
 /// compression, pixel type or layout is not supported.
 pub fn open(path: &Path) -> Result<Option<Box<dyn FileReader>>> {
+    if series::is_pattern(path) {
+        return Ok(Some(Box::new(series::Series::open(path)?)));
+    }
     Ok(match detect(path) {
         None => None,
         Some(Format::Tiff) => Some(Box::new(tiff::TiffFile::open(path)?)),
@@ -159,6 +164,9 @@ pub fn open(path: &Path) -> Result<Option<Box<dyn FileReader>>> {
 /// # Errors
 /// As [`open`].
 pub fn metadata(path: &Path) -> Result<Option<FileMetadata>> {
+    if series::is_pattern(path) {
+        return Ok(Some(series::Series::open(path)?.metadata().clone()));
+    }
     match detect(path) {
         Some(Format::Nifti) => nifti::probe(path).map(Some),
         Some(_) => Ok(open(path)?.map(|r| r.metadata().clone())),

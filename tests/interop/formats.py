@@ -105,9 +105,21 @@ def tiff(bin_, tmp):
     ref = ndi.gaussian_filter(want.astype(np.float32), 1.5, mode="reflect")
     err = np.abs(level0(dst) - ref).max()
     check(err <= 2e-5 * np.ptp(want), f"tiff gaussian: max error {err}")
-    # A series of single-plane files from a glob pattern is not claimed: convert says no.
-    print(f"tiff: {len(cases)} files equal tifffile's reading; a Gaussian from a TIFF equals scipy's (max error {err:.2e})",
-          flush=True)
+    # A series of single-plane files from a glob pattern: one z stack, in sorted order.
+    series = os.path.join(tmp, "series")
+    os.makedirs(series)
+    planes = rng.integers(0, 60000, (6, 33, 41), dtype=np.uint16)
+    for i, plane in enumerate(planes):
+        tifffile.imwrite(os.path.join(series, f"plane_{i:03d}.tif"), plane, compression="zlib")
+    dst = os.path.join(tmp, "series.zarr")
+    haloflow(bin_, "convert", os.path.join(series, "plane_*.tif"), dst, "--plain", "--quiet", "--chunks", "4,16,16")
+    got = level0(dst)
+    check(np.array_equal(got, planes), f"tiff series: {got.shape} differs from the planes {planes.shape}")
+    tifffile.imwrite(os.path.join(series, "plane_999.tif"), planes[0, :20])
+    run = haloflow(bin_, "convert", os.path.join(series, "plane_*.tif"), dst + "2", "--quiet", check_ok=False)
+    check(run.returncode != 0 and "plane_999.tif" in run.stderr, f"tiff series of unequal planes: {run.stderr}")
+    print(f"tiff: {len(cases)} files and a series of planes equal tifffile's reading; a Gaussian from a TIFF "
+          f"equals scipy's (max error {err:.2e})", flush=True)
 
 
 def nifti(bin_, tmp):

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Instrument files to OME-Zarr: `haloflow convert` against tifffile + zarr-python, and
+the memory a conversion takes under a limit.
+
+    .venv/bin/python scripts/bench_formats.py [--haloflow target/release/haloflow] [--gib 1]
+
+Cases:
+- an uncompressed OME-TIFF of --gib GiB (uint16, 2048 x 1024 planes, one strip of 64
+  rows each, as microscopes write), and the same zlib-compressed;
+- both converted to an OME-Zarr image (chunks 16 x 1024 x 1024 for both tools, zstd
+  level 3): `haloflow convert`, against tifffile reading the file as a Zarr
+  store (`TiffFile.aszarr`, the streamed way) copied by zarr-python into an array of
+  the same chunks and codec, plane block by plane block;
+- peak RSS of `haloflow convert` of a 384 MiB TIFF with `--memory-limit 128M`.
+
+Each timing is the best of --repeats runs of the whole process (wall seconds). The
+outputs are compared for equality. Prints a Markdown table.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import tifffile
+import zarr
+import zarr.codecs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+REFERENCE = r"""
+import sys, numpy as np, tifffile, zarr, zarr.codecs
+src, dst, cz = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with tifffile.TiffFile(src) as t:
+    store = t.series[0].aszarr()
+    a = zarr.open_array(store, mode="r")
+    out = zarr.create_array(store=dst, shape=a.shape, chunks=(cz, 1024, 1024),
+                            dtype=a.dtype, compressors=zarr.codecs.ZstdCodec(level=3), overwrite=True)
+    for z in range(0, a.shape[0], cz):
+        out[z:z + cz] = a[z:z + cz]
+"""
+
+
+def best(cmd, repeats, clean):
+    times = []
+    for _ in range(repeats):
+        clean()
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def write_tiff(path, planes, compression, rng):
+    with tifffile.TiffWriter(path, bigtiff=True, ome=True) as w:
+        def gen():
+            for _ in range(planes):
+                yield (rng.integers(0, 4096, (2048, 1024), dtype=np.uint16))
+        w.write(gen(), shape=(planes, 2048, 1024), dtype=np.uint16, rowsperstrip=64,
+                compression=compression, metadata={"axes": "ZYX", "PhysicalSizeZ": 2.0,
+                                                   "PhysicalSizeX": 0.4, "PhysicalSizeY": 0.4})
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--haloflow", default=os.path.join(ROOT, "target/release/haloflow"))
+    ap.add_argument("--gib", type=float, default=1.0)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="haloflow-bench-formats-")
+    rng = np.random.default_rng(0)
+    rows = []
+    try:
+        planes = int(args.gib * (1 << 30) / (2048 * 1024 * 2))
+        for compression in [None, "zlib"]:
+            src = os.path.join(tmp, f"scan-{compression}.ome.tif")
+            write_tiff(src, planes, compression, rng)
+            ours, theirs = os.path.join(tmp, "ours.ome.zarr"), os.path.join(tmp, "theirs.zarr")
+
+            def clean():
+                for p in (ours, theirs):
+                    shutil.rmtree(p, ignore_errors=True)
+            t_ours = best([args.haloflow, "convert", src, ours, "--quiet", "--device", "cpu",
+                           "--chunks", "16,1024,1024"], args.repeats, clean)
+            t_ref = best([sys.executable, "-c", REFERENCE, src, theirs, "16"],
+                         args.repeats, clean)
+            subprocess.run([args.haloflow, "convert", src, ours, "--quiet", "--device", "cpu",
+                            "--chunks", "16,1024,1024"], check=True)
+            subprocess.run([sys.executable, "-c", REFERENCE, src, theirs, "16"], check=True)
+            a = zarr.open_group(ours, mode="r")["0"]
+            b = zarr.open_array(theirs, mode="r")
+            same = all(np.array_equal(a[z:z + 16], b[z:z + 16]) for z in range(0, a.shape[0], 16))
+            size = os.path.getsize(src) / (1 << 30)
+            rows.append((f"OME-TIFF {compression or 'uncompressed'}, {planes}x2048x1024 uint16 ({size:.2f} GiB on disk)",
+                         t_ours, t_ref, same))
+            os.remove(src)
+            clean()
+        # Memory: 384 MiB through 128 MiB.
+        src = os.path.join(tmp, "mem.tif")
+        write_tiff(src, 96, None, rng)
+        report = os.path.join(tmp, "report.json")
+        subprocess.run([args.haloflow, "convert", src, os.path.join(tmp, "mem.ome.zarr"), "--quiet",
+                        "--device", "cpu", "--memory-limit", "128M", "--report", report], check=True)
+        peak = json.load(open(report))["peak_rss_bytes"] >> 20
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"machine: {os.cpu_count()} cores")
+    print("| conversion to OME-Zarr (zstd 3) | haloflow convert | tifffile aszarr + zarr-python | speedup | equal |")
+    print("|---|---|---|---|---|")
+    for name, a, b, same in rows:
+        print(f"| {name} | {a:.2f} s | {b:.2f} s | {b / a:.1f}x | {same} |")
+    print(f"\npeak RSS of `haloflow convert` of a 384 MiB TIFF with --memory-limit 128M: {peak} MiB")
+
+
+if __name__ == "__main__":
+    main()
