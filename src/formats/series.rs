@@ -52,8 +52,8 @@ impl Series {
                     "matched by the pattern, but not a TIFF or NIfTI file",
                 )
             })?;
-            if let Some(first) = files.first() {
-                let first: &Box<dyn FileReader> = first;
+            if let Some(first) = files.first().map(Box::as_ref) {
+                let first: &dyn FileReader = first;
                 if reader.shape() != first.shape() || reader.dtype() != first.dtype() {
                     return Err(bad(
                         path,
