@@ -137,6 +137,11 @@ fn nifti_files_read_as_nibabel_reads_them() {
 }
 
 #[test]
+fn czi_scenes_read_as_pylibczirw_reads_them() {
+    script_check("formats.py", &["czi"]);
+}
+
+#[test]
 fn file_metadata_reaches_info_and_ome_zarr_outputs() {
     script_check("formats.py", &["metadata"]);
 }

@@ -189,7 +189,7 @@ minimum = minimum_filter
 maximum = maximum_filter
 
 
-def stats(x, *, axis=None, histogram=None, percentiles=(), threads=None, level=None) -> dict:
+def stats(x, *, axis=None, histogram=None, percentiles=(), threads=None, level=None, scene=None) -> dict:
     """Whole-array statistics of a NumPy array, or of a Zarr array or OME-Zarr image
     given by its path (streamed, as ``haloflow stats``): min, max, mean, std (ddof 0)
     and NaN count; exact percentiles (numpy's ``linear`` method, as
@@ -201,8 +201,14 @@ def stats(x, *, axis=None, histogram=None, percentiles=(), threads=None, level=N
                           "histogram": None if histogram is None else int(histogram),
                           "percentiles": percentiles})
     if isinstance(x, (str, os.PathLike)):
-        return json.loads(_haloflow.statistics_of_path(os.fspath(x), options, threads, level))
+        return json.loads(_haloflow.statistics_of_path(_input(x, scene), options, threads, level))
     return json.loads(_haloflow.statistics(np.asarray(x), options, threads))
+
+
+def _input(path, scene):
+    """The path haloflow reads: ``path``, or scene ``scene`` of a CZI file."""
+    path = os.fspath(path)
+    return path if not scene else f"{path}#scene={int(scene)}"
 
 
 def _pipeline(pipeline):
@@ -237,10 +243,10 @@ def _options(*, chunks=None, shards=None, part=None, memory_limit=None, overwrit
     }
 
 
-def run(input, output, pipeline, *, progress=False, **options) -> dict:
+def run(input, output, pipeline, *, progress=False, scene=None, **options) -> dict:
     """Runs ``pipeline`` (a :class:`Pipeline` or one :class:`Op`) from the Zarr array,
-    OME-Zarr image or instrument file (TIFF, OME-TIFF, ImageJ TIFF, NIfTI) ``input`` to
-    ``output``, as ``haloflow run`` does (the library's
+    OME-Zarr image or instrument file (TIFF, OME-TIFF, ImageJ TIFF, NIfTI, or scene
+    ``scene`` of a CZI) ``input`` to ``output``, as ``haloflow run`` does (the library's
     ``zarr::Run``, called directly), and returns its report (jobs, bytes, seconds per
     stage, peak memory) as a dict.
 
@@ -256,23 +262,24 @@ def run(input, output, pipeline, *, progress=False, **options) -> dict:
     resumes when run again. On a GPU the report's ``gpu`` entry says what crossed the
     link, and which fault (if any) sent jobs to the CPU. Errors raise :class:`HaloflowError` with the command's
     message."""
-    report = _haloflow.run(os.fspath(input), os.fspath(output), _pipeline(pipeline),
+    report = _haloflow.run(_input(input, scene), os.fspath(output), _pipeline(pipeline),
                            json.dumps(_options(**options)), progress or None)
     return json.loads(report)
 
 
-def init(input, output, pipeline, **options) -> dict:
+def init(input, output, pipeline, *, scene=None, **options) -> dict:
     """Creates the output of ``run(input, output, pipeline, **options)`` without
     computing it (``haloflow init``): run it once before starting the parts of a
     distributed run. Returns what it set up: ``jobs`` (of the whole run), ``part_jobs``,
     the output's ``chunk`` and ``shard`` shapes, and ``memory_bytes``, about what a task
     of ``threads`` workers holds."""
-    summary = _haloflow.run(os.fspath(input), os.fspath(output), _pipeline(pipeline),
+    summary = _haloflow.run(_input(input, scene), os.fspath(output), _pipeline(pipeline),
                             json.dumps(_options(**options)), None, True)
     return json.loads(summary)
 
 
-def pyramid(input, output, *, levels=None, factor=None, method="mean", progress=False, **options) -> dict:
+def pyramid(input, output, *, levels=None, factor=None, method="mean", progress=False, scene=None,
+            **options) -> dict:
     """Writes a multiscale pyramid of ``input`` (level 0 of an OME-Zarr image, or a plain
     array) as an OME-Zarr image, as ``haloflow pyramid`` does: every level in one
     streamed pass over level 0, each the previous one reduced by ``factor`` (default 2 on
@@ -282,14 +289,14 @@ def pyramid(input, output, *, levels=None, factor=None, method="mean", progress=
     extra = {"levels": None if levels is None else int(levels),
              "factor": None if factor is None else [int(f) for f in np.atleast_1d(factor)],
              "method": str(method)}
-    report = _haloflow.pyramid(os.fspath(input), os.fspath(output),
+    report = _haloflow.pyramid(_input(input, scene), os.fspath(output),
                                json.dumps({**_options(**options), **extra}), progress or None)
     return json.loads(report)
 
 
-def convert(input, output, *, plain=False, pyramid=None, progress=False, **options) -> dict:
-    """Converts ``input`` (a TIFF, OME-TIFF or ImageJ TIFF, a NIfTI file, or any Zarr
-    array) to an OME-Zarr image at ``output`` in one streamed pass, as ``haloflow
+def convert(input, output, *, plain=False, pyramid=None, progress=False, scene=None, **options) -> dict:
+    """Converts ``input`` (a TIFF, OME-TIFF or ImageJ TIFF, a NIfTI file, a Zeiss CZI
+    file's ``scene``, or any Zarr array) to an OME-Zarr image at ``output`` in one streamed pass, as ``haloflow
     convert`` does: the file's axes, pixel sizes, units and channel names go into the
     image's metadata. ``plain=True`` writes a plain Zarr array instead; ``pyramid``
     (``True``, or a number of levels) also writes lower resolution levels (means of
@@ -298,15 +305,15 @@ def convert(input, output, *, plain=False, pyramid=None, progress=False, **optio
         if plain:
             raise ValueError("convert: plain=True has no pyramid")
         levels = None if pyramid is True else int(pyramid)
-        return globals()["pyramid"](input, output, levels=levels, progress=progress, **options)
-    report = _haloflow.run(os.fspath(input), os.fspath(output), Pipeline().to_json(),
+        return globals()["pyramid"](input, output, levels=levels, progress=progress, scene=scene, **options)
+    report = _haloflow.run(_input(input, scene), os.fspath(output), Pipeline().to_json(),
                            json.dumps({**_options(**options), "plain": bool(plain)}),
                            progress or None)
     return json.loads(report)
 
 
 def preview(input, output, *, axis=None, method="max", index=None, channel=None, contrast="auto",
-            colormap="gray", size=None, level=None, threads=None) -> dict:
+            colormap="gray", size=None, level=None, threads=None, scene=None) -> dict:
     """Writes a PNG picture of ``input`` (a Zarr array, OME-Zarr image, TIFF or NIfTI
     file) at ``output``, as ``haloflow preview`` does: the ``max`` or ``mean`` along
     ``axis`` (a number or a name such as ``"z"``; by default the third from last), or
@@ -325,7 +332,7 @@ def preview(input, output, *, axis=None, method="max", index=None, channel=None,
                "colormap": str(colormap), "size": None if size is None else int(size),
                "level": None if level is None else int(level),
                "threads": None if threads is None else int(threads)}
-    return json.loads(_haloflow.preview(os.fspath(input), os.fspath(output), json.dumps(options)))
+    return json.loads(_haloflow.preview(_input(input, scene), os.fspath(output), json.dumps(options)))
 
 
 def verify(output) -> dict:

@@ -76,3 +76,24 @@ def test_preview_draws_the_projection_pillow_reads(tmp_path):
     assert Image.open(grey).size == (24, 16)
     with pytest.raises(haloflow.HaloflowError, match="axis"):
         haloflow.preview(src, tmp_path / "bad.png", axis="q")
+
+
+def test_a_czi_scene_converts_as_pylibczirw_reads_it(tmp_path):
+    from pylibCZIrw import czi as pyczi
+
+    rng = np.random.default_rng(4)
+    src = tmp_path / "scan.czi"
+    planes = {}
+    with pyczi.create_czi(str(src), exist_ok=True,
+                          compression_options="zstd1:ExplicitLevel=1;PreProcess=HiLoByteUnpack") as w:
+        for s, x0 in enumerate([0, 500]):
+            for z in range(3):
+                planes[s, z] = rng.integers(0, 60000, (40, 50), dtype=np.uint16)
+                w.write(planes[s, z][..., None], location=(x0, 0), plane={"T": 0, "C": 0, "Z": z}, scene=s)
+        w.write_metadata(scale_x=0.5e-6, scale_y=0.5e-6, scale_z=1e-6)
+    out = tmp_path / "scene1.zarr"
+    haloflow.convert(src, out, scene=1, plain=True)
+    want = np.stack([planes[1, z] for z in range(3)])
+    assert np.array_equal(zarr.open_array(out, mode="r")[...], want)
+    with pytest.raises(haloflow.HaloflowError, match="scene 2 is out of range"):
+        haloflow.convert(src, tmp_path / "none.zarr", scene=2)

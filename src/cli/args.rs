@@ -170,6 +170,9 @@ pub(super) struct PreviewArgs {
     /// The level of an OME-Zarr image [default: the coarsest at least --size].
     #[arg(long)]
     pub(super) level: Option<usize>,
+    /// The scene of a CZI input (0, the first, by default).
+    #[arg(long)]
+    pub(super) scene: Option<usize>,
     /// Reader threads [default: all cores].
     #[arg(long)]
     pub(super) threads: Option<usize>,
@@ -297,6 +300,9 @@ pub(super) struct Common {
     /// own path works too).
     #[arg(long, default_value_t = 0)]
     pub(super) level: usize,
+    /// The scene of a CZI input (0, the first, by default).
+    #[arg(long)]
+    pub(super) scene: Option<usize>,
     /// The NGFF version of an OME-Zarr output: 0.4 (Zarr v2) or 0.5 (Zarr v3)
     /// [default: the input's; 0.5 with --ome].
     #[arg(long)]
@@ -334,6 +340,9 @@ pub(super) struct InfoArgs {
     /// The level of an OME-Zarr image to describe and plan for.
     #[arg(long, default_value_t = 0)]
     pub(super) level: usize,
+    /// The scene of a CZI input (0, the first, by default).
+    #[arg(long)]
+    pub(super) scene: Option<usize>,
     /// Show the job plan of this op or chain (`gaussian --sigma 2 + threshold --above 1`).
     #[command(flatten)]
     pub(super) chain: ChainArgs,
@@ -347,6 +356,9 @@ pub(super) struct StatsArgs {
     /// The level of an OME-Zarr image.
     #[arg(long, default_value_t = 0)]
     pub(super) level: usize,
+    /// The scene of a CZI input (0, the first, by default).
+    #[arg(long)]
+    pub(super) scene: Option<usize>,
     /// Report per index along this axis (per channel, per time point ...).
     #[arg(long)]
     pub(super) axis: Option<usize>,
@@ -431,6 +443,11 @@ impl Common {
                 Ok(part)
             }
         }
+    }
+
+    /// The path of `input` to read: itself, or the CZI scene `--scene` names.
+    pub(super) fn input(&self, input: &std::path::Path) -> PathBuf {
+        crate::formats::scene_path(input, self.scene.unwrap_or(0))
     }
 
     /// The library's options for these flags, running `part`.

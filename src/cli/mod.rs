@@ -160,7 +160,7 @@ fn run<A: clap::Args + ToChain>(r: &Run<A>, init: bool) -> crate::Result<()> {
     if let Some(d) = &c.dtype {
         chain.dtype = Some(d.parse()?);
     }
-    let spec = zarr::Run::new(&r.input, &r.output, chain).with_options(c.options(part)?);
+    let spec = zarr::Run::new(c.input(&r.input), &r.output, chain).with_options(c.options(part)?);
     if init {
         show::print_init(&spec.init()?);
         return Ok(());
@@ -179,7 +179,7 @@ fn pyramid(p: &PyramidArgs) -> crate::Result<()> {
         factor: p.factor.clone(),
         method: p.method,
         options: c.options(part)?,
-        ..zarr::Pyramid::new(&p.input, &p.output)
+        ..zarr::Pyramid::new(c.input(&p.input), &p.output)
     };
     let bar = progress_bar(c);
     let done = spec.run(bar.as_ref().map(|b| b as &dyn zarr::Progress))?;
@@ -211,7 +211,7 @@ fn convert(a: &ConvertArgs) -> crate::Result<()> {
         let spec = zarr::Pyramid {
             levels,
             options,
-            ..zarr::Pyramid::new(&a.input, &a.output)
+            ..zarr::Pyramid::new(c.input(&a.input), &a.output)
         };
         let bar = progress_bar(c);
         let done = spec.run(bar.as_ref().map(|b| b as &dyn zarr::Progress))?;
@@ -223,7 +223,7 @@ fn convert(a: &ConvertArgs) -> crate::Result<()> {
     if let Some(d) = &c.dtype {
         chain.dtype = Some(d.parse()?);
     }
-    let spec = zarr::Run::new(&a.input, &a.output, chain).with_options(options);
+    let spec = zarr::Run::new(c.input(&a.input), &a.output, chain).with_options(options);
     let bar = progress_bar(c);
     let report = spec.run(bar.as_ref().map(|b| b as &dyn zarr::Progress))?;
     show::finish(c, bar, &report, &a.output, "")
@@ -241,7 +241,10 @@ fn preview(a: &PreviewArgs) -> crate::Result<()> {
         colormap: a.colormap.parse()?,
         size: a.size,
         threads: a.threads,
-        ..zarr::Preview::new(&a.input, &a.output)
+        ..zarr::Preview::new(
+            crate::formats::scene_path(&a.input, a.scene.unwrap_or(0)),
+            &a.output,
+        )
     };
     let r = spec.run()?;
     println!(
@@ -265,7 +268,7 @@ fn preview(a: &PreviewArgs) -> crate::Result<()> {
 /// `stats IN`: printed, and written as JSON where asked.
 fn stats(a: &StatsArgs) -> crate::Result<()> {
     let spec = zarr::Stats {
-        input: a.input.clone(),
+        input: crate::formats::scene_path(&a.input, a.scene.unwrap_or(0)),
         level: a.level,
         options: crate::stats::StatsOptions {
             axis: a.axis,

@@ -242,7 +242,8 @@ pub(super) fn print_statistics(s: &crate::stats::Statistics, path: &Path, second
 
 /// `info IN [OP ...]`: the image and array, and the plan of a chain over it.
 pub(super) fn info(a: &InfoArgs) -> crate::Result<()> {
-    let (path, image) = zarr::open_level(&a.input, a.level)?;
+    let input = crate::formats::scene_path(&a.input, a.scene.unwrap_or(0));
+    let (path, image) = zarr::open_level(&input, a.level)?;
     let input = Input::open(&path)?;
     match &image {
         // A file's axes, spacing and channels are in its own description.

@@ -1,7 +1,8 @@
 //! Files that instruments write, read straight into a run as if they were Zarr arrays:
 //! TIFF (classic and BigTIFF; plain stacks, ImageJ hyperstacks, OME-TIFF), NIfTI
-//! (NIfTI-1 and NIfTI-2, `.nii` and `.nii.gz`), and a series of such files named by a
-//! glob pattern (`plane_*.tif`), one plane or volume each.
+//! (NIfTI-1 and NIfTI-2, `.nii` and `.nii.gz`), Zeiss CZI (one scene at a time), and a
+//! series of such files named by a glob pattern (`plane_*.tif`), one plane or volume
+//! each.
 //!
 //! A [`FileReader`] gives an array's shape, type and metadata (axes, pixel spacing,
 //! units, channel names), and decodes any box of it. Its *read unit* is what it
@@ -12,6 +13,7 @@
 //! temporary file that is read from then on (and removed when the reader is dropped).
 //! (Layer: storage, beside [`store`](crate::store), which opens these readers.)
 
+mod czi;
 mod nifti;
 mod series;
 mod tiff;
@@ -33,7 +35,7 @@ pub enum Format {
     Tiff,
     /// NIfTI-1 and NIfTI-2, plain or gzipped.
     Nifti,
-    /// Zeiss CZI: recognised, not read yet.
+    /// Zeiss CZI, one scene at a time.
     Czi,
 }
 
@@ -110,6 +112,9 @@ pub trait FileReader: Send + Sync {
 /// The format of the file at `path`, from its first bytes and its name; `None` for a
 /// directory, a missing path or a file of no format haloflow knows.
 pub fn detect(path: &Path) -> Option<Format> {
+    if czi::split_scene(path).is_some() {
+        return Some(Format::Czi);
+    }
     if !path.is_file() {
         return None;
     }
@@ -147,14 +152,17 @@ pub fn open(path: &Path) -> Result<Option<Box<dyn FileReader>>> {
         None => None,
         Some(Format::Tiff) => Some(Box::new(tiff::TiffFile::open(path)?)),
         Some(Format::Nifti) => Some(Box::new(nifti::NiftiFile::open(path)?)),
-        Some(Format::Czi) => {
-            return Err(bad(
-                path,
-                Format::Czi,
-                "CZI files are not read yet; convert the scene to OME-TIFF or Zarr first",
-            ));
-        }
+        Some(Format::Czi) => Some(Box::new(czi::CziFile::open(path)?)),
     })
+}
+
+/// The path that names scene `scene` of the CZI file `path` (`scan.czi#scene=2`),
+/// which every reader of arrays opens as that scene; `path` itself for scene 0.
+pub fn scene_path(path: &Path, scene: usize) -> PathBuf {
+    if scene == 0 {
+        return path.to_path_buf();
+    }
+    PathBuf::from(format!("{}#scene={scene}", path.display()))
 }
 
 /// What the file at `path` says about its array (axes, spacing, channels), or

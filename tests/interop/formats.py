@@ -4,13 +4,14 @@ pictures.
 
 Files are written by the reference writers (tifffile: plain, tiled, BigTIFF, ImageJ
 hyperstacks, OME-TIFF, with every compression it offers; nibabel: NIfTI-1 and
-NIfTI-2, plain and gzipped), haloflow converts them or filters them, zarr-python reads
-the results back, and they are compared with what tifffile and nibabel read (exactly)
-and with scipy on that array. Pictures are read back with Pillow.
+NIfTI-2, plain and gzipped; pylibCZIrw: CZI mosaics of two scenes, raw, zstd0 and
+zstd1), haloflow converts them or filters them, zarr-python reads the results back,
+and they are compared with what those libraries read (exactly) and with scipy on that
+array. Pictures are read back with Pillow.
 
     python tests/interop/formats.py --haloflow target/debug/haloflow CHECK...
 
-CHECKs: tiff, nifti, metadata, preview, bad, memory (default: all). Exit status 1 on
+CHECKs: tiff, nifti, czi, metadata, preview, bad, memory (default: all). Exit status 1 on
 failure. The Rust test `tests/cli.rs` runs this with the freshly built binary.
 """
 
@@ -158,6 +159,83 @@ def nifti(bin_, tmp):
           flush=True)
 
 
+def write_czi(path, rng, compression):
+    """A CZI of two scenes, each a 2×2 mosaic of overlapping tiles (T 2, C 2, Z 3,
+    uint16), written by pylibCZIrw; returns the scenes as (t, c, z, y, x) arrays as
+    pylibCZIrw reads them back."""
+    from pylibCZIrw import czi as pyczi
+
+    with pyczi.create_czi(path, exist_ok=True, compression_options=compression) as w:
+        for s, (ox, oy) in enumerate([(0, 0), (1000, 500)]):
+            for t in range(2):
+                for c in range(2):
+                    for z in range(3):
+                        for ty in range(2):
+                            for tx in range(2):
+                                tile = rng.integers(0, 60000, (48, 64), dtype=np.uint16)
+                                w.write(tile[..., None], location=(ox + tx * 56, oy + ty * 40),
+                                        plane={"T": t, "C": c, "Z": z}, scene=s)
+        w.write_metadata(document_name="test", channel_names={0: "DAPI", 1: "GFP"},
+                         scale_x=0.65e-6, scale_y=0.65e-6, scale_z=2e-6)
+    scenes = []
+    with pyczi.open_czi(path) as r:
+        for s in range(2):
+            scenes.append(np.stack([np.stack([np.stack([r.read(plane={"T": t, "C": c, "Z": z}, scene=s)[..., 0]
+                                                        for z in range(3)]) for c in range(2)]) for t in range(2)]))
+    return scenes
+
+
+def czi(bin_, tmp):
+    from pylibCZIrw import czi as pyczi
+
+    rng = np.random.default_rng(7)
+    for compression in ["zstd1:ExplicitLevel=2;PreProcess=HiLoByteUnpack", "zstd0:ExplicitLevel=1", None]:
+        path = os.path.join(tmp, f"scan-{(compression or 'raw')[:5]}.czi")
+        scenes = write_czi(path, rng, compression)
+        for s, want in enumerate(scenes):
+            dst = os.path.join(tmp, f"czi-{s}.zarr")
+            haloflow(bin_, "convert", path, dst, "--scene", s, "--plain", "--quiet", "--chunks", "1,1,2,50,50",
+                     "--overwrite")
+            got = level0(dst)
+            check(got.shape == want.shape and np.array_equal(got, want),
+                  f"czi {compression} scene {s}: {got.shape} differs from pylibCZIrw's {want.shape}")
+    # The OME-Zarr image: spacing in micrometers and the channel names.
+    dst = os.path.join(tmp, "czi.ome.zarr")
+    haloflow(bin_, "convert", path, dst, "--scene", 1, "--quiet")
+    attrs = json.load(open(os.path.join(dst, "zarr.json")))["attributes"]["ome"]
+    scale = attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
+    labels = [c["label"] for c in attrs.get("omero", {}).get("channels", [])]
+    check(np.allclose(scale, [1, 1, 2.0, 0.65, 0.65]) and labels == ["DAPI", "GFP"],
+          f"czi metadata: scale {scale}, channels {labels}")
+    # A Gaussian straight from the CZI on small chunks equals scipy's.
+    out = os.path.join(tmp, "czi-gauss.zarr")
+    haloflow(bin_, "gaussian", path, out, "--scene", 1, "--sigma", "0,0,1,2,2", "--chunks", "1,1,3,32,32", "--quiet")
+    ref = ndi.gaussian_filter(scenes[1].astype(np.float32), (0, 0, 1, 2, 2))
+    err = np.abs(level0(out) - ref).max()
+    check(err <= 2e-5 * 60000, f"czi gaussian: max error {err}")
+    # BGR pixels: three channels in RGB order.
+    rgb = os.path.join(tmp, "rgb.czi")
+    bgr = rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    with pyczi.create_czi(rgb, exist_ok=True) as w:
+        w.write(bgr, location=(0, 0))
+    with pyczi.open_czi(rgb) as r:
+        read = r.read()
+    dst = os.path.join(tmp, "rgb.zarr")
+    haloflow(bin_, "convert", rgb, dst, "--plain", "--quiet")
+    got = level0(dst)
+    check(np.array_equal(got, np.moveaxis(read[..., ::-1], -1, 0)), f"czi rgb: {got.shape} differs")
+    # Bad: a scene out of range, a truncated file.
+    run = haloflow(bin_, "convert", path, os.path.join(tmp, "none.zarr"), "--scene", 7, "--quiet", check_ok=False)
+    check(run.returncode != 0 and "scene 7" in run.stderr and path in run.stderr, f"czi scene 7: {run.stderr}")
+    cut = os.path.join(tmp, "cut.czi")
+    raw = open(path, "rb").read()
+    open(cut, "wb").write(raw[: len(raw) // 3])
+    run = haloflow(bin_, "convert", cut, os.path.join(tmp, "cut-czi.zarr"), "--quiet", check_ok=False)
+    check(run.returncode != 0 and cut in run.stderr, f"czi truncated: {run.returncode}: {run.stderr}")
+    print(f"czi: zstd1, zstd0 and raw mosaics of two scenes equal pylibCZIrw's reading; BGR; metadata; "
+          f"Gaussian error {err:.2e}; bad scene and truncated file refused", flush=True)
+
+
 def metadata(bin_, tmp):
     from ome_zarr_models import open_ome_zarr
 
@@ -272,8 +350,8 @@ def bad(bin_, tmp):
     czi = os.path.join(tmp, "scan.czi")
     open(czi, "wb").write(b"ZISRAWFILE" + bytes(100))
     run = haloflow(bin_, "info", czi, check_ok=False)
-    check(run.returncode != 0 and "CZI" in run.stderr, f"bad czi: {run.returncode}: {run.stderr}")
-    print("bad: truncated and corrupt TIFFs, a truncated NIfTI and a CZI each refused in one line naming the file",
+    check(run.returncode != 0 and "CZI" in run.stderr and czi in run.stderr, f"bad czi: {run.returncode}: {run.stderr}")
+    print("bad: truncated and corrupt TIFFs, a truncated NIfTI and a CZI header alone each refused in one line naming the file",
           flush=True)
 
 
@@ -301,7 +379,7 @@ def memory(bin_, tmp):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--haloflow", required=True)
-    ap.add_argument("checks", nargs="*", default=["tiff", "nifti", "metadata", "preview", "bad", "memory"])
+    ap.add_argument("checks", nargs="*", default=["tiff", "nifti", "czi", "metadata", "preview", "bad", "memory"])
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="haloflow-formats-")
     try:
