@@ -138,6 +138,18 @@ impl CziFile {
             size.x.and(um()),
             None,
         );
+        let colours: Vec<Option<String>> = if samples > 1 {
+            ["FF0000", "00FF00", "0000FF"]
+                .map(|c| Some(c.into()))
+                .to_vec()
+        } else if im.size_c > 1 {
+            im.channels
+                .iter()
+                .map(|c| c.color.as_deref().and_then(super::hex_colour))
+                .collect()
+        } else {
+            vec![]
+        };
         let channels = if samples > 1 {
             ["R", "G", "B"].map(String::from).to_vec()
         } else if im.size_c > 1 {
@@ -172,6 +184,7 @@ impl CziFile {
                 scale,
                 units,
                 channels,
+                colours,
                 notes,
             },
             outer,

@@ -63,6 +63,9 @@ pub struct FileMetadata {
     pub units: Vec<Option<String>>,
     /// The channels' names, where the file gives them (one per index of the `c` axis).
     pub channels: Vec<String>,
+    /// The channels' display colours as `RRGGBB`, where the file gives them (one per
+    /// name; the others get a colour of a fixed cycle).
+    pub colours: Vec<Option<String>>,
     /// Notes for `info` (the compression, how the file is read).
     pub notes: Vec<String>,
 }
@@ -75,9 +78,10 @@ impl FileMetadata {
             return None;
         }
         const COLOURS: [&str; 6] = ["FF0000", "00FF00", "0000FF", "FF00FF", "00FFFF", "FFFF00"];
-        let colour = |i: usize| match self.channels.len() {
-            1 => "FFFFFF",
-            _ => COLOURS[i % COLOURS.len()],
+        let colour = |i: usize| match self.colours.get(i).cloned().flatten() {
+            Some(c) => c,
+            None if self.channels.len() == 1 => "FFFFFF".into(),
+            None => COLOURS[i % COLOURS.len()].into(),
         };
         let channels: Vec<Value> = self
             .channels
@@ -210,6 +214,19 @@ pub fn default_chunk(shape: &[usize]) -> Vec<usize> {
     chunk
 }
 
+/// `RRGGBB` from a colour as files write it: `#RRGGBB`, `#AARRGGBB`, or OME-XML's
+/// signed 32-bit RGBA integer.
+fn hex_colour(text: &str) -> Option<String> {
+    let t = text.trim();
+    if let Some(hex) = t.strip_prefix('#') {
+        let hex = if hex.len() == 8 { &hex[2..] } else { hex };
+        return (hex.len() == 6 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+            .then(|| hex.to_ascii_uppercase());
+    }
+    let rgba = t.parse::<i64>().ok()? as u32;
+    Some(format!("{:06X}", rgba >> 8))
+}
+
 /// The unit NGFF names for a length or time unit as files spell it (`micron`, `um`,
 /// `µm`, `\u00B5m`, `nm`, `sec`, ...); `None` for a pixel or an unknown unit.
 fn ngff_unit(unit: &str) -> Option<String> {
@@ -287,6 +304,15 @@ mod tests {
         assert_eq!(seen[0], (vec![0, 0], 0));
         assert_eq!(seen[1], (vec![0, 1], 4));
         assert_eq!(seen[3], (vec![1, 0], 12));
+    }
+
+    #[test]
+    fn colours_read_as_files_write_them() {
+        assert_eq!(hex_colour("#00ff00").as_deref(), Some("00FF00"));
+        assert_eq!(hex_colour("#FF112233").as_deref(), Some("112233"));
+        // OME-XML: red, opaque, as a signed RGBA integer.
+        assert_eq!(hex_colour("-16776961").as_deref(), Some("FF0000"));
+        assert_eq!(hex_colour("blue"), None);
     }
 
     #[test]

@@ -291,6 +291,7 @@ fn describe(
             scale,
             units,
             channels: vec![],
+            colours: vec![],
             notes,
         },
     ))

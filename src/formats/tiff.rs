@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use tiff::decoder::{ChunkType, Decoder, Limits};
 use tiff::tags::{PlanarConfiguration, SampleFormat, Tag};
 
-use super::{FileMetadata, FileReader, Format, bad, for_each_outer, ngff_unit};
+use super::{FileMetadata, FileReader, Format, bad, for_each_outer, hex_colour, ngff_unit};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
@@ -123,6 +123,7 @@ impl TiffFile {
                     },
                     yx: [(pixel.0, None), (pixel.1, None)],
                     channels: vec![],
+                    colours: vec![],
                 }
             };
         let mut shape = Vec::new();
@@ -131,6 +132,7 @@ impl TiffFile {
         let mut units = Vec::new();
         let mut outer = Vec::new();
         let mut channels = layout.channels.clone();
+        let mut colours = layout.colours.clone();
         for (name, size, stride, spacing, unit) in &layout.axes {
             if *size == 1 {
                 continue;
@@ -165,10 +167,14 @@ impl TiffFile {
             outer.splice(at..at, o2);
             if channels.is_empty() && kind.samples == 3 {
                 channels = ["R", "G", "B"].map(String::from).to_vec();
+                colours = ["FF0000", "00FF00", "0000FF"]
+                    .map(|c| Some(c.into()))
+                    .to_vec();
             }
         }
         if !names.iter().any(|n| n == "c") {
             channels.clear();
+            colours.clear();
         }
         for (a, (spacing, unit)) in layout.yx.iter().enumerate() {
             shape.push(if a == 0 { kind.height } else { kind.width });
@@ -197,6 +203,7 @@ impl TiffFile {
                 scale,
                 units,
                 channels,
+                colours,
                 notes,
             },
             outer,
@@ -489,6 +496,7 @@ struct Layout {
     axes: Vec<(String, usize, usize, f64, Option<String>)>,
     yx: [(Option<f64>, Option<String>); 2],
     channels: Vec<String>,
+    colours: Vec<Option<String>>,
 }
 
 /// The layout an ImageJ description gives (`images=`, `channels=`, `slices=`,
@@ -515,6 +523,7 @@ fn imagej_layout(
             axes: vec![("z".into(), pages, 1, 1.0, None)],
             yx: [(pixel.0, None), (pixel.1, None)],
             channels: vec![],
+            colours: vec![],
         });
     }
     if c * z * t > pages {
@@ -554,6 +563,7 @@ fn imagej_layout(
             (pixel.1, pixel.1.and(unit)),
         ],
         channels: vec![],
+        colours: vec![],
     })
 }
 
@@ -586,6 +596,11 @@ fn ome_layout(path: &Path, xml: &str, pages: usize) -> Result<Layout> {
         .children()
         .filter(|n| n.has_tag_name("Channel"))
         .map(|n| n.attribute("Name").unwrap_or("").to_string())
+        .collect();
+    let colours: Vec<Option<String>> = pixels
+        .children()
+        .filter(|n| n.has_tag_name("Channel"))
+        .map(|n| n.attribute("Color").and_then(hex_colour))
         .collect();
     let samples_per_channel = pixels
         .children()
@@ -623,6 +638,7 @@ fn ome_layout(path: &Path, xml: &str, pages: usize) -> Result<Layout> {
     let yx = [physical("PhysicalSizeY"), physical("PhysicalSizeX")]
         .map(|p| p.map_or((None, None), |(v, u)| (Some(v), u)));
     let named = channels.iter().any(|c| !c.is_empty()) && channels.len() == sc_pages;
+    let coloured = colours.iter().any(Option::is_some) && colours.len() == sc_pages;
     Ok(Layout {
         flavour: "OME-TIFF".into(),
         axes: vec![
@@ -637,6 +653,7 @@ fn ome_layout(path: &Path, xml: &str, pages: usize) -> Result<Layout> {
             ("z".into(), sz, strides[2], zs, zu),
         ],
         yx,
-        channels: if named { channels } else { vec![] },
+        channels: if named || coloured { channels } else { vec![] },
+        colours: if named || coloured { colours } else { vec![] },
     })
 }

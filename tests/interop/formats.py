@@ -243,7 +243,10 @@ def metadata(bin_, tmp):
     data = rng.integers(0, 255, (2, 3, 4, 30, 40), dtype=np.uint8)
     src = os.path.join(tmp, "meta.ome.tif")
     tifffile.imwrite(src, data, metadata={"axes": "TCZYX", "PhysicalSizeX": 0.2, "PhysicalSizeY": 0.25,
-                                          "PhysicalSizeZ": 1.5, "Channel": {"Name": ["DAPI", "GFP", "RFP"]}})
+                                          "PhysicalSizeZ": 1.5,
+                                          "Channel": {"Name": ["DAPI", "GFP", "RFP"],
+                                                      # OME's signed RGBA: blue, green, red.
+                                                      "Color": [65535, 16711935, -16776961]}})
     info = haloflow(bin_, "info", src).stdout
     check("OME-TIFF" in info and "DAPI, GFP, RFP" in info and "1.5 micrometer" in info,
           f"metadata: info does not show the file's metadata:\n{info}")
@@ -258,9 +261,11 @@ def metadata(bin_, tmp):
     names = [a["name"] for a in ms["axes"]]
     scale0 = ms["datasets"][0]["coordinateTransformations"][0]["scale"]
     labels = [c["label"] for c in attrs.get("omero", {}).get("channels", [])]
+    colours = [c["color"] for c in attrs.get("omero", {}).get("channels", [])]
     check(names == ["t", "c", "z", "y", "x"] and np.allclose(scale0, [1, 1, 1.5, 0.25, 0.2]),
           f"metadata: axes {names} scale {scale0}")
     check(labels == ["DAPI", "GFP", "RFP"], f"metadata: channel names {labels}")
+    check(colours == ["0000FF", "00FF00", "FF0000"], f"metadata: channel colours {colours}")
     check(len(ms["datasets"]) == 2 and np.array_equal(level0(dst), data), "metadata: pyramid level 0 differs")
     # The physical sigma on the file's spacing: 0.5 µm is 2.5 pixels in x, 2 in y.
     out = os.path.join(tmp, "meta-gauss.ome.zarr")
