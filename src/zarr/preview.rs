@@ -282,8 +282,9 @@ impl Preview {
             0.0
         };
         let acc = Mutex::new(vec![init; rows * cols]);
-        // The chunk boxes the region touches.
-        let chunk = input.chunk_shape();
+        // The boxes of the unit of decoding (a sharded array's inner chunks, a file's
+        // strips or tiles) the region touches: memory is the picture and a few units.
+        let chunk = crate::exec::Source::read_chunk_shape(input);
         let n = region.shape.len();
         let spans: Vec<Vec<(usize, usize)>> = (0..n)
             .map(|a| {
