@@ -7,7 +7,9 @@
 //! `z`, `y`, `x`, those of size 1 dropped; BGR pixels become three channels in RGB
 //! order. The pixel size and Z step come from the file's scaling (µm), the channel
 //! names from its display settings. A job reads the rectangle of each plane its
-//! footprint touches, which decodes only the subblocks (mosaic tiles) under it.
+//! footprint touches, which decodes only the subblocks (mosaic tiles) under it. Each
+//! reader (one per worker) also keeps the crate's own cache of decoded tiles, up to
+//! 64 MiB, beside the run's memory limit.
 //!
 //! Chosen over the `czi` crate (no region reads, every pixel type widened to u16,
 //! colour averaged to grey, no per-scene size) and libCZI through `libczirw-sys`
@@ -26,8 +28,10 @@ use crate::dtype::DType;
 use crate::error::Result;
 
 /// The side of the square the planes are read in (a mosaic's tiles are decoded once
-/// for each such square they overlap).
-const UNIT: usize = 1024;
+/// for each such square they overlap). 2048 rather than 1024: on 2048² planes of
+/// 1024² zstd1 tiles a conversion took 2.3–2.65 s against 3.1 s (fewer calls into
+/// the reader, less of its tile cache's churn), for units of 8 MiB of uint16.
+const UNIT: usize = 2048;
 
 /// One scene of a CZI file, opened for reading.
 pub(super) struct CziFile {
