@@ -94,9 +94,12 @@ impl TiffFile {
         let (chunk_rows, chunk_cols) = (ch as usize, cw as usize);
         // Every page of the main chain, checked alike.
         let mut pages = 1;
+        // The page the walking decoder is at; it is kept for the first reads.
+        let mut at = 0;
         while dec.more_images() {
             dec.next_image()
                 .map_err(|e| err(format!("page {pages}: {e}")))?;
+            at += 1;
             let k = page_kind(&mut dec).map_err(|e| err(format!("page {pages}: {e}")))?;
             if k.width != kind.width
                 || k.height != kind.height
@@ -211,7 +214,7 @@ impl TiffFile {
             planar: kind.planar,
             chunk: (chunk_rows.min(kind.height), chunk_cols.min(kind.width)),
             tiled,
-            idle: Mutex::new(vec![(0, decoder(path)?)]),
+            idle: Mutex::new(vec![(at, dec)]),
         })
     }
 
