@@ -58,6 +58,27 @@ def best(cmd, repeats, clean):
     return min(times)
 
 
+def compare(args, tmp, src, reference):
+    """(haloflow's seconds, the reference's, whether their outputs are equal) for
+    converting `src`; `reference` is the reference's command, THEIRS its output."""
+    ours, theirs = os.path.join(tmp, "ours.ome.zarr"), os.path.join(tmp, "theirs.zarr")
+    reference = [theirs if a == "THEIRS" else a for a in reference]
+    cmd = [args.haloflow, "convert", src, ours, "--quiet", "--device", "cpu", "--chunks", "16,1024,1024"]
+
+    def clean():
+        for p in (ours, theirs):
+            shutil.rmtree(p, ignore_errors=True)
+    t_ours = best(cmd, args.repeats, clean)
+    t_ref = best(reference, args.repeats, clean)
+    subprocess.run(cmd, check=True)
+    subprocess.run(reference, check=True)
+    a = zarr.open_group(ours, mode="r")["0"]
+    b = zarr.open_array(theirs, mode="r")
+    same = all(np.array_equal(a[z:z + 16], b[z:z + 16]) for z in range(0, a.shape[0], 16))
+    clean()
+    return t_ours, t_ref, same
+
+
 def write_tiff(path, planes, compression, rng):
     with tifffile.TiffWriter(path, bigtiff=True, ome=True) as w:
         def gen():
@@ -109,49 +130,18 @@ def main():
         for compression in [None, "zlib"]:
             src = os.path.join(tmp, f"scan-{compression}.ome.tif")
             write_tiff(src, planes, compression, rng)
-            ours, theirs = os.path.join(tmp, "ours.ome.zarr"), os.path.join(tmp, "theirs.zarr")
-
-            def clean():
-                for p in (ours, theirs):
-                    shutil.rmtree(p, ignore_errors=True)
-            t_ours = best([args.haloflow, "convert", src, ours, "--quiet", "--device", "cpu",
-                           "--chunks", "16,1024,1024"], args.repeats, clean)
-            t_ref = best([sys.executable, "-c", REFERENCE, src, theirs, "16"],
-                         args.repeats, clean)
-            subprocess.run([args.haloflow, "convert", src, ours, "--quiet", "--device", "cpu",
-                            "--chunks", "16,1024,1024"], check=True)
-            subprocess.run([sys.executable, "-c", REFERENCE, src, theirs, "16"], check=True)
-            a = zarr.open_group(ours, mode="r")["0"]
-            b = zarr.open_array(theirs, mode="r")
-            same = all(np.array_equal(a[z:z + 16], b[z:z + 16]) for z in range(0, a.shape[0], 16))
             size = os.path.getsize(src) / (1 << 30)
-            rows.append((f"OME-TIFF {compression or 'uncompressed'}, {planes}x2048x1024 uint16 ({size:.2f} GiB on disk)",
-                         t_ours, t_ref, same))
+            name = f"OME-TIFF {compression or 'uncompressed'}, {planes}x2048x1024 uint16 ({size:.2f} GiB on disk)"
+            rows.append((name, *compare(args, tmp, src, [sys.executable, "-c", REFERENCE, src, "THEIRS", "16"])))
             os.remove(src)
-            clean()
         # CZI: a mosaic stack, zstd1.
         planes = int(args.gib * (1 << 30) / (2048 * 2048 * 2))
         src = os.path.join(tmp, "scan.czi")
         write_czi(src, planes, rng)
-        ours, theirs = os.path.join(tmp, "ours.ome.zarr"), os.path.join(tmp, "theirs.zarr")
-
-        def clean():
-            for p in (ours, theirs):
-                shutil.rmtree(p, ignore_errors=True)
-        cmd = [args.haloflow, "convert", src, ours, "--quiet", "--device", "cpu", "--chunks", "16,1024,1024"]
-        t_ours = best(cmd, args.repeats, clean)
-        ref = [sys.executable, "-c", CZI_REFERENCE, src, theirs, str(planes)]
-        t_ref = best(ref, args.repeats, clean)
-        subprocess.run(cmd, check=True)
-        subprocess.run(ref, check=True)
-        a = zarr.open_group(ours, mode="r")["0"]
-        b = zarr.open_array(theirs, mode="r")
-        same = all(np.array_equal(a[z:z + 16], b[z:z + 16]) for z in range(0, a.shape[0], 16))
         size = os.path.getsize(src) / (1 << 30)
-        rows.append((f"CZI zstd1 mosaic, {planes}x2048x2048 uint16 ({size:.2f} GiB on disk); reference: pylibCZIrw",
-                     t_ours, t_ref, same))
+        name = f"CZI zstd1 mosaic, {planes}x2048x2048 uint16 ({size:.2f} GiB on disk); reference: pylibCZIrw"
+        rows.append((name, *compare(args, tmp, src, [sys.executable, "-c", CZI_REFERENCE, src, "THEIRS", str(planes)])))
         os.remove(src)
-        clean()
         # Memory: 384 MiB through 128 MiB.
         src = os.path.join(tmp, "mem.tif")
         write_tiff(src, 96, None, rng)
