@@ -58,7 +58,7 @@ pub use gpu::{AdapterInfo, DeviceArray, GpuContext, GpuTimes};
 pub use ops::{Footprint, Kernel, NeededStatistics, Op, Pipeline, RankOrder};
 pub use plan::{Job, Plan};
 pub use region::{AxisSet, Grid, Region};
-pub use stage::{DownMethod, NoiseModel, ProjectMethod, UpMethod};
+pub use stage::{DownMethod, InterpMode, NoiseModel, ProjectMethod, UpMethod};
 pub use store::{Compression, Input, Output, OutputSpec};
 
 /// The largest number of dimensions haloflow handles (TCZYX).

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use super::geometry::{AffineArgs, DeskewArgs, RotateCommand, ZoomArgs};
 use super::ops::{
     ChainArgs, ClipArgs, ConvolveArgs, CopyArgs, DerivativeArgs, DownsampleArgs, GaussianArgs,
     MagnitudeArgs, MaximumArgs, MinimumArgs, NormalizeArgs, PercentileArgs, ProjectArgs, RankArgs,
@@ -113,6 +114,19 @@ pub(super) enum OpCommand {
     Project(Run<ProjectArgs>),
     /// Enlarge by integer factors (nearest, linear).
     Upsample(Run<UpsampleArgs>),
+    /// `scipy.ndimage.affine_transform`: the output at index o is the input
+    /// interpolated (splines of order 0 to 5) at matrix . o + offset; element type kept.
+    Affine(Run<AffineArgs>),
+    /// `scipy.ndimage.zoom` by any factor per axis (output round(n * factor)).
+    Zoom(Run<ZoomArgs>),
+    /// `scipy.ndimage.rotate` by an angle in the plane of two axes (--axes I,J;
+    /// default 1,0).
+    Rotate(Run<RotateCommand>),
+    /// Lattice light-sheet / oblique-plane deskew of (z, y, x): with s = scan-step *
+    /// cos(angle) / pixel-size, out[z, y, x] = in[z, y, x - z*s] (linear, 0 outside),
+    /// x grown by ceil((nz - 1) * s): affine_transform with [[1,0,0],[0,1,0],[-s,0,1]],
+    /// order 1, mode constant.
+    Deskew(Run<DeskewArgs>),
     /// Re-encode, rechunk (--chunks) and cast (--dtype): no operation, the I/O ceiling.
     Copy(Run<CopyArgs>),
     /// A chain of ops in one pass, no intermediate array:
@@ -312,8 +326,9 @@ pub(super) struct Common {
     #[arg(long)]
     pub(super) ome: bool,
     /// With --ome: the axis names, e.g. `z,y,x` or `t,c,z,y,x` [default: the last
-    /// ones of t,c,z,y,x].
-    #[arg(long, value_delimiter = ',', requires = "ome")]
+    /// ones of t,c,z,y,x]. For `rotate` without --ome: the rotation plane, two axis
+    /// numbers (`1,2`).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     pub(super) axes: Option<Vec<String>>,
     /// With --ome: the pixel spacing, one value or one per axis [default: 1].
     #[arg(long, value_delimiter = ',', requires = "ome")]
@@ -443,6 +458,34 @@ impl Common {
                 Ok(part)
             }
         }
+    }
+
+    /// `--axes` as `rotate`'s plane (two axis numbers, without --ome), if given so.
+    pub(super) fn rotation_plane(&self) -> crate::Result<Option<[i64; 2]>> {
+        let Some(axes) = self.axes.as_ref().filter(|_| !self.ome) else {
+            return Ok(None);
+        };
+        let numbers: Vec<i64> = axes.iter().filter_map(|a| a.trim().parse().ok()).collect();
+        match numbers[..] {
+            [a, b] if axes.len() == 2 => Ok(Some([a, b])),
+            _ => Err(crate::Error::InvalidParameter {
+                op: "rotate",
+                message: format!(
+                    "--axes takes the rotation plane's two axis numbers (I,J), got {axes:?}"
+                ),
+            }),
+        }
+    }
+
+    /// Refuses `--axes` without `--ome` (only `rotate` reads it so).
+    pub(super) fn check_axes(&self) -> crate::Result<()> {
+        if self.axes.is_some() && !self.ome {
+            return Err(crate::Error::InvalidParameter {
+                op: "axes",
+                message: "--axes names an OME-Zarr output's axes: it needs --ome".into(),
+            });
+        }
+        Ok(())
     }
 
     /// The path of `input` to read: itself, or the CZI scene `--scene` names.

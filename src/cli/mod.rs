@@ -8,6 +8,7 @@
 //! - `show.rs`: summaries, `init`'s plan, `verify`, statistics and `info`.
 
 mod args;
+mod geometry;
 mod ops;
 mod restore;
 mod show;
@@ -141,6 +142,13 @@ fn op_command(op: &OpCommand, init: bool) -> crate::Result<()> {
         OpCommand::Downsample(r) => run(r, init),
         OpCommand::Project(r) => run(r, init),
         OpCommand::Upsample(r) => run(r, init),
+        OpCommand::Affine(r) => run(r, init),
+        OpCommand::Zoom(r) => run(r, init),
+        OpCommand::Rotate(r) => {
+            let plane = r.common.rotation_plane()?;
+            run_chain(r, r.op.with_plane(plane).to_chain()?, init)
+        }
+        OpCommand::Deskew(r) => run(r, init),
         OpCommand::Copy(r) => run(r, init),
         OpCommand::Run(r) => run(r, init),
     }
@@ -153,10 +161,15 @@ fn progress_bar(c: &Common) -> Option<ProgressBar> {
 
 /// An op's (or a chain's) run: the flags as a [`zarr::Run`], run or initialised.
 fn run<A: clap::Args + ToChain>(r: &Run<A>, init: bool) -> crate::Result<()> {
+    r.common.check_axes()?;
+    run_chain(r, r.op.to_chain()?, init)
+}
+
+/// Runs (or initialises) `chain` with `r`'s paths and common flags.
+fn run_chain<A: clap::Args>(r: &Run<A>, mut chain: zarr::Chain, init: bool) -> crate::Result<()> {
     let c = &r.common;
     // Before anything is created: a part that cannot be found leaves nothing behind.
     let part = c.part()?;
-    let mut chain = r.op.to_chain()?;
     if let Some(d) = &c.dtype {
         chain.dtype = Some(d.parse()?);
     }
@@ -173,6 +186,7 @@ fn run<A: clap::Args + ToChain>(r: &Run<A>, init: bool) -> crate::Result<()> {
 /// `pyramid`: every level in one pass over level 0 where it can, else level by level.
 fn pyramid(p: &PyramidArgs) -> crate::Result<()> {
     let c = &p.common;
+    c.check_axes()?;
     let part = c.part()?;
     let spec = zarr::Pyramid {
         levels: p.levels,
@@ -205,6 +219,7 @@ fn pyramid(p: &PyramidArgs) -> crate::Result<()> {
 /// `convert IN OUT`: a copy (an OME-Zarr image unless `--plain`), or a pyramid.
 fn convert(a: &ConvertArgs) -> crate::Result<()> {
     let c = &a.common;
+    c.check_axes()?;
     let part = c.part()?;
     let mut options = c.options(part)?;
     if let Some(levels) = a.pyramid {

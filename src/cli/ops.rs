@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::ToOp;
+use super::geometry::{AffineArgs, DeskewArgs, RotateArgs, ZoomArgs};
 use super::restore::{AnscombeArgs, DeconvolveArgs, DenoiseArgs, InverseAnscombeArgs};
 use crate::ops::Edge;
 use crate::zarr::{Chain, GaussianKind, Sigma, Step};
@@ -528,6 +529,14 @@ pub(super) enum InfoOp {
     Project(ProjectArgs),
     /// Plan an upsampling.
     Upsample(UpsampleArgs),
+    /// Plan an affine transform.
+    Affine(AffineArgs),
+    /// Plan a zoom.
+    Zoom(ZoomArgs),
+    /// Plan a rotation.
+    Rotate(RotateArgs),
+    /// Plan a deskew.
+    Deskew(DeskewArgs),
 }
 
 /// Turns an op's flags into a [`Step`] of a chain: an [`Op`], or a Gaussian whose
@@ -564,6 +573,10 @@ steps_of_ops!(
     DownsampleArgs,
     ProjectArgs,
     UpsampleArgs,
+    AffineArgs,
+    ZoomArgs,
+    RotateArgs,
+    DeskewArgs,
 );
 
 impl GaussianArgs {
@@ -621,6 +634,10 @@ impl ToStep for InfoOp {
             InfoOp::Downsample(a) => a.to_step(),
             InfoOp::Project(a) => a.to_step(),
             InfoOp::Upsample(a) => a.to_step(),
+            InfoOp::Affine(a) => a.to_step(),
+            InfoOp::Zoom(a) => a.to_step(),
+            InfoOp::Rotate(a) => a.to_step(),
+            InfoOp::Deskew(a) => a.to_step(),
         }
     }
 }

@@ -7,6 +7,7 @@
 mod deconvolve;
 mod derivatives;
 mod fft;
+mod geometry;
 mod median27;
 mod nlmeans;
 mod pointwise;
@@ -90,6 +91,9 @@ pub(crate) fn run_stage(
         }),
         Stage::Upsample { factor, method } => match_any!(input, BlockAny, b => {
             resample::upsample(b, out, in_shape, factor, *method).into_any()
+        }),
+        Stage::Geometric(g) => match_any!(input, BlockAny, b => {
+            geometry::transform(b, needs, out, in_shape, g).into_any()
         }),
     }
 }

@@ -41,6 +41,7 @@ pub(super) fn dispatch(plan: &Plan, k: usize, input: DType, sets: &[Vec<AxisSet>
         Stage::Stencil(st) => stencil::stencil(&padded(st), in_sets, out, in_shape),
         Stage::Derivatives { .. } => unreachable!("expanded by `launches`"),
         Stage::Deconvolve(_) => unreachable!("deconvolution runs on the host"),
+        Stage::Geometric(_) => unreachable!("geometric resampling runs on the host"),
         Stage::NlMeans(nl) => nlmeans::nl_means(nl, in_sets, out, in_shape),
         Stage::Project { axis, method } => pointwise::project(
             in_sets,

@@ -27,6 +27,8 @@ pub(super) fn on_device(plan: &Plan, k: usize) -> bool {
     match stage {
         // Richardson–Lucy's iterations run with the CPU kernels.
         Stage::Deconvolve(_) => false,
+        // Geometric resampling runs with the CPU kernel (no WGSL twin yet).
+        Stage::Geometric(_) => false,
         Stage::Downsample {
             factor,
             method: DownMethod::Mean,

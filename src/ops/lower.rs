@@ -4,12 +4,14 @@
 
 use crate::boundary::Boundary;
 use crate::error::{Error, Result};
-use crate::stage::{Deconvolution, NlMeans, NoiseModel, Stage};
+use crate::stage::{
+    Deconvolution, Geometric, Interpolation, NlMeans, NoiseModel, Stage, Transform,
+};
 
 use super::axes::per_axis;
 use super::convolve::Kernel;
 use super::gaussian;
-use super::op::{Edge, Neighborhood, Op};
+use super::op::{Edge, Interp, Neighborhood, Op};
 use super::rank;
 use super::rank::RankOrder;
 
@@ -336,8 +338,190 @@ impl Op {
                 }])
             }
             Op::Cast { dtype } => Ok(vec![Stage::Cast(*dtype)]),
+            Op::Affine {
+                matrix,
+                offset,
+                output_shape,
+                interp,
+            } => {
+                let (matrix, offset) = affine_matrix(matrix, offset, ndim).map_err(invalid)?;
+                let output_shape = match output_shape.as_slice() {
+                    [] => None,
+                    s if s.len() != ndim => {
+                        return Err(Error::AxisCount {
+                            what: "output_shape",
+                            ndim,
+                            got: s.len(),
+                        });
+                    }
+                    s if s.contains(&0) => {
+                        return Err(invalid(format!(
+                            "output-shape must be >= 1 on every axis, got {s:?}"
+                        )));
+                    }
+                    s => Some(s.to_vec()),
+                };
+                geometric(
+                    Transform::Affine {
+                        matrix,
+                        offset,
+                        output_shape,
+                    },
+                    interp,
+                )
+                .map_err(invalid)
+            }
+            Op::Zoom {
+                zoom,
+                grid_mode,
+                interp,
+            } => {
+                let factor = per_axis("zoom", zoom, ndim)?;
+                if let Some(f) = factor.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
+                    return Err(invalid(format!(
+                        "zoom factors must be > 0 and finite, got {f}"
+                    )));
+                }
+                geometric(
+                    Transform::Zoom {
+                        factor,
+                        grid_mode: *grid_mode,
+                    },
+                    interp,
+                )
+                .map_err(invalid)
+            }
+            Op::Rotate {
+                angle,
+                axes,
+                reshape,
+                interp,
+            } => {
+                if !angle.is_finite() {
+                    return Err(invalid(format!("angle must be finite, got {angle}")));
+                }
+                if ndim < 2 {
+                    return Err(invalid("the input must have at least 2 dimensions".into()));
+                }
+                let axis = |a: i64| {
+                    let b = if a < 0 { a + ndim as i64 } else { a };
+                    usize::try_from(b)
+                        .ok()
+                        .filter(|&b| b < ndim)
+                        .ok_or_else(|| invalid(format!("axes {axes:?}: invalid rotation plane")))
+                };
+                let (mut a0, mut a1) = (axis(axes[0])?, axis(axes[1])?);
+                if a0 == a1 {
+                    return Err(invalid(format!("axes {axes:?}: two different axes needed")));
+                }
+                if a0 > a1 {
+                    std::mem::swap(&mut a0, &mut a1);
+                }
+                geometric(
+                    Transform::Rotate {
+                        angle: *angle,
+                        axes: [a0, a1],
+                        reshape: *reshape,
+                    },
+                    interp,
+                )
+                .map_err(invalid)
+            }
+            Op::Deskew {
+                angle,
+                scan_step,
+                pixel_size,
+            } => {
+                if ndim < 3 {
+                    return Err(invalid(
+                        "the input must have at least 3 dimensions (z, y, x)".into(),
+                    ));
+                }
+                if !(angle.is_finite() && *angle > 0.0 && *angle < 90.0) {
+                    return Err(invalid(format!(
+                        "angle must be between 0 and 90 degrees, got {angle}"
+                    )));
+                }
+                for (name, v) in [("scan-step", scan_step), ("pixel-size", pixel_size)] {
+                    if !(v.is_finite() && *v > 0.0) {
+                        return Err(invalid(format!("{name} must be > 0 and finite, got {v}")));
+                    }
+                }
+                let shift = scan_step * angle.to_radians().cos() / pixel_size;
+                geometric(Transform::Deskew { shift }, &Interp::order(1)).map_err(invalid)
+            }
         }
     }
+}
+
+/// A geometric stage with `interp` checked.
+fn geometric(transform: Transform, interp: &Interp) -> std::result::Result<Vec<Stage>, String> {
+    if interp.order > 5 {
+        return Err(format!("order must be 0 to 5, got {}", interp.order));
+    }
+    Ok(vec![Stage::Geometric(Box::new(Geometric {
+        transform,
+        interp: Interpolation {
+            order: interp.order,
+            mode: interp.mode,
+            cval: interp.cval,
+            prefilter: interp.prefilter,
+        },
+    }))])
+}
+
+/// scipy's reading of an affine `matrix` and `offset` for `ndim` axes: N×N with the
+/// offset given, or N×(N+1) and (N+1)×(N+1) homogeneous with the offset in the last
+/// column (the bottom row then `[0, ..., 0, 1]`). Row-major N×N and the offset per axis.
+fn affine_matrix(
+    matrix: &[Vec<f64>],
+    offset: &[f64],
+    ndim: usize,
+) -> std::result::Result<(Vec<f64>, Vec<f64>), String> {
+    let rows = matrix.len();
+    let cols = matrix.first().map_or(0, Vec::len);
+    if matrix.iter().any(|r| r.len() != cols) {
+        return Err("matrix rows differ in length".into());
+    }
+    if let Some(v) = matrix.iter().flatten().find(|v| !v.is_finite()) {
+        return Err(format!("matrix values must be finite, got {v}"));
+    }
+    let homogeneous = cols == ndim + 1 && (rows == ndim || rows == ndim + 1);
+    if !(homogeneous || (rows == ndim && cols == ndim)) {
+        return Err(format!(
+            "matrix must be {ndim}×{ndim}, {ndim}×{} or {}×{} for {ndim} dimensions, got {rows}×{cols}",
+            ndim + 1,
+            ndim + 1,
+            ndim + 1
+        ));
+    }
+    if rows == ndim + 1 {
+        let expected: Vec<f64> = (0..=ndim).map(|i| f64::from(i == ndim)).collect();
+        if matrix[ndim] != expected {
+            return Err(format!(
+                "a homogeneous matrix's bottom row must be {expected:?}, got {:?}",
+                matrix[ndim]
+            ));
+        }
+    }
+    let m: Vec<f64> = matrix[..ndim]
+        .iter()
+        .flat_map(|r| r[..ndim].iter().copied())
+        .collect();
+    let offset = if homogeneous {
+        matrix[..ndim].iter().map(|r| r[ndim]).collect()
+    } else {
+        match offset.len() {
+            0 => vec![0.0; ndim],
+            1 => vec![offset[0]; ndim],
+            n if n == ndim => offset.to_vec(),
+            n => return Err(format!("offset needs 1 or {ndim} values, got {n}")),
+        }
+    };
+    if let Some(v) = offset.iter().find(|v| !v.is_finite()) {
+        return Err(format!("offset values must be finite, got {v}"));
+    }
+    Ok((m, offset))
 }
 
 /// scipy's `origin` over axes of `sizes`: one value for all, one per axis, or none (0).

@@ -12,6 +12,6 @@ mod rank;
 pub use axes::per_axis;
 pub use convolve::Kernel;
 pub use gaussian::{gaussian_kernel, gaussian_weights};
-pub use op::{Edge, Neighborhood, Op};
+pub use op::{Edge, Interp, Neighborhood, Op};
 pub use pipeline::{NeededStatistics, Pipeline};
 pub use rank::{Footprint, RankOrder};

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::boundary::Boundary;
 use crate::dtype::DType;
-use crate::stage::{DownMethod, NoiseModel, ProjectMethod, UpMethod};
+use crate::stage::{DownMethod, InterpMode, NoiseModel, ProjectMethod, UpMethod};
 
 use super::convolve::Kernel;
 use super::rank::Footprint;
@@ -23,6 +23,58 @@ fn default_patch_distance() -> usize {
 
 fn default_fast_mode() -> bool {
     true
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_spline_order() -> usize {
+    3
+}
+
+fn default_rotate_axes() -> [i64; 2] {
+    [1, 0]
+}
+
+/// How the geometric ops interpolate: scipy's `order`, `mode`, `cval` and `prefilter`
+/// (their JSON fields sit beside the op's own), with scipy's defaults: cubic splines,
+/// `constant` 0, prefiltered.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interp {
+    /// The spline's order, 0 (nearest) to 5; 1 is linear, 3 cubic.
+    #[serde(default = "default_spline_order")]
+    pub order: usize,
+    /// How coordinates beyond the edge read (scipy's interpolation modes).
+    #[serde(default)]
+    pub mode: InterpMode,
+    /// The value beyond the edge in the `constant` modes.
+    #[serde(default)]
+    pub cval: f64,
+    /// Whether orders above 1 first apply the spline prefilter (scipy's `prefilter`).
+    #[serde(default = "default_true")]
+    pub prefilter: bool,
+}
+
+impl Default for Interp {
+    fn default() -> Self {
+        Interp {
+            order: 3,
+            mode: InterpMode::Constant,
+            cval: 0.0,
+            prefilter: true,
+        }
+    }
+}
+
+impl Interp {
+    /// Spline `order` with scipy's other defaults.
+    pub fn order(order: usize) -> Interp {
+        Interp {
+            order,
+            ..Interp::default()
+        }
+    }
 }
 
 /// How a filter reads beyond the array's edge: scipy's `mode` and `cval`, one group
@@ -355,6 +407,66 @@ pub enum Op {
         #[serde(flatten)]
         model: NoiseModel,
     },
+    /// `scipy.ndimage.affine_transform(x, matrix, offset, output_shape, order, mode,
+    /// cval, prefilter)`: the output at index `o` is the input interpolated at
+    /// `matrix · o + offset`. Element type kept (integers rounded as scipy's).
+    Affine {
+        /// N×N (row `h`: input coordinate `h`), N×(N+1) or (N+1)×(N+1) homogeneous (its
+        /// last column the offset).
+        matrix: Vec<Vec<f64>>,
+        /// The offset (one value for all axes, or one per axis; empty: 0).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        offset: Vec<f64>,
+        /// The output's shape (empty: the input's).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        output_shape: Vec<usize>,
+        /// The interpolation.
+        #[serde(flatten)]
+        interp: Interp,
+    },
+    /// `scipy.ndimage.zoom(x, zoom, order, mode, cval, prefilter, grid_mode)`: output
+    /// shape `round(n · zoom)` per axis, element type kept.
+    Zoom {
+        /// The factor per axis (one value for all), > 0.
+        zoom: Vec<f64>,
+        /// scipy's `grid_mode`: align the pixels' outer edges rather than the outermost
+        /// pixels' centres.
+        #[serde(default)]
+        grid_mode: bool,
+        /// The interpolation.
+        #[serde(flatten)]
+        interp: Interp,
+    },
+    /// `scipy.ndimage.rotate(x, angle, axes, reshape, order, mode, cval, prefilter)`:
+    /// a rotation by `angle` degrees in the plane of `axes`, of every such plane.
+    Rotate {
+        /// The angle in degrees.
+        angle: f64,
+        /// The plane's two axes (negative counts from the end), scipy's default (1, 0).
+        #[serde(default = "default_rotate_axes")]
+        axes: [i64; 2],
+        /// Grow the output to hold the whole rotated input (scipy's default).
+        #[serde(default = "default_true")]
+        reshape: bool,
+        /// The interpolation.
+        #[serde(flatten)]
+        interp: Interp,
+    },
+    /// Lattice light-sheet and oblique-plane deskew of the last three axes (z, y, x; z
+    /// the scan axis), as pycudadecon and napari-lattice shear: with `s = scan_step ·
+    /// cos(angle) / pixel_size` voxels per plane, the output has the shape
+    /// `(nz, ny, nx + ceil((nz − 1) · s))` and `out[z, y, x] = in[z, y, x − z·s]`,
+    /// linear, 0 outside: scipy's `affine_transform` with the matrix
+    /// `[[1, 0, 0], [0, 1, 0], [−s, 0, 1]]`, order 1, mode `constant`. Element type
+    /// kept.
+    Deskew {
+        /// The light sheet's angle to the coverslip, degrees, in (0, 90).
+        angle: f64,
+        /// The stage's (or scan mirror's) step between planes, in the pixel size's unit.
+        scan_step: f64,
+        /// The camera pixel's size in the sample.
+        pixel_size: f64,
+    },
     /// Convert to another element type inside a chain (round half to even,
     /// saturate; `x.astype` after `np.rint` for integers), as `Pipeline::with_dtype`
     /// does at its end.
@@ -599,6 +711,10 @@ impl Op {
             Op::Anscombe { .. } => "anscombe",
             Op::InverseAnscombe { .. } => "inverse_anscombe",
             Op::Cast { .. } => "cast",
+            Op::Affine { .. } => "affine",
+            Op::Zoom { .. } => "zoom",
+            Op::Rotate { .. } => "rotate",
+            Op::Deskew { .. } => "deskew",
         }
     }
 }
@@ -635,6 +751,10 @@ mod tests {
         r#"{"op":"anscombe","gain":2.5,"offset":100.0,"read_noise":3.0}"#,
         r#"{"op":"inverse_anscombe","gain":1.0,"offset":0.0,"read_noise":0.0}"#,
         r#"{"op":"cast","dtype":"uint16"}"#,
+        r#"{"op":"affine","matrix":[[1.0,0.5],[0.0,1.0]],"offset":[2.0,0.0],"order":1,"mode":"nearest","cval":0.0,"prefilter":true}"#,
+        r#"{"op":"zoom","zoom":[1.7,0.6],"grid_mode":false,"order":3,"mode":"grid-constant","cval":2.0,"prefilter":true}"#,
+        r#"{"op":"rotate","angle":30.0,"axes":[1,0],"reshape":true,"order":0,"mode":"constant","cval":0.0,"prefilter":false}"#,
+        r#"{"op":"deskew","angle":31.8,"scan_step":0.4,"pixel_size":0.104}"#,
     ];
 
     #[test]

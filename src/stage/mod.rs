@@ -7,6 +7,7 @@
 //! output block backwards through the stages to the input each one needs.
 
 mod deconvolve;
+mod geometry;
 mod nlmeans;
 mod rank;
 mod resample;
@@ -16,6 +17,11 @@ mod tables;
 use crate::dtype::DType;
 use crate::region::AxisSet;
 
+pub(crate) use geometry::{
+    Geometric, Interpolation, Map, Transform, coordinate, first_tap, poles, spline_weights,
+    zoom_coordinate,
+};
+pub use geometry::{InterpMode, overlap};
 pub(crate) use rank::{Comparator, Rank};
 #[cfg(test)]
 use resample::linear_weights;
@@ -132,6 +138,9 @@ pub(crate) enum Stage {
         terms: Vec<Vec<Stencil>>,
         magnitude: bool,
     },
+    /// Spline interpolation at transformed coordinates (scipy's `affine_transform`,
+    /// `zoom`): the element type kept, the shape the transform's.
+    Geometric(Box<Geometric>),
 }
 
 /// The input indices each pass of `term` reads, from the last pass back: entry `j` is
@@ -184,6 +193,7 @@ impl Stage {
             Stage::Cast(d) => *d,
             Stage::Clip { .. }
             | Stage::Rank(_)
+            | Stage::Geometric(_)
             | Stage::Downsample { .. }
             | Stage::Upsample { .. } => input,
         }
@@ -205,6 +215,7 @@ impl Stage {
             Stage::Upsample { factor, .. } => {
                 input.iter().zip(factor).map(|(n, f)| n * f).collect()
             }
+            Stage::Geometric(g) => g.out_shape(input),
             _ => input.to_vec(),
         }
     }
@@ -222,6 +233,7 @@ impl Stage {
             | Stage::InverseAnscombe(_) => out.to_vec(),
             Stage::Deconvolve(d) => d.input_sets(out, in_shape),
             Stage::NlMeans(nl) => nl.input_sets(out, in_shape),
+            Stage::Geometric(g) => g.input_sets(out, in_shape),
             Stage::Stencil(s) | Stage::Rank(Rank { window: s, .. }) => (0..out.len())
                 .map(|a| stencil_input(s, a, &out[a], in_shape[a]))
                 .collect(),
