@@ -1044,3 +1044,38 @@ mod bad_input {
         assert_eq!(fs::read(dst.join("c/0/0/0")).unwrap(), before);
     }
 }
+
+#[test]
+fn affine_transforms_match_scipy_whatever_the_chunking() {
+    script_check("geometry.py", &["affine"]);
+}
+
+#[test]
+fn zooms_match_scipy_including_the_output_shape() {
+    script_check("geometry.py", &["zoom"]);
+}
+
+#[test]
+fn rotations_match_scipy_with_and_without_reshape() {
+    script_check("geometry.py", &["rotate"]);
+}
+
+#[test]
+fn deskew_is_the_documented_affine_transform() {
+    script_check("geometry.py", &["deskew"]);
+}
+
+#[test]
+fn geometric_ops_chain_with_filters_and_resampling() {
+    script_check("geometry.py", &["chains"]);
+}
+
+#[test]
+fn a_rotation_in_parts_equals_one_run() {
+    script_check("geometry.py", &["parts"]);
+}
+
+#[test]
+fn bad_geometric_parameters_are_refused_in_one_line_naming_them() {
+    script_check("geometry.py", &["bad"]);
+}

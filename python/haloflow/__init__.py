@@ -39,7 +39,7 @@ __all__ = [
     "maximum", "maximum_filter", "downsample", "upsample", "project", "normalize",
     "anscombe", "inverse_anscombe", "richardson_lucy", "denoise_nl_means", "ndimage",
     "gaussian_filter1d", "correlate", "correlate1d", "convolve1d", "uniform_filter1d",
-    "rank_filter", "minimum_filter1d", "maximum_filter1d",
+    "rank_filter", "minimum_filter1d", "maximum_filter1d", "affine_transform", "zoom", "rotate", "deskew",
 ]
 
 HaloflowError = _haloflow.HaloflowError
@@ -162,6 +162,7 @@ def inverse_anscombe(x, gain=1.0, offset=0.0, read_noise=0.0, *, device="cpu", t
 # The command's names, for those who know it.
 from . import ndimage  # noqa: E402 (it imports Pipeline from here)
 from .ndimage import (  # noqa: E402
+    affine_transform,
     convolve,
     convolve1d,
     correlate,
@@ -177,8 +178,10 @@ from .ndimage import (  # noqa: E402
     minimum_filter1d,
     percentile_filter,
     rank_filter,
+    rotate,
     uniform_filter,
     uniform_filter1d,
+    zoom,
 )
 
 gaussian = gaussian_filter
@@ -187,6 +190,15 @@ median = median_filter
 percentile = percentile_filter
 minimum = minimum_filter
 maximum = maximum_filter
+
+
+def deskew(x, angle, scan_step, pixel_size, *, device="cpu", threads=None):
+    """Lattice light-sheet / oblique-plane deskew of the last three axes (z, y, x; z the
+    scan axis): with ``s = scan_step * cos(angle) / pixel_size`` voxels per plane,
+    ``out[z, y, x] = x[z, y, x - z*s]`` by linear interpolation, 0 outside, x grown by
+    ``ceil((nz - 1) * s)``. This is ``affine_transform(x, [[1, 0, 0], [0, 1, 0],
+    [-s, 0, 1]], output_shape=..., order=1, mode='constant')``; element type kept."""
+    return _one(ops.deskew(angle, scan_step, pixel_size), x, device, threads)
 
 
 def stats(x, *, axis=None, histogram=None, percentiles=(), threads=None, level=None, scene=None) -> dict:

@@ -672,3 +672,144 @@ def maximum_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
         raise RuntimeError("incorrect filter size")
     return _rank("maximum", input, size, None, output, mode, cval, origin, operator.index(axis), device,
                  threads)
+
+
+# --- Geometric transforms ---------------------------------------------------------------
+
+
+def _interp_checks(order, mode):
+    if order < 0 or order > 5:
+        raise RuntimeError("spline order not supported")
+    if mode not in ops._INTERP_MODES:
+        raise RuntimeError("boundary mode not supported")
+
+
+def _interp_store(t, dtype):
+    """scipy's store of interpolated values: integers rounded half away from zero
+    (unsigned: negatives to 0) and clamped to the type."""
+    if dtype.kind not in "iub":
+        return t.astype(dtype)
+    t = np.asarray(t, dtype=np.float64)
+    if dtype.kind == "b":
+        return t != 0
+    info = np.iinfo(dtype)
+    r = np.where(t > 0, t + 0.5, t - 0.5 if dtype.kind == "i" else 0.0)
+    return np.clip(np.trunc(r), info.min, info.max).astype(dtype)
+
+
+def _geometric(op_of, input, output, shape, cval, device, threads):
+    """The geometric op ``op_of(cval)`` on ``input``, stored as scipy stores it in
+    ``output`` (an array of ``shape``, a dtype, or None: the input's dtype)."""
+    x = np.asarray(input)
+    if x.dtype.kind == "c":
+        dtype = np.promote_types(x.dtype, np.complex64) if output is None or isinstance(output, (type, np.dtype, str)) \
+            else np.asarray(output).dtype
+        out = np.zeros(shape, dtype) if output is None or isinstance(output, (type, np.dtype, str)) else output
+        out.real[...] = _geometric(op_of, x.real, None, shape, np.real(cval), device, threads)
+        out.imag[...] = _geometric(op_of, x.imag, None, shape, np.imag(cval), device, threads)
+        return out
+    if np.iscomplexobj(cval):
+        raise ValueError("Cannot provide a complex-valued cval when the input is real.")
+    target = None
+    if output is None:
+        dtype = np.dtype(x.dtype.name)
+    elif isinstance(output, (type, np.dtype, str)):
+        dtype = np.dtype(output)
+    else:
+        target = output
+        if target.shape != tuple(shape):
+            raise RuntimeError("output shape not correct")
+        dtype = target.dtype
+    x = _input(x)
+    if x.size == 0 or 0 in shape:
+        result = np.full(shape, cval, dtype=np.float64)
+    elif dtype == x.dtype:
+        result = _apply(op_of(cval), x, device, threads)
+    else:
+        # Computed in float64 and stored in the asked type, as scipy's double `t`.
+        result = _apply(op_of(cval), x.astype(np.float64), device, threads)
+    result = _interp_store(result, dtype) if result.dtype != dtype else result
+    if target is None:
+        return result
+    target[...] = result
+    return target
+
+
+def affine_transform(input, matrix, offset=0.0, output_shape=None, output=None, order=3, mode="constant",
+                     cval=0.0, prefilter=True, *, device="cpu", threads=None):
+    """``scipy.ndimage.affine_transform``: the output at index ``o`` is the input
+    interpolated at ``matrix @ o + offset`` (splines of ``order`` 0 to 5, prefiltered),
+    computed in float64 as scipy's, stored as ``output``."""
+    x = np.asarray(input)
+    _interp_checks(order, mode)
+    if output_shape is None:
+        output_shape = output.shape if isinstance(output, np.ndarray) else x.shape
+    if x.ndim < 1 or len(output_shape) < 1:
+        raise RuntimeError("input and output rank must be > 0")
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim not in (1, 2) or m.shape[0] < 1:
+        raise RuntimeError("no proper affine matrix provided")
+    if m.ndim == 2 and m.shape[1] == x.ndim + 1 and m.shape[0] in (x.ndim, x.ndim + 1):
+        if m.shape[0] == x.ndim + 1 and not np.all(m[x.ndim] == [0] * x.ndim + [1]):
+            raise ValueError(f"Expected homogeneous transformation matrix with shape {m.shape} for image shape "
+                             f"{x.shape}, but bottom row was not equal to {[0] * x.ndim + [1]}")
+        offset, m = m[:x.ndim, x.ndim], m[:x.ndim, :x.ndim]
+    if m.shape[0] != x.ndim:
+        raise RuntimeError("affine matrix has wrong number of rows")
+    if m.ndim == 2 and m.shape[1] != len(output_shape):
+        raise RuntimeError("affine matrix has wrong number of columns")
+    offset = np.asarray(_sequence(offset, x.ndim), dtype=np.float64)
+    shape = tuple(int(s) for s in output_shape)
+    return _geometric(lambda c: ops.affine(m, offset, shape, order, mode, float(c), prefilter), x, output, shape,
+                      cval, device, threads)
+
+
+def zoom(input, zoom, output=None, order=3, mode="constant", cval=0.0, prefilter=True, *, grid_mode=False,
+         device="cpu", threads=None):
+    """``scipy.ndimage.zoom``: output ``round(n * zoom)`` per axis, the outermost samples'
+    centres aligned (their outer edges with ``grid_mode``)."""
+    x = np.asarray(input)
+    _interp_checks(order, mode)
+    if x.ndim < 1:
+        raise RuntimeError("input and output rank must be > 0")
+    factors = [float(z) for z in _sequence(zoom, x.ndim)]
+    shape = tuple(int(round(n * z)) for n, z in zip(x.shape, factors))
+    if all(z == 1 for z in factors) and prefilter:
+        return _geometric(lambda c: ops.zoom([1.0], 1, mode, float(c)), x, output, shape, cval, device, threads)
+    if grid_mode and mode in ("constant", "wrap"):
+        warnings.warn(f"It is recommended to use mode = grid-{mode} instead of {mode} when grid_mode is True.",
+                      stacklevel=2)
+    return _geometric(lambda c: ops.zoom(factors, order, mode, float(c), prefilter, grid_mode), x, output,
+                      shape, cval, device, threads)
+
+
+def rotate(input, angle, axes=(1, 0), reshape=True, output=None, order=3, mode="constant", cval=0.0,
+           prefilter=True, *, device="cpu", threads=None):
+    """``scipy.ndimage.rotate`` by ``angle`` degrees in the plane of ``axes``, the output
+    grown to hold the whole rotated input where ``reshape``."""
+    x = np.asarray(input)
+    _interp_checks(order, mode)
+    if x.ndim < 2:
+        raise ValueError("input array should be at least 2D")
+    axes = list(axes)
+    if len(axes) != 2:
+        raise ValueError("axes should contain exactly two values")
+    if not all(float(a).is_integer() for a in axes):
+        raise ValueError("axes should contain only integer values")
+    axes = [int(a) + x.ndim if a < 0 else int(a) for a in axes]
+    if any(a < 0 or a >= x.ndim for a in axes):
+        raise ValueError("invalid rotation plane specified")
+    axes.sort()
+    if not np.isfinite(angle):
+        raise ValueError(f"angle must be finite, got {angle}")
+    # The output's shape, as scipy computes it (the op computes the same).
+    c, s = np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))
+    if float(angle) % 90 == 0:
+        c, s = [(1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0)][int(float(angle) % 360 // 90)]
+    shape = list(x.shape)
+    if reshape:
+        iy, ix = x.shape[axes[0]], x.shape[axes[1]]
+        bounds = np.array([[c, s], [-s, c]]) @ [[0, 0, iy, iy], [0, ix, 0, ix]]
+        shape[axes[0]], shape[axes[1]] = (np.ptp(bounds, axis=1) + 0.5).astype(int)
+    return _geometric(lambda cv: ops.rotate(angle, axes, reshape, order, mode, float(cv), prefilter), x, output,
+                      tuple(shape), cval, device, threads)

@@ -249,3 +249,53 @@ def cast(dtype) -> Op:
     """Convert the element type (round half to even, saturate)."""
     return Op({"op": "cast", "dtype": np.dtype(dtype).name})
 
+
+
+_INTERP_MODES = ("constant", "grid-constant", "nearest", "reflect", "grid-mirror", "mirror", "wrap", "grid-wrap")
+
+
+def _interp(order, mode, cval, prefilter) -> dict:
+    if mode not in _INTERP_MODES:
+        raise ValueError(f"mode must be one of {', '.join(_INTERP_MODES)}, got {mode!r}")
+    return {"order": int(order), "mode": "reflect" if mode == "grid-mirror" else mode, "cval": float(cval),
+            "prefilter": bool(prefilter)}
+
+
+def affine(matrix, offset=0.0, output_shape=None, order: int = 3, mode: str = "constant", cval: float = 0.0,
+           prefilter: bool = True) -> Op:
+    """``scipy.ndimage.affine_transform``: the output at index ``o`` is the input
+    interpolated (splines of ``order`` 0 to 5) at ``matrix @ o + offset``; element type
+    kept. ``matrix`` is N×N, N×(N+1) or (N+1)×(N+1) homogeneous, or 1-D (a diagonal)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim == 1:
+        m = np.diag(m)
+    op = {"op": "affine", "matrix": m.tolist(), "offset": _floats(offset, "offset"),
+          **_interp(order, mode, cval, prefilter)}
+    if output_shape is not None:
+        op["output_shape"] = _ints(output_shape, "output_shape")
+    return Op(op)
+
+
+def zoom(zoom, order: int = 3, mode: str = "constant", cval: float = 0.0, prefilter: bool = True,
+         grid_mode: bool = False) -> Op:
+    """``scipy.ndimage.zoom`` by ``zoom`` (one factor or one per axis): output
+    ``round(n * zoom)`` per axis, element type kept."""
+    return Op({"op": "zoom", "zoom": _floats(zoom, "zoom"), "grid_mode": bool(grid_mode),
+               **_interp(order, mode, cval, prefilter)})
+
+
+def rotate(angle: float, axes=(1, 0), reshape: bool = True, order: int = 3, mode: str = "constant",
+           cval: float = 0.0, prefilter: bool = True) -> Op:
+    """``scipy.ndimage.rotate`` by ``angle`` degrees in the plane of ``axes``."""
+    a, b = (int(v) for v in axes)
+    return Op({"op": "rotate", "angle": float(angle), "axes": [a, b], "reshape": bool(reshape),
+               **_interp(order, mode, cval, prefilter)})
+
+
+def deskew(angle: float, scan_step: float, pixel_size: float) -> Op:
+    """Lattice light-sheet / oblique-plane deskew of the last three axes (z, y, x): with
+    ``s = scan_step * cos(angle) / pixel_size``, ``out[z, y, x] = in[z, y, x - z*s]``
+    (linear, 0 outside), x grown by ``ceil((nz - 1) * s)``: ``affine_transform`` with
+    ``[[1, 0, 0], [0, 1, 0], [-s, 0, 1]]``, order 1, mode ``constant``."""
+    return Op({"op": "deskew", "angle": float(angle), "scan_step": float(scan_step),
+               "pixel_size": float(pixel_size)})

@@ -147,7 +147,12 @@ impl ToOp for AffineArgs {
 #[derive(Args, Clone)]
 pub(super) struct ZoomArgs {
     /// The factor, one value or one per axis (> 0; 0.5 halves, 1.7 enlarges).
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required = true,
+        allow_hyphen_values = true
+    )]
     pub(super) factor: Vec<f64>,
     /// Align the pixels' outer edges rather than the outermost pixels' centres
     /// (scipy's grid_mode).

@@ -16,13 +16,13 @@ use crate::block::{Block, c_strides, for_each_row, take_vec};
 use crate::dtype::{DType, Element};
 use crate::region::AxisSet;
 use crate::stage::{
-    Geometric, InterpMode, Map, coordinate, first_tap, poles, spline_weights, zoom_coordinate,
+    Geometric, InterpMode, Map, Resolved, first_tap, floor, poles, spline_weights, zoom_coordinate,
 };
 
 /// The samples (or prefiltered coefficients) outputs read: `data` at element offsets,
 /// found per axis from an index in padded coordinates.
-struct Samples<'a> {
-    data: Cow<'a, [f64]>,
+struct Samples<'a, V: Clone> {
+    data: Cow<'a, [V]>,
     /// Per axis: the first padded index held.
     first: Vec<i64>,
     /// Per axis: the element offset of each padded index held, from `first`.
@@ -39,18 +39,39 @@ pub(crate) fn transform<T: Element>(
     g: &Geometric,
 ) -> Block<'static, T> {
     let r = g.resolve(in_shape);
+    let data = if g.interp.filtered() {
+        resample(
+            &filtered(input, needs, in_shape, &r.through, g),
+            out,
+            in_shape,
+            &r,
+            g,
+        )
+    } else {
+        resample(&direct(input, needs), out, in_shape, &r, g)
+    };
+    Block::new(out.to_vec(), Cow::Owned(data))
+}
+
+/// The outputs `out` read from `samples`, in C order.
+fn resample<V: Element, T: Element>(
+    samples: &Samples<'_, V>,
+    out: &[AxisSet],
+    in_shape: &[usize],
+    r: &Resolved,
+    g: &Geometric,
+) -> Vec<T> {
     let ndim = in_shape.len();
     let interp = g.interp;
-    let order = interp.order;
     let pad = interp.pad();
     let lens: Vec<usize> = (0..ndim).map(|a| in_shape[a] + 2 * pad).collect();
-    let samples = samples(input, needs, in_shape, &r.through, g);
     let out_index: Vec<Vec<usize>> = out.iter().map(|s| s.iter().collect()).collect();
     let out_lens: Vec<usize> = out.iter().map(AxisSet::len).collect();
     let total: usize = out_lens.iter().product();
     let mut data: Vec<T> = take_vec(total);
 
-    // A zoom's taps and weights per axis and output index, computed once.
+    // A zoom's taps and weights per axis and output index, computed once (`None`: the
+    // constant).
     let zoom_taps: Option<Vec<Vec<Option<Taps>>>> = match &r.map {
         Map::Zoom { ratio, grid_mode } => Some(
             (0..ndim)
@@ -59,7 +80,19 @@ pub(crate) fn transform<T: Element>(
                         .iter()
                         .map(|&k| {
                             let c = zoom_coordinate(k, ratio[a], *grid_mode);
-                            taps(c, a, k, r.through[a], &interp, lens[a], pad, &samples)
+                            let mut t = Taps::default();
+                            taps(
+                                c,
+                                a,
+                                k,
+                                r.through[a],
+                                &interp,
+                                lens[a],
+                                pad,
+                                samples,
+                                &mut t,
+                            )
+                            .then_some(t)
                         })
                         .collect()
                 })
@@ -68,35 +101,76 @@ pub(crate) fn transform<T: Element>(
         Map::Matrix { .. } => None,
     };
 
-    let mut per_axis: Vec<Option<Taps>> = vec![None; ndim];
-    let mut point = vec![0.0f64; ndim];
-    let mut combo = vec![0usize; ndim];
+    let mut per_axis = [Taps::default(); MAX_AXES];
+    let per_axis = &mut per_axis[..ndim];
+    let mut point = [0.0f64; MAX_AXES];
+    let point = &mut point[..ndim];
     let last = ndim - 1;
+    let values = &samples.data[..];
+    let mut bases = [0.0f64; MAX_AXES];
+    // Linear interpolation of a 3-D array: each output inside the array by the short
+    // path, `linear_3d` (the matrix's last column).
+    let linear3 = match &r.map {
+        Map::Matrix { matrix, .. }
+            if ndim == 3
+                && interp.order == 1
+                && pad == 0
+                && interp.mode != InterpMode::GridConstant =>
+        {
+            Some([matrix[2], matrix[5], matrix[8]])
+        }
+        _ => None,
+    };
     for_each_row(&out_lens[..last], |row, _| {
+        if let Map::Matrix { matrix, offset } = &r.map {
+            // Each coordinate's sum over the row's leading axes, in scipy's order.
+            for a in 0..last {
+                point[a] = out_index[a][row[a]] as f64;
+            }
+            for h in 0..ndim {
+                let mut t = offset[h];
+                for l in 0..last {
+                    t += point[l] * matrix[h * ndim + l];
+                }
+                bases[h] = t;
+            }
+        }
         for j in 0..out_lens[last] {
+            if let Some(m) = linear3
+                && let Some(t) =
+                    linear_3d(j, row, &out_index, &bases, m, &r.through, samples, &lens)
+            {
+                data.push(store(t));
+                continue;
+            }
             // The taps of every axis, or the constant.
             let mut constant = false;
             match (&r.map, &zoom_taps) {
                 (_, Some(z)) => {
                     for a in 0..ndim {
                         let i = if a == last { j } else { row[a] };
-                        per_axis[a] = z[a][i];
-                        constant |= per_axis[a].is_none();
+                        match z[a][i] {
+                            Some(t) => per_axis[a] = t,
+                            None => constant = true,
+                        }
                     }
                 }
-                (Map::Matrix { matrix, offset }, None) => {
-                    for a in 0..ndim {
-                        point[a] = out_index[a][if a == last { j } else { row[a] }] as f64;
-                    }
+                (Map::Matrix { matrix, .. }, None) => {
+                    let x = out_index[last][j] as f64;
                     for h in 0..ndim {
-                        let k = point[h] as usize;
+                        // scipy's sum: the row's partial sum, then the last term.
                         let c = if r.through[h] {
                             0.0
                         } else {
-                            coordinate(matrix, offset, ndim, h, &point)
+                            bases[h] + x * matrix[h * ndim + last]
                         };
-                        per_axis[h] = taps(c, h, k, r.through[h], &interp, lens[h], pad, &samples);
-                        if per_axis[h].is_none() {
+                        let k = if h == last {
+                            out_index[last][j]
+                        } else {
+                            out_index[h][row[h]]
+                        };
+                        let t = &mut per_axis[h];
+                        if !taps(c, h, k, r.through[h], &interp, lens[h], pad, samples, t) {
                             constant = true;
                             break;
                         }
@@ -107,28 +181,104 @@ pub(crate) fn transform<T: Element>(
             let t = if constant {
                 interp.cval
             } else {
-                sum(&per_axis, &mut combo, &samples.data, interp.cval, order)
+                sum(per_axis, values, interp.cval)
             };
             data.push(store(t));
         }
     });
-    Block::new(out.to_vec(), Cow::Owned(data))
+    data
 }
 
-/// One axis's taps of one output: the element offsets (`None`: `cval`) and weights.
+/// Output `j` of a row (`row`, its leading indices) of a 3-D linear transform whose
+/// coordinates' partial sums are `bases` and last column `m`, where every tap lies
+/// inside the array (else `None`): the same sums as scipy's, without the mapping.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn linear_3d<V: Element>(
+    j: usize,
+    row: &[usize],
+    out_index: &[Vec<usize>],
+    bases: &[f64; MAX_AXES],
+    m: [f64; 3],
+    through: &[bool],
+    samples: &Samples<'_, V>,
+    lens: &[usize],
+) -> Option<f64> {
+    let x = out_index[2][j] as f64;
+    let mut offs = [[0usize; 2]; 3];
+    let mut ws = [[1.0f64; 2]; 3];
+    let mut counts = [1usize; 3];
+    for h in 0..3 {
+        let table = &samples.offsets[h];
+        let first = samples.first[h];
+        if through[h] {
+            let k = if h == 2 {
+                out_index[2][j]
+            } else {
+                out_index[h][row[h]]
+            };
+            offs[h][0] = table[(k as i64 - first) as usize];
+            continue;
+        }
+        let c = bases[h] + x * m[h];
+        if !(c >= 0.0 && c < (lens[h] - 1) as f64) {
+            return None;
+        }
+        let f = floor(c);
+        let i = (f as i64 - first) as usize;
+        offs[h] = [table[i], table[i + 1]];
+        ws[h][0] = 1.0 - (c - f);
+        ws[h][1] = 1.0 - ws[h][0];
+        counts[h] = 2;
+    }
+    let v = &samples.data;
+    let mut t = 0.0;
+    for a in 0..counts[0] {
+        for b in 0..counts[1] {
+            let o = offs[0][a] + offs[1][b];
+            let (wa, wb) = (ws[0][a], ws[1][b]);
+            for c in 0..counts[2] {
+                t += v[o + offs[2][c]].to_f64() * wa * wb * ws[2][c];
+            }
+        }
+    }
+    Some(t)
+}
+
+/// The most axes an array has.
+const MAX_AXES: usize = 5;
+
+/// A tap reading `cval` (`grid-constant` past the edge).
+const CVAL: usize = usize::MAX;
+
+/// One axis's taps of one output: the element offsets (`CVAL`: the constant) and
+/// weights (1 where an axis is read straight, and at order 0: scipy multiplies by no
+/// weight there, and a product with 1 is exact).
 #[derive(Clone, Copy, Debug)]
 struct Taps {
     count: usize,
-    offsets: [Option<usize>; 6],
+    offsets: [usize; 6],
     weights: [f64; 6],
-    /// Whether the weights multiply (not on axes read straight, nor at order 0).
-    weighted: bool,
+    /// Whether a tap reads `cval`.
+    cval: bool,
+}
+
+impl Default for Taps {
+    fn default() -> Self {
+        Taps {
+            count: 1,
+            offsets: [0; 6],
+            weights: [1.0; 6],
+            cval: false,
+        }
+    }
 }
 
 /// The taps along axis `a` for input coordinate `c` (`k`, the output index, where the
-/// axis passes through), or `None` where the output is the constant.
+/// axis passes through) into `t`; false where the output is the constant.
 #[allow(clippy::too_many_arguments)]
-fn taps(
+#[inline(always)]
+fn taps<V: Element>(
     c: f64,
     a: usize,
     k: usize,
@@ -136,74 +286,103 @@ fn taps(
     interp: &crate::stage::Interpolation,
     len: usize,
     pad: usize,
-    samples: &Samples<'_>,
-) -> Option<Taps> {
+    samples: &Samples<'_, V>,
+    t: &mut Taps,
+) -> bool {
     let at = |p: i64| samples.offsets[a][(p - samples.first[a]) as usize];
-    let mut t = Taps {
-        count: 1,
-        offsets: [None; 6],
-        weights: [1.0; 6],
-        weighted: false,
-    };
     if through {
-        t.offsets[0] = Some(at((k + pad) as i64));
-        return Some(t);
+        t.count = 1;
+        t.offsets[0] = at((k + pad) as i64);
+        t.weights[0] = 1.0;
+        t.cval = false;
+        return true;
     }
     let order = interp.order;
     let mode = interp.mode;
     let mut cc = c + pad as f64;
+    // Linear inside the array, the common case: two neighbours, no mapping.
+    if order == 1 && cc >= 0.0 && cc < (len - 1) as f64 && mode != InterpMode::GridConstant {
+        let f = floor(cc);
+        let i = (f as i64 - samples.first[a]) as usize;
+        t.count = 2;
+        t.cval = false;
+        t.offsets[0] = samples.offsets[a][i];
+        t.offsets[1] = samples.offsets[a][i + 1];
+        t.weights[0] = 1.0 - (cc - f);
+        t.weights[1] = 1.0 - t.weights[0];
+        return true;
+    }
     let unmapped = matches!(mode, InterpMode::GridConstant | InterpMode::Nearest);
     if !unmapped {
         cc = mode.map_coordinate(cc, len);
     }
     if !(cc > -1.0 || unmapped) {
-        return None;
+        return false;
     }
     let start = first_tap(cc, order);
-    let edge = start < 0 || start + order as i64 >= len as i64;
     t.count = order + 1;
-    for (l, slot) in t.offsets[..=order].iter_mut().enumerate() {
-        let p = start + l as i64;
-        *slot = if mode == InterpMode::GridConstant {
-            (0..len as i64).contains(&p).then(|| at(p))
-        } else if edge {
-            mode.map_tap(p, len).map(|q| at(q as i64))
-        } else {
-            Some(at(p))
-        };
+    t.cval = false;
+    if start >= 0 && start + (order as i64) < len as i64 {
+        for l in 0..=order {
+            t.offsets[l] = at(start + l as i64);
+        }
+    } else {
+        for l in 0..=order {
+            let p = start + l as i64;
+            let q = if mode == InterpMode::GridConstant {
+                (0..len as i64).contains(&p).then_some(p)
+            } else {
+                mode.map_tap(p, len).map(|q| q as i64)
+            };
+            t.offsets[l] = q.map_or(CVAL, at);
+            t.cval |= q.is_none();
+        }
     }
     if order > 0 {
         spline_weights(cc, order, &mut t.weights);
-        t.weighted = true;
+    } else {
+        t.weights[0] = 1.0;
     }
-    Some(t)
+    true
 }
 
 /// The interpolated value: every combination of the axes' taps in C order, each sample
 /// times the axes' weights in axis order.
-fn sum(
-    per_axis: &[Option<Taps>],
-    combo: &mut [usize],
-    data: &[f64],
-    cval: f64,
-    order: usize,
-) -> f64 {
-    let ndim = per_axis.len();
-    let taps: Vec<&Taps> = per_axis.iter().map(|t| t.as_ref().unwrap()).collect();
-    combo.fill(0);
-    let mut t = 0.0;
-    loop {
-        let mut offset = Some(0usize);
-        for (a, tp) in taps.iter().enumerate() {
-            offset = offset.zip(tp.offsets[combo[a]]).map(|(o, q)| o + q);
-        }
-        let mut coeff = offset.map_or(cval, |o| data[o]);
-        if order > 0 {
-            for (a, tp) in taps.iter().enumerate() {
-                if tp.weighted {
-                    coeff *= tp.weights[combo[a]];
+fn sum<V: Element>(taps: &[Taps], data: &[V], cval: f64) -> f64 {
+    if let [a, b, c] = taps
+        && !(a.cval || b.cval || c.cval)
+    {
+        // Three axes and no constant: the common case, unrolled.
+        let mut t = 0.0;
+        for i in 0..a.count {
+            for j in 0..b.count {
+                let row = a.offsets[i] + b.offsets[j];
+                let wij = (a.weights[i], b.weights[j]);
+                for k in 0..c.count {
+                    t += data[row + c.offsets[k]].to_f64() * wij.0 * wij.1 * c.weights[k];
                 }
             }
+        }
+        return t;
+    }
+    let ndim = taps.len();
+    let mut combo = [0usize; MAX_AXES];
+    let mut t = 0.0;
+    loop {
+        let mut offset = 0usize;
+        let mut constant = false;
+        for (a, tp) in taps.iter().enumerate() {
+            let o = tp.offsets[combo[a]];
+            constant |= o == CVAL;
+            offset = offset.wrapping_add(o);
+        }
+        let mut coeff = if constant {
+            cval
+        } else {
+            data[offset].to_f64()
+        };
+        for (a, tp) in taps.iter().enumerate() {
+            coeff *= tp.weights[combo[a]];
         }
         t += coeff;
         // The next combination, the last axis fastest.
@@ -240,15 +419,38 @@ fn store<T: Element>(t: f64) -> T {
     T::from_f64(r.trunc())
 }
 
-/// What outputs read: the input as f64 over `needs` (padded by the mode where scipy
-/// pads), prefiltered along every axis that is interpolated where the order asks.
-fn samples<'a, T: Element>(
+/// What unfiltered outputs read: `input` itself, over the ranges of `needs`.
+fn direct<'a, T: Element>(input: &'a Block<'_, T>, needs: &[AxisSet]) -> Samples<'a, T> {
+    let strides = input.strides();
+    Samples {
+        data: Cow::Borrowed(&input.data[..]),
+        first: needs.iter().map(|s| s.bounds().start as i64).collect(),
+        offsets: needs
+            .iter()
+            .enumerate()
+            .map(|(a, s)| {
+                s.bounds()
+                    .map(|i| {
+                        let q = input.sets[a]
+                            .position(i)
+                            .expect("the planner's footprint holds every sample read");
+                        q * strides[a]
+                    })
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+/// What prefiltered outputs read: the input as f64 over `needs` (padded by the mode
+/// where scipy pads), prefiltered along every axis that is interpolated.
+fn filtered<'a, T: Element>(
     input: &Block<'_, T>,
     needs: &[AxisSet],
     in_shape: &[usize],
     through: &[bool],
     g: &Geometric,
-) -> Samples<'a> {
+) -> Samples<'a, f64> {
     let ndim = in_shape.len();
     let interp = g.interp;
     let pad = interp.pad() as i64;
@@ -305,10 +507,8 @@ fn samples<'a, T: Element>(
             });
         }
     });
-    if interp.filtered() {
-        let full: Vec<i64> = (0..ndim).map(|a| in_shape[a] as i64 + 2 * pad).collect();
-        prefilter(&mut data, &lens, &ranges, &full, through, &interp);
-    }
+    let full: Vec<i64> = (0..ndim).map(|a| in_shape[a] as i64 + 2 * pad).collect();
+    prefilter(&mut data, &lens, &ranges, &full, through, &interp);
     let strides = c_strides(&lens);
     Samples {
         data: Cow::Owned(data),

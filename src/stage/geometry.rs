@@ -85,8 +85,12 @@ impl InterpMode {
 
     /// scipy's `map_coordinate`: a coordinate past the edge of an axis of `len`
     /// samples mapped into it, or -1 where the constant applies.
+    #[inline]
     pub(crate) fn map_coordinate(self, x: f64, len: usize) -> f64 {
         let n = len as f64;
+        if x >= 0.0 && x <= n - 1.0 {
+            return x;
+        }
         let mut x = x;
         if x < 0.0 {
             match self {
@@ -262,12 +266,18 @@ pub fn overlap(order: usize) -> usize {
 
 /// The interpolation's weights of the `order + 1` taps for coordinate `x` (scipy's
 /// `get_spline_interpolation_weights`).
+#[inline]
 pub(crate) fn spline_weights(x: f64, order: usize, w: &mut [f64]) {
     let x = x - if order & 1 == 1 {
-        x.floor()
+        floor(x)
     } else {
-        (x + 0.5).floor()
+        floor(x + 0.5)
     };
+    if order == 1 {
+        w[0] = 1.0 - x;
+        w[1] = 1.0 - w[0];
+        return;
+    }
     let y = x;
     let z = 1.0 - x;
     match order {
@@ -313,12 +323,24 @@ pub(crate) fn spline_weights(x: f64, order: usize, w: &mut [f64]) {
     }
 }
 
+/// `x.floor()` without a call to libm's `floor` (which baseline x86-64, lacking
+/// SSE4.1's `roundsd`, makes): exact for |x| < 2^52, and the coordinates here are.
+#[inline(always)]
+pub(crate) fn floor(x: f64) -> f64 {
+    if x.abs() >= 4_503_599_627_370_496.0 || x.is_nan() {
+        return x.floor();
+    }
+    let t = x as i64 as f64;
+    if t > x { t - 1.0 } else { t }
+}
+
 /// The first tap of a spline of `order` at coordinate `x`.
+#[inline]
 pub(crate) fn first_tap(x: f64, order: usize) -> i64 {
     let centre = if order & 1 == 1 {
-        x.floor()
+        floor(x)
     } else {
-        (x + 0.5).floor()
+        floor(x + 0.5)
     };
     centre as i64 - (order / 2) as i64
 }
@@ -600,7 +622,8 @@ impl Geometric {
             .map(|a| {
                 let n = in_shape[a];
                 if r.through[a] {
-                    return out[a].clone();
+                    // One range: the kernel reads a box (the output set may be runs).
+                    return AxisSet::from_range(out[a].bounds());
                 }
                 let whole = AxisSet::from_range(0..n);
                 let len = n + 2 * pad as usize;
@@ -637,6 +660,12 @@ impl Geometric {
                     return AxisSet::from_range(0..1);
                 }
                 let o = order as i64;
+                // grid-wrap's taps past an edge read the far side.
+                if interp.mode == InterpMode::GridWrap
+                    && (first_tap(lo, order) < 0 || first_tap(hi, order) + o >= len as i64)
+                {
+                    return whole;
+                }
                 let mut first = first_tap(lo, order) - 1;
                 let mut end = first_tap(hi, order) + o + 2;
                 // Taps past the edge read mirrored samples near it.

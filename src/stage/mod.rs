@@ -18,7 +18,7 @@ use crate::dtype::DType;
 use crate::region::AxisSet;
 
 pub(crate) use geometry::{
-    Geometric, Interpolation, Map, Transform, coordinate, first_tap, poles, spline_weights,
+    Geometric, Interpolation, Map, Resolved, Transform, first_tap, floor, poles, spline_weights,
     zoom_coordinate,
 };
 pub use geometry::{InterpMode, overlap};

@@ -1,7 +1,9 @@
 //! proptest strategies shared by the chunk-invariance properties (CPU and GPU).
 
-use haloflow::ops::Edge;
-use haloflow::{ArrayAny, Boundary, DownMethod, Footprint, Kernel, Op, ProjectMethod, UpMethod};
+use haloflow::ops::{Edge, Interp};
+use haloflow::{
+    ArrayAny, Boundary, DownMethod, Footprint, InterpMode, Kernel, Op, ProjectMethod, UpMethod,
+};
 use proptest::prelude::*;
 
 /// Any boundary mode.
@@ -115,7 +117,64 @@ pub fn op(ndim: usize) -> impl Strategy<Value = Op> {
             prop::sample::select(vec![UpMethod::Nearest, UpMethod::Linear])
         )
             .prop_map(|(f, m)| Op::upsample(&f, m)),
+        // Geometric transforms with the exact interpolations (orders 0 and 1: higher
+        // orders' prefilter is overlapped, equal within 1e-12 rather than bit for bit).
+        (
+            prop::collection::vec(-0.6f64..0.6, ndim * ndim),
+            prop::collection::vec(-3.0f64..3.0, ndim),
+            interp(),
+        )
+            .prop_map(move |(noise, offset, interp)| Op::Affine {
+                matrix: (0..ndim)
+                    .map(|h| {
+                        (0..ndim)
+                            .map(|l| noise[h * ndim + l] + f64::from(h == l))
+                            .collect()
+                    })
+                    .collect(),
+                offset,
+                output_shape: Vec::new(),
+                interp,
+            }),
+        (per_axis(0.7f64..2.2, ndim), any::<bool>(), interp()).prop_map(
+            |(zoom, grid_mode, interp)| Op::Zoom {
+                zoom,
+                grid_mode,
+                interp
+            }
+        ),
+        // (A 1-D array has no plane to rotate: a zoom by 1 instead.)
+        (-180.0f64..180.0, any::<bool>(), interp()).prop_map(move |(angle, reshape, interp)| {
+            if ndim < 2 {
+                return Op::Zoom {
+                    zoom: vec![1.0],
+                    grid_mode: false,
+                    interp,
+                };
+            }
+            Op::Rotate {
+                angle,
+                axes: [0, ndim as i64 - 1],
+                reshape,
+                interp,
+            }
+        }),
     ]
+}
+
+/// Orders 0 and 1 of interpolation, any mode and constant.
+fn interp() -> impl Strategy<Value = Interp> {
+    (
+        0usize..=1,
+        prop::sample::select(InterpMode::ALL.to_vec()),
+        -5.0f64..5.0,
+    )
+        .prop_map(|(order, mode, cval)| Interp {
+            order,
+            mode,
+            cval,
+            prefilter: true,
+        })
 }
 
 /// A rank filter over a box: median, percentile `p`, minimum or maximum (`kind` 0 to 3).
