@@ -269,6 +269,8 @@ def affine(matrix, offset=0.0, output_shape=None, order: int = 3, mode: str = "c
     m = np.asarray(matrix, dtype=np.float64)
     if m.ndim == 1:
         m = np.diag(m)
+    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(offset))):
+        raise ValueError("affine: matrix and offset values must be finite")
     op = {"op": "affine", "matrix": m.tolist(), "offset": _floats(offset, "offset"),
           **_interp(order, mode, cval, prefilter)}
     if output_shape is not None:

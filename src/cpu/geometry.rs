@@ -39,19 +39,29 @@ pub(crate) fn transform<T: Element>(
     g: &Geometric,
 ) -> Block<'static, T> {
     let r = g.resolve(in_shape);
-    let data = if g.interp.filtered() {
-        resample(
-            &filtered(input, needs, in_shape, &r.through, g),
-            out,
-            in_shape,
-            &r,
-            g,
-        )
-    } else {
-        resample(&direct(input, needs), out, in_shape, &r, g)
-    };
+    if !g.interp.filtered() {
+        let data = resample(&direct(input, needs), out, in_shape, &r, g);
+        return Block::new(out.to_vec(), Cow::Owned(data));
+    }
+    // Prefiltered coefficients are f64: made for slabs of the output along its first
+    // axis, each from its own footprint, so that a large block holds only a slab's.
+    let planes = out[0].len();
+    let per_plane: usize = out[1..].iter().map(AxisSet::len).product::<usize>().max(1);
+    let slab = (SLAB_ELEMENTS / per_plane).clamp(1, planes.max(1));
+    let indices: Vec<usize> = out[0].iter().collect();
+    let mut data: Vec<T> = take_vec(planes * per_plane);
+    for piece in indices.chunks(slab) {
+        let mut sets = out.to_vec();
+        sets[0] = AxisSet::from_ranges(piece.iter().map(|&i| i..i + 1));
+        let piece_needs = g.input_sets(&sets, in_shape);
+        let samples = filtered(input, &piece_needs, in_shape, &r.through, g);
+        data.extend(resample::<f64, T>(&samples, &sets, in_shape, &r, g));
+    }
     Block::new(out.to_vec(), Cow::Owned(data))
 }
+
+/// The most outputs whose prefiltered footprint is made at once (a slab of planes).
+const SLAB_ELEMENTS: usize = 1 << 18;
 
 /// The outputs `out` read from `samples`, in C order.
 fn resample<V: Element, T: Element>(

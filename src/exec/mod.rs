@@ -100,7 +100,13 @@ pub fn run(
 
     let cache = ChunkCache::new(source, &todo)?;
     let wanted = options.threads.max(1).min(todo.len().max(1));
-    let per_job = job_bytes(plan, todo.first(), &source.read_chunk_shape());
+    // The largest of a few jobs across the run (a transform's footprints differ).
+    let n = todo.len();
+    let per_job = [0, n / 4, n / 2, 3 * n / 4, n.saturating_sub(1)]
+        .into_iter()
+        .map(|i| job_bytes(plan, todo.get(i), &source.read_chunk_shape()))
+        .max()
+        .unwrap_or(0);
     // As many jobs in flight as the limit holds, up to the threads asked for: the
     // memory limit is the promise kept (fewer workers only take longer).
     let fit = options.memory_limit.saturating_sub(RUNTIME_RESERVE) / per_job.max(1);
@@ -199,13 +205,24 @@ pub fn memory_estimate(plan: &Plan, source: &dyn Source, threads: usize) -> u64 
         return RUNTIME_RESERVE;
     }
     let read_chunk = source.read_chunk_shape();
-    let job = plan.job(0);
-    let chunks = crate::region::Grid::new(source.shape(), &read_chunk)
-        .map_or(0, |g| g.chunks_touching(&job.sets[0]).len()) as u64;
     let chunk_bytes =
         read_chunk.iter().product::<usize>() as u64 * plan.input_dtype().size() as u64;
-    let threads = threads.max(1).min(plan.num_jobs()) as u64;
-    RUNTIME_RESERVE + threads * (job_bytes(plan, Some(&job), &read_chunk) + chunks * chunk_bytes)
+    // Jobs' footprints differ where a transform maps them (a rotation's corners read
+    // little): the largest of a few jobs across the plan, each with its chunks.
+    let n = plan.num_jobs();
+    let largest = [0, n / 4, n / 2, 3 * n / 4, n - 1]
+        .into_iter()
+        .map(|j| {
+            let job = plan.job(j);
+            let chunks = crate::region::Grid::new(source.shape(), &read_chunk)
+                .map_or(0, |g| g.chunks_touching(&job.sets[0]).len())
+                as u64;
+            job_bytes(plan, Some(&job), &read_chunk) + chunks * chunk_bytes
+        })
+        .max()
+        .unwrap_or(0);
+    let threads = threads.max(1).min(n) as u64;
+    RUNTIME_RESERVE + threads * largest
 }
 
 /// Memory set aside for what the budget does not count job by job: codec buffers,
@@ -221,5 +238,17 @@ fn job_bytes(plan: &Plan, job: Option<&Job>, read_chunk: &[usize]) -> u64 {
     // A chunk being decoded: its compressed bytes and its values.
     let chunk = 2 * read_chunk.iter().product::<usize>() as u64 * element;
     let stages: u64 = job.sets[1..].iter().map(|s| len(s) * 8).sum();
-    footprint + chunk + stages
+    // A prefiltered interpolation's f64 coefficients, made a slab of planes at a time.
+    let coefficients: u64 = plan
+        .stages()
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s, crate::stage::Stage::Geometric(g) if g.interp.filtered()))
+        .map(|(k, _)| {
+            let sets = &job.sets[k];
+            let planes = sets.first().map_or(1, AxisSet::len).max(1) as u64;
+            len(sets) * 8 / planes * planes.min(8)
+        })
+        .sum();
+    footprint + chunk + stages + coefficients
 }

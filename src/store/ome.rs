@@ -17,7 +17,7 @@ use super::input::Input;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::ops::{Op, Pipeline, per_axis};
-use crate::stage::DownMethod;
+use crate::stage::{DownMethod, Map as GeometricMap, Stage};
 
 /// An NGFF version haloflow reads and writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +100,11 @@ pub struct OmeImage {
     pub transforms: Option<Value>,
     /// The `omero` rendering metadata (channels), where present.
     pub omero: Option<Value>,
+    /// The affine transforms a chain applied to the pixels (rotations, shears,
+    /// deskews), each from output to input pixel coordinates in the form of NGFF's
+    /// coordinate-transformations proposal (`{"type": "affine", "affine": rows}`),
+    /// recorded in the multiscale's `metadata`.
+    pub resampled: Vec<Value>,
 }
 
 /// Fits an omero display window to `output` elements: a mask from a threshold shows
@@ -231,6 +236,12 @@ impl OmeImage {
             levels,
             transforms: ms.get("coordinateTransformations").cloned(),
             omero: attrs.get("omero").cloned(),
+            resampled: ms
+                .get("metadata")
+                .and_then(|m| m.get("coordinateTransformations"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
         }))
     }
 
@@ -321,6 +332,7 @@ impl OmeImage {
             }],
             transforms: None,
             omero: None,
+            resampled: Vec::new(),
         }
     }
 
@@ -384,6 +396,7 @@ impl OmeImage {
         &self,
         level: usize,
         pipeline: &Pipeline,
+        shape: &[usize],
         input: DType,
         output: DType,
         version: NgffVersion,
@@ -392,7 +405,47 @@ impl OmeImage {
         let l = &self.levels[level];
         let (mut scale, mut translation) = (l.scale.clone(), l.translation.clone());
         let mut channels_kept = true;
+        let mut resampled = self.resampled.clone();
+        let mut shape = shape.to_vec();
         for op in &pipeline.ops {
+            // (Ops that wait for statistics have no stages yet; they keep the shape.)
+            let stages = op.stages(ndim).unwrap_or_default();
+            let before = shape.clone();
+            shape = stages.iter().fold(shape, |s, st| st.out_shape(&s));
+            if let Some(Stage::Geometric(g)) = stages.first() {
+                let r = g.resolve(&before);
+                match &r.map {
+                    // A zoom moves pixel centres as a resampling does.
+                    GeometricMap::Zoom { ratio, grid_mode } => {
+                        for a in 0..ndim {
+                            if *grid_mode {
+                                translation[a] += scale[a] * (0.5 * ratio[a] - 0.5);
+                            }
+                            scale[a] *= ratio[a];
+                        }
+                    }
+                    GeometricMap::Matrix { matrix, offset } => {
+                        let rows: Vec<Vec<f64>> = (0..=ndim)
+                            .map(|h| {
+                                (0..=ndim)
+                                    .map(|l| match (h < ndim, l < ndim) {
+                                        (true, true) => matrix[h * ndim + l],
+                                        (true, false) => offset[h],
+                                        (false, last) => f64::from(!last),
+                                    })
+                                    .collect()
+                            })
+                            .collect();
+                        resampled.push(json!({
+                            "type": "affine",
+                            "affine": rows,
+                            "input": "output pixels",
+                            "output": "input pixels",
+                        }));
+                    }
+                }
+                continue;
+            }
             let factors = match op {
                 Op::Downsample { factor, .. } | Op::Upsample { factor, .. } => {
                     per_axis("factor", factor, ndim)?
@@ -491,6 +544,7 @@ impl OmeImage {
             }],
             transforms,
             omero,
+            resampled,
         })
     }
 
@@ -552,11 +606,20 @@ impl OmeImage {
         ms.insert("type".into(), json!(kind));
         ms.insert(
             "metadata".into(),
-            json!({
-                "method": "haloflow",
-                "version": env!("CARGO_PKG_VERSION"),
-                "pipeline": pipeline,
-            }),
+            if self.resampled.is_empty() {
+                json!({
+                    "method": "haloflow",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "pipeline": pipeline,
+                })
+            } else {
+                json!({
+                    "method": "haloflow",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "pipeline": pipeline,
+                    "coordinateTransformations": self.resampled,
+                })
+            },
         );
         let mut attrs = Map::new();
         if self.version == NgffVersion::V05 {

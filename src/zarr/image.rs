@@ -178,9 +178,10 @@ pub fn output_image(
     force: bool,
     version: Option<NgffVersion>,
     pipeline: &Pipeline,
-    ndim: usize,
+    shape: &[usize],
     (from, to): (DType, DType),
 ) -> Result<Option<OmeImage>> {
+    let ndim = shape.len();
     let bad = |message: String| Error::InvalidParameter { op: "ome", message };
     let chosen = match (version, &input) {
         (Some(v), _) => v,
@@ -201,7 +202,9 @@ pub fn output_image(
     if image.axes.len() != ndim {
         return Err(bad("the image's axes do not match its array".into()));
     }
-    Ok(Some(image.derived(level, pipeline, from, to, chosen)?))
+    Ok(Some(
+        image.derived(level, pipeline, shape, from, to, chosen)?,
+    ))
 }
 
 /// Writes `array` as a new Zarr v3 array at `path` (chunks `chunks`, one value or one

@@ -170,7 +170,7 @@ impl Pyramid {
             true,
             o.ngff_version,
             &Pipeline::new(vec![]),
-            ndim,
+            input.shape(),
             (dtype, dtype),
         )?
         .expect("an image, forced");
@@ -206,7 +206,7 @@ impl Pyramid {
         let mut image = base.clone();
         image.levels.clear();
         for (k, chain) in chains.iter().enumerate() {
-            let derived = base.derived(0, chain, dtype, dtype, base.version)?;
+            let derived = base.derived(0, chain, input.shape(), dtype, dtype, base.version)?;
             let mut level = derived.levels[0].clone();
             level.path = k.to_string();
             image.levels.push(level);

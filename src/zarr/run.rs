@@ -238,7 +238,7 @@ impl Run {
                 false,
                 o.ngff_version,
                 &pipeline,
-                input.shape().len(),
+                input.shape(),
                 (input.dtype(), out_dtype),
             )?
         };
