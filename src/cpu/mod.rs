@@ -18,6 +18,7 @@ mod rank;
 mod resample;
 mod simd;
 mod smooth_down;
+mod spline;
 mod stencil;
 mod streamed;
 

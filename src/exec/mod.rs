@@ -102,7 +102,7 @@ pub fn run(
     let wanted = options.threads.max(1).min(todo.len().max(1));
     // The largest of a few jobs across the run (a transform's footprints differ).
     let n = todo.len();
-    let per_job = [0, n / 4, n / 2, 3 * n / 4, n.saturating_sub(1)]
+    let per_job = sampled_jobs(n)
         .into_iter()
         .map(|i| job_bytes(plan, todo.get(i), &source.read_chunk_shape()))
         .max()
@@ -210,7 +210,7 @@ pub fn memory_estimate(plan: &Plan, source: &dyn Source, threads: usize) -> u64 
     // Jobs' footprints differ where a transform maps them (a rotation's corners read
     // little): the largest of a few jobs across the plan, each with its chunks.
     let n = plan.num_jobs();
-    let largest = [0, n / 4, n / 2, 3 * n / 4, n - 1]
+    let largest = sampled_jobs(n)
         .into_iter()
         .map(|j| {
             let job = plan.job(j);
@@ -223,6 +223,12 @@ pub fn memory_estimate(plan: &Plan, source: &dyn Source, threads: usize) -> u64 
         .unwrap_or(0);
     let threads = threads.max(1).min(n) as u64;
     RUNTIME_RESERVE + threads * largest
+}
+
+/// The jobs of `n` whose footprints stand for all in a memory budget: the first, the
+/// last and three between (footprints differ where a transform maps them).
+fn sampled_jobs(n: usize) -> [usize; 5] {
+    [0, n / 4, n / 2, 3 * n / 4, n.saturating_sub(1)]
 }
 
 /// Memory set aside for what the budget does not count job by job: codec buffers,

@@ -8,6 +8,7 @@
 
 mod deconvolve;
 mod geometry;
+mod interp_mode;
 mod nlmeans;
 mod rank;
 mod resample;
@@ -17,11 +18,12 @@ mod tables;
 use crate::dtype::DType;
 use crate::region::AxisSet;
 
+pub use geometry::overlap;
 pub(crate) use geometry::{
     Geometric, Interpolation, Map, Resolved, Transform, first_tap, floor, poles, spline_weights,
     zoom_coordinate,
 };
-pub use geometry::{InterpMode, overlap};
+pub use interp_mode::InterpMode;
 pub(crate) use rank::{Comparator, Rank};
 #[cfg(test)]
 use resample::linear_weights;
