@@ -54,11 +54,14 @@ pub use backend::{Backend, Device, Workload};
 pub use boundary::Boundary;
 pub use dtype::{ArrayAny, ArrayViewAny, DType, Element};
 pub use error::{Error, Result};
+pub use exec::label::label_array;
 pub use gpu::{AdapterInfo, DeviceArray, GpuContext, GpuTimes};
 pub use ops::{Footprint, Kernel, NeededStatistics, Op, Pipeline, RankOrder};
 pub use plan::{Job, Plan};
 pub use region::{AxisSet, Grid, Region};
-pub use stage::{DownMethod, InterpMode, NoiseModel, ProjectMethod, UpMethod};
+pub use stage::{
+    DownMethod, Foreground, InterpMode, NoiseModel, ProjectMethod, Structure, UpMethod,
+};
 pub use store::{Compression, Input, Output, OutputSpec};
 
 /// The largest number of dimensions haloflow handles (TCZYX).

@@ -8,6 +8,7 @@ mod deconvolve;
 mod derivatives;
 mod fft;
 mod geometry;
+pub(crate) mod label;
 mod median27;
 mod nlmeans;
 mod pointwise;

@@ -6,6 +6,7 @@
 mod cache;
 mod groups;
 mod io;
+pub mod label;
 mod options;
 mod part;
 mod pyramid;

@@ -9,6 +9,7 @@
 mod deconvolve;
 mod geometry;
 mod interp_mode;
+mod label;
 mod nlmeans;
 mod rank;
 mod resample;
@@ -24,6 +25,8 @@ pub(crate) use geometry::{
     zoom_coordinate,
 };
 pub use interp_mode::InterpMode;
+pub(crate) use label::RowStep;
+pub use label::{Foreground, Structure};
 pub(crate) use rank::{Comparator, Rank};
 #[cfg(test)]
 use resample::linear_weights;

@@ -1,0 +1,937 @@
+//! Connected components across chunks, numbered as `scipy.ndimage.label` numbers the
+//! whole array (labels in raster order of each object's first voxel), with memory
+//! bounded by the chunks in flight and the objects that touch a chunk face.
+//!
+//! Three steps, each resumable and the first split into parts:
+//! 1. **label** each chunk on its own ([`Labelling::summarise`]): kept are its count of
+//!    objects, how many begin on each of its rows, its runs on faces shared with
+//!    another chunk, and where each object on such a face begins;
+//! 2. **merge** ([`Labelling::merge`]): face runs of neighbouring chunks that touch
+//!    through the structure are joined by a union-find over the face objects; an
+//!    object spread over chunks is numbered at its first voxel, and each chunk row's
+//!    first label follows from how many objects begin on every row before it;
+//! 3. **relabel** ([`Labelling::relabel`]): each chunk is labelled again and every
+//!    local label replaced by its global one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::block::{Block, BlockAny, BlockElement};
+use crate::cpu::label::{Labelled, label_block};
+use crate::dtype::{ArrayViewAny, DType, Element, match_any, with_dtype};
+use crate::error::{Error, Result};
+use crate::region::{Grid, Region, unravel};
+use crate::stage::{Foreground, Structure};
+
+/// What step 1 keeps of one chunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ChunkSummary {
+    /// Objects in the chunk (local labels `1..=count`).
+    pub count: u32,
+    /// How many objects begin on each of the chunk's rows (C order).
+    pub row_new: Vec<u32>,
+    /// The runs on a face shared with another chunk: local row, `x0`, `x1` (local,
+    /// exclusive) and local label.
+    pub faces: Vec<[u32; 4]>,
+    /// The objects with face runs, by label: label, local row and `x` of the first voxel.
+    pub first: Vec<[u32; 3]>,
+}
+
+/// What step 2 hands step 3 for one chunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ChunkNumbers {
+    /// Per chunk row: the global labels used before the first object that begins there.
+    pub offsets: Vec<u64>,
+    /// The face objects, by local label: the global label, and whether the object
+    /// begins in this chunk (and so takes a number here).
+    pub faces: Vec<(u32, u64, bool)>,
+}
+
+/// Where the steps keep what they hand on: in memory, or files beside the output.
+pub(crate) trait LabelState: Sync {
+    /// Keeps step 1's summary of `chunk`.
+    fn put_summary(&self, chunk: usize, s: &ChunkSummary) -> Result<()>;
+    /// Step 1's summary of `chunk`, if kept.
+    fn summary(&self, chunk: usize) -> Result<Option<Arc<ChunkSummary>>>;
+    /// Whether step 1 is done for `chunk`.
+    fn has_summary(&self, chunk: usize) -> Result<bool>;
+    /// Keeps step 2's numbers of `chunk`.
+    fn put_numbers(&self, chunk: usize, n: &ChunkNumbers) -> Result<()>;
+    /// Step 2's numbers of `chunk`.
+    fn numbers(&self, chunk: usize) -> Result<Arc<ChunkNumbers>>;
+}
+
+/// The steps' hand-overs in memory.
+pub(crate) struct MemoryState {
+    summaries: Mutex<Vec<Option<Arc<ChunkSummary>>>>,
+    numbers: Mutex<Vec<Option<Arc<ChunkNumbers>>>>,
+}
+
+impl MemoryState {
+    /// Room for `chunks` chunks.
+    pub fn new(chunks: usize) -> MemoryState {
+        MemoryState {
+            summaries: Mutex::new(vec![None; chunks]),
+            numbers: Mutex::new(vec![None; chunks]),
+        }
+    }
+}
+
+impl LabelState for MemoryState {
+    fn put_summary(&self, chunk: usize, s: &ChunkSummary) -> Result<()> {
+        self.summaries.lock().expect("not poisoned")[chunk] = Some(Arc::new(s.clone()));
+        Ok(())
+    }
+    fn summary(&self, chunk: usize) -> Result<Option<Arc<ChunkSummary>>> {
+        Ok(self.summaries.lock().expect("not poisoned")[chunk].clone())
+    }
+    fn has_summary(&self, chunk: usize) -> Result<bool> {
+        Ok(self.summaries.lock().expect("not poisoned")[chunk].is_some())
+    }
+    fn put_numbers(&self, chunk: usize, n: &ChunkNumbers) -> Result<()> {
+        self.numbers.lock().expect("not poisoned")[chunk] = Some(Arc::new(n.clone()));
+        Ok(())
+    }
+    fn numbers(&self, chunk: usize) -> Result<Arc<ChunkNumbers>> {
+        Ok(self.numbers.lock().expect("not poisoned")[chunk]
+            .clone()
+            .expect("numbered by the merge"))
+    }
+}
+
+/// The steps' hand-overs as files in a directory (`summaries/N`, `numbers/N`), each
+/// written under a temporary name and renamed into place, so a killed step leaves
+/// no torn file.
+pub(crate) struct DirState {
+    dir: PathBuf,
+}
+
+const SUMMARY_MAGIC: &[u8; 4] = b"HFL1";
+const NUMBERS_MAGIC: &[u8; 4] = b"HFN1";
+
+impl DirState {
+    /// The state kept in `dir` (created).
+    pub fn new(dir: &Path) -> Result<DirState> {
+        for sub in ["summaries", "numbers"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|e| store_error(dir, e))?;
+        }
+        Ok(DirState {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn path(&self, kind: &str, chunk: usize) -> PathBuf {
+        self.dir.join(kind).join(chunk.to_string())
+    }
+
+    fn write(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        std::fs::write(&tmp, bytes).map_err(|e| store_error(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| store_error(path, e))
+    }
+
+    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        match std::fs::read(path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(store_error(path, e)),
+        }
+    }
+}
+
+fn store_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Store {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Little-endian words read in order.
+struct Words<'a> {
+    bytes: &'a [u8],
+    path: &'a Path,
+}
+
+impl Words<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N]> {
+        if self.bytes.len() < N {
+            return Err(Error::Store {
+                path: self.path.to_path_buf(),
+                message: "a labelling state file is truncated".into(),
+            });
+        }
+        let (head, rest) = self.bytes.split_at(N);
+        self.bytes = rest;
+        Ok(head.try_into().expect("N bytes"))
+    }
+    fn u32(&mut self) -> Result<u32> {
+        self.take::<4>().map(u32::from_le_bytes)
+    }
+    fn u64(&mut self) -> Result<u64> {
+        self.take::<8>().map(u64::from_le_bytes)
+    }
+    fn magic(&mut self, magic: &[u8; 4]) -> Result<()> {
+        if &self.take::<4>()? != magic {
+            return Err(Error::Store {
+                path: self.path.to_path_buf(),
+                message: "not a haloflow labelling state file".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl LabelState for DirState {
+    fn put_summary(&self, chunk: usize, s: &ChunkSummary) -> Result<()> {
+        let mut b = SUMMARY_MAGIC.to_vec();
+        let words = [
+            s.count,
+            s.row_new.len() as u32,
+            s.faces.len() as u32,
+            s.first.len() as u32,
+        ];
+        let all = words
+            .iter()
+            .chain(&s.row_new)
+            .chain(s.faces.iter().flatten())
+            .chain(s.first.iter().flatten());
+        for w in all {
+            b.extend_from_slice(&w.to_le_bytes());
+        }
+        self.write(&self.path("summaries", chunk), &b)
+    }
+
+    fn summary(&self, chunk: usize) -> Result<Option<Arc<ChunkSummary>>> {
+        let path = self.path("summaries", chunk);
+        let Some(bytes) = self.read(&path)? else {
+            return Ok(None);
+        };
+        let mut w = Words {
+            bytes: &bytes,
+            path: &path,
+        };
+        w.magic(SUMMARY_MAGIC)?;
+        let (count, rows, faces, first) = (w.u32()?, w.u32()?, w.u32()?, w.u32()?);
+        let row_new = (0..rows).map(|_| w.u32()).collect::<Result<_>>()?;
+        let faces = (0..faces)
+            .map(|_| Ok([w.u32()?, w.u32()?, w.u32()?, w.u32()?]))
+            .collect::<Result<_>>()?;
+        let first = (0..first)
+            .map(|_| Ok([w.u32()?, w.u32()?, w.u32()?]))
+            .collect::<Result<_>>()?;
+        Ok(Some(Arc::new(ChunkSummary {
+            count,
+            row_new,
+            faces,
+            first,
+        })))
+    }
+
+    fn has_summary(&self, chunk: usize) -> Result<bool> {
+        Ok(self.path("summaries", chunk).exists())
+    }
+
+    fn put_numbers(&self, chunk: usize, n: &ChunkNumbers) -> Result<()> {
+        let mut b = NUMBERS_MAGIC.to_vec();
+        b.extend_from_slice(&(n.offsets.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(n.faces.len() as u32).to_le_bytes());
+        for o in &n.offsets {
+            b.extend_from_slice(&o.to_le_bytes());
+        }
+        for &(label, global, start) in &n.faces {
+            b.extend_from_slice(&label.to_le_bytes());
+            b.extend_from_slice(&u32::from(start).to_le_bytes());
+            b.extend_from_slice(&global.to_le_bytes());
+        }
+        self.write(&self.path("numbers", chunk), &b)
+    }
+
+    fn numbers(&self, chunk: usize) -> Result<Arc<ChunkNumbers>> {
+        let path = self.path("numbers", chunk);
+        let bytes = self.read(&path)?.ok_or_else(|| Error::Store {
+            path: path.clone(),
+            message: "the merge's numbers of this chunk are missing: run the merge again".into(),
+        })?;
+        let mut w = Words {
+            bytes: &bytes,
+            path: &path,
+        };
+        w.magic(NUMBERS_MAGIC)?;
+        let (rows, faces) = (w.u32()?, w.u32()?);
+        let offsets = (0..rows).map(|_| w.u64()).collect::<Result<_>>()?;
+        let faces = (0..faces)
+            .map(|_| Ok((w.u32()?, w.u32()? != 0, w.u64()?)))
+            .map(|r: Result<(u32, bool, u64)>| r.map(|(l, s, g)| (l, g, s)))
+            .collect::<Result<_>>()?;
+        Ok(Arc::new(ChunkNumbers { offsets, faces }))
+    }
+}
+
+/// A labelling of an array of `shape` cut into the chunks of `grid`.
+pub(crate) struct Labelling {
+    /// The chunks labelled on their own (step 1) and relabelled (step 3).
+    pub grid: Grid,
+    /// Which neighbours connect.
+    pub structure: Structure,
+    /// Which voxels are objects.
+    pub foreground: Foreground,
+    /// The label type written.
+    pub dtype: DType,
+}
+
+/// The face runs of one chunk by global row: `(x0, x1, node)` in global `x`.
+type FaceRows = HashMap<u64, Vec<(u64, u64, u32)>>;
+
+impl Labelling {
+    fn shape(&self) -> &[usize] {
+        self.grid.shape()
+    }
+
+    fn ndim(&self) -> usize {
+        self.shape().len()
+    }
+
+    /// The chunk's region.
+    pub fn region(&self, chunk: usize) -> Region {
+        self.grid
+            .chunk_region(&unravel(chunk, &self.grid.grid_shape()))
+    }
+
+    /// Labels `block` (the data of chunk `chunk`) on its own.
+    pub fn label(&self, block: &BlockAny<'_>) -> Result<Labelled> {
+        let lens: Vec<usize> = block.sets().iter().map(|s| s.len()).collect();
+        let s = &self.structure;
+        match (self.foreground, block.dtype()) {
+            (Foreground::NonZero, t) if t.is_float() => Err(Error::InvalidParameter {
+                op: "label",
+                message: format!(
+                    "the input is {t}, not a mask: give a threshold (--above T) to say which voxels are objects"
+                ),
+            }),
+            (Foreground::NonZero, _) => {
+                Ok(match_any!(block, BlockAny, b => nonzero(&b.data, &lens, s)))
+            }
+            (Foreground::Above(t), _) => Ok(match_any!(block, BlockAny, b => {
+                label_block(&b.data, &lens, s, |x| x.to_f64() > t)
+            })),
+        }
+    }
+
+    /// Step 1 for chunk `chunk`, whose data is `block`.
+    pub fn summarise(&self, chunk: usize, block: &BlockAny<'_>) -> Result<ChunkSummary> {
+        let l = self.label(block)?;
+        let region = self.region(chunk);
+        let shape = self.shape();
+        let n = self.ndim();
+        let lens = &region.shape;
+        let end = region.end();
+        let rows = l.row_start.len() - 1;
+        let (x_low, x_high) = (region.start[n - 1] > 0, end[n - 1] < shape[n - 1]);
+        let nx = lens[n - 1] as u32;
+        let mut faces = Vec::new();
+        let mut c = vec![0usize; n - 1];
+        for r in 0..rows {
+            let row_face = (0..n - 1).any(|a| {
+                (c[a] == 0 && region.start[a] > 0) || (c[a] + 1 == lens[a] && end[a] < shape[a])
+            });
+            for i in l.row_start[r]..l.row_start[r + 1] {
+                let (x0, x1) = l.runs[i];
+                if row_face || (x0 == 0 && x_low) || (x1 == nx && x_high) {
+                    faces.push([r as u32, x0, x1, l.label[i]]);
+                }
+            }
+            advance(&mut c, &lens[..n - 1]);
+        }
+        let mut on_face: Vec<u32> = faces.iter().map(|f| f[3]).collect();
+        on_face.sort_unstable();
+        on_face.dedup();
+        let mut first = Vec::with_capacity(on_face.len());
+        let mut seen = 0u32;
+        for r in 0..rows {
+            for i in l.row_start[r]..l.row_start[r + 1] {
+                let label = l.label[i];
+                if label > seen {
+                    seen = label;
+                    if on_face.binary_search(&label).is_ok() {
+                        first.push([label, r as u32, l.runs[i].0]);
+                    }
+                }
+            }
+        }
+        Ok(ChunkSummary {
+            count: l.count,
+            row_new: l.row_new(),
+            faces,
+            first,
+        })
+    }
+
+    /// The global row (index over every axis but the last) of each of the chunk's rows.
+    fn global_rows(&self, region: &Region) -> Vec<u64> {
+        let n = self.ndim();
+        let shape = &self.shape()[..n - 1];
+        let lens = &region.shape[..n - 1];
+        let rows: usize = lens.iter().product();
+        let mut c = vec![0usize; n - 1];
+        (0..rows)
+            .map(|_| {
+                let mut g = 0u64;
+                for a in 0..n - 1 {
+                    g = g * shape[a] as u64 + (region.start[a] + c[a]) as u64;
+                }
+                advance(&mut c, lens);
+                g
+            })
+            .collect()
+    }
+
+    /// Step 2: joins the chunks' face objects, numbers every object and hands each
+    /// chunk its numbers; returns the number of objects.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] if a chunk has not been through step 1, or the
+    /// objects outnumber the label type.
+    pub fn merge(&self, state: &dyn LabelState) -> Result<u64> {
+        let chunks = self.grid.num_chunks();
+        let n = self.ndim();
+        let nx = self.shape()[n - 1] as u64;
+        let summary = |c: usize| -> Result<Arc<ChunkSummary>> {
+            state.summary(c)?.ok_or_else(|| Error::InvalidParameter {
+                op: "label",
+                message: format!(
+                    "chunk {:?} has not been labelled yet: run every part before the merge",
+                    unravel(c, &self.grid.grid_shape())
+                ),
+            })
+        };
+        // The face objects are the union-find's nodes, chunk by chunk.
+        let mut base = vec![0usize; chunks + 1];
+        let mut node_first: Vec<u64> = Vec::new();
+        for c in 0..chunks {
+            let s = summary(c)?;
+            let rows = self.global_rows(&self.region(c));
+            let x0 = self.region(c).start[n - 1] as u64;
+            node_first.extend(
+                s.first
+                    .iter()
+                    .map(|f| rows[f[1] as usize] * nx + x0 + u64::from(f[2])),
+            );
+            base[c + 1] = node_first.len();
+        }
+        if node_first.len() >= u32::MAX as usize {
+            return Err(Error::InvalidParameter {
+                op: "label",
+                message: "more than 2^32 objects touch chunk faces: use larger chunks".into(),
+            });
+        }
+        let mut parent: Vec<u32> = (0..node_first.len() as u32).collect();
+        self.join_faces(state, &base, &mut parent)?;
+
+        // Each object takes its number where it begins: its node with the first voxel.
+        let mut best: Vec<u32> = (0..parent.len() as u32).collect();
+        for i in 0..parent.len() as u32 {
+            let r = crate::cpu::label::find(&mut parent, i) as usize;
+            if node_first[i as usize] < node_first[best[r] as usize] {
+                best[r] = i;
+            }
+        }
+        let winner: Vec<u32> = (0..parent.len() as u32)
+            .map(|i| best[crate::cpu::label::find(&mut parent, i) as usize])
+            .collect();
+        drop(best);
+
+        // Objects beginning on each global row, then the labels before each row.
+        let rows_total: usize = self.shape()[..n - 1].iter().product();
+        let mut before = vec![0u64; rows_total];
+        for c in 0..chunks {
+            let s = summary(c)?;
+            let rows = self.global_rows(&self.region(c));
+            for (r, &k) in s.row_new.iter().enumerate() {
+                before[rows[r] as usize] += u64::from(k);
+            }
+        }
+        for (i, &w) in winner.iter().enumerate() {
+            if w as usize != i {
+                before[(node_first[i] / nx) as usize] -= 1;
+            }
+        }
+        let mut total = 0u64;
+        for b in &mut before {
+            let k = *b;
+            *b = total;
+            total += k;
+        }
+        let max = label_max(self.dtype);
+        if total > max {
+            return Err(Error::InvalidParameter {
+                op: "label",
+                message: format!(
+                    "{total} objects do not fit in {} labels (at most {max}): choose a wider label type (--dtype)",
+                    self.dtype
+                ),
+            });
+        }
+
+        // Twice through the chunks: the numbers of the objects that begin in each,
+        // then each chunk's hand-over (its face objects may begin in a later chunk).
+        let mut global = vec![0u64; parent.len()];
+        for hand_over in [false, true] {
+            let mut running: Vec<u64> = Vec::new();
+            let x_chunks = self.grid.grid_shape()[n - 1];
+            for c in 0..chunks {
+                let s = summary(c)?;
+                let rows = self.global_rows(&self.region(c));
+                if c % x_chunks == 0 {
+                    running = vec![0; rows.len()];
+                }
+                let nodes = base[c]..base[c + 1];
+                let not_start = |i: usize| winner[i] as usize != i;
+                let mut skipped = vec![0u32; rows.len()];
+                for i in nodes.clone().filter(|&i| not_start(i)) {
+                    skipped[s.first[i - base[c]][1] as usize] += 1;
+                }
+                let offsets: Vec<u64> = (0..rows.len())
+                    .map(|r| before[rows[r] as usize] + running[r])
+                    .collect();
+                for r in 0..rows.len() {
+                    running[r] += u64::from(s.row_new[r] - skipped[r]);
+                }
+                if !hand_over {
+                    let mut row_first = Vec::with_capacity(rows.len());
+                    let mut next = 1u32;
+                    for &k in &s.row_new {
+                        row_first.push(next);
+                        next += k;
+                    }
+                    // Face objects come in label order; count the skipped ones per row.
+                    let mut skipped_so_far = vec![0u32; rows.len()];
+                    for i in nodes {
+                        let [label, r, _] = s.first[i - base[c]];
+                        let r = r as usize;
+                        if not_start(i) {
+                            skipped_so_far[r] += 1;
+                        } else {
+                            let rank = label - row_first[r] - skipped_so_far[r];
+                            global[i] = offsets[r] + u64::from(rank) + 1;
+                        }
+                    }
+                } else {
+                    let faces = nodes
+                        .map(|i| {
+                            (
+                                s.first[i - base[c]][0],
+                                global[winner[i] as usize],
+                                !not_start(i),
+                            )
+                        })
+                        .collect();
+                    state.put_numbers(c, &ChunkNumbers { offsets, faces })?;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Joins the face objects of every pair of chunks that touch through the
+    /// structure, each pair once. A chunk's face runs are kept while a later chunk may
+    /// still need them.
+    fn join_faces(&self, state: &dyn LabelState, base: &[usize], parent: &mut [u32]) -> Result<()> {
+        let n = self.ndim();
+        let grid_shape = self.grid.grid_shape();
+        let chunks = self.grid.num_chunks();
+        let reach = self.structure.reach();
+        // The chunk steps forward in C order that the structure can cross.
+        let steps: Vec<Vec<i64>> = (0..3usize.pow(n as u32))
+            .map(|i| {
+                let mut d = vec![0i64; n];
+                let mut i = i;
+                for a in (0..n).rev() {
+                    d[a] = (i % 3) as i64 - 1;
+                    i /= 3;
+                }
+                d
+            })
+            .filter(|d| {
+                d.iter().find(|&&v| v != 0) == Some(&1)
+                    && d.iter().filter(|&&v| v != 0).count() <= reach
+            })
+            .collect();
+        // Every row step of the structure, the zero one included (across x faces).
+        let mut row_steps = self.structure.row_steps();
+        let same_row: Vec<i8> = self
+            .structure
+            .offsets()
+            .iter()
+            .filter(|o| o[..n - 1].iter().all(|&d| d == 0))
+            .map(|o| o[n - 1])
+            .collect();
+        if !same_row.is_empty() {
+            let mut dx = same_row;
+            dx.sort_unstable();
+            row_steps.push(crate::stage::RowStep {
+                row: vec![0; n - 1],
+                dx,
+            });
+        }
+        let pieces: Vec<Vec<(i64, i64)>> = row_steps.iter().map(|s| s.pieces()).collect();
+        let row_shape = &self.shape()[..n - 1];
+        let mut kept: HashMap<usize, Arc<FaceRows>> = HashMap::new();
+        for a in 0..chunks {
+            kept.retain(|&c, _| c >= a);
+            let ia = unravel(a, &grid_shape);
+            let fa = self.face_rows(state, a, base, &mut kept)?;
+            if fa.is_empty() {
+                continue;
+            }
+            for d in &steps {
+                let ib: Option<Vec<usize>> = (0..n)
+                    .map(|k| {
+                        let v = ia[k] as i64 + d[k];
+                        (v >= 0 && v < grid_shape[k] as i64).then_some(v as usize)
+                    })
+                    .collect();
+                let Some(ib) = ib else { continue };
+                let b = self.grid.ravel(&ib);
+                let fb = self.face_rows(state, b, base, &mut kept)?;
+                if fb.is_empty() {
+                    continue;
+                }
+                let rb = self.grid.chunk_region(&ib);
+                for (&row, runs_a) in fa.iter() {
+                    let ca = unravel(row as usize, row_shape);
+                    for (step, pieces) in row_steps.iter().zip(&pieces) {
+                        let mut g = 0u64;
+                        let mut inside = true;
+                        for k in 0..n - 1 {
+                            let v = ca[k] as i64 + i64::from(step.row[k]);
+                            if v < rb.start[k] as i64 || v >= (rb.start[k] + rb.shape[k]) as i64 {
+                                inside = false;
+                                break;
+                            }
+                            g = g * row_shape[k] as u64 + v as u64;
+                        }
+                        if !inside {
+                            continue;
+                        }
+                        let Some(runs_b) = fb.get(&g) else { continue };
+                        for &(lo, hi) in pieces {
+                            for &(a0, a1, na) in runs_a {
+                                let (a0, a1) = (a0 as i64 + lo, a1 as i64 + hi);
+                                for &(b0, b1, nb) in runs_b {
+                                    if a0 < b1 as i64 && (b0 as i64) < a1 {
+                                        crate::cpu::label::union(parent, na, nb);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Chunk `c`'s face runs by global row, loaded once into `kept`.
+    fn face_rows(
+        &self,
+        state: &dyn LabelState,
+        c: usize,
+        base: &[usize],
+        kept: &mut HashMap<usize, Arc<FaceRows>>,
+    ) -> Result<Arc<FaceRows>> {
+        if let Some(f) = kept.get(&c) {
+            return Ok(f.clone());
+        }
+        let s = state.summary(c)?.expect("checked by the merge");
+        let region = self.region(c);
+        let rows = self.global_rows(&region);
+        let x0 = region.start[self.ndim() - 1] as u64;
+        let mut out: FaceRows = HashMap::new();
+        for &[r, a, b, label] in &s.faces {
+            let at = s
+                .first
+                .binary_search_by_key(&label, |f| f[0])
+                .expect("every face label has its first voxel");
+            out.entry(rows[r as usize]).or_default().push((
+                x0 + u64::from(a),
+                x0 + u64::from(b),
+                (base[c] + at) as u32,
+            ));
+        }
+        let out = Arc::new(out);
+        kept.insert(c, out.clone());
+        Ok(out)
+    }
+
+    /// Step 3 for chunk `chunk` (data `block`): the chunk's global labels.
+    pub fn relabel(
+        &self,
+        block: &BlockAny<'_>,
+        numbers: &ChunkNumbers,
+    ) -> Result<BlockAny<'static>> {
+        let l = self.label(block)?;
+        let mut global = vec![0u64; l.count as usize + 1];
+        let mut next = 1u32;
+        let mut faces = numbers.faces.iter().peekable();
+        for (r, &k) in l.row_new().iter().enumerate() {
+            let mut rank = 0u64;
+            for _ in 0..k {
+                match faces.peek() {
+                    Some(&&(label, g, start)) if label == next => {
+                        faces.next();
+                        global[next as usize] = g;
+                        rank += u64::from(start);
+                    }
+                    _ => {
+                        rank += 1;
+                        global[next as usize] = numbers.offsets[r] + rank;
+                    }
+                }
+                next += 1;
+            }
+        }
+        let sets = block.sets().to_vec();
+        let len: usize = sets.iter().map(|s| s.len()).product();
+        Ok(with_dtype!(self.dtype, U => {
+            let mut out = vec![U::default(); len];
+            l.fill(&mut out, |v| U::from_f64(global[v as usize] as f64));
+            Block::new(sets, std::borrow::Cow::Owned(out)).into_any()
+        }))
+    }
+}
+
+/// Labels the voxels of `data` that are not zero.
+fn nonzero<T: Element>(data: &[T], lens: &[usize], s: &Structure) -> Labelled {
+    let zero = T::default();
+    label_block(data, lens, s, |x| x != zero)
+}
+
+/// The largest label a type holds (exactly, for the float types: 2^53).
+pub(crate) fn label_max(dtype: DType) -> u64 {
+    match dtype {
+        DType::U8 => u8::MAX.into(),
+        DType::U16 => u16::MAX.into(),
+        DType::U32 => u32::MAX.into(),
+        DType::I8 => i8::MAX as u64,
+        DType::I16 => i16::MAX as u64,
+        DType::I32 => i32::MAX as u64,
+        DType::F32 => 1 << 24,
+        DType::F64 => 1 << 53,
+    }
+}
+
+/// Steps the C-order counter `c` over `lens`.
+fn advance(c: &mut [usize], lens: &[usize]) {
+    for a in (0..c.len()).rev() {
+        c[a] += 1;
+        if c[a] < lens[a] {
+            return;
+        }
+        c[a] = 0;
+    }
+}
+
+/// `scipy.ndimage.label` of an array in memory: the labels (of type `dtype`) and the
+/// number of objects. The array is cut into slabs along its first axis, labelled on
+/// `threads` threads and merged.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for a structure of another dimension, a float array
+/// without a threshold, or more objects than `dtype` holds.
+pub fn label_array(
+    input: crate::ArrayViewAny<'_>,
+    structure: &Structure,
+    foreground: Foreground,
+    dtype: DType,
+) -> Result<(crate::ArrayAny, u64)> {
+    let shape = input.shape().to_vec();
+    if structure.ndim() != shape.len() {
+        return Err(Error::InvalidParameter {
+            op: "label",
+            message: format!(
+                "the structure has {} dimensions, the input {}",
+                structure.ndim(),
+                shape.len()
+            ),
+        });
+    }
+    if shape.contains(&0) {
+        let out = with_dtype!(dtype, U => ndarray::ArrayD::<U>::default(shape.as_slice()).into());
+        return Ok((out, 0));
+    }
+    match_any!(input, ArrayViewAny, a => label_typed(a, structure, foreground, dtype))
+}
+
+fn label_typed<T: BlockElement>(
+    input: ndarray::ArrayViewD<'_, T>,
+    structure: &Structure,
+    foreground: Foreground,
+    dtype: DType,
+) -> Result<(crate::ArrayAny, u64)> {
+    use rayon::prelude::*;
+    let shape = input.shape().to_vec();
+    let data: std::borrow::Cow<'_, [T]> = match input.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(input.iter().copied().collect()),
+    };
+    // Slabs along the first axis: a few per thread, at most 2^24 elements each.
+    let plane: usize = shape[1..].iter().product();
+    let threads = rayon::current_num_threads();
+    let want = shape[0].div_ceil(4 * threads).max(1);
+    let cap = ((1usize << 24) / plane.max(1)).max(1);
+    let mut chunk = shape.clone();
+    chunk[0] = want.min(cap);
+    let labelling = Labelling {
+        grid: Grid::new(&shape, &chunk)?,
+        structure: structure.clone(),
+        foreground,
+        dtype,
+    };
+    let slab = |c: usize| -> BlockAny<'_> {
+        let region = labelling.region(c);
+        let start = region.start[0] * plane;
+        let len = region.len();
+        Block::new(
+            region.sets(),
+            std::borrow::Cow::Borrowed(&data[start..start + len]),
+        )
+        .into_any()
+    };
+    let chunks = labelling.grid.num_chunks();
+    let state = MemoryState::new(chunks);
+    (0..chunks)
+        .into_par_iter()
+        .try_for_each(|c| state.put_summary(c, &labelling.summarise(c, &slab(c))?))?;
+    let count = labelling.merge(&state)?;
+    let pieces: Vec<BlockAny<'static>> = (0..chunks)
+        .into_par_iter()
+        .map(|c| labelling.relabel(&slab(c), state.numbers(c)?.as_ref()))
+        .collect::<Result<_>>()?;
+    let out = with_dtype!(dtype, U => {
+        let mut all: Vec<U> = Vec::with_capacity(shape.iter().product());
+        for p in &pieces {
+            all.extend_from_slice(&p.typed::<U>().data);
+        }
+        ndarray::ArrayD::from_shape_vec(shape.as_slice(), all)
+            .expect("slabs tile the array")
+            .into()
+    });
+    Ok((out, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::label::tests::{flood, random_mask};
+
+    /// The flat indices of `region` in an array of `shape`, C order.
+    fn indices(shape: &[usize], region: &Region) -> Vec<usize> {
+        let mut out = vec![0usize];
+        for a in 0..shape.len() {
+            out = out
+                .iter()
+                .flat_map(|&i| region.range(a).map(move |v| i * shape[a] + v))
+                .collect();
+        }
+        out
+    }
+
+    fn gather(data: &[u8], shape: &[usize], region: &Region) -> Vec<u8> {
+        indices(shape, region)
+            .into_iter()
+            .map(|i| data[i])
+            .collect()
+    }
+
+    fn scatter(out: &mut [u32], shape: &[usize], region: &Region, values: &[u32]) {
+        for (i, &v) in indices(shape, region).into_iter().zip(values) {
+            out[i] = v;
+        }
+    }
+
+    fn labels_of(mask: &[bool], shape: &[usize], chunk: &[usize], s: &Structure) -> Vec<u32> {
+        let data: Vec<u8> = mask.iter().map(|&m| u8::from(m)).collect();
+        let labelling = Labelling {
+            grid: Grid::new(shape, chunk).unwrap(),
+            structure: s.clone(),
+            foreground: Foreground::NonZero,
+            dtype: DType::U32,
+        };
+        let chunks = labelling.grid.num_chunks();
+        let state = MemoryState::new(chunks);
+        let dir = std::env::temp_dir().join(format!("haloflow-label-{}", std::process::id()));
+        let files = DirState::new(&dir).unwrap();
+        let read = |c: usize| {
+            let region = labelling.region(c);
+            let block = crate::block::Block::new(
+                region.sets(),
+                std::borrow::Cow::Owned(gather(&data, shape, &region)),
+            );
+            block.into_any()
+        };
+        for c in 0..chunks {
+            let s = labelling.summarise(c, &read(c)).unwrap();
+            state.put_summary(c, &s).unwrap();
+            files.put_summary(c, &s).unwrap();
+            assert_eq!(*files.summary(c).unwrap().unwrap(), s);
+        }
+        let count = labelling.merge(&state).unwrap();
+        let mut out = vec![0u32; mask.len()];
+        for c in 0..chunks {
+            let n = state.numbers(c).unwrap();
+            files.put_numbers(c, &n).unwrap();
+            assert_eq!(*files.numbers(c).unwrap(), *n);
+            let block = labelling.relabel(&read(c), &n).unwrap();
+            scatter(
+                &mut out,
+                shape,
+                &labelling.region(c),
+                &block.typed::<u32>().data,
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(u64::from(out.iter().copied().max().unwrap_or(0)), count);
+        out
+    }
+
+    #[test]
+    fn chunked_labels_equal_a_flood_fill() {
+        for (shape, chunk) in [
+            (vec![40], vec![7]),
+            (vec![19, 23], vec![4, 5]),
+            (vec![9, 10, 11], vec![3, 4, 2]),
+            (vec![4, 5, 6, 7], vec![2, 3, 2, 3]),
+        ] {
+            let n: usize = shape.iter().product();
+            for (i, density) in [0.1, 0.3, 0.6].into_iter().enumerate() {
+                let mask = random_mask(n, density, 7 + i as u64);
+                for k in 1..=shape.len() {
+                    let s = Structure::connectivity(shape.len(), k).unwrap();
+                    let want = flood(&mask, &shape, &s);
+                    assert_eq!(
+                        labels_of(&mask, &shape, &chunk, &s),
+                        want,
+                        "{shape:?} in {chunk:?}, density {density}, connectivity {k}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn too_many_objects_for_the_type_is_refused() {
+        let mask: Vec<u8> = (0..600).map(|i| (i % 2) as u8).collect();
+        let x = ndarray::ArrayD::from_shape_vec(vec![600], mask).unwrap();
+        let s = Structure::connectivity(1, 1).unwrap();
+        let e = label_array(x.view().into(), &s, Foreground::NonZero, DType::U8).unwrap_err();
+        assert!(
+            e.to_string().contains("300 objects do not fit in uint8"),
+            "{e}"
+        );
+        let (labels, count) =
+            label_array(x.view().into(), &s, Foreground::NonZero, DType::U16).unwrap();
+        assert_eq!(count, 300);
+        assert_eq!(labels.into_array::<u16>().unwrap()[599], 300);
+    }
+}
