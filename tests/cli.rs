@@ -1079,3 +1079,28 @@ fn a_rotation_in_parts_equals_one_run() {
 fn bad_geometric_parameters_are_refused_in_one_line_naming_them() {
     script_check("geometry.py", &["bad"]);
 }
+
+#[test]
+fn labels_of_random_masks_equal_scipy_numbering_included() {
+    script_check("label.py", &["random"]);
+}
+
+#[test]
+fn labels_follow_spirals_and_corners_across_chunk_faces() {
+    script_check("label.py", &["shapes"]);
+}
+
+#[test]
+fn labels_in_three_parts_and_a_merge_equal_one_process_byte_for_byte() {
+    script_check("label.py", &["parts"]);
+}
+
+#[test]
+fn a_chain_ending_in_label_labels_what_it_computes() {
+    script_check("label.py", &["chains"]);
+}
+
+#[test]
+fn bad_label_input_is_refused_in_one_line() {
+    script_check("label.py", &["bad"]);
+}

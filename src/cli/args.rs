@@ -51,6 +51,11 @@ pub(super) enum Command {
     /// print its jobs and the memory a task needs: `init gaussian IN OUT --sigma 2`
     /// before an array job of `gaussian IN OUT --sigma 2 --part auto`.
     Init(InitArgs),
+    /// Connected components, numbered as `scipy.ndimage.label` numbers them whatever
+    /// the chunking (labels in raster order of each object's first voxel), uint32 by
+    /// default (--dtype). Split a large array with `--part I/N` in N processes, then
+    /// `label --merge` once; at the end of a chain: `run IN OUT ... + label`.
+    Label(Run<super::label::LabelArgs>),
     /// Check that every job of an output (an array, or each level of an OME-Zarr
     /// image) is done; exits non-zero if any is missing.
     Verify(VerifyArgs),

@@ -9,6 +9,7 @@
 
 mod args;
 mod geometry;
+mod label;
 mod ops;
 mod restore;
 mod show;
@@ -110,6 +111,7 @@ fn execute(command: &Command) -> crate::Result<()> {
     match command {
         Command::Op(op) => op_command(op, false),
         Command::Init(i) => op_command(&i.op, true),
+        Command::Label(r) => label::label(r),
         Command::Verify(v) => show::verify(v),
         Command::Info(a) => show::info(a),
         Command::Stats(a) => stats(a),
@@ -150,7 +152,14 @@ fn op_command(op: &OpCommand, init: bool) -> crate::Result<()> {
         }
         OpCommand::Deskew(r) => run(r, init),
         OpCommand::Copy(r) => run(r, init),
-        OpCommand::Run(r) => run(r, init),
+        OpCommand::Run(r) => match label::label_step(r) {
+            Some(_) if init => Err(crate::Error::InvalidParameter {
+                op: "init",
+                message: "a labelling needs no init: its parts create the output themselves".into(),
+            }),
+            Some(at) => label::chain_label(r, at),
+            None => run(r, init),
+        },
     }
 }
 

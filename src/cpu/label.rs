@@ -64,7 +64,7 @@ pub(crate) fn label_block<T: Copy>(
 
     let mut parent: Vec<u32> = (0..runs.len() as u32).collect();
     let row_lens = &lens[..ndim - 1];
-    let steps: Vec<(RowStep, isize, Vec<(i64, i64)>)> = structure
+    let steps: Vec<Backward> = structure
         .row_steps()
         .into_iter()
         .filter(RowStep::backward)
@@ -75,15 +75,18 @@ pub(crate) fn label_block<T: Copy>(
                 delta += isize::from(s.row[a]) * stride;
                 stride *= row_lens[a] as isize;
             }
-            let pieces = s.pieces();
-            (s, delta, pieces)
+            Backward {
+                pieces: s.pieces(),
+                row: s.row,
+                delta,
+            }
         })
         .collect();
     let mut c = vec![0usize; ndim - 1];
     for r in 0..rows {
         let here = row_start[r]..row_start[r + 1];
         if !here.is_empty() {
-            for (step, delta, pieces) in &steps {
+            for step in &steps {
                 let inside = (0..ndim - 1).all(|a| {
                     let v = c[a] as isize + isize::from(step.row[a]);
                     v >= 0 && v < row_lens[a] as isize
@@ -91,9 +94,9 @@ pub(crate) fn label_block<T: Copy>(
                 if !inside {
                     continue;
                 }
-                let n = (r as isize + delta) as usize;
+                let n = (r as isize + step.delta) as usize;
                 let there = row_start[n]..row_start[n + 1];
-                for &(lo, hi) in pieces {
+                for &(lo, hi) in &step.pieces {
                     join_rows(&runs, here.clone(), there.clone(), lo, hi, &mut parent);
                 }
             }
@@ -125,6 +128,14 @@ pub(crate) fn label_block<T: Copy>(
         label,
         count,
     }
+}
+
+/// A row step back in C order: the step, its distance in rows, and the last-axis
+/// steps it allows as contiguous ranges.
+struct Backward {
+    row: Vec<i8>,
+    delta: isize,
+    pieces: Vec<(i64, i64)>,
 }
 
 /// Joins the runs of rows `a` and `b` that touch with a last-axis step in `lo..=hi`.

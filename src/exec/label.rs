@@ -828,10 +828,10 @@ mod tests {
     /// The flat indices of `region` in an array of `shape`, C order.
     fn indices(shape: &[usize], region: &Region) -> Vec<usize> {
         let mut out = vec![0usize];
-        for a in 0..shape.len() {
+        for (a, &n) in shape.iter().enumerate() {
             out = out
                 .iter()
-                .flat_map(|&i| region.range(a).map(move |v| i * shape[a] + v))
+                .flat_map(|&i| region.range(a).map(move |v| i * n + v))
                 .collect();
         }
         out

@@ -8,6 +8,8 @@
 //!   [`Run::init`] creates the output for an array job.
 //! - [`Pyramid`]: a multiscale OME-Zarr pyramid in one pass over level 0.
 //! - [`Stats`]: whole-array statistics, exact percentiles.
+//! - [`Label`]: connected components, numbered as `scipy.ndimage.label` numbers them,
+//!   in parts with a merge step.
 //! - [`verify`]: which jobs of an output are done.
 //!
 //! Progress is reported through [`Progress`] (the command draws its bar from it,
@@ -33,6 +35,7 @@
 
 mod chain;
 mod image;
+mod label;
 mod options;
 mod preview;
 mod progress;
@@ -43,6 +46,7 @@ mod units;
 
 pub use chain::{Chain, GaussianKind, Step};
 pub use image::{OmeAxes, input_spacing, open_level, output_image, write_array};
+pub use label::{LABEL_STATE_DIR, Label, LabelReport, LabelStep};
 pub use options::{Options, resolve_statistics};
 pub use preview::{Preview, PreviewMethod, PreviewReport};
 pub use progress::{Phase, Progress, ProgressBar};

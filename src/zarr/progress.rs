@@ -14,6 +14,11 @@ pub enum Phase {
     /// A pyramid level by level (each from level 0 by its own chain): the jobs of every
     /// level, counted together.
     Levels,
+    /// A labelling's first step: each chunk labelled on its own.
+    Labels,
+    /// A labelling's last step: each chunk's labels numbered across the array and
+    /// written.
+    Relabels,
 }
 
 /// Hears how a run goes. Called from the run's worker threads.

@@ -1,0 +1,395 @@
+//! [`Label`]: connected components of a whole Zarr array (or of what a chain computes
+//! from it), numbered as `scipy.ndimage.label` numbers them, chunk by chunk, resumable
+//! and split into parts with a merge step.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::chain::Chain;
+use super::image::open_level;
+use super::options::Options;
+use super::progress::{Phase, Progress};
+use crate::Plan;
+use crate::block::BlockAny;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::exec::label::{DirState, LabelState, Labelling};
+use crate::region::Grid;
+use crate::stage::{Foreground, Structure};
+use crate::store::{Input, Output, OutputSpec};
+
+/// Which step of a labelling a process runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelStep {
+    /// Everything (one process), or, with a part of several ([`Options::part`]), the
+    /// labelling of that part's chunks on their own: the merge comes after every part.
+    #[default]
+    Label,
+    /// After every part: joins the chunks' objects, numbers them, and writes the
+    /// labels (of this part's chunks, with [`Options::part`]).
+    Merge,
+}
+
+/// Connected components of a Zarr array (or OME-Zarr image level, or an instrument
+/// file) written as a label array: equal to `scipy.ndimage.label(mask, structure)`
+/// whatever the chunking, numbering included (labels in raster order of each object's
+/// first voxel).
+///
+/// Memory holds the chunks in flight and, in the merge, one entry per object that
+/// touches a chunk face and one count per row of the array (all axes but the last).
+/// What the steps hand on is kept in `.haloflow-label/` inside the output array and
+/// removed once every chunk is written.
+///
+/// ```no_run
+/// use haloflow::zarr::{Chain, Label};
+/// use haloflow::Op;
+///
+/// // Objects above 1200 after a Gaussian, 26-connected.
+/// let label = Label {
+///     connectivity: 3,
+///     chain: Chain::new(vec![Op::gaussian(&[1.0]).into(), Op::threshold(1200.0).into()]),
+///     ..Label::new("image.zarr", "labels.zarr")
+/// };
+/// let report = label.run(None)?;
+/// println!("{} objects", report.objects.unwrap_or(0));
+/// # Ok::<(), haloflow::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Label {
+    /// The input: a mask, or any array with [`Label::above`].
+    pub input: PathBuf,
+    /// The label array written (created, or resumed).
+    pub output: PathBuf,
+    /// Ops computed before labelling (their result is labelled); empty: the input.
+    pub chain: Chain,
+    /// `scipy.ndimage.generate_binary_structure(ndim, connectivity)`: 1 joins faces
+    /// only (scipy's default), the number of axes joins every neighbour. Ignored when
+    /// [`Label::structure`] is given.
+    pub connectivity: usize,
+    /// A structure of 3×…×3 (scipy's `structure`), instead of a connectivity.
+    pub structure: Option<Structure>,
+    /// Objects are the voxels above this value; `None`: the voxels that are not zero
+    /// (an integer mask; a float input needs a threshold).
+    pub above: Option<f64>,
+    /// The label type: `uint32` by default; a type too small for the count is an error.
+    pub dtype: DType,
+    /// Which step this process runs.
+    pub step: LabelStep,
+    /// Chunks, part, threads, memory limit, compression, overwrite.
+    pub options: Options,
+}
+
+/// What a [`Label`] step did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct LabelReport {
+    /// The step run: `label` (of a part), `merge`, or `all`.
+    pub step: String,
+    /// The number of objects, once the merge has numbered them.
+    pub objects: Option<u64>,
+    /// Chunks of the whole array.
+    pub chunks: usize,
+    /// Chunks labelled on their own by this process.
+    pub chunks_labelled: usize,
+    /// Chunks written (relabelled) by this process.
+    pub chunks_written: usize,
+    /// Chunks found already done and skipped.
+    pub chunks_skipped: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// The process's peak resident memory (Linux `VmHWM`; 0 where unknown).
+    pub peak_rss_bytes: u64,
+}
+
+/// The directory inside the output array where the steps hand over.
+pub const LABEL_STATE_DIR: &str = ".haloflow-label";
+
+impl Label {
+    /// Labels of `input`'s non-zero voxels, face-connected, written to `output`.
+    pub fn new(input: impl Into<PathBuf>, output: impl Into<PathBuf>) -> Label {
+        Label {
+            input: input.into(),
+            output: output.into(),
+            chain: Chain::default(),
+            connectivity: 1,
+            structure: None,
+            above: None,
+            dtype: DType::U32,
+            step: LabelStep::Label,
+            options: Options::default(),
+        }
+    }
+
+    /// Runs this process's step; `progress` hears of every chunk.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a connectivity out of range, a float input
+    /// without [`Label::above`], sharded output, a merge before every part is done, or
+    /// more objects than the label type holds (nothing is written then);
+    /// [`Error::IncompatibleOutput`] for an output made otherwise; read and write errors.
+    pub fn run(&self, progress: Option<&dyn Progress>) -> Result<LabelReport> {
+        let started = Instant::now();
+        let o = &self.options;
+        let (input_path, _) = open_level(&self.input, o.level)?;
+        let input = Input::open(&input_path)?;
+        let pipeline = self.chain.pipeline(None)?;
+        let (shape, in_dtype) = pipeline.output(input.shape(), input.dtype())?;
+        let ndim = shape.len();
+        let structure = match &self.structure {
+            Some(s) if s.ndim() != ndim => {
+                return Err(Error::InvalidParameter {
+                    op: "label",
+                    message: format!(
+                        "the structure has {} dimensions, the input {ndim}",
+                        s.ndim()
+                    ),
+                });
+            }
+            Some(s) => s.clone(),
+            None => Structure::connectivity(ndim, self.connectivity)?,
+        };
+        let foreground = match self.above {
+            Some(t) if !t.is_finite() => {
+                return Err(Error::InvalidParameter {
+                    op: "label",
+                    message: format!("--above must be a finite number, got {t}"),
+                });
+            }
+            Some(t) => Foreground::Above(t),
+            None if in_dtype.is_float() => {
+                return Err(Error::InvalidParameter {
+                    op: "label",
+                    message: format!(
+                        "the input is {in_dtype}, not a mask: give a threshold (--above T) to say which voxels are objects"
+                    ),
+                });
+            }
+            None => Foreground::NonZero,
+        };
+        if o.shards.is_some() {
+            return Err(Error::InvalidParameter {
+                op: "label",
+                message: "labels are written chunk by chunk; sharded output is not supported"
+                    .into(),
+            });
+        }
+        if !matches!(
+            self.dtype,
+            DType::U8 | DType::U16 | DType::U32 | DType::I8 | DType::I16 | DType::I32
+        ) {
+            return Err(Error::InvalidParameter {
+                op: "label",
+                message: format!("labels are integers: {} is not a label type", self.dtype),
+            });
+        }
+        let chunk: Vec<usize> = match &o.chunks {
+            Some(c) => crate::ops::per_axis("chunks", c, ndim)?,
+            None if pipeline.ops.is_empty() => input.chunk_shape(),
+            None => super::run::plan(&pipeline, &input, None)?
+                .output_chunk()
+                .to_vec(),
+        };
+        let chunk: Vec<usize> = chunk
+            .iter()
+            .zip(&shape)
+            .map(|(&c, &n)| c.clamp(1, n.max(1)))
+            .collect();
+        let grid = Grid::new(&shape, &chunk)?;
+        let labelling = Labelling {
+            grid: grid.clone(),
+            structure,
+            foreground,
+            dtype: self.dtype,
+        };
+        // The chain, planned one job per label chunk.
+        let plan = (!pipeline.ops.is_empty())
+            .then(|| Plan::new(&pipeline, input.shape(), input.dtype(), &chunk, &chunk))
+            .transpose()?;
+        let read = |c: usize| -> Result<BlockAny<'static>> {
+            match &plan {
+                None => input.read_region(&labelling.region(c)),
+                Some(plan) => {
+                    let job = plan.job(c);
+                    let source = input.read(&job.sets[0])?;
+                    Ok(crate::cpu::run_job(plan, &job, &source))
+                }
+            }
+        };
+
+        let mut attributes = serde_json::Map::new();
+        attributes.insert(
+            "haloflow".into(),
+            serde_json::json!({
+                "label": {
+                    "structure": labelling.structure.offsets(),
+                    "above": self.above,
+                    "pipeline": pipeline,
+                }
+            }),
+        );
+        let spec = OutputSpec::new(&shape, self.dtype, &chunk)
+            .with_zarr_format(o.zarr_format)
+            .with_compression(o.compression)
+            .with_attributes(attributes);
+        let output = Output::create(&self.output, &spec, o.overwrite)?;
+        let state_dir = self.output.join(LABEL_STATE_DIR);
+        let done_file = state_dir.join("done");
+        let chunks = grid.num_chunks();
+        let part = o.part;
+        let mut report = LabelReport {
+            step: match (self.step, part.count) {
+                (LabelStep::Merge, _) => "merge",
+                (LabelStep::Label, 1) => "all",
+                (LabelStep::Label, _) => "label",
+            }
+            .into(),
+            chunks,
+            ..LabelReport::default()
+        };
+        if o.overwrite && output.resumed() {
+            remove_dir(&state_dir)?;
+        }
+        if let Some(count) = read_done(&done_file)? {
+            report.objects = Some(count);
+            report.chunks_skipped = part.jobs(chunks).len();
+            return Ok(finish(report, started));
+        }
+        let state = DirState::new(&state_dir)?;
+        // Jobs in flight: as many threads as the memory limit holds chunks of input,
+        // labels and runs.
+        let per_job = grid.chunk_shape().iter().product::<usize>() as u64
+            * (in_dtype.size() + self.dtype.size() + 8) as u64
+            + input.chunk_shape().iter().product::<usize>() as u64 * input.dtype().size() as u64;
+        let limits = o.run_options(crate::Backend::Cpu, String::new());
+        let threads = limits
+            .threads
+            .min((limits.memory_limit / per_job.max(1)).max(1) as usize);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::InvalidParameter {
+                op: "threads",
+                message: e.to_string(),
+            })?;
+        let mine = part.jobs(chunks);
+        let finished = AtomicUsize::new(0);
+        let skipped = AtomicUsize::new(0);
+        let written = AtomicU64::new(0);
+        let tick = |bytes: u64| {
+            let done = finished.fetch_add(1, Ordering::Relaxed) + 1;
+            let total = written.fetch_add(bytes, Ordering::Relaxed) + bytes;
+            if let Some(p) = progress {
+                p.advance(done, total);
+            }
+        };
+
+        // Step 1: this part's chunks (every chunk in a merge, for those a part left).
+        let first: Vec<usize> = match self.step {
+            LabelStep::Label => mine.clone().collect(),
+            LabelStep::Merge => Vec::new(),
+        };
+        if let Some(p) = progress {
+            p.begin(Phase::Labels, first.len());
+        }
+        pool.install(|| {
+            first.par_iter().try_for_each(|&c| -> Result<()> {
+                if !o.overwrite && state.has_summary(c)? {
+                    skipped.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    state.put_summary(c, &labelling.summarise(c, &read(c)?)?)?;
+                }
+                tick(0);
+                Ok(())
+            })
+        })?;
+        report.chunks_labelled = first.len() - skipped.load(Ordering::Relaxed);
+        if self.step == LabelStep::Label && part.count > 1 {
+            report.chunks_skipped = skipped.load(Ordering::Relaxed);
+            return Ok(finish(report, started));
+        }
+
+        // Step 2 (every process of a merge does it, and hands over the same numbers),
+        // then step 3 for this part's chunks.
+        let count = labelling.merge(&state)?;
+        report.objects = Some(count);
+        let last: Vec<usize> = match self.step {
+            LabelStep::Label => (0..chunks).collect(),
+            LabelStep::Merge => mine.collect(),
+        };
+        finished.store(0, Ordering::Relaxed);
+        written.store(0, Ordering::Relaxed);
+        let skipped_before = skipped.swap(0, Ordering::Relaxed);
+        if let Some(p) = progress {
+            p.begin(Phase::Relabels, last.len());
+        }
+        pool.install(|| {
+            last.par_iter().try_for_each(|&c| -> Result<()> {
+                let region = labelling.region(c);
+                if !o.overwrite && output.region_done(&region)? {
+                    skipped.fetch_add(1, Ordering::Relaxed);
+                    tick(0);
+                    return Ok(());
+                }
+                let block = labelling.relabel(&read(c)?, state.numbers(c)?.as_ref())?;
+                output.write(&region, &block)?;
+                tick((region.len() * self.dtype.size()) as u64);
+                Ok(())
+            })
+        })?;
+        output.flush()?;
+        let skipped_after = skipped.load(Ordering::Relaxed);
+        report.chunks_written = last.len() - skipped_after;
+        report.chunks_skipped = skipped_before.max(skipped_after);
+        if part.count == 1 {
+            // Every chunk is written: what the steps handed on is no longer needed.
+            write_done(&state_dir, &done_file, count)?;
+        }
+        Ok(finish(report, started))
+    }
+}
+
+fn finish(mut report: LabelReport, started: Instant) -> LabelReport {
+    report.seconds = started.elapsed().as_secs_f64();
+    report.peak_rss_bytes = crate::exec::peak_rss_bytes().unwrap_or(0);
+    report
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Store {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+fn remove_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(dir, e)),
+        _ => Ok(()),
+    }
+}
+
+/// The object count of a finished labelling, if it is finished.
+fn read_done(done: &Path) -> Result<Option<u64>> {
+    match std::fs::read_to_string(done) {
+        Ok(s) => s.trim().parse().map(Some).map_err(|_| Error::Store {
+            path: done.to_path_buf(),
+            message: "not an object count".into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(done, e)),
+    }
+}
+
+/// Marks the labelling finished with `count` objects and drops the hand-overs.
+fn write_done(dir: &Path, done: &Path, count: u64) -> Result<()> {
+    let tmp = dir.join("done.tmp");
+    std::fs::write(&tmp, format!("{count}\n")).map_err(|e| io_error(&tmp, e))?;
+    std::fs::rename(&tmp, done).map_err(|e| io_error(done, e))?;
+    for sub in ["summaries", "numbers"] {
+        remove_dir(&dir.join(sub))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""End-to-end checks of `haloflow label` against scipy.ndimage.label, numbering
+included, on Zarr arrays written and read by zarr-python, with chunks of 8 per axis.
+
+    python tests/interop/label.py --haloflow target/debug/haloflow CHECK...
+
+CHECKs: random, shapes, parts, chains, bad (default: all). Exit status 1 on failure.
+The Rust test `tests/cli.rs` runs this with the freshly built binary.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import scipy.ndimage as ndi
+import zarr
+
+FAILURES = []
+
+
+def check(cond, what):
+    if not cond:
+        FAILURES.append(what)
+        print(f"FAIL {what}", flush=True)
+
+
+def haloflow(bin_, *args, check_ok=True):
+    run = subprocess.run([bin_, *map(str, args)], capture_output=True, text=True)
+    if check_ok and run.returncode != 0:
+        raise RuntimeError(f"haloflow {' '.join(map(str, args))} failed:\n{run.stderr}")
+    return run
+
+
+def write(tmp, name, x, chunks=None):
+    path = os.path.join(tmp, name + ".zarr")
+    a = zarr.create_array(path, shape=x.shape, chunks=chunks or tuple(min(8, s) for s in x.shape),
+                          dtype=x.dtype, overwrite=True)
+    a[...] = x
+    return path
+
+
+def read(path):
+    return zarr.open_array(path, mode="r")[...]
+
+
+def expect_labels(what, got, mask, connectivity):
+    want, n = ndi.label(mask, ndi.generate_binary_structure(mask.ndim, connectivity))
+    check(got.dtype == np.uint32, f"{what}: dtype {got.dtype}")
+    same = got.shape == want.shape and np.array_equal(got, want)
+    check(same, f"{what}: labels differ from scipy ({n} objects, "
+                f"{0 if not same and got.shape != want.shape else int((got != want).sum())} voxels differ)")
+    return n
+
+
+def check_random(bin_, tmp):
+    rng = np.random.default_rng(1)
+    for shape in [(40, 44), (20, 22, 19)]:
+        for density in [0.1, 0.3, 0.6]:
+            mask = (rng.random(shape) < density).astype(np.uint8)
+            src = write(tmp, "random", mask)
+            for k in range(1, len(shape) + 1):
+                dst = os.path.join(tmp, f"random-{len(shape)}-{density}-{k}.zarr")
+                haloflow(bin_, "label", src, dst, "--connectivity", k, "--quiet")
+                expect_labels(f"random {shape} density {density} connectivity {k}", read(dst), mask, k)
+
+
+def spiral(n):
+    """A one-pixel-wide square spiral on an n×n grid, with gaps of one pixel between
+    its turns: one object that crosses the chunk faces dozens of times."""
+    x = np.zeros((n, n), np.uint8)
+    r = c = 0
+    x[0, 0] = 1
+    dirs = [(0, 1), (1, 0), (0, -1), (-1, 0)]
+    d = turns = 0
+    inside = lambda a, b: 0 <= a < n and 0 <= b < n
+    while turns < 2:
+        dr, dc = dirs[d]
+        q, q2 = (r + dr, c + dc), (r + 2 * dr, c + 2 * dc)
+        if inside(*q) and not x[q] and (not inside(*q2) or not x[q2]):
+            r, c = q
+            x[q] = 1
+            turns = 0
+        else:
+            d = (d + 1) % 4
+            turns += 1
+    return x
+
+
+def check_shapes(bin_, tmp):
+    # A spiral: every turn crosses chunk faces.
+    s = spiral(61)
+    src = write(tmp, "spiral", s)
+    for k in (1, 2):
+        dst = os.path.join(tmp, f"spiral-{k}.zarr")
+        haloflow(bin_, "label", src, dst, "--connectivity", k, "--quiet")
+        n = expect_labels(f"spiral connectivity {k}", read(dst), s, k)
+        check(n == 1, f"spiral: {n} objects, not one")
+    # A 3-D helix of blobs stacked so that each touches the next only at a corner.
+    x = np.zeros((24, 24, 24), np.uint8)
+    for i in range(0, 23):
+        x[i, i, 23 - i] = 1
+    # Objects touching only diagonally across a chunk corner (8, 8) and (8, 8, 8).
+    x[7, 7, 7] = x[8, 8, 8] = 1
+    x[7, 8, 7] = x[8, 7, 8] = 1
+    x[15, 16, 16] = x[16, 15, 15] = 1
+    src = write(tmp, "corners", x)
+    for k in (1, 2, 3):
+        dst = os.path.join(tmp, f"corners-{k}.zarr")
+        haloflow(bin_, "label", src, dst, "--connectivity", k, "--quiet")
+        expect_labels(f"corners connectivity {k}", read(dst), x, k)
+    y = np.zeros((16, 16), np.uint8)
+    y[7, 7] = y[8, 8] = y[7, 8] = 1
+    y[8, 6] = y[9, 5] = 1
+    src = write(tmp, "corner2", y)
+    for k in (1, 2):
+        dst = os.path.join(tmp, f"corner2-{k}.zarr")
+        haloflow(bin_, "label", src, dst, "--connectivity", k, "--quiet")
+        expect_labels(f"2-D corner connectivity {k}", read(dst), y, k)
+    # A 4-D mask, a float input with --above, and uneven chunks.
+    rng = np.random.default_rng(4)
+    m4 = (rng.random((5, 6, 7, 9)) < 0.4).astype(np.uint16) * 7
+    src = write(tmp, "four", m4, chunks=(2, 3, 4, 4))
+    dst = os.path.join(tmp, "four-4.zarr")
+    haloflow(bin_, "label", src, dst, "--connectivity", 4, "--quiet")
+    expect_labels("4-D connectivity 4", read(dst), m4 != 0, 4)
+    f = rng.normal(size=(30, 31, 29)).astype(np.float32)
+    src = write(tmp, "float", f, chunks=(7, 8, 9))
+    dst = os.path.join(tmp, "float-above.zarr")
+    haloflow(bin_, "label", src, dst, "--above", 0.8, "--connectivity", 2, "--quiet")
+    expect_labels("float --above 0.8", read(dst), f > 0.8, 2)
+    dst = os.path.join(tmp, "float-one-chunk.zarr")
+    haloflow(bin_, "label", src, dst, "--above", 0.8, "--chunks", "30,31,29", "--quiet")
+    expect_labels("float --above 0.8, one chunk", read(dst), f > 0.8, 1)
+
+
+def check_parts(bin_, tmp):
+    rng = np.random.default_rng(2)
+    mask = (ndi.gaussian_filter(rng.random((32, 40, 36)), 1.5) > 0.52).astype(np.uint8)
+    src = write(tmp, "parts", mask)
+    whole = os.path.join(tmp, "parts-whole.zarr")
+    haloflow(bin_, "label", src, whole, "--connectivity", 3, "--quiet")
+    n = expect_labels("parts: one process", read(whole), mask, 3)
+    check(n > 20, f"parts: only {n} objects")
+    dst = os.path.join(tmp, "parts-3.zarr")
+    # Two of three parts: the merge must refuse, naming what is missing.
+    for i in (0, 2):
+        haloflow(bin_, "label", src, dst, "--connectivity", 3, "--part", f"{i}/3", "--quiet")
+    early = haloflow(bin_, "label", src, dst, "--connectivity", 3, "--merge", "--quiet", check_ok=False)
+    check(early.returncode != 0 and "has not been labelled yet" in early.stderr,
+          f"merge before every part: {early.returncode} {early.stderr!r}")
+    haloflow(bin_, "label", src, dst, "--connectivity", 3, "--part", "1/3", "--quiet")
+    # The merge in three processes, each writing its part.
+    procs = [subprocess.Popen([bin_, "label", src, dst, "--connectivity", "3", "--merge",
+                               "--part", f"{i}/3", "--quiet"], stderr=subprocess.PIPE, text=True)
+             for i in range(3)]
+    for p in procs:
+        _, err = p.communicate()
+        check(p.returncode == 0, f"merge part failed: {err}")
+    check(np.array_equal(read(dst), read(whole)), "3 parts + merge differ from one process")
+    # Every chunk file byte for byte.
+    for root, _, files in os.walk(whole):
+        if ".haloflow-label" in root:
+            continue
+        for f in files:
+            a = os.path.join(root, f)
+            b = os.path.join(dst, os.path.relpath(a, whole))
+            with open(a, "rb") as fa, open(b, "rb") as fb:
+                check(fa.read() == fb.read(), f"parts: {os.path.relpath(a, whole)} differs")
+    # A rerun of a finished labelling does nothing and changes nothing.
+    again = haloflow(bin_, "label", src, whole, "--connectivity", 3)
+    check("already done" in again.stderr and f"{n} objects" in again.stderr,
+          f"rerun: {again.stderr!r}")
+    check(np.array_equal(read(whole), read(dst)), "rerun changed the labels")
+
+
+def check_chains(bin_, tmp):
+    rng = np.random.default_rng(3)
+    x = (rng.random((24, 40, 40)) * 1000).astype(np.float32)
+    g = ndi.gaussian_filter(x, 1.0)
+    # A threshold with no smoothed value near it, so float rounding cannot flip a voxel.
+    v = np.sort(g.ravel())
+    i = len(v) // 2 + int(np.argmax(np.diff(v[len(v) // 2: len(v) // 2 + 2000])))
+    t = float(v[i] + v[i + 1]) / 2
+    src = write(tmp, "chain", x)
+    dst = os.path.join(tmp, "chain-label.zarr")
+    haloflow(bin_, "run", src, dst, "--quiet", "gaussian", "--sigma", 1, "+", "threshold", "--above", t,
+             "+", "label", "--connectivity", 3)
+    expect_labels("gaussian + threshold + label", read(dst), g > t, 3)
+    dst = os.path.join(tmp, "chain-label2.zarr")
+    haloflow(bin_, "run", src, dst, "--quiet", "gaussian", "--sigma", 1, "+", "label", "--above", t)
+    expect_labels("gaussian + label --above", read(dst), g > t, 1)
+
+
+def check_bad(bin_, tmp):
+    rng = np.random.default_rng(5)
+    mask = np.zeros((40, 40), np.uint8)
+    mask[::2, ::2] = 1  # 400 objects
+    src = write(tmp, "bad", mask)
+    f = write(tmp, "badf", rng.random((20, 20)).astype(np.float32))
+    for args, words in [
+        (["label", src, os.path.join(tmp, "b1.zarr"), "--connectivity", "3"], "connectivity 3 is out of range"),
+        (["label", src, os.path.join(tmp, "b2.zarr"), "--connectivity", "0"], "connectivity 0 is out of range"),
+        (["label", f, os.path.join(tmp, "b3.zarr")], "not a mask"),
+        (["label", src, os.path.join(tmp, "b4.zarr"), "--dtype", "uint8"], "do not fit in uint8"),
+        (["label", src, os.path.join(tmp, "b5.zarr"), "--dtype", "float32"], "not a label type"),
+    ]:
+        r = haloflow(bin_, *args, check_ok=False)
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode != 0 and len(lines) == 1 and words in r.stderr,
+              f"{' '.join(args[3:]) or 'float input'}: exit {r.returncode}, {r.stderr!r}")
+    # A uint8 label array too small for the count: no chunk is written.
+    out = os.path.join(tmp, "b4.zarr")
+    check(read(out).max() == 0, "a labelling refused for its type wrote labels")
+
+
+CHECKS = {
+    "random": check_random,
+    "shapes": check_shapes,
+    "parts": check_parts,
+    "chains": check_chains,
+    "bad": check_bad,
+}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--haloflow", required=True)
+    p.add_argument("checks", nargs="*", default=list(CHECKS))
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in a.checks:
+            CHECKS[name](a.haloflow, tmp)
+            print(f"{name}: done", flush=True)
+    if FAILURES:
+        print(f"{len(FAILURES)} failures", flush=True)
+        sys.exit(1)
+    print("all label checks passed")
+
+
+if __name__ == "__main__":
+    main()
