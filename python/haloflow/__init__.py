@@ -40,6 +40,7 @@ __all__ = [
     "anscombe", "inverse_anscombe", "richardson_lucy", "denoise_nl_means", "ndimage",
     "gaussian_filter1d", "correlate", "correlate1d", "convolve1d", "uniform_filter1d",
     "rank_filter", "minimum_filter1d", "maximum_filter1d", "affine_transform", "zoom", "rotate", "deskew",
+    "label",
 ]
 
 HaloflowError = _haloflow.HaloflowError
@@ -171,6 +172,7 @@ from .ndimage import (  # noqa: E402
     gaussian_filter1d,
     gaussian_gradient_magnitude,
     gaussian_laplace,
+    label,
     maximum_filter,
     maximum_filter1d,
     median_filter,

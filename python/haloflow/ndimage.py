@@ -27,7 +27,7 @@ import warnings
 
 import numpy as np
 
-from . import ops
+from . import _haloflow, ops
 
 # The dtypes haloflow's arrays take; others are converted before the call.
 _NATIVE = {np.dtype(t) for t in ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32", "float64")}
@@ -813,3 +813,51 @@ def rotate(input, angle, axes=(1, 0), reshape=True, output=None, order=3, mode="
         shape[axes[0]], shape[axes[1]] = (np.ptp(bounds, axis=1) + 0.5).astype(int)
     return _geometric(lambda cv: ops.rotate(angle, axes, reshape, order, mode, float(cv), prefilter), x, output,
                       tuple(shape), cval, device, threads)
+
+
+_LABEL_TYPES = {np.dtype(t) for t in ("uint8", "uint16", "uint32", "int8", "int16", "int32")}
+
+
+def label(input, structure=None, output=None, *, threads=None):
+    """``scipy.ndimage.label``: the connected components of the non-zero voxels, joined
+    through ``structure`` (default: faces only), numbered from 1 in raster order of
+    each object's first voxel; returns ``(labels, num_features)`` (int32 labels), or
+    ``num_features`` when ``output`` is an array (written in place). The array is cut
+    into slabs labelled on ``threads`` threads and merged, as ``haloflow label`` merges
+    chunks. A structure must be centrosymmetric (scipy assumes it)."""
+    x = np.asarray(input)
+    if np.iscomplexobj(x):
+        raise TypeError("Complex type not supported")
+    if structure is not None:
+        structure = np.asarray(structure, dtype=bool)
+        if structure.ndim != x.ndim:
+            raise RuntimeError("structure and input must have equal rank")
+        if any(n != 3 for n in structure.shape):
+            raise ValueError("structure dimensions must be equal to 3")
+    provided = isinstance(output, np.ndarray)
+    if provided and output.shape != x.shape:
+        raise ValueError("output shape not correct")
+    dtype = output.dtype if provided else np.dtype(np.int32 if output is None else output)
+    if x.ndim == 0 or x.size == 0:
+        count = int(x != 0) if x.ndim == 0 else 0
+        result = np.full(x.shape, count, dtype)
+        if provided:
+            output[...] = result
+            return count
+        return result, count
+    if x.dtype not in _NATIVE or x.dtype.kind == "f":
+        x = (x != 0).view(np.uint8)
+    kind = dtype if dtype in _LABEL_TYPES else np.dtype(np.int32)
+    flat = None if structure is None else structure.ravel().tolist()
+    try:
+        labels, count = _haloflow.label(x, flat, None, kind.name, threads)
+    except _haloflow.HaloflowError as e:
+        if "do not fit" in str(e):
+            raise RuntimeError("insufficient bit-depth in requested output type") from e
+        raise
+    if kind != dtype:
+        labels = labels.astype(dtype)
+    if provided:
+        output[...] = labels
+        return count
+    return labels, count

@@ -526,11 +526,41 @@ fn statistics_of_path(
     Ok(serde_json::to_string(&found).expect("statistics serialise"))
 }
 
+/// `scipy.ndimage.label` of the NumPy array `x` (a mask: non-zero voxels are objects,
+/// or those above `above`): the labels (of numpy type `dtype`) and their count.
+/// `structure` is the 3×…×3 structuring element flattened in C order (`None`:
+/// face-connected). The GIL is released meanwhile.
+#[pyfunction]
+#[pyo3(signature = (x, structure = None, above = None, dtype = "int32", threads = None))]
+fn label<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    structure: Option<Vec<bool>>,
+    above: Option<f64>,
+    dtype: &str,
+    threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyAny>, u64)> {
+    let dtype: DType = dtype
+        .parse()
+        .map_err(|e| PyValueError::new_err(format!("{e}")))?;
+    let foreground = above.map_or(haloflow::Foreground::NonZero, haloflow::Foreground::Above);
+    let (labels, count) = with_array(py, x, threads, |view| {
+        let ndim = view.shape().len();
+        let structure = match &structure {
+            Some(values) => haloflow::Structure::from_mask(&vec![3; ndim], values)?,
+            None => haloflow::Structure::connectivity(ndim, 1)?,
+        };
+        haloflow::label_array(view, &structure, foreground, dtype)
+    })?;
+    Ok((to_numpy(py, labels), count))
+}
+
 #[pymodule]
 fn _haloflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("HaloflowError", m.py().get_type::<HaloflowError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(apply, m)?)?;
+    m.add_function(wrap_pyfunction!(label, m)?)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(pyramid, m)?)?;
     m.add_function(wrap_pyfunction!(preview, m)?)?;

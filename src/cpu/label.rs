@@ -17,6 +17,10 @@ pub(crate) struct Labelled {
     pub label: Vec<u32>,
     /// The number of components.
     pub count: u32,
+    /// Each component's first run (its first voxel begins it), by label − 1.
+    pub first_run: Vec<u32>,
+    /// How many components begin on each row.
+    pub row_new: Vec<u32>,
 }
 
 /// Labels the foreground (`fg`) of `data`, a C-order block of shape `lens`, joined
@@ -34,7 +38,10 @@ pub(crate) fn label_block<T: Copy>(
     let nx = lens[ndim - 1];
     let rows: usize = lens[..ndim - 1].iter().product();
     let whole_runs = structure.joins_along_rows();
-    let mut runs: Vec<(u32, u32)> = Vec::new();
+    // At most one run per two voxels of a row: reserved whole (only what is written is
+    // touched), so the vector never grows by copying.
+    let mut runs: Vec<(u32, u32)> = Vec::with_capacity(rows * nx.div_ceil(2));
+    crate::in_memory::advise_huge_pages(&mut runs);
     let mut row_start = Vec::with_capacity(rows + 1);
     for line in data.chunks_exact(nx.max(1)).take(rows) {
         row_start.push(runs.len());
@@ -62,7 +69,9 @@ pub(crate) fn label_block<T: Copy>(
         "a block of more than 2^32 runs"
     );
 
-    let mut parent: Vec<u32> = (0..runs.len() as u32).collect();
+    let mut parent: Vec<u32> = Vec::with_capacity(runs.len());
+    crate::in_memory::advise_huge_pages(&mut parent);
+    parent.extend(0..runs.len() as u32);
     let row_lens = &lens[..ndim - 1];
     let steps: Vec<Backward> = structure
         .row_steps()
@@ -110,15 +119,24 @@ pub(crate) fn label_block<T: Copy>(
         }
     }
 
-    let mut label = vec![0u32; runs.len()];
+    // Every parent precedes its child (a union keeps the smaller root), so one pass in
+    // order turns each entry into its label: a root takes the next number, any other
+    // run its parent's, already numbered.
+    let mut label = parent;
     let mut count = 0u32;
-    for i in 0..runs.len() {
-        let root = find(&mut parent, i as u32) as usize;
-        if root == i {
-            count += 1;
-            label[i] = count;
-        } else {
-            label[i] = label[root];
+    let mut first_run = Vec::new();
+    let mut row_new = vec![0u32; rows];
+    for r in 0..rows {
+        for i in row_start[r]..row_start[r + 1] {
+            let p = label[i] as usize;
+            if p == i {
+                count += 1;
+                label[i] = count;
+                first_run.push(i as u32);
+                row_new[r] += 1;
+            } else {
+                label[i] = label[p];
+            }
         }
     }
     Labelled {
@@ -127,6 +145,8 @@ pub(crate) fn label_block<T: Copy>(
         runs,
         label,
         count,
+        first_run,
+        row_new,
     }
 }
 
@@ -187,19 +207,9 @@ pub(crate) fn union(parent: &mut [u32], a: u32, b: u32) {
 }
 
 impl Labelled {
-    /// The number of components whose first voxel lies on each row.
-    pub fn row_new(&self) -> Vec<u32> {
-        let rows = self.row_start.len() - 1;
-        let mut seen = 0u32;
-        (0..rows)
-            .map(|r| {
-                let before = seen;
-                for i in self.row_start[r]..self.row_start[r + 1] {
-                    seen = seen.max(self.label[i]);
-                }
-                seen - before
-            })
-            .collect()
+    /// The row of run `i`.
+    pub fn row_of(&self, i: u32) -> usize {
+        self.row_start.partition_point(|&s| s <= i as usize) - 1
     }
 
     /// Writes `value(label)` over every run of `out` (a C-order block of the labelled
@@ -298,7 +308,12 @@ pub(crate) mod tests {
                     let want = flood(&mask, &lens, &s);
                     assert_eq!(out, want, "{lens:?} density {density} connectivity {k}");
                     assert_eq!(l.count, want.iter().copied().max().unwrap_or(0));
-                    assert_eq!(l.row_new().iter().sum::<u32>(), l.count);
+                    assert_eq!(l.row_new.iter().sum::<u32>(), l.count);
+                    for (k, &i) in l.first_run.iter().enumerate() {
+                        assert_eq!(l.label[i as usize], k as u32 + 1);
+                        assert!(l.row_start[l.row_of(i)] <= i as usize);
+                        assert!(l.row_start[l.row_of(i) + 1] > i as usize);
+                    }
                 }
             }
         }

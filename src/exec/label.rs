@@ -320,7 +320,11 @@ impl Labelling {
 
     /// Step 1 for chunk `chunk`, whose data is `block`.
     pub fn summarise(&self, chunk: usize, block: &BlockAny<'_>) -> Result<ChunkSummary> {
-        let l = self.label(block)?;
+        Ok(self.summary_of(chunk, &self.label(block)?))
+    }
+
+    /// Step 1 for chunk `chunk`, labelled on its own as `l`.
+    pub fn summary_of(&self, chunk: usize, l: &Labelled) -> ChunkSummary {
         let region = self.region(chunk);
         let shape = self.shape();
         let n = self.ndim();
@@ -335,10 +339,17 @@ impl Labelling {
             let row_face = (0..n - 1).any(|a| {
                 (c[a] == 0 && region.start[a] > 0) || (c[a] + 1 == lens[a] && end[a] < shape[a])
             });
-            for i in l.row_start[r]..l.row_start[r + 1] {
-                let (x0, x1) = l.runs[i];
-                if row_face || (x0 == 0 && x_low) || (x1 == nx && x_high) {
-                    faces.push([r as u32, x0, x1, l.label[i]]);
+            let runs = l.row_start[r]..l.row_start[r + 1];
+            if row_face {
+                faces.extend(runs.map(|i| [r as u32, l.runs[i].0, l.runs[i].1, l.label[i]]));
+            } else if !runs.is_empty() {
+                // Only a row's first and last runs can touch the faces across x.
+                let (i, j) = (runs.start, runs.end - 1);
+                if x_low && l.runs[i].0 == 0 {
+                    faces.push([r as u32, l.runs[i].0, l.runs[i].1, l.label[i]]);
+                }
+                if x_high && l.runs[j].1 == nx && (j != i || !(x_low && l.runs[i].0 == 0)) {
+                    faces.push([r as u32, l.runs[j].0, l.runs[j].1, l.label[j]]);
                 }
             }
             advance(&mut c, &lens[..n - 1]);
@@ -346,25 +357,19 @@ impl Labelling {
         let mut on_face: Vec<u32> = faces.iter().map(|f| f[3]).collect();
         on_face.sort_unstable();
         on_face.dedup();
-        let mut first = Vec::with_capacity(on_face.len());
-        let mut seen = 0u32;
-        for r in 0..rows {
-            for i in l.row_start[r]..l.row_start[r + 1] {
-                let label = l.label[i];
-                if label > seen {
-                    seen = label;
-                    if on_face.binary_search(&label).is_ok() {
-                        first.push([label, r as u32, l.runs[i].0]);
-                    }
-                }
-            }
-        }
-        Ok(ChunkSummary {
+        let first = on_face
+            .iter()
+            .map(|&label| {
+                let i = l.first_run[label as usize - 1];
+                [label, l.row_of(i) as u32, l.runs[i as usize].0]
+            })
+            .collect();
+        ChunkSummary {
             count: l.count,
-            row_new: l.row_new(),
+            row_new: l.row_new.clone(),
             faces,
             first,
-        })
+        }
     }
 
     /// The global row (index over every axis but the last) of each of the chunk's rows.
@@ -664,33 +669,14 @@ impl Labelling {
         Ok(out)
     }
 
-    /// Step 3 for chunk `chunk` (data `block`): the chunk's global labels.
+    /// Step 3 for a chunk (data `block`): the chunk's global labels.
     pub fn relabel(
         &self,
         block: &BlockAny<'_>,
         numbers: &ChunkNumbers,
     ) -> Result<BlockAny<'static>> {
         let l = self.label(block)?;
-        let mut global = vec![0u64; l.count as usize + 1];
-        let mut next = 1u32;
-        let mut faces = numbers.faces.iter().peekable();
-        for (r, &k) in l.row_new().iter().enumerate() {
-            let mut rank = 0u64;
-            for _ in 0..k {
-                match faces.peek() {
-                    Some(&&(label, g, start)) if label == next => {
-                        faces.next();
-                        global[next as usize] = g;
-                        rank += u64::from(start);
-                    }
-                    _ => {
-                        rank += 1;
-                        global[next as usize] = numbers.offsets[r] + rank;
-                    }
-                }
-                next += 1;
-            }
-        }
+        let global = globals(&l, numbers);
         let sets = block.sets().to_vec();
         let len: usize = sets.iter().map(|s| s.len()).product();
         Ok(with_dtype!(self.dtype, U => {
@@ -699,6 +685,32 @@ impl Labelling {
             Block::new(sets, std::borrow::Cow::Owned(out)).into_any()
         }))
     }
+}
+
+/// The global label of each of a chunk's local labels (`l`, index 0 unused), from the
+/// merge's `numbers`.
+fn globals(l: &Labelled, numbers: &ChunkNumbers) -> Vec<u64> {
+    let mut global = vec![0u64; l.count as usize + 1];
+    let mut next = 1u32;
+    let mut faces = numbers.faces.iter().peekable();
+    for (r, &k) in l.row_new.iter().enumerate() {
+        let mut rank = 0u64;
+        for _ in 0..k {
+            match faces.peek() {
+                Some(&&(label, g, start)) if label == next => {
+                    faces.next();
+                    global[next as usize] = g;
+                    rank += u64::from(start);
+                }
+                _ => {
+                    rank += 1;
+                    global[next as usize] = numbers.offsets[r] + rank;
+                }
+            }
+            next += 1;
+        }
+    }
+    global
 }
 
 /// Labels the voxels of `data` that are not zero.
@@ -800,19 +812,36 @@ fn label_typed<T: BlockElement>(
     };
     let chunks = labelling.grid.num_chunks();
     let state = MemoryState::new(chunks);
-    (0..chunks)
+    let labelled: Vec<Labelled> = (0..chunks)
         .into_par_iter()
-        .try_for_each(|c| state.put_summary(c, &labelling.summarise(c, &slab(c))?))?;
-    let count = labelling.merge(&state)?;
-    let pieces: Vec<BlockAny<'static>> = (0..chunks)
-        .into_par_iter()
-        .map(|c| labelling.relabel(&slab(c), state.numbers(c)?.as_ref()))
+        .map(|c| {
+            let l = labelling.label(&slab(c))?;
+            state.put_summary(c, &labelling.summary_of(c, &l))?;
+            Ok(l)
+        })
         .collect::<Result<_>>()?;
+    let count = labelling.merge(&state)?;
+    let slab_len = chunk.iter().product::<usize>();
+    let len: usize = shape.iter().product();
     let out = with_dtype!(dtype, U => {
-        let mut all: Vec<U> = Vec::with_capacity(shape.iter().product());
-        for p in &pieces {
-            all.extend_from_slice(&p.typed::<U>().data);
-        }
+        let mut all: Vec<U> = Vec::with_capacity(len);
+        crate::in_memory::advise_huge_pages(&mut all);
+        all.spare_capacity_mut()[..len]
+            .par_chunks_mut(slab_len)
+            .zip(labelled.par_iter())
+            .enumerate()
+            .try_for_each(|(c, (out, l))| -> Result<()> {
+                let global = globals(l, state.numbers(c)?.as_ref());
+                for v in out.iter_mut() {
+                    v.write(U::default());
+                }
+                // SAFETY: every element of `out` was just initialised.
+                let out = unsafe { &mut *(std::ptr::from_mut(out) as *mut [U]) };
+                l.fill(out, |v| U::from_f64(global[v as usize] as f64));
+                Ok(())
+            })?;
+        // SAFETY: the slabs tile `0..len`, and each slab initialised all its elements.
+        unsafe { all.set_len(len) };
         ndarray::ArrayD::from_shape_vec(shape.as_slice(), all)
             .expect("slabs tile the array")
             .into()
