@@ -55,6 +55,7 @@ pub use boundary::Boundary;
 pub use dtype::{ArrayAny, ArrayViewAny, DType, Element};
 pub use error::{Error, Result};
 pub use exec::label::label_array;
+pub use exec::objects::{ObjectStats, ObjectTable, object_table};
 pub use gpu::{AdapterInfo, DeviceArray, GpuContext, GpuTimes};
 pub use ops::{Footprint, Kernel, NeededStatistics, Op, Pipeline, RankOrder};
 pub use plan::{Job, Plan};

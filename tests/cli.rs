@@ -1104,3 +1104,8 @@ fn a_chain_ending_in_label_labels_what_it_computes() {
 fn bad_label_input_is_refused_in_one_line() {
     script_check("label.py", &["bad"]);
 }
+
+#[test]
+fn object_tables_equal_skimage_regionprops() {
+    script_check("label.py", &["objects"]);
+}

@@ -40,7 +40,7 @@ __all__ = [
     "anscombe", "inverse_anscombe", "richardson_lucy", "denoise_nl_means", "ndimage",
     "gaussian_filter1d", "correlate", "correlate1d", "convolve1d", "uniform_filter1d",
     "rank_filter", "minimum_filter1d", "maximum_filter1d", "affine_transform", "zoom", "rotate", "deskew",
-    "label",
+    "label", "regionprops_table", "label_zarr", "objects_zarr",
 ]
 
 HaloflowError = _haloflow.HaloflowError
@@ -180,6 +180,7 @@ from .ndimage import (  # noqa: E402
     minimum_filter1d,
     percentile_filter,
     rank_filter,
+    regionprops_table,
     rotate,
     uniform_filter,
     uniform_filter1d,
@@ -279,6 +280,41 @@ def run(input, output, pipeline, *, progress=False, scene=None, **options) -> di
     report = _haloflow.run(_input(input, scene), os.fspath(output), _pipeline(pipeline),
                            json.dumps(_options(**options)), progress or None)
     return json.loads(report)
+
+
+def label_zarr(input, output, pipeline=None, *, connectivity=1, above=None, dtype="uint32", merge=False,
+               progress=False, scene=None, **options) -> dict:
+    """``haloflow label``: the connected components of ``input`` (or of what ``pipeline``
+    computes from it) written to the Zarr array ``output``, numbered as
+    ``scipy.ndimage.label`` numbers them whatever the chunking. ``connectivity`` as
+    ``generate_binary_structure``'s; ``above``: objects are the voxels above it (else the
+    non-zero ones). With ``part=(i, n)`` only part i's chunks are labelled; then one call
+    with ``merge=True`` numbers and writes them all. Options as :func:`run`'s. Returns
+    the report (``objects``, chunks labelled and written, seconds, peak memory)."""
+    pipe = Pipeline() if pipeline is None else pipeline
+    report = _haloflow.label_zarr(_input(input, scene), os.fspath(output), _pipeline(pipe), int(connectivity),
+                                  None if above is None else float(above), np.dtype(dtype).name, bool(merge),
+                                  json.dumps(_options(**options)), progress or None)
+    return json.loads(report)
+
+
+def objects_zarr(labels, intensity=None, *, threads=None) -> dict:
+    """``haloflow objects``: the table of the label array ``labels`` (a Zarr array),
+    streamed chunk by chunk, as :func:`regionprops_table` gives it (every column:
+    label, area, centroid, bbox, and with ``intensity`` (a Zarr array of the same
+    shape) its mean, min, max and sum per object)."""
+    import csv
+    import io
+
+    text = _haloflow.objects_zarr(os.fspath(labels), None if intensity is None else os.fspath(intensity), threads)
+    rows = list(csv.reader(io.StringIO(text)))
+    head, body = rows[0], rows[1:]
+    out = {}
+    for k, name in enumerate(head):
+        integer = name in ("label",) or name.startswith("bbox")
+        out[name] = np.array([int(r[k]) if integer else float(r[k]) for r in body],
+                             dtype=np.int64 if integer else np.float64)
+    return out
 
 
 def init(input, output, pipeline, *, scene=None, **options) -> dict:

@@ -416,6 +416,60 @@ fn run(
     Ok(serde_json::to_string(&report).expect("a report serialises"))
 }
 
+/// `haloflow.label_zarr`: the library's `zarr::Label` (connected components of what
+/// `pipeline` computes from `input`), the GIL released; the report as JSON.
+#[pyfunction]
+#[pyo3(signature = (input, output, pipeline, connectivity, above, dtype, merge, options, progress = None))]
+#[allow(clippy::too_many_arguments)]
+fn label_zarr(
+    py: Python<'_>,
+    input: PathBuf,
+    output: PathBuf,
+    pipeline: &str,
+    connectivity: usize,
+    above: Option<f64>,
+    dtype: &str,
+    merge: bool,
+    options: &str,
+    progress: Option<Bound<'_, PyAny>>,
+) -> PyResult<String> {
+    let pipeline: Pipeline = serde_json::from_str(pipeline).map_err(|e| bad("pipeline", e))?;
+    let spec = zarr::Label {
+        chain: pipeline.into(),
+        connectivity,
+        above,
+        dtype: dtype.parse().map_err(|e| bad("dtype", e))?,
+        step: if merge {
+            zarr::LabelStep::Merge
+        } else {
+            zarr::LabelStep::Label
+        },
+        options: RunOptions::parse(options)?.options()?,
+        ..zarr::Label::new(input, output)
+    };
+    let report = with_progress(py, progress, |p| spec.run(p))?;
+    Ok(serde_json::to_string(&report).expect("a report serialises"))
+}
+
+/// `haloflow.objects_zarr`: the library's `zarr::Objects`, the GIL released; the table
+/// as CSV.
+#[pyfunction]
+#[pyo3(signature = (labels, intensity = None, threads = None))]
+fn objects_zarr(
+    py: Python<'_>,
+    labels: PathBuf,
+    intensity: Option<PathBuf>,
+    threads: Option<usize>,
+) -> PyResult<String> {
+    let spec = zarr::Objects {
+        intensity,
+        threads,
+        ..zarr::Objects::new(labels)
+    };
+    let found = py.detach(|| spec.run()).map_err(failed)?;
+    Ok(found.to_csv())
+}
+
 /// `haloflow.pyramid`: the library's `zarr::Pyramid`, the GIL released; the report as
 /// JSON.
 #[pyfunction]
@@ -555,12 +609,57 @@ fn label<'py>(
     Ok((to_numpy(py, labels), count))
 }
 
+/// The objects of the label array `labels` (0 is background), with `intensity`
+/// summarised over each: labels, areas, centroids (objects × axes), boxes (objects ×
+/// 2·axes: starts, then ends) and, with intensity, (objects × 4: mean, min, max, sum).
+#[pyfunction]
+#[pyo3(signature = (labels, intensity = None, threads = None))]
+#[allow(clippy::type_complexity)]
+fn objects<'py>(
+    py: Python<'py>,
+    labels: &Bound<'py, PyAny>,
+    intensity: Option<numpy::PyReadonlyArrayDyn<'py, f64>>,
+    threads: Option<usize>,
+) -> PyResult<(Vec<u64>, Vec<u64>, Vec<f64>, Vec<u64>, Option<Vec<f64>>)> {
+    let view = intensity.as_ref().map(|i| i.as_array());
+    let table = with_array(py, labels, threads, |l| {
+        haloflow::object_table(l, view.clone().map(ArrayViewAny::from))
+    })?;
+    let objects = table.objects();
+    let with_intensity = intensity.is_some();
+    Ok((
+        objects.iter().map(|o| o.label).collect(),
+        objects.iter().map(|o| o.area).collect(),
+        objects.iter().flat_map(|o| o.centroid()).collect(),
+        objects
+            .iter()
+            .flat_map(|o| o.bbox_min.iter().chain(&o.bbox_max).map(|&v| v as u64))
+            .collect(),
+        with_intensity.then(|| {
+            objects
+                .iter()
+                .flat_map(|o| {
+                    [
+                        o.intensity_mean(),
+                        o.intensity_min,
+                        o.intensity_max,
+                        o.intensity_sum,
+                    ]
+                })
+                .collect()
+        }),
+    ))
+}
+
 #[pymodule]
 fn _haloflow(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("HaloflowError", m.py().get_type::<HaloflowError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(apply, m)?)?;
     m.add_function(wrap_pyfunction!(label, m)?)?;
+    m.add_function(wrap_pyfunction!(objects, m)?)?;
+    m.add_function(wrap_pyfunction!(label_zarr, m)?)?;
+    m.add_function(wrap_pyfunction!(objects_zarr, m)?)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(pyramid, m)?)?;
     m.add_function(wrap_pyfunction!(preview, m)?)?;

@@ -56,6 +56,10 @@ pub(super) enum Command {
     /// default (--dtype). Split a large array with `--part I/N` in N processes, then
     /// `label --merge` once; at the end of a chain: `run IN OUT ... + label`.
     Label(Run<super::label::LabelArgs>),
+    /// A table of a label array's objects, one CSV row each: area, centroid, bounding
+    /// box, and with --intensity the mean, min, max and sum of an image over each
+    /// (skimage's regionprops_table), streamed chunk by chunk.
+    Objects(super::label::ObjectsArgs),
     /// Check that every job of an output (an array, or each level of an OME-Zarr
     /// image) is done; exits non-zero if any is missing.
     Verify(VerifyArgs),

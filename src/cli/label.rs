@@ -1,6 +1,8 @@
 //! `label`: connected components ([`zarr::Label`]), alone or at the end of a chain
 //! (`run IN OUT gaussian --sigma 1 + threshold --above 100 + label --connectivity 3`).
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser};
 
 use super::args::{Common, Run};
@@ -25,6 +27,70 @@ pub(super) struct LabelArgs {
     /// of every chunk without).
     #[arg(long)]
     pub(super) merge: bool,
+}
+
+/// Flags of `objects`.
+#[derive(Args)]
+pub(super) struct ObjectsArgs {
+    /// The label array (0 is background), e.g. what `label` wrote.
+    pub(super) labels: PathBuf,
+    /// An image of the same shape: each object's mean, min, max and sum of it.
+    #[arg(long)]
+    pub(super) intensity: Option<PathBuf>,
+    /// The CSV file written: one row per object, skimage's `regionprops_table` column
+    /// names (label, area, centroid-0 …, bbox-0 …, intensity_mean …); centroids also
+    /// in physical units for an OME-Zarr input.
+    #[arg(long)]
+    pub(super) table: PathBuf,
+    /// The level of an OME-Zarr input.
+    #[arg(long, default_value_t = 0)]
+    pub(super) level: usize,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    pub(super) threads: Option<usize>,
+    /// No summary.
+    #[arg(long, short)]
+    pub(super) quiet: bool,
+}
+
+/// `objects LABELS --table OUT.csv`.
+pub(super) fn objects(a: &ObjectsArgs) -> crate::Result<()> {
+    let ext = a
+        .table
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    if !ext.eq_ignore_ascii_case("csv") {
+        return Err(crate::Error::InvalidParameter {
+            op: "objects",
+            message: format!(
+                "{}: the table is written as CSV; name it .csv",
+                a.table.display()
+            ),
+        });
+    }
+    let started = std::time::Instant::now();
+    let found = zarr::Objects {
+        intensity: a.intensity.clone(),
+        level: a.level,
+        threads: a.threads,
+        ..zarr::Objects::new(&a.labels)
+    }
+    .run()?;
+    std::fs::write(&a.table, found.to_csv()).map_err(|e| crate::Error::Store {
+        path: a.table.clone(),
+        message: e.to_string(),
+    })?;
+    if !a.quiet {
+        eprintln!(
+            "{}: {} objects of {} in {:.2} s",
+            a.table.display(),
+            found.table.objects().len(),
+            a.labels.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
 }
 
 /// The `label` step at the end of a chain, parsed with its own flags.

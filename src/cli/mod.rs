@@ -112,6 +112,7 @@ fn execute(command: &Command) -> crate::Result<()> {
         Command::Op(op) => op_command(op, false),
         Command::Init(i) => op_command(&i.op, true),
         Command::Label(r) => label::label(r),
+        Command::Objects(a) => label::objects(a),
         Command::Verify(v) => show::verify(v),
         Command::Info(a) => show::info(a),
         Command::Stats(a) => stats(a),

@@ -7,6 +7,7 @@ mod cache;
 mod groups;
 mod io;
 pub mod label;
+pub mod objects;
 mod options;
 mod part;
 mod pyramid;

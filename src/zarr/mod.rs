@@ -9,7 +9,8 @@
 //! - [`Pyramid`]: a multiscale OME-Zarr pyramid in one pass over level 0.
 //! - [`Stats`]: whole-array statistics, exact percentiles.
 //! - [`Label`]: connected components, numbered as `scipy.ndimage.label` numbers them,
-//!   in parts with a merge step.
+//!   in parts with a merge step; [`Objects`]: the table of their sizes, centroids,
+//!   boxes and intensities.
 //! - [`verify`]: which jobs of an output are done.
 //!
 //! Progress is reported through [`Progress`] (the command draws its bar from it,
@@ -36,6 +37,7 @@
 mod chain;
 mod image;
 mod label;
+mod objects;
 mod options;
 mod preview;
 mod progress;
@@ -47,6 +49,7 @@ mod units;
 pub use chain::{Chain, GaussianKind, Step};
 pub use image::{OmeAxes, input_spacing, open_level, output_image, write_array};
 pub use label::{LABEL_STATE_DIR, Label, LabelReport, LabelStep};
+pub use objects::{Objects, ObjectsFound};
 pub use options::{Options, resolve_statistics};
 pub use preview::{Preview, PreviewMethod, PreviewReport};
 pub use progress::{Phase, Progress, ProgressBar};

@@ -4,7 +4,7 @@ included, on Zarr arrays written and read by zarr-python, with chunks of 8 per a
 
     python tests/interop/label.py --haloflow target/debug/haloflow CHECK...
 
-CHECKs: random, shapes, parts, chains, bad (default: all). Exit status 1 on failure.
+CHECKs: random, shapes, parts, chains, objects, bad (default: all). Exit status 1 on failure.
 The Rust test `tests/cli.rs` runs this with the freshly built binary.
 """
 
@@ -216,7 +216,35 @@ def check_bad(bin_, tmp):
     check(read(out).max() == 0, "a labelling refused for its type wrote labels")
 
 
+def check_objects(bin_, tmp):
+    import csv
+    import skimage.measure as skm
+    rng = np.random.default_rng(6)
+    mask = (ndi.gaussian_filter(rng.random((30, 50, 44)), 1.5) > 0.53).astype(np.uint8)
+    img = (rng.random(mask.shape) * 4000).astype(np.uint16)
+    src = write(tmp, "objects-mask", mask)
+    inten = write(tmp, "objects-image", img, chunks=(7, 9, 11))
+    labels = os.path.join(tmp, "objects-labels.zarr")
+    haloflow(bin_, "label", src, labels, "--quiet", "--connectivity", 2)
+    lab = read(labels)
+    table = os.path.join(tmp, "objects.csv")
+    haloflow(bin_, "objects", labels, "--intensity", inten, "--table", table, "--quiet")
+    with open(table) as f:
+        rows = list(csv.DictReader(f))
+    want = skm.regionprops_table(lab, img, properties=("label", "area", "centroid", "bbox", "intensity_mean",
+                                                        "intensity_max", "intensity_min"))
+    check(len(rows) == len(want["label"]) and len(rows) > 10, f"objects: {len(rows)} rows, skimage {len(want['label'])}")
+    for key, values in want.items():
+        got = np.array([float(r[key]) for r in rows])
+        check(np.allclose(got, values, rtol=1e-9, atol=0), f"objects: column {key} differs from skimage")
+    sums = ndi.sum_labels(img, lab, want["label"])
+    check(np.allclose([float(r["intensity_sum"]) for r in rows], sums, rtol=1e-12), "objects: intensity_sum")
+    bad = haloflow(bin_, "objects", labels, "--table", os.path.join(tmp, "t.parquet"), check_ok=False)
+    check(bad.returncode != 0 and "CSV" in bad.stderr, f"objects .parquet: {bad.stderr!r}")
+
+
 CHECKS = {
+    "objects": check_objects,
     "random": check_random,
     "shapes": check_shapes,
     "parts": check_parts,
