@@ -1109,3 +1109,8 @@ fn bad_label_input_is_refused_in_one_line() {
 fn object_tables_equal_skimage_regionprops() {
     script_check("label.py", &["objects"]);
 }
+
+#[test]
+fn labels_inside_an_ome_zarr_image_are_valid_ngff_label_images() {
+    script_check("label.py", &["ome"]);
+}

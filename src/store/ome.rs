@@ -654,12 +654,56 @@ impl OmeImage {
     /// Writes the image group's metadata at `path` (creating the directory), each file
     /// atomically, recording `pipeline` (see [`OmeImage::check_target`] first).
     pub fn write_group(&self, path: &Path, pipeline: &Pipeline, kind: Option<&str>) -> Result<()> {
+        self.write_attributes(path, self.attributes(pipeline, kind))
+    }
+
+    /// Writes a label image's group at `path` (NGFF `image-label`): this image's
+    /// multiscales, recording `pipeline`, and `image_label` (its `colors`, `source` ...).
+    pub fn write_label_group(
+        &self,
+        path: &Path,
+        pipeline: &Pipeline,
+        mut image_label: Map<String, Value>,
+    ) -> Result<()> {
+        let mut attrs = self.attributes(pipeline, Some("label"));
+        if self.version == NgffVersion::V04 {
+            image_label.insert("version".into(), json!("0.4"));
+        }
+        attrs.insert("image-label".into(), Value::Object(image_label));
+        self.write_attributes(path, attrs)
+    }
+
+    /// Lists `name` in the `labels` group at `path` (created, or its list extended), as
+    /// NGFF lists an image's label images.
+    pub fn add_to_labels_group(path: &Path, version: NgffVersion, name: &str) -> Result<()> {
+        let old = match version.zarr_format() {
+            3 => {
+                read_json(&path.join("zarr.json")).map(|v| v["attributes"]["ome"]["labels"].clone())
+            }
+            _ => read_json(&path.join(".zattrs")).map(|v| v["labels"].clone()),
+        };
+        let mut names: Vec<String> = old
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+        let mut attrs = Map::new();
+        if version == NgffVersion::V05 {
+            attrs.insert("version".into(), json!("0.5"));
+        }
+        attrs.insert("labels".into(), json!(names));
+        let image = OmeImage::plain(Vec::new(), Vec::new(), version);
+        image.write_attributes(path, attrs)
+    }
+
+    fn write_attributes(&self, path: &Path, attrs: Map<String, Value>) -> Result<()> {
         let format = self.version.zarr_format();
         std::fs::create_dir_all(path).map_err(|e| Error::Store {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let attrs = Value::Object(self.attributes(pipeline, kind));
+        let attrs = Value::Object(attrs);
         let files: Vec<(&str, Value)> = if format == 3 {
             vec![(
                 "zarr.json",

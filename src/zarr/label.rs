@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::exec::label::{DirState, LabelState, Labelling};
 use crate::region::Grid;
 use crate::stage::{Foreground, Structure};
-use crate::store::{Input, Output, OutputSpec};
+use crate::store::{Input, OmeImage, Output, OutputSpec};
 
 /// Which step of a labelling a process runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -230,12 +230,27 @@ impl Label {
                 }
             }),
         );
-        let spec = OutputSpec::new(&shape, self.dtype, &chunk)
+        let mut spec = OutputSpec::new(&shape, self.dtype, &chunk)
             .with_zarr_format(o.zarr_format)
             .with_compression(o.compression)
             .with_attributes(attributes);
-        let output = Output::create(&self.output, &spec, o.overwrite)?;
-        let state_dir = self.output.join(LABEL_STATE_DIR);
+        // Inside an OME-Zarr image's `labels/` group: an NGFF label image of it.
+        let label_image = self.label_image(&shape)?;
+        let array_path = match &label_image {
+            Some((image, _)) => {
+                image.check_target(&self.output)?;
+                spec = spec
+                    .with_zarr_format(image.version.zarr_format())
+                    .with_dimension_names(image.axes.iter().map(|a| a.name.clone()).collect());
+                self.output.join("0")
+            }
+            None => self.output.clone(),
+        };
+        let output = Output::create(&array_path, &spec, o.overwrite)?;
+        if let Some((image, labels_dir)) = &label_image {
+            write_label_image(image, &self.output, labels_dir, &pipeline, None)?;
+        }
+        let state_dir = array_path.join(LABEL_STATE_DIR);
         let done_file = state_dir.join("done");
         let chunks = grid.num_chunks();
         let part = o.part;
@@ -343,12 +358,103 @@ impl Label {
         let skipped_after = skipped.load(Ordering::Relaxed);
         report.chunks_written = last.len() - skipped_after;
         report.chunks_skipped = skipped_before.max(skipped_after);
+        if let Some((image, labels_dir)) = &label_image {
+            write_label_image(image, &self.output, labels_dir, &pipeline, Some(count))?;
+        }
         if part.count == 1 {
             // Every chunk is written: what the steps handed on is no longer needed.
             write_done(&state_dir, &done_file, count)?;
         }
         Ok(finish(report, started))
     }
+
+    /// Where the output is `IMAGE/labels/NAME` of an OME-Zarr image: the label image's
+    /// metadata (the image's axes and level 0's scale) and the `labels` group.
+    fn label_image(&self, shape: &[usize]) -> Result<Option<(OmeImage, PathBuf)>> {
+        let Some(labels_dir) = self.output.parent() else {
+            return Ok(None);
+        };
+        if labels_dir.file_name().and_then(|n| n.to_str()) != Some("labels") {
+            return Ok(None);
+        }
+        let Some(image_dir) = labels_dir.parent() else {
+            return Ok(None);
+        };
+        let Some(image) = OmeImage::open(image_dir)? else {
+            return Ok(None);
+        };
+        let level0 = Input::open(&image.level_path(0)?)?;
+        if level0.shape() != shape {
+            return Err(Error::InvalidParameter {
+                op: "label",
+                message: format!(
+                    "a label image of {} must have its level 0's shape {:?}, not {shape:?}",
+                    image_dir.display(),
+                    level0.shape()
+                ),
+            });
+        }
+        let name = self
+            .output
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("labels")
+            .to_string();
+        let label = OmeImage {
+            path: self.output.clone(),
+            name: Some(name),
+            levels: vec![image.levels[0].clone()],
+            omero: None,
+            resampled: Vec::new(),
+            ..image
+        };
+        Ok(Some((label, labels_dir.to_path_buf())))
+    }
+}
+
+/// The most labels given a colour of their own in the label image's metadata.
+const COLOURED: u64 = 65_536;
+
+/// Writes a label image's group (NGFF `image-label`, with a colour per label once the
+/// `count` is known, up to [`COLOURED`]) and lists it in the image's `labels` group.
+fn write_label_image(
+    image: &OmeImage,
+    path: &Path,
+    labels_dir: &Path,
+    pipeline: &crate::Pipeline,
+    count: Option<u64>,
+) -> Result<()> {
+    let mut meta = serde_json::Map::new();
+    meta.insert("source".into(), serde_json::json!({"image": "../../"}));
+    if let Some(n) = count.filter(|&n| n <= COLOURED) {
+        let colours: Vec<serde_json::Value> = (1..=n)
+            .map(|k| serde_json::json!({"label-value": k, "rgba": colour(k)}))
+            .collect();
+        meta.insert("colors".into(), serde_json::Value::Array(colours));
+    }
+    image.write_label_group(path, pipeline, meta)?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("labels");
+    OmeImage::add_to_labels_group(labels_dir, image.version, name)
+}
+
+/// A bright colour for label `k`: hues a golden angle apart, so neighbouring labels
+/// differ.
+fn colour(k: u64) -> [u8; 4] {
+    let h = (k as f64 * 0.618_033_988_749_895).fract() * 6.0;
+    let x = 1.0 - (h % 2.0 - 1.0).abs();
+    let (r, g, b) = match h as u32 {
+        0 => (1.0, x, 0.0),
+        1 => (x, 1.0, 0.0),
+        2 => (0.0, 1.0, x),
+        3 => (0.0, x, 1.0),
+        4 => (x, 0.0, 1.0),
+        _ => (1.0, 0.0, x),
+    };
+    let c = |v: f64| (55.0 + 200.0 * v).round() as u8;
+    [c(r), c(g), c(b), 255]
 }
 
 fn finish(mut report: LabelReport, started: Instant) -> LabelReport {

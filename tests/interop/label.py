@@ -4,7 +4,7 @@ included, on Zarr arrays written and read by zarr-python, with chunks of 8 per a
 
     python tests/interop/label.py --haloflow target/debug/haloflow CHECK...
 
-CHECKs: random, shapes, parts, chains, objects, bad (default: all). Exit status 1 on failure.
+CHECKs: random, shapes, parts, chains, objects, ome, bad (default: all). Exit status 1 on failure.
 The Rust test `tests/cli.rs` runs this with the freshly built binary.
 """
 
@@ -243,7 +243,52 @@ def check_objects(bin_, tmp):
     check(bad.returncode != 0 and "CSV" in bad.stderr, f"objects .parquet: {bad.stderr!r}")
 
 
+def check_ome(bin_, tmp):
+    from ome_zarr_models import open_ome_zarr
+    rng = np.random.default_rng(8)
+    x = (ndi.gaussian_filter(rng.random((20, 40, 44)), 1.5) * 1000).astype(np.uint16)
+    raw = write(tmp, "ome-raw", x)
+    for version in ("0.5", "0.4"):
+        img = os.path.join(tmp, f"image-{version}.ome.zarr")
+        haloflow(bin_, "convert", raw, img, "--ome", "--axes", "z,y,x", "--scale", "2,0.5,0.5", "--units",
+                 "micrometer,micrometer,micrometer", "--ngff-version", version, "--quiet")
+        t = float(np.quantile(x, 0.7))
+        for name in ("cells", "nuclei"):
+            haloflow(bin_, "label", img, os.path.join(img, "labels", name), "--above", t, "--quiet")
+        try:
+            node = open_ome_zarr(zarr.open_group(img, mode="r"))
+            labels = node.labels if hasattr(node, "labels") else None
+            check(labels is not None, f"OME {version}: ome-zarr-models sees no labels group")
+        except Exception as e:
+            check(False, f"OME {version}: ome-zarr-models rejects the image: {e}")
+        for name in ("cells", "nuclei"):
+            path = os.path.join(img, "labels", name)
+            try:
+                kind = type(open_ome_zarr(zarr.open_group(path, mode="r"))).__name__
+                check(kind == "ImageLabel", f"OME {version}: {name} validates as {kind}, not ImageLabel")
+            except Exception as e:
+                check(False, f"OME {version}: ome-zarr-models rejects the label image {name}: {e}")
+            g = zarr.open_group(path, mode="r").attrs.asdict()
+            meta = g.get("ome", g)
+            il = meta.get("image-label", {})
+            want, n = ndi.label(x > t)
+            check(len(il.get("colors", [])) == n, f"OME {version}: {len(il.get('colors', []))} colours, {n} labels")
+            scale = meta["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
+            check(scale == [2.0, 0.5, 0.5], f"OME {version}: label scale {scale}")
+            check(np.array_equal(read(os.path.join(path, "0")), want), f"OME {version}: labels differ from scipy")
+        lg = zarr.open_group(os.path.join(img, "labels"), mode="r").attrs.asdict()
+        check(lg.get("ome", lg).get("labels") == ["cells", "nuclei"], f"OME {version}: labels group {lg}")
+    table = os.path.join(tmp, "ome-objects.csv")
+    haloflow(bin_, "objects", os.path.join(tmp, "image-0.5.ome.zarr", "labels", "cells"), "--table", table, "--quiet")
+    import csv
+    with open(table) as f:
+        rows = list(csv.DictReader(f))
+    check(rows and abs(float(rows[0]["centroid_physical-0"]) - 2 * float(rows[0]["centroid-0"])) < 1e-9,
+          "objects of an OME label image: physical centroids")
+
+
 CHECKS = {
+    "ome": check_ome,
     "objects": check_objects,
     "random": check_random,
     "shapes": check_shapes,
