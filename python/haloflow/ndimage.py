@@ -845,7 +845,9 @@ def label(input, structure=None, output=None, *, threads=None):
             output[...] = result
             return count
         return result, count
-    if x.dtype not in _NATIVE or x.dtype.kind == "f":
+    if x.dtype == np.bool_:
+        x = x.view(np.uint8)  # the same bytes, 0 and 1
+    elif x.dtype not in _NATIVE or x.dtype.kind == "f":
         x = (x != 0).view(np.uint8)
     kind = dtype if dtype in _LABEL_TYPES else np.dtype(np.int32)
     flat = None if structure is None else structure.ravel().tolist()
