@@ -192,6 +192,18 @@ def check_chains(bin_, tmp):
     dst = os.path.join(tmp, "chain-label2.zarr")
     haloflow(bin_, "run", src, dst, "--quiet", "gaussian", "--sigma", 1, "+", "label", "--above", t)
     expect_labels("gaussian + label --above", read(dst), g > t, 1)
+    # Label after denoise, as scikit-image denoises.
+    from skimage.restoration import denoise_nl_means
+    y = (ndi.gaussian_filter(rng.random((12, 40, 40)), 2) * 10 + rng.normal(0, 0.05, (12, 40, 40))).astype(np.float32)
+    d = denoise_nl_means(y, patch_size=3, patch_distance=2, h=0.1, fast_mode=True, preserve_range=True)
+    v = np.sort(d.ravel())
+    i = len(v) * 3 // 5 + int(np.argmax(np.diff(v[len(v) * 3 // 5: len(v) * 3 // 5 + 500])))
+    t = float(v[i] + v[i + 1]) / 2
+    src = write(tmp, "denoise", y)
+    dst = os.path.join(tmp, "denoise-label.zarr")
+    haloflow(bin_, "run", src, dst, "--quiet", "denoise", "--patch-size", 3, "--patch-distance", 2, "--h", 0.1,
+             "+", "label", "--above", t, "--connectivity", 2)
+    expect_labels("denoise + label --above", read(dst), d > t, 2)
 
 
 def check_bad(bin_, tmp):
