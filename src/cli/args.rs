@@ -55,11 +55,11 @@ pub(super) enum Command {
     /// the chunking (labels in raster order of each object's first voxel), uint32 by
     /// default (--dtype). Split a large array with `--part I/N` in N processes, then
     /// `label --merge` once; at the end of a chain: `run IN OUT ... + label`.
-    Label(Run<super::label::LabelArgs>),
+    Label(Run<LabelArgs>),
     /// A table of a label array's objects, one CSV row each: area, centroid, bounding
     /// box, and with --intensity the mean, min, max and sum of an image over each
     /// (skimage's regionprops_table), streamed chunk by chunk.
-    Objects(super::label::ObjectsArgs),
+    Objects(ObjectsArgs),
     /// Check that every job of an output (an array, or each level of an OME-Zarr
     /// image) is done; exits non-zero if any is missing.
     Verify(VerifyArgs),
@@ -581,4 +581,47 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// Flags of `label`.
+#[derive(Args, Clone)]
+pub(super) struct LabelArgs {
+    /// Which neighbours join voxels into one object: 1 joins faces only (scipy's
+    /// default), up to the number of axes, which joins every neighbour
+    /// (`scipy.ndimage.generate_binary_structure(ndim, connectivity)`).
+    #[arg(long, default_value_t = 1)]
+    pub(super) connectivity: usize,
+    /// Objects are the voxels above this value [default: the voxels that are not zero;
+    /// a float input needs a threshold].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) above: Option<f64>,
+    /// After every `--part I/N` has labelled its chunks: join the objects across
+    /// chunks, number them and write the labels (of this part's chunks, with --part;
+    /// of every chunk without).
+    #[arg(long)]
+    pub(super) merge: bool,
+}
+
+/// Flags of `objects`.
+#[derive(Args)]
+pub(super) struct ObjectsArgs {
+    /// The label array (0 is background), e.g. what `label` wrote.
+    pub(super) labels: PathBuf,
+    /// An image of the same shape: each object's mean, min, max and sum of it.
+    #[arg(long)]
+    pub(super) intensity: Option<PathBuf>,
+    /// The CSV file written: one row per object, skimage's `regionprops_table` column
+    /// names (label, area, centroid-0 …, bbox-0 …, intensity_mean …); centroids also
+    /// in physical units for an OME-Zarr input.
+    #[arg(long)]
+    pub(super) table: PathBuf,
+    /// The level of an OME-Zarr input.
+    #[arg(long, default_value_t = 0)]
+    pub(super) level: usize,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    pub(super) threads: Option<usize>,
+    /// No summary.
+    #[arg(long, short)]
+    pub(super) quiet: bool,
 }

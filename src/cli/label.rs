@@ -1,57 +1,12 @@
 //! `label`: connected components ([`zarr::Label`]), alone or at the end of a chain
 //! (`run IN OUT gaussian --sigma 1 + threshold --above 100 + label --connectivity 3`).
 
-use std::path::PathBuf;
+use clap::Parser;
 
-use clap::{Args, Parser};
-
-use super::args::{Common, Run};
+use super::args::{Common, LabelArgs, ObjectsArgs, Run};
 use super::ops::ChainArgs;
 use super::progress_bar;
 use crate::zarr::{self, Chain, LabelReport, LabelStep};
-
-/// Flags of `label`.
-#[derive(Args, Clone)]
-pub(super) struct LabelArgs {
-    /// Which neighbours join voxels into one object: 1 joins faces only (scipy's
-    /// default), up to the number of axes, which joins every neighbour
-    /// (`scipy.ndimage.generate_binary_structure(ndim, connectivity)`).
-    #[arg(long, default_value_t = 1)]
-    pub(super) connectivity: usize,
-    /// Objects are the voxels above this value [default: the voxels that are not zero;
-    /// a float input needs a threshold].
-    #[arg(long, allow_negative_numbers = true)]
-    pub(super) above: Option<f64>,
-    /// After every `--part I/N` has labelled its chunks: join the objects across
-    /// chunks, number them and write the labels (of this part's chunks, with --part;
-    /// of every chunk without).
-    #[arg(long)]
-    pub(super) merge: bool,
-}
-
-/// Flags of `objects`.
-#[derive(Args)]
-pub(super) struct ObjectsArgs {
-    /// The label array (0 is background), e.g. what `label` wrote.
-    pub(super) labels: PathBuf,
-    /// An image of the same shape: each object's mean, min, max and sum of it.
-    #[arg(long)]
-    pub(super) intensity: Option<PathBuf>,
-    /// The CSV file written: one row per object, skimage's `regionprops_table` column
-    /// names (label, area, centroid-0 …, bbox-0 …, intensity_mean …); centroids also
-    /// in physical units for an OME-Zarr input.
-    #[arg(long)]
-    pub(super) table: PathBuf,
-    /// The level of an OME-Zarr input.
-    #[arg(long, default_value_t = 0)]
-    pub(super) level: usize,
-    /// Worker threads [default: all cores].
-    #[arg(long)]
-    pub(super) threads: Option<usize>,
-    /// No summary.
-    #[arg(long, short)]
-    pub(super) quiet: bool,
-}
 
 /// `objects LABELS --table OUT.csv`.
 pub(super) fn objects(a: &ObjectsArgs) -> crate::Result<()> {
