@@ -268,7 +268,6 @@ pub fn object_table(
     labels: ArrayViewAny<'_>,
     intensity: Option<ArrayViewAny<'_>>,
 ) -> Result<ObjectTable> {
-    use rayon::prelude::*;
     let shape = labels.shape().to_vec();
     if intensity
         .as_ref()
@@ -302,23 +301,44 @@ pub fn object_table(
             r
         })
         .collect();
-    regions
-        .par_iter()
-        .try_fold(
-            || ObjectTable::new(ndim),
-            |mut t, region| -> Result<ObjectTable> {
-                let i = intensity.as_ref().map(|i| block(i, region));
-                t.add(region, &block(&labels, region), i.as_ref())?;
-                Ok(t)
-            },
-        )
-        .try_reduce(
-            || ObjectTable::new(ndim),
-            |mut a, b| {
-                a.merge(b);
-                Ok(a)
-            },
-        )
+    ObjectTable::from_blocks(ndim, &regions, |region| {
+        Ok((
+            block(&labels, region),
+            intensity.as_ref().map(|i| block(i, region)),
+        ))
+    })
+}
+
+impl ObjectTable {
+    /// The table of the blocks over `regions`, each read by `read` (labels, and
+    /// intensities if any) and tabulated in parallel.
+    ///
+    /// # Errors
+    /// `read`'s errors, and [`ObjectTable::add`]'s.
+    pub fn from_blocks<'a>(
+        ndim: usize,
+        regions: &[Region],
+        read: impl Fn(&Region) -> Result<(BlockAny<'a>, Option<BlockAny<'a>>)> + Sync,
+    ) -> Result<ObjectTable> {
+        use rayon::prelude::*;
+        regions
+            .par_iter()
+            .try_fold(
+                || ObjectTable::new(ndim),
+                |mut t, region| -> Result<ObjectTable> {
+                    let (l, i) = read(region)?;
+                    t.add(region, &l, i.as_ref())?;
+                    Ok(t)
+                },
+            )
+            .try_reduce(
+                || ObjectTable::new(ndim),
+                |mut a, b| {
+                    a.merge(b);
+                    Ok(a)
+                },
+            )
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::chain::Chain;
 use super::image::open_level;
-use super::options::Options;
+use super::options::{Options, on_threads};
 use super::progress::{Phase, Progress};
 use crate::Plan;
 use crate::block::BlockAny;
@@ -282,13 +282,6 @@ impl Label {
         let threads = limits
             .threads
             .min((limits.memory_limit / per_job.max(1)).max(1) as usize);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| Error::InvalidParameter {
-                op: "threads",
-                message: e.to_string(),
-            })?;
         let mine = part.jobs(chunks);
         let finished = AtomicUsize::new(0);
         let skipped = AtomicUsize::new(0);
@@ -309,7 +302,7 @@ impl Label {
         if let Some(p) = progress {
             p.begin(Phase::Labels, first.len());
         }
-        pool.install(|| {
+        on_threads(Some(threads), || {
             first.par_iter().try_for_each(|&c| -> Result<()> {
                 if !o.overwrite && state.has_summary(c)? {
                     skipped.fetch_add(1, Ordering::Relaxed);
@@ -340,7 +333,7 @@ impl Label {
         if let Some(p) = progress {
             p.begin(Phase::Relabels, last.len());
         }
-        pool.install(|| {
+        on_threads(Some(threads), || {
             last.par_iter().try_for_each(|&c| -> Result<()> {
                 let region = labelling.region(c);
                 if !o.overwrite && output.region_done(&region)? {

@@ -3,9 +3,8 @@
 
 use std::path::PathBuf;
 
-use rayon::prelude::*;
-
 use super::image::{input_spacing, open_level};
+use super::options::on_threads;
 use crate::error::{Error, Result};
 use crate::exec::objects::ObjectTable;
 use crate::region::Region;
@@ -93,40 +92,16 @@ impl Objects {
         };
         let grid = labels.grid();
         let regions: Vec<Region> = grid.chunks().collect();
-        let work = || {
-            regions
-                .par_iter()
-                .try_fold(
-                    || ObjectTable::new(ndim),
-                    |mut t, region| -> Result<ObjectTable> {
-                        let l = labels.read_region(region)?;
-                        let i = intensity
-                            .as_ref()
-                            .map(|i| i.read_region(region))
-                            .transpose()?;
-                        t.add(region, &l, i.as_ref())?;
-                        Ok(t)
-                    },
-                )
-                .try_reduce(
-                    || ObjectTable::new(ndim),
-                    |mut a, b| {
-                        a.merge(b);
-                        Ok(a)
-                    },
-                )
-        };
-        let table = match self.threads {
-            Some(n) => rayon::ThreadPoolBuilder::new()
-                .num_threads(n.max(1))
-                .build()
-                .map_err(|e| Error::InvalidParameter {
-                    op: "threads",
-                    message: e.to_string(),
-                })?
-                .install(work)?,
-            None => work()?,
-        };
+        let table = on_threads(self.threads, || {
+            ObjectTable::from_blocks(ndim, &regions, |region| {
+                let l = labels.read_region(region)?;
+                let i = intensity
+                    .as_ref()
+                    .map(|i| i.read_region(region))
+                    .transpose()?;
+                Ok((l, i))
+            })
+        })?;
         Ok(ObjectsFound {
             table,
             intensity: intensity.is_some(),

@@ -141,3 +141,25 @@ pub fn resolve_statistics(
     let keep = options.memory_limit.unwrap_or(defaults.memory_limit) / 2;
     crate::stats::resolve(pipeline, input, threads, keep)
 }
+
+/// Runs `work` on a pool of `threads` threads, or on rayon's global pool (every core)
+/// when `None`.
+///
+/// # Errors
+/// [`crate::Error::InvalidParameter`] if the pool cannot start; `work`'s errors.
+pub(crate) fn on_threads<R: Send>(
+    threads: Option<usize>,
+    work: impl FnOnce() -> crate::Result<R> + Send,
+) -> crate::Result<R> {
+    match threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build()
+            .map_err(|e| crate::Error::InvalidParameter {
+                op: "threads",
+                message: e.to_string(),
+            })?
+            .install(work),
+        None => work(),
+    }
+}

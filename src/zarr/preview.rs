@@ -329,17 +329,7 @@ impl Preview {
                     Ok(())
                 })
         };
-        match self.threads {
-            Some(t) => rayon::ThreadPoolBuilder::new()
-                .num_threads(t.max(1))
-                .build()
-                .map_err(|e| Error::InvalidParameter {
-                    op: "threads",
-                    message: e.to_string(),
-                })?
-                .install(work)?,
-            None => work()?,
-        }
+        super::options::on_threads(self.threads, work)?;
         let mut values = acc.into_inner().unwrap_or_else(|e| e.into_inner());
         if method == PreviewMethod::Mean {
             let m = axis.map_or(1, |p| region.shape[p]) as f64;
