@@ -336,6 +336,17 @@ impl OmeImage {
         }
     }
 
+    /// Whether `path`, or the group holding it (for a level's array), is an NGFF label
+    /// image (`image-label` metadata).
+    pub fn is_label_image(path: &Path) -> bool {
+        let has = |dir: &Path| {
+            read_json(&dir.join("zarr.json"))
+                .is_some_and(|v| v["attributes"]["ome"].get("image-label").is_some())
+                || read_json(&dir.join(".zattrs")).is_some_and(|v| v.get("image-label").is_some())
+        };
+        has(path) || path.parent().is_some_and(has)
+    }
+
     /// Several lines for `haloflow info`: version, axes, levels, channels.
     pub fn describe(&self) -> String {
         let axes: Vec<String> = self

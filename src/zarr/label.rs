@@ -96,7 +96,8 @@ pub struct LabelReport {
     pub chunks_labelled: usize,
     /// Chunks written (relabelled) by this process.
     pub chunks_written: usize,
-    /// Chunks found already done and skipped.
+    /// Chunks found already done and skipped: already written where this process
+    /// writes labels, else already labelled.
     pub chunks_skipped: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
@@ -169,6 +170,13 @@ impl Label {
             }
             None => Foreground::NonZero,
         };
+        if o.device == crate::Device::Gpu {
+            return Err(Error::InvalidParameter {
+                op: "label",
+                message: "labelling runs on the CPU (union-find over runs); leave out --device gpu"
+                    .into(),
+            });
+        }
         if o.shards.is_some() {
             return Err(Error::InvalidParameter {
                 op: "label",
@@ -329,7 +337,7 @@ impl Label {
         };
         finished.store(0, Ordering::Relaxed);
         written.store(0, Ordering::Relaxed);
-        let skipped_before = skipped.swap(0, Ordering::Relaxed);
+        skipped.store(0, Ordering::Relaxed);
         if let Some(p) = progress {
             p.begin(Phase::Relabels, last.len());
         }
@@ -348,9 +356,10 @@ impl Label {
             })
         })?;
         output.flush()?;
-        let skipped_after = skipped.load(Ordering::Relaxed);
-        report.chunks_written = last.len() - skipped_after;
-        report.chunks_skipped = skipped_before.max(skipped_after);
+        // Chunks already written (a resumed run); those only labelled before are not
+        // counted, since they are written now.
+        report.chunks_skipped = skipped.load(Ordering::Relaxed);
+        report.chunks_written = last.len() - report.chunks_skipped;
         if let Some((image, labels_dir)) = &label_image {
             write_label_image(image, &self.output, labels_dir, &pipeline, Some(count))?;
         }

@@ -10,7 +10,7 @@ use super::run::{chunk_shape, plan};
 use crate::backend::{Backend, Workload};
 use crate::error::{Error, Result};
 use crate::exec::{self, Report};
-use crate::store::{Input, Output, OutputSpec};
+use crate::store::{Input, OmeImage, Output, OutputSpec};
 use crate::{DType, DownMethod, Op, Pipeline};
 
 /// How a pyramid level is made from the one before.
@@ -159,6 +159,15 @@ impl Pyramid {
                 "--shards is not supported by pyramid yet (its levels are written chunk by chunk)"
                     .into(),
             ));
+        }
+        if OmeImage::is_label_image(&self.input)
+            && !matches!(self.method, PyramidMethod::Mode | PyramidMethod::Stride)
+        {
+            return Err(bad(format!(
+                "{} is a label image: its levels are made by --method mode or stride, never by {} (that would invent labels)",
+                self.input.display(),
+                self.method.name()
+            )));
         }
         let (input_path, ome_input) = open_level(&self.input, o.level)?;
         let input = Input::open(&input_path)?;

@@ -290,6 +290,15 @@ def check_ome(bin_, tmp):
             check(np.array_equal(read(os.path.join(path, "0")), want), f"OME {version}: labels differ from scipy")
         lg = zarr.open_group(os.path.join(img, "labels"), mode="r").attrs.asdict()
         check(lg.get("ome", lg).get("labels") == ["cells", "nuclei"], f"OME {version}: labels group {lg}")
+    # A pyramid of labels: mode or stride, never a mean.
+    cells = os.path.join(tmp, "image-0.5.ome.zarr", "labels", "cells")
+    r = haloflow(bin_, "pyramid", cells, os.path.join(tmp, "cells-mean.ome.zarr"), check_ok=False)
+    check(r.returncode != 0 and "label image" in r.stderr and "mode" in r.stderr,
+          f"pyramid of labels by mean: {r.returncode} {r.stderr!r}")
+    haloflow(bin_, "pyramid", cells, os.path.join(tmp, "cells-mode.ome.zarr"), "--method", "mode", "--quiet")
+    lab = read(os.path.join(cells, "0"))
+    level1 = read(os.path.join(tmp, "cells-mode.ome.zarr", "1"))
+    check(set(np.unique(level1)) <= set(np.unique(lab)), "pyramid of labels by mode invents labels")
     table = os.path.join(tmp, "ome-objects.csv")
     haloflow(bin_, "objects", os.path.join(tmp, "image-0.5.ome.zarr", "labels", "cells"), "--table", table, "--quiet")
     import csv
