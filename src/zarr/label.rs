@@ -177,6 +177,14 @@ impl Label {
                     .into(),
             });
         }
+        if o.ome.is_some() || o.ngff_version.is_some() {
+            return Err(Error::InvalidParameter {
+                op: "label",
+                message: "labels are an OME-Zarr label image when written to IMAGE.ome.zarr/labels/NAME, \
+                          in the image's NGFF version; --ome and --ngff-version do not apply"
+                    .into(),
+            });
+        }
         if o.shards.is_some() {
             return Err(Error::InvalidParameter {
                 op: "label",
