@@ -168,17 +168,28 @@ pub(crate) fn join_rows(
     parent: &mut [u32],
 ) {
     let (mut i, mut j) = (a.start, b.start);
+    // The root of run `i`, found once per run however many runs it touches.
+    let mut root: Option<u32> = None;
     while i < a.end && j < b.end {
         let (a0, a1) = (i64::from(runs[i].0) + lo, i64::from(runs[i].1) + hi);
         let (b0, b1) = (i64::from(runs[j].0), i64::from(runs[j].1));
         if a1 <= b0 {
             i += 1;
+            root = None;
         } else if b1 <= a0 {
             j += 1;
         } else {
-            union(parent, i as u32, j as u32);
+            let ra = match root {
+                Some(r) => find(parent, r),
+                None => find(parent, i as u32),
+            };
+            let rb = find(parent, j as u32);
+            let r = ra.min(rb);
+            parent[ra.max(rb) as usize] = r;
+            root = Some(r);
             if a1 <= b1 {
                 i += 1;
+                root = None;
             } else {
                 j += 1;
             }
