@@ -411,12 +411,20 @@ impl Labelling {
             })
         };
         // The face objects are the union-find's nodes, chunk by chunk.
+        // One pass over the summaries: the objects beginning on each global row, and the
+        // face objects (the union-find's nodes), chunk by chunk.
+        let rows_total: usize = self.shape()[..n - 1].iter().product();
+        let mut before = vec![0u64; rows_total];
         let mut base = vec![0usize; chunks + 1];
         let mut node_first: Vec<u64> = Vec::new();
         for c in 0..chunks {
             let s = summary(c)?;
-            let rows = self.global_rows(&self.region(c));
-            let x0 = self.region(c).start[n - 1] as u64;
+            let region = self.region(c);
+            let rows = self.global_rows(&region);
+            for (r, &k) in s.row_new.iter().enumerate() {
+                before[rows[r] as usize] += u64::from(k);
+            }
+            let x0 = region.start[n - 1] as u64;
             node_first.extend(
                 s.first
                     .iter()
@@ -446,16 +454,7 @@ impl Labelling {
             .collect();
         drop(best);
 
-        // Objects beginning on each global row, then the labels before each row.
-        let rows_total: usize = self.shape()[..n - 1].iter().product();
-        let mut before = vec![0u64; rows_total];
-        for c in 0..chunks {
-            let s = summary(c)?;
-            let rows = self.global_rows(&self.region(c));
-            for (r, &k) in s.row_new.iter().enumerate() {
-                before[rows[r] as usize] += u64::from(k);
-            }
-        }
+        // An object spread over chunks begins once: then the labels before each row.
         for (i, &w) in winner.iter().enumerate() {
             if w as usize != i {
                 before[(node_first[i] / nx) as usize] -= 1;
