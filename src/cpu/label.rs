@@ -184,9 +184,7 @@ pub(crate) fn join_rows(
                 None => find(parent, i as u32),
             };
             let rb = find(parent, j as u32);
-            let r = ra.min(rb);
-            parent[ra.max(rb) as usize] = r;
-            root = Some(r);
+            root = Some(link(parent, ra, rb));
             if a1 <= b1 {
                 i += 1;
                 root = None;
@@ -210,11 +208,14 @@ pub(crate) fn find(parent: &mut [u32], mut i: u32) -> u32 {
 /// Joins the sets of `a` and `b`; the smaller root stays the root.
 pub(crate) fn union(parent: &mut [u32], a: u32, b: u32) {
     let (ra, rb) = (find(parent, a), find(parent, b));
-    if ra < rb {
-        parent[rb as usize] = ra;
-    } else if rb < ra {
-        parent[ra as usize] = rb;
-    }
+    link(parent, ra, rb);
+}
+
+/// Joins the sets whose roots are `ra` and `rb` under the smaller; returns it.
+fn link(parent: &mut [u32], ra: u32, rb: u32) -> u32 {
+    let (lo, hi) = (ra.min(rb), ra.max(rb));
+    parent[hi as usize] = lo;
+    lo
 }
 
 impl Labelled {
