@@ -54,7 +54,7 @@ pub use backend::{Backend, Device, Workload};
 pub use boundary::Boundary;
 pub use dtype::{ArrayAny, ArrayViewAny, DType, Element};
 pub use error::{Error, Result};
-pub use exec::label::label_array;
+pub use exec::label::memory::label_array;
 pub use exec::objects::{ObjectStats, ObjectTable, object_table};
 pub use gpu::{AdapterInfo, DeviceArray, GpuContext, GpuTimes};
 pub use ops::{Footprint, Kernel, NeededStatistics, Op, Pipeline, RankOrder};

@@ -13,260 +13,22 @@
 //! 3. **relabel** ([`Labelling::relabel`]): each chunk is labelled again and every
 //!    local label replaced by its global one.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+pub mod memory;
+mod state;
 
-use crate::block::{Block, BlockAny, BlockElement};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::block::{Block, BlockAny};
 use crate::cpu::label::{Labelled, label_block};
-use crate::dtype::{ArrayViewAny, DType, Element, match_any, with_dtype};
+use crate::dtype::{DType, Element, match_any, with_dtype};
 use crate::error::{Error, Result};
 use crate::region::{Grid, Region, unravel};
 use crate::stage::{Foreground, Structure};
 
-/// What step 1 keeps of one chunk.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ChunkSummary {
-    /// Objects in the chunk (local labels `1..=count`).
-    pub count: u32,
-    /// How many objects begin on each of the chunk's rows (C order).
-    pub row_new: Vec<u32>,
-    /// The runs on a face shared with another chunk: local row, `x0`, `x1` (local,
-    /// exclusive) and local label.
-    pub faces: Vec<[u32; 4]>,
-    /// The objects with face runs, by label: label, local row and `x` of the first voxel.
-    pub first: Vec<[u32; 3]>,
-}
-
-/// What step 2 hands step 3 for one chunk.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ChunkNumbers {
-    /// Per chunk row: the global labels used before the first object that begins there.
-    pub offsets: Vec<u64>,
-    /// The face objects, by local label: the global label, and whether the object
-    /// begins in this chunk (and so takes a number here).
-    pub faces: Vec<(u32, u64, bool)>,
-}
-
-/// Where the steps keep what they hand on: in memory, or files beside the output.
-pub(crate) trait LabelState: Sync {
-    /// Keeps step 1's summary of `chunk`.
-    fn put_summary(&self, chunk: usize, s: &ChunkSummary) -> Result<()>;
-    /// Step 1's summary of `chunk`, if kept.
-    fn summary(&self, chunk: usize) -> Result<Option<Arc<ChunkSummary>>>;
-    /// Whether step 1 is done for `chunk`.
-    fn has_summary(&self, chunk: usize) -> Result<bool>;
-    /// Keeps step 2's numbers of `chunk`.
-    fn put_numbers(&self, chunk: usize, n: &ChunkNumbers) -> Result<()>;
-    /// Step 2's numbers of `chunk`.
-    fn numbers(&self, chunk: usize) -> Result<Arc<ChunkNumbers>>;
-}
-
-/// The steps' hand-overs in memory.
-pub(crate) struct MemoryState {
-    summaries: Mutex<Vec<Option<Arc<ChunkSummary>>>>,
-    numbers: Mutex<Vec<Option<Arc<ChunkNumbers>>>>,
-}
-
-impl MemoryState {
-    /// Room for `chunks` chunks.
-    pub fn new(chunks: usize) -> MemoryState {
-        MemoryState {
-            summaries: Mutex::new(vec![None; chunks]),
-            numbers: Mutex::new(vec![None; chunks]),
-        }
-    }
-}
-
-impl LabelState for MemoryState {
-    fn put_summary(&self, chunk: usize, s: &ChunkSummary) -> Result<()> {
-        self.summaries.lock().expect("not poisoned")[chunk] = Some(Arc::new(s.clone()));
-        Ok(())
-    }
-    fn summary(&self, chunk: usize) -> Result<Option<Arc<ChunkSummary>>> {
-        Ok(self.summaries.lock().expect("not poisoned")[chunk].clone())
-    }
-    fn has_summary(&self, chunk: usize) -> Result<bool> {
-        Ok(self.summaries.lock().expect("not poisoned")[chunk].is_some())
-    }
-    fn put_numbers(&self, chunk: usize, n: &ChunkNumbers) -> Result<()> {
-        self.numbers.lock().expect("not poisoned")[chunk] = Some(Arc::new(n.clone()));
-        Ok(())
-    }
-    fn numbers(&self, chunk: usize) -> Result<Arc<ChunkNumbers>> {
-        Ok(self.numbers.lock().expect("not poisoned")[chunk]
-            .clone()
-            .expect("numbered by the merge"))
-    }
-}
-
-/// The steps' hand-overs as files in a directory (`summaries/N`, `numbers/N`), each
-/// written under a temporary name and renamed into place, so a killed step leaves
-/// no torn file.
-pub(crate) struct DirState {
-    dir: PathBuf,
-}
-
-const SUMMARY_MAGIC: &[u8; 4] = b"HFL1";
-const NUMBERS_MAGIC: &[u8; 4] = b"HFN1";
-
-impl DirState {
-    /// The state kept in `dir` (created).
-    pub fn new(dir: &Path) -> Result<DirState> {
-        for sub in ["summaries", "numbers"] {
-            std::fs::create_dir_all(dir.join(sub)).map_err(|e| store_error(dir, e))?;
-        }
-        Ok(DirState {
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    fn path(&self, kind: &str, chunk: usize) -> PathBuf {
-        self.dir.join(kind).join(chunk.to_string())
-    }
-
-    fn write(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        std::fs::write(&tmp, bytes).map_err(|e| store_error(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| store_error(path, e))
-    }
-
-    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>> {
-        match std::fs::read(path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(store_error(path, e)),
-        }
-    }
-}
-
-fn store_error(path: &Path, e: std::io::Error) -> Error {
-    Error::Store {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    }
-}
-
-/// Little-endian words read in order.
-struct Words<'a> {
-    bytes: &'a [u8],
-    path: &'a Path,
-}
-
-impl Words<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N]> {
-        if self.bytes.len() < N {
-            return Err(Error::Store {
-                path: self.path.to_path_buf(),
-                message: "a labelling state file is truncated".into(),
-            });
-        }
-        let (head, rest) = self.bytes.split_at(N);
-        self.bytes = rest;
-        Ok(head.try_into().expect("N bytes"))
-    }
-    fn u32(&mut self) -> Result<u32> {
-        self.take::<4>().map(u32::from_le_bytes)
-    }
-    fn u64(&mut self) -> Result<u64> {
-        self.take::<8>().map(u64::from_le_bytes)
-    }
-    fn magic(&mut self, magic: &[u8; 4]) -> Result<()> {
-        if &self.take::<4>()? != magic {
-            return Err(Error::Store {
-                path: self.path.to_path_buf(),
-                message: "not a haloflow labelling state file".into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-impl LabelState for DirState {
-    fn put_summary(&self, chunk: usize, s: &ChunkSummary) -> Result<()> {
-        let mut b = SUMMARY_MAGIC.to_vec();
-        let words = [
-            s.count,
-            s.row_new.len() as u32,
-            s.faces.len() as u32,
-            s.first.len() as u32,
-        ];
-        let all = words
-            .iter()
-            .chain(&s.row_new)
-            .chain(s.faces.iter().flatten())
-            .chain(s.first.iter().flatten());
-        for w in all {
-            b.extend_from_slice(&w.to_le_bytes());
-        }
-        self.write(&self.path("summaries", chunk), &b)
-    }
-
-    fn summary(&self, chunk: usize) -> Result<Option<Arc<ChunkSummary>>> {
-        let path = self.path("summaries", chunk);
-        let Some(bytes) = self.read(&path)? else {
-            return Ok(None);
-        };
-        let mut w = Words {
-            bytes: &bytes,
-            path: &path,
-        };
-        w.magic(SUMMARY_MAGIC)?;
-        let (count, rows, faces, first) = (w.u32()?, w.u32()?, w.u32()?, w.u32()?);
-        let row_new = (0..rows).map(|_| w.u32()).collect::<Result<_>>()?;
-        let faces = (0..faces)
-            .map(|_| Ok([w.u32()?, w.u32()?, w.u32()?, w.u32()?]))
-            .collect::<Result<_>>()?;
-        let first = (0..first)
-            .map(|_| Ok([w.u32()?, w.u32()?, w.u32()?]))
-            .collect::<Result<_>>()?;
-        Ok(Some(Arc::new(ChunkSummary {
-            count,
-            row_new,
-            faces,
-            first,
-        })))
-    }
-
-    fn has_summary(&self, chunk: usize) -> Result<bool> {
-        Ok(self.path("summaries", chunk).exists())
-    }
-
-    fn put_numbers(&self, chunk: usize, n: &ChunkNumbers) -> Result<()> {
-        let mut b = NUMBERS_MAGIC.to_vec();
-        b.extend_from_slice(&(n.offsets.len() as u32).to_le_bytes());
-        b.extend_from_slice(&(n.faces.len() as u32).to_le_bytes());
-        for o in &n.offsets {
-            b.extend_from_slice(&o.to_le_bytes());
-        }
-        for &(label, global, start) in &n.faces {
-            b.extend_from_slice(&label.to_le_bytes());
-            b.extend_from_slice(&u32::from(start).to_le_bytes());
-            b.extend_from_slice(&global.to_le_bytes());
-        }
-        self.write(&self.path("numbers", chunk), &b)
-    }
-
-    fn numbers(&self, chunk: usize) -> Result<Arc<ChunkNumbers>> {
-        let path = self.path("numbers", chunk);
-        let bytes = self.read(&path)?.ok_or_else(|| Error::Store {
-            path: path.clone(),
-            message: "the merge's numbers of this chunk are missing: run the merge again".into(),
-        })?;
-        let mut w = Words {
-            bytes: &bytes,
-            path: &path,
-        };
-        w.magic(NUMBERS_MAGIC)?;
-        let (rows, faces) = (w.u32()?, w.u32()?);
-        let offsets = (0..rows).map(|_| w.u64()).collect::<Result<_>>()?;
-        let faces = (0..faces)
-            .map(|_| Ok((w.u32()?, w.u32()? != 0, w.u64()?)))
-            .map(|r: Result<(u32, bool, u64)>| r.map(|(l, s, g)| (l, g, s)))
-            .collect::<Result<_>>()?;
-        Ok(Arc::new(ChunkNumbers { offsets, faces }))
-    }
-}
+#[cfg(test)]
+use state::MemoryState;
+pub(crate) use state::{ChunkNumbers, ChunkSummary, DirState, LabelState};
 
 /// A labelling of an array of `shape` cut into the chunks of `grid`.
 pub(crate) struct Labelling {
@@ -688,7 +450,7 @@ impl Labelling {
 
 /// The global label of each of a chunk's local labels (`l`, index 0 unused), from the
 /// merge's `numbers`.
-fn globals(l: &Labelled, numbers: &ChunkNumbers) -> Vec<u64> {
+pub(super) fn globals(l: &Labelled, numbers: &ChunkNumbers) -> Vec<u64> {
     let mut global = vec![0u64; l.count as usize + 1];
     let mut next = 1u32;
     let mut faces = numbers.faces.iter().peekable();
@@ -741,111 +503,6 @@ fn advance(c: &mut [usize], lens: &[usize]) {
         }
         c[a] = 0;
     }
-}
-
-/// `scipy.ndimage.label` of an array in memory: the labels (of type `dtype`) and the
-/// number of objects. The array is cut into slabs along its first axis, labelled on
-/// `threads` threads and merged.
-///
-/// # Errors
-/// [`Error::InvalidParameter`] for a structure of another dimension, a float array
-/// without a threshold, or more objects than `dtype` holds.
-pub fn label_array(
-    input: crate::ArrayViewAny<'_>,
-    structure: &Structure,
-    foreground: Foreground,
-    dtype: DType,
-) -> Result<(crate::ArrayAny, u64)> {
-    let shape = input.shape().to_vec();
-    if structure.ndim() != shape.len() {
-        return Err(Error::InvalidParameter {
-            op: "label",
-            message: format!(
-                "the structure has {} dimensions, the input {}",
-                structure.ndim(),
-                shape.len()
-            ),
-        });
-    }
-    if shape.contains(&0) {
-        let out = with_dtype!(dtype, U => ndarray::ArrayD::<U>::default(shape.as_slice()).into());
-        return Ok((out, 0));
-    }
-    match_any!(input, ArrayViewAny, a => label_typed(a, structure, foreground, dtype))
-}
-
-fn label_typed<T: BlockElement>(
-    input: ndarray::ArrayViewD<'_, T>,
-    structure: &Structure,
-    foreground: Foreground,
-    dtype: DType,
-) -> Result<(crate::ArrayAny, u64)> {
-    use rayon::prelude::*;
-    let shape = input.shape().to_vec();
-    let data: std::borrow::Cow<'_, [T]> = match input.as_slice() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(input.iter().copied().collect()),
-    };
-    // Slabs along the first axis: a few per thread, at most 2^24 elements each.
-    let plane: usize = shape[1..].iter().product();
-    let threads = rayon::current_num_threads();
-    let want = shape[0].div_ceil(4 * threads).max(1);
-    let cap = ((1usize << 24) / plane.max(1)).max(1);
-    let mut chunk = shape.clone();
-    chunk[0] = want.min(cap);
-    let labelling = Labelling {
-        grid: Grid::new(&shape, &chunk)?,
-        structure: structure.clone(),
-        foreground,
-        dtype,
-    };
-    let slab = |c: usize| -> BlockAny<'_> {
-        let region = labelling.region(c);
-        let start = region.start[0] * plane;
-        let len = region.len();
-        Block::new(
-            region.sets(),
-            std::borrow::Cow::Borrowed(&data[start..start + len]),
-        )
-        .into_any()
-    };
-    let chunks = labelling.grid.num_chunks();
-    let state = MemoryState::new(chunks);
-    let labelled: Vec<Labelled> = (0..chunks)
-        .into_par_iter()
-        .map(|c| {
-            let l = labelling.label(&slab(c))?;
-            state.put_summary(c, &labelling.summary_of(c, &l))?;
-            Ok(l)
-        })
-        .collect::<Result<_>>()?;
-    let count = labelling.merge(&state)?;
-    let slab_len = chunk.iter().product::<usize>();
-    let len: usize = shape.iter().product();
-    let out = with_dtype!(dtype, U => {
-        let mut all: Vec<U> = Vec::with_capacity(len);
-        crate::in_memory::advise_huge_pages(&mut all);
-        all.spare_capacity_mut()[..len]
-            .par_chunks_mut(slab_len)
-            .zip(labelled.par_iter())
-            .enumerate()
-            .try_for_each(|(c, (out, l))| -> Result<()> {
-                let global = globals(l, state.numbers(c)?.as_ref());
-                for v in out.iter_mut() {
-                    v.write(U::default());
-                }
-                // SAFETY: every element of `out` was just initialised.
-                let out = unsafe { &mut *(std::ptr::from_mut(out) as *mut [U]) };
-                l.fill(out, |v| U::from_f64(global[v as usize] as f64));
-                Ok(())
-            })?;
-        // SAFETY: the slabs tile `0..len`, and each slab initialised all its elements.
-        unsafe { all.set_len(len) };
-        ndarray::ArrayD::from_shape_vec(shape.as_slice(), all)
-            .expect("slabs tile the array")
-            .into()
-    });
-    Ok((out, count))
 }
 
 #[cfg(test)]
@@ -952,13 +609,14 @@ mod tests {
         let mask: Vec<u8> = (0..600).map(|i| (i % 2) as u8).collect();
         let x = ndarray::ArrayD::from_shape_vec(vec![600], mask).unwrap();
         let s = Structure::connectivity(1, 1).unwrap();
-        let e = label_array(x.view().into(), &s, Foreground::NonZero, DType::U8).unwrap_err();
+        let e =
+            memory::label_array(x.view().into(), &s, Foreground::NonZero, DType::U8).unwrap_err();
         assert!(
             e.to_string().contains("300 objects do not fit in uint8"),
             "{e}"
         );
         let (labels, count) =
-            label_array(x.view().into(), &s, Foreground::NonZero, DType::U16).unwrap();
+            memory::label_array(x.view().into(), &s, Foreground::NonZero, DType::U16).unwrap();
         assert_eq!(count, 300);
         assert_eq!(labels.into_array::<u16>().unwrap()[599], 300);
     }
