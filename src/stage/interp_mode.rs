@@ -85,47 +85,40 @@ impl InterpMode {
         if x >= 0.0 && x <= n - 1.0 {
             return x;
         }
+        // A single sample is every reflection and period of itself.
+        if len <= 1
+            && matches!(
+                self,
+                InterpMode::Mirror | InterpMode::Reflect | InterpMode::Wrap | InterpMode::GridWrap
+            )
+        {
+            return 0.0;
+        }
         let mut x = x;
         if x < 0.0 {
             match self {
                 InterpMode::Mirror => {
-                    if len <= 1 {
-                        x = 0.0;
-                    } else {
-                        let sz2 = 2.0 * n - 2.0;
-                        x += sz2 * (-x / sz2).trunc();
-                        x = if x <= 1.0 - n { x + sz2 } else { -x };
-                    }
+                    let sz2 = 2.0 * n - 2.0;
+                    x += sz2 * (-x / sz2).trunc();
+                    x = if x <= 1.0 - n { x + sz2 } else { -x };
                 }
                 InterpMode::Reflect => {
-                    if len <= 1 {
-                        x = 0.0;
-                    } else {
-                        let sz2 = 2.0 * n;
-                        if x < -sz2 {
-                            x += sz2 * (-x / sz2).trunc();
-                        }
-                        x = if x < -n {
-                            x + sz2
-                        } else {
-                            (if x > -1e-15 { 1e-15 } else { -x }) - 1.0
-                        };
+                    let sz2 = 2.0 * n;
+                    if x < -sz2 {
+                        x += sz2 * (-x / sz2).trunc();
                     }
+                    x = if x < -n {
+                        x + sz2
+                    } else {
+                        (if x > -1e-15 { 1e-15 } else { -x }) - 1.0
+                    };
                 }
                 InterpMode::Wrap => {
-                    if len <= 1 {
-                        x = 0.0;
-                    } else {
-                        let sz = n - 1.0;
-                        x += sz * ((-x / sz).trunc() + 1.0);
-                    }
+                    let sz = n - 1.0;
+                    x += sz * ((-x / sz).trunc() + 1.0);
                 }
                 InterpMode::GridWrap => {
-                    if len <= 1 {
-                        x = 0.0;
-                    } else {
-                        x += n * (((-1.0 - x) / n).trunc() + 1.0);
-                    }
+                    x += n * (((-1.0 - x) / n).trunc() + 1.0);
                 }
                 InterpMode::Nearest => x = 0.0,
                 InterpMode::Constant | InterpMode::GridConstant => x = -1.0,
@@ -133,41 +126,25 @@ impl InterpMode {
         } else if x > n - 1.0 {
             match self {
                 InterpMode::Mirror => {
-                    if len <= 1 {
-                        x = 0.0;
-                    } else {
-                        let sz2 = 2.0 * n - 2.0;
-                        x -= sz2 * (x / sz2).trunc();
-                        if x >= n {
-                            x = sz2 - x;
-                        }
+                    let sz2 = 2.0 * n - 2.0;
+                    x -= sz2 * (x / sz2).trunc();
+                    if x >= n {
+                        x = sz2 - x;
                     }
                 }
                 InterpMode::Reflect => {
-                    if len <= 1 {
-                        x = 0.0;
-                    } else {
-                        let sz2 = 2.0 * n;
-                        x -= sz2 * (x / sz2).trunc();
-                        if x >= n {
-                            x = sz2 - x - 1.0;
-                        }
+                    let sz2 = 2.0 * n;
+                    x -= sz2 * (x / sz2).trunc();
+                    if x >= n {
+                        x = sz2 - x - 1.0;
                     }
                 }
                 InterpMode::Wrap => {
-                    if len <= 1 {
-                        x = 0.0;
-                    } else {
-                        let sz = n - 1.0;
-                        x -= sz * (x / sz).trunc();
-                    }
+                    let sz = n - 1.0;
+                    x -= sz * (x / sz).trunc();
                 }
                 InterpMode::GridWrap => {
-                    if len <= 1 {
-                        x = 0.0;
-                    } else {
-                        x -= n * (x / n).trunc();
-                    }
+                    x -= n * (x / n).trunc();
                 }
                 InterpMode::Nearest => x = n - 1.0,
                 InterpMode::Constant | InterpMode::GridConstant => x = -1.0,
