@@ -303,18 +303,12 @@ def objects_zarr(labels, intensity=None, *, threads=None) -> dict:
     streamed chunk by chunk, as :func:`regionprops_table` gives it (every column:
     label, area, centroid, bbox, and with ``intensity`` (a Zarr array of the same
     shape) its mean, min, max and sum per object)."""
-    import csv
-    import io
-
-    text = _haloflow.objects_zarr(os.fspath(labels), None if intensity is None else os.fspath(intensity), threads)
-    rows = list(csv.reader(io.StringIO(text)))
-    head, body = rows[0], rows[1:]
-    out = {}
-    for k, name in enumerate(head):
-        integer = name in ("label",) or name.startswith("bbox")
-        out[name] = np.array([int(r[k]) if integer else float(r[k]) for r in body],
-                             dtype=np.int64 if integer else np.float64)
-    return out
+    columns, ndim, spacing = _haloflow.objects_zarr(os.fspath(labels),
+                                                     None if intensity is None else os.fspath(intensity), threads)
+    wanted = ["label", "area", "centroid", "bbox"]
+    if intensity is not None:
+        wanted += ["intensity_mean", "intensity_min", "intensity_max", "intensity_sum"]
+    return ndimage._object_columns(columns, ndim, wanted, spacing)
 
 
 def init(input, output, pipeline, *, scene=None, **options) -> dict:

@@ -894,8 +894,13 @@ def regionprops_table(label_image, intensity_image=None, properties=("label", "b
         intensity = np.ascontiguousarray(intensity_image, dtype=np.float64)
         if intensity.shape != labels.shape:
             raise ValueError("Label and intensity image shapes must match, except for channel (last) axis.")
-    ndim = labels.ndim
-    names, area, centroid, bbox, values = _haloflow.objects(labels, intensity, threads)
+    return _object_columns(_haloflow.objects(labels, intensity, threads), labels.ndim, wanted)
+
+
+def _object_columns(columns, ndim, wanted, spacing=None):
+    """The dict of ``wanted`` columns (skimage's names) of an object table as the
+    extension returns it; with ``spacing``, ``centroid`` brings ``centroid_physical-*``."""
+    names, area, centroid, bbox, values = columns
     n = len(names)
     centroid = np.asarray(centroid, dtype=np.float64).reshape(n, ndim)
     bbox = np.asarray(bbox, dtype=np.int64).reshape(n, 2 * ndim)
@@ -907,6 +912,8 @@ def regionprops_table(label_image, intensity_image=None, properties=("label", "b
             out[p] = np.asarray(area, dtype=np.float64 if p == "area" else np.int64)
         elif p == "centroid":
             out.update({f"centroid-{a}": centroid[:, a] for a in range(ndim)})
+            if spacing is not None:
+                out.update({f"centroid_physical-{a}": centroid[:, a] * spacing[a] for a in range(ndim)})
         elif p == "bbox":
             out.update({f"bbox-{a}": bbox[:, a] for a in range(2 * ndim)})
         else:

@@ -451,8 +451,8 @@ fn label_zarr(
     Ok(serde_json::to_string(&report).expect("a report serialises"))
 }
 
-/// `haloflow.objects_zarr`: the library's `zarr::Objects`, the GIL released; the table
-/// as CSV.
+/// `haloflow.objects_zarr`: the library's `zarr::Objects`, the GIL released; the
+/// table as [`Columns`], the number of axes, and the pixel spacing of an OME-Zarr input.
 #[pyfunction]
 #[pyo3(signature = (labels, intensity = None, threads = None))]
 fn objects_zarr(
@@ -460,14 +460,18 @@ fn objects_zarr(
     labels: PathBuf,
     intensity: Option<PathBuf>,
     threads: Option<usize>,
-) -> PyResult<String> {
+) -> PyResult<(Columns, usize, Option<Vec<f64>>)> {
     let spec = zarr::Objects {
         intensity,
         threads,
         ..zarr::Objects::new(labels)
     };
     let found = py.detach(|| spec.run()).map_err(failed)?;
-    Ok(found.to_csv())
+    Ok((
+        columns(&found.table, found.intensity),
+        found.table.ndim(),
+        found.spacing,
+    ))
 }
 
 /// `haloflow.pyramid`: the library's `zarr::Pyramid`, the GIL released; the report as
@@ -609,25 +613,14 @@ fn label<'py>(
     Ok((to_numpy(py, labels), count))
 }
 
-/// The objects of the label array `labels` (0 is background), with `intensity`
-/// summarised over each: labels, areas, centroids (objects × axes), boxes (objects ×
-/// 2·axes: starts, then ends) and, with intensity, (objects × 4: mean, min, max, sum).
-#[pyfunction]
-#[pyo3(signature = (labels, intensity = None, threads = None))]
-#[allow(clippy::type_complexity)]
-fn objects<'py>(
-    py: Python<'py>,
-    labels: &Bound<'py, PyAny>,
-    intensity: Option<numpy::PyReadonlyArrayDyn<'py, f64>>,
-    threads: Option<usize>,
-) -> PyResult<(Vec<u64>, Vec<u64>, Vec<f64>, Vec<u64>, Option<Vec<f64>>)> {
-    let view = intensity.as_ref().map(|i| i.as_array());
-    let table = with_array(py, labels, threads, |l| {
-        haloflow::object_table(l, view.clone().map(ArrayViewAny::from))
-    })?;
+/// An object table as columns: labels, areas, centroids (objects × axes), boxes
+/// (objects × 2·axes: starts, then ends) and, with intensity, (objects × 4: mean, min,
+/// max, sum).
+type Columns = (Vec<u64>, Vec<u64>, Vec<f64>, Vec<u64>, Option<Vec<f64>>);
+
+fn columns(table: &haloflow::ObjectTable, with_intensity: bool) -> Columns {
     let objects = table.objects();
-    let with_intensity = intensity.is_some();
-    Ok((
+    (
         objects.iter().map(|o| o.label).collect(),
         objects.iter().map(|o| o.area).collect(),
         objects.iter().flat_map(|o| o.centroid()).collect(),
@@ -648,7 +641,24 @@ fn objects<'py>(
                 })
                 .collect()
         }),
-    ))
+    )
+}
+
+/// The objects of the label array `labels` (0 is background), with `intensity`
+/// summarised over each, as [`Columns`].
+#[pyfunction]
+#[pyo3(signature = (labels, intensity = None, threads = None))]
+fn objects<'py>(
+    py: Python<'py>,
+    labels: &Bound<'py, PyAny>,
+    intensity: Option<numpy::PyReadonlyArrayDyn<'py, f64>>,
+    threads: Option<usize>,
+) -> PyResult<Columns> {
+    let view = intensity.as_ref().map(|i| i.as_array());
+    let table = with_array(py, labels, threads, |l| {
+        haloflow::object_table(l, view.clone().map(ArrayViewAny::from))
+    })?;
+    Ok(columns(&table, intensity.is_some()))
 }
 
 #[pymodule]
