@@ -70,7 +70,7 @@ pub enum Error {
     #[error("{0}")]
     Read(String),
     /// A path that should hold an array does not exist.
-    #[error("{}: no such file or directory", .0.display())]
+    #[error("{}", not_found(.0))]
     NotFound(PathBuf),
     /// A path that exists but holds no Zarr array (a group, a file, an empty directory).
     #[error("{}: not a Zarr array: {reason}", path.display())]
@@ -144,5 +144,17 @@ impl From<DTypeError> for Error {
             DTypeError::Unsupported(name) => Error::UnsupportedDType(name),
             DTypeError::Mismatch { expected, found } => Error::DTypeMismatch { expected, found },
         }
+    }
+}
+
+/// The message of [`Error::NotFound`]: a URL has no files or directories.
+fn not_found(path: &std::path::Path) -> String {
+    if crate::store::remote::is_url(path) {
+        format!(
+            "{}: nothing there (no zarr.json or .zarray, and no object below it)",
+            path.display()
+        )
+    } else {
+        format!("{}: no such file or directory", path.display())
     }
 }

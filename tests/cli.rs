@@ -1114,3 +1114,23 @@ fn object_tables_equal_skimage_regionprops() {
 fn labels_inside_an_ome_zarr_image_are_valid_ngff_label_images() {
     script_check("label.py", &["ome"]);
 }
+
+#[test]
+fn s3_to_s3_gaussian_equals_scipy_and_zarr_python_reads_it_from_the_bucket() {
+    script_check("object_store.py", &["roundtrip", "http"]);
+}
+
+#[test]
+fn init_three_parts_and_verify_on_s3_and_an_ome_pyramid_there() {
+    script_check("object_store.py", &["parts", "ome"]);
+}
+
+#[test]
+fn a_run_to_s3_killed_and_rerun_equals_an_uninterrupted_one_byte_for_byte() {
+    script_check("object_store.py", &["resume"]);
+}
+
+#[test]
+fn missing_buckets_arrays_and_bad_credentials_are_one_line_naming_the_url() {
+    script_check("object_store.py", &["errors"]);
+}

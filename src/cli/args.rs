@@ -31,6 +31,12 @@ use crate::zarr::{OmeAxes, Options, PyramidMethod};
 pub(super) struct Cli {
     #[command(subcommand)]
     pub(super) command: Command,
+    /// Requests kept in flight to an object store (`s3://`, `https://` inputs and
+    /// outputs), whatever the compute threads: reads fetched ahead, writes in the
+    /// background.
+    #[arg(long, global = true, value_name = "N", default_value_t = crate::store::remote::DEFAULT_IO_CONCURRENCY,
+          value_parser = clap::value_parser!(u32).range(1..=4096).map(|n| n as usize))]
+    pub(super) io_concurrency: usize,
 }
 
 #[derive(Subcommand)]

@@ -62,6 +62,7 @@ pub fn main() -> ExitCode {
     // Before any thread starts: it may set an environment variable.
     crate::gpu::quiet_vulkan_loader();
     let cli = Cli::parse();
+    crate::store::remote::set_io_concurrency(cli.io_concurrency);
     match execute(&cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -87,7 +88,10 @@ where
     let argv = std::iter::once(std::ffi::OsString::from("haloflow"))
         .chain(args.into_iter().map(Into::into));
     match Cli::try_parse_from(argv) {
-        Ok(cli) => execute(&cli.command),
+        Ok(cli) => {
+            crate::store::remote::set_io_concurrency(cli.io_concurrency);
+            execute(&cli.command)
+        }
         Err(e) if !e.use_stderr() => {
             print!("{}", e.render());
             Ok(())

@@ -146,7 +146,17 @@ fn summary(report: &Report, output: &Path) -> String {
         s.write,
         100.0 * s.write / busy,
     );
-    text + &gpu
+    let store = report.object_store.as_ref().map_or(String::new(), |t| {
+        format!(
+            "\n  object store: {} requests ({:.0}/s), {:.1} MB in, {:.1} MB out ({:.0} MB/s)",
+            t.requests,
+            t.requests_per_s,
+            t.bytes_in as f64 / 1e6,
+            t.bytes_out as f64 / 1e6,
+            t.mb_per_s
+        )
+    });
+    text + &gpu + &store
 }
 
 /// The link traffic of a GPU run against the input read and the output written, its

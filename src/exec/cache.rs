@@ -125,18 +125,24 @@ impl<'a> ChunkCache<'a> {
     pub(super) fn new(source: &'a dyn Source, jobs: &'a [Job]) -> Result<Self> {
         let grid = Grid::new(source.shape(), &source.read_chunk_shape())?;
         let mut entries: HashMap<usize, Entry> = HashMap::new();
+        // The chunks in the order the jobs first need them.
+        let mut first_read = Vec::new();
         for (j, job) in jobs.iter().enumerate() {
             for c in chunks_of(&grid, job.footprint()) {
                 entries
                     .entry(c)
-                    .or_insert_with(|| Entry {
-                        chunk: Arc::default(),
-                        users: Vec::new(),
+                    .or_insert_with(|| {
+                        first_read.push(c);
+                        Entry {
+                            chunk: Arc::default(),
+                            users: Vec::new(),
+                        }
                     })
                     .users
                     .push(j);
             }
         }
+        source.will_read(&first_read);
         Ok(ChunkCache {
             source,
             jobs,

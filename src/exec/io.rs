@@ -20,6 +20,12 @@ pub trait Source: Sync {
     fn read_chunk_shape(&self) -> Vec<usize>;
     /// Decodes `region` (inside the array) into a dense block.
     fn read_region(&self, region: &Region) -> Result<BlockAny<'static>>;
+    /// Tells the source the order in which the run will first read its (read) chunks,
+    /// as C-order indices in the grid of [`Source::read_chunk_shape`], so that a store
+    /// with latency (an object store) can fetch them ahead. The default ignores it.
+    fn will_read(&self, chunks: &[usize]) {
+        let _ = chunks;
+    }
 }
 
 /// Where a run writes its output: an array written a block of whole chunks at a time.

@@ -48,6 +48,24 @@ pub struct Report {
     /// On a GPU: what crossed the link and how busy the device was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu: Option<GpuReport>,
+    /// With an object store (`s3://`, `https://`): the requests the run made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<ObjectStoreTraffic>,
+}
+
+/// The requests a run made to object stores, and what they moved.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ObjectStoreTraffic {
+    /// GET, HEAD, PUT, LIST and DELETE requests.
+    pub requests: u64,
+    /// Bytes received (encoded chunks and metadata).
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Requests per second of the run.
+    pub requests_per_s: f64,
+    /// Megabytes (10^6) received and sent per second of the run.
+    pub mb_per_s: f64,
 }
 
 /// What a GPU run moved over the host link and how its time went: the device's

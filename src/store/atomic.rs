@@ -2,8 +2,9 @@
 //! temporary file and hands it to the [`Committer`] to be synced and renamed into
 //! place in the background.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use zarrs::filesystem::FilesystemStore;
 use zarrs::storage::byte_range::ByteRangeIterator;
@@ -15,6 +16,7 @@ use zarrs::storage::{
 use super::commit::Committer;
 use super::errors::store_error;
 use super::files::{TEMP_DIR, unique_suffix};
+use super::remote::RemoteStore;
 use crate::error::Result;
 
 /// A filesystem store whose writes are atomic and durable: a temporary file, synced and
@@ -113,6 +115,150 @@ impl WritableStorageTraits for AtomicStore {
 
     fn erase_prefix(&self, prefix: &StorePrefix) -> std::result::Result<(), StorageError> {
         self.inner.erase_prefix(prefix)
+    }
+
+    fn supports_set_partial(&self) -> bool {
+        false
+    }
+}
+
+/// Where an output's chunks go: a directory (atomic, durable file writes) or an object
+/// store (PUTs in the background, each atomic).
+pub(super) enum ChunkStore {
+    /// A directory on a filesystem.
+    Local(Box<AtomicStore>),
+    /// A prefix in an object store.
+    Remote {
+        /// The store.
+        store: Arc<RemoteStore>,
+        /// The keys stored: listed when the output was opened, and every PUT since.
+        /// Object stores answer "is it there?" one request per key; a resumed run
+        /// asks it of every chunk.
+        stored: Mutex<HashSet<String>>,
+    },
+}
+
+impl std::fmt::Debug for ChunkStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChunkStore::Local(s) => s.fmt(f),
+            ChunkStore::Remote { store, .. } => store.fmt(f),
+        }
+    }
+}
+
+impl ChunkStore {
+    /// The store of an output on an object store, with the keys stored there now.
+    pub(super) fn remote(store: Arc<RemoteStore>) -> Result<Self> {
+        use zarrs::storage::ListableStorageTraits;
+        let keys = store
+            .list()
+            .map_err(|e| store_error(Path::new(store.url()), e))?;
+        Ok(ChunkStore::Remote {
+            store,
+            stored: Mutex::new(keys.iter().map(|k| k.as_str().to_string()).collect()),
+        })
+    }
+
+    /// The filesystem store, if the output is on one.
+    pub(super) fn local(&self) -> Option<&AtomicStore> {
+        match self {
+            ChunkStore::Local(s) => Some(s),
+            ChunkStore::Remote { .. } => None,
+        }
+    }
+
+    /// Whether `key` is stored (on an object store: as far as this output knows, see
+    /// [`ChunkStore::Remote`]).
+    pub(super) fn holds(&self, key: &StoreKey) -> std::result::Result<bool, StorageError> {
+        match self {
+            ChunkStore::Local(s) => s.size_key(key).map(|size| size.is_some()),
+            ChunkStore::Remote { stored, .. } => {
+                Ok(stored.lock().expect("not poisoned").contains(key.as_str()))
+            }
+        }
+    }
+
+    /// Waits until every write so far is durable and visible.
+    pub(super) fn flush(&self) -> std::result::Result<(), String> {
+        match self {
+            ChunkStore::Local(s) => s.committer.flush().map_err(|e| e.to_string()),
+            ChunkStore::Remote { store, .. } => store.flush().map_err(|e| e.to_string()),
+        }
+    }
+}
+
+impl ReadableStorageTraits for ChunkStore {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> std::result::Result<MaybeBytesIterator<'a>, StorageError> {
+        match self {
+            ChunkStore::Local(s) => s.get_partial_many(key, byte_ranges),
+            ChunkStore::Remote { store, .. } => store.get_partial_many(key, byte_ranges),
+        }
+    }
+
+    fn size_key(&self, key: &StoreKey) -> std::result::Result<Option<u64>, StorageError> {
+        match self {
+            ChunkStore::Local(s) => s.size_key(key),
+            ChunkStore::Remote { store, .. } => store.size_key(key),
+        }
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        true
+    }
+}
+
+impl WritableStorageTraits for ChunkStore {
+    fn set(&self, key: &StoreKey, value: Bytes) -> std::result::Result<(), StorageError> {
+        match self {
+            ChunkStore::Local(s) => s.set(key, value),
+            ChunkStore::Remote { store, stored } => {
+                store.set(key, value)?;
+                stored
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(key.as_str().to_string());
+                Ok(())
+            }
+        }
+    }
+
+    fn set_partial_many(
+        &self,
+        key: &StoreKey,
+        offset_values: OffsetBytesIterator,
+    ) -> std::result::Result<(), StorageError> {
+        match self {
+            ChunkStore::Local(s) => s.set_partial_many(key, offset_values),
+            ChunkStore::Remote { store, .. } => store.set_partial_many(key, offset_values),
+        }
+    }
+
+    fn erase(&self, key: &StoreKey) -> std::result::Result<(), StorageError> {
+        match self {
+            ChunkStore::Local(s) => s.erase(key),
+            ChunkStore::Remote { store, stored } => {
+                stored.lock().expect("not poisoned").remove(key.as_str());
+                store.erase(key)
+            }
+        }
+    }
+
+    fn erase_prefix(&self, prefix: &StorePrefix) -> std::result::Result<(), StorageError> {
+        match self {
+            ChunkStore::Local(s) => s.erase_prefix(prefix),
+            ChunkStore::Remote { store, stored } => {
+                stored
+                    .lock()
+                    .expect("not poisoned")
+                    .retain(|k| !k.starts_with(prefix.as_str()));
+                store.erase_prefix(prefix)
+            }
+        }
     }
 
     fn supports_set_partial(&self) -> bool {

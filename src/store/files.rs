@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use super::errors::io_error;
+use super::remote::{RemoteStore, is_url};
 use crate::error::{Error, Result};
 
 /// Directory inside an output array where chunks are written before being renamed
@@ -62,6 +63,9 @@ impl Found {
 }
 
 pub(super) fn inspect(path: &Path) -> Result<Found> {
+    if let Some(remote) = RemoteStore::open(path)? {
+        return inspect_remote(path, &remote);
+    }
     let meta = match fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Missing),
@@ -72,20 +76,7 @@ pub(super) fn inspect(path: &Path) -> Result<Found> {
     }
     let zarr_json = path.join("zarr.json");
     match fs::read(&zarr_json) {
-        Ok(bytes) => {
-            let v: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Store {
-                path: zarr_json.clone(),
-                message: format!("invalid JSON: {e}"),
-            })?;
-            return match v.get("node_type").and_then(Value::as_str) {
-                Some("array") => Ok(Found::Array(3)),
-                Some("group") => Ok(Found::Group(3)),
-                other => Err(Error::Store {
-                    path: zarr_json,
-                    message: format!("node_type {other:?} is neither \"array\" nor \"group\""),
-                }),
-            };
-        }
+        Ok(bytes) => return node_type(&zarr_json, &bytes),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_error(&zarr_json, e)),
     }
@@ -103,8 +94,59 @@ pub(super) fn inspect(path: &Path) -> Result<Found> {
     })
 }
 
+/// What a URL holds: its metadata objects, else whether any object lies below it.
+fn inspect_remote(path: &Path, remote: &RemoteStore) -> Result<Found> {
+    if let Some(bytes) = remote.read("zarr.json")? {
+        return node_type(&path.join("zarr.json"), &bytes);
+    }
+    if remote.read(".zarray")?.is_some() {
+        return Ok(Found::Array(2));
+    }
+    if remote.read(".zgroup")?.is_some() {
+        return Ok(Found::Group(2));
+    }
+    Ok(if remote.holds_anything()? {
+        Found::OtherDir
+    } else {
+        Found::Missing
+    })
+}
+
+/// An array or a group, as a v3 `zarr.json` says.
+fn node_type(zarr_json: &Path, bytes: &[u8]) -> Result<Found> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| Error::Store {
+        path: zarr_json.to_path_buf(),
+        message: format!("invalid JSON: {e}"),
+    })?;
+    match v.get("node_type").and_then(Value::as_str) {
+        Some("array") => Ok(Found::Array(3)),
+        Some("group") => Ok(Found::Group(3)),
+        other => Err(Error::Store {
+            path: zarr_json.to_path_buf(),
+            message: format!("node_type {other:?} is neither \"array\" nor \"group\""),
+        }),
+    }
+}
+
+/// The bytes of the file (object) at `path`, a local path or a URL; `None` if absent.
+pub(super) fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
+    if is_url(path) {
+        let (parent, name) = split(path)?;
+        let remote = RemoteStore::open(&parent)?.expect("the parent of a URL is one");
+        return remote.read(&name.to_string_lossy());
+    }
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(path, e)),
+    }
+}
+
 /// Names of the subdirectories of `path` that are arrays, sorted (at most 10).
 pub(super) fn child_arrays(path: &Path) -> Vec<String> {
+    if is_url(path) {
+        return Vec::new();
+    }
     let mut names: Vec<String> = fs::read_dir(path)
         .into_iter()
         .flatten()

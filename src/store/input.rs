@@ -12,10 +12,12 @@ use zarrs::array::{
     Array, ArrayBytes, ArrayBytesFixedDisjointView, ArrayError, ArrayShardedExt, ArraySubset,
 };
 use zarrs::filesystem::FilesystemStore;
+use zarrs::storage::ReadableListableStorageTraits;
 
 use super::errors::{create_error, one_line, store_error};
 use super::files::{Found, inspect};
 use super::metadata::{ArrayInfo, describe_codec_v3, raw_metadata};
+use super::remote::{self, RemoteStore};
 use crate::block::{Block, BlockAny, Placed, copy_box, take_buffer};
 use crate::dtype::{DType, Element, with_dtype};
 use crate::error::{Error, Result};
@@ -38,7 +40,11 @@ pub struct Input {
 
 /// What an [`Input`] reads from.
 enum Backing {
-    Zarr(Box<Array<FilesystemStore>>),
+    Zarr {
+        array: Box<Array<dyn ReadableListableStorageTraits>>,
+        /// The object store it is in, if it is not on a filesystem.
+        remote: Option<Arc<RemoteStore>>,
+    },
     File {
         reader: Box<dyn FileReader>,
         /// No attributes (a file's metadata is in [`Input::file_metadata`]).
@@ -97,8 +103,12 @@ impl Input {
                 });
             }
         }
-        let store = FilesystemStore::new(path).map_err(|e| store_error(path, e))?;
-        let array = Array::open(Arc::new(store), "/").map_err(|e| create_error(path, e))?;
+        let remote = RemoteStore::open(path)?;
+        let store: Arc<dyn ReadableListableStorageTraits> = match &remote {
+            Some(r) => r.clone(),
+            None => Arc::new(FilesystemStore::new(path).map_err(|e| store_error(path, e))?),
+        };
+        let array = Array::open(store, "/").map_err(|e| create_error(path, e))?;
         let info = ArrayInfo::of(path, &array)?;
         let metadata = raw_metadata(path, info.zarr_format)?;
         Ok(Input {
@@ -112,7 +122,10 @@ impl Input {
                 .map(|s| s.iter().map(|n| n.get() as usize).collect()),
             zarr_format: info.zarr_format,
             metadata,
-            array: Backing::Zarr(Box::new(array)),
+            array: Backing::Zarr {
+                array: Box::new(array),
+                remote,
+            },
         })
     }
 
@@ -258,7 +271,7 @@ impl Input {
     /// The array's attributes (v2: `.zattrs`); none for a file.
     pub fn attributes(&self) -> &serde_json::Map<String, Value> {
         match &self.array {
-            Backing::Zarr(array) => array.attributes(),
+            Backing::Zarr { array, .. } => array.attributes(),
             Backing::File { attributes, .. } => attributes,
         }
     }
@@ -267,7 +280,7 @@ impl Input {
     /// `None` for a Zarr array.
     pub fn file_metadata(&self) -> Option<&FileMetadata> {
         match &self.array {
-            Backing::Zarr(_) => None,
+            Backing::Zarr { .. } => None,
             Backing::File { reader, .. } => Some(reader.metadata()),
         }
     }
@@ -276,15 +289,15 @@ impl Input {
     /// a file, the unit's index.
     pub fn chunk_key(&self, index: &[u64]) -> String {
         match &self.array {
-            Backing::Zarr(array) => array.chunk_key(index).as_str().to_string(),
+            Backing::Zarr { array, .. } => array.chunk_key(index).as_str().to_string(),
             Backing::File { .. } => format!("unit {index:?}"),
         }
     }
 
     /// The Zarr array, or an error for a file.
-    fn zarr(&self) -> Result<&Array<FilesystemStore>> {
+    fn zarr(&self) -> Result<&Array<dyn ReadableListableStorageTraits>> {
         match &self.array {
-            Backing::Zarr(array) => Ok(array),
+            Backing::Zarr { array, .. } => Ok(array),
             Backing::File { .. } => Err(Error::NotAnArray {
                 path: self.path.clone(),
                 reason: "a file from an instrument, not a Zarr array's store".into(),
@@ -339,7 +352,7 @@ impl Input {
     /// same values.
     pub(crate) fn encoding(&self) -> Vec<Value> {
         match &self.array {
-            Backing::Zarr(_) => encoding_of(&self.metadata),
+            Backing::Zarr { .. } => encoding_of(&self.metadata),
             Backing::File { .. } => Vec::new(),
         }
     }
@@ -396,7 +409,7 @@ impl Input {
     /// fault per 4 KiB, the largest share of a Zarr run's page faults.
     fn retrieve<T: Element + bytemuck::Pod>(&self, ranges: &[Range<usize>]) -> Result<Vec<T>> {
         let array = match &self.array {
-            Backing::Zarr(array) => array,
+            Backing::Zarr { array, .. } => array,
             Backing::File { reader, .. } => {
                 let n = ranges.iter().map(Range::len).product();
                 let mut data = take_buffer::<T>(n);
@@ -428,7 +441,7 @@ impl Input {
     /// Turns a failed retrieval into an error naming the chunk at fault: decode each
     /// chunk of the box on its own until one fails (only on the error path).
     fn diagnose(&self, ranges: &[Range<usize>], err: ArrayError) -> Error {
-        let Backing::Zarr(array) = &self.array else {
+        let Backing::Zarr { array, .. } = &self.array else {
             return Error::Read(one_line(&err));
         };
         let sets: Vec<AxisSet> = ranges.iter().cloned().map(AxisSet::from_range).collect();
@@ -483,6 +496,33 @@ impl Source for Input {
 
     fn read_region(&self, region: &Region) -> Result<BlockAny<'static>> {
         Input::read_region(self, region)
+    }
+
+    /// On an object store, the chunks of an unsharded array are fetched ahead, as many
+    /// as hold in 64 MiB decoded (at most twice the requests in flight). A sharded
+    /// array's inner chunks are ranged reads through its shard index, made when read.
+    fn will_read(&self, chunks: &[usize]) {
+        let Backing::Zarr {
+            array,
+            remote: Some(remote),
+        } = &self.array
+        else {
+            return;
+        };
+        if self.inner_chunk.is_some() {
+            return;
+        }
+        let grid = self.grid().grid_shape();
+        let keys = chunks
+            .iter()
+            .map(|&c| {
+                let index: Vec<u64> = unravel(c, &grid).iter().map(|&i| i as u64).collect();
+                array.chunk_key(&index).as_str().to_string()
+            })
+            .collect();
+        let chunk_bytes = self.chunk.iter().product::<usize>() * self.dtype.size();
+        let ahead = ((64 << 20) / chunk_bytes.max(1)).clamp(1, 2 * remote::io_concurrency());
+        remote.prefetch(keys, ahead);
     }
 }
 

@@ -2,8 +2,6 @@
 //! for it, what zarrs tells about an existing array (checked: shape, type, regular
 //! chunks, format), and how an existing array differs from the one requested.
 
-use std::fs;
-use std::io;
 use std::path::Path;
 
 use serde_json::{Map, Value, json};
@@ -14,7 +12,7 @@ use zarrs::array::data_type::{
 use zarrs::array::{Array, ArrayMetadata, ArrayShardedExt, DataType};
 use zarrs::plugin::{ExtensionName, ZarrVersion};
 
-use super::errors::{io_error, one_line, truncate};
+use super::errors::{one_line, truncate};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::region::Grid;
@@ -397,15 +395,14 @@ pub(super) fn differences<S: ?Sized>(
 pub(super) fn raw_metadata(path: &Path, zarr_format: u8) -> Result<Value> {
     let read = |name: &str| -> Result<Option<Value>> {
         let file = path.join(name);
-        match fs::read(&file) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
+        match super::files::read_file(&file)? {
+            Some(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
                 .map_err(|e| Error::Store {
                     path: file,
                     message: format!("invalid JSON: {e}"),
                 }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error(&file, e)),
+            None => Ok(None),
         }
     };
     if zarr_format == 3 {

@@ -53,6 +53,7 @@ mod input;
 mod metadata;
 mod ome;
 mod output;
+pub mod remote;
 mod shard;
 mod verify;
 

@@ -144,7 +144,7 @@ fn bad(path: &Path, reason: String) -> Error {
 }
 
 fn read_json(path: &Path) -> Option<Value> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    serde_json::from_slice(&super::files::read_file(path).ok()??).ok()
 }
 
 impl OmeImage {
@@ -710,10 +710,13 @@ impl OmeImage {
 
     fn write_attributes(&self, path: &Path, attrs: Map<String, Value>) -> Result<()> {
         let format = self.version.zarr_format();
-        std::fs::create_dir_all(path).map_err(|e| Error::Store {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let remote = super::remote::RemoteStore::open(path)?;
+        if remote.is_none() {
+            std::fs::create_dir_all(path).map_err(|e| Error::Store {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        }
         let attrs = Value::Object(attrs);
         let files: Vec<(&str, Value)> = if format == 3 {
             vec![(
@@ -728,6 +731,11 @@ impl OmeImage {
             let temp = path.join(format!(".{name}.haloflow-tmp"));
             let mut bytes = serde_json::to_vec_pretty(&value).expect("JSON values serialise");
             bytes.push(b'\n');
+            if let Some(remote) = &remote {
+                // One PUT: the object is whole or absent.
+                remote.write_now(name, bytes)?;
+                continue;
+            }
             std::fs::write(&temp, &bytes)
                 .and_then(|()| std::fs::rename(&temp, &target))
                 .map_err(|e| Error::Store {

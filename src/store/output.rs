@@ -9,14 +9,14 @@ use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 use zarrs::array::{Array, CodecOptions};
-use zarrs::storage::ReadableStorageTraits;
 
-use super::atomic::AtomicStore;
+use super::atomic::{AtomicStore, ChunkStore};
 use super::errors::{create_error, io_error, one_line};
 use super::files::{
     Found, STALE_TEMP_AGE, TEMP_DIR, erase, inspect, publish, remove_stale_siblings,
 };
 use super::metadata::{OutputSpec, differences};
+use super::remote::RemoteStore;
 use super::shard::Shards;
 use crate::block::{Block, BlockAny, Placed, copy_box};
 use crate::dtype::{Element, match_any};
@@ -27,7 +27,7 @@ use crate::region::{AxisSet, Grid, Region};
 /// A Zarr array being written: created anew, or reopened to resume a killed run.
 pub struct Output {
     path: PathBuf,
-    array: Array<AtomicStore>,
+    array: Array<ChunkStore>,
     spec: OutputSpec,
     grid: Grid,
     resumed: bool,
@@ -66,6 +66,9 @@ impl Output {
     /// [`Error::Store`] for I/O errors.
     pub fn create(path: &Path, spec: &OutputSpec, overwrite: bool) -> Result<Output> {
         let grid = spec.grid()?;
+        if let Some(remote) = RemoteStore::open(path)? {
+            return Output::create_remote(path, remote, spec, grid, overwrite);
+        }
         remove_stale_siblings(path);
         let mut erased = false;
         for _attempt in 0..8 {
@@ -99,9 +102,70 @@ impl Output {
         })
     }
 
+    /// [`Output::create`] on an object store: the metadata objects are PUT (N processes
+    /// creating the same output PUT the same bytes), and an array already there is
+    /// reopened with the keys it holds, listed once.
+    fn create_remote(
+        path: &Path,
+        remote: Arc<RemoteStore>,
+        spec: &OutputSpec,
+        grid: Grid,
+        overwrite: bool,
+    ) -> Result<Output> {
+        if !remote.writable() {
+            return Err(Error::Store {
+                path: path.to_path_buf(),
+                message: "HTTP URLs are read-only; write to a local path or s3://".into(),
+            });
+        }
+        if spec.shard.is_some() {
+            return Err(Error::InvalidParameter {
+                op: "shards",
+                message: format!(
+                    "{}: sharded outputs are written to local paths only for now; drop --shards for an object store",
+                    path.display()
+                ),
+            });
+        }
+        let mut resumed = true;
+        match inspect(path)? {
+            Found::Missing => resumed = false,
+            Found::Array(_) if overwrite => {
+                remote.erase_all()?;
+                resumed = false;
+            }
+            Found::Array(_) => {}
+            other => {
+                return Err(Error::IncompatibleOutput {
+                    path: path.to_path_buf(),
+                    reason: format!("{}; haloflow never erases that", other.explain(path)),
+                });
+            }
+        }
+        if !resumed {
+            for (name, bytes) in spec.metadata_files() {
+                remote.write_now(name, bytes)?;
+            }
+        }
+        let store = ChunkStore::remote(remote)?;
+        Output::open_store(path, store, spec, grid, resumed)
+    }
+
     /// Opens the array at `path` and checks it against `spec`.
     fn open(path: &Path, spec: &OutputSpec, grid: Grid, resumed: bool) -> Result<Output> {
-        let store = Arc::new(AtomicStore::new(path)?);
+        let store = ChunkStore::Local(Box::new(AtomicStore::new(path)?));
+        Output::open_store(path, store, spec, grid, resumed)
+    }
+
+    /// Opens the array in `store` and checks it against `spec`.
+    fn open_store(
+        path: &Path,
+        store: ChunkStore,
+        spec: &OutputSpec,
+        grid: Grid,
+        resumed: bool,
+    ) -> Result<Output> {
+        let store = Arc::new(store);
         let array = Array::open(store, "/").map_err(|e| match create_error(path, e) {
             Error::UnsupportedArray { reason, .. } => Error::IncompatibleOutput {
                 path: path.to_path_buf(),
@@ -271,7 +335,8 @@ impl Output {
             path: self.chunk_path(&shard.iter().map(|&i| i as u64).collect::<Vec<_>>()),
             message: format!("writing the shard of chunk {chunk:?}: {e}"),
         };
-        let storage = self.array.storage();
+        let store = self.array.storage();
+        let storage = store.local().expect("sharded outputs are local");
         let begin = |shard: &[usize]| {
             let key: Vec<u64> = shard.iter().map(|&i| i as u64).collect();
             storage.begin(&self.array.chunk_key(&key))
@@ -350,19 +415,17 @@ impl Output {
                 ),
             });
         }
-        self.array
-            .storage()
-            .committer
-            .flush()
-            .map_err(|e| Error::Store {
-                path: self.path.clone(),
-                message: format!("committing a chunk: {e}"),
-            })
+        self.array.storage().flush().map_err(|e| Error::Store {
+            path: self.path.clone(),
+            message: format!("committing a chunk: {e}"),
+        })
     }
 
     /// Whether the chunk at grid index `chunk` is stored (every written chunk is, even
     /// one equal to the fill value, so this means "written"). A chunk this output is
-    /// still committing in the background counts once [`Output::flush`] returns.
+    /// still committing in the background counts once [`Output::flush`] returns. On an
+    /// object store, stored means listed when the output was opened, or written by it
+    /// since (one listing instead of a request per chunk).
     ///
     /// # Errors
     /// [`Error::Shape`] for an index outside the grid; [`Error::Store`] for I/O errors.
@@ -382,14 +445,10 @@ impl Output {
             None => chunk.to_vec(),
         };
         let key = self.array.chunk_key(&stored);
-        self.array
-            .storage()
-            .size_key(&key)
-            .map(|size| size.is_some())
-            .map_err(|e| Error::Store {
-                path: self.chunk_path(chunk),
-                message: one_line(&e),
-            })
+        self.array.storage().holds(&key).map_err(|e| Error::Store {
+            path: self.chunk_path(chunk),
+            message: one_line(&e),
+        })
     }
 
     /// Whether every chunk that `region` touches is stored.
@@ -415,6 +474,10 @@ impl Output {
     /// # Errors
     /// [`Error::Store`] for I/O errors.
     pub fn remove_temporaries(&self, older_than: Duration) -> Result<usize> {
+        if self.array.storage().local().is_none() {
+            // PUTs leave no temporaries.
+            return Ok(0);
+        }
         let dir = self.path.join(TEMP_DIR);
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,

@@ -127,13 +127,23 @@ impl Label {
     /// Runs this process's step; `progress` hears of every chunk.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for a connectivity out of range, a float input
+    /// [`Error::InvalidParameter`] for an output at a URL, a connectivity out of range, a float input
     /// without [`Label::above`], sharded output, a merge before every part is done, or
     /// more objects than the label type holds (nothing is written then);
     /// [`Error::IncompatibleOutput`] for an output made otherwise; read and write errors.
     pub fn run(&self, progress: Option<&dyn Progress>) -> Result<LabelReport> {
         let started = Instant::now();
         let o = &self.options;
+        if crate::store::remote::is_url(&self.output) {
+            // Its steps hand files on beside the output (`.haloflow-label/`).
+            return Err(Error::InvalidParameter {
+                op: "label",
+                message: format!(
+                    "{}: label writes to local paths only for now (its input may be a URL)",
+                    self.output.display()
+                ),
+            });
+        }
         let (input_path, _) = open_level(&self.input, o.level)?;
         let input = Input::open(&input_path)?;
         let pipeline = self.chain.pipeline(None)?;

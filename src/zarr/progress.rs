@@ -92,7 +92,17 @@ impl Progress for ProgressBar {
     fn advance(&self, done: usize, bytes: u64) {
         self.bar.set_position(done as u64);
         let secs = self.bar.elapsed().as_secs_f64().max(1e-3);
-        self.bar
-            .set_message(format!("{:.0} MB/s", bytes as f64 / 1e6 / secs));
+        let requests = crate::store::remote::traffic().requests;
+        let message = if requests == 0 {
+            format!("{:.0} MB/s", bytes as f64 / 1e6 / secs)
+        } else {
+            // The process's requests so far, over the bar's time.
+            format!(
+                "{:.0} MB/s, {:.0} requests/s",
+                bytes as f64 / 1e6 / secs,
+                requests as f64 / secs
+            )
+        };
+        self.bar.set_message(message);
     }
 }

@@ -155,6 +155,7 @@ impl Run {
     /// where one is demanded, a failed read or write. Nothing is created when the
     /// input, the chain or the device is at fault; chunks already written stay.
     pub fn run(&self, progress: Option<&dyn Progress>) -> Result<Report> {
+        let before = crate::store::remote::traffic();
         let p = self.prepare()?;
         let mut report = p.with_sink(|sink| {
             let groups = exec::JobGroups::new(&p.plan, sink.write_unit().as_deref())?;
@@ -170,6 +171,9 @@ impl Run {
             exec::run(&p.plan, &p.input, sink, &p.options, Some(&advance))
         })?;
         report.statistics = p.statistics;
+        report.object_store = crate::store::remote::traffic()
+            .since(before)
+            .map(|t| t.per_second(report.seconds));
         Ok(report)
     }
 

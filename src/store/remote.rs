@@ -1,0 +1,714 @@
+//! Object stores: Zarr arrays at `s3://bucket/prefix` (read and write) and at
+//! `http://` or `https://` URLs (read-only), through the `object_store` crate and zarrs'
+//! adapter for it, driven from haloflow's threads by one small tokio runtime.
+//!
+//! - **Where a path is accepted, a URL is.** A URL travels through haloflow as a
+//!   [`Path`] (`s3://b/img.zarr` joined with `0` is `s3://b/img.zarr/0`);
+//!   [`RemoteStore::open`] tells the two apart.
+//! - **Credentials and region** come from the standard AWS sources: the environment
+//!   (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, …), the shared files `~/.aws/credentials` and
+//!   `~/.aws/config` (profile `AWS_PROFILE`, else `default`), then the container or
+//!   instance metadata service. `AWS_ENDPOINT_URL` names an S3-compatible server; an
+//!   `http://` endpoint is allowed when that variable names one.
+//! - **Writes** are PUTs, atomic in S3: a chunk is absent or whole, never torn. They
+//!   go in the background, at most `--io-concurrency` in flight, so the compute threads
+//!   do not wait on the network; [`RemoteStore::flush`] waits for them and reports the
+//!   first failure. Reads of whole chunks are fetched ahead
+//!   ([`RemoteStore::prefetch`]); partial reads (a shard's index, then its inner
+//!   chunks) are ranged GETs.
+//! - **Retries**: throttling (429, 503 SlowDown), other 5xx answers and dropped
+//!   connections are retried with exponential backoff by `object_store` (up to 10
+//!   times within 3 minutes); what is left is an error naming the URL.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use futures::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::http::HttpBuilder;
+use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload};
+use tokio::runtime::Runtime;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use zarrs::storage::byte_range::{ByteRange, ByteRangeIterator};
+use zarrs::storage::storage_adapter::async_to_sync::{
+    AsyncToSyncBlockOn, AsyncToSyncStorageAdapter,
+};
+use zarrs::storage::{
+    Bytes, ListableStorageTraits, MaybeBytes, MaybeBytesIterator, OffsetBytesIterator,
+    ReadableStorageTraits, StorageError, StoreKey, StoreKeys, StoreKeysPrefixes, StorePrefix,
+    WritableStorageTraits,
+};
+use zarrs_object_store::AsyncObjectStore;
+
+use super::errors::one_line;
+use crate::error::{Error, Result};
+use crate::exec::ObjectStoreTraffic;
+
+/// Requests in flight to an object store by default: enough to hide a cloud store's
+/// latency (tens of milliseconds per request) behind a few compute threads.
+pub const DEFAULT_IO_CONCURRENCY: usize = 32;
+
+/// The requests in flight asked for (`--io-concurrency`); 0 means the default.
+static IO_CONCURRENCY: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets how many requests each object store keeps in flight (`--io-concurrency`), for
+/// the stores opened from now on.
+pub fn set_io_concurrency(n: usize) {
+    IO_CONCURRENCY.store(n, Ordering::Relaxed);
+}
+
+/// The requests each object store keeps in flight.
+pub(crate) fn io_concurrency() -> usize {
+    match IO_CONCURRENCY.load(Ordering::Relaxed) {
+        0 => DEFAULT_IO_CONCURRENCY,
+        n => n,
+    }
+}
+
+/// Requests made to object stores by this process, and the bytes they moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// GET, HEAD, PUT, LIST and DELETE requests.
+    pub requests: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+}
+
+impl Traffic {
+    /// The traffic since `before`, or `None` if there was none.
+    pub fn since(self, before: Traffic) -> Option<Traffic> {
+        let t = Traffic {
+            requests: self.requests - before.requests,
+            bytes_in: self.bytes_in - before.bytes_in,
+            bytes_out: self.bytes_out - before.bytes_out,
+        };
+        (t.requests > 0).then_some(t)
+    }
+
+    /// As a run's report gives it, over `seconds`.
+    pub fn per_second(self, seconds: f64) -> ObjectStoreTraffic {
+        let s = seconds.max(1e-9);
+        ObjectStoreTraffic {
+            requests: self.requests,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            requests_per_s: self.requests as f64 / s,
+            mb_per_s: (self.bytes_in + self.bytes_out) as f64 / 1e6 / s,
+        }
+    }
+}
+
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+static BYTES_IN: AtomicU64 = AtomicU64::new(0);
+static BYTES_OUT: AtomicU64 = AtomicU64::new(0);
+
+/// The object-store traffic of this process so far (all zero without a URL).
+pub fn traffic() -> Traffic {
+    Traffic {
+        requests: REQUESTS.load(Ordering::Relaxed),
+        bytes_in: BYTES_IN.load(Ordering::Relaxed),
+        bytes_out: BYTES_OUT.load(Ordering::Relaxed),
+    }
+}
+
+fn count(requests: u64, bytes_in: u64, bytes_out: u64) {
+    REQUESTS.fetch_add(requests, Ordering::Relaxed);
+    BYTES_IN.fetch_add(bytes_in, Ordering::Relaxed);
+    BYTES_OUT.fetch_add(bytes_out, Ordering::Relaxed);
+}
+
+/// Whether `path` is a URL haloflow reads through an object store (`s3://`, `http://`,
+/// `https://`) rather than a local path.
+pub fn is_url(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| scheme(s).is_some())
+}
+
+fn scheme(s: &str) -> Option<&'static str> {
+    ["s3://", "http://", "https://"]
+        .into_iter()
+        .find(|p| s.starts_with(p))
+}
+
+/// The one runtime that runs every request; haloflow's own threads wait on it.
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("haloflow-io")
+            .enable_all()
+            .build()
+            .expect("the I/O runtime starts")
+    })
+}
+
+/// Runs `future` on the I/O runtime and waits for it (from a thread outside it).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    runtime().block_on(future)
+}
+
+struct Tokio;
+
+impl AsyncToSyncBlockOn for Tokio {
+    fn block_on<F: core::future::Future>(&self, future: F) -> F::Output {
+        block_on(future)
+    }
+}
+
+type Client = Arc<dyn ObjectStore>;
+type Adapter = AsyncToSyncStorageAdapter<AsyncObjectStore<PrefixStore<Client>>, Tokio>;
+
+/// One client per bucket or host, shared by every array opened there (its connection
+/// pool and credentials with it).
+fn client(base: &str) -> Result<Client> {
+    static CLIENTS: OnceLock<Mutex<HashMap<String, Client>>> = OnceLock::new();
+    let clients = CLIENTS.get_or_init(Default::default);
+    if let Some(c) = clients.lock().expect("not poisoned").get(base) {
+        return Ok(c.clone());
+    }
+    let failed = |e: &dyn std::fmt::Display| Error::Store {
+        path: PathBuf::from(base),
+        message: one_line(e),
+    };
+    let client: Client = if base.starts_with("s3://") {
+        Arc::new(s3_builder(base).build().map_err(|e| failed(&e))?)
+    } else {
+        let options = ClientOptions::new().with_allow_http(base.starts_with("http://"));
+        Arc::new(
+            HttpBuilder::new()
+                .with_url(base)
+                .with_client_options(options)
+                .build()
+                .map_err(|e| failed(&e))?,
+        )
+    };
+    clients
+        .lock()
+        .expect("not poisoned")
+        .insert(base.to_string(), client.clone());
+    Ok(client)
+}
+
+/// An S3 client for `s3://bucket` configured from the standard AWS sources.
+fn s3_builder(base: &str) -> AmazonS3Builder {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mut builder = AmazonS3Builder::from_env().with_url(base);
+    let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
+    let home = env("HOME").map(PathBuf::from);
+    let shared = |var: &str, name: &str, section: &str| -> HashMap<String, String> {
+        let file = env(var)
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)));
+        file.and_then(|f| std::fs::read_to_string(f).ok())
+            .map(|text| ini_section(&text, section))
+            .unwrap_or_default()
+    };
+    if env("AWS_ACCESS_KEY_ID").is_none() {
+        let creds = shared("AWS_SHARED_CREDENTIALS_FILE", "credentials", &profile);
+        if let (Some(id), Some(secret)) = (
+            creds.get("aws_access_key_id"),
+            creds.get("aws_secret_access_key"),
+        ) {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret);
+            if let Some(token) = creds.get("aws_session_token") {
+                builder = builder.with_token(token);
+            }
+        }
+    }
+    let config_section = if profile == "default" {
+        profile.clone()
+    } else {
+        format!("profile {profile}")
+    };
+    let config = shared("AWS_CONFIG_FILE", "config", &config_section);
+    let region = env("AWS_REGION")
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .or_else(|| config.get("region").cloned());
+    if let Some(region) = region {
+        builder = builder.with_region(region);
+    }
+    let endpoint = env("AWS_ENDPOINT_URL_S3")
+        .or_else(|| env("AWS_ENDPOINT_URL"))
+        .or_else(|| config.get("endpoint_url").cloned());
+    if let Some(endpoint) = endpoint {
+        if endpoint.starts_with("http://") {
+            builder = builder.with_allow_http(true);
+        }
+        builder = builder.with_endpoint(endpoint);
+    }
+    builder
+}
+
+/// The `key = value` pairs of section `[name]` of an INI file (the AWS shared files).
+fn ini_section(text: &str, name: &str) -> HashMap<String, String> {
+    let mut inside = false;
+    let mut values = HashMap::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = section.trim() == name;
+        } else if inside && let Some((k, v)) = line.split_once('=') {
+            values.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    values
+}
+
+/// A Zarr node (array or group) in an object store: the zarrs storage traits over the
+/// keys below its URL, with writes in the background and reads fetched ahead.
+pub struct RemoteStore {
+    url: String,
+    writable: bool,
+    objects: Arc<PrefixStore<Client>>,
+    adapter: Adapter,
+    /// Permits for PUTs in flight.
+    puts: Arc<Semaphore>,
+    put_limit: u32,
+    /// The first PUT that failed, as a message naming its URL.
+    failed: Arc<Mutex<Option<String>>>,
+    /// Whole-object GETs begun ahead of their reader, by key.
+    ahead: Arc<Mutex<HashMap<String, Ahead>>>,
+}
+
+/// A GET begun ahead: its result, and the permit that bounds how many wait unread.
+struct Ahead {
+    fetch: JoinHandle<std::result::Result<Option<Bytes>, String>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for RemoteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteStore")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteStore {
+    /// The store of the node at `path` if `path` is a URL (`None` for a local path).
+    ///
+    /// # Errors
+    /// [`Error::Store`] for a URL that names no bucket or host, or a client that cannot
+    /// be configured.
+    pub fn open(path: &Path) -> Result<Option<Arc<RemoteStore>>> {
+        let Some(url) = path.to_str() else {
+            return Ok(None);
+        };
+        let Some(scheme) = scheme(url) else {
+            return Ok(None);
+        };
+        let url = url.trim_end_matches('/').to_string();
+        let rest = &url[scheme.len()..];
+        let (authority, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if authority.is_empty() {
+            return Err(Error::Store {
+                path: path.to_path_buf(),
+                message: "the URL names no bucket or host".into(),
+            });
+        }
+        let client = client(&format!("{scheme}{authority}"))?;
+        let objects = Arc::new(PrefixStore::new(client.clone(), ObjectPath::from(prefix)));
+        let adapter = AsyncToSyncStorageAdapter::new(
+            Arc::new(AsyncObjectStore::new(PrefixStore::new(
+                client,
+                ObjectPath::from(prefix),
+            ))),
+            Tokio,
+        );
+        let limit = io_concurrency().clamp(1, 4096) as u32;
+        Ok(Some(Arc::new(RemoteStore {
+            writable: scheme == "s3://",
+            url,
+            objects,
+            adapter,
+            puts: Arc::new(Semaphore::new(limit as usize)),
+            put_limit: limit,
+            failed: Arc::default(),
+            ahead: Arc::default(),
+        })))
+    }
+
+    /// The node's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether haloflow may write here (`s3://`; HTTP is read-only).
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    fn key_url(&self, key: &str) -> PathBuf {
+        if key.is_empty() {
+            PathBuf::from(&self.url)
+        } else {
+            PathBuf::from(format!("{}/{key}", self.url))
+        }
+    }
+
+    fn error(&self, key: &str, e: &dyn std::fmt::Display) -> Error {
+        Error::Store {
+            path: self.key_url(key),
+            message: explain(e),
+        }
+    }
+
+    /// The object `key` (below this node), or `None` if there is none.
+    ///
+    /// # Errors
+    /// [`Error::Store`] naming the URL for anything but an absent object (a missing
+    /// bucket, refused credentials, an unreachable server).
+    pub fn read(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let got = block_on(fetch(self.objects.clone(), ObjectPath::from(key)))
+            .map_err(|e| self.error(key, &e))?;
+        Ok(got.map(|b| b.to_vec()))
+    }
+
+    /// Stores `bytes` as the object `key` now (one PUT: the object is whole or absent).
+    ///
+    /// # Errors
+    /// [`Error::Store`] naming the URL.
+    pub fn write_now(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        self.check_writable()?;
+        count(1, 0, bytes.len() as u64);
+        let objects = self.objects.clone();
+        let path = ObjectPath::from(key);
+        block_on(async move { objects.put(&path, PutPayload::from(bytes)).await })
+            .map(|_| ())
+            .map_err(|e| self.error(key, &e))
+    }
+
+    /// Whether any object lies below this node (it is not free for a new array).
+    ///
+    /// # Errors
+    /// [`Error::Store`] naming the URL (a missing bucket, refused credentials).
+    pub fn holds_anything(&self) -> Result<bool> {
+        if !self.writable {
+            // HTTP servers do not list.
+            return Ok(false);
+        }
+        count(1, 0, 0);
+        let objects = self.objects.clone();
+        block_on(async move {
+            let mut listing = objects.list(None);
+            listing.next().await.transpose()
+        })
+        .map(|first| first.is_some())
+        .map_err(|e| self.error("", &e))
+    }
+
+    /// Removes every object below this node.
+    ///
+    /// # Errors
+    /// [`Error::Store`] naming the URL.
+    pub fn erase_all(&self) -> Result<()> {
+        self.check_writable()?;
+        self.adapter
+            .erase_prefix(&StorePrefix::root())
+            .map_err(|e| self.error("", &e))
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(Error::Store {
+                path: PathBuf::from(&self.url),
+                message: "HTTP URLs are read-only; write to a local path or s3://".into(),
+            })
+        }
+    }
+
+    /// Begins GETs of the objects `keys`, in order, at most `ahead` fetched and not yet
+    /// read at a time (and the requests in flight within `--io-concurrency`): a later
+    /// [`ReadableStorageTraits::get`] of one of them takes its bytes. A key read twice
+    /// is fetched again the second time.
+    pub fn prefetch(&self, keys: Vec<String>, ahead: usize) {
+        if keys.is_empty() || ahead == 0 {
+            return;
+        }
+        let waiting = Arc::new(Semaphore::new(ahead));
+        let in_flight = Arc::new(Semaphore::new(io_concurrency()));
+        // The fetcher stops once the store is dropped (its unread fetches with it).
+        let (objects, map) = (self.objects.clone(), Arc::downgrade(&self.ahead));
+        runtime().spawn(async move {
+            for key in keys {
+                let Ok(permit) = waiting.clone().acquire_owned().await else {
+                    return;
+                };
+                let Ok(slot) = in_flight.clone().acquire_owned().await else {
+                    return;
+                };
+                let objects = objects.clone();
+                let path = ObjectPath::from(key.as_str());
+                let fetch = tokio::spawn(async move {
+                    let got = fetch(objects, path).await;
+                    drop(slot);
+                    got.map_err(|e| explain(&e))
+                });
+                let Some(map) = map.upgrade() else {
+                    return;
+                };
+                map.lock().expect("not poisoned").insert(
+                    key,
+                    Ahead {
+                        fetch,
+                        _permit: permit,
+                    },
+                );
+            }
+        });
+    }
+
+    /// The result of the GET of `key` begun ahead, if one was (it is then forgotten: a
+    /// second read fetches again).
+    fn take_ahead(&self, key: &StoreKey) -> Option<std::result::Result<MaybeBytes, StorageError>> {
+        let ahead = self
+            .ahead
+            .lock()
+            .expect("not poisoned")
+            .remove(key.as_str())?;
+        Some(match block_on(ahead.fetch) {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(message)) => Err(StorageError::Other(format!("{}: {message}", self.url))),
+            Err(e) => Err(StorageError::Other(e.to_string())),
+        })
+    }
+
+    /// Waits until every PUT begun is done.
+    ///
+    /// # Errors
+    /// [`Error::Store`] naming the URL of the first PUT that failed (its object is
+    /// absent: a rerun writes it).
+    pub fn flush(&self) -> Result<()> {
+        let all = block_on(self.puts.clone().acquire_many_owned(self.put_limit));
+        drop(all);
+        self.check_failed()
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        match self.failed.lock().expect("not poisoned").clone() {
+            None => Ok(()),
+            Some(message) => Err(Error::Store {
+                path: PathBuf::from(&self.url),
+                message,
+            }),
+        }
+    }
+}
+
+/// The whole object at `path` (one GET without a range: plain HTTP servers serve no
+/// ranges), or `None` if there is none.
+async fn fetch(
+    objects: Arc<PrefixStore<Client>>,
+    path: ObjectPath,
+) -> std::result::Result<Option<Bytes>, object_store::Error> {
+    count(1, 0, 0);
+    let got = match objects.get(&path).await {
+        Ok(r) => r.bytes().await.map(Some),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    };
+    if let Ok(Some(b)) = &got {
+        count(0, b.len() as u64, 0);
+    }
+    got
+}
+
+/// An object store's error on one line: what usually causes it where that is known,
+/// else the store's own account.
+fn explain(e: &dyn std::fmt::Display) -> String {
+    let text = one_line(e);
+    if text.contains("NoSuchBucket") {
+        "the bucket does not exist".into()
+    } else if text.contains("InvalidAccessKeyId")
+        || text.contains("SignatureDoesNotMatch")
+        || text.contains("AccessDenied")
+        || text.contains("403 Forbidden")
+    {
+        let code = text
+            .split_once("<Code>")
+            .and_then(|(_, rest)| rest.split_once("</Code>"))
+            .map_or("403 Forbidden", |(code, _)| code);
+        format!(
+            "access denied ({code}): check the credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE) and the bucket's permissions"
+        )
+    } else if text.contains("error sending request") || text.contains("Connection refused") {
+        "the server cannot be reached (check AWS_ENDPOINT_URL or the URL)".into()
+    } else {
+        text.chars().take(400).collect()
+    }
+}
+
+impl ReadableStorageTraits for RemoteStore {
+    fn get(&self, key: &StoreKey) -> std::result::Result<MaybeBytes, StorageError> {
+        if let Some(fetched) = self.take_ahead(key) {
+            return fetched;
+        }
+        block_on(fetch(self.objects.clone(), ObjectPath::from(key.as_str())))
+            .map_err(|e| StorageError::Other(format!("{}: {}", self.url, explain(&e))))
+    }
+
+    /// Ranges of an object fetched ahead, or asked for whole (a partial decoder of an
+    /// edge chunk), come from one whole GET; others are ranged GETs (a shard's index
+    /// and inner chunks).
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> std::result::Result<MaybeBytesIterator<'a>, StorageError> {
+        let ranges: Vec<ByteRange> = byte_ranges.collect();
+        let whole = match self.take_ahead(key) {
+            Some(fetched) => fetched?,
+            None if ranges
+                .iter()
+                .all(|r| matches!(r, ByteRange::FromStart(0, None))) =>
+            {
+                self.get(key)?
+            }
+            None => {
+                count(1, 0, 0);
+                return self
+                    .adapter
+                    .get_partial_many(key, Box::new(ranges.into_iter()));
+            }
+        };
+        Ok(whole.map(|bytes| {
+            let size = bytes.len() as u64;
+            let parts: Vec<std::result::Result<Bytes, StorageError>> = ranges
+                .iter()
+                .map(|r| {
+                    if r.end(size) > size || r.start(size) > r.end(size) {
+                        Err(StorageError::Other(format!(
+                            "{}/{key}: byte range {r:?} outside the object of {size} bytes",
+                            self.url
+                        )))
+                    } else {
+                        Ok(bytes.slice(r.to_range_usize(size)))
+                    }
+                })
+                .collect();
+            Box::new(parts.into_iter()) as _
+        }))
+    }
+
+    fn size_key(&self, key: &StoreKey) -> std::result::Result<Option<u64>, StorageError> {
+        count(1, 0, 0);
+        self.adapter.size_key(key)
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        true
+    }
+}
+
+impl WritableStorageTraits for RemoteStore {
+    fn set(&self, key: &StoreKey, value: Bytes) -> std::result::Result<(), StorageError> {
+        if !self.writable {
+            return Err(StorageError::ReadOnly);
+        }
+        if let Some(message) = self.failed.lock().expect("not poisoned").clone() {
+            return Err(StorageError::Other(message));
+        }
+        let permit = block_on(self.puts.clone().acquire_owned())
+            .map_err(|e| StorageError::Other(e.to_string()))?;
+        count(1, 0, value.len() as u64);
+        let objects = self.objects.clone();
+        let path = ObjectPath::from(key.as_str());
+        let failed = self.failed.clone();
+        let url = self.key_url(key.as_str());
+        runtime().spawn(async move {
+            if let Err(e) = objects.put(&path, PutPayload::from(value)).await {
+                failed
+                    .lock()
+                    .expect("not poisoned")
+                    .get_or_insert_with(|| format!("{}: {}", url.display(), explain(&e)));
+            }
+            drop(permit);
+        });
+        Ok(())
+    }
+
+    fn set_partial_many(
+        &self,
+        key: &StoreKey,
+        _offset_values: OffsetBytesIterator,
+    ) -> std::result::Result<(), StorageError> {
+        Err(StorageError::Unsupported(format!(
+            "partial write of {key}: objects are written whole"
+        )))
+    }
+
+    fn erase(&self, key: &StoreKey) -> std::result::Result<(), StorageError> {
+        count(1, 0, 0);
+        self.adapter.erase(key)
+    }
+
+    fn erase_prefix(&self, prefix: &StorePrefix) -> std::result::Result<(), StorageError> {
+        count(1, 0, 0);
+        self.adapter.erase_prefix(prefix)
+    }
+
+    fn supports_set_partial(&self) -> bool {
+        false
+    }
+}
+
+impl ListableStorageTraits for RemoteStore {
+    fn list(&self) -> std::result::Result<StoreKeys, StorageError> {
+        count(1, 0, 0);
+        self.adapter.list()
+    }
+
+    fn list_prefix(&self, prefix: &StorePrefix) -> std::result::Result<StoreKeys, StorageError> {
+        count(1, 0, 0);
+        self.adapter.list_prefix(prefix)
+    }
+
+    fn list_dir(
+        &self,
+        prefix: &StorePrefix,
+    ) -> std::result::Result<StoreKeysPrefixes, StorageError> {
+        count(1, 0, 0);
+        self.adapter.list_dir(prefix)
+    }
+
+    fn size_prefix(&self, prefix: &StorePrefix) -> std::result::Result<u64, StorageError> {
+        count(1, 0, 0);
+        self.adapter.size_prefix(prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_paths() {
+        assert!(is_url(Path::new("s3://bucket/a.zarr")));
+        assert!(is_url(Path::new("https://host/a.zarr")));
+        assert!(!is_url(Path::new("/data/s3://x")));
+        assert!(!is_url(Path::new("a.zarr")));
+        // Joining keeps a URL a URL, one level down.
+        let level = Path::new("s3://bucket/img.ome.zarr").join("0");
+        assert_eq!(level.to_str(), Some("s3://bucket/img.ome.zarr/0"));
+    }
+
+    #[test]
+    fn shared_file_sections() {
+        let text = "[default]\naws_access_key_id = A\n\n[profile lab]\nregion=eu-west-1\nAWS_Secret_Access_Key = S\n";
+        assert_eq!(ini_section(text, "default")["aws_access_key_id"], "A");
+        let lab = ini_section(text, "profile lab");
+        assert_eq!(lab["region"], "eu-west-1");
+        assert_eq!(lab["aws_secret_access_key"], "S");
+        assert!(!lab.contains_key("aws_access_key_id"));
+    }
+}
