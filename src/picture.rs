@@ -212,6 +212,11 @@ fn write_png(
         path: path.to_path_buf(),
         message: m,
     };
+    if crate::store::remote::is_url(path) {
+        return Err(failed(
+            "pictures are written to local files (the array may be a URL)".into(),
+        ));
+    }
     let file = std::fs::File::create(path).map_err(|e| failed(e.to_string()))?;
     let mut encoder = png::Encoder::new(BufWriter::new(file), width as u32, height as u32);
     encoder.set_color(color);

@@ -170,7 +170,18 @@ type Adapter = AsyncToSyncStorageAdapter<AsyncObjectStore<PrefixStore<Client>>, 
 fn client(base: &str) -> Result<Client> {
     static CLIENTS: OnceLock<Mutex<HashMap<String, Client>>> = OnceLock::new();
     let clients = CLIENTS.get_or_init(Default::default);
-    if let Some(c) = clients.lock().expect("not poisoned").get(base) {
+    // A process that changes its server or key (a Python session) gets a new client.
+    let key = [
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+    ]
+    .iter()
+    .fold(base.to_string(), |k, v| {
+        k + "|" + &std::env::var(v).unwrap_or_default()
+    });
+    if let Some(c) = clients.lock().expect("not poisoned").get(&key) {
         return Ok(c.clone());
     }
     let failed = |e: &dyn std::fmt::Display| Error::Store {
@@ -192,7 +203,7 @@ fn client(base: &str) -> Result<Client> {
     clients
         .lock()
         .expect("not poisoned")
-        .insert(base.to_string(), client.clone());
+        .insert(key, client.clone());
     Ok(client)
 }
 

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::chain::Chain;
 use super::image::{input_spacing, open_level, output_image};
@@ -13,7 +14,9 @@ use crate::error::{Error, Result};
 use crate::exec::{self, Report, RunOptions, Sink, Source};
 use crate::gpu::GpuContext;
 use crate::region::{AxisSet, Region};
+use crate::stage::Stage;
 use crate::store::{Input, Output, OutputSpec};
+use crate::workers::{Workers, for_each_job};
 use crate::{Pipeline, Plan};
 
 /// A run of a chain of ops over a whole array, Zarr to Zarr: bounded in memory,
@@ -89,6 +92,49 @@ struct Prepared {
 }
 
 impl Prepared {
+    /// A copy whose output encodes chunks as the input does (same format, chunks, data
+    /// type, codecs, fill value; neither sharded): stores this part's chunks as the
+    /// input holds them, without decoding and encoding them again, on as many threads
+    /// as requests are in flight (the work is reads and writes). Returns the jobs
+    /// copied and their bytes; the run then finds them done, and computes any left (a
+    /// chunk absent from the input, written as the fill value).
+    fn copy_encoded(&self, progress: Option<&dyn Progress>) -> Result<(usize, u64)> {
+        // A copy is planned as one cast to the input's own type.
+        let copy = matches!(self.plan.stages(), [Stage::Cast(d)] if *d == self.input.dtype());
+        if !copy || self.dropped.is_some() || !self.output.encodes_like(&self.input)? {
+            return Ok((0, 0));
+        }
+        let groups = exec::JobGroups::new(&self.plan, None)?;
+        let jobs: Vec<usize> = groups
+            .jobs_of(self.options.part.jobs(groups.len()))
+            .collect();
+        let copied = AtomicUsize::new(0);
+        let bytes = AtomicU64::new(0);
+        let element = self.plan.output_dtype().size() as u64;
+        let workers = self
+            .options
+            .threads
+            .max(crate::store::remote::io_concurrency());
+        for_each_job(Workers::Threads(workers), jobs.len(), |i| {
+            let job = self.plan.job(jobs[i]);
+            // With --overwrite the output was erased when created: what is stored
+            // now was stored by this run.
+            if self.output.region_done(&job.output)?
+                || !self.output.copy_encoded(&self.input, &job.output)?
+            {
+                return Ok(());
+            }
+            let n = copied.fetch_add(1, Ordering::Relaxed) + 1;
+            let b = bytes.fetch_add(job.output.len() as u64 * element, Ordering::Relaxed);
+            if let Some(p) = progress {
+                p.advance(n, b + job.output.len() as u64 * element);
+            }
+            Ok(())
+        })?;
+        self.output.flush()?;
+        Ok((copied.into_inner(), bytes.into_inner()))
+    }
+
     /// Calls `f` with the sink the jobs write to: the output, or, where the chain's last
     /// projection drops an axis, the output seen through that axis kept at size 1.
     fn with_sink<R>(&self, f: impl FnOnce(&dyn Sink) -> R) -> R {
@@ -157,19 +203,32 @@ impl Run {
     pub fn run(&self, progress: Option<&dyn Progress>) -> Result<Report> {
         let before = crate::store::remote::traffic();
         let p = self.prepare()?;
+        let started = std::time::Instant::now();
+        let mut copied = (0, 0);
         let mut report = p.with_sink(|sink| {
             let groups = exec::JobGroups::new(&p.plan, sink.write_unit().as_deref())?;
             let jobs = groups.count(p.options.part.jobs(groups.len()));
             if let Some(b) = progress {
                 b.begin(Phase::Jobs, jobs);
             }
+            copied = p.copy_encoded(progress)?;
+            // The jobs copied are done; the run computes the rest.
+            let options = RunOptions {
+                overwrite: p.options.overwrite && copied.0 == 0,
+                ..p.options.clone()
+            };
             let advance = |done: usize, bytes: u64| {
                 if let Some(b) = progress {
                     b.advance(done, bytes);
                 }
             };
-            exec::run(&p.plan, &p.input, sink, &p.options, Some(&advance))
+            exec::run(&p.plan, &p.input, sink, &options, Some(&advance))
         })?;
+        // The jobs copied as encoded were done by this run, not found done.
+        report.jobs_skipped = report.jobs_skipped.saturating_sub(copied.0);
+        report.jobs_done += copied.0;
+        report.bytes_written += copied.1;
+        report.seconds = started.elapsed().as_secs_f64();
         report.statistics = p.statistics;
         report.object_store = crate::store::remote::traffic()
             .since(before)
