@@ -1131,6 +1131,11 @@ fn a_run_to_s3_killed_and_rerun_equals_an_uninterrupted_one_byte_for_byte() {
 }
 
 #[test]
+fn sharded_arrays_on_s3_are_read_by_range_and_written_one_object_per_shard() {
+    script_check("object_store.py", &["shards"]);
+}
+
+#[test]
 fn missing_buckets_arrays_and_bad_credentials_are_one_line_naming_the_url() {
     script_check("object_store.py", &["errors"]);
 }

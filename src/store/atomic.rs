@@ -179,6 +179,53 @@ impl ChunkStore {
         }
     }
 
+    /// A new temporary file for the value of `key` (a shard, written piece by piece),
+    /// its path, and where it goes: a path on a filesystem, the key on an object store.
+    pub(super) fn begin(
+        &self,
+        key: &StoreKey,
+    ) -> std::io::Result<(std::fs::File, PathBuf, PathBuf)> {
+        match self {
+            ChunkStore::Local(s) => s.begin(key),
+            ChunkStore::Remote { .. } => {
+                // Assembled in the machine's temporary directory, then uploaded.
+                let dir = std::env::temp_dir().join("haloflow-shards");
+                std::fs::create_dir_all(&dir)?;
+                let temp = dir.join(format!(
+                    "{}.{}.tmp",
+                    key.as_str().replace('/', "_"),
+                    unique_suffix()
+                ));
+                let file = std::fs::File::create_new(&temp)?;
+                Ok((file, temp, PathBuf::from(key.as_str())))
+            }
+        }
+    }
+
+    /// Stores the temporary file `temp` that [`ChunkStore::begin`] made for `target`:
+    /// synced and renamed on a filesystem, uploaded to an object store (both in the
+    /// background).
+    pub(super) fn commit(
+        &self,
+        file: std::fs::File,
+        temp: PathBuf,
+        target: PathBuf,
+    ) -> std::result::Result<(), String> {
+        match self {
+            ChunkStore::Local(s) => s
+                .committer
+                .commit_file(file, temp, target)
+                .map_err(|e| e.to_string()),
+            ChunkStore::Remote { store, stored } => {
+                drop(file);
+                let key = target.to_string_lossy().into_owned();
+                store.upload(&key, temp).map_err(|e| e.to_string())?;
+                stored.lock().expect("not poisoned").insert(key);
+                Ok(())
+            }
+        }
+    }
+
     /// Waits until every write so far is durable and visible.
     pub(super) fn flush(&self) -> std::result::Result<(), String> {
         match self {

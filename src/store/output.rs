@@ -118,15 +118,6 @@ impl Output {
                 message: "HTTP URLs are read-only; write to a local path or s3://".into(),
             });
         }
-        if spec.shard.is_some() {
-            return Err(Error::InvalidParameter {
-                op: "shards",
-                message: format!(
-                    "{}: sharded outputs are written to local paths only for now; drop --shards for an object store",
-                    path.display()
-                ),
-            });
-        }
         let mut resumed = true;
         match inspect(path)? {
             Found::Missing => resumed = false,
@@ -335,8 +326,7 @@ impl Output {
             path: self.chunk_path(&shard.iter().map(|&i| i as u64).collect::<Vec<_>>()),
             message: format!("writing the shard of chunk {chunk:?}: {e}"),
         };
-        let store = self.array.storage();
-        let storage = store.local().expect("sharded outputs are local");
+        let storage = self.array.storage();
         let begin = |shard: &[usize]| {
             let key: Vec<u64> = shard.iter().map(|&i| i as u64).collect();
             storage.begin(&self.array.chunk_key(&key))
@@ -346,8 +336,7 @@ impl Output {
             .map_err(|e| failed(&shards.shard_of(chunk), &e))?;
         if let Some((shard, (file, temp, target))) = done {
             storage
-                .committer
-                .commit_file(file, temp, target)
+                .commit(file, temp, target)
                 .map_err(|e| failed(&shard, &e))?;
         }
         Ok(())

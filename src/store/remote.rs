@@ -31,6 +31,7 @@ use object_store::http::HttpBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload};
+use tokio::io::AsyncWriteExt;
 use tokio::runtime::Runtime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -477,6 +478,46 @@ impl RemoteStore {
                 );
             }
         });
+    }
+
+    /// Uploads the local file `temp` as the object `key` in the background (a multipart
+    /// upload for a large one, in parts of 16 MiB: the object appears whole when the
+    /// upload completes, never torn), then removes the file. At most `--io-concurrency`
+    /// PUTs and uploads are in flight; [`RemoteStore::flush`] waits for them.
+    ///
+    /// # Errors
+    /// [`Error::Store`] naming the URL of an earlier PUT that failed.
+    pub fn upload(&self, key: &str, temp: PathBuf) -> Result<()> {
+        self.check_writable()?;
+        self.check_failed()?;
+        let permit =
+            block_on(self.puts.clone().acquire_owned()).expect("the semaphore is never closed");
+        let store: Arc<dyn ObjectStore> = self.objects.clone();
+        let path = ObjectPath::from(key);
+        let failed = self.failed.clone();
+        let url = self.key_url(key);
+        runtime().spawn(async move {
+            let sent = async {
+                let mut file = tokio::fs::File::open(&temp).await?;
+                let size = file.metadata().await?.len();
+                let mut writer =
+                    object_store::buffered::BufWriter::with_capacity(store, path, 16 << 20);
+                tokio::io::copy(&mut file, &mut writer).await?;
+                writer.shutdown().await?;
+                count(1 + size / (16 << 20), 0, size);
+                std::io::Result::Ok(())
+            }
+            .await;
+            let _ = tokio::fs::remove_file(&temp).await;
+            if let Err(e) = sent {
+                failed
+                    .lock()
+                    .expect("not poisoned")
+                    .get_or_insert_with(|| format!("{}: {}", url.display(), explain(&e)));
+            }
+            drop(permit);
+        });
+        Ok(())
     }
 
     /// The result of the GET of `key` begun ahead, if one was (it is then forgotten: a

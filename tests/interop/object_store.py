@@ -4,7 +4,7 @@ plain HTTP server, both on localhost and started here, with credentials enforced
 
     python tests/interop/object_store.py --haloflow target/debug/haloflow CHECK...
 
-CHECKs: roundtrip, parts, resume, http, ome, errors (default: all). Exit status 1 on
+CHECKs: roundtrip, parts, resume, shards, http, ome, errors (default: all). Exit status 1 on
 failure. The Rust test `tests/cli.rs` runs this with the freshly built binary.
 """
 
@@ -217,6 +217,26 @@ def check_resume(bin_, servers, tmp):
     del rerun
 
 
+def check_shards(bin_, servers, tmp):
+    x = volume((20, 24, 28), seed=5)
+    # A sharded input written by zarr-python into the bucket: haloflow reads its inner
+    # chunks with ranged requests through the shard index.
+    zarr.create_array(s3("sharded-in.zarr"), shape=x.shape, chunks=(4, 8, 8), shards=(8, 16, 16),
+                      dtype=x.dtype, storage_options=dict(endpoint_url=servers.endpoint,
+                                                          key=servers.key, secret=servers.secret))[...] = x
+    args = ["gaussian", s3("sharded-in.zarr"), s3("sharded-out.zarr"), "--sigma", "1",
+            "--chunks", "4,8,8", "--shards", "8,8,16"]
+    haloflow(bin_, servers, "init", *args)
+    for i in range(3):
+        haloflow(bin_, servers, *args, "--part", f"{i}/3", "--quiet")
+    verify = haloflow(bin_, servers, "verify", s3("sharded-out.zarr"), check_ok=False)
+    check(verify.returncode == 0, f"verify of a sharded output on s3://: {verify.stdout} {verify.stderr}")
+    stored = [k for k in servers.objects("sharded-out.zarr") if k.startswith("c/")]
+    check(len(stored) == 3 * 3 * 2, f"a sharded output on s3:// holds {len(stored)} shard objects, not 18")
+    close("sharded S3 -> sharded S3 gaussian (read by zarr-python)", servers.open(s3("sharded-out.zarr")),
+          ndi.gaussian_filter(x, 1.0, mode="reflect"))
+
+
 def check_http(bin_, servers, tmp):
     x = volume((18, 22, 25), seed=3)
     write(tmp, "served", x, (8, 8, 8))
@@ -279,6 +299,7 @@ CHECKS = {
     "roundtrip": check_roundtrip,
     "parts": check_parts,
     "resume": check_resume,
+    "shards": check_shards,
     "http": check_http,
     "ome": check_ome,
     "errors": check_errors,
