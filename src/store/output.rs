@@ -134,8 +134,12 @@ impl Output {
             }
         }
         if !resumed {
+            // A conditional PUT: of N processes creating the output at once, one
+            // stores the metadata and the others reopen and compare against it.
             for (name, bytes) in spec.metadata_files() {
-                remote.write_now(name, bytes)?;
+                if !remote.write_new(name, bytes)? {
+                    resumed = true;
+                }
             }
         }
         let store = ChunkStore::remote(remote)?;

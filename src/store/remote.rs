@@ -30,7 +30,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::http::HttpBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tokio::io::AsyncWriteExt;
 use tokio::runtime::Runtime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -396,6 +396,31 @@ impl RemoteStore {
         block_on(async move { objects.put(&path, PutPayload::from(bytes)).await })
             .map(|_| ())
             .map_err(|e| self.error(key, &e))
+    }
+
+    /// Stores `bytes` as the object `key` unless one is there (a conditional PUT,
+    /// `If-None-Match: *`; a store without conditional writes takes a plain PUT).
+    /// Returns `false` if another writer stored it first.
+    ///
+    /// # Errors
+    /// [`Error::Store`] naming the URL.
+    pub fn write_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool> {
+        self.check_writable()?;
+        count(1, 0, bytes.len() as u64);
+        let objects = self.objects.clone();
+        let path = ObjectPath::from(key);
+        let payload = PutPayload::from(bytes);
+        let put = block_on(async move {
+            let create = PutOptions::from(PutMode::Create);
+            match objects.put_opts(&path, payload.clone(), create).await {
+                Err(object_store::Error::NotImplemented { .. }) => {
+                    objects.put(&path, payload).await.map(|_| true)
+                }
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                other => other.map(|_| true),
+            }
+        });
+        put.map_err(|e| self.error(key, &e))
     }
 
     /// Whether any object lies below this node (it is not free for a new array).
