@@ -147,9 +147,10 @@ impl From<DTypeError> for Error {
     }
 }
 
-/// The message of [`Error::NotFound`]: a URL has no files or directories.
+/// The message of [`Error::NotFound`]: a URL (`s3://`, `https://`) has no files or
+/// directories.
 fn not_found(path: &std::path::Path) -> String {
-    if crate::store::remote::is_url(path) {
+    if path.to_str().is_some_and(|s| s.contains("://")) {
         format!(
             "{}: nothing there (no zarr.json or .zarray, and no object below it)",
             path.display()

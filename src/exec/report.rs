@@ -68,6 +68,20 @@ pub struct ObjectStoreTraffic {
     pub mb_per_s: f64,
 }
 
+impl ObjectStoreTraffic {
+    /// The traffic of a run of `seconds`.
+    pub fn over(requests: u64, bytes_in: u64, bytes_out: u64, seconds: f64) -> Self {
+        let s = seconds.max(1e-9);
+        ObjectStoreTraffic {
+            requests,
+            bytes_in,
+            bytes_out,
+            requests_per_s: requests as f64 / s,
+            mb_per_s: (bytes_in + bytes_out) as f64 / 1e6 / s,
+        }
+    }
+}
+
 /// What a GPU run moved over the host link and how its time went: the device's
 /// counters from the run's start to its end (runs sharing one `GpuContext` at the
 /// same time see each other's figures).

@@ -48,7 +48,6 @@ use zarrs_object_store::AsyncObjectStore;
 
 use super::errors::one_line;
 use crate::error::{Error, Result};
-use crate::exec::ObjectStoreTraffic;
 
 /// Requests in flight to an object store by default: enough to hide a cloud store's
 /// latency (tens of milliseconds per request) behind a few compute threads.
@@ -91,18 +90,6 @@ impl Traffic {
             bytes_out: self.bytes_out - before.bytes_out,
         };
         (t.requests > 0).then_some(t)
-    }
-
-    /// As a run's report gives it, over `seconds`.
-    pub fn per_second(self, seconds: f64) -> ObjectStoreTraffic {
-        let s = seconds.max(1e-9);
-        ObjectStoreTraffic {
-            requests: self.requests,
-            bytes_in: self.bytes_in,
-            bytes_out: self.bytes_out,
-            requests_per_s: self.requests as f64 / s,
-            mb_per_s: (self.bytes_in + self.bytes_out) as f64 / 1e6 / s,
-        }
     }
 }
 
@@ -515,13 +502,9 @@ impl RemoteStore {
     pub fn upload(&self, key: &str, temp: PathBuf) -> Result<()> {
         self.check_writable()?;
         self.check_failed()?;
-        let permit =
-            block_on(self.puts.clone().acquire_owned()).expect("the semaphore is never closed");
         let store: Arc<dyn ObjectStore> = self.objects.clone();
         let path = ObjectPath::from(key);
-        let failed = self.failed.clone();
-        let url = self.key_url(key);
-        runtime().spawn(async move {
+        self.behind(key, async move {
             let sent = async {
                 let mut file = tokio::fs::File::open(&temp).await?;
                 let size = file.metadata().await?.len();
@@ -534,15 +517,33 @@ impl RemoteStore {
             }
             .await;
             let _ = tokio::fs::remove_file(&temp).await;
-            if let Err(e) = sent {
+            sent.map_err(|e| explain(&e))
+        });
+        Ok(())
+    }
+
+    /// Runs the write `work` of the object `key` in the background, once one of the
+    /// `--io-concurrency` permits is free (this thread waits for it); its failure,
+    /// named by the object's URL, is what the next write or [`RemoteStore::flush`]
+    /// reports.
+    fn behind(
+        &self,
+        key: &str,
+        work: impl std::future::Future<Output = std::result::Result<(), String>> + Send + 'static,
+    ) {
+        let permit =
+            block_on(self.puts.clone().acquire_owned()).expect("the semaphore is never closed");
+        let failed = self.failed.clone();
+        let url = self.key_url(key);
+        runtime().spawn(async move {
+            if let Err(message) = work.await {
                 failed
                     .lock()
                     .expect("not poisoned")
-                    .get_or_insert_with(|| format!("{}: {}", url.display(), explain(&e)));
+                    .get_or_insert_with(|| format!("{}: {message}", url.display()));
             }
             drop(permit);
         });
-        Ok(())
     }
 
     /// The result of the GET of `key` begun ahead, if one was (it is then forgotten: a
@@ -695,21 +696,15 @@ impl WritableStorageTraits for RemoteStore {
         if let Some(message) = self.failed.lock().expect("not poisoned").clone() {
             return Err(StorageError::Other(message));
         }
-        let permit = block_on(self.puts.clone().acquire_owned())
-            .map_err(|e| StorageError::Other(e.to_string()))?;
         count(1, 0, value.len() as u64);
         let objects = self.objects.clone();
         let path = ObjectPath::from(key.as_str());
-        let failed = self.failed.clone();
-        let url = self.key_url(key.as_str());
-        runtime().spawn(async move {
-            if let Err(e) = objects.put(&path, PutPayload::from(value)).await {
-                failed
-                    .lock()
-                    .expect("not poisoned")
-                    .get_or_insert_with(|| format!("{}: {}", url.display(), explain(&e)));
-            }
-            drop(permit);
+        self.behind(key.as_str(), async move {
+            objects
+                .put(&path, PutPayload::from(value))
+                .await
+                .map(|_| ())
+                .map_err(|e| explain(&e))
         });
         Ok(())
     }

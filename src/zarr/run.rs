@@ -230,9 +230,9 @@ impl Run {
         report.bytes_written += copied.1;
         report.seconds = started.elapsed().as_secs_f64();
         report.statistics = p.statistics;
-        report.object_store = crate::store::remote::traffic()
-            .since(before)
-            .map(|t| t.per_second(report.seconds));
+        report.object_store = crate::store::remote::traffic().since(before).map(|t| {
+            exec::ObjectStoreTraffic::over(t.requests, t.bytes_in, t.bytes_out, report.seconds)
+        });
         Ok(report)
     }
 
