@@ -1136,6 +1136,11 @@ fn sharded_arrays_on_s3_are_read_by_range_and_written_one_object_per_shard() {
 }
 
 #[test]
+fn labels_on_s3_in_three_parts_and_a_merge_equal_scipy() {
+    script_check("object_store.py", &["label"]);
+}
+
+#[test]
 fn missing_buckets_arrays_and_bad_credentials_are_one_line_naming_the_url() {
     script_check("object_store.py", &["errors"]);
 }

@@ -16,9 +16,10 @@ use crate::Plan;
 use crate::block::BlockAny;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::exec::label::{DirState, LabelState, Labelling};
+use crate::exec::label::{DirState, LabelState, Labelling, StateObjects};
 use crate::region::Grid;
 use crate::stage::{Foreground, Structure};
+use crate::store::remote::RemoteStore;
 use crate::store::{Input, OmeImage, Output, OutputSpec};
 
 /// Which step of a labelling a process runs.
@@ -127,23 +128,13 @@ impl Label {
     /// Runs this process's step; `progress` hears of every chunk.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for an output at a URL, a connectivity out of range, a float input
+    /// [`Error::InvalidParameter`] for a connectivity out of range, a float input
     /// without [`Label::above`], sharded output, a merge before every part is done, or
     /// more objects than the label type holds (nothing is written then);
     /// [`Error::IncompatibleOutput`] for an output made otherwise; read and write errors.
     pub fn run(&self, progress: Option<&dyn Progress>) -> Result<LabelReport> {
         let started = Instant::now();
         let o = &self.options;
-        if crate::store::remote::is_url(&self.output) {
-            // Its steps hand files on beside the output (`.haloflow-label/`).
-            return Err(Error::InvalidParameter {
-                op: "label",
-                message: format!(
-                    "{}: label writes to local paths only for now (its input may be a URL)",
-                    self.output.display()
-                ),
-            });
-        }
         let (input_path, _) = open_level(&self.input, o.level)?;
         let input = Input::open(&input_path)?;
         let pipeline = self.chain.pipeline(None)?;
@@ -290,15 +281,20 @@ impl Label {
             chunks,
             ..LabelReport::default()
         };
+        // On an object store the hand-overs are objects below the output.
+        let remote = RemoteStore::open(&state_dir)?;
         if o.overwrite && output.resumed() {
-            remove_dir(&state_dir)?;
+            remove_dir(&state_dir, remote.as_deref())?;
         }
-        if let Some(count) = read_done(&done_file)? {
+        if let Some(count) = read_done(&done_file, remote.as_deref())? {
             report.objects = Some(count);
             report.chunks_skipped = part.jobs(chunks).len();
             return Ok(finish(report, started));
         }
-        let state = DirState::new(&state_dir)?;
+        let state = match &remote {
+            Some(r) => DirState::on_objects(&state_dir, Box::new(RemoteState(r.clone()))),
+            None => DirState::new(&state_dir)?,
+        };
         // Jobs in flight: as many threads as the memory limit holds chunks of input,
         // labels and runs.
         let per_job = grid.chunk_shape().iter().product::<usize>() as u64
@@ -383,7 +379,7 @@ impl Label {
         }
         if part.count == 1 {
             // Every chunk is written: what the steps handed on is no longer needed.
-            write_done(&state_dir, &done_file, count)?;
+            write_done(&state_dir, &done_file, count, remote.as_deref())?;
         }
         Ok(finish(report, started))
     }
@@ -490,7 +486,10 @@ fn io_error(path: &Path, e: std::io::Error) -> Error {
     }
 }
 
-fn remove_dir(dir: &Path) -> Result<()> {
+fn remove_dir(dir: &Path, remote: Option<&RemoteStore>) -> Result<()> {
+    if let Some(remote) = remote {
+        return remote.erase_all();
+    }
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(dir, e)),
         _ => Ok(()),
@@ -498,24 +497,56 @@ fn remove_dir(dir: &Path) -> Result<()> {
 }
 
 /// The object count of a finished labelling, if it is finished.
-fn read_done(done: &Path) -> Result<Option<u64>> {
-    match std::fs::read_to_string(done) {
-        Ok(s) => s.trim().parse().map(Some).map_err(|_| Error::Store {
+fn read_done(done: &Path, remote: Option<&RemoteStore>) -> Result<Option<u64>> {
+    let text = match remote {
+        Some(r) => r
+            .read("done")?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        None => match std::fs::read_to_string(done) {
+            Ok(s) => Some(s),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_error(done, e)),
+        },
+    };
+    text.map(|s| {
+        s.trim().parse().map_err(|_| Error::Store {
             path: done.to_path_buf(),
             message: "not an object count".into(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_error(done, e)),
-    }
+        })
+    })
+    .transpose()
 }
 
 /// Marks the labelling finished with `count` objects and drops the hand-overs.
-fn write_done(dir: &Path, done: &Path, count: u64) -> Result<()> {
+fn write_done(dir: &Path, done: &Path, count: u64, remote: Option<&RemoteStore>) -> Result<()> {
+    if let Some(remote) = remote {
+        remote.write_now("done", format!("{count}\n").into_bytes())?;
+        for sub in ["summaries", "numbers"] {
+            if let Some(objects) = RemoteStore::open(&dir.join(sub))? {
+                objects.erase_all()?;
+            }
+        }
+        return Ok(());
+    }
     let tmp = dir.join("done.tmp");
     std::fs::write(&tmp, format!("{count}\n")).map_err(|e| io_error(&tmp, e))?;
     std::fs::rename(&tmp, done).map_err(|e| io_error(done, e))?;
     for sub in ["summaries", "numbers"] {
-        remove_dir(&dir.join(sub))?;
+        remove_dir(&dir.join(sub), None)?;
     }
     Ok(())
+}
+
+/// The hand-overs of a labelling whose output is on an object store: objects below
+/// `OUT/.haloflow-label/`.
+struct RemoteState(std::sync::Arc<RemoteStore>);
+
+impl StateObjects for RemoteState {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.0.read(key)
+    }
+
+    fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        self.0.write_now(key, bytes)
+    }
 }

@@ -4,7 +4,7 @@ plain HTTP server, both on localhost and started here, with credentials enforced
 
     python tests/interop/object_store.py --haloflow target/debug/haloflow CHECK...
 
-CHECKs: roundtrip, parts, resume, shards, http, ome, errors (default: all). Exit status 1 on
+CHECKs: roundtrip, parts, resume, shards, label, http, ome, errors (default: all). Exit status 1 on
 failure. The Rust test `tests/cli.rs` runs this with the freshly built binary.
 """
 
@@ -242,6 +242,24 @@ def check_shards(bin_, servers, tmp):
           ndi.gaussian_filter(x, 1.0, mode="reflect"))
 
 
+def check_label(bin_, servers, tmp):
+    mask = (volume((18, 22, 26), seed=6) > 0.7).astype(np.uint8)
+    haloflow(bin_, servers, "copy", write(tmp, "mask", mask, (6, 8, 8)), s3("mask.zarr"), "--quiet")
+    want, n = ndi.label(mask, ndi.generate_binary_structure(3, 3))
+    args = ["label", s3("mask.zarr"), s3("labels.zarr"), "--connectivity", "3", "--quiet"]
+    for i in range(3):
+        haloflow(bin_, servers, *args, "--part", f"{i}/3")
+    haloflow(bin_, servers, *args, "--merge")
+    got = servers.open(s3("labels.zarr"))
+    check(np.array_equal(got, want), f"label in 3 parts and a merge on s3://: differs from scipy ({n} objects)")
+    left = [k for k in servers.keys("labels.zarr") if k.startswith(".haloflow-label/")]
+    check(left == [".haloflow-label/done"], f"a finished labelling on s3:// left {left}")
+    table = os.path.join(tmp, "objects.csv")
+    haloflow(bin_, servers, "objects", s3("labels.zarr"), "--table", table)
+    rows = open(table).read().strip().splitlines()
+    check(len(rows) == n + 1, f"objects of labels on s3://: {len(rows) - 1} rows for {n} objects")
+
+
 def check_http(bin_, servers, tmp):
     x = volume((18, 22, 25), seed=3)
     write(tmp, "served", x, (8, 8, 8))
@@ -305,6 +323,7 @@ CHECKS = {
     "parts": check_parts,
     "resume": check_resume,
     "shards": check_shards,
+    "label": check_label,
     "http": check_http,
     "ome": check_ome,
     "errors": check_errors,

@@ -28,7 +28,7 @@ use crate::stage::{Foreground, Structure};
 
 #[cfg(test)]
 use state::MemoryState;
-pub(crate) use state::{ChunkNumbers, ChunkSummary, DirState, LabelState};
+pub(crate) use state::{ChunkNumbers, ChunkSummary, DirState, LabelState, StateObjects};
 
 /// A labelling of an array of `shape` cut into the chunks of `grid`.
 pub(crate) struct Labelling {

@@ -84,9 +84,19 @@ impl LabelState for MemoryState {
 
 /// The steps' hand-overs as files in a directory (`summaries/N`, `numbers/N`), each
 /// written under a temporary name and renamed into place, so a killed step leaves
-/// no torn file.
+/// no torn file; or as objects below a URL, each one PUT.
 pub(crate) struct DirState {
     dir: PathBuf,
+    objects: Option<Box<dyn StateObjects>>,
+}
+
+/// The objects below the state's URL in an object store, for a [`DirState`] there:
+/// the whole-array layer, which knows stores, gives them.
+pub(crate) trait StateObjects: Sync + Send {
+    /// The object `key` (`summaries/3`), if it is there.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores the object `key` whole (one PUT: never torn).
+    fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()>;
 }
 
 const SUMMARY_MAGIC: &[u8; 4] = b"HFL1";
@@ -100,20 +110,42 @@ impl DirState {
         }
         Ok(DirState {
             dir: dir.to_path_buf(),
+            objects: None,
         })
+    }
+
+    /// The state kept as objects below the URL `dir`.
+    pub fn on_objects(dir: &Path, objects: Box<dyn StateObjects>) -> DirState {
+        DirState {
+            dir: dir.to_path_buf(),
+            objects: Some(objects),
+        }
     }
 
     fn path(&self, kind: &str, chunk: usize) -> PathBuf {
         self.dir.join(kind).join(chunk.to_string())
     }
 
+    /// The key of `path` below the state's URL.
+    fn key<'a>(&self, path: &'a Path) -> std::borrow::Cow<'a, str> {
+        path.strip_prefix(&self.dir)
+            .unwrap_or(path)
+            .to_string_lossy()
+    }
+
     fn write(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        if let Some(objects) = &self.objects {
+            return objects.put(&self.key(path), bytes.to_vec());
+        }
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
         std::fs::write(&tmp, bytes).map_err(|e| store_error(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| store_error(path, e))
     }
 
     fn read(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        if let Some(objects) = &self.objects {
+            return objects.get(&self.key(path));
+        }
         match std::fs::read(path) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -211,7 +243,11 @@ impl LabelState for DirState {
     }
 
     fn has_summary(&self, chunk: usize) -> Result<bool> {
-        Ok(self.path("summaries", chunk).exists())
+        let path = self.path("summaries", chunk);
+        match &self.objects {
+            Some(_) => Ok(self.read(&path)?.is_some()),
+            None => Ok(path.exists()),
+        }
     }
 
     fn put_numbers(&self, chunk: usize, n: &ChunkNumbers) -> Result<()> {
