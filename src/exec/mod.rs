@@ -70,6 +70,7 @@ pub fn run(
         finished: AtomicUsize::new(report.jobs_skipped),
         written: AtomicU64::new(0),
         progress,
+        telling: std::sync::Mutex::new(()),
     };
     GpuReport::start(&options.backend);
     let jobs_done = todo.len();
@@ -159,11 +160,15 @@ struct Tally<'a> {
     finished: AtomicUsize,
     written: AtomicU64,
     progress: Option<Progress<'a>>,
+    /// Held while counting and telling, so the callback hears counts in order (the
+    /// last call is the final count).
+    telling: std::sync::Mutex<()>,
 }
 
 impl Tally<'_> {
     /// Counts one more job done, of `bytes` written.
     fn job_written(&self, bytes: u64) {
+        let _in_order = self.telling.lock().unwrap_or_else(|e| e.into_inner());
         let total = self.written.fetch_add(bytes, Ordering::Relaxed) + bytes;
         let n = self.finished.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(p) = self.progress {

@@ -110,6 +110,7 @@ impl Prepared {
             .collect();
         let copied = AtomicUsize::new(0);
         let bytes = AtomicU64::new(0);
+        let telling = std::sync::Mutex::new(());
         let element = self.plan.output_dtype().size() as u64;
         let workers = self
             .options
@@ -124,6 +125,8 @@ impl Prepared {
             {
                 return Ok(());
             }
+            // Counted and told under one lock, so progress hears counts in order.
+            let _in_order = telling.lock().unwrap_or_else(|e| e.into_inner());
             let n = copied.fetch_add(1, Ordering::Relaxed) + 1;
             let b = bytes.fetch_add(job.output.len() as u64 * element, Ordering::Relaxed);
             if let Some(p) = progress {
