@@ -1,5 +1,6 @@
-//! Zarr arrays on the filesystem (through [zarrs]): open an input and read footprints,
-//! create or resume an output and write it one whole chunk at a time.
+//! Zarr arrays on the filesystem or in an object store (through [zarrs]; URLs in
+//! [`remote`]): open an input and read footprints, create or resume an output and
+//! write it one whole chunk at a time.
 //! (Layer: the store; see the layer map in `docs/ARCHITECTURE.md`.)
 //!
 //! - [`Input`] opens a Zarr v2 (`.zarray`) or v3 (`zarr.json`) array, sharded or not,

@@ -58,7 +58,9 @@ impl Output {
     /// Safe when N processes create the same output at once on a shared filesystem:
     /// the array directory is assembled under a temporary name and renamed into place,
     /// and the processes that lose the race compare and reopen the winner's array.
-    /// (`overwrite` is not: run it once, before starting the processes.)
+    /// (`overwrite` is not: run it once, before starting the processes.) `path` may be
+    /// an `s3://` URL (see [`remote`](super::remote)): the same holds there, with a
+    /// conditional PUT of the metadata.
     ///
     /// # Errors
     /// [`Error::IncompatibleOutput`] naming what differs (or what is there instead of an
@@ -102,9 +104,10 @@ impl Output {
         })
     }
 
-    /// [`Output::create`] on an object store: the metadata objects are PUT (N processes
-    /// creating the same output PUT the same bytes), and an array already there is
-    /// reopened with the keys it holds, listed once.
+    /// [`Output::create`] on an object store: the metadata objects are stored with a
+    /// conditional PUT (of N processes creating the output at once, one writes them and
+    /// the others compare), and an array already there is reopened with the keys it
+    /// holds, listed once.
     fn create_remote(
         path: &Path,
         remote: Arc<RemoteStore>,

@@ -3,14 +3,14 @@
 //! bounded by the chunks in flight and the objects that touch a chunk face.
 //!
 //! Three steps, each resumable and the first split into parts:
-//! 1. **label** each chunk on its own ([`Labelling::summarise`]): kept are its count of
+//! 1. **label** each chunk on its own (`Labelling::summarise`): kept are its count of
 //!    objects, how many begin on each of its rows, its runs on faces shared with
 //!    another chunk, and where each object on such a face begins;
-//! 2. **merge** ([`Labelling::merge`]): face runs of neighbouring chunks that touch
+//! 2. **merge** (`Labelling::merge`): face runs of neighbouring chunks that touch
 //!    through the structure are joined by a union-find over the face objects; an
 //!    object spread over chunks is numbered at its first voxel, and each chunk row's
 //!    first label follows from how many objects begin on every row before it;
-//! 3. **relabel** ([`Labelling::relabel`]): each chunk is labelled again and every
+//! 3. **relabel** (`Labelling::relabel`): each chunk is labelled again and every
 //!    local label replaced by its global one.
 
 pub mod memory;
