@@ -94,8 +94,8 @@ struct Prepared {
 impl Prepared {
     /// A copy whose output encodes chunks as the input does (same format, chunks, data
     /// type, codecs, fill value; neither sharded): stores this part's chunks as the
-    /// input holds them, without decoding and encoding them again, on as many threads
-    /// as requests are in flight (the work is reads and writes). Returns the jobs
+    /// input holds them, without decoding and encoding them again (on an object store,
+    /// on as many threads as requests are in flight). Returns the jobs
     /// copied and their bytes; the run then finds them done, and computes any left (a
     /// chunk absent from the input, written as the fill value).
     fn copy_encoded(&self, progress: Option<&dyn Progress>) -> Result<(usize, u64)> {
@@ -112,10 +112,18 @@ impl Prepared {
         let bytes = AtomicU64::new(0);
         let telling = std::sync::Mutex::new(());
         let element = self.plan.output_dtype().size() as u64;
-        let workers = self
-            .options
-            .threads
-            .max(crate::store::remote::io_concurrency());
+        // Requests to an object store wait on the network: as many threads as requests
+        // in flight. On a filesystem, the run's threads.
+        let remote = [self.input.path(), self.output.path()]
+            .iter()
+            .any(|p| crate::store::remote::is_url(p));
+        let workers = if remote {
+            self.options
+                .threads
+                .max(crate::store::remote::io_concurrency())
+        } else {
+            self.options.threads
+        };
         for_each_job(Workers::Threads(workers), jobs.len(), |i| {
             let job = self.plan.job(jobs[i]);
             // With --overwrite the output was erased when created: what is stored

@@ -30,6 +30,7 @@ import boto3  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.ndimage as ndi  # noqa: E402
 import zarr  # noqa: E402
+import zarr.codecs  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
 FAILURES = []
@@ -166,6 +167,22 @@ def check_roundtrip(bin_, servers, tmp):
     close("local -> S3 chain", servers.open(s3("chain.zarr")),
           np.clip(ndi.gaussian_filter(x, 1.0, mode="reflect"), 0.3, 0.7))
     del run
+    # A copy whose codecs are the input's stores the stored chunks' bytes as they are
+    # (nothing decoded) and writes the absent ones (the fill value) from their values.
+    sparse = zarr.create_array(s3("sparse.zarr"), shape=(16, 24), chunks=(8, 8), dtype="float32",
+                               compressors=zarr.codecs.ZstdCodec(level=3), fill_value=0.0,
+                               storage_options=dict(endpoint_url=servers.endpoint, key=servers.key,
+                                                    secret=servers.secret))
+    sparse[:8, :8] = 1.5
+    sparse[8:, 16:] = 2.5
+    haloflow(bin_, servers, "copy", s3("sparse.zarr"), s3("sparse-copy.zarr"),
+             "--report", os.path.join(tmp, "copy.json"), "--quiet")
+    copied = json.load(open(os.path.join(tmp, "copy.json")))
+    check(np.array_equal(servers.open(s3("sparse-copy.zarr")), sparse[...]), "copy as encoded: values differ")
+    check(copied["jobs_done"] == 6 and copied["chunks_decoded"] == 4,
+          f"copy as encoded: {copied['jobs_done']} jobs, {copied['chunks_decoded']} chunks decoded (want 6, 4)")
+    same = servers.objects("sparse.zarr")["c/0/0"] == servers.objects("sparse-copy.zarr")["c/0/0"]
+    check(same, "copy as encoded: a stored chunk's bytes changed")
 
 
 def check_parts(bin_, servers, tmp):
