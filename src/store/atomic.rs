@@ -46,6 +46,12 @@ impl AtomicStore {
     }
 }
 
+/// A temporary file's name for the value of `key`, unique across processes and
+/// threads.
+fn temp_name(key: &StoreKey) -> String {
+    format!("{}.{}.tmp", key.as_str().replace('/', "_"), unique_suffix())
+}
+
 impl AtomicStore {
     /// A new temporary file for the value of `key` (created with its directory if need
     /// be), its path, and the path it is to be renamed to.
@@ -53,11 +59,7 @@ impl AtomicStore {
         &self,
         key: &StoreKey,
     ) -> std::io::Result<(std::fs::File, PathBuf, PathBuf)> {
-        let temp = self.temp_dir.join(format!(
-            "{}.{}.tmp",
-            key.as_str().replace('/', "_"),
-            unique_suffix()
-        ));
+        let temp = self.temp_dir.join(temp_name(key));
         let file = match std::fs::File::create_new(&temp) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(&self.temp_dir)?;
@@ -89,11 +91,7 @@ impl ReadableStorageTraits for AtomicStore {
 
 impl WritableStorageTraits for AtomicStore {
     fn set(&self, key: &StoreKey, value: Bytes) -> std::result::Result<(), StorageError> {
-        let temp = self.temp_dir.join(format!(
-            "{}.{}.tmp",
-            key.as_str().replace('/', "_"),
-            unique_suffix()
-        ));
+        let temp = self.temp_dir.join(temp_name(key));
         self.committer
             .write(temp, self.inner.key_to_fspath(key), &value)
             .map_err(|e| StorageError::IOError(Arc::new(e)))
@@ -191,11 +189,7 @@ impl ChunkStore {
                 // Assembled in the machine's temporary directory, then uploaded.
                 let dir = std::env::temp_dir().join("haloflow-shards");
                 std::fs::create_dir_all(&dir)?;
-                let temp = dir.join(format!(
-                    "{}.{}.tmp",
-                    key.as_str().replace('/', "_"),
-                    unique_suffix()
-                ));
+                let temp = dir.join(temp_name(key));
                 let file = std::fs::File::create_new(&temp)?;
                 Ok((file, temp, PathBuf::from(key.as_str())))
             }
