@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""scipy.ndimage's own filter tests with haloflow's functions in place of scipy's (issue
-31's harness): runs `scipy/ndimage/tests/test_filters.py` under pytest with each function
+"""scipy.ndimage's own tests with haloflow's functions in place of scipy's (issue 31's
+harness): runs one of scipy's test modules (`scipy/ndimage/tests/test_filters.py`,
+`test_interpolation.py` or `test_measurements.py`) under pytest with each function
 haloflow names after scipy patched into `scipy.ndimage`, then reports the tests that
 reach haloflow, how they fare, and what haloflow refused most often.
 
-    .venv/bin/python scripts/scipy_suite.py [--functions gaussian_filter,median_filter]
+    .venv/bin/python scripts/scipy_suite.py [--module filters|interpolation|measurements]
+        [--functions gaussian_filter,median_filter]
 
 Exits non-zero if a test that reaches haloflow fails and is not in --expected (default
 tests/scipy_expected_failures.txt: each test id with the reason it fails), or if no test
@@ -21,13 +23,18 @@ import scipy.ndimage
 
 import haloflow
 
-# The functions haloflow names after scipy.ndimage's.
-FUNCTIONS = [
-    "gaussian_filter", "gaussian_filter1d", "gaussian_laplace", "gaussian_gradient_magnitude",
-    "convolve", "convolve1d", "correlate", "correlate1d", "uniform_filter", "uniform_filter1d",
-    "median_filter", "percentile_filter", "rank_filter", "minimum_filter", "minimum_filter1d",
-    "maximum_filter", "maximum_filter1d",
-]
+# The functions haloflow names after scipy.ndimage's, by the scipy test module that
+# tests them.
+FUNCTIONS = {
+    "filters": [
+        "gaussian_filter", "gaussian_filter1d", "gaussian_laplace", "gaussian_gradient_magnitude",
+        "convolve", "convolve1d", "correlate", "correlate1d", "uniform_filter", "uniform_filter1d",
+        "median_filter", "percentile_filter", "rank_filter", "minimum_filter", "minimum_filter1d",
+        "maximum_filter", "maximum_filter1d",
+    ],
+    "interpolation": ["affine_transform", "zoom", "rotate"],
+    "measurements": ["label"],
+}
 
 
 class Harness:
@@ -69,7 +76,9 @@ class Harness:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--functions", default=",".join(FUNCTIONS))
+    ap.add_argument("--module", choices=sorted(FUNCTIONS), default="filters",
+                    help="which of scipy.ndimage's test modules to run")
+    ap.add_argument("--functions", help="the functions to patch in (default: the module's)")
     ap.add_argument("--top", type=int, default=25, help="how many of the commonest refusals to list")
     ap.add_argument("--expected", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                                        "tests", "scipy_expected_failures.txt"),
@@ -81,8 +90,8 @@ def main():
             if line.strip() and not line.startswith("#"):
                 test, _, reason = line.strip().partition(" ")
                 expected[test] = reason.strip()
-    harness = Harness(args.functions.split(","))
-    tests = os.path.join(os.path.dirname(scipy.ndimage.__file__), "tests", "test_filters.py")
+    harness = Harness(args.functions.split(",") if args.functions else FUNCTIONS[args.module])
+    tests = os.path.join(os.path.dirname(scipy.ndimage.__file__), "tests", f"test_{args.module}.py")
     pytest.main([tests, "-q", "-p", "no:cacheprovider", "--no-header", "-rN", "--tb=no"], plugins=[harness])
     reached = [t for t in harness.outcomes if t in harness.reached]
     fared = collections.Counter(harness.outcomes[t] for t in reached)

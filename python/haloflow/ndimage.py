@@ -166,7 +166,7 @@ def _axes(axes, ndim):
 
 def _sequence(value, n):
     """scipy's ``_normalize_sequence``: one value for all ``n`` axes, or one each."""
-    if isinstance(value, str) or not hasattr(value, "__len__"):
+    if isinstance(value, str) or not np.iterable(value):
         return [value] * n
     value = list(value)
     if len(value) != n:
@@ -760,8 +760,35 @@ def affine_transform(input, matrix, offset=0.0, output_shape=None, output=None, 
         raise RuntimeError("affine matrix has wrong number of columns")
     offset = np.asarray(_sequence(offset, x.ndim), dtype=np.float64)
     shape = tuple(int(s) for s in output_shape)
+    if m.ndim == 2 and len(shape) != x.ndim:
+        return _across_ranks(x, m, offset, shape, output, order, mode, cval, prefilter, device, threads)
     return _geometric(lambda c: ops.affine(m, offset, shape, order, mode, float(c), prefilter), x, output, shape,
                       cval, device, threads)
+
+
+def _across_ranks(x, m, offset, shape, output, order, mode, cval, prefilter, device, threads):
+    """An affine transform between ranks (``m`` is n×k, n the input's rank, k the
+    output's), as one of equal ranks: a lower output rank gets trailing axes of length
+    1 that the matrix ignores; a higher one gets input axes of length 1, sampled at 0."""
+    n, k = m.shape
+    if k < n:
+        square = np.hstack([m, np.zeros((n, n - k))])
+        padded = shape + (1,) * (n - k)
+        source = x
+    else:
+        square = np.vstack([m, np.zeros((k - n, k))])
+        offset = np.concatenate([offset, np.zeros(k - n)])
+        padded = shape
+        source = x.reshape(x.shape + (1,) * (k - n))
+    dtype = output if output is None or isinstance(output, (type, np.dtype, str)) else output.dtype
+    result = affine_transform(source, square, offset, padded, dtype, order, mode, cval, prefilter, device=device,
+                              threads=threads).reshape(shape)
+    if isinstance(output, np.ndarray):
+        if output.shape != shape:
+            raise RuntimeError("output shape not correct")
+        output[...] = result
+        return output
+    return result
 
 
 def zoom(input, zoom, output=None, order=3, mode="constant", cval=0.0, prefilter=True, *, grid_mode=False,

@@ -41,6 +41,21 @@ def test_affine_forms_homogeneous_diagonal_output_shape_and_prefilter():
           ndi.affine_transform(X, rotation_shear(), prefilter=False))
 
 
+@pytest.mark.parametrize("order", [0, 1, 3])
+def test_affine_between_ranks_equals_scipy(order):
+    # A matrix of the input's rank by the output's: a 3-D volume sampled along a line,
+    # and a line spread over a 3-D output.
+    z = np.random.default_rng(3).random((4, 5, 6))
+    m = [[0.5], [0.7], [1.2]]
+    np.testing.assert_allclose(haloflow.affine_transform(z, m, 0.2, (4,), order=order, mode="mirror"),
+                               ndi.affine_transform(z, m, 0.2, (4,), order=order, mode="mirror"), atol=1e-12)
+    y = np.arange(5.0)
+    m = [[0.5, 0.7, 0.2]]
+    out = np.zeros((4, 3, 2), np.float32)
+    haloflow.affine_transform(y, m, 0.2, (4, 3, 2), output=out, order=order)
+    np.testing.assert_allclose(out, ndi.affine_transform(y, m, 0.2, (4, 3, 2), order=order), atol=1e-6)
+
+
 @pytest.mark.parametrize("factor", [1.7, 0.6, (2.5, 0.5, 1.0)])
 @pytest.mark.parametrize("order", [0, 1, 3])
 @pytest.mark.parametrize("grid_mode, mode", [(False, "constant"), (True, "grid-constant"), (False, "nearest"),
