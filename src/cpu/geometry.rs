@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 
+use super::trilinear::Trilinear;
 use crate::block::{Block, c_strides, for_each_row, take_vec};
 use crate::dtype::{DType, Element};
 use crate::region::AxisSet;
@@ -131,6 +132,12 @@ fn resample<V: Element, T: Element>(
         }
         _ => None,
     };
+    let progressions: Vec<Option<(usize, usize)>> = samples
+        .offsets
+        .iter()
+        .map(|t| super::trilinear::progression(t))
+        .collect();
+    let mut row_values = Vec::new();
     for_each_row(&out_lens[..last], |row, _| {
         if let Map::Matrix { matrix, offset } = &r.map {
             // Each coordinate's sum over the row's leading axes, in scipy's order.
@@ -145,13 +152,12 @@ fn resample<V: Element, T: Element>(
                 bases[h] = t;
             }
         }
-        for j in 0..out_lens[last] {
+        let mut general = |j: usize| -> f64 {
             if let Some(m) = linear3
                 && let Some(t) =
                     linear_3d(j, row, &out_index, &bases, m, &r.through, samples, &lens)
             {
-                data.push(store(t));
-                continue;
+                return t;
             }
             // The taps of every axis, or the constant.
             let mut constant = false;
@@ -188,12 +194,24 @@ fn resample<V: Element, T: Element>(
                 }
                 (Map::Zoom { .. }, None) => unreachable!("a zoom's taps are tabled"),
             }
-            let t = if constant {
+            if constant {
                 interp.cval
             } else {
                 sum(per_axis, values, interp.cval)
-            };
-            data.push(store(t));
+            }
+        };
+        match linear3 {
+            // Every axis interpolated: the row's tight loop, the general path only where
+            // a tap leaves the array.
+            Some(m) if !r.through.iter().any(|&t| t) => {
+                let tables = [0, 1, 2].map(|h| &samples.offsets[h][..]);
+                Trilinear::new(values, &bases, m, &samples.first, tables, &lens)
+                    .with_progressions(&progressions)
+                    .with_constant((interp.mode == InterpMode::Constant).then_some(interp.cval))
+                    .row(&out_index[last], &mut row_values, general);
+                data.extend(row_values.iter().map(|&t| store::<T>(t)));
+            }
+            _ => (0..out_lens[last]).for_each(|j| data.push(store(general(j)))),
         }
     });
     data

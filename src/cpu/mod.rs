@@ -22,6 +22,7 @@ mod smooth_down;
 mod spline;
 mod stencil;
 mod streamed;
+mod trilinear;
 
 use wgpu::WriteOnly;
 
