@@ -203,12 +203,16 @@ fn resample<V: Element, T: Element>(
         match linear3 {
             // Every axis interpolated: the row's tight loop, the general path only where
             // a tap leaves the array.
-            Some(m) if !r.through.iter().any(|&t| t) => {
+            Some(m) if !r.through[last] => {
                 let tables = [0, 1, 2].map(|h| &samples.offsets[h][..]);
-                Trilinear::new(values, &bases, m, &samples.first, tables, &lens)
+                let mut kernel = Trilinear::new(values, &bases, m, &samples.first, tables, &lens)
                     .with_progressions(&progressions)
-                    .with_constant((interp.mode == InterpMode::Constant).then_some(interp.cval))
-                    .row(&out_index[last], &mut row_values, general);
+                    .with_constant((interp.mode == InterpMode::Constant).then_some(interp.cval));
+                for h in (0..last).filter(|&h| r.through[h]) {
+                    let k = out_index[h][row[h]] as i64;
+                    kernel = kernel.through(h, tables[h][(k - samples.first[h]) as usize]);
+                }
+                kernel.row(&out_index[last], &mut row_values, general);
                 data.extend(row_values.iter().map(|&t| store::<T>(t)));
             }
             _ => (0..out_lens[last]).for_each(|j| data.push(store(general(j)))),

@@ -1,7 +1,8 @@
-//! The common case of a geometric transform, linear interpolation of a 3-D array with
-//! every axis interpolated (an affine transform or rotation at order 1), one output row
-//! at a time: the eight taps of each output inside the array, as scipy sums them, four
-//! outputs to a vector where the CPU has AVX2 and the samples are float32.
+//! The common cases of a geometric transform, linear interpolation of a 3-D array (an
+//! affine transform or rotation at order 1, with every axis interpolated; a deskew,
+//! whose leading axes pass straight through), one output row at a time: the taps of
+//! each output inside the array, as scipy sums them, four outputs to a vector where the
+//! CPU has AVX2 and the samples are float32.
 //!
 //! The vector path does the scalar path's operations in the same order (a separate
 //! multiply and add for each coordinate, the floor, `1 − (c − f)` and its complement,
@@ -28,6 +29,9 @@ pub(super) struct Trilinear<'s, V> {
     /// scipy's `constant` mode's value: an output with a coordinate outside
     /// `[0, n − 1]` on any axis is this constant.
     cval: Option<f64>,
+    /// The offsets of the leading axes that pass straight through (their coordinate
+    /// is the output's index: one tap of weight 1), for this row.
+    fixed: [Option<usize>; 2],
 }
 
 impl<'s, V: Element> Trilinear<'s, V> {
@@ -51,6 +55,7 @@ impl<'s, V: Element> Trilinear<'s, V> {
             tables,
             affine: None,
             cval: None,
+            fixed: [None; 2],
         }
     }
 
@@ -60,6 +65,12 @@ impl<'s, V: Element> Trilinear<'s, V> {
         if fits && let [Some(a), Some(b), Some(c)] = steps {
             self.affine = Some([*a, *b, *c]);
         }
+        self
+    }
+
+    /// Reads leading axis `h` (0 or 1) straight through at `offset` for this row.
+    pub(super) fn through(mut self, h: usize, offset: usize) -> Self {
+        self.fixed[h] = Some(offset);
         self
     }
 
@@ -75,8 +86,16 @@ impl<'s, V: Element> Trilinear<'s, V> {
     #[inline(always)]
     pub(super) fn at(&self, x: f64) -> Option<f64> {
         let mut o = [[0usize; 2]; 3];
-        let mut w = [[0.0f64; 2]; 3];
+        let mut w = [[1.0f64; 2]; 3];
+        let mut n = [2usize; 3];
         for h in 0..3 {
+            if h < 2
+                && let Some(f) = self.fixed[h]
+            {
+                o[h][0] = f;
+                n[h] = 1;
+                continue;
+            }
             let c = self.base[h] + x * self.slope[h];
             if !(c >= 0.0 && c < self.upper[h]) {
                 return None;
@@ -90,8 +109,8 @@ impl<'s, V: Element> Trilinear<'s, V> {
         }
         let v = self.data;
         let mut t = 0.0;
-        for a in 0..2 {
-            for b in 0..2 {
+        for a in 0..n[0] {
+            for b in 0..n[1] {
                 let row = o[0][a] + o[1][b];
                 t += v[row + o[2][0]].to_f64() * w[0][a] * w[1][b] * w[2][0];
                 t += v[row + o[2][1]].to_f64() * w[0][a] * w[1][b] * w[2][1];
@@ -114,10 +133,10 @@ impl<'s, V: Element> Trilinear<'s, V> {
         let mut missed = Vec::new();
         #[cfg(target_arch = "x86_64")]
         if let Some(steps) = self.affine
-            && V::DTYPE == DType::F32
+            && matches!(V::DTYPE, DType::F32 | DType::U16)
             && std::arch::is_x86_feature_detected!("avx2")
         {
-            let data: &[f32] = bytemuck::cast_slice(element_bytes(self.data));
+            let data = self.data;
             // SAFETY: the CPU has AVX2 (checked above).
             j = unsafe { fours(self, data, steps, xs, out, &mut missed) };
         }
@@ -136,9 +155,9 @@ impl<'s, V: Element> Trilinear<'s, V> {
 /// cannot compute is pushed to `missed`; returns where the groups end.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn fours<V>(
+fn fours<V: Element>(
     k: &Trilinear<'_, V>,
-    data: &[f32],
+    data: &[V],
     steps: [(usize, usize); 3],
     xs: &[usize],
     out: &mut [f64],
@@ -182,12 +201,6 @@ fn fours<V>(
     j
 }
 
-/// The bytes of a slice of plain elements.
-fn element_bytes<V: Element>(data: &[V]) -> &[u8] {
-    // SAFETY: every `Element` is a plain number without padding bytes.
-    unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), std::mem::size_of_val(data)) }
-}
-
 /// A table of offsets as `(table[0], step)` where `table[i] = table[0] + i · step`.
 pub(super) fn progression(table: &[usize]) -> Option<(usize, usize)> {
     let (&start, rest) = table.split_first()?;
@@ -202,9 +215,9 @@ pub(super) fn progression(table: &[usize]) -> Option<(usize, usize)> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn four<V>(
+unsafe fn four<V: Element>(
     k: &Trilinear<'_, V>,
-    data: &[f32],
+    data: &[V],
     steps: [(usize, usize); 3],
     xv: std::arch::x86_64::__m256d,
 ) -> Option<std::arch::x86_64::__m256d> {
@@ -219,7 +232,10 @@ unsafe fn four<V>(
             _mm256_mul_pd(xv, _mm256_set1_pd(k.slope[h])),
         )
     });
-    for (&ch, &upper) in c.iter().zip(&k.upper) {
+    for (h, (&ch, &upper)) in c.iter().zip(&k.upper).enumerate() {
+        if h < 2 && k.fixed[h].is_some() {
+            continue;
+        }
         let upper = _mm256_set1_pd(upper);
         let lo = _mm256_cmp_pd::<_CMP_GE_OQ>(ch, zero);
         let hi = _mm256_cmp_pd::<_CMP_LT_OQ>(ch, upper);
@@ -240,10 +256,18 @@ unsafe fn four<V>(
     for (ch, &first) in c.iter_mut().zip(&k.first) {
         *ch = _mm256_blendv_pd(_mm256_set1_pd(first as f64), *ch, inside);
     }
-    let mut w0 = [_mm256_setzero_pd(); 3];
-    let mut w1 = [_mm256_setzero_pd(); 3];
+    let mut w0 = [one; 3];
+    let mut w1 = [one; 3];
     let mut off = [_mm_setzero_si128(); 3];
+    let mut n = [2usize; 3];
     for h in 0..3 {
+        if h < 2
+            && let Some(f) = k.fixed[h]
+        {
+            off[h] = _mm_set1_epi32(f as i32);
+            n[h] = 1;
+            continue;
+        }
         let f = _mm256_floor_pd(c[h]);
         w0[h] = _mm256_sub_pd(one, _mm256_sub_pd(c[h], f));
         w1[h] = _mm256_sub_pd(one, w0[h]);
@@ -264,35 +288,15 @@ unsafe fn four<V>(
     // SAFETY: `lanes` holds four i32.
     unsafe { _mm_storeu_si128(lanes.as_mut_ptr().cast(), first) };
     let (sz, sy, sx) = (steps[0].1, steps[1].1, steps[2].1);
-    let base = data.as_ptr();
     let mut t = _mm256_setzero_pd();
-    for a in 0..2 {
+    for a in 0..n[0] {
         let wz = if a == 0 { w0[0] } else { w1[0] };
-        for b in 0..2 {
+        for b in 0..n[1] {
             let wy = if b == 0 { w0[1] } else { w1[1] };
             let d = a * sz + b * sy;
-            let (v0, v1) = if sx == 1 {
-                // SAFETY: every lane's taps (or, for a lane outside, the first sample
-                // and the next) lie below `data.len()`.
-                let pair = |l: usize| unsafe {
-                    _mm_castsi128_ps(_mm_loadl_epi64(base.add(lanes[l] as usize + d).cast()))
-                };
-                let lo = _mm_movelh_ps(pair(0), pair(1));
-                let hi = _mm_movelh_ps(pair(2), pair(3));
-                (
-                    _mm_shuffle_ps::<0b10_00_10_00>(lo, hi),
-                    _mm_shuffle_ps::<0b11_01_11_01>(lo, hi),
-                )
-            } else {
-                let row = _mm_add_epi32(first, _mm_set1_epi32(d as i32));
-                // SAFETY: as above.
-                unsafe {
-                    (
-                        _mm_i32gather_ps::<4>(base, row),
-                        _mm_i32gather_ps::<4>(base, _mm_add_epi32(row, _mm_set1_epi32(sx as i32))),
-                    )
-                }
-            };
+            // SAFETY: every lane's taps (or, for a lane outside, the first samples
+            // held) lie below `data.len()`.
+            let (v0, v1) = unsafe { pairs(data, &lanes, d, sx) };
             let (v0, v1) = (_mm256_cvtps_pd(v0), _mm256_cvtps_pd(v1));
             let p0 = _mm256_mul_pd(_mm256_mul_pd(_mm256_mul_pd(v0, wz), wy), w0[2]);
             t = _mm256_add_pd(t, p0);
@@ -306,6 +310,68 @@ unsafe fn four<V>(
     Some(t)
 }
 
+/// Each lane's two taps along x, at `lanes[l] + d` and `sx` further, as float32 (exact
+/// for float32 and uint16 samples, the types the vector path takes): the first taps'
+/// vector and the second's.
+///
+/// # Safety
+/// Every offset read lies below `data.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn pairs<V: Element>(
+    data: &[V],
+    lanes: &[i32; 4],
+    d: usize,
+    sx: usize,
+) -> (std::arch::x86_64::__m128, std::arch::x86_64::__m128) {
+    use std::arch::x86_64::*;
+    let at = |l: usize| lanes[l] as usize + d;
+    match (V::DTYPE, sx) {
+        // Adjacent float32 pairs: one 64-bit load each, split into firsts and seconds.
+        (DType::F32, 1) => {
+            let base = data.as_ptr().cast::<f32>();
+            // SAFETY: the caller's.
+            let pair =
+                |l: usize| unsafe { _mm_castsi128_ps(_mm_loadl_epi64(base.add(at(l)).cast())) };
+            let lo = _mm_movelh_ps(pair(0), pair(1));
+            let hi = _mm_movelh_ps(pair(2), pair(3));
+            (
+                _mm_shuffle_ps::<0b10_00_10_00>(lo, hi),
+                _mm_shuffle_ps::<0b11_01_11_01>(lo, hi),
+            )
+        }
+        // Adjacent uint16 pairs: one 32-bit load each, widened to float32.
+        (DType::U16, 1) => {
+            let base = data.as_ptr().cast::<u16>();
+            // SAFETY: the caller's.
+            let pair = |l: usize| unsafe {
+                _mm_cvtsi32_si128(base.add(at(l)).cast::<i32>().read_unaligned())
+            };
+            let lo = _mm_unpacklo_epi32(pair(0), pair(1));
+            let hi = _mm_unpacklo_epi32(pair(2), pair(3));
+            let all = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm_unpacklo_epi64(lo, hi)));
+            let (lo, hi) = (_mm256_castps256_ps128(all), _mm256_extractf128_ps::<1>(all));
+            (
+                _mm_shuffle_ps::<0b10_00_10_00>(lo, hi),
+                _mm_shuffle_ps::<0b11_01_11_01>(lo, hi),
+            )
+        }
+        _ => {
+            let get = |o: usize| data[o].to_f64() as f32;
+            (
+                _mm_setr_ps(get(at(0)), get(at(1)), get(at(2)), get(at(3))),
+                _mm_setr_ps(
+                    get(at(0) + sx),
+                    get(at(1) + sx),
+                    get(at(2) + sx),
+                    get(at(3) + sx),
+                ),
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,20 +381,22 @@ mod tests {
     /// array go to the general path, or, in `constant` mode, give the constant.
     #[test]
     fn rows_equal_the_scalar_sums() {
-        let without = row_through_a_volume(None);
-        let with = row_through_a_volume(Some(7.5));
+        let float = |i: usize| ((i * 37) % 101) as f32 * 0.37;
+        let without = row_through_a_volume(None, float);
+        let with = row_through_a_volume(Some(7.5), float);
         if std::arch::is_x86_feature_detected!("avx2") {
             assert!(with < without, "the constant spares the general path");
         }
+        row_through_a_volume(None, |i| ((i * 7919) % 65536) as u16);
+        row_through_a_volume(Some(3.0), |i| ((i * 7919) % 65536) as u16);
+        row_through_a_volume(None, |i| (i % 200) as u8);
     }
 
-    /// [`rows_equal_the_scalar_sums`] with `cval` (the general path gives it too);
-    /// returns how many outputs went to the general path.
-    fn row_through_a_volume(cval: Option<f64>) -> usize {
+    /// [`rows_equal_the_scalar_sums`] on the samples `sample(i)`, with `cval` (the
+    /// general path gives it too); returns how many outputs went to the general path.
+    fn row_through_a_volume<V: Element>(cval: Option<f64>, sample: impl Fn(usize) -> V) -> usize {
         let (nz, ny, nx) = (5usize, 6usize, 40usize);
-        let data: Vec<f32> = (0..nz * ny * nx)
-            .map(|i| ((i * 37) % 101) as f32 * 0.37)
-            .collect();
+        let data: Vec<V> = (0..nz * ny * nx).map(sample).collect();
         let tables: Vec<Vec<usize>> = [nz, ny, nx]
             .iter()
             .zip([ny * nx, nx, 1])
@@ -376,7 +444,7 @@ mod tests {
                             + (f[1] as usize + b) * nx
                             + f[2] as usize
                             + e;
-                        want += data[at] as f64 * w[0][a] * w[1][b] * w[2][e];
+                        want += data[at].to_f64() * w[0][a] * w[1][b] * w[2][e];
                     }
                 }
             }
@@ -384,6 +452,49 @@ mod tests {
         }
         assert!(general.len() < xs.len() / 2);
         general.len()
+    }
+
+    /// A deskew's row (z and y read straight through, x interpolated): each output is
+    /// its two neighbours' weighted sum, bit for bit, on both paths.
+    #[test]
+    fn rows_through_leading_axes_interpolate_the_last() {
+        let (nz, ny, nx) = (3usize, 4usize, 30usize);
+        let data: Vec<u16> = (0..nz * ny * nx)
+            .map(|i| ((i * 7919) % 65536) as u16)
+            .collect();
+        let tables: Vec<Vec<usize>> = [nz, ny, nx]
+            .iter()
+            .zip([ny * nx, nx, 1])
+            .map(|(&n, s)| (0..n).map(|i| i * s).collect())
+            .collect();
+        let (z, y) = (2, 3);
+        let k = Trilinear::new(
+            &data[..],
+            &[0.0, 0.0, -2.35],
+            [0.0, 0.0, 1.0],
+            &[0, 0, 0],
+            [&tables[0][..], &tables[1][..], &tables[2][..]],
+            &[nz, ny, nx],
+        )
+        .with_progressions(&tables.iter().map(|t| progression(t)).collect::<Vec<_>>())
+        .with_constant(Some(0.0))
+        .through(0, z * ny * nx)
+        .through(1, y * nx);
+        let xs: Vec<usize> = (0..34).collect();
+        let mut got = Vec::new();
+        k.row(&xs, &mut got, |_| 0.0);
+        for (j, &t) in got.iter().enumerate() {
+            let c = -2.35 + j as f64;
+            let want = if c >= 0.0 && c < (nx - 1) as f64 {
+                let f = floor(c);
+                let w0 = 1.0 - (c - f);
+                let at = z * ny * nx + y * nx + f as usize;
+                data[at] as f64 * w0 + data[at + 1] as f64 * (1.0 - w0)
+            } else {
+                0.0
+            };
+            assert_eq!(t.to_bits(), want.to_bits(), "output {j}");
+        }
     }
 
     #[test]
