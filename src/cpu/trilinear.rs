@@ -397,21 +397,8 @@ mod tests {
     fn row_through_a_volume<V: Element>(cval: Option<f64>, sample: impl Fn(usize) -> V) -> usize {
         let (nz, ny, nx) = (5usize, 6usize, 40usize);
         let data: Vec<V> = (0..nz * ny * nx).map(sample).collect();
-        let tables: Vec<Vec<usize>> = [nz, ny, nx]
-            .iter()
-            .zip([ny * nx, nx, 1])
-            .map(|(&n, s)| (0..n).map(|i| i * s).collect())
-            .collect();
-        let k = Trilinear::new(
-            &data[..],
-            &[1.3, 0.2, -3.7],
-            [0.05, 0.11, 0.93],
-            &[0, 0, 0],
-            [&tables[0][..], &tables[1][..], &tables[2][..]],
-            &[nz, ny, nx],
-        )
-        .with_progressions(&tables.iter().map(|t| progression(t)).collect::<Vec<_>>())
-        .with_constant(cval);
+        let tables = dense_tables([nz, ny, nx]);
+        let k = kernel(&data, &tables, &[1.3, 0.2, -3.7], [0.05, 0.11, 0.93]).with_constant(cval);
         assert!(k.affine.is_some());
         let xs: Vec<usize> = (0..45).collect();
         let mut got = Vec::new();
@@ -462,24 +449,12 @@ mod tests {
         let data: Vec<u16> = (0..nz * ny * nx)
             .map(|i| ((i * 7919) % 65536) as u16)
             .collect();
-        let tables: Vec<Vec<usize>> = [nz, ny, nx]
-            .iter()
-            .zip([ny * nx, nx, 1])
-            .map(|(&n, s)| (0..n).map(|i| i * s).collect())
-            .collect();
+        let tables = dense_tables([nz, ny, nx]);
         let (z, y) = (2, 3);
-        let k = Trilinear::new(
-            &data[..],
-            &[0.0, 0.0, -2.35],
-            [0.0, 0.0, 1.0],
-            &[0, 0, 0],
-            [&tables[0][..], &tables[1][..], &tables[2][..]],
-            &[nz, ny, nx],
-        )
-        .with_progressions(&tables.iter().map(|t| progression(t)).collect::<Vec<_>>())
-        .with_constant(Some(0.0))
-        .through(0, z * ny * nx)
-        .through(1, y * nx);
+        let k = kernel(&data, &tables, &[0.0, 0.0, -2.35], [0.0, 0.0, 1.0])
+            .with_constant(Some(0.0))
+            .through(0, z * ny * nx)
+            .through(1, y * nx);
         let xs: Vec<usize> = (0..34).collect();
         let mut got = Vec::new();
         k.row(&xs, &mut got, |_| 0.0);
@@ -495,6 +470,33 @@ mod tests {
             };
             assert_eq!(t.to_bits(), want.to_bits(), "output {j}");
         }
+    }
+
+    /// The offset tables of a dense C-order array of `shape`, from index 0.
+    fn dense_tables(shape: [usize; 3]) -> Vec<Vec<usize>> {
+        let strides = [shape[1] * shape[2], shape[2], 1];
+        (0..3)
+            .map(|h| (0..shape[h]).map(|i| i * strides[h]).collect())
+            .collect()
+    }
+
+    /// A row of `data` (dense, read through `tables`) with coordinates `base + x · slope`.
+    fn kernel<'s, V: Element>(
+        data: &'s [V],
+        tables: &'s [Vec<usize>],
+        base: &[f64],
+        slope: [f64; 3],
+    ) -> Trilinear<'s, V> {
+        let lens: Vec<usize> = tables.iter().map(Vec::len).collect();
+        Trilinear::new(
+            data,
+            base,
+            slope,
+            &[0, 0, 0],
+            [&tables[0][..], &tables[1][..], &tables[2][..]],
+            &lens,
+        )
+        .with_progressions(&tables.iter().map(|t| progression(t)).collect::<Vec<_>>())
     }
 
     #[test]
