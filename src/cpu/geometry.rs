@@ -201,8 +201,9 @@ fn resample<V: Element, T: Element>(
             }
         };
         match linear3 {
-            // Every axis interpolated: the row's tight loop, the general path only where
-            // a tap leaves the array.
+            // The last axis interpolated (and the leading ones too, or read straight
+            // through): the row's tight loop, the general path only where a tap
+            // leaves the array.
             Some(m) if !r.through[last] => {
                 let tables = [0, 1, 2].map(|h| &samples.offsets[h][..]);
                 let mut kernel = Trilinear::new(values, &bases, m, &samples.first, tables, &lens)

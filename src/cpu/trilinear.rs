@@ -12,9 +12,10 @@
 use crate::dtype::{DType, Element};
 use crate::stage::floor;
 
-/// One row of a 3-D linear transform that interpolates every axis: per axis, the
-/// coordinate's partial sum over the row's leading axes and the matrix's last column,
-/// the highest coordinate whose two taps lie inside the array, and the taps' offsets.
+/// One row of a 3-D linear transform that interpolates its last axis (and each leading
+/// axis, unless read straight through): per axis, the coordinate's partial sum over the
+/// row's leading axes and the matrix's last column, the highest coordinate whose two
+/// taps lie inside the array, and the taps' offsets.
 pub(super) struct Trilinear<'s, V> {
     data: &'s [V],
     base: [f64; 3],
@@ -61,7 +62,10 @@ impl<'s, V: Element> Trilinear<'s, V> {
 
     /// Allows the vector path, given each table's progression ([`progression`]).
     pub(super) fn with_progressions(mut self, steps: &[Option<(usize, usize)>]) -> Self {
-        let fits = i32::try_from(self.data.len()).is_ok();
+        // Its indices and offsets are 32-bit: the array's coordinates and the block's
+        // elements must fit.
+        let fits = i32::try_from(self.data.len()).is_ok()
+            && self.upper.iter().all(|&u| u < i32::MAX as f64);
         if fits && let [Some(a), Some(b), Some(c)] = steps {
             self.affine = Some([*a, *b, *c]);
         }
