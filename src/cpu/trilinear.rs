@@ -9,7 +9,9 @@
 //! each tap times the axes' weights in axis order, summed in C order), so both give the
 //! same bits, and so does a run cut into other blocks.
 
-use crate::dtype::{DType, Element};
+#[cfg(target_arch = "x86_64")]
+use crate::dtype::DType;
+use crate::dtype::Element;
 use crate::stage::floor;
 
 /// One row of a 3-D linear transform that interpolates its last axis (and each leading
@@ -133,17 +135,7 @@ impl<'s, V: Element> Trilinear<'s, V> {
     ) {
         out.clear();
         out.resize(xs.len(), 0.0);
-        let mut j = 0;
-        let mut missed = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        if let Some(steps) = self.affine
-            && matches!(V::DTYPE, DType::F32 | DType::U16)
-            && std::arch::is_x86_feature_detected!("avx2")
-        {
-            let data = self.data;
-            // SAFETY: the CPU has AVX2 (checked above).
-            j = unsafe { fours(self, data, steps, xs, out, &mut missed) };
-        }
+        let (j, missed) = self.groups(xs, out);
         for m in missed {
             for l in m..m + 4 {
                 out[l] = self.at(xs[l] as f64).unwrap_or_else(|| general(l));
@@ -152,6 +144,24 @@ impl<'s, V: Element> Trilinear<'s, V> {
         for l in j..xs.len() {
             out[l] = self.at(xs[l] as f64).unwrap_or_else(|| general(l));
         }
+    }
+
+    /// The vector path over the row's whole groups of four, where the CPU and the
+    /// samples allow it: where the groups end, and the start of each group left to the
+    /// scalar path.
+    fn groups(&self, xs: &[usize], out: &mut [f64]) -> (usize, Vec<usize>) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(steps) = self.affine
+            && matches!(V::DTYPE, DType::F32 | DType::U16)
+            && std::arch::is_x86_feature_detected!("avx2")
+        {
+            let mut missed = Vec::new();
+            // SAFETY: the CPU has AVX2 (checked above).
+            let end = unsafe { fours(self, self.data, steps, xs, out, &mut missed) };
+            return (end, missed);
+        }
+        let _ = (xs, out); // unused where the CPU is not x86-64
+        (0, Vec::new())
     }
 }
 
