@@ -132,11 +132,15 @@ fn resample<V: Element, T: Element>(
         }
         _ => None,
     };
-    let progressions: Vec<Option<(usize, usize)>> = samples
-        .offsets
-        .iter()
-        .map(|t| super::trilinear::progression(t))
-        .collect();
+    // The vector rows' offset tables, where the linear path runs.
+    let progressions: Vec<Option<(usize, usize)>> = match linear3 {
+        Some(_) => samples
+            .offsets
+            .iter()
+            .map(|t| super::trilinear::progression(t))
+            .collect(),
+        None => Vec::new(),
+    };
     let mut row_values = Vec::new();
     for_each_row(&out_lens[..last], |row, _| {
         if let Map::Matrix { matrix, offset } = &r.map {

@@ -157,7 +157,7 @@ impl<'s, V: Element> Trilinear<'s, V> {
         {
             let mut missed = Vec::new();
             // SAFETY: the CPU has AVX2 (checked above).
-            let end = unsafe { fours(self, self.data, steps, xs, out, &mut missed) };
+            let end = unsafe { fours(self, steps, xs, out, &mut missed) };
             return (end, missed);
         }
         let _ = (xs, out); // unused where the CPU is not x86-64
@@ -171,7 +171,6 @@ impl<'s, V: Element> Trilinear<'s, V> {
 #[target_feature(enable = "avx2")]
 fn fours<V: Element>(
     k: &Trilinear<'_, V>,
-    data: &[V],
     steps: [(usize, usize); 3],
     xs: &[usize],
     out: &mut [f64],
@@ -202,10 +201,10 @@ fn fours<V: Element>(
             )
         };
         next = _mm256_add_pd(next, four_more);
-        // SAFETY: `four` reads `data` only at the offsets of taps it has checked lie
-        // inside the array (or the first sample), each below `data.len()` as the
+        // SAFETY: `four` reads `k.data` only at the offsets of taps it has checked lie
+        // inside the array (or the first samples held), each below its length as the
         // tables' are.
-        match unsafe { four(k, data, steps, x) } {
+        match unsafe { four(k, steps, x) } {
             // SAFETY: `j + 4 <= out.len()` (`out` has one place per index).
             Some(t) => unsafe { _mm256_storeu_pd(out.as_mut_ptr().add(j), t) },
             None => missed.push(j),
@@ -231,7 +230,6 @@ pub(super) fn progression(table: &[usize]) -> Option<(usize, usize)> {
 #[inline]
 unsafe fn four<V: Element>(
     k: &Trilinear<'_, V>,
-    data: &[V],
     steps: [(usize, usize); 3],
     xv: std::arch::x86_64::__m256d,
 ) -> Option<std::arch::x86_64::__m256d> {
@@ -309,8 +307,8 @@ unsafe fn four<V: Element>(
             let wy = if b == 0 { w0[1] } else { w1[1] };
             let d = a * sz + b * sy;
             // SAFETY: every lane's taps (or, for a lane outside, the first samples
-            // held) lie below `data.len()`.
-            let (v0, v1) = unsafe { pairs(data, &lanes, d, sx) };
+            // held) lie below `k.data.len()`.
+            let (v0, v1) = unsafe { pairs(k.data, &lanes, d, sx) };
             let (v0, v1) = (_mm256_cvtps_pd(v0), _mm256_cvtps_pd(v1));
             let p0 = _mm256_mul_pd(_mm256_mul_pd(_mm256_mul_pd(v0, wz), wy), w0[2]);
             t = _mm256_add_pd(t, p0);
