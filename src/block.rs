@@ -264,7 +264,7 @@ thread_local! {
 }
 
 /// Buffers kept per thread at most.
-const POOL_SIZE: usize = 4;
+const POOL_SIZE: usize = 2;
 
 /// A pooled buffer of this thread with room for `capacity` elements, if one fits (its
 /// elements are stale).
