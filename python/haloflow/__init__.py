@@ -195,13 +195,15 @@ minimum = minimum_filter
 maximum = maximum_filter
 
 
-def deskew(x, angle, scan_step, pixel_size, *, device="cpu", threads=None):
+def deskew(x, angle, scan_step, pixel_size, *, rotate=False, device="cpu", threads=None):
     """Lattice light-sheet / oblique-plane deskew of the last three axes (z, y, x; z the
     scan axis): with ``s = scan_step * cos(angle) / pixel_size`` voxels per plane,
     ``out[z, y, x] = x[z, y, x - z*s]`` by linear interpolation, 0 outside, x grown by
     ``ceil((nz - 1) * s)``. This is ``affine_transform(x, [[1, 0, 0], [0, 1, 0],
-    [-s, 0, 1]], output_shape=..., order=1, mode='constant')``; element type kept."""
-    return _one(ops.deskew(angle, scan_step, pixel_size), x, device, threads)
+    [-s, 0, 1]], output_shape=..., order=1, mode='constant')``; element type kept.
+    With ``rotate``, the rotation to the coverslip is folded into the same transform
+    (see ``ops.deskew``): output ``(h, y, u)`` on an isotropic grid of ``pixel_size``."""
+    return _one(ops.deskew(angle, scan_step, pixel_size, rotate), x, device, threads)
 
 
 def stats(x, *, axis=None, histogram=None, percentiles=(), threads=None, level=None, scene=None) -> dict:
@@ -236,7 +238,7 @@ def _pipeline(pipeline):
 
 def _options(*, chunks=None, shards=None, part=None, memory_limit=None, overwrite=False, device="cpu",
              adapter=None, gpu_timeout=None, threads=None, compression=None, zarr_format=None, level=None, ngff_version=None,
-             axes=None, scale=None, units=None):
+             axes=None, scale=None, units=None, mip=None):
     """The keywords of run, init and pyramid as the options the extension reads (an
     unknown keyword is a TypeError, as in any call)."""
     per_axis = lambda v, cast: None if v is None else [cast(c) for c in np.atleast_1d(v)]
@@ -255,6 +257,7 @@ def _options(*, chunks=None, shards=None, part=None, memory_limit=None, overwrit
         "ngff_version": None if ngff_version is None else str(ngff_version),
         "axes": None if axes is None else [str(a) for a in axes], "scale": per_axis(scale, float),
         "units": None if units is None else [u or "-" for u in units],
+        "mip": None if mip is None else os.fspath(mip),
     }
 
 
@@ -272,7 +275,10 @@ def run(input, output, pipeline, *, progress=False, scene=None, **options) -> di
     seconds one GPU submission may take before the rest runs on the CPU; ``threads``;
     ``compression`` (``"zstd:3"``, ``"none"``); ``zarr_format``; ``level`` (of an
     OME-Zarr input); ``ngff_version``; ``axes``, ``scale`` and ``units`` to make an
-    OME-Zarr image of a plain array. ``progress``: ``True`` draws a bar on stderr, a
+    OME-Zarr image of a plain array; ``mip``, a path where the output's maximum
+    projections along its last three axes are also written, in the same pass (a Zarr
+    group of arrays ``z``, ``y``, ``x``; the report's ``mip`` says whether they are
+    complete). ``progress``: ``True`` draws a bar on stderr, a
     callable is called with ``(done, total, bytes)`` after each job. A killed run
     resumes when run again. On a GPU the report's ``gpu`` entry says what crossed the
     link, and which fault (if any) sent jobs to the CPU. Errors raise :class:`HaloflowError` with the command's

@@ -294,10 +294,16 @@ def rotate(angle: float, axes=(1, 0), reshape: bool = True, order: int = 3, mode
                **_interp(order, mode, cval, prefilter)})
 
 
-def deskew(angle: float, scan_step: float, pixel_size: float) -> Op:
+def deskew(angle: float, scan_step: float, pixel_size: float, rotate: bool = False) -> Op:
     """Lattice light-sheet / oblique-plane deskew of the last three axes (z, y, x): with
     ``s = scan_step * cos(angle) / pixel_size``, ``out[z, y, x] = in[z, y, x - z*s]``
     (linear, 0 outside), x grown by ``ceil((nz - 1) * s)``: ``affine_transform`` with
-    ``[[1, 0, 0], [0, 1, 0], [-s, 0, 1]]``, order 1, mode ``constant``."""
-    return Op({"op": "deskew", "angle": float(angle), "scan_step": float(scan_step),
-               "pixel_size": float(pixel_size)})
+    ``[[1, 0, 0], [0, 1, 0], [-s, 0, 1]]``, order 1, mode ``constant``. With
+    ``rotate``, also the rotation to the coverslip in the same transform: output
+    ``(h, y, u)`` on the pixel size's grid reads ``x = h / sin(angle)``,
+    ``z = (u - h * cot(angle)) * pixel_size / scan_step``."""
+    body = {"op": "deskew", "angle": float(angle), "scan_step": float(scan_step),
+            "pixel_size": float(pixel_size)}
+    if rotate:
+        body["rotate"] = True
+    return Op(body)

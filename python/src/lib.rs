@@ -208,6 +208,7 @@ struct RunOptions {
     factor: Option<Vec<usize>>,
     method: Option<String>,
     plain: bool,
+    mip: Option<String>,
 }
 
 fn bad(what: &str, message: impl std::fmt::Display) -> PyErr {
@@ -290,6 +291,7 @@ impl RunOptions {
                 .transpose()
                 .map_err(failed)?,
             plain: self.plain,
+            mip: self.mip.as_ref().map(std::path::PathBuf::from),
         })
     }
 }

@@ -104,6 +104,29 @@ def test_deskew_is_the_documented_affine_transform():
     assert got.shape == want.shape and np.abs(got.astype(int) - want.astype(int)).max() <= 1
 
 
+def test_deskew_rotate_is_the_documented_affine_transform():
+    t = np.deg2rad(31.8)
+    c, s, r = np.cos(t), np.sin(t), 0.4 / 0.104
+    nz, ny, nx = X.shape
+    m = [[-c / (s * r), 0, 1 / r], [0, 1, 0], [1 / s, 0, 0]]
+    shape = (1 + int(np.ceil((nx - 1) * s)), ny, 1 + int(np.ceil((nz - 1) * r + (nx - 1) * c)))
+    want = ndi.affine_transform(X, m, output_shape=shape, order=1, mode="constant")
+    close(haloflow.deskew(X, 31.8, 0.4, 0.104, rotate=True), want)
+
+
+def test_a_zarr_run_writes_maximum_projections_in_the_same_pass(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    src = tmp_path / "in.zarr"
+    zarr.create_array(src, shape=X.shape, chunks=(5, 7, 6), dtype=X.dtype)[...] = X
+    report = haloflow.run(src, tmp_path / "out.zarr", haloflow.ops.deskew(31.8, 0.4, 0.104), chunks=(4, 6, 9),
+                          mip=tmp_path / "mip.zarr")
+    assert report["mip"]["complete"] and report["mip"]["arrays"] == ["z", "y", "x"]
+    out = zarr.open_array(tmp_path / "out.zarr", mode="r")[...]
+    group = zarr.open_group(tmp_path / "mip.zarr", mode="r")
+    for axis, name in enumerate("zyx"):
+        assert np.array_equal(group[name][...], out.max(axis=axis))
+
+
 def test_geometric_ops_chain_in_a_pipeline():
     p = haloflow.Pipeline([haloflow.ops.zoom(1.5, order=1), haloflow.ops.gaussian(1.0)])
     want = ndi.gaussian_filter(ndi.zoom(X, 1.5, order=1), 1.0)

@@ -140,7 +140,8 @@ pub(super) enum OpCommand {
     /// Lattice light-sheet / oblique-plane deskew of (z, y, x): with s = scan-step *
     /// cos(angle) / pixel-size, out[z, y, x] = in[z, y, x - z*s] (linear, 0 outside),
     /// x grown by ceil((nz - 1) * s): affine_transform with [[1,0,0],[0,1,0],[-s,0,1]],
-    /// order 1, mode constant.
+    /// order 1, mode constant. --rotate also rotates to the coverslip in the same
+    /// transform; --mip also writes the maximum projections along z, y and x.
     Deskew(Run<DeskewArgs>),
     /// Re-encode, rechunk (--chunks) and cast (--dtype): no operation, the I/O ceiling.
     Copy(Run<CopyArgs>),
@@ -537,6 +538,7 @@ impl Common {
                 .as_deref()
                 .map(str::parse::<NgffVersion>)
                 .transpose()?,
+            mip: None,
             plain: false,
         })
     }

@@ -251,6 +251,18 @@ pub(super) struct DeskewArgs {
     /// The camera pixel's size in the sample.
     #[arg(long, allow_hyphen_values = true)]
     pub(super) pixel_size: f64,
+    /// Also rotate to the coverslip, in the same transform: the output is (h, y, u) on
+    /// an isotropic grid of the pixel size, h the height and u the position along the
+    /// coverslip: output (h, y, u) reads input x = h / sin(angle), z = (u − h·cot(angle))
+    /// · pixel-size / scan-step.
+    #[arg(long)]
+    pub(super) rotate: bool,
+    /// Also write the maximum projections along z, y and x, in the same pass, into a
+    /// Zarr group [default: beside OUT, NAME_mip.zarr for NAME.zarr]: arrays `z`, `y`
+    /// and `x`, each the maximum along that axis. A resumed run, or the last part of an
+    /// array job to finish, reads back the chunks it did not compute to complete them.
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub(super) mip: Option<Option<PathBuf>>,
 }
 
 impl ToOp for DeskewArgs {
@@ -259,6 +271,7 @@ impl ToOp for DeskewArgs {
             angle: self.angle,
             scan_step: self.scan_step,
             pixel_size: self.pixel_size,
+            rotate: self.rotate,
         })
     }
 }

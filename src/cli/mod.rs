@@ -153,9 +153,16 @@ fn op_command(op: &OpCommand, init: bool) -> crate::Result<()> {
         OpCommand::Zoom(r) => run(r, init),
         OpCommand::Rotate(r) => {
             let plane = r.common.rotation_plane()?;
-            run_chain(r, r.op.with_plane(plane).to_chain()?, init)
+            run_chain(r, r.op.with_plane(plane).to_chain()?, init, None)
         }
-        OpCommand::Deskew(r) => run(r, init),
+        OpCommand::Deskew(r) => {
+            r.common.check_axes()?;
+            let mip = r.op.mip.as_ref().map(|path| match path {
+                Some(p) => p.clone(),
+                None => zarr::default_mip_path(&r.output),
+            });
+            run_chain(r, r.op.to_chain()?, init, mip)
+        }
         OpCommand::Copy(r) => run(r, init),
         OpCommand::Run(r) => match label::label_step(r) {
             Some(_) if init => Err(crate::Error::InvalidParameter {
@@ -176,18 +183,28 @@ fn progress_bar(c: &Common) -> Option<ProgressBar> {
 /// An op's (or a chain's) run: the flags as a [`zarr::Run`], run or initialised.
 fn run<A: clap::Args + ToChain>(r: &Run<A>, init: bool) -> crate::Result<()> {
     r.common.check_axes()?;
-    run_chain(r, r.op.to_chain()?, init)
+    run_chain(r, r.op.to_chain()?, init, None)
 }
 
-/// Runs (or initialises) `chain` with `r`'s paths and common flags.
-fn run_chain<A: clap::Args>(r: &Run<A>, mut chain: zarr::Chain, init: bool) -> crate::Result<()> {
+/// Runs (or initialises) `chain` with `r`'s paths and common flags, writing the
+/// output's maximum projections to `mip` where given.
+fn run_chain<A: clap::Args>(
+    r: &Run<A>,
+    mut chain: zarr::Chain,
+    init: bool,
+    mip: Option<std::path::PathBuf>,
+) -> crate::Result<()> {
     let c = &r.common;
     // Before anything is created: a part that cannot be found leaves nothing behind.
     let part = c.part()?;
     if let Some(d) = &c.dtype {
         chain.dtype = Some(d.parse()?);
     }
-    let spec = zarr::Run::new(c.input(&r.input), &r.output, chain).with_options(c.options(part)?);
+    let options = zarr::Options {
+        mip,
+        ..c.options(part)?
+    };
+    let spec = zarr::Run::new(c.input(&r.input), &r.output, chain).with_options(options);
     if init {
         show::print_init(&spec.init()?);
         return Ok(());

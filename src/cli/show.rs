@@ -156,7 +156,25 @@ fn summary(report: &Report, output: &Path) -> String {
             t.mb_per_s
         )
     });
-    text + &gpu + &store
+    let mip = report.mip.as_ref().map_or(String::new(), |m| {
+        let read_back = match m.chunks_read_back {
+            0 => String::new(),
+            n => format!(", {n} output chunks read back"),
+        };
+        if m.complete {
+            format!(
+                "\n  maximum projections along {}: {}{read_back}",
+                m.arrays.join(", "),
+                m.path.display()
+            )
+        } else {
+            format!(
+                "\n  maximum projections: {} waits for output chunks other parts have not written yet; the last part to finish (or a rerun) completes it",
+                m.path.display()
+            )
+        }
+    });
+    text + &gpu + &store + &mip
 }
 
 /// The link traffic of a GPU run against the input read and the output written, its

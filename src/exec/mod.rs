@@ -30,7 +30,7 @@ pub use io::{DropAxis, Sink, Source};
 pub use options::{Progress, RunOptions, default_memory_limit};
 pub use part::Part;
 pub use pyramid::{CopyEncoded, OnePassPyramid};
-pub use report::{GpuReport, ObjectStoreTraffic, Report, StageSeconds, peak_rss_bytes};
+pub use report::{GpuReport, MipReport, ObjectStoreTraffic, Report, StageSeconds, peak_rss_bytes};
 
 /// Runs `plan` from `source` to `sink` on `options.backend` (the CPU or a GPU): this
 /// process's part of the jobs, skipping those already written.

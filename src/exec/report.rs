@@ -51,6 +51,24 @@ pub struct Report {
     /// With an object store (`s3://`, `https://`): the requests the run made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object_store: Option<ObjectStoreTraffic>,
+    /// With `--mip`: the maximum projections written beside the output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mip: Option<MipReport>,
+}
+
+/// What `--mip` wrote, for the summary and `--report`.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct MipReport {
+    /// The group holding the projections (one array per axis, named after it).
+    pub path: std::path::PathBuf,
+    /// The arrays written, each the maximum along the axis it is named after.
+    pub arrays: Vec<String>,
+    /// Whether every projection chunk is written: false while other parts of an array
+    /// job have output chunks left to write (the last part to finish completes them).
+    pub complete: bool,
+    /// Output chunks read back (done before this run, or by other parts) to complete
+    /// the projections.
+    pub chunks_read_back: usize,
 }
 
 /// The requests a run made to object stores, and what they moved.

@@ -431,6 +431,7 @@ impl Op {
                 angle,
                 scan_step,
                 pixel_size,
+                rotate,
             } => {
                 if ndim < 3 {
                     return Err(invalid(
@@ -447,8 +448,13 @@ impl Op {
                         return Err(invalid(format!("{name} must be > 0 and finite, got {v}")));
                     }
                 }
-                let shift = scan_step * angle.to_radians().cos() / pixel_size;
-                geometric(Transform::Deskew { shift }, &Interp::order(1)).map_err(invalid)
+                let transform = Transform::Deskew {
+                    angle: *angle,
+                    scan_step: *scan_step,
+                    pixel_size: *pixel_size,
+                    rotate: *rotate,
+                };
+                geometric(transform, &Interp::order(1)).map_err(invalid)
             }
         }
     }

@@ -466,6 +466,15 @@ pub enum Op {
         scan_step: f64,
         /// The camera pixel's size in the sample.
         pixel_size: f64,
+        /// Also rotate to the coverslip, in the same transform: the output is
+        /// `(h, y, u)` on an isotropic grid of `pixel_size`, `h` the height (along the
+        /// detection axis' projection, growing with the input's x) and `u` the
+        /// position along the coverslip (the scan direction). Output `(h, y, u)` reads
+        /// input `z = (u − h·cos(angle)/sin(angle)) · pixel_size / scan_step`,
+        /// `x = h / sin(angle)`; the shape is `(1 + ceil((nx − 1)·sin(angle)), ny,
+        /// 1 + ceil((nz − 1)·scan_step/pixel_size + (nx − 1)·cos(angle)))`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        rotate: bool,
     },
     /// Convert to another element type inside a chain (round half to even,
     /// saturate; `x.astype` after `np.rint` for integers), as `Pipeline::with_dtype`
@@ -755,6 +764,7 @@ mod tests {
         r#"{"op":"zoom","zoom":[1.7,0.6],"grid_mode":false,"order":3,"mode":"grid-constant","cval":2.0,"prefilter":true}"#,
         r#"{"op":"rotate","angle":30.0,"axes":[1,0],"reshape":true,"order":0,"mode":"constant","cval":0.0,"prefilter":false}"#,
         r#"{"op":"deskew","angle":31.8,"scan_step":0.4,"pixel_size":0.104}"#,
+        r#"{"op":"deskew","angle":31.8,"scan_step":0.4,"pixel_size":0.104,"rotate":true}"#,
     ];
 
     #[test]

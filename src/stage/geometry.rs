@@ -173,8 +173,16 @@ pub(crate) enum Transform {
         axes: [usize; 2],
         reshape: bool,
     },
-    /// A deskew of the last three axes by `shift` voxels of x per plane of z.
-    Deskew { shift: f64 },
+    /// A deskew of the last three axes (z, y, x) recorded with the light sheet at
+    /// `angle` degrees, planes `scan_step` apart and pixels of `pixel_size`:
+    /// `scan_step · cos(angle) / pixel_size` voxels of x per plane of z, and, where
+    /// `rotate`, the rotation to the coverslip (see [`Op::Deskew`](crate::Op::Deskew)).
+    Deskew {
+        angle: f64,
+        scan_step: f64,
+        pixel_size: f64,
+        rotate: bool,
+    },
 }
 
 /// scipy.special's `cosdg` and `sindg`: exact at multiples of 90 degrees.
@@ -337,12 +345,32 @@ impl Geometric {
                 out_shape[a1] = ox;
                 Some((matrix, offset, out_shape))
             }
-            Transform::Deskew { shift } => {
+            Transform::Deskew {
+                angle,
+                scan_step,
+                pixel_size,
+                rotate,
+            } => {
                 let (z, x) = (ndim - 3, ndim - 1);
+                let (c, s) = cos_sin_degrees(*angle);
+                let (nz, nx) = (in_shape[z].max(1) - 1, in_shape[x].max(1) - 1);
                 let mut matrix = identity(ndim);
-                matrix[x * ndim + z] = -shift;
                 let mut out_shape = in_shape.to_vec();
-                out_shape[x] += ((in_shape[z].max(1) - 1) as f64 * shift).ceil() as usize;
+                let step = scan_step / pixel_size;
+                if *rotate {
+                    // Output (h, y, u) on the camera pixel's grid: input x = h / sin,
+                    // z = (u − h·cos/sin) / step.
+                    matrix[z * ndim + z] = -c / (s * step);
+                    matrix[z * ndim + x] = 1.0 / step;
+                    matrix[x * ndim + z] = 1.0 / s;
+                    matrix[x * ndim + x] = 0.0;
+                    out_shape[z] = 1 + (nx as f64 * s).ceil() as usize;
+                    out_shape[x] = 1 + (nz as f64 * step + nx as f64 * c).ceil() as usize;
+                } else {
+                    let shift = scan_step * c / pixel_size;
+                    matrix[x * ndim + z] = -shift;
+                    out_shape[x] += (nz as f64 * shift).ceil() as usize;
+                }
                 Some((matrix, vec![0.0; ndim], out_shape))
             }
             _ => None,

@@ -267,3 +267,53 @@ pub(super) fn remove_stale_siblings(path: &Path) {
         }
     }
 }
+
+/// Writes the metadata of a Zarr group of `zarr_format` (2 or 3) with `attributes` at
+/// `path` (creating the directory, or on an object store), each file atomically:
+/// `zarr.json`, or `.zgroup` and `.zattrs`.
+///
+/// # Errors
+/// [`Error::Store`] for a failed write.
+pub fn write_group(
+    path: &Path,
+    zarr_format: u8,
+    attributes: serde_json::Map<String, Value>,
+) -> Result<()> {
+    let remote = RemoteStore::open(path)?;
+    if remote.is_none() {
+        fs::create_dir_all(path).map_err(|e| Error::Store {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    }
+    let attributes = Value::Object(attributes);
+    let files: Vec<(&str, Value)> = if zarr_format == 3 {
+        vec![(
+            "zarr.json",
+            serde_json::json!({"zarr_format": 3, "node_type": "group", "attributes": attributes}),
+        )]
+    } else {
+        vec![
+            (".zgroup", serde_json::json!({"zarr_format": 2})),
+            (".zattrs", attributes),
+        ]
+    };
+    for (name, value) in files {
+        let target = path.join(name);
+        let temp = path.join(format!(".{name}.haloflow-tmp"));
+        let mut bytes = serde_json::to_vec_pretty(&value).expect("JSON values serialise");
+        bytes.push(b'\n');
+        if let Some(remote) = &remote {
+            // One PUT: the object is whole or absent.
+            remote.write_now(name, bytes)?;
+            continue;
+        }
+        fs::write(&temp, &bytes)
+            .and_then(|()| fs::rename(&temp, &target))
+            .map_err(|e| Error::Store {
+                path: target.clone(),
+                message: e.to_string(),
+            })?;
+    }
+    Ok(())
+}

@@ -709,40 +709,11 @@ impl OmeImage {
     }
 
     fn write_attributes(&self, path: &Path, attrs: Map<String, Value>) -> Result<()> {
-        let format = self.version.zarr_format();
-        let remote = super::remote::RemoteStore::open(path)?;
-        if remote.is_none() {
-            std::fs::create_dir_all(path).map_err(|e| Error::Store {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-        }
-        let attrs = Value::Object(attrs);
-        let files: Vec<(&str, Value)> = if format == 3 {
-            vec![(
-                "zarr.json",
-                json!({"zarr_format": 3, "node_type": "group", "attributes": {"ome": attrs}}),
-            )]
-        } else {
-            vec![(".zgroup", json!({"zarr_format": 2})), (".zattrs", attrs)]
+        let attrs = match self.version.zarr_format() {
+            // NGFF 0.5 keeps its metadata under `ome`.
+            3 => Map::from_iter([("ome".to_string(), Value::Object(attrs))]),
+            _ => attrs,
         };
-        for (name, value) in files {
-            let target = path.join(name);
-            let temp = path.join(format!(".{name}.haloflow-tmp"));
-            let mut bytes = serde_json::to_vec_pretty(&value).expect("JSON values serialise");
-            bytes.push(b'\n');
-            if let Some(remote) = &remote {
-                // One PUT: the object is whole or absent.
-                remote.write_now(name, bytes)?;
-                continue;
-            }
-            std::fs::write(&temp, &bytes)
-                .and_then(|()| std::fs::rename(&temp, &target))
-                .map_err(|e| Error::Store {
-                    path: target.clone(),
-                    message: e.to_string(),
-                })?;
-        }
-        Ok(())
+        super::files::write_group(path, self.version.zarr_format(), attrs)
     }
 }

@@ -135,6 +135,12 @@ impl Label {
     pub fn run(&self, progress: Option<&dyn Progress>) -> Result<LabelReport> {
         let started = Instant::now();
         let o = &self.options;
+        if o.mip.is_some() {
+            return Err(Error::InvalidParameter {
+                op: "label",
+                message: "maximum projections (mip) are written by a run, not a labelling".into(),
+            });
+        }
         let (input_path, _) = open_level(&self.input, o.level)?;
         let input = Input::open(&input_path)?;
         let pipeline = self.chain.pipeline(None)?;

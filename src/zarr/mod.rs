@@ -37,6 +37,7 @@
 mod chain;
 mod image;
 mod label;
+mod mip;
 mod objects;
 mod options;
 mod preview;
@@ -49,6 +50,7 @@ mod units;
 pub use chain::{Chain, GaussianKind, Step};
 pub use image::{OmeAxes, input_spacing, open_level, output_image, write_array};
 pub use label::{LABEL_STATE_DIR, Label, LabelReport, LabelStep};
+pub use mip::default_mip_path;
 pub use objects::{Objects, ObjectsFound};
 pub use options::{Options, resolve_statistics};
 pub use preview::{Preview, PreviewMethod, PreviewReport};

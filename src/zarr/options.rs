@@ -67,6 +67,10 @@ pub struct Options {
     /// Write a plain Zarr array even where the input is an OME-Zarr image or a file
     /// with metadata (its spacing still gives physical units their meaning).
     pub plain: bool,
+    /// Also write the output's maximum projections along each of its last three axes,
+    /// in the same pass, into a Zarr group at this path (one array per axis, named
+    /// after it: `z` holds the maximum along z). See [`default_mip_path`](super::default_mip_path).
+    pub mip: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -87,6 +91,7 @@ impl Default for Options {
             ome: None,
             ngff_version: None,
             plain: false,
+            mip: None,
         }
     }
 }

@@ -154,6 +154,11 @@ impl Pyramid {
             op: "pyramid",
             message,
         };
+        if o.mip.is_some() {
+            return Err(bad(
+                "maximum projections (mip) are written by a run, not a pyramid".into(),
+            ));
+        }
         if o.shards.is_some() {
             return Err(bad(
                 "--shards is not supported by pyramid yet (its levels are written chunk by chunk)"

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::chain::Chain;
 use super::image::{input_spacing, open_level, output_image};
+use super::mip::{Folding, Mips};
 use super::options::{Options, resolve_statistics};
 use super::progress::{Phase, Progress};
 use crate::backend::{Backend, Device, Workload};
@@ -89,6 +90,8 @@ struct Prepared {
     output: Output,
     dropped: Option<usize>,
     options: RunOptions,
+    /// The maximum projections written in the same pass, where asked for.
+    mips: Option<Mips>,
 }
 
 impl Prepared {
@@ -148,13 +151,22 @@ impl Prepared {
 
     /// Calls `f` with the sink the jobs write to: the output, or, where the chain's last
     /// projection drops an axis, the output seen through that axis kept at size 1.
+    /// The sink folds every block into the projections too, where asked for.
     fn with_sink<R>(&self, f: impl FnOnce(&dyn Sink) -> R) -> R {
+        let folding = self.mips.as_ref().map(|mips| Folding {
+            sink: &self.output,
+            mips,
+        });
+        let written: &dyn Sink = match &folding {
+            Some(folding) => folding,
+            None => &self.output,
+        };
         match self.dropped {
             Some(axis) => f(&exec::DropAxis {
-                sink: &self.output,
+                sink: written,
                 axis,
             }),
-            None => f(&self.output),
+            None => f(written),
         }
     }
 }
@@ -241,6 +253,10 @@ impl Run {
         report.bytes_written += copied.1;
         report.seconds = started.elapsed().as_secs_f64();
         report.statistics = p.statistics;
+        if let Some(mips) = &p.mips {
+            report.mip = Some(mips.finish(&p.output, p.options.threads)?);
+            report.seconds = started.elapsed().as_secs_f64();
+        }
         report.object_store = crate::store::remote::traffic().since(before).map(|t| {
             exec::ObjectStoreTraffic::over(t.requests, t.bytes_in, t.bytes_out, report.seconds)
         });
@@ -337,6 +353,15 @@ impl Run {
         if let Some(image) = &ome {
             image.write_group(&self.output, &pipeline, None)?;
         }
+        let mips = match &o.mip {
+            Some(path) => {
+                let names: Option<Vec<String>> = ome
+                    .as_ref()
+                    .map(|image| image.axes.iter().map(|a| a.name.clone()).collect());
+                Some(Mips::create(path, &spec, names.as_deref(), o.overwrite)?)
+            }
+            None => None,
+        };
         Ok(Prepared {
             input,
             plan,
@@ -344,6 +369,7 @@ impl Run {
             output,
             dropped,
             options: o.run_options(backend, reason),
+            mips,
         })
     }
 }

@@ -5,7 +5,7 @@ zarr-python, with output chunks smaller than each chunk's footprint and with one
 
     python tests/interop/geometry.py --haloflow target/debug/haloflow CHECK...
 
-CHECKs: affine, zoom, rotate, deskew, chains, parts, bad (default: all). Exit status 1
+CHECKs: affine, zoom, rotate, deskew, deskew_rotate_mip, chains, parts, bad (default: all). Exit status 1
 on failure. The Rust test `tests/cli.rs` runs this with the freshly built binary.
 """
 
@@ -161,6 +161,67 @@ def deskew(bin_, tmp):
     case.compare("deskew uint16 (the documented affine_transform)", got, want)
 
 
+def deskew_rotate_matrix(shape, angle, step, pixel):
+    """The documented transform of `deskew --rotate`: output (h, y, u) on the pixel
+    size's grid reads input x = h / sin, z = (u - h cot) * pixel / step."""
+    t = np.deg2rad(angle)
+    c, s, r = np.cos(t), np.sin(t), step / pixel
+    nz, ny, nx = shape
+    m = np.array([[-c / (s * r), 0, 1 / r], [0, 1, 0], [1 / s, 0, 0]])
+    out = (1 + int(np.ceil((nx - 1) * s)), ny, 1 + int(np.ceil((nz - 1) * r + (nx - 1) * c)))
+    return m, out
+
+
+def mips(path):
+    group = zarr.open_group(path, mode="r")
+    return {name: group[name][...] for name in ("z", "y", "x")}
+
+
+def deskew_rotate_mip(bin_, tmp):
+    rng = np.random.default_rng(7)
+    case = Case(bin_, tmp, volume(rng, (10, 12, 24)), "rotmip")
+    m, shape = deskew_rotate_matrix(case.x.shape, 31.8, 0.4, 0.104)
+    want = ndi.affine_transform(case.x, m, output_shape=shape, order=1, mode="constant")
+    flags = ["--angle", "31.8", "--scan-step", "0.4", "--pixel-size", "0.104"]
+    for chunks in [(3, 5, 7), want.shape]:
+        got = case.run("deskew", *flags, "--rotate", chunks=chunks)
+        case.compare(f"deskew --rotate chunks {chunks} (the documented affine_transform)", got, want)
+    # --mip: the maximum projections of the deskewed array, in the same pass.
+    u = (case.x * 30).astype(np.uint16)
+    case16 = Case(bin_, tmp, u, "mip16")
+    m, shape = deskew_matrix(u.shape, 31.8, 0.4, 0.104)
+    skewed = ndi.affine_transform(u, m, output_shape=shape, order=1, mode="constant")
+    dst = os.path.join(tmp, "mip-out.zarr")
+    run = haloflow(bin_, "deskew", case16.src, dst, *flags, "--chunks", "3,5,7", "--mip", "--report",
+                   os.path.join(tmp, "mip.json"))
+    got = zarr.open_array(dst, mode="r")[...]
+    case16.compare("deskew --mip: the deskewed array", got, skewed)
+    projections = mips(os.path.join(tmp, "mip-out_mip.zarr"))
+    for axis, name in enumerate("zyx"):
+        check(np.array_equal(projections[name], got.max(axis=axis)),
+              f"deskew --mip: {name} differs from the deskewed array's max along {name}")
+    check("maximum projections along z, y, x" in run.stderr, f"deskew --mip summary: {run.stderr!r}")
+    # Resumed: chunks found written are read back, and the projections are whole.
+    shutil.rmtree(os.path.join(tmp, "mip-out_mip.zarr"))
+    for chunk in ["0.0.0", "1.2.1"]:
+        os.remove(os.path.join(dst, "c", *chunk.split(".")))
+    mip_dir = os.path.join(tmp, "resumed-mips.zarr")
+    haloflow(bin_, "deskew", case16.src, dst, *flags, "--chunks", "3,5,7", "--mip", mip_dir, "--quiet")
+    projections = mips(mip_dir)
+    for axis, name in enumerate("zyx"):
+        check(np.array_equal(projections[name], got.max(axis=axis)),
+              f"deskew --mip resumed: {name} differs from the max along {name}")
+    # In 3 parts: the projections are whole once every part has finished.
+    dst = os.path.join(tmp, "mip-parts.zarr")
+    for i in (0, 1, 2):
+        haloflow(bin_, "deskew", case16.src, dst, *flags, "--chunks", "3,5,7", "--mip", "--part", f"{i}/3",
+                 "--quiet")
+    projections = mips(os.path.join(tmp, "mip-parts_mip.zarr"))
+    for axis, name in enumerate("zyx"):
+        check(np.array_equal(projections[name], got.max(axis=axis)),
+              f"deskew --mip in 3 parts: {name} differs from the max along {name}")
+
+
 def chains(bin_, tmp):
     rng = np.random.default_rng(4)
     case = Case(bin_, tmp, volume(rng, (14, 26, 22)), "chains")
@@ -228,7 +289,8 @@ def bad(bin_, tmp):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--haloflow", required=True)
-    ap.add_argument("checks", nargs="*", default=["affine", "zoom", "rotate", "deskew", "chains", "parts", "bad"])
+    ap.add_argument("checks", nargs="*", default=["affine", "zoom", "rotate", "deskew", "deskew_rotate_mip", "chains",
+                                                "parts", "bad"])
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="haloflow-geometry-")
     try:
