@@ -8,9 +8,10 @@ The affine: a rotation of 0.3 rad with a shear and an offset, on 128×256×256 f
 (`default_rng(0)`), scipy once then haloflow three times; prints the times, the ratio to
 haloflow's best and the largest difference. The deskew: a uint16 stack (camera offset
 100 plus Poisson counts of a smooth pattern; 256×1024×2048 is 1 GiB), chunks 32×256×256
-with haloflow's default compression, written once under /tmp; then `copy` and `deskew
---angle 31.8 --scan-step 0.4 --pixel-size 0.104` alternately three times, each after
-`sync`.
+with haloflow's default compression, written once under /tmp; then `copy`, `deskew
+--angle 31.8 --scan-step 0.4 --pixel-size 0.104`, the same with `--mip` (the maximum
+projections in the same pass) and with `--rotate` (to the coverslip) in turn three
+times, each after `sync`.
 """
 
 import argparse
@@ -65,14 +66,17 @@ def timed(args):
 def deskew(haloflow_bin, shape):
     src = f"/tmp/bench_geometry_{'x'.join(map(str, shape))}.zarr"
     stack(src, shape)
+    lls = ["--angle", "31.8", "--scan-step", "0.4", "--pixel-size", "0.104"]
+    cases = [("copy", "copy", []), ("deskew", "deskew", lls), ("deskew --mip", "deskew", [*lls, "--mip"]),
+             ("deskew --rotate", "deskew", [*lls, "--rotate"])]
     for run in range(3):
-        for name, extra in [("copy", []), ("deskew", ["--angle", "31.8", "--scan-step", "0.4",
-                                                      "--pixel-size", "0.104"])]:
-            out = f"/tmp/bench_geometry_{name}.zarr"
+        for i, (label, op, extra) in enumerate(cases):
+            out = f"/tmp/bench_geometry_{i}.zarr"
             shutil.rmtree(out, ignore_errors=True)
-            took = timed([haloflow_bin, name, src, out, "-q", *extra])
-            print(f"run {run + 1}: {name} {took:.2f} s")
+            took = timed([haloflow_bin, op, src, out, "-q", *extra])
+            print(f"run {run + 1}: {label} {took:.2f} s")
             shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(f"/tmp/bench_geometry_{i}_mip.zarr", ignore_errors=True)
 
 
 def main():

@@ -822,3 +822,61 @@ fn non_local_means_on_the_device_equals_the_cpu() {
         }
     }
 }
+
+/// Geometric resampling on the device (matrix maps at orders 0 and 1 in `constant`
+/// mode, in float64) equals the CPU's, which equals scipy's: an affine transform
+/// (rotation, shear, offset, another output shape), a rotation of 30° with reshape, a
+/// deskew and a deskew rotated to the coverslip, in float32 and integer types, one
+/// block and blocks far smaller than a block's preimage, with a cval.
+#[test]
+fn geometric_resampling_on_the_device_equals_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let (c, s) = (0.45f64.cos(), 0.45f64.sin());
+    let rotation_shear = vec![vec![1.0, 0.0, 0.0], vec![0.1, c, -s], vec![0.0, s, c + 0.2]];
+    for order in [0, 1] {
+        let interp = haloflow::ops::Interp {
+            cval: 7.0,
+            ..haloflow::ops::Interp::order(order)
+        };
+        let ops = [
+            Op::Affine {
+                matrix: rotation_shear.clone(),
+                offset: vec![1.25, -2.0, 3.5],
+                output_shape: vec![9, 14, 13],
+                interp,
+            },
+            Op::Rotate {
+                angle: 30.0,
+                axes: [1, 2],
+                reshape: true,
+                interp,
+            },
+            Op::Deskew {
+                angle: 31.8,
+                scan_step: 0.4,
+                pixel_size: 0.104,
+                rotate: false,
+            },
+            Op::Deskew {
+                angle: 31.8,
+                scan_step: 0.4,
+                pixel_size: 0.104,
+                rotate: true,
+            },
+        ];
+        for dtype in [DType::F32, DType::U16, DType::I16, DType::U8] {
+            let input = data(&[7, 12, 11], dtype, 91);
+            for op in &ops {
+                let pipeline = Pipeline::from(op.clone());
+                let want = pipeline.apply(input.view()).unwrap();
+                for block in [None, Some(vec![3, 4, 5])] {
+                    let got = pipeline
+                        .apply_on(input.view(), block.as_deref(), &gpu)
+                        .unwrap();
+                    common::compare(&got, &want, None)
+                        .unwrap_or_else(|e| panic!("{op:?} of {dtype} blocks {block:?}: {e}"));
+                }
+            }
+        }
+    }
+}

@@ -55,7 +55,7 @@ fn gpu_bench_runs_on_a_small_volume_and_its_results_agree() {
     // and each agreed with the CPU backend; with HALOFLOW_REQUIRE_GPU=1 on the GPU too.
     let gpu = std::env::var("HALOFLOW_REQUIRE_GPU").is_ok_and(|v| v == "1");
     let rows = case_rows(&text);
-    assert_eq!(rows.len(), 16, "{text}");
+    assert_eq!(rows.len(), 20, "{text}");
     for (case, checks) in &rows {
         let mut want = vec!["cpu", "cpu1", "scipy"];
         if gpu {

@@ -219,7 +219,10 @@ impl GpuContext {
             adapter.get_info().device_type,
             wgpu::DeviceType::Cpu | wgpu::DeviceType::IntegratedGpu
         );
-        let mut wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::PIPELINE_CACHE;
+        // Float64 shaders for geometric resampling (gpu/geometry.rs), where offered.
+        let mut wanted = wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::PIPELINE_CACHE
+            | wgpu::Features::SHADER_F64;
         if shared {
             wanted |= wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
         }
@@ -235,6 +238,7 @@ impl GpuContext {
         .map_err(|e| Error::NoGpu {
             reason: format!("adapter {info} offers no device: {e}"),
         })?;
+        super::geometry::device_opened(device.features().contains(wgpu::Features::SHADER_F64));
         let disk_cache = DiskCache::open(&device, &adapter.get_info());
         let pool = Arc::new(Pool::new(
             pooled_per_class(DEFAULT_JOBS_IN_FLIGHT),

@@ -5,6 +5,7 @@
 use std::ops::Range;
 
 use super::dispatch::{AXES, Dispatch, len, pad, pad_sets};
+use super::geometry;
 use super::nlmeans;
 use super::pointwise;
 use super::rank;
@@ -41,7 +42,14 @@ pub(super) fn dispatch(plan: &Plan, k: usize, input: DType, sets: &[Vec<AxisSet>
         Stage::Stencil(st) => stencil::stencil(&padded(st), in_sets, out, in_shape),
         Stage::Derivatives { .. } => unreachable!("expanded by `launches`"),
         Stage::Deconvolve(_) => unreachable!("deconvolution runs on the host"),
-        Stage::Geometric(_) => unreachable!("geometric resampling runs on the host"),
+        Stage::Geometric(g) => geometry::geometric(
+            g,
+            in_sets,
+            out,
+            plan.shape_at(k),
+            input,
+            plan.dtype_at(k + 1),
+        ),
         Stage::NlMeans(nl) => nlmeans::nl_means(nl, in_sets, out, in_shape),
         Stage::Project { axis, method } => pointwise::project(
             in_sets,

@@ -33,6 +33,7 @@ mod context;
 mod disk_cache;
 mod dispatch;
 mod encode;
+mod geometry;
 #[cfg(feature = "fault-injection")]
 mod inject;
 mod job;

@@ -27,8 +27,8 @@ pub(super) fn on_device(plan: &Plan, k: usize) -> bool {
     match stage {
         // Richardson–Lucy's iterations run with the CPU kernels.
         Stage::Deconvolve(_) => false,
-        // Geometric resampling runs with the CPU kernel (no WGSL twin yet).
-        Stage::Geometric(_) => false,
+        // Matrix maps at order 0 or 1 in `constant` mode, in float64 (see gpu/geometry.rs).
+        Stage::Geometric(g) => super::geometry::supported(g, plan.shape_at(k)),
         Stage::Downsample {
             factor,
             method: DownMethod::Mean,
@@ -145,6 +145,37 @@ mod tests {
             });
             let plan = Plan::new(&pipeline, &[4, 5], dtype, &[1, 5], &[1, 5]).unwrap();
             assert_eq!(on_device(&plan, 0), device, "{method:?} of {dtype}");
+        }
+    }
+
+    #[test]
+    fn matrix_maps_at_orders_0_and_1_in_constant_mode_run_on_the_device() {
+        use crate::ops::Interp;
+        use crate::stage::InterpMode;
+        let rotate = |order: usize, mode: InterpMode| Op::Rotate {
+            angle: 30.0,
+            axes: [1, 2],
+            reshape: true,
+            interp: Interp {
+                mode,
+                ..Interp::order(order)
+            },
+        };
+        let zoom = Op::Zoom {
+            zoom: vec![1.5],
+            grid_mode: false,
+            interp: Interp::order(1),
+        };
+        for (op, device) in [
+            (rotate(0, InterpMode::Constant), true),
+            (rotate(1, InterpMode::Constant), true),
+            (rotate(3, InterpMode::Constant), false),
+            (rotate(1, InterpMode::Nearest), false),
+            (zoom, false),
+        ] {
+            let pipeline = Pipeline::from(op.clone());
+            let plan = Plan::new(&pipeline, &[4, 5, 6], DType::F32, &[4, 5, 6], &[4, 5, 6]);
+            assert_eq!(on_device(&plan.unwrap(), 0), device, "{op:?}");
         }
     }
 }

@@ -50,6 +50,7 @@ pub(crate) enum Shader {
     Project,
     Accumulate,
     NlMeans,
+    Geometry,
 }
 
 impl Shader {
@@ -68,6 +69,7 @@ impl Shader {
             Shader::Project => "project.wgsl",
             Shader::Accumulate => "accumulate.wgsl",
             Shader::NlMeans => "nlmeans.wgsl",
+            Shader::Geometry => "geometry.wgsl",
         }
     }
 
@@ -85,6 +87,7 @@ impl Shader {
             Shader::Project => include_str!("../../shaders/project.wgsl"),
             Shader::Accumulate => include_str!("../../shaders/accumulate.wgsl"),
             Shader::NlMeans => include_str!("../../shaders/nlmeans.wgsl"),
+            Shader::Geometry => include_str!("../../shaders/geometry.wgsl"),
         }
     }
 }
@@ -579,12 +582,14 @@ mod tests {
         let text = source(kernel, method, input, output, compiled, &[]);
         let module = naga::front::wgsl::parse_str(&text)
             .unwrap_or_else(|e| panic!("{}: {}", kernel.name(), e.emit_to_string(&text)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::empty(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{}: {e:?}", kernel.name()));
+        // Geometric resampling computes in float64 (a device with SHADER_F64).
+        let capabilities = match kernel {
+            Shader::Geometry => naga::valid::Capabilities::FLOAT64,
+            _ => naga::valid::Capabilities::empty(),
+        };
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", kernel.name()));
         module
     }
 
@@ -679,6 +684,11 @@ mod tests {
                 "NlMeansParams",
                 size_of::<super::super::nlmeans::NlMeansParams>(),
             ),
+            (
+                Shader::Geometry,
+                "GeometryParams",
+                size_of::<super::super::geometry::GeometryParams>(),
+            ),
         ];
         for (kernel, name, rust_size) in twins {
             let output = match kernel {
@@ -692,7 +702,8 @@ mod tests {
                 | Shader::Normalize
                 | Shader::Anscombe
                 | Shader::Accumulate
-                | Shader::NlMeans => DType::F32,
+                | Shader::NlMeans
+                | Shader::Geometry => DType::F32,
                 Shader::Cast => DType::U16,
             };
             let module = module(kernel, 0, DType::F32, output);
@@ -738,6 +749,12 @@ mod tests {
             module(Shader::Project, 1, input, input);
             module(Shader::NlMeans, 0, input, DType::F32);
             module(Shader::NlMeans, 1, input, DType::F32);
+            for output in types {
+                // Orders 0 and 1, axes 0 and 3 through, float or integer output.
+                let float = if output.is_float() { 1 << 16 } else { 0 };
+                module(Shader::Geometry, (0b1001 << 8) | float, input, output);
+                module(Shader::Geometry, 1 | (0b1001 << 8) | float, input, output);
+            }
         }
         module(Shader::Accumulate, 0, DType::F32, DType::F32);
     }

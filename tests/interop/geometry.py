@@ -5,7 +5,8 @@ zarr-python, with output chunks smaller than each chunk's footprint and with one
 
     python tests/interop/geometry.py --haloflow target/debug/haloflow CHECK...
 
-CHECKs: affine, zoom, rotate, deskew, deskew_rotate_mip, chains, parts, bad (default: all). Exit status 1
+CHECKs: affine, zoom, rotate, deskew, deskew_rotate_mip, gpu, chains, parts, bad (default:
+all). Exit status 1
 on failure. The Rust test `tests/cli.rs` runs this with the freshly built binary.
 """
 
@@ -222,6 +223,35 @@ def deskew_rotate_mip(bin_, tmp):
               f"deskew --mip in 3 parts: {name} differs from the max along {name}")
 
 
+def gpu(bin_, tmp):
+    """On the device (`--device gpu`: matrix maps at orders 0 and 1 in `constant` mode
+    run in float64 there): equal to the CPU's output, which equals scipy's. Without an
+    adapter this is skipped, unless HALOFLOW_REQUIRE_GPU=1."""
+    rng = np.random.default_rng(8)
+    case = Case(bin_, tmp, (volume(rng, (12, 20, 24)) * 30).astype(np.uint16), "gpu")
+    lls = ["--angle", "31.8", "--scan-step", "0.4", "--pixel-size", "0.104"]
+    m, shape = deskew_matrix(case.x.shape, 31.8, 0.4, 0.104)
+    rm, rshape = deskew_rotate_matrix(case.x.shape, 31.8, 0.4, 0.104)
+    cases = [
+        (["deskew", *lls], ndi.affine_transform(case.x, m, output_shape=shape, order=1)),
+        (["deskew", *lls, "--rotate"], ndi.affine_transform(case.x, rm, output_shape=rshape, order=1)),
+        (["rotate", "--angle", "30", "--axes", "1,2", "--reshape", "--order", "1"],
+         ndi.rotate(case.x, 30, axes=(1, 2), order=1)),
+        (["rotate", "--angle", "45", "--axes", "0,2", "--order", "0", "--cval", "5"],
+         ndi.rotate(case.x, 45, axes=(0, 2), reshape=False, order=0, cval=5)),
+    ]
+    probe = haloflow(bin_, "devices", check_ok=False)
+    if "vulkan" not in probe.stdout.lower() and os.environ.get("HALOFLOW_REQUIRE_GPU") != "1":
+        print("NOTICE: no GPU adapter, the gpu check is skipped (HALOFLOW_REQUIRE_GPU=1 fails instead)")
+        return
+    for args, want in cases:
+        for chunks in [(4, 8, 8), want.shape]:
+            got = case.run(*args, chunks=chunks, extra=["--device", "gpu"])
+            cpu = case.run(*args, chunks=chunks, extra=["--device", "cpu"])
+            case.compare(f"{' '.join(args)} on the GPU, chunks {chunks}", got, want)
+            check(np.array_equal(got, cpu), f"{' '.join(args)}: the GPU's output differs from the CPU's")
+
+
 def chains(bin_, tmp):
     rng = np.random.default_rng(4)
     case = Case(bin_, tmp, volume(rng, (14, 26, 22)), "chains")
@@ -289,8 +319,8 @@ def bad(bin_, tmp):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--haloflow", required=True)
-    ap.add_argument("checks", nargs="*", default=["affine", "zoom", "rotate", "deskew", "deskew_rotate_mip", "chains",
-                                                "parts", "bad"])
+    ap.add_argument("checks", nargs="*", default=["affine", "zoom", "rotate", "deskew", "deskew_rotate_mip", "gpu",
+                                                "chains", "parts", "bad"])
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="haloflow-geometry-")
     try:
