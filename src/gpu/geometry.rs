@@ -118,14 +118,11 @@ pub(super) fn geometric(
     }
     let in_lens: Vec<usize> = in_sets.iter().map(AxisSet::len).collect();
     let count = out.iter().map(AxisSet::len).product::<usize>() as u32;
-    let (out_min, out_max) = match output {
-        DType::U8 => (0.0, u8::MAX as f64),
-        DType::U16 => (0.0, u16::MAX as f64),
-        DType::U32 => (0.0, u32::MAX as f64),
-        DType::I8 => (i8::MIN as f64, i8::MAX as f64),
-        DType::I16 => (i16::MIN as f64, i16::MAX as f64),
-        DType::I32 => (i32::MIN as f64, i32::MAX as f64),
-        DType::F32 | DType::F64 => (f64::NEG_INFINITY, f64::INFINITY),
+    let (out_min, out_max) = if output.is_float() {
+        (f64::NEG_INFINITY, f64::INFINITY)
+    } else {
+        let (lo, hi) = super::shader::int_range(output);
+        (lo as f64, hi as f64)
     };
     let signed = |d: DType| matches!(d, DType::I8 | DType::I16 | DType::I32);
     let bias = |d: DType| if signed(d) { 2147483648.0 } else { 0.0 };

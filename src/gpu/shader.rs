@@ -360,7 +360,7 @@ fn output_prelude(d: DType) -> String {
 }
 
 /// The integer range of a non-float type.
-fn int_range(d: DType) -> (i64, i64) {
+pub(super) fn int_range(d: DType) -> (i64, i64) {
     match d {
         DType::U8 => (0, u8::MAX as i64),
         DType::U16 => (0, u16::MAX as i64),
