@@ -154,14 +154,15 @@ impl Mips {
     /// did not compute, read back from `output` on `threads` threads, where every one
     /// of them is written; otherwise leaves the projection chunks that wait for them.
     pub(crate) fn finish(&self, output: &Output, threads: usize) -> Result<MipReport> {
-        // The output chunks some unwritten projection chunk still lacks, in C order.
+        // The output chunks some unwritten projection chunk still lacks, in C order
+        // (whether a projection chunk is written is asked of the store once).
         let mut wanted = Vec::new();
-        for index in
-            (0..self.grid.num_chunks()).map(|i| crate::region::unravel(i, &self.grid.grid_shape()))
-        {
+        let mut written = vec![HashMap::new(); self.projections.len()];
+        let grid_shape = self.grid.grid_shape();
+        for index in (0..self.grid.num_chunks()).map(|i| crate::region::unravel(i, &grid_shape)) {
             let mut needed = false;
-            for p in &self.projections {
-                needed |= p.lacks(&index)?;
+            for (p, written) in self.projections.iter().zip(&mut written) {
+                needed |= p.lacks(&index, written)?;
             }
             if needed {
                 wanted.push(index);
@@ -208,13 +209,19 @@ impl Projection {
     }
 
     /// Whether this projection still needs output chunk `index`: its projection chunk
-    /// is neither written (by this run or an earlier one) nor has it folded in.
-    fn lacks(&self, index: &[usize]) -> Result<bool> {
+    /// is neither written (by this run or an earlier one: `written` remembers what the
+    /// store said) nor has it folded in.
+    fn lacks(&self, index: &[usize], written: &mut HashMap<Vec<usize>, bool>) -> Result<bool> {
         let (k, along) = self.split(index);
         if let Some(p) = self.lock().get(&k) {
             return Ok(!p.folded[along]);
         }
-        Ok(!self.output.region_done(&self.grid.chunk_region(&k))?)
+        if let Some(&done) = written.get(&k) {
+            return Ok(!done);
+        }
+        let done = self.output.region_done(&self.grid.chunk_region(&k))?;
+        written.insert(k, done);
+        Ok(!done)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<usize>, Pending>> {

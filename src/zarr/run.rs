@@ -332,6 +332,18 @@ impl Run {
                 (input.dtype(), out_dtype),
             )?
         };
+        if let Some(mip) = &o.mip
+            && (mip.starts_with(&self.output) || self.output.starts_with(mip))
+        {
+            return Err(Error::InvalidParameter {
+                op: "mip",
+                message: format!(
+                    "the projections' group {} and the output {} must not hold one another",
+                    mip.display(),
+                    self.output.display()
+                ),
+            });
+        }
         let mut spec = OutputSpec::new(&out_shape, out_dtype, &chunk)
             .with_zarr_format(o.zarr_format)
             .with_compression(o.compression)

@@ -212,6 +212,12 @@ def deskew_rotate_mip(bin_, tmp):
     for axis, name in enumerate("zyx"):
         check(np.array_equal(projections[name], got.max(axis=axis)),
               f"deskew --mip resumed: {name} differs from the max along {name}")
+    # A projections' group inside the output is refused before anything is written.
+    inside = os.path.join(tmp, "mip-inside.zarr")
+    run = haloflow(bin_, "deskew", case16.src, inside, *flags, "--mip", os.path.join(inside, "m"), check_ok=False)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    check(run.returncode != 0 and len(lines) == 1 and "mip" in lines[0] and not os.path.exists(inside),
+          f"deskew --mip inside the output: exit {run.returncode}, stderr {run.stderr!r}")
     # In 3 parts: the projections are whole once every part has finished.
     dst = os.path.join(tmp, "mip-parts.zarr")
     for i in (0, 1, 2):
