@@ -300,7 +300,8 @@ pub fn write_group(
     };
     for (name, value) in files {
         let target = path.join(name);
-        let temp = path.join(format!(".{name}.haloflow-tmp"));
+        // Unique per writer: parts of an array job may write the same group at once.
+        let temp = path.join(format!(".{name}.{}.haloflow-tmp", unique_suffix()));
         let mut bytes = serde_json::to_vec_pretty(&value).expect("JSON values serialise");
         bytes.push(b'\n');
         if let Some(remote) = &remote {
