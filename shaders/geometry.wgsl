@@ -1,5 +1,6 @@
 // Geometric resampling at spline order 0 or 1 in scipy's `constant` mode: the twin of
-// cpu/geometry.rs for a matrix map (`affine_transform`, `rotate`, `deskew`). Needs the
+// cpu/geometry.rs for a matrix map (`affine_transform`, `rotate`, `deskew`) and a
+// zoom. Needs the
 // device's float64 (SHADER_F64): every coordinate, weight and sum is the CPU's f64
 // operation in the CPU's order, so outputs equal the CPU's (and scipy's).
 //
@@ -12,7 +13,10 @@
 // taps in C order, each sample times the axes' weights in axis order, summed.
 //
 // METHOD (compiled in): the spline order (0 or 1) in its low byte; bit 8 + a set
-// where axis `a` passes through; bit 16 set where the output is float32.
+// where axis `a` passes through; bit 16 set where the output is float32; bit 17 for a
+// zoom (`c = o * ratio`, the ratio on the matrix's diagonal), and bit 18 for a zoom
+// on the grid (`c = (o + 0.5) * ratio - 0.5`), scipy's `zoom` as cpu/geometry.rs
+// computes it.
 
 struct GeometryParams {
     count: u32,
@@ -64,8 +68,19 @@ fn taps(a: u32, o: array<u32, AXES>) -> Taps {
         return t;
     }
     var c = P.offset[a];
-    for (var l = 0u; l < AXES; l++) {
-        c = c + f64(o[l]) * P.matrix[a * AXES + l];
+    if ((METHOD & 0x20000u) != 0u) {
+        // A zoom: the ratio on the diagonal; on the grid, pixel edges aligned.
+        let k = f64(o[a]);
+        let ratio = P.matrix[a * AXES + a];
+        if ((METHOD & 0x40000u) != 0u) {
+            c = (k + f64(0.5)) * ratio - f64(0.5);
+        } else {
+            c = k * ratio;
+        }
+    } else {
+        for (var l = 0u; l < AXES; l++) {
+            c = c + f64(o[l]) * P.matrix[a * AXES + l];
+        }
     }
     let last = f64(P.n[a]) - f64(1.0);
     if (!(c >= f64(0.0) && c <= last)) {

@@ -823,10 +823,11 @@ fn non_local_means_on_the_device_equals_the_cpu() {
     }
 }
 
-/// Geometric resampling on the device (matrix maps at orders 0 and 1 in `constant`
-/// mode, in float64) equals the CPU's, which equals scipy's: an affine transform
-/// (rotation, shear, offset, another output shape), a rotation of 30° with reshape, a
-/// deskew and a deskew rotated to the coverslip, in float32 and integer types, one
+/// Geometric resampling on the device (matrix maps and zooms at orders 0 and 1 in
+/// `constant` mode, in float64) equals the CPU's, which equals scipy's: an affine
+/// transform (rotation, shear, offset, another output shape), a rotation of 30° with
+/// reshape, zooms (on the grid too, an axis of factor 1), a deskew and a deskew rotated
+/// to the coverslip, in float32 and integer types, one
 /// block and blocks far smaller than a block's preimage, with a cval.
 #[test]
 fn geometric_resampling_on_the_device_equals_the_cpu() {
@@ -849,6 +850,16 @@ fn geometric_resampling_on_the_device_equals_the_cpu() {
                 angle: 30.0,
                 axes: [1, 2],
                 reshape: true,
+                interp,
+            },
+            Op::Zoom {
+                zoom: vec![1.7, 0.6, 1.3],
+                grid_mode: false,
+                interp,
+            },
+            Op::Zoom {
+                zoom: vec![1.0, 2.5, 0.45],
+                grid_mode: true,
                 interp,
             },
             Op::Deskew {

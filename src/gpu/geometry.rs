@@ -1,6 +1,6 @@
 //! Geometric resampling on the device: `shaders/geometry.wgsl`, the twin of
-//! `cpu/geometry.rs` for matrix maps (`affine`, `rotate`, `deskew`) at spline order 0
-//! or 1 in scipy's `constant` mode, computed in float64 (the device's SHADER_F64) with
+//! `cpu/geometry.rs` for matrix maps (`affine`, `rotate`, `deskew`) and zooms at
+//! spline order 0 or 1 in scipy's `constant` mode, computed in float64 (the device's SHADER_F64) with
 //! the CPU's operations in the CPU's order. Other transforms, orders and modes run on
 //! the host.
 
@@ -62,8 +62,8 @@ const _: () = assert!(
     std::mem::size_of::<GeometryParams>() == 16 + 20 * AXES + 4 + 8 * (AXES * AXES + AXES + 5)
 );
 
-/// Whether `g` reading an input of `in_shape` has a device kernel: a matrix map at
-/// order 0 or 1 in `constant` mode on a device with float64 shaders, indices within
+/// Whether `g` reading an input of `in_shape` has a device kernel: a matrix map or a
+/// zoom at order 0 or 1 in `constant` mode on a device with float64 shaders, indices within
 /// 32 bits.
 pub(super) fn supported(g: &Geometric, in_shape: &[usize]) -> bool {
     g.interp.order <= 1
@@ -71,7 +71,6 @@ pub(super) fn supported(g: &Geometric, in_shape: &[usize]) -> bool {
         && FLOAT64.load(Ordering::Relaxed)
         && in_shape.len() <= AXES
         && in_shape.iter().all(|&n| n < u32::MAX as usize)
-        && matches!(g.resolve(in_shape).map, Map::Matrix { .. })
         && g.resolve(in_shape)
             .out_shape
             .iter()
@@ -89,19 +88,28 @@ pub(super) fn geometric(
     output: DType,
 ) -> Dispatch {
     let r = g.resolve(in_shape);
-    let Map::Matrix { matrix, offset } = &r.map else {
-        unreachable!("only matrix maps are placed on the device")
-    };
     let ndim = in_shape.len();
     let lead = AXES - ndim;
     let mut m = [0.0f64; AXES * AXES];
     let mut off = [0.0f64; AXES];
-    for h in 0..ndim {
-        off[lead + h] = offset[h];
-        for l in 0..ndim {
-            m[(lead + h) * AXES + lead + l] = matrix[h * ndim + l];
+    // A zoom's ratios go on the diagonal (METHOD bit 17; bit 18 on the grid).
+    let zoom = match &r.map {
+        Map::Matrix { matrix, offset } => {
+            for h in 0..ndim {
+                off[lead + h] = offset[h];
+                for l in 0..ndim {
+                    m[(lead + h) * AXES + lead + l] = matrix[h * ndim + l];
+                }
+            }
+            0
         }
-    }
+        Map::Zoom { ratio, grid_mode } => {
+            for h in 0..ndim {
+                m[(lead + h) * AXES + lead + h] = ratio[h];
+            }
+            if *grid_mode { 0b11 << 17 } else { 1 << 17 }
+        }
+    };
     // Leading padded axes pass through, as do the map's own through axes.
     let mut through = (0..lead).fold(0u32, |t, a| t | 1 << a);
     for (h, &t) in r.through.iter().enumerate() {
@@ -145,5 +153,5 @@ pub(super) fn geometric(
     };
     let float_out = if output.is_float() { 1 << 16 } else { 0 };
     Dispatch::new(Shader::Geometry, &params, vec![0], count)
-        .with_method(g.interp.order as u32 | through << 8 | float_out)
+        .with_method(g.interp.order as u32 | through << 8 | float_out | zoom)
 }

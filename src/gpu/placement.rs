@@ -27,7 +27,8 @@ pub(super) fn on_device(plan: &Plan, k: usize) -> bool {
     match stage {
         // Richardson–Lucy's iterations run with the CPU kernels.
         Stage::Deconvolve(_) => false,
-        // Matrix maps at order 0 or 1 in `constant` mode, in float64 (see gpu/geometry.rs).
+        // Matrix maps and zooms at order 0 or 1 in `constant` mode, in float64 (see
+        // gpu/geometry.rs).
         Stage::Geometric(g) => super::geometry::supported(g, plan.shape_at(k)),
         Stage::Downsample {
             factor,
@@ -149,7 +150,7 @@ mod tests {
     }
 
     #[test]
-    fn matrix_maps_at_orders_0_and_1_in_constant_mode_run_on_the_device() {
+    fn matrix_maps_and_zooms_at_orders_0_and_1_in_constant_mode_run_on_the_device() {
         use crate::ops::Interp;
         use crate::stage::InterpMode;
         let rotate = |order: usize, mode: InterpMode| Op::Rotate {
@@ -171,7 +172,7 @@ mod tests {
             (rotate(1, InterpMode::Constant), true),
             (rotate(3, InterpMode::Constant), false),
             (rotate(1, InterpMode::Nearest), false),
-            (zoom, false),
+            (zoom, true),
         ] {
             let pipeline = Pipeline::from(op.clone());
             let plan = Plan::new(&pipeline, &[4, 5, 6], DType::F32, &[4, 5, 6], &[4, 5, 6]);

@@ -754,6 +754,8 @@ mod tests {
                 let float = if output.is_float() { 1 << 16 } else { 0 };
                 module(Shader::Geometry, (0b1001 << 8) | float, input, output);
                 module(Shader::Geometry, 1 | (0b1001 << 8) | float, input, output);
+                // A zoom, on the grid.
+                module(Shader::Geometry, 1 | (0b11 << 17) | float, input, output);
             }
         }
         module(Shader::Accumulate, 0, DType::F32, DType::F32);

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -229,9 +230,17 @@ def deskew_rotate_mip(bin_, tmp):
               f"deskew --mip in 3 parts: {name} differs from the max along {name}")
 
 
+def grid_zoom(x):
+    """scipy's zoom by 2.5 on the grid in `constant` mode (which it warns against, and
+    computes)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return ndi.zoom(x, 2.5, order=1, grid_mode=True, mode="constant")
+
+
 def gpu(bin_, tmp):
-    """On the device (`--device gpu`: matrix maps at orders 0 and 1 in `constant` mode
-    run in float64 there): equal to the CPU's output, which equals scipy's. Without an
+    """On the device (`--device gpu`: matrix maps and zooms at orders 0 and 1 in
+    `constant` mode run in float64 there): equal to the CPU's output, which equals scipy's. Without an
     adapter this is skipped, unless HALOFLOW_REQUIRE_GPU=1."""
     rng = np.random.default_rng(8)
     case = Case(bin_, tmp, (volume(rng, (12, 20, 24)) * 30).astype(np.uint16), "gpu")
@@ -245,6 +254,8 @@ def gpu(bin_, tmp):
          ndi.rotate(case.x, 30, axes=(1, 2), order=1)),
         (["rotate", "--angle", "45", "--axes", "0,2", "--order", "0", "--cval", "5"],
          ndi.rotate(case.x, 45, axes=(0, 2), reshape=False, order=0, cval=5)),
+        (["zoom", "--factor", "1.7,0.6,1.3", "--order", "1"], ndi.zoom(case.x, (1.7, 0.6, 1.3), order=1)),
+        (["zoom", "--factor", "2.5", "--order", "1", "--grid-mode", "--mode", "constant"], grid_zoom(case.x)),
     ]
     probe = haloflow(bin_, "devices", check_ok=False)
     if "vulkan" not in probe.stdout.lower() and os.environ.get("HALOFLOW_REQUIRE_GPU") != "1":
