@@ -111,10 +111,16 @@ impl Mips {
                 };
                 let mut dims = names.clone();
                 dims.remove(axis);
+                // The output's own record (its pipeline) too: projections of another
+                // computation are refused when resuming, not mixed in.
                 let mut attributes = serde_json::Map::new();
                 attributes.insert(
                     "haloflow".into(),
-                    serde_json::json!({"maximum_along": names[axis], "axis": axis}),
+                    serde_json::json!({
+                        "maximum_along": names[axis],
+                        "axis": axis,
+                        "of": spec.attributes.get("haloflow"),
+                    }),
                 );
                 let mip = OutputSpec::new(&drop(&spec.shape), spec.dtype, &drop(&spec.chunk))
                     .with_zarr_format(spec.zarr_format)
