@@ -149,35 +149,34 @@ fn compute(e: u32) -> Out {
     if (t0.outside || t1.outside || t2.outside || t3.outside || t4.outside) {
         return store(P.cval);
     }
+    // Taps per axis: two at order 1, one at order 0 and on an axis passing through.
     let count = select(1u, 2u, (METHOD & 0xffu) == 1u);
+    let n0 = select(count, 1u, through(0u));
+    let n1 = select(count, 1u, through(1u));
+    let n2 = select(count, 1u, through(2u));
+    let n3 = select(count, 1u, through(3u));
+    let n4 = select(count, 1u, through(4u));
     var sum = f64(0.0);
-    for (var c0 = 0u; c0 < count; c0++) {
+    for (var c0 = 0u; c0 < n0; c0++) {
         let w0 = select(t0.w0, t0.w1, c0 == 1u);
         let p0 = c0 == 1u && t0.past;
         let q0 = select(t0.o0, t0.o1, c0 == 1u);
-        for (var c1 = 0u; c1 < count; c1++) {
+        for (var c1 = 0u; c1 < n1; c1++) {
             let w1 = select(t1.w0, t1.w1, c1 == 1u);
             let p1 = p0 || (c1 == 1u && t1.past);
             let q1 = q0 + select(t1.o0, t1.o1, c1 == 1u);
-            for (var c2 = 0u; c2 < count; c2++) {
+            for (var c2 = 0u; c2 < n2; c2++) {
                 let w2 = select(t2.w0, t2.w1, c2 == 1u);
                 let p2 = p1 || (c2 == 1u && t2.past);
                 let q2 = q1 + select(t2.o0, t2.o1, c2 == 1u);
-                for (var c3 = 0u; c3 < count; c3++) {
+                for (var c3 = 0u; c3 < n3; c3++) {
                     let w3 = select(t3.w0, t3.w1, c3 == 1u);
                     let p3 = p2 || (c3 == 1u && t3.past);
                     let q3 = q2 + select(t3.o0, t3.o1, c3 == 1u);
-                    for (var c4 = 0u; c4 < count; c4++) {
+                    for (var c4 = 0u; c4 < n4; c4++) {
                         let w4 = select(t4.w0, t4.w1, c4 == 1u);
                         let p4 = p3 || (c4 == 1u && t4.past);
                         let q4 = q3 + select(t4.o0, t4.o1, c4 == 1u);
-                        // A through axis (and order 0) has one tap: its second is
-                        // skipped, weight 0 or not.
-                        if ((c0 == 1u && through(0u)) || (c1 == 1u && through(1u))
-                            || (c2 == 1u && through(2u)) || (c3 == 1u && through(3u))
-                            || (c4 == 1u && through(4u))) {
-                            continue;
-                        }
                         var coeff = P.cval;
                         if (!p4) {
                             coeff = value(q4);
