@@ -93,6 +93,14 @@ impl Region {
             .collect()
     }
 
+    /// The region without axis `axis` (one rank fewer).
+    pub fn without_axis(&self, axis: usize) -> Region {
+        let mut r = self.clone();
+        r.start.remove(axis);
+        r.shape.remove(axis);
+        r
+    }
+
     /// The common part of two regions of the same rank (possibly empty).
     pub fn intersect(&self, other: &Region) -> Region {
         let (start, shape) = (0..self.ndim())

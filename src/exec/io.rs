@@ -57,10 +57,7 @@ pub struct DropAxis<'a> {
 
 impl DropAxis<'_> {
     fn region(&self, region: &Region) -> Region {
-        let mut r = region.clone();
-        r.start.remove(self.axis);
-        r.shape.remove(self.axis);
-        r
+        region.without_axis(self.axis)
     }
 }
 

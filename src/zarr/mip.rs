@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::block::{Block, BlockAny, for_each_row};
+use crate::block::{Block, BlockAny, Placed, box_rows};
 use crate::dtype::{DType, Element, match_any, with_dtype};
 use crate::error::{Error, Result};
 use crate::exec::{MipReport, Sink};
@@ -240,13 +240,7 @@ impl Projection {
         let a = self.axis;
         let chunk = grid.chunk_shape()[a];
         let along = region.start[a] / chunk..(region.start[a] + region.shape[a]).div_ceil(chunk);
-        let flat = |r: &Region| {
-            let (mut start, mut shape) = (r.start.clone(), r.shape.clone());
-            start.remove(a);
-            shape.remove(a);
-            Region::new(start, shape)
-        };
-        let covered = flat(region);
+        let covered = region.without_axis(a);
         let n_along = grid.grid_shape()[a];
         let mut done = Vec::new();
         {
@@ -310,26 +304,21 @@ fn max_along<T: Element>(data: &[T], lens: &[usize], axis: usize) -> Vec<f64> {
 /// over `into`), element by element, NaN propagating.
 fn merge(max: &mut [f64], into: &Region, values: &[f64], from: &Region) {
     let both = into.intersect(from);
-    if both.is_empty() {
-        return;
-    }
-    let nd = both.ndim();
-    let strides = |r: &Region| crate::block::c_strides(&r.shape);
-    let (si, sf) = (strides(into), strides(from));
-    let row = both.shape[nd - 1];
-    for_each_row(&both.shape[..nd - 1], |index, _| {
-        let offset = |r: &Region, s: &[usize]| {
-            (0..nd)
-                .map(|d| (both.start[d] + index.get(d).copied().unwrap_or(0) - r.start[d]) * s[d])
-                .sum::<usize>()
-        };
-        let (i, f) = (offset(into, &si), offset(from, &sf));
-        for (m, &v) in max[i..i + row].iter_mut().zip(&values[f..f + row]) {
-            if v > *m || v.is_nan() {
-                *m = v;
+    let origin =
+        |r: &Region| -> Vec<usize> { (0..r.ndim()).map(|d| both.start[d] - r.start[d]).collect() };
+    let (at_from, at_into) = (origin(from), origin(into));
+    box_rows(
+        &both.shape,
+        Placed::at(&from.shape, &at_from),
+        Placed::at(&into.shape, &at_into),
+        |f, i, n| {
+            for (m, &v) in max[i..i + n].iter_mut().zip(&values[f..f + n]) {
+                if v > *m || v.is_nan() {
+                    *m = v;
+                }
             }
-        }
-    });
+        },
+    );
 }
 
 /// A sink that also folds every block it stores into the projections.
