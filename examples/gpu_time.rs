@@ -68,6 +68,8 @@ fn write(path: &PathBuf, a: &ArrayAny) -> Result<(), Box<dyn std::error::Error>>
         ArrayAny::I32(a) => a.write_npy(file)?,
         ArrayAny::I16(a) => a.write_npy(file)?,
         ArrayAny::I8(a) => a.write_npy(file)?,
+        ArrayAny::U64(a) => a.write_npy(file)?,
+        ArrayAny::I64(a) => a.write_npy(file)?,
     }
     Ok(())
 }

@@ -236,7 +236,7 @@ macro_rules! block_element {
         }
     )*};
 }
-block_element!(u8 => U8, u16 => U16, u32 => U32, i8 => I8, i16 => I16, i32 => I32, f32 => F32, f64 => F64);
+block_element!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, i8 => I8, i16 => I16, i32 => I32, i64 => I64, f32 => F32, f64 => F64);
 
 impl<'a, T: BlockElement> Block<'a, T> {
     /// Wraps the block in the any-typed enum.

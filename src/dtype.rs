@@ -20,6 +20,9 @@ pub enum DType {
     /// `uint32`
     #[serde(rename = "uint32")]
     U32,
+    /// `uint64`
+    #[serde(rename = "uint64")]
+    U64,
     /// `int8`
     #[serde(rename = "int8")]
     I8,
@@ -29,6 +32,9 @@ pub enum DType {
     /// `int32`
     #[serde(rename = "int32")]
     I32,
+    /// `int64`
+    #[serde(rename = "int64")]
+    I64,
     /// `float32`
     #[serde(rename = "float32")]
     F32,
@@ -39,13 +45,15 @@ pub enum DType {
 
 impl DType {
     /// All supported types, in a stable order.
-    pub const ALL: [DType; 8] = [
+    pub const ALL: [DType; 10] = [
         DType::U8,
         DType::U16,
         DType::U32,
+        DType::U64,
         DType::I8,
         DType::I16,
         DType::I32,
+        DType::I64,
         DType::F32,
         DType::F64,
     ];
@@ -56,9 +64,11 @@ impl DType {
             DType::U8 => "uint8",
             DType::U16 => "uint16",
             DType::U32 => "uint32",
+            DType::U64 => "uint64",
             DType::I8 => "int8",
             DType::I16 => "int16",
             DType::I32 => "int32",
+            DType::I64 => "int64",
             DType::F32 => "float32",
             DType::F64 => "float64",
         }
@@ -70,7 +80,7 @@ impl DType {
             DType::U8 | DType::I8 => 1,
             DType::U16 | DType::I16 => 2,
             DType::U32 | DType::I32 | DType::F32 => 4,
-            DType::F64 => 8,
+            DType::U64 | DType::I64 | DType::F64 => 8,
         }
     }
 
@@ -93,7 +103,7 @@ impl fmt::Display for DType {
 pub enum DTypeError {
     /// A type name that haloflow does not support.
     #[error(
-        "unsupported data type '{0}' (supported: uint8 uint16 uint32 int8 int16 int32 float32 float64)"
+        "unsupported data type '{0}' (supported: uint8 uint16 uint32 uint64 int8 int16 int32 int64 float32 float64)"
     )]
     Unsupported(String),
     /// An array holds another element type than the one asked for.
@@ -115,9 +125,11 @@ impl FromStr for DType {
             "u8" => Some(DType::U8),
             "u16" => Some(DType::U16),
             "u32" => Some(DType::U32),
+            "u64" => Some(DType::U64),
             "i8" => Some(DType::I8),
             "i16" => Some(DType::I16),
             "i32" => Some(DType::I32),
+            "i64" => Some(DType::I64),
             "f32" => Some(DType::F32),
             "f64" => Some(DType::F64),
             other => DType::ALL.into_iter().find(|d| d.name() == other),
@@ -130,13 +142,14 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A supported element type. Implemented for `u8 u16 u32 i8 i16 i32 f32 f64`; sealed.
+/// A supported element type. Implemented for `u8 u16 u32 u64 i8 i16 i32 i64 f32 f64`; sealed.
 pub trait Element:
     sealed::Sealed + Copy + Default + PartialOrd + Send + Sync + fmt::Debug + 'static
 {
     /// The [`DType`] tag of this type.
     const DTYPE: DType;
-    /// Exact widening to `f64` (every supported type fits).
+    /// Widening to `f64`: exact, but for 64-bit integers beyond 2^53, which round to
+    /// nearest as NumPy converts them.
     fn to_f64(self) -> f64;
     /// Conversion to `f32` (rounded for `u32`/`i32` beyond 2^24 and for `f64`).
     fn to_f32(self) -> f32;
@@ -145,6 +158,12 @@ pub trait Element:
     fn from_f64(v: f64) -> Self;
     /// The haloflow cast from `f32` (same rule as [`Element::from_f64`]).
     fn from_f32(v: f32) -> Self;
+    /// An integer count or label as this type: exact for integer types it fits in
+    /// (wrapping beyond them, as `as` does), rounded to nearest for floats.
+    fn from_u64(v: u64) -> Self;
+    /// The value as an integer: exact for integer types, truncated toward zero (and
+    /// saturated, NaN to 0) for floats.
+    fn to_i128(self) -> i128;
     /// The mean of a window: integers in f64 (exact for any realistic window), rounded
     /// half to even; floats summed in their own precision, then divided.
     fn mean(values: &[Self]) -> Self;
@@ -181,13 +200,22 @@ macro_rules! int_element {
             fn from_f32(v: f32) -> Self {
                 v.round_ties_even() as $t
             }
+            #[inline(always)]
+            fn from_u64(v: u64) -> Self {
+                v as $t
+            }
+            #[inline(always)]
+            fn to_i128(self) -> i128 {
+                self as i128
+            }
             fn mean(values: &[Self]) -> Self {
                 let sum: f64 = values.iter().map(|&x| x as f64).sum();
                 Self::from_f64(sum / values.len() as f64)
             }
             fn weighted_sum(terms: impl Iterator<Item = (Self, i64)>, denominator: i64) -> Self {
                 let num: i128 = terms.map(|(x, w)| x as i128 * w as i128).sum();
-                Self::from_f64(div_round_half_even(num, denominator as i128) as f64)
+                let q = div_round_half_even(num, denominator as i128);
+                q.clamp(<$t>::MIN as i128, <$t>::MAX as i128) as $t
             }
             fn wrap(a: ArrayD<Self>) -> ArrayAny {
                 ArrayAny::$d(a)
@@ -225,6 +253,14 @@ macro_rules! float_element {
             #[inline(always)]
             fn from_f32(v: f32) -> Self {
                 v as $t
+            }
+            #[inline(always)]
+            fn from_u64(v: u64) -> Self {
+                v as $t
+            }
+            #[inline(always)]
+            fn to_i128(self) -> i128 {
+                self as i128
             }
             fn mean(values: &[Self]) -> Self {
                 let mut sum: $t = 0.0;
@@ -272,6 +308,8 @@ int_element!(u32, U32);
 int_element!(i8, I8);
 int_element!(i16, I16);
 int_element!(i32, I32);
+int_element!(u64, U64);
+int_element!(i64, I64);
 float_element!(f32, F32);
 float_element!(f64, F64);
 
@@ -291,6 +329,10 @@ macro_rules! with_dtype {
                 type $T = u32;
                 $body
             }
+            $crate::DType::U64 => {
+                type $T = u64;
+                $body
+            }
             $crate::DType::I8 => {
                 type $T = i8;
                 $body
@@ -301,6 +343,10 @@ macro_rules! with_dtype {
             }
             $crate::DType::I32 => {
                 type $T = i32;
+                $body
+            }
+            $crate::DType::I64 => {
+                type $T = i64;
                 $body
             }
             $crate::DType::F32 => {
@@ -327,12 +373,16 @@ macro_rules! any_enum {
             U16($inner<$($lt,)? u16>),
             /// `uint32` data.
             U32($inner<$($lt,)? u32>),
+            /// `uint64` data.
+            U64($inner<$($lt,)? u64>),
             /// `int8` data.
             I8($inner<$($lt,)? i8>),
             /// `int16` data.
             I16($inner<$($lt,)? i16>),
             /// `int32` data.
             I32($inner<$($lt,)? i32>),
+            /// `int64` data.
+            I64($inner<$($lt,)? i64>),
             /// `float32` data.
             F32($inner<$($lt,)? f32>),
             /// `float64` data.
@@ -363,9 +413,11 @@ macro_rules! match_any {
             $enum::U8($a) => $body,
             $enum::U16($a) => $body,
             $enum::U32($a) => $body,
+            $enum::U64($a) => $body,
             $enum::I8($a) => $body,
             $enum::I16($a) => $body,
             $enum::I32($a) => $body,
+            $enum::I64($a) => $body,
             $enum::F32($a) => $body,
             $enum::F64($a) => $body,
         }

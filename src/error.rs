@@ -31,7 +31,7 @@ pub enum Error {
     Shape(String),
     /// A type name that haloflow does not support.
     #[error(
-        "unsupported data type '{0}' (supported: uint8 uint16 uint32 int8 int16 int32 float32 float64)"
+        "unsupported data type '{0}' (supported: uint8 uint16 uint32 uint64 int8 int16 int32 int64 float32 float64)"
     )]
     UnsupportedDType(String),
     /// An array holds another element type than the one asked for.

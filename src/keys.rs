@@ -16,7 +16,8 @@ pub(crate) trait Keyed: Element {
     const BITS: u32;
     /// The key, `None` for NaN.
     fn key(self) -> Option<u64>;
-    /// The value of a key, widened to f64 (exact for every type).
+    /// The value of a key, widened to f64 (exact but for 64-bit integers beyond 2^53, which round as
+    /// NumPy rounds them).
     fn value(key: u64) -> f64;
     /// `b - a` as numpy's percentile interpolation computes it: in the element type
     /// for floats (float32 rounds), exactly for integers.
@@ -62,9 +63,11 @@ macro_rules! signed {
 unsigned!(u8, 8);
 unsigned!(u16, 16);
 unsigned!(u32, 32);
+unsigned!(u64, 64);
 signed!(i8, u8, 8);
 signed!(i16, u16, 16);
 signed!(i32, u32, 32);
+signed!(i64, u64, 64);
 
 /// A float32's bits as an order-preserving `i32` key, and a key back to the bits (the
 /// map is its own inverse): negative floats get their magnitude bits flipped. NaNs get

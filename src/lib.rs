@@ -56,6 +56,7 @@ pub use dtype::{ArrayAny, ArrayViewAny, DType, Element};
 pub use error::{Error, Result};
 pub use exec::label::memory::label_array;
 pub use exec::objects::{ObjectStats, ObjectTable, object_table};
+pub use exec::table::{Table, TableFormat, Values};
 pub use gpu::{AdapterInfo, DeviceArray, GpuContext, GpuTimes};
 pub use ops::{Footprint, Kernel, NeededStatistics, Op, Pipeline, RankOrder};
 pub use plan::{Job, Plan};

@@ -618,11 +618,11 @@ mod bad_input {
     #[test]
     fn unsupported_dtype() {
         let dir = scratch("dtype");
-        let path = dir.join("i64.zarr");
+        let path = dir.join("f16.zarr");
         fs::create_dir_all(&path).unwrap();
         fs::write(
             path.join("zarr.json"),
-            r#"{"zarr_format":3,"node_type":"array","shape":[4],"data_type":"int64",
+            r#"{"zarr_format":3,"node_type":"array","shape":[4],"data_type":"float16",
                 "chunk_grid":{"name":"regular","configuration":{"chunk_shape":[2]}},
                 "chunk_key_encoding":{"name":"default","configuration":{"separator":"/"}},
                 "fill_value":0,"codecs":[{"name":"bytes","configuration":{"endian":"little"}}]}"#,
@@ -638,7 +638,7 @@ mod bad_input {
                 "--max",
                 "1",
             ]),
-            &["int64"],
+            &["float16"],
         );
     }
 
@@ -1103,6 +1103,11 @@ fn a_chain_ending_in_label_labels_what_it_computes() {
 #[test]
 fn bad_label_input_is_refused_in_one_line() {
     script_check("label.py", &["bad"]);
+}
+
+#[test]
+fn sixty_four_bit_labels_equal_scipy_and_their_tables_skimage() {
+    script_check("label.py", &["wide"]);
 }
 
 #[test]

@@ -842,7 +842,7 @@ def rotate(input, angle, axes=(1, 0), reshape=True, output=None, order=3, mode="
                       tuple(shape), cval, device, threads)
 
 
-_LABEL_TYPES = {np.dtype(t) for t in ("uint8", "uint16", "uint32", "int8", "int16", "int32")}
+_LABEL_TYPES = {np.dtype(t) for t in ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64")}
 
 
 def label(input, structure=None, output=None, *, threads=None):
@@ -912,10 +912,8 @@ def regionprops_table(label_image, intensity_image=None, properties=("label", "b
             raise ValueError(f"{p!r} is not a property haloflow tabulates (it has {', '.join(_OBJECT_PROPERTIES)})")
         if p.startswith("intensity") and intensity_image is None:
             raise AttributeError(f"Attribute {p!r} unavailable when `intensity_image` has not been specified.")
-    if labels.dtype not in _NATIVE:
-        if labels.size and (labels.min() < 0 or labels.max() > np.iinfo(np.int32).max):
-            raise ValueError("labels must lie in 0 .. 2**31 - 1")
-        labels = labels.astype(np.int32)
+    if labels.dtype not in _LABEL_TYPES:
+        labels = labels.astype(np.uint8)  # bool
     intensity = None
     if intensity_image is not None:
         intensity = np.ascontiguousarray(intensity_image, dtype=np.float64)
@@ -934,7 +932,8 @@ def _object_columns(columns, ndim, wanted, spacing=None):
     out = {}
     for p in wanted:
         if p == "label":
-            out["label"] = np.asarray(names, dtype=np.int64)
+            wide = n and max(names) >= 1 << 63  # uint64 labels beyond int64
+            out["label"] = np.asarray(names, dtype=np.uint64 if wide else np.int64)
         elif p in ("area", "num_pixels"):
             out[p] = np.asarray(area, dtype=np.float64 if p == "area" else np.int64)
         elif p == "centroid":

@@ -81,9 +81,11 @@ fn to_numpy(py: Python<'_>, out: ArrayAny) -> Bound<'_, PyAny> {
         ArrayAny::U8(a) => a.into_pyarray(py).into_any(),
         ArrayAny::U16(a) => a.into_pyarray(py).into_any(),
         ArrayAny::U32(a) => a.into_pyarray(py).into_any(),
+        ArrayAny::U64(a) => a.into_pyarray(py).into_any(),
         ArrayAny::I8(a) => a.into_pyarray(py).into_any(),
         ArrayAny::I16(a) => a.into_pyarray(py).into_any(),
         ArrayAny::I32(a) => a.into_pyarray(py).into_any(),
+        ArrayAny::I64(a) => a.into_pyarray(py).into_any(),
         ArrayAny::F32(a) => a.into_pyarray(py).into_any(),
         ArrayAny::F64(a) => a.into_pyarray(py).into_any(),
     }
@@ -118,7 +120,7 @@ fn with_array<R: Send>(
             )*
         };
     }
-    typed!(u8, u16, u32, i8, i16, i32, f32, f64);
+    typed!(u8, u16, u32, u64, i8, i16, i32, i64, f32, f64);
     Err(unsupported(x))
 }
 

@@ -62,6 +62,22 @@ def test_label_refuses_what_scipy_refuses():
         haloflow.label(many, output=np.uint8)
 
 
+def test_sixty_four_bit_labels():
+    x = RNG.random((20, 30, 25)) < 0.15
+    want, n = ndi.label(x)
+    for t in (np.int64, np.uint64):
+        got, m = haloflow.label(x, output=t)
+        assert got.dtype == t and m == n
+        np.testing.assert_array_equal(got, want)
+    # Labels 2**60 + 2k, which float64 would merge: their table is exact.
+    big = np.where(want > 0, np.uint64(1 << 60) + 2 * want.astype(np.uint64), 0).astype(np.uint64)
+    got = haloflow.regionprops_table(big, properties=("label", "area", "centroid"))
+    ref = skm.regionprops_table(want, properties=("label", "area", "centroid"))
+    np.testing.assert_array_equal(got["label"], np.uint64(1 << 60) + 2 * ref["label"].astype(np.uint64))
+    for k in ("area", "centroid-0", "centroid-2"):
+        np.testing.assert_allclose(got[k], ref[k], rtol=1e-12, err_msg=k)
+
+
 def test_regionprops_table_equals_skimage():
     mask = ndi.gaussian_filter(RNG.random((30, 60, 50)), 2) > 0.52
     lab, n = ndi.label(mask)

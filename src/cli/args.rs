@@ -62,7 +62,7 @@ pub(super) enum Command {
     /// default (--dtype). Split a large array with `--part I/N` in N processes, then
     /// `label --merge` once; at the end of a chain: `run IN OUT ... + label`.
     Label(Run<LabelArgs>),
-    /// A table of a label array's objects, one CSV row each: area, centroid, bounding
+    /// A table of a label array's objects (CSV or Parquet), one row each: area, centroid, bounding
     /// box, and with --intensity the mean, min, max and sum of an image over each
     /// (skimage's regionprops_table), streamed chunk by chunk.
     Objects(ObjectsArgs),
@@ -618,9 +618,10 @@ pub(super) struct ObjectsArgs {
     /// An image of the same shape: each object's mean, min, max and sum of it.
     #[arg(long)]
     pub(super) intensity: Option<PathBuf>,
-    /// The CSV file written: one row per object, skimage's `regionprops_table` column
-    /// names (label, area, centroid-0 …, bbox-0 …, intensity_mean …); centroids also
-    /// in physical units for an OME-Zarr input.
+    /// The table written, CSV (`.csv`) or Parquet (`.parquet`, Snappy; labels, areas
+    /// and boxes as uint64, the rest float64): one row per object, skimage's
+    /// `regionprops_table` column names (label, area, centroid-0 …, bbox-0 …,
+    /// intensity_mean …); centroids also in physical units for an OME-Zarr input.
     #[arg(long)]
     pub(super) table: PathBuf,
     /// The level of an OME-Zarr input.

@@ -8,22 +8,10 @@ use super::ops::ChainArgs;
 use super::progress_bar;
 use crate::zarr::{self, Chain, LabelReport, LabelStep};
 
-/// `objects LABELS --table OUT.csv`.
+/// `objects LABELS --table OUT.csv|OUT.parquet`.
 pub(super) fn objects(a: &ObjectsArgs) -> crate::Result<()> {
-    let ext = a
-        .table
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default();
-    if !ext.eq_ignore_ascii_case("csv") {
-        return Err(crate::Error::InvalidParameter {
-            op: "objects",
-            message: format!(
-                "{}: the table is written as CSV; name it .csv",
-                a.table.display()
-            ),
-        });
-    }
+    // A table named for no format is refused before the labels are read.
+    crate::TableFormat::of(&a.table)?;
     let started = std::time::Instant::now();
     let found = zarr::Objects {
         intensity: a.intensity.clone(),
@@ -32,10 +20,7 @@ pub(super) fn objects(a: &ObjectsArgs) -> crate::Result<()> {
         ..zarr::Objects::new(&a.labels)
     }
     .run()?;
-    std::fs::write(&a.table, found.to_csv()).map_err(|e| crate::Error::Store {
-        path: a.table.clone(),
-        message: e.to_string(),
-    })?;
+    found.write(&a.table)?;
     if !a.quiet {
         eprintln!(
             "{}: {} objects of {} in {:.2} s",

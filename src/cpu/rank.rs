@@ -27,7 +27,7 @@ pub(crate) fn rank<T: Element>(
     r: &Rank,
 ) -> Block<'static, T> {
     #[cfg(target_arch = "x86_64")]
-    if median27::applies(r) && median27::available() && T::DTYPE != crate::dtype::DType::F64 {
+    if median27::applies(r) && median27::available() && T::DTYPE.size() < 8 {
         return box_median(input, out, in_shape, r);
     }
     let network = r.network();
@@ -108,7 +108,9 @@ fn box_median<T: Element>(
                     DType::U32 => keyed::<T, Ints<u32>>(dst, &rows, &mut cols32),
                     DType::I32 => keyed::<T, Ints<i32>>(dst, &rows, &mut cols_i32),
                     DType::F32 => keyed::<T, F32Keys>(dst, &rows, &mut cols_f32),
-                    DType::F64 => unreachable!("float64 takes the selection network"),
+                    DType::U64 | DType::I64 | DType::F64 => {
+                        unreachable!("64-bit types take the selection network")
+                    }
                 }
             }
         },

@@ -13,6 +13,7 @@ mod part;
 mod pyramid;
 mod report;
 mod stream;
+pub mod table;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

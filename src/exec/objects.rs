@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::table::{Table, Values};
 use crate::block::BlockAny;
 use crate::dtype::{ArrayViewAny, Element, match_any};
 use crate::error::{Error, Result};
@@ -104,14 +105,15 @@ impl ObjectTable {
                 message: format!("labels are integers, not {}", labels.dtype()),
             });
         }
-        let keys: Vec<i64> =
-            match_any!(labels, BlockAny, b => b.data.iter().map(|&v| v.to_f64() as i64).collect());
-        if keys.iter().any(|&k| k < 0) {
-            return Err(Error::InvalidParameter {
-                op: "objects",
-                message: "negative labels: objects are numbered from 1, 0 is background".into(),
-            });
-        }
+        let keys: Vec<u64> = match_any!(labels, BlockAny, b => b
+            .data
+            .iter()
+            .map(|&v| u64::try_from(v.to_i128()).ok())
+            .collect::<Option<_>>())
+        .ok_or_else(|| Error::InvalidParameter {
+            op: "objects",
+            message: "negative labels: objects are numbered from 1, 0 is background".into(),
+        })?;
         let values: Option<Vec<f64>> = intensity
             .map(|i| {
                 if i.sets()
@@ -130,7 +132,7 @@ impl ObjectTable {
         Ok(())
     }
 
-    fn add_values(&mut self, region: &Region, keys: &[i64], values: Option<&[f64]>) {
+    fn add_values(&mut self, region: &Region, keys: &[u64], values: Option<&[f64]>) {
         let n = self.ndim;
         let nx = region.shape[n - 1];
         let x0 = region.start[n - 1];
@@ -150,9 +152,7 @@ impl ObjectTable {
                     x += 1;
                 }
                 let len = (x - start) as u64;
-                let o = local
-                    .entry(k as u64)
-                    .or_insert_with(|| ObjectStats::new(k as u64, n));
+                let o = local.entry(k).or_insert_with(|| ObjectStats::new(k, n));
                 o.area += len;
                 for (a, &ca) in c[..n - 1].iter().enumerate() {
                     o.coordinate_sums[a] += ca as u128 * u128::from(len);
@@ -210,52 +210,51 @@ impl ObjectTable {
         self.ndim
     }
 
-    /// The table as CSV with skimage's column names (`label`, `area`, `centroid-0` …,
-    /// `bbox-0` … `bbox-{2N-1}`, and with intensity `intensity_mean`, `intensity_min`,
-    /// `intensity_max`, `intensity_sum`); with `spacing`, also each centroid in
-    /// physical units (`centroid_physical-0` …).
-    pub fn to_csv(&self, intensity: bool, spacing: Option<&[f64]>) -> String {
+    /// The table's columns, named as skimage names them (`label`, `area`,
+    /// `centroid-0` …, `bbox-0` … `bbox-{2N-1}`, and with intensity `intensity_mean`,
+    /// `intensity_min`, `intensity_max`, `intensity_sum`); with `spacing`, also each
+    /// centroid in physical units (`centroid_physical-0` …). One row per object, in
+    /// increasing label order.
+    pub fn to_table(&self, intensity: bool, spacing: Option<&[f64]>) -> Table {
         let n = self.ndim;
-        let mut head = vec!["label".to_string(), "area".to_string()];
-        head.extend((0..n).map(|a| format!("centroid-{a}")));
-        if spacing.is_some() {
-            head.extend((0..n).map(|a| format!("centroid_physical-{a}")));
+        let objects = self.objects();
+        let uint =
+            |f: &dyn Fn(&ObjectStats) -> u64| Values::UInt(objects.iter().map(|o| f(o)).collect());
+        let float =
+            |f: &dyn Fn(&ObjectStats) -> f64| Values::Float(objects.iter().map(|o| f(o)).collect());
+        let centroids: Vec<Vec<f64>> = objects.iter().map(|o| o.centroid()).collect();
+        let mut columns = vec![
+            ("label".to_string(), uint(&|o| o.label)),
+            ("area".to_string(), uint(&|o| o.area)),
+        ];
+        for a in 0..n {
+            let c = Values::Float(centroids.iter().map(|c| c[a]).collect());
+            columns.push((format!("centroid-{a}"), c));
         }
-        head.extend((0..2 * n).map(|a| format!("bbox-{a}")));
+        if let Some(s) = spacing {
+            for a in 0..n {
+                let c = Values::Float(centroids.iter().map(|c| c[a] * s[a]).collect());
+                columns.push((format!("centroid_physical-{a}"), c));
+            }
+        }
+        for a in 0..n {
+            columns.push((format!("bbox-{a}"), uint(&|o| o.bbox_min[a] as u64)));
+        }
+        for a in 0..n {
+            columns.push((format!("bbox-{}", n + a), uint(&|o| o.bbox_max[a] as u64)));
+        }
         if intensity {
-            head.extend(
-                [
-                    "intensity_mean",
-                    "intensity_min",
-                    "intensity_max",
-                    "intensity_sum",
-                ]
-                .map(String::from),
-            );
+            columns.push(("intensity_mean".into(), float(&|o| o.intensity_mean())));
+            columns.push(("intensity_min".into(), float(&|o| o.intensity_min)));
+            columns.push(("intensity_max".into(), float(&|o| o.intensity_max)));
+            columns.push(("intensity_sum".into(), float(&|o| o.intensity_sum)));
         }
-        let mut out = head.join(",") + "\n";
-        for o in self.objects() {
-            let mut row = vec![o.label.to_string(), o.area.to_string()];
-            let centroid = o.centroid();
-            row.extend(centroid.iter().map(|v| format!("{v:?}")));
-            if let Some(s) = spacing {
-                row.extend(centroid.iter().zip(s).map(|(v, s)| format!("{:?}", v * s)));
-            }
-            row.extend(o.bbox_min.iter().chain(&o.bbox_max).map(usize::to_string));
-            if intensity {
-                row.extend(
-                    [
-                        o.intensity_mean(),
-                        o.intensity_min,
-                        o.intensity_max,
-                        o.intensity_sum,
-                    ]
-                    .map(|v| format!("{v:?}")),
-                );
-            }
-            out += &(row.join(",") + "\n");
-        }
-        out
+        Table { columns }
+    }
+
+    /// The table as CSV ([`ObjectTable::to_table`]'s columns).
+    pub fn to_csv(&self, intensity: bool, spacing: Option<&[f64]>) -> String {
+        self.to_table(intensity, spacing).to_csv()
     }
 }
 

@@ -117,6 +117,8 @@ impl NiftiFile {
                 DType::I16 => i16::from_ne_bytes([b[0], b[1]]) as f64,
                 DType::U32 => u32::from_ne_bytes(b.try_into().expect("4 bytes")) as f64,
                 DType::I32 => i32::from_ne_bytes(b.try_into().expect("4 bytes")) as f64,
+                DType::U64 => u64::from_ne_bytes(b.try_into().expect("8 bytes")) as f64,
+                DType::I64 => i64::from_ne_bytes(b.try_into().expect("8 bytes")) as f64,
                 DType::F32 => f32::from_ne_bytes(b.try_into().expect("4 bytes")) as f64,
                 DType::F64 => f64::from_ne_bytes(b.try_into().expect("8 bytes")),
             }

@@ -12,14 +12,18 @@ use crate::stage::{DownMethod, Stage, UpMethod};
 /// The largest mode window of a packed type (u8, u16, i8, i16) run on the device.
 const MAX_PACKED_MODE_WINDOW: usize = 192;
 
-/// Whether stage `k` of `plan` runs on the device. Float64 has no device type: stages
+/// Whether stage `k` of `plan` runs on the device. 64-bit integers have no device
+/// type, and stages reading or writing them run on the host. Nor has float64: stages
 /// reading or writing it run on the host, except a stencil, which reads its input
 /// as f32 on both backends (and a normalisation, which computes in f32). Exact integer means and linear weights need divisors
 /// below 2^31.
 pub(super) fn on_device(plan: &Plan, k: usize) -> bool {
     let stage = &plan.stages()[k];
     let (input, output) = (plan.dtype_at(k), plan.dtype_at(k + 1));
+    let wide_int = |d: DType| matches!(d, DType::U64 | DType::I64);
     if output == DType::F64
+        || wide_int(input)
+        || wide_int(output)
         || (input == DType::F64 && !matches!(stage, Stage::Stencil(_) | Stage::Normalize { .. }))
     {
         return false;

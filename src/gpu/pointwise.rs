@@ -123,7 +123,7 @@ pub(super) fn element_bits(d: DType, v: f64) -> u32 {
         DType::I16 => i16::from_f64(v) as i32 as u32,
         DType::I32 => i32::from_f64(v) as u32,
         DType::F32 => f32::from_f64(v).to_bits(),
-        DType::F64 => unreachable!("float64 stages run on the host"),
+        DType::U64 | DType::I64 | DType::F64 => unreachable!("64-bit stages run on the host"),
     }
 }
 

@@ -293,7 +293,7 @@ fn input_prelude(d: DType) -> String {
             "bitcast<u32>(x)",
             "f32_is_nan(x)",
         ),
-        DType::F64 => unreachable!("float64 stages run on the host"),
+        DType::U64 | DType::I64 | DType::F64 => unreachable!("64-bit stages run on the host"),
     };
     format!(
         "alias In = {ty};\n\
@@ -348,7 +348,7 @@ fn output_prelude(d: DType) -> String {
             "f32_to_i32_full(x)",
         ),
         DType::F32 => ("f32", 1, "bitcast<u32>(x)", "bitcast<f32>(k)", "x"),
-        DType::F64 => unreachable!("float64 stages run on the host"),
+        DType::U64 | DType::I64 | DType::F64 => unreachable!("64-bit stages run on the host"),
     };
     format!(
         "alias Out = {ty};\n\
@@ -368,6 +368,7 @@ pub(super) fn int_range(d: DType) -> (i64, i64) {
         DType::I8 => (i8::MIN as i64, i8::MAX as i64),
         DType::I16 => (i16::MIN as i64, i16::MAX as i64),
         DType::I32 => (i32::MIN as i64, i32::MAX as i64),
+        DType::U64 | DType::I64 => unreachable!("64-bit stages run on the host"),
         DType::F32 | DType::F64 => unreachable!("not an integer type"),
     }
 }

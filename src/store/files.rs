@@ -299,22 +299,37 @@ pub fn write_group(
         ]
     };
     for (name, value) in files {
-        let target = path.join(name);
-        // Unique per writer: parts of an array job may write the same group at once.
-        let temp = path.join(format!(".{name}.{}.haloflow-tmp", unique_suffix()));
         let mut bytes = serde_json::to_vec_pretty(&value).expect("JSON values serialise");
         bytes.push(b'\n');
-        if let Some(remote) = &remote {
+        match &remote {
             // One PUT: the object is whole or absent.
-            remote.write_now(name, bytes)?;
-            continue;
+            Some(remote) => remote.write_now(name, bytes)?,
+            None => write_file(&path.join(name), &bytes)?,
         }
-        fs::write(&temp, &bytes)
-            .and_then(|()| fs::rename(&temp, &target))
-            .map_err(|e| Error::Store {
-                path: target.clone(),
-                message: e.to_string(),
-            })?;
     }
     Ok(())
+}
+
+/// Writes the file `path` atomically: `bytes` go to a temporary file beside it (unique
+/// per writer: parts of an array job may write the same file at once), which is then
+/// renamed over it. A reader sees the old file or the new one, never half of one.
+///
+/// # Errors
+/// [`Error::Store`] for a failed write.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let (parent, name) = split(path)?;
+    let temp = parent.join(format!(
+        ".{}.{}.haloflow-tmp",
+        name.to_string_lossy(),
+        unique_suffix()
+    ));
+    fs::write(&temp, bytes)
+        .and_then(|()| fs::rename(&temp, path))
+        .map_err(|e| {
+            let _ = fs::remove_file(&temp);
+            Error::Store {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }
+        })
 }

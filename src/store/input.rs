@@ -73,7 +73,7 @@ impl Input {
     /// # Errors
     /// [`Error::NotFound`] if `path` does not exist; [`Error::NotAnArray`] if it is a
     /// group, a file or a directory without array metadata; [`Error::UnsupportedArray`]
-    /// for a data type other than `uint8 uint16 uint32 int8 int16 int32 float32 float64`,
+    /// for a data type other than `uint8 uint16 uint32 uint64 int8 int16 int32 int64 float32 float64`,
     /// a chunk grid that is not regular, a codec zarrs does not know, or a 0-dimensional
     /// array; [`Error::Store`] for unreadable metadata.
     pub fn open(path: &Path) -> Result<Input> {

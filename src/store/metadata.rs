@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 use zarrs::array::data_type::{
-    Float32DataType, Float64DataType, Int8DataType, Int16DataType, Int32DataType, UInt8DataType,
-    UInt16DataType, UInt32DataType,
+    Float32DataType, Float64DataType, Int8DataType, Int16DataType, Int32DataType, Int64DataType,
+    UInt8DataType, UInt16DataType, UInt32DataType, UInt64DataType,
 };
 use zarrs::array::{Array, ArrayMetadata, ArrayShardedExt, DataType};
 use zarrs::plugin::{ExtensionName, ZarrVersion};
@@ -208,7 +208,7 @@ impl ArrayInfo {
         }
         let dtype = dtype_of(array.data_type()).map_err(|name| {
             unsupported(format!(
-                "data type '{name}' (haloflow reads uint8 uint16 uint32 int8 int16 int32 float32 float64)"
+                "data type '{name}' (haloflow reads uint8 uint16 uint32 uint64 int8 int16 int32 int64 float32 float64)"
             ))
         })?;
         let grid_name = array
@@ -255,12 +255,16 @@ pub(super) fn dtype_of(dt: &DataType) -> std::result::Result<DType, String> {
         DType::U16
     } else if dt.is::<UInt32DataType>() {
         DType::U32
+    } else if dt.is::<UInt64DataType>() {
+        DType::U64
     } else if dt.is::<Int8DataType>() {
         DType::I8
     } else if dt.is::<Int16DataType>() {
         DType::I16
     } else if dt.is::<Int32DataType>() {
         DType::I32
+    } else if dt.is::<Int64DataType>() {
+        DType::I64
     } else if dt.is::<Float32DataType>() {
         DType::F32
     } else if dt.is::<Float64DataType>() {
@@ -285,6 +289,8 @@ pub(super) fn v2_dtype(dtype: DType) -> &'static str {
         DType::I8 => "|i1",
         DType::I16 => "<i2",
         DType::I32 => "<i4",
+        DType::U64 => "<u8",
+        DType::I64 => "<i8",
         DType::F32 => "<f4",
         DType::F64 => "<f8",
     }

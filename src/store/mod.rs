@@ -58,7 +58,7 @@ pub mod remote;
 mod shard;
 mod verify;
 
-pub use files::{STALE_TEMP_AGE, TEMP_DIR, write_group};
+pub use files::{STALE_TEMP_AGE, TEMP_DIR, write_file, write_group};
 pub use input::Input;
 pub use metadata::{Compression, OutputSpec};
 pub use ome::{Axis, Level, NgffVersion, OmeImage};

@@ -199,10 +199,7 @@ impl Label {
                     .into(),
             });
         }
-        if !matches!(
-            self.dtype,
-            DType::U8 | DType::U16 | DType::U32 | DType::I8 | DType::I16 | DType::I32
-        ) {
+        if self.dtype.is_float() {
             return Err(Error::InvalidParameter {
                 op: "label",
                 message: format!("labels are integers: {} is not a label type", self.dtype),

@@ -19,7 +19,7 @@ use crate::store::Input;
 /// use haloflow::zarr::Objects;
 ///
 /// let table = Objects { intensity: Some("image.zarr".into()), ..Objects::new("labels.zarr") }.run()?;
-/// std::fs::write("objects.csv", table.to_csv())?;
+/// table.write("objects.parquet".as_ref())?; // or objects.csv
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -49,6 +49,18 @@ impl ObjectsFound {
     /// The table as CSV (see [`ObjectTable::to_csv`]).
     pub fn to_csv(&self) -> String {
         self.table.to_csv(self.intensity, self.spacing.as_deref())
+    }
+
+    /// Writes the table to `path`, as CSV or Parquet by its extension (`.csv`,
+    /// `.parquet`), atomically.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for another extension; [`Error::Store`] if the file
+    /// cannot be written.
+    pub fn write(&self, path: &std::path::Path) -> Result<()> {
+        self.table
+            .to_table(self.intensity, self.spacing.as_deref())
+            .write(path)
     }
 }
 

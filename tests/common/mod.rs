@@ -24,9 +24,11 @@ pub fn npy_dtype(path: &Path) -> DType {
         "u1" => DType::U8,
         "u2" => DType::U16,
         "u4" => DType::U32,
+        "u8" => DType::U64,
         "i1" => DType::I8,
         "i2" => DType::I16,
         "i4" => DType::I32,
+        "i8" => DType::I64,
         "f4" => DType::F32,
         "f8" => DType::F64,
         other => panic!("unsupported npy dtype {other} in {}", path.display()),
@@ -43,15 +45,17 @@ pub fn read_npy(path: &Path) -> ArrayAny {
         DType::U8 => read::<u8>(path).into(),
         DType::U16 => read::<u16>(path).into(),
         DType::U32 => read::<u32>(path).into(),
+        DType::U64 => read::<u64>(path).into(),
         DType::I8 => read::<i8>(path).into(),
         DType::I16 => read::<i16>(path).into(),
         DType::I32 => read::<i32>(path).into(),
+        DType::I64 => read::<i64>(path).into(),
         DType::F32 => read::<f32>(path).into(),
         DType::F64 => read::<f64>(path).into(),
     }
 }
 
-/// All values of an array as f64 (exact for every supported dtype).
+/// All values of an array as f64 (exact but for 64-bit integers beyond 2^53).
 pub fn as_f64(a: &ArrayAny) -> Vec<f64> {
     fn conv<T: haloflow::Element>(a: &ArrayD<T>) -> Vec<f64> {
         a.iter().map(|x| x.to_f64()).collect()
@@ -60,9 +64,11 @@ pub fn as_f64(a: &ArrayAny) -> Vec<f64> {
         ArrayAny::U8(a) => conv(a),
         ArrayAny::U16(a) => conv(a),
         ArrayAny::U32(a) => conv(a),
+        ArrayAny::U64(a) => conv(a),
         ArrayAny::I8(a) => conv(a),
         ArrayAny::I16(a) => conv(a),
         ArrayAny::I32(a) => conv(a),
+        ArrayAny::I64(a) => conv(a),
         ArrayAny::F32(a) => conv(a),
         ArrayAny::F64(a) => conv(a),
     }

@@ -4,7 +4,7 @@ included, on Zarr arrays written and read by zarr-python, with chunks of 8 per a
 
     python tests/interop/label.py --haloflow target/debug/haloflow CHECK...
 
-CHECKs: random, shapes, parts, chains, objects, ome, bad (default: all). Exit status 1 on failure.
+CHECKs: random, shapes, parts, chains, objects, ome, bad, wide (default: all). Exit status 1 on failure.
 The Rust test `tests/cli.rs` runs this with the freshly built binary.
 """
 
@@ -46,9 +46,9 @@ def read(path):
     return zarr.open_array(path, mode="r")[...]
 
 
-def expect_labels(what, got, mask, connectivity):
+def expect_labels(what, got, mask, connectivity, dtype=np.uint32):
     want, n = ndi.label(mask, ndi.generate_binary_structure(mask.ndim, connectivity))
-    check(got.dtype == np.uint32, f"{what}: dtype {got.dtype}")
+    check(got.dtype == dtype, f"{what}: dtype {got.dtype}")
     same = got.shape == want.shape and np.array_equal(got, want)
     check(same, f"{what}: labels differ from scipy ({n} objects, "
                 f"{0 if not same and got.shape != want.shape else int((got != want).sum())} voxels differ)")
@@ -251,8 +251,62 @@ def check_objects(bin_, tmp):
         check(np.allclose(got, values, rtol=1e-9, atol=0), f"objects: column {key} differs from skimage")
     sums = ndi.sum_labels(img, lab, want["label"])
     check(np.allclose([float(r["intensity_sum"]) for r in rows], sums, rtol=1e-12), "objects: intensity_sum")
-    bad = haloflow(bin_, "objects", labels, "--table", os.path.join(tmp, "t.parquet"), check_ok=False)
-    check(bad.returncode != 0 and "CSV" in bad.stderr, f"objects .parquet: {bad.stderr!r}")
+    # The same table as Parquet, read by pyarrow: the same columns and values, labels,
+    # areas and boxes as uint64.
+    import pyarrow.parquet as pq
+    pq_path = os.path.join(tmp, "objects.parquet")
+    haloflow(bin_, "objects", labels, "--intensity", inten, "--table", pq_path, "--quiet")
+    pt = pq.read_table(pq_path)
+    check(pt.column_names == list(rows[0].keys()), f"objects .parquet: columns {pt.column_names}")
+    for key, values in want.items():
+        got = pt.column(key).to_numpy() if key in pt.column_names else np.array([])
+        check(np.allclose(got, values, rtol=1e-9, atol=0), f"objects .parquet: column {key} differs from skimage")
+    for key in ("label", "area", "bbox-0", "bbox-5"):
+        check(str(pt.schema.field(key).type) == "uint64", f"objects .parquet: {key} is {pt.schema.field(key).type}")
+    check(np.array_equal(pt.column("intensity_sum").to_numpy(), [float(r["intensity_sum"]) for r in rows]),
+          "objects .parquet: intensity_sum differs from the CSV's")
+    bad = haloflow(bin_, "objects", labels, "--table", os.path.join(tmp, "t.xlsx"), check_ok=False)
+    check(bad.returncode != 0 and "CSV or Parquet" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+          and not os.path.exists(os.path.join(tmp, "t.xlsx")), f"objects .xlsx: {bad.stderr!r}")
+
+
+def check_wide(bin_, tmp):
+    """64-bit labels: `label --dtype uint64|int64` equals scipy, and `objects` reads
+    uint64 labels beyond 2**53 exactly (float64 would merge neighbouring labels)."""
+    import csv
+    import skimage.measure as skm
+    rng = np.random.default_rng(9)
+    mask = (rng.random((18, 21, 20)) < 0.2).astype(np.uint8)
+    src = write(tmp, "wide-mask", mask)
+    for dtype in (np.uint64, np.int64):
+        out = os.path.join(tmp, f"wide-{np.dtype(dtype).name}.zarr")
+        haloflow(bin_, "label", src, out, "--dtype", np.dtype(dtype).name, "--quiet")
+        expect_labels(f"--dtype {np.dtype(dtype).name}", read(out), mask, 1, dtype)
+    lab = ndi.label(mask)[0].astype(np.uint64)
+    # Labels 2**60 + 2k: adjacent ones round to the same float64.
+    big = np.where(lab > 0, np.uint64(1 << 60) + 2 * lab, 0).astype(np.uint64)
+    img = rng.random(mask.shape).astype(np.float32)
+    labels = write(tmp, "wide-labels", big)
+    inten = write(tmp, "wide-image", img)
+    table = os.path.join(tmp, "wide.csv")
+    haloflow(bin_, "objects", labels, "--intensity", inten, "--table", table, "--quiet")
+    with open(table) as f:
+        rows = list(csv.DictReader(f))
+    # skimage sizes its tables by the largest label: its reference is of the small
+    # labels, renumbered as `big` numbers them.
+    want = skm.regionprops_table(lab, img, properties=("label", "area", "centroid", "intensity_max"))
+    want["label"] = np.uint64(1 << 60) + 2 * want["label"].astype(np.uint64)
+    check([int(r["label"]) for r in rows] == [int(v) for v in want["label"]],
+          "objects of uint64 labels beyond 2**53: the labels differ from skimage's")
+    import pyarrow.parquet as pq
+    haloflow(bin_, "objects", labels, "--table", os.path.join(tmp, "wide.parquet"), "--quiet")
+    got = pq.read_table(os.path.join(tmp, "wide.parquet")).column("label").to_numpy()
+    check(got.dtype == np.uint64 and np.array_equal(got, want["label"]),
+          "objects of uint64 labels as Parquet: the labels differ from skimage's")
+    for key in ("area", "centroid-0", "centroid-2", "intensity_max"):
+        got = np.array([float(r[key]) for r in rows])
+        check(got.shape == want[key].shape and np.allclose(got, want[key], rtol=1e-9, atol=0),
+              f"objects of uint64 labels: column {key} differs from skimage")
 
 
 def check_ome(bin_, tmp):
@@ -316,6 +370,7 @@ CHECKS = {
     "parts": check_parts,
     "chains": check_chains,
     "bad": check_bad,
+    "wide": check_wide,
 }
 
 

@@ -103,7 +103,7 @@ fn label_typed<T: BlockElement>(
                 }
                 // SAFETY: every element of `out` was just initialised.
                 let out = unsafe { &mut *(std::ptr::from_mut(out) as *mut [U]) };
-                l.fill(out, |v| U::from_f64(global[v as usize] as f64));
+                l.fill(out, |v| U::from_u64(global[v as usize]));
                 Ok(())
             })?;
         // SAFETY: the slabs tile `0..len`, and each slab initialised all its elements.

@@ -233,7 +233,7 @@ impl Labelling {
             return Err(Error::InvalidParameter {
                 op: "label",
                 message: format!(
-                    "{total} objects do not fit in {} labels (at most {max}): choose a wider label type (--dtype)",
+                    "{total} objects do not fit in {} labels (at most {max}): choose a wider label type (--dtype, up to uint64)",
                     self.dtype
                 ),
             });
@@ -442,7 +442,7 @@ impl Labelling {
         let len: usize = sets.iter().map(|s| s.len()).product();
         Ok(with_dtype!(self.dtype, U => {
             let mut out = vec![U::default(); len];
-            l.fill(&mut out, |v| U::from_f64(global[v as usize] as f64));
+            l.fill(&mut out, |v| U::from_u64(global[v as usize]));
             Block::new(sets, std::borrow::Cow::Owned(out)).into_any()
         }))
     }
@@ -489,6 +489,8 @@ pub(crate) fn label_max(dtype: DType) -> u64 {
         DType::I8 => i8::MAX as u64,
         DType::I16 => i16::MAX as u64,
         DType::I32 => i32::MAX as u64,
+        DType::U64 => u64::MAX,
+        DType::I64 => i64::MAX as u64,
         DType::F32 => 1 << 24,
         DType::F64 => 1 << 53,
     }
@@ -619,5 +621,42 @@ mod tests {
             memory::label_array(x.view().into(), &s, Foreground::NonZero, DType::U16).unwrap();
         assert_eq!(count, 300);
         assert_eq!(labels.into_array::<u16>().unwrap()[599], 300);
+    }
+
+    #[test]
+    fn sixty_four_bit_labels_equal_the_narrower_ones() {
+        let shape = [9, 10, 11];
+        let mask = random_mask(shape.iter().product(), 0.15, 21);
+        let mask: Vec<u8> = mask.into_iter().map(u8::from).collect();
+        let x = ndarray::ArrayD::from_shape_vec(&shape[..], mask).unwrap();
+        let s = Structure::connectivity(3, 2).unwrap();
+        let label = |d| memory::label_array(x.view().into(), &s, Foreground::NonZero, d).unwrap();
+        let (narrow, n) = label(DType::U32);
+        let narrow: Vec<u64> = narrow
+            .into_array::<u32>()
+            .unwrap()
+            .iter()
+            .map(|&v| v.into())
+            .collect();
+        assert!(n > 10);
+        let (wide, m) = label(DType::U64);
+        assert_eq!(
+            (
+                wide.into_array::<u64>()
+                    .unwrap()
+                    .into_raw_vec_and_offset()
+                    .0,
+                m
+            ),
+            (narrow.clone(), n)
+        );
+        let (signed, m) = label(DType::I64);
+        let signed: Vec<u64> = signed
+            .into_array::<i64>()
+            .unwrap()
+            .iter()
+            .map(|&v| v as u64)
+            .collect();
+        assert_eq!((signed, m), (narrow, n));
     }
 }

@@ -36,7 +36,7 @@ fn module(kernel: Shader, method: u32, input: DType, output: DType) -> naga::Mod
 /// every input type and a packed output, parses and validates.
 #[test]
 fn a_marching_stencil_validates() {
-    for input in DType::ALL.into_iter().filter(|d| *d != DType::F64) {
+    for input in DType::ALL.into_iter().filter(|d| d.size() < 8) {
         for output in [DType::F32, DType::U8] {
             let text = source(
                 Shader::Stencil,
