@@ -153,6 +153,33 @@ impl Labelling {
             .collect()
     }
 
+    /// The bands of chunks along the first axis (every chunk, for a 1-D array), in
+    /// chunk order: each band's rows (every axis but the last) are consecutive in
+    /// raster order.
+    fn bands(&self) -> Vec<Band> {
+        let n = self.ndim();
+        let chunks = self.grid.num_chunks();
+        if n == 1 {
+            return vec![Band {
+                chunks: 0..chunks,
+                first_row: 0,
+                rows: 1,
+            }];
+        }
+        let per_band = chunks / self.grid.grid_shape()[0];
+        let plane: usize = self.shape()[1..n - 1].iter().product();
+        (0..self.grid.grid_shape()[0])
+            .map(|k| {
+                let region = self.region(k * per_band);
+                Band {
+                    chunks: k * per_band..(k + 1) * per_band,
+                    first_row: (region.start[0] * plane) as u64,
+                    rows: region.shape[0] * plane,
+                }
+            })
+            .collect()
+    }
+
     /// Step 2: joins the chunks' face objects, numbers every object and hands each
     /// chunk its numbers; returns the number of objects.
     ///
@@ -172,20 +199,16 @@ impl Labelling {
                 ),
             })
         };
-        // The face objects are the union-find's nodes, chunk by chunk.
-        // One pass over the summaries: the objects beginning on each global row, and the
-        // face objects (the union-find's nodes), chunk by chunk.
-        let rows_total: usize = self.shape()[..n - 1].iter().product();
-        let mut before = vec![0u64; rows_total];
+        // One pass over the summaries: the objects, and the face objects (the
+        // union-find's nodes), chunk by chunk.
+        let mut objects = 0u64;
         let mut base = vec![0usize; chunks + 1];
         let mut node_first: Vec<u64> = Vec::new();
         for c in 0..chunks {
             let s = summary(c)?;
+            objects += u64::from(s.count);
             let region = self.region(c);
             let rows = self.global_rows(&region);
-            for (r, &k) in s.row_new.iter().enumerate() {
-                before[rows[r] as usize] += u64::from(k);
-            }
             let x0 = region.start[n - 1] as u64;
             node_first.extend(
                 s.first
@@ -215,19 +238,11 @@ impl Labelling {
             .map(|i| best[crate::cpu::label::find(&mut parent, i) as usize])
             .collect();
         drop(best);
+        drop(node_first);
+        let not_start = |i: usize| winner[i] as usize != i;
 
-        // An object spread over chunks begins once: then the labels before each row.
-        for (i, &w) in winner.iter().enumerate() {
-            if w as usize != i {
-                before[(node_first[i] / nx) as usize] -= 1;
-            }
-        }
-        let mut total = 0u64;
-        for b in &mut before {
-            let k = *b;
-            *b = total;
-            total += k;
-        }
+        // An object spread over chunks begins once.
+        let total = objects - (0..winner.len()).filter(|&i| not_start(i)).count() as u64;
         let max = label_max(self.dtype);
         if total > max {
             return Err(Error::InvalidParameter {
@@ -241,60 +256,83 @@ impl Labelling {
 
         // Twice through the chunks: the numbers of the objects that begin in each,
         // then each chunk's hand-over (its face objects may begin in a later chunk).
+        // The labels before each row are counted one band of chunks along the first
+        // axis at a time (its rows are consecutive in raster order), so memory holds
+        // one count per row of a band, not of the array.
         let mut global = vec![0u64; parent.len()];
+        let x_chunks = self.grid.grid_shape()[n - 1];
         for hand_over in [false, true] {
-            let mut running: Vec<u64> = Vec::new();
-            let x_chunks = self.grid.grid_shape()[n - 1];
-            for c in 0..chunks {
-                let s = summary(c)?;
-                let rows = self.global_rows(&self.region(c));
-                if c % x_chunks == 0 {
-                    running = vec![0; rows.len()];
-                }
-                let nodes = base[c]..base[c + 1];
-                let not_start = |i: usize| winner[i] as usize != i;
-                let mut skipped = vec![0u32; rows.len()];
-                for i in nodes.clone().filter(|&i| not_start(i)) {
-                    skipped[s.first[i - base[c]][1] as usize] += 1;
-                }
-                let offsets: Vec<u64> = (0..rows.len())
-                    .map(|r| before[rows[r] as usize] + running[r])
-                    .collect();
-                for r in 0..rows.len() {
-                    running[r] += u64::from(s.row_new[r] - skipped[r]);
-                }
-                if !hand_over {
-                    let mut row_first = Vec::with_capacity(rows.len());
-                    let mut next = 1u32;
-                    for &k in &s.row_new {
-                        row_first.push(next);
-                        next += k;
+            let mut done = 0u64;
+            for band in self.bands() {
+                let mut summaries = Vec::with_capacity(band.chunks.len());
+                let mut before = vec![0u64; band.rows];
+                for c in band.chunks.clone() {
+                    let s = summary(c)?;
+                    let rows = self.global_rows(&self.region(c));
+                    let local = |r: usize| (rows[r] - band.first_row) as usize;
+                    for (r, &k) in s.row_new.iter().enumerate() {
+                        before[local(r)] += u64::from(k);
                     }
-                    // Face objects come in label order; count the skipped ones per row.
-                    let mut skipped_so_far = vec![0u32; rows.len()];
-                    for i in nodes {
-                        let [label, r, _] = s.first[i - base[c]];
-                        let r = r as usize;
-                        if not_start(i) {
-                            skipped_so_far[r] += 1;
-                        } else {
-                            let rank = label - row_first[r] - skipped_so_far[r];
-                            global[i] = offsets[r] + u64::from(rank) + 1;
-                        }
+                    for i in (base[c]..base[c + 1]).filter(|&i| not_start(i)) {
+                        before[local(s.first[i - base[c]][1] as usize)] -= 1;
                     }
-                } else {
-                    let faces = nodes
-                        .map(|i| {
-                            (
-                                s.first[i - base[c]][0],
-                                global[winner[i] as usize],
-                                !not_start(i),
-                            )
-                        })
+                    summaries.push((s, rows));
+                }
+                for b in &mut before {
+                    let k = *b;
+                    *b = done;
+                    done += k;
+                }
+                let mut running: Vec<u64> = Vec::new();
+                for (c, (s, rows)) in band.chunks.clone().zip(summaries) {
+                    if c % x_chunks == 0 {
+                        running = vec![0; rows.len()];
+                    }
+                    let nodes = base[c]..base[c + 1];
+                    let mut skipped = vec![0u32; rows.len()];
+                    for i in nodes.clone().filter(|&i| not_start(i)) {
+                        skipped[s.first[i - base[c]][1] as usize] += 1;
+                    }
+                    let offsets: Vec<u64> = (0..rows.len())
+                        .map(|r| before[(rows[r] - band.first_row) as usize] + running[r])
                         .collect();
-                    state.put_numbers(c, &ChunkNumbers { offsets, faces })?;
+                    for r in 0..rows.len() {
+                        running[r] += u64::from(s.row_new[r] - skipped[r]);
+                    }
+                    if !hand_over {
+                        let mut row_first = Vec::with_capacity(rows.len());
+                        let mut next = 1u32;
+                        for &k in &s.row_new {
+                            row_first.push(next);
+                            next += k;
+                        }
+                        // Face objects come in label order; count the skipped ones per row.
+                        let mut skipped_so_far = vec![0u32; rows.len()];
+                        for i in nodes {
+                            let [label, r, _] = s.first[i - base[c]];
+                            let r = r as usize;
+                            if not_start(i) {
+                                skipped_so_far[r] += 1;
+                            } else {
+                                let rank = label - row_first[r] - skipped_so_far[r];
+                                global[i] = offsets[r] + u64::from(rank) + 1;
+                            }
+                        }
+                    } else {
+                        let faces = nodes
+                            .map(|i| {
+                                (
+                                    s.first[i - base[c]][0],
+                                    global[winner[i] as usize],
+                                    !not_start(i),
+                                )
+                            })
+                            .collect();
+                        state.put_numbers(c, &ChunkNumbers { offsets, faces })?;
+                    }
                 }
             }
+            debug_assert_eq!(done, total);
         }
         Ok(total)
     }
@@ -446,6 +484,14 @@ impl Labelling {
             Block::new(sets, std::borrow::Cow::Owned(out)).into_any()
         }))
     }
+}
+
+/// A band of chunks along the first axis: its chunks, and its rows (every axis but
+/// the last) as a range of global rows.
+struct Band {
+    chunks: std::ops::Range<usize>,
+    first_row: u64,
+    rows: usize,
 }
 
 /// The global label of each of a chunk's local labels (`l`, index 0 unused), from the
@@ -621,6 +667,34 @@ mod tests {
             memory::label_array(x.view().into(), &s, Foreground::NonZero, DType::U16).unwrap();
         assert_eq!(count, 300);
         assert_eq!(labels.into_array::<u16>().unwrap()[599], 300);
+    }
+
+    #[test]
+    fn bands_tile_the_rows_in_raster_order() {
+        let band =
+            |shape: &[usize], chunk: &[usize]| -> Vec<(std::ops::Range<usize>, u64, usize)> {
+                let labelling = Labelling {
+                    grid: Grid::new(shape, chunk).unwrap(),
+                    structure: Structure::connectivity(shape.len(), 1).unwrap(),
+                    foreground: Foreground::NonZero,
+                    dtype: DType::U32,
+                };
+                labelling
+                    .bands()
+                    .into_iter()
+                    .map(|b| (b.chunks, b.first_row, b.rows))
+                    .collect()
+            };
+        // 3 × 2 × 2 chunks: bands of 4 chunks, 4 (then 2) planes of 7 rows.
+        assert_eq!(
+            band(&[10, 7, 9], &[4, 5, 5]),
+            vec![(0..4, 0, 28), (4..8, 28, 28), (8..12, 56, 14)]
+        );
+        assert_eq!(band(&[10], &[4]), vec![(0..3, 0, 1)]);
+        assert_eq!(
+            band(&[5, 9], &[2, 4]),
+            vec![(0..3, 0, 2), (3..6, 2, 2), (6..9, 4, 1)]
+        );
     }
 
     #[test]
