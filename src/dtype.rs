@@ -178,6 +178,20 @@ pub trait Element:
     fn unwrap(a: ArrayAny) -> Option<ArrayD<Self>>;
 }
 
+/// `Element::from_u64` and `Element::to_i128`: Rust's `as` both ways, for every type.
+macro_rules! as_casts {
+    ($t:ty) => {
+        #[inline(always)]
+        fn from_u64(v: u64) -> Self {
+            v as $t
+        }
+        #[inline(always)]
+        fn to_i128(self) -> i128 {
+            self as i128
+        }
+    };
+}
+
 macro_rules! int_element {
     ($t:ty, $d:ident) => {
         impl sealed::Sealed for $t {}
@@ -200,14 +214,7 @@ macro_rules! int_element {
             fn from_f32(v: f32) -> Self {
                 v.round_ties_even() as $t
             }
-            #[inline(always)]
-            fn from_u64(v: u64) -> Self {
-                v as $t
-            }
-            #[inline(always)]
-            fn to_i128(self) -> i128 {
-                self as i128
-            }
+            as_casts!($t);
             fn mean(values: &[Self]) -> Self {
                 let sum: f64 = values.iter().map(|&x| x as f64).sum();
                 Self::from_f64(sum / values.len() as f64)
@@ -254,14 +261,7 @@ macro_rules! float_element {
             fn from_f32(v: f32) -> Self {
                 v as $t
             }
-            #[inline(always)]
-            fn from_u64(v: u64) -> Self {
-                v as $t
-            }
-            #[inline(always)]
-            fn to_i128(self) -> i128 {
-                self as i128
-            }
+            as_casts!($t);
             fn mean(values: &[Self]) -> Self {
                 let mut sum: $t = 0.0;
                 for &x in values {

@@ -78,8 +78,8 @@ class Pipeline:
 
     def apply(self, x, *, device: str = "cpu", threads: int | None = None) -> np.ndarray:
         """The pipeline on the array ``x`` (1 to 5 dimensions; uint8, uint16, uint32,
-        int8, int16, int32, float32 or float64), read in place: no copy is made but
-        the result."""
+        uint64, int8, int16, int32, int64, float32 or float64), read in place: no copy
+        is made but the result."""
         x = np.asarray(x)
         return _haloflow.apply(self.to_json(), x, device, threads)
 
