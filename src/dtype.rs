@@ -164,6 +164,9 @@ pub trait Element:
     /// The value as an integer: exact for integer types, truncated toward zero (and
     /// saturated, NaN to 0) for floats.
     fn to_i128(self) -> i128;
+    /// An integer as this type: saturated to an integer type's range, rounded to
+    /// nearest for floats.
+    fn from_i128(v: i128) -> Self;
     /// The mean of a window: integers in f64 (exact for any realistic window), rounded
     /// half to even; floats summed in their own precision, then divided.
     fn mean(values: &[Self]) -> Self;
@@ -178,12 +181,18 @@ pub trait Element:
     fn unwrap(a: ArrayAny) -> Option<ArrayD<Self>>;
 }
 
-/// `Element::from_u64` and `Element::to_i128`: Rust's `as` both ways, for every type.
+/// `Element::from_u64`, `from_i128` and `to_i128`: Rust's `as` (saturating from
+/// `i128`), for every type.
 macro_rules! as_casts {
     ($t:ty) => {
         #[inline(always)]
         fn from_u64(v: u64) -> Self {
             v as $t
+        }
+        #[inline(always)]
+        fn from_i128(v: i128) -> Self {
+            // Float bounds saturate to i128's, so floats just round.
+            v.clamp(<$t>::MIN as i128, <$t>::MAX as i128) as $t
         }
         #[inline(always)]
         fn to_i128(self) -> i128 {

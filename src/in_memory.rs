@@ -348,6 +348,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn casts_between_integer_types_are_exact_and_saturate() {
+        let big = (1i64 << 60) + 1;
+        let x = ndarray::ArrayD::from_shape_vec(vec![4], vec![big, -5, i64::MAX, 7]).unwrap();
+        let to = |d| Pipeline::new(vec![]).with_dtype(d).apply(x.view()).unwrap();
+        let unsigned = to(DType::U64).into_array::<u64>().unwrap();
+        assert_eq!(
+            unsigned.as_slice().unwrap(),
+            [big as u64, 0, i64::MAX as u64, 7]
+        );
+        let narrow = to(DType::I32).into_array::<i32>().unwrap();
+        assert_eq!(narrow.as_slice().unwrap(), [i32::MAX, -5, i32::MAX, 7]);
+        let back = Pipeline::new(vec![])
+            .with_dtype(DType::I64)
+            .apply(ndarray::ArrayD::from_elem(vec![2], u64::MAX).view())
+            .unwrap()
+            .into_array::<i64>()
+            .unwrap();
+        assert_eq!(back.as_slice().unwrap(), [i64::MAX, i64::MAX]);
+        assert_eq!(to(DType::F64).into_array::<f64>().unwrap()[0], big as f64);
+    }
+
+    #[test]
     fn default_blocks_keep_rows_and_split_the_largest_leading_axis() {
         assert_eq!(default_block(&[256, 512, 512]), vec![32, 32, 512]);
         assert_eq!(default_block(&[7]), vec![7]);

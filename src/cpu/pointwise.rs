@@ -174,13 +174,18 @@ pub(crate) fn clip<T: Element>(
     })
 }
 
-/// Converts to `to` (round half to even and saturate for integer targets).
+/// Converts to `to` (round half to even and saturate for integer targets; between
+/// integer types exactly, 64-bit ones included, saturating).
 pub(crate) fn cast<T: Element>(
     input: &Block<'_, T>,
     out: &[AxisSet],
     to: DType,
 ) -> BlockAny<'static> {
-    with_dtype!(to, U => map(input, out, |x| U::from_f64(x.to_f64())).into_any())
+    if T::DTYPE.is_float() || to.is_float() {
+        with_dtype!(to, U => map(input, out, |x| U::from_f64(x.to_f64())).into_any())
+    } else {
+        with_dtype!(to, U => map(input, out, |x| U::from_i128(x.to_i128())).into_any())
+    }
 }
 
 /// The runs of the last axis of `out`, each as (position in `input`'s last axis,
