@@ -5,7 +5,7 @@
 //! voxels as `(x, y, z, t)` (its array is the transpose of haloflow's). Reads are then
 //! plain byte ranges. `scl_slope` and `scl_inter` are applied where the slope is
 //! neither 0 nor 1 with a zero intercept: the array is then float32 (float64 for
-//! 32-bit integers or float64 voxels, as NumPy promotes them). The voxel size comes
+//! 32- and 64-bit integers or float64 voxels, as NumPy promotes them). The voxel size comes
 //! from `pixdim`, in the units of `xyzt_units`.
 //!
 //! The NIfTI-1 header is read by the `nifti` crate; it does not read NIfTI-2, whose
@@ -228,9 +228,11 @@ fn describe(
         256 => DType::I8,
         512 => DType::U16,
         768 => DType::U32,
+        1024 => DType::I64,
+        1280 => DType::U64,
         other => {
             return Err(err(format!(
-                "unsupported datatype code {other} (supported: uint8, int8, int16, uint16, int32, uint32, float32, float64)"
+                "unsupported datatype code {other} (supported: uint8, int8, int16, uint16, int32, uint32, int64, uint64, float32, float64)"
             )));
         }
     };
@@ -238,7 +240,7 @@ fn describe(
         .then_some((header.slope, header.inter));
     let dtype = match (scaling, stored) {
         (None, t) => t,
-        (Some(_), DType::I32 | DType::U32 | DType::F64) => DType::F64,
+        (Some(_), DType::I32 | DType::U32 | DType::I64 | DType::U64 | DType::F64) => DType::F64,
         (Some(_), _) => DType::F32,
     };
     let n = header.dims.len();

@@ -454,9 +454,11 @@ fn page_kind(dec: &mut TiffDecoder) -> std::result::Result<PageKind, String> {
         (Some(SampleFormat::Uint), 8) => DType::U8,
         (Some(SampleFormat::Uint), 16) => DType::U16,
         (Some(SampleFormat::Uint), 32) => DType::U32,
+        (Some(SampleFormat::Uint), 64) => DType::U64,
         (Some(SampleFormat::Int), 8) => DType::I8,
         (Some(SampleFormat::Int), 16) => DType::I16,
         (Some(SampleFormat::Int), 32) => DType::I32,
+        (Some(SampleFormat::Int), 64) => DType::I64,
         (Some(SampleFormat::IEEEFP), 32) => DType::F32,
         (Some(SampleFormat::IEEEFP), 64) => DType::F64,
         (f, b) => {
@@ -467,7 +469,7 @@ fn page_kind(dec: &mut TiffDecoder) -> std::result::Result<PageKind, String> {
                 _ => "unknown-format",
             };
             return Err(format!(
-                "unsupported pixel type: {b}-bit {kind} samples (supported: 8, 16, 32-bit integers, 32 and 64-bit floats)"
+                "unsupported pixel type: {b}-bit {kind} samples (supported: 8, 16, 32 and 64-bit integers, 32 and 64-bit floats)"
             ));
         }
     };

@@ -72,6 +72,10 @@ def tiff_cases(tmp, rng):
     add("packbits-u8", (u16 >> 8).astype(np.uint8), compression="packbits")
     add("bigtiff-i32", u16.astype(np.int32) - 30000, bigtiff=True, tile=(16, 16))
     add("float64", f32.astype(np.float64), compression="zlib")
+    # 64-bit integers beyond 2**53, both byte orders: read exactly.
+    wide = rng.integers(-(1 << 62), 1 << 62, (3, 20, 30))
+    add("tiled-i64-big-endian", wide.astype(">i8"), tile=(16, 16), compression="zlib")
+    add("u64", (wide + (1 << 62)).astype(np.uint64), compression="zstd")
     add("rgb-lzw", rng.integers(0, 255, (50, 61, 3), dtype=np.uint8), photometric="rgb",
         compression="lzw", moved=lambda a: np.moveaxis(a, -1, 0))
     hyper = rng.integers(0, 4000, (2, 5, 3, 40, 50), dtype=np.uint16)
@@ -138,12 +142,16 @@ def nifti(bin_, tmp):
     big_endian = os.path.join(tmp, "be.nii")
     img3 = nib.Nifti1Image(ints[..., 0].astype(">u2"), np.eye(4))
     nib.save(img3, big_endian)
-    for path, exact in [(one, True), (two, False), (big_endian, True)]:
+    wide = os.path.join(tmp, "wide.nii.gz")
+    nib.save(nib.Nifti1Image(rng.integers(-(1 << 62), 1 << 62, (9, 10, 11)), np.eye(4), dtype=np.int64), wide)
+    for path, exact in [(one, True), (two, False), (big_endian, True), (wide, True)]:
         want = np.asarray(nib.load(path).dataobj).T  # nibabel's axes reversed: t, z, y, x
         dst = path + ".zarr"
         haloflow(bin_, "convert", path, dst, "--quiet", "--chunks", "2,7,9" if want.ndim == 3 else "1,2,7,9")
         got = level0(dst)
-        same = got.shape == want.shape and (np.array_equal(got, want) if exact else np.allclose(got, want, rtol=1e-6))
+        # Scaled voxels are float32 (nibabel's float64 rounded); the others exact.
+        same = got.shape == want.shape and (
+            got.dtype == want.dtype and np.array_equal(got, want) if exact else np.allclose(got, want, rtol=1e-6))
         check(same, f"nifti {os.path.basename(path)}: differs from nibabel ({got.shape} {got.dtype} vs {want.shape} {want.dtype})")
     ms = json.load(open(os.path.join(one + ".zarr", "zarr.json")))["attributes"]["ome"]["multiscales"][0]
     scale = ms["datasets"][0]["coordinateTransformations"][0]["scale"]
@@ -155,7 +163,7 @@ def nifti(bin_, tmp):
     ref = ndi.gaussian_filter(vol.T, (1.2, 2.0, 2.4))
     err = np.abs(level0(dst) - ref).max()
     check(err <= 2e-5 * np.ptp(vol), f"nifti gaussian in mm: max error {err}")
-    print(f"nifti: NIfTI-1 (gzipped), NIfTI-2 (scaled) and big-endian equal nibabel; Gaussian in mm error {err:.2e}",
+    print(f"nifti: NIfTI-1 (gzipped), NIfTI-2 (scaled), big-endian and int64 equal nibabel; Gaussian in mm error {err:.2e}",
           flush=True)
 
 
