@@ -304,13 +304,16 @@ def label_zarr(input, output, pipeline=None, *, connectivity=1, above=None, dtyp
     return json.loads(report)
 
 
-def objects_zarr(labels, intensity=None, *, threads=None) -> dict:
+def objects_zarr(labels, intensity=None, *, threads=None, table=None) -> dict:
     """``haloflow objects``: the table of the label array ``labels`` (a Zarr array),
     streamed chunk by chunk, as :func:`regionprops_table` gives it (every column:
     label, area, centroid, bbox, and with ``intensity`` (a Zarr array of the same
-    shape) its mean, min, max and sum per object)."""
+    shape) its mean, min, max and sum per object). With ``table`` (a path ending in
+    ``.csv`` or ``.parquet``), the table is also written there, as ``objects
+    --table`` writes it."""
     columns, ndim, spacing = _haloflow.objects_zarr(os.fspath(labels),
-                                                     None if intensity is None else os.fspath(intensity), threads)
+                                                     None if intensity is None else os.fspath(intensity), threads,
+                                                     None if table is None else os.fspath(table))
     wanted = ["label", "area", "centroid", "bbox"]
     if intensity is not None:
         wanted += ["intensity_mean", "intensity_min", "intensity_max", "intensity_sum"]

@@ -457,20 +457,33 @@ fn label_zarr(
 
 /// `haloflow.objects_zarr`: the library's `zarr::Objects`, the GIL released; the
 /// table as [`Columns`], the number of axes, and the pixel spacing of an OME-Zarr input.
+/// With `table`, the table is also written there (CSV or Parquet by its extension).
 #[pyfunction]
-#[pyo3(signature = (labels, intensity = None, threads = None))]
+#[pyo3(signature = (labels, intensity = None, threads = None, table = None))]
 fn objects_zarr(
     py: Python<'_>,
     labels: PathBuf,
     intensity: Option<PathBuf>,
     threads: Option<usize>,
+    table: Option<PathBuf>,
 ) -> PyResult<(Columns, usize, Option<Vec<f64>>)> {
+    if let Some(t) = &table {
+        haloflow::TableFormat::of(t).map_err(failed)?;
+    }
     let spec = zarr::Objects {
         intensity,
         threads,
         ..zarr::Objects::new(labels)
     };
-    let found = py.detach(|| spec.run()).map_err(failed)?;
+    let found = py
+        .detach(|| {
+            let found = spec.run()?;
+            if let Some(t) = &table {
+                found.write(t)?;
+            }
+            Ok::<_, haloflow::Error>(found)
+        })
+        .map_err(failed)?;
     Ok((
         columns(&found.table, found.intensity),
         found.table.ndim(),

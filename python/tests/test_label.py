@@ -123,10 +123,17 @@ def test_label_zarr_in_parts_equals_scipy(tmp_path):
     img = zarr.create_array(tmp_path / "img.zarr", shape=mask.shape, chunks=(5, 7, 9), dtype=np.uint16)
     values = RNG.integers(0, 4000, mask.shape).astype(np.uint16)
     img[...] = values
-    table = haloflow.objects_zarr(dst, tmp_path / "img.zarr")
+    table = haloflow.objects_zarr(dst, tmp_path / "img.zarr", table=tmp_path / "objects.parquet")
     ref = skm.regionprops_table(want, values, properties=("label", "area", "centroid", "bbox", "intensity_mean"))
     for k in ref:
         np.testing.assert_allclose(table[k], ref[k], rtol=1e-9, err_msg=k)
+    import pyarrow.parquet as pq
+    written = pq.read_table(tmp_path / "objects.parquet")
+    assert written.column_names == list(table)
+    for k in table:
+        np.testing.assert_array_equal(written.column(k).to_numpy(), table[k], err_msg=k)
+    with pytest.raises(haloflow.HaloflowError, match="CSV or Parquet"):
+        haloflow.objects_zarr(dst, table=tmp_path / "objects.xlsx")
     # A chain: gaussian then label above a threshold.
     x = (RNG.random((16, 30, 30)) * 100).astype(np.float32)
     zarr.create_array(tmp_path / "x.zarr", shape=x.shape, chunks=(8, 8, 8), dtype=np.float32)[...] = x
