@@ -43,21 +43,16 @@ pub(crate) fn label_block<T: Copy>(
     let mut runs: Vec<(u32, u32)> = Vec::with_capacity(rows * nx.div_ceil(2));
     crate::in_memory::advise_huge_pages(&mut runs);
     let mut row_start = Vec::with_capacity(rows + 1);
-    for line in data.chunks_exact(nx.max(1)).take(rows) {
-        row_start.push(runs.len());
-        let mut x = 0;
-        while x < nx {
-            if fg(line[x]) {
-                let x0 = x;
-                x += 1;
-                if whole_runs {
-                    while x < nx && fg(line[x]) {
-                        x += 1;
-                    }
+    // With whole runs, the rows as bit masks: runs and their joins are then found with
+    // word operations, without a branch per voxel or per run.
+    let bits = whole_runs.then(|| RowBits::new(data, nx, rows, &fg, &mut runs, &mut row_start));
+    if !whole_runs {
+        for line in data.chunks_exact(nx.max(1)).take(rows) {
+            row_start.push(runs.len());
+            for (x, &v) in line.iter().enumerate() {
+                if fg(v) {
+                    runs.push((x as u32, x as u32 + 1));
                 }
-                runs.push((x0 as u32, x as u32));
-            } else {
-                x += 1;
             }
         }
     }
@@ -106,7 +101,10 @@ pub(crate) fn label_block<T: Copy>(
                 let n = (r as isize + step.delta) as usize;
                 let there = row_start[n]..row_start[n + 1];
                 for &(lo, hi) in &step.pieces {
-                    join_rows(&runs, here.clone(), there.clone(), lo, hi, &mut parent);
+                    match &bits {
+                        Some(b) => b.join(r, n, lo, hi, &runs, &row_start, &mut parent),
+                        None => join_rows(&runs, here.clone(), there.clone(), lo, hi, &mut parent),
+                    }
                 }
             }
         }
@@ -148,6 +146,205 @@ pub(crate) fn label_block<T: Copy>(
         first_run,
         row_new,
     }
+}
+
+/// The rows of a block as bit masks along the last axis (bit `x % 64` of word
+/// `x / 64` is voxel `x`), with, before each word, how many of the row's runs begin
+/// and how many end: the index of the run at any voxel is then a population count.
+struct RowBits {
+    /// Words per row.
+    words: usize,
+    /// The foreground, `words` per row; bits past the row's end are 0.
+    fg: Vec<u64>,
+    /// Per word: the runs of its row that begin before it.
+    starts_before: Vec<u32>,
+    /// Per word: the runs of its row that end (have their last voxel) before it.
+    ends_before: Vec<u32>,
+}
+
+impl RowBits {
+    /// The masks of the `rows` rows of `nx` voxels of `data`, appending each row's
+    /// whole runs to `runs` and where they begin to `row_start`.
+    fn new<T: Copy>(
+        data: &[T],
+        nx: usize,
+        rows: usize,
+        fg: impl Fn(T) -> bool,
+        runs: &mut Vec<(u32, u32)>,
+        row_start: &mut Vec<usize>,
+    ) -> RowBits {
+        let words = nx.div_ceil(64);
+        let mut bits = RowBits {
+            words,
+            fg: vec![0; rows * words],
+            starts_before: vec![0; rows * words],
+            ends_before: vec![0; rows * words],
+        };
+        if nx == 0 {
+            return bits;
+        }
+        for (r, line) in data.chunks_exact(nx).take(rows).enumerate() {
+            let base = runs.len();
+            row_start.push(base);
+            let row = r * words..(r + 1) * words;
+            for (w, piece) in bits.fg[row.clone()].iter_mut().zip(line.chunks(64)) {
+                let mut m = 0u64;
+                for (k, &v) in piece.iter().enumerate() {
+                    m |= u64::from(fg(v)) << k;
+                }
+                *w = m;
+            }
+            let fgw = &bits.fg[row.clone()];
+            let (mut began, mut ended) = (0u32, 0u32);
+            for w in 0..words {
+                bits.starts_before[row.start + w] = began;
+                bits.ends_before[row.start + w] = ended;
+                let x = (w * 64) as u32;
+                let mut s = starts(fgw, w);
+                began += s.count_ones();
+                while s != 0 {
+                    runs.push((x + s.trailing_zeros(), 0));
+                    s &= s - 1;
+                }
+                let mut e = ends(fgw, w);
+                ended += e.count_ones();
+                let mut k = base + (ended - e.count_ones()) as usize;
+                while e != 0 {
+                    runs[k].1 = x + e.trailing_zeros() + 1;
+                    k += 1;
+                    e &= e - 1;
+                }
+            }
+        }
+        bits
+    }
+
+    /// Joins the runs of row `a` with those of the earlier row `b` that touch with a
+    /// last-axis step in `lo..=hi`.
+    ///
+    /// Run `[a0, a1)` of `a` reaches `[a0 + lo, a1 + hi)`. The voxels that some reach
+    /// of `a` and a run of `b` share form segments, each inside one run of `b`; the runs
+    /// of `a` whose reach meets a segment are consecutive, and each pair of touching
+    /// runs shares exactly one segment.
+    #[allow(clippy::too_many_arguments)]
+    fn join(
+        &self,
+        a: usize,
+        b: usize,
+        lo: i64,
+        hi: i64,
+        runs: &[(u32, u32)],
+        row_start: &[usize],
+        parent: &mut [u32],
+    ) {
+        let words = self.words;
+        if words == 0 {
+            return;
+        }
+        let fa = &self.fg[a * words..(a + 1) * words];
+        let fb = &self.fg[b * words..(b + 1) * words];
+        let a_end = row_start[a + 1];
+        // The reach of `a`: bit x set when some d in lo..=hi has voxel x − d set.
+        let reach = |w: usize| -> u64 {
+            let mut m = 0u64;
+            for d in lo..=hi {
+                m |= match d {
+                    0 => fa[w],
+                    1 => (fa[w] << 1) | if w > 0 { fa[w - 1] >> 63 } else { 0 },
+                    _ => (fa[w] >> 1) | fa.get(w + 1).map_or(0, |&n| n << 63),
+                };
+            }
+            m
+        };
+        let mut previous = 0u64;
+        let mut open = 0u32;
+        let mut next = reach(0) & fb[0];
+        for w in 0..words {
+            let shared = next;
+            next = if w + 1 < words {
+                reach(w + 1) & fb[w + 1]
+            } else {
+                0
+            };
+            let mut s = shared & !((shared << 1) | (previous >> 63));
+            let mut e = shared & !((shared >> 1) | (next << 63));
+            previous = shared;
+            // Segments alternate: a start, then its end (in this word or a later one).
+            while s | e != 0 {
+                let (ts, te) = (s.trailing_zeros(), e.trailing_zeros());
+                if s != 0 && ts <= te {
+                    open = (w * 64) as u32 + ts;
+                    s &= s - 1;
+                } else {
+                    let last = (w * 64) as u32 + te;
+                    e &= e - 1;
+                    self.segment(a, b, lo, hi, open, last, runs, row_start, a_end, parent);
+                }
+            }
+        }
+    }
+
+    /// Joins the run of row `b` holding voxels `first..=last` with every run of row `a`
+    /// whose reach meets them.
+    #[allow(clippy::too_many_arguments)]
+    fn segment(
+        &self,
+        a: usize,
+        b: usize,
+        lo: i64,
+        hi: i64,
+        first: u32,
+        last: u32,
+        runs: &[(u32, u32)],
+        row_start: &[usize],
+        a_end: usize,
+        parent: &mut [u32],
+    ) {
+        let words = self.words;
+        // The run of `b` that holds `first`: the runs of `b` beginning at or before it.
+        let (w, k) = ((first / 64) as usize, first % 64);
+        let fb = &self.fg[b * words..(b + 1) * words];
+        let began = self.starts_before[b * words + w]
+            + (starts(fb, w) & (2u64 << k).wrapping_sub(1)).count_ones();
+        let j = (row_start[b] + began as usize - 1) as u32;
+        // The first run of `a` whose reach ends at or after `first`: those before it
+        // have their last voxel before `first − hi`.
+        let q = i64::from(first) - hi;
+        let fa = &self.fg[a * words..(a + 1) * words];
+        let before = if q <= 0 {
+            0
+        } else {
+            let q = q as usize;
+            let (w, k) = (q / 64, q % 64);
+            if w >= words {
+                (a_end - row_start[a]) as u32
+            } else {
+                self.ends_before[a * words + w] + (ends(fa, w) & ((1u64 << k) - 1)).count_ones()
+            }
+        };
+        let mut i = row_start[a] + before as usize;
+        let mut root = find(parent, j);
+        loop {
+            let ra = find(parent, i as u32);
+            root = link(parent, ra, root);
+            i += 1;
+            if i >= a_end || i64::from(runs[i].0) + lo > i64::from(last) {
+                break;
+            }
+        }
+    }
+}
+
+/// The voxels of word `w` of a row's mask that begin a run.
+fn starts(row: &[u64], w: usize) -> u64 {
+    let carry = if w > 0 { row[w - 1] >> 63 } else { 0 };
+    row[w] & !((row[w] << 1) | carry)
+}
+
+/// The voxels of word `w` of a row's mask that end a run (its last voxel).
+fn ends(row: &[u64], w: usize) -> u64 {
+    let carry = row.get(w + 1).map_or(0, |&n| n << 63);
+    row[w] & !((row[w] >> 1) | carry)
 }
 
 /// A row step back in C order: the step, its distance in rows, and the last-axis
@@ -308,6 +505,10 @@ pub(crate) mod tests {
             (vec![13, 17], 2),
             (vec![6, 9, 11], 3),
             (vec![3, 4, 5, 6], 4),
+            // Rows of one word, of several, and ending inside a word.
+            (vec![9, 64], 5),
+            (vec![7, 129], 6),
+            (vec![3, 5, 150], 7),
         ] {
             let n: usize = lens.iter().product();
             for density in [0.1, 0.3, 0.6] {

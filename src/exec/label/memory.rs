@@ -53,10 +53,11 @@ fn label_typed<T: BlockElement>(
         Some(s) => std::borrow::Cow::Borrowed(s),
         None => std::borrow::Cow::Owned(input.iter().copied().collect()),
     };
-    // Slabs along the first axis: a few per thread, at most 2^24 elements each.
+    // Slabs along the first axis: two per thread (more cost the merge more faces), at
+    // most 2^24 elements each.
     let plane: usize = shape[1..].iter().product();
     let threads = rayon::current_num_threads();
-    let want = shape[0].div_ceil(4 * threads).max(1);
+    let want = shape[0].div_ceil(2 * threads).max(1);
     let cap = ((1usize << 24) / plane.max(1)).max(1);
     let mut chunk = shape.clone();
     chunk[0] = want.min(cap);
