@@ -3,6 +3,7 @@
 the memory a conversion takes under a limit.
 
     .venv/bin/python scripts/bench_formats.py [--haloflow target/release/haloflow] [--gib 1]
+        [--bioio-python PYTHON]
 
 Cases:
 - an uncompressed OME-TIFF of --gib GiB (uint16, 2048 x 1024 planes, one strip of 64
@@ -14,6 +15,11 @@ Cases:
 - a CZI of --gib GiB (2048 x 2048 planes, each a 2 x 2 mosaic of 1024-pixel tiles,
   zstd1 with the hi/lo packing, as ZEN writes), converted the same way by haloflow and
   by pylibCZIrw (libCZI) reading plane by plane into zarr-python;
+- with --bioio-python (an interpreter with bioio, bioio-ome-tiff, bioio-czi and
+  bioio-ome-zarr installed; they pin their own versions, so they live in their own
+  environment), each file also converted the way the bioio tools do it:
+  `BioImage(file).get_image_dask_data("ZYX")` written by bioio-ome-zarr's
+  `OMEZarrWriter` (same chunks, zstd level 3, the physical sizes);
 - peak RSS of `haloflow convert` of a 384 MiB TIFF with `--memory-limit 128M`.
 
 Each timing is the best of --repeats runs of the whole process (wall seconds). The
@@ -48,6 +54,22 @@ with tifffile.TiffFile(src) as t:
 """
 
 
+BIOIO_REFERENCE = r"""
+import sys, zarr.codecs
+from bioio import BioImage
+from bioio_ome_zarr.writers import OMEZarrWriter
+src, dst = sys.argv[1], sys.argv[2]
+img = BioImage(src)
+data = img.get_image_dask_data("ZYX")
+ps = img.physical_pixel_sizes
+w = OMEZarrWriter(dst, level_shapes=data.shape, dtype=data.dtype, chunk_shape=(16, 1024, 1024),
+                  compressor=zarr.codecs.ZstdCodec(level=3), zarr_format=3, axes_names=["z", "y", "x"],
+                  axes_types=["space"] * 3, axes_units=["micrometer"] * 3,
+                  physical_pixel_size=[ps.Z or 1.0, ps.Y or 1.0, ps.X or 1.0])
+w.write_full_volume(data)
+"""
+
+
 def best(cmd, repeats, clean):
     times = []
     for _ in range(repeats):
@@ -58,25 +80,31 @@ def best(cmd, repeats, clean):
     return min(times)
 
 
-def compare(args, tmp, src, reference):
-    """(haloflow's seconds, the reference's, whether their outputs are equal) for
-    converting `src`; `reference` is the reference's command, THEIRS its output."""
+def compare(args, tmp, src, references):
+    """(haloflow's seconds, then per reference (its name, its seconds, whether its output
+    equals haloflow's)) for converting `src`. `references` are (name, command) pairs;
+    THEIRS in a command is where it writes, a Zarr array or an OME-Zarr image."""
     ours, theirs = os.path.join(tmp, "ours.ome.zarr"), os.path.join(tmp, "theirs.zarr")
-    reference = [theirs if a == "THEIRS" else a for a in reference]
     cmd = [args.haloflow, "convert", src, ours, "--quiet", "--device", "cpu", "--chunks", "16,1024,1024"]
 
     def clean():
         for p in (ours, theirs):
             shutil.rmtree(p, ignore_errors=True)
     t_ours = best(cmd, args.repeats, clean)
-    t_ref = best(reference, args.repeats, clean)
-    subprocess.run(cmd, check=True)
-    subprocess.run(reference, check=True)
-    a = zarr.open_group(ours, mode="r")["0"]
-    b = zarr.open_array(theirs, mode="r")
-    same = all(np.array_equal(a[z:z + 16], b[z:z + 16]) for z in range(0, a.shape[0], 16))
-    clean()
-    return t_ours, t_ref, same
+    results = []
+    for name, reference in references:
+        reference = [theirs if a == "THEIRS" else a for a in reference]
+        t_ref = best(reference, args.repeats, clean)
+        subprocess.run(cmd, check=True)
+        subprocess.run(reference, check=True)
+        a = zarr.open_group(ours, mode="r")["0"]
+        b = zarr.open(theirs, mode="r")
+        b = b["0"] if isinstance(b, zarr.Group) else b
+        same = a.shape == b.shape and all(np.array_equal(a[z:z + 16], b[z:z + 16])
+                                          for z in range(0, a.shape[0], 16))
+        clean()
+        results.append((name, t_ref, same))
+    return t_ours, results
 
 
 def write_tiff(path, planes, compression, rng):
@@ -121,7 +149,13 @@ def main():
     ap.add_argument("--haloflow", default=os.path.join(ROOT, "target/release/haloflow"))
     ap.add_argument("--gib", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--bioio-python", help="an interpreter with the bioio tools: adds them as a reference")
     args = ap.parse_args()
+
+    def bioio(src):
+        if not args.bioio_python:
+            return []
+        return [("bioio + bioio-ome-zarr", [args.bioio_python, "-c", BIOIO_REFERENCE, src, "THEIRS"])]
     tmp = tempfile.mkdtemp(prefix="haloflow-bench-formats-")
     rng = np.random.default_rng(0)
     rows = []
@@ -132,15 +166,17 @@ def main():
             write_tiff(src, planes, compression, rng)
             size = os.path.getsize(src) / (1 << 30)
             name = f"OME-TIFF {compression or 'uncompressed'}, {planes}x2048x1024 uint16 ({size:.2f} GiB on disk)"
-            rows.append((name, *compare(args, tmp, src, [sys.executable, "-c", REFERENCE, src, "THEIRS", "16"])))
+            refs = [("tifffile aszarr + zarr-python", [sys.executable, "-c", REFERENCE, src, "THEIRS", "16"])]
+            rows.append((name, *compare(args, tmp, src, refs + bioio(src))))
             os.remove(src)
         # CZI: a mosaic stack, zstd1.
         planes = int(args.gib * (1 << 30) / (2048 * 2048 * 2))
         src = os.path.join(tmp, "scan.czi")
         write_czi(src, planes, rng)
         size = os.path.getsize(src) / (1 << 30)
-        name = f"CZI zstd1 mosaic, {planes}x2048x2048 uint16 ({size:.2f} GiB on disk); reference: pylibCZIrw"
-        rows.append((name, *compare(args, tmp, src, [sys.executable, "-c", CZI_REFERENCE, src, "THEIRS", str(planes)])))
+        name = f"CZI zstd1 mosaic, {planes}x2048x2048 uint16 ({size:.2f} GiB on disk)"
+        refs = [("pylibCZIrw + zarr-python", [sys.executable, "-c", CZI_REFERENCE, src, "THEIRS", str(planes)])]
+        rows.append((name, *compare(args, tmp, src, refs + bioio(src))))
         os.remove(src)
         # Memory: 384 MiB through 128 MiB.
         src = os.path.join(tmp, "mem.tif")
@@ -152,10 +188,11 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"machine: {os.cpu_count()} cores")
-    print("| conversion to OME-Zarr (zstd 3) | haloflow convert | tifffile aszarr + zarr-python | speedup | equal |")
-    print("|---|---|---|---|---|")
-    for name, a, b, same in rows:
-        print(f"| {name} | {a:.2f} s | {b:.2f} s | {b / a:.1f}x | {same} |")
+    print("| conversion to OME-Zarr (zstd 3) | haloflow convert | reference | its time | speedup | equal |")
+    print("|---|---|---|---|---|---|")
+    for name, a, results in rows:
+        for ref, b, same in results:
+            print(f"| {name} | {a:.2f} s | {ref} | {b:.2f} s | {b / a:.1f}x | {same} |")
     print(f"\npeak RSS of `haloflow convert` of a 384 MiB TIFF with --memory-limit 128M: {peak} MiB")
 
 
