@@ -1,6 +1,7 @@
-//! Zeiss CZI, read through `openreadout-czi` (pure Rust: uncompressed, zstd0, zstd1
-//! with the hi/lo byte packing, JPEG-XR, JPEG and LZW subblocks; mosaics composited at
-//! layer 0).
+//! Zeiss CZI, read through `openreadout-czi` (Rust: uncompressed, zstd0, zstd1 with
+//! the hi/lo byte packing, JPEG-XR, JPEG and LZW subblocks; mosaics composited at
+//! layer 0). Its zstd is decoded by libzstd through a patched `openreadout-codecs`
+//! (`vendor/README.md`).
 //!
 //! One scene is one array: `path#scene=K` names scene K (the K-th scene the file
 //! holds; the command's `--scene K`), the bare path scene 0. Its axes are `t`, `c`,
