@@ -244,7 +244,8 @@ impl RowBits {
         let fa = &self.fg[a * words..(a + 1) * words];
         let fb = &self.fg[b * words..(b + 1) * words];
         let a_end = row_start[a + 1];
-        // The reach of `a`: bit x set when some d in lo..=hi has voxel x − d set.
+        // The reach of `a`: bit x set when some d in lo..=hi (each −1, 0 or 1) has
+        // voxel x − d set.
         let reach = |w: usize| -> u64 {
             let mut m = 0u64;
             for d in lo..=hi {
