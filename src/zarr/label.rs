@@ -299,9 +299,13 @@ impl Label {
             None => DirState::new(&state_dir)?,
         };
         // Jobs in flight: as many threads as the memory limit holds chunks of input,
-        // labels and runs.
-        let per_job = grid.chunk_shape().iter().product::<usize>() as u64
-            * (in_dtype.size() + self.dtype.size() + 8) as u64
+        // labels and runs, and the rows' bit masks (16 bytes per 64 voxels of a row).
+        let chunk = grid.chunk_shape();
+        let nx = chunk.last().copied().unwrap_or(1).max(1);
+        let voxels = chunk.iter().product::<usize>() as u64;
+        let rows = voxels / nx as u64;
+        let per_job = voxels * (in_dtype.size() + self.dtype.size() + 8) as u64
+            + rows * nx.div_ceil(64) as u64 * 16
             + input.chunk_shape().iter().product::<usize>() as u64 * input.dtype().size() as u64;
         let limits = o.run_options(crate::Backend::Cpu, String::new());
         let threads = limits
