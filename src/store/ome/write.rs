@@ -22,17 +22,10 @@ fn window_for(w: &mut Map<String, Value>, output: DType, mask: bool) {
         }
         return;
     }
-    let (lo, hi) = match output {
-        DType::U8 => (0.0, u8::MAX as f64),
-        DType::U16 => (0.0, u16::MAX as f64),
-        DType::U32 => (0.0, u32::MAX as f64),
-        DType::U64 => (0.0, u64::MAX as f64),
-        DType::I8 => (i8::MIN as f64, i8::MAX as f64),
-        DType::I16 => (i16::MIN as f64, i16::MAX as f64),
-        DType::I32 => (i32::MIN as f64, i32::MAX as f64),
-        DType::I64 => (i64::MIN as f64, i64::MAX as f64),
-        DType::F32 | DType::F64 => return,
+    let Some((lo, hi)) = output.integer_range() else {
+        return;
     };
+    let (lo, hi) = (lo as f64, hi as f64);
     w.insert("min".into(), json!(lo));
     w.insert("max".into(), json!(hi));
     for k in ["start", "end"] {
