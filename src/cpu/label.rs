@@ -243,7 +243,6 @@ impl RowBits {
         }
         let fa = &self.fg[a * words..(a + 1) * words];
         let fb = &self.fg[b * words..(b + 1) * words];
-        let a_end = row_start[a + 1];
         // The reach of `a`: bit x set when some d in lo..=hi (each −1, 0 or 1) has
         // voxel x − d set.
         let reach = |w: usize| -> u64 {
@@ -279,7 +278,7 @@ impl RowBits {
                 } else {
                     let last = (w * 64) as u32 + te;
                     e &= e - 1;
-                    self.segment(a, b, lo, hi, open, last, runs, row_start, a_end, parent);
+                    self.segment(a, b, lo, hi, open, last, runs, row_start, parent);
                 }
             }
         }
@@ -298,10 +297,10 @@ impl RowBits {
         last: u32,
         runs: &[(u32, u32)],
         row_start: &[usize],
-        a_end: usize,
         parent: &mut [u32],
     ) {
         let words = self.words;
+        let a_end = row_start[a + 1];
         // The run of `b` that holds `first`: the runs of `b` beginning at or before it.
         let (w, k) = ((first / 64) as usize, first % 64);
         let fb = &self.fg[b * words..(b + 1) * words];
