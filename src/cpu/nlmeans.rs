@@ -15,6 +15,9 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 use crate::block::Block;
 use crate::region::{AxisSet, unravel};
 use crate::stage::NlMeans;
@@ -36,8 +39,11 @@ const EXP_A: f64 = 1_512_775.395_195_185_7;
 const EXP_BC: i32 = 1_072_632_447;
 
 /// Output tiles of fast mode, per axis (plane, row, column): small enough that a
-/// shift's box sums stay in a core's cache.
-const TILE: [usize; 3] = [32, 16, 128];
+/// shift's sums and the data it reads stay in a core's L2 cache, deep enough across
+/// planes and rows that the patch boxes' overhang (`s - 1` planes and rows) costs
+/// little. On 32×128×128 (patch 5, distance 6) this shape was the fastest of
+/// 16×32×64, 32×16×64, 32×64×16 and 32×128×16 by 5–10 %.
+const TILE: [usize; 3] = [32, 32, 32];
 
 /// The non-local means of `image` (holding at least the stage's input sets) at the
 /// output indices `out` of an array of `shape`.
@@ -273,6 +279,9 @@ impl Geometry {
 fn fast_tile(g: &Geometry, padded: &[f32], start: [usize; 3], len: [usize; 3]) -> Vec<f64> {
     #[cfg(target_arch = "x86_64")]
     {
+        if let Some(values) = avx512::fast_tile(g, padded, start, len) {
+            return values;
+        }
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F (checked just above).
             return unsafe { fast_tile_avx512(g, padded, start, len) };
@@ -308,34 +317,12 @@ fn fast_tile_avx2(g: &Geometry, padded: &[f32], start: [usize; 3], len: [usize; 
 /// (so that an offset in the data costs no precision).
 #[inline(always)]
 fn fast_tile_lanes(g: &Geometry, padded: &[f32], start: [usize; 3], len: [usize; 3]) -> Vec<f64> {
-    let pd = g.padded_dims();
-    let off = g.patch.map(|s| s / 2);
-    // The patch box's extent per axis, `s - 1` (1 across the planes of an image),
-    // and where it starts in the padded box for output index 0.
-    let blen = [0, 1, 2].map(|a| if g.filtered(a) { g.patch[a] - 1 } else { 1 });
-    let bstart = [0, 1, 2].map(|a| {
-        if g.filtered(a) {
-            g.pad[a] + 1 - off[a]
-        } else {
-            0
-        }
-    });
+    let t = Tile::new(g, start, len);
+    let Tile { pd, blen, .. } = t;
     let count = len[0] * len[1] * len[2];
     let row = len[2];
     let plane = len[1] * row;
-    let idx = |z: usize, y: usize, x: usize| (z * pd[1] + y) * pd[2] + x;
-    // Each output's own value, the reference its neighbours' values are taken from.
-    let mut centre = vec![0f32; count];
-    for z in 0..len[0] {
-        for y in 0..len[1] {
-            let at = idx(
-                start[0] + z + g.pad[0],
-                start[1] + y + g.pad[1],
-                start[2] + g.pad[2],
-            );
-            centre[(z * len[1] + y) * row..][..row].copy_from_slice(&padded[at..at + row]);
-        }
-    }
+    let centre = t.centres(padded);
     let (mut weights, mut sums) = (vec![0f64; count], vec![0f64; count]);
     let (mut weights32, mut sums32) = (vec![0f32; count], vec![0f32; count]);
     let empty = blen.contains(&0);
@@ -345,20 +332,7 @@ fn fast_tile_lanes(g: &Geometry, padded: &[f32], start: [usize; 3], len: [usize;
     let ring_len = blen[0].max(1);
     let mut ring = vec![0f32; ring_len * plane];
     let mut boxes = vec![0f32; row];
-    let mut near = Vec::new();
-    let bcount: usize = blen.iter().product();
-    let subtract = bcount as f64 * g.var2;
-    // scikit-image divides by `h² s^n` (the patch's size, not the box's).
-    let inv = 1.0 / (g.h * g.h * (g.patch[0] * g.patch[1] * g.patch[2]) as f64);
-    // How far from the cut-off an f32 distance may be off: its box's rounding (a few
-    // parts in 10^7 of the box), with a wide margin.
-    let margin = (1e-5 * (CUTOFF + 1.0 + subtract * inv)) as f32;
-    let consts = Weights {
-        subtract: subtract as f32,
-        inv: inv as f32,
-        low: CUTOFF as f32 - margin,
-        high: CUTOFF as f32 + margin,
-    };
+    let consts = &t.consts;
     let d = g.distance;
     for tz in -(d[0] as isize)..=d[0] as isize {
         for ty in -(d[1] as isize)..=d[1] as isize {
@@ -369,12 +343,8 @@ fn fast_tile_lanes(g: &Geometry, padded: &[f32], start: [usize; 3], len: [usize;
                     let z = (ez + 1).checked_sub(ring_len);
                     if !empty {
                         for ey in 0..ext[1] {
-                            let a = idx(
-                                start[0] + bstart[0] + ez,
-                                start[1] + bstart[1] + ey,
-                                start[2] + bstart[2],
-                            );
-                            let b = (a as isize + shift) as usize;
+                            let a = t.box_at(ez, ey, 0);
+                            let b = a.wrapping_add_signed(shift);
                             squares(&mut diff, &padded[a..a + ext[2]], &padded[b..b + ext[2]]);
                             box_sum(&mut bx[ey * row..(ey + 1) * row], &diff, 1, blen[2]);
                         }
@@ -391,12 +361,7 @@ fn fast_tile_lanes(g: &Geometry, padded: &[f32], start: [usize; 3], len: [usize;
                     let Some(z) = z else { continue };
                     for y in 0..len[1] {
                         let o = (z * len[1] + y) * row;
-                        let v = (idx(
-                            start[0] + z + g.pad[0],
-                            start[1] + y + g.pad[1],
-                            start[2] + g.pad[2],
-                        ) as isize
-                            + shift) as usize;
+                        let v = t.value_at(z, y, 0).wrapping_add_signed(shift);
                         let values = &padded[v..v + row];
                         let centres = &centre[o..o + row];
                         if empty {
@@ -421,39 +386,13 @@ fn fast_tile_lanes(g: &Geometry, padded: &[f32], start: [usize; 3], len: [usize;
                             &boxes,
                             values,
                             centres,
-                            &consts,
+                            consts,
                         );
                         if unsure {
                             // Distances within rounding of the cut-off, decided in f64.
-                            near.clear();
-                            near.extend((0..row).filter(|&x| {
-                                let dist = (boxes[x] - consts.subtract).max(0.0) * consts.inv;
-                                dist >= consts.low && dist <= consts.high
-                            }));
-                            for &x in &near {
-                                let p = idx(
-                                    start[0] + bstart[0] + z,
-                                    start[1] + bstart[1] + y,
-                                    start[2] + bstart[2] + x,
-                                );
-                                let mut total = 0f64;
-                                for bz in 0..blen[0] {
-                                    for by in 0..blen[1] {
-                                        let a = p + (bz * pd[1] + by) * pd[2];
-                                        let b = (a as isize + shift) as usize;
-                                        for bxx in 0..blen[2] {
-                                            let t = f64::from(padded[a + bxx])
-                                                - f64::from(padded[b + bxx]);
-                                            total += t * t;
-                                        }
-                                    }
-                                }
-                                let dist = (total - subtract).max(0.0) * inv;
-                                if dist <= CUTOFF {
-                                    let w = fast_exp(-dist);
-                                    weights[o + x] += w;
-                                    sums[o + x] +=
-                                        w * (f64::from(values[x]) - f64::from(centres[x]));
+                            for (x, &b) in boxes.iter().enumerate() {
+                                if consts.is_near(b) {
+                                    t.decide(padded, [z, y, x], shift, &mut weights, &mut sums);
                                 }
                             }
                         }
@@ -461,28 +400,168 @@ fn fast_tile_lanes(g: &Geometry, padded: &[f32], start: [usize; 3], len: [usize;
                 }
             }
         }
-        // A window plane's f32 sums into the f64 totals.
-        for (t, w) in weights.iter_mut().zip(weights32.iter_mut()) {
-            *t += f64::from(std::mem::take(w));
-        }
-        for (t, s) in sums.iter_mut().zip(sums32.iter_mut()) {
-            *t += f64::from(std::mem::take(s));
-        }
+        flush(&mut weights, &mut weights32);
+        flush(&mut sums, &mut sums32);
     }
+    finish(&sums, &weights, &centre)
+}
+
+/// A window plane's f32 sums added into the f64 totals, and cleared.
+fn flush(total: &mut [f64], part: &mut [f32]) {
+    for (t, p) in total.iter_mut().zip(part.iter_mut()) {
+        *t += f64::from(std::mem::take(p));
+    }
+}
+
+/// The tile's values from its sums and weights (relative to each output's own value).
+fn finish(sums: &[f64], weights: &[f64], centre: &[f32]) -> Vec<f64> {
     sums.iter()
-        .zip(&weights)
-        .zip(&centre)
+        .zip(weights)
+        .zip(centre)
         .map(|((s, w), &c)| f64::from(c) + s / w)
         .collect()
 }
 
+/// One output tile of fast mode and what its shifts share: where its patch boxes lie
+/// in the padded box, and the constants of the weights.
+#[derive(Clone, Copy)]
+struct Tile {
+    /// The padded box's extents.
+    pd: [usize; 3],
+    /// The tile's first index in the output box, and its extents.
+    start: [usize; 3],
+    len: [usize; 3],
+    /// The padding each side of the output box.
+    pad: [usize; 3],
+    /// The patch box's extent per axis, `s - 1` (1 across the planes of an image).
+    blen: [usize; 3],
+    /// Where the patch box of output index 0 starts in the padded box.
+    bstart: [usize; 3],
+    /// The box sum's offset (`(s - 1)^n · 2σ²`) and scale (`1 / (h² s^n)`), in f64.
+    subtract: f64,
+    inv: f64,
+    /// The same in f32, with the band around the cut-off.
+    consts: Weights,
+}
+
+impl Tile {
+    fn new(g: &Geometry, start: [usize; 3], len: [usize; 3]) -> Tile {
+        let off = g.patch.map(|s| s / 2);
+        let blen = [0, 1, 2].map(|a| if g.filtered(a) { g.patch[a] - 1 } else { 1 });
+        let bstart = [0, 1, 2].map(|a| {
+            if g.filtered(a) {
+                g.pad[a] + 1 - off[a]
+            } else {
+                0
+            }
+        });
+        let bcount: usize = blen.iter().product();
+        let subtract = bcount as f64 * g.var2;
+        // scikit-image divides by `h² s^n` (the patch's size, not the box's).
+        let inv = 1.0 / (g.h * g.h * (g.patch[0] * g.patch[1] * g.patch[2]) as f64);
+        // How far from the cut-off an f32 distance may be off: its box's rounding (a few
+        // parts in 10^7 of the box), with a wide margin.
+        let margin = (1e-5 * (CUTOFF + 1.0 + subtract * inv)) as f32;
+        Tile {
+            pd: g.padded_dims(),
+            start,
+            len,
+            pad: g.pad,
+            blen,
+            bstart,
+            subtract,
+            inv,
+            consts: Weights {
+                subtract: subtract as f32,
+                inv: inv as f32,
+                low: CUTOFF as f32 - margin,
+                high: CUTOFF as f32 + margin,
+            },
+        }
+    }
+
+    /// The padded box's flat index of `(z, y, x)`.
+    fn idx(&self, z: usize, y: usize, x: usize) -> usize {
+        (z * self.pd[1] + y) * self.pd[2] + x
+    }
+
+    /// Where the patch box of tile index `(z, y, x)` starts in the padded box.
+    fn box_at(&self, z: usize, y: usize, x: usize) -> usize {
+        let [s, b] = [self.start, self.bstart];
+        self.idx(s[0] + b[0] + z, s[1] + b[1] + y, s[2] + b[2] + x)
+    }
+
+    /// Where the value of tile index `(z, y, x)` lies in the padded box.
+    fn value_at(&self, z: usize, y: usize, x: usize) -> usize {
+        let [s, p] = [self.start, self.pad];
+        self.idx(s[0] + p[0] + z, s[1] + p[1] + y, s[2] + p[2] + x)
+    }
+
+    /// Each output's own value, the reference its neighbours' values are taken from.
+    fn centres(&self, padded: &[f32]) -> Vec<f32> {
+        let [lz, ly, row] = self.len;
+        let mut centre = Vec::with_capacity(lz * ly * row);
+        for z in 0..lz {
+            for y in 0..ly {
+                let at = self.value_at(z, y, 0);
+                centre.extend_from_slice(&padded[at..at + row]);
+            }
+        }
+        centre
+    }
+
+    /// The weight of tile index `o` against its patch `shift` away, decided in f64 from
+    /// its box summed in f64 (as scikit-image decides it), added into `weights` and
+    /// `sums` (relative to the output's own value).
+    fn decide(
+        &self,
+        padded: &[f32],
+        o: [usize; 3],
+        shift: isize,
+        weights: &mut [f64],
+        sums: &mut [f64],
+    ) {
+        let [z, y, x] = o;
+        let p = self.box_at(z, y, x);
+        let mut total = 0f64;
+        for bz in 0..self.blen[0] {
+            for by in 0..self.blen[1] {
+                let a = p + (bz * self.pd[1] + by) * self.pd[2];
+                let b = a.wrapping_add_signed(shift);
+                for k in 0..self.blen[2] {
+                    let t = f64::from(padded[a + k]) - f64::from(padded[b + k]);
+                    total += t * t;
+                }
+            }
+        }
+        let dist = (total - self.subtract).max(0.0) * self.inv;
+        if dist <= CUTOFF {
+            let w = fast_exp(-dist);
+            let at = self.value_at(z, y, x);
+            let value = padded[at.wrapping_add_signed(shift)];
+            let i = (z * self.len[1] + y) * self.len[2] + x;
+            weights[i] += w;
+            sums[i] += w * (f64::from(value) - f64::from(padded[at]));
+        }
+    }
+}
+
 /// The constants of a shift's weights in f32: the box sum's offset and scale, and the
 /// band around the cut-off where an f32 distance is not trusted.
+#[derive(Clone, Copy)]
 struct Weights {
     subtract: f32,
     inv: f32,
     low: f32,
     high: f32,
+}
+
+impl Weights {
+    /// Whether the f32 distance of box sum `b` lies within rounding of the cut-off.
+    fn is_near(&self, b: f32) -> bool {
+        let dist = (b - self.subtract).max(0.0) * self.inv;
+        dist >= self.low && dist <= self.high
+    }
 }
 
 /// `out[i] = (a[i] - b[i])²`.
@@ -641,6 +720,90 @@ fn patch_weight(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Non-local means of patch `patch` and window `distance` on an output box `out`
+    /// (its trailing `axes` axes), and a padded box of values: smooth structure plus
+    /// noise, or (`binary`) zeros and ones with σ 0 and `h` such that every patch pair
+    /// differing in 10 voxels lies exactly at the cut-off (to be decided in f64).
+    fn case(
+        patch: usize,
+        distance: usize,
+        out: [usize; 3],
+        axes: usize,
+        binary: bool,
+    ) -> (Geometry, Vec<f32>) {
+        let size = patch.pow(axes as u32) as f64;
+        let (h, sigma) = if binary {
+            ((10.0 / (CUTOFF * size)).sqrt(), 0.0)
+        } else {
+            (0.3, 0.05)
+        };
+        let nl = NlMeans {
+            patch,
+            distance,
+            h,
+            sigma,
+            fast: true,
+            axes,
+        };
+        let bounds: Vec<_> = out.iter().map(|&n| 0..n).collect();
+        let g = Geometry::new(&nl, &bounds, &out[3 - axes..]);
+        let n: usize = g.padded_dims().iter().product();
+        let mut state = 0x9e37_79b9_u32;
+        let padded = (0..n)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                let noise = state as f32 / u32::MAX as f32;
+                if binary {
+                    f32::from(u8::from(noise < 0.15))
+                } else {
+                    (i as f32 * 0.013).sin() + noise * 0.3
+                }
+            })
+            .collect();
+        (g, padded)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn fused_avx512_tiles_equal_the_generic_path() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            eprintln!("no AVX-512F here: the fused kernel is not compiled in");
+            return;
+        }
+        // Every patch the fused kernel takes, 2-D and 3-D, rows shorter than, equal to
+        // and longer than a strip and not a multiple of it, tiles away from the origin.
+        for (patch, distance, out, axes) in [
+            (3, 2, [5, 9, 37], 3),
+            (5, 3, [6, 7, 16], 3),
+            (5, 6, [1, 20, 29], 2),
+            (7, 2, [4, 5, 21], 3),
+            (9, 3, [3, 11, 40], 3),
+            (9, 4, [1, 13, 17], 2),
+        ] {
+            for binary in [false, true] {
+                let (g, padded) = case(patch, distance, out, axes, binary);
+                let o = g.out;
+                let part = ([0, o[1] / 2, 3], [o[0], o[1] - o[1] / 2, o[2] - 3]);
+                for (start, len) in [([0, 0, 0], o), part] {
+                    let fused = avx512::fast_tile(&g, &padded, start, len).expect("a fused patch");
+                    let generic = fast_tile_lanes(&g, &padded, start, len);
+                    assert_eq!(fused.len(), generic.len());
+                    for (i, (a, b)) in fused.iter().zip(&generic).enumerate() {
+                        assert!(
+                            a.to_bits() == b.to_bits(),
+                            "patch {patch} {out:?} at {i}: {a} != {b}"
+                        );
+                    }
+                }
+            }
+        }
+        // Patches of 11 and more take the generic path.
+        let (g, padded) = case(11, 2, [2, 6, 20], 3, false);
+        assert!(avx512::fast_tile(&g, &padded, [0; 3], g.out).is_none());
+    }
 
     #[test]
     fn fast_exp_is_scikit_images() {
