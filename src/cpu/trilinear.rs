@@ -10,6 +10,9 @@
 //! same bits, and so does a run cut into other blocks.
 
 #[cfg(target_arch = "x86_64")]
+mod avx512;
+
+#[cfg(target_arch = "x86_64")]
 use crate::dtype::DType;
 use crate::dtype::Element;
 use crate::stage::floor;
@@ -35,6 +38,9 @@ pub(super) struct Trilinear<'s, V> {
     /// The offsets of the leading axes that pass straight through (their coordinate
     /// is the output's index: one tap of weight 1), for this row.
     fixed: [Option<usize>; 2],
+    /// Whether eight-lane vectors may be used where the CPU has them (the tests turn
+    /// it off to hold the four-lane path to the scalar one too).
+    wide: bool,
 }
 
 impl<'s, V: Element> Trilinear<'s, V> {
@@ -59,6 +65,7 @@ impl<'s, V: Element> Trilinear<'s, V> {
             affine: None,
             cval: None,
             fixed: [None; 2],
+            wide: true,
         }
     }
 
@@ -135,9 +142,9 @@ impl<'s, V: Element> Trilinear<'s, V> {
     ) {
         out.clear();
         out.resize(xs.len(), 0.0);
-        let (j, missed) = self.groups(xs, out);
+        let (j, missed, width) = self.groups(xs, out);
         for m in missed {
-            for l in m..m + 4 {
+            for l in m..m + width {
                 out[l] = self.at(xs[l] as f64).unwrap_or_else(|| general(l));
             }
         }
@@ -146,22 +153,27 @@ impl<'s, V: Element> Trilinear<'s, V> {
         }
     }
 
-    /// The vector path over the row's whole groups of four, where the CPU and the
-    /// samples allow it: where the groups end, and the start of each group left to the
-    /// scalar path.
-    fn groups(&self, xs: &[usize], out: &mut [f64]) -> (usize, Vec<usize>) {
+    /// The vector path over the row's whole groups of eight (AVX-512F) or four (AVX2),
+    /// where the CPU and the samples allow it: where the groups end, the start of each
+    /// group left to the scalar path, and the groups' width.
+    fn groups(&self, xs: &[usize], out: &mut [f64]) -> (usize, Vec<usize>, usize) {
         #[cfg(target_arch = "x86_64")]
         if let Some(steps) = self.affine
             && matches!(V::DTYPE, DType::F32 | DType::U16)
             && std::arch::is_x86_feature_detected!("avx2")
         {
             let mut missed = Vec::new();
+            if self.wide && std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F and AVX2 (checked above).
+                let end = unsafe { avx512::eights(self, steps, xs, out, &mut missed) };
+                return (end, missed, 8);
+            }
             // SAFETY: the CPU has AVX2 (checked above).
             let end = unsafe { fours(self, steps, xs, out, &mut missed) };
-            return (end, missed);
+            return (end, missed, 4);
         }
         let _ = (xs, out); // unused where the CPU is not x86-64
-        (0, Vec::new())
+        (0, Vec::new(), 0)
     }
 }
 
@@ -393,25 +405,34 @@ mod tests {
     /// array go to the general path, or, in `constant` mode, give the constant.
     #[test]
     fn rows_equal_the_scalar_sums() {
-        let float = |i: usize| ((i * 37) % 101) as f32 * 0.37;
-        let without = row_through_a_volume(None, float);
-        let with = row_through_a_volume(Some(7.5), float);
-        if std::arch::is_x86_feature_detected!("avx2") {
-            assert!(with < without, "the constant spares the general path");
+        // Eight lanes where the CPU has AVX-512F, then four (AVX2).
+        for wide in [true, false] {
+            let float = |i: usize| ((i * 37) % 101) as f32 * 0.37;
+            let without = row_through_a_volume(None, wide, float);
+            let with = row_through_a_volume(Some(7.5), wide, float);
+            if std::arch::is_x86_feature_detected!("avx2") {
+                assert!(with < without, "the constant spares the general path");
+            }
+            row_through_a_volume(None, wide, |i| ((i * 7919) % 65536) as u16);
+            row_through_a_volume(Some(3.0), wide, |i| ((i * 7919) % 65536) as u16);
+            row_through_a_volume(None, wide, |i| (i % 200) as u8);
         }
-        row_through_a_volume(None, |i| ((i * 7919) % 65536) as u16);
-        row_through_a_volume(Some(3.0), |i| ((i * 7919) % 65536) as u16);
-        row_through_a_volume(None, |i| (i % 200) as u8);
     }
 
     /// [`rows_equal_the_scalar_sums`] on the samples `sample(i)`, with `cval` (the
     /// general path gives it too); returns how many outputs went to the general path.
-    fn row_through_a_volume<V: Element>(cval: Option<f64>, sample: impl Fn(usize) -> V) -> usize {
+    fn row_through_a_volume<V: Element>(
+        cval: Option<f64>,
+        wide: bool,
+        sample: impl Fn(usize) -> V,
+    ) -> usize {
         let (nz, ny, nx) = (5usize, 6usize, 40usize);
         let data: Vec<V> = (0..nz * ny * nx).map(sample).collect();
         let tables = dense_tables([nz, ny, nx]);
-        let k = kernel(&data, &tables, &[1.3, 0.2, -3.7], [0.05, 0.11, 0.93]).with_constant(cval);
+        let mut k =
+            kernel(&data, &tables, &[1.3, 0.2, -3.7], [0.05, 0.11, 0.93]).with_constant(cval);
         assert!(k.affine.is_some());
+        k.wide = wide;
         let xs: Vec<usize> = (0..45).collect();
         let mut got = Vec::new();
         let mut general = Vec::new();
@@ -463,13 +484,16 @@ mod tests {
             .collect();
         let tables = dense_tables([nz, ny, nx]);
         let (z, y) = (2, 3);
-        let k = kernel(&data, &tables, &[0.0, 0.0, -2.35], [0.0, 0.0, 1.0])
+        let mut k = kernel(&data, &tables, &[0.0, 0.0, -2.35], [0.0, 0.0, 1.0])
             .with_constant(Some(0.0))
             .through(0, z * ny * nx)
             .through(1, y * nx);
         let xs: Vec<usize> = (0..34).collect();
-        let mut got = Vec::new();
+        let (mut got, mut narrow) = (Vec::new(), Vec::new());
         k.row(&xs, &mut got, |_| 0.0);
+        k.wide = false;
+        k.row(&xs, &mut narrow, |_| 0.0);
+        assert_eq!(got, narrow);
         for (j, &t) in got.iter().enumerate() {
             let c = -2.35 + j as f64;
             let want = if c >= 0.0 && c < (nx - 1) as f64 {
