@@ -139,6 +139,8 @@ fn tile<const N: usize>(g: &Geometry, t: &Tile, padded: &[f32]) -> Vec<f64> {
         box_cols: row + N - 1,
         nz,
     };
+    // A row's lanes near the cut-off, per row of the tile.
+    debug_assert!(len[1] <= TILE_ROWS);
     let mut near = [0; TILE_ROWS];
     let d = g.distance;
     for tz in -(d[0] as isize)..=d[0] as isize {
