@@ -192,9 +192,9 @@ fn tile<const N: usize>(g: &Geometry, t: &Tile, padded: &[f32]) -> Vec<f64> {
 ///
 /// # Safety
 ///
-/// `pass` points into live buffers of tile `t` (its padded box, centres, sums and
-/// ring), `x0` is a multiple of 16 below the tile's row length, and `shift` keeps the
-/// search window inside the padded box.
+/// `pass` points into live buffers of tile `t` (its padded box, f32 sums and ring),
+/// `x0` is a multiple of 16 below the tile's row length, and `shift` keeps the search
+/// window inside the padded box.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn strip<const N: usize>(
@@ -317,7 +317,7 @@ unsafe fn strip<const N: usize>(
 }
 
 /// One shift's weights of sixteen outputs from their box sums `dist`, added to the
-/// f32 weights and weighted values (relative to the outputs' own, `centre`), as
+/// f32 weights and weighted values (relative to the outputs' own, `centres`), as
 /// `accumulate` does; returns the lanes near the cut-off (weighed 0 here).
 ///
 /// # Safety
