@@ -39,6 +39,10 @@ fn fast_exp(y: f64) -> f64 {
 const EXP_A: f64 = 1_512_775.395_195_185_7;
 const EXP_BC: i32 = 1_072_632_447;
 
+/// The f32 weights' exponent rebase: a double's high word minus this, shifted left by
+/// 3, is the same value as an f32 (the exponent biases differ by 896).
+const REBASE: i32 = 896 << 20;
+
 /// Output tiles of fast mode, per axis (plane, row, column): small enough that a
 /// shift's sums and the data it reads stay in a core's L2 cache, deep enough across
 /// planes and rows that the patch boxes' overhang (`s - 1` planes and rows) costs
@@ -511,10 +515,22 @@ struct Weights {
 }
 
 impl Weights {
+    /// The f32 distance of box sum `b`: `max(0, b − subtract) · inv`.
+    #[inline(always)]
+    fn distance(&self, b: f32) -> f32 {
+        let x = b - self.subtract;
+        if x > 0.0 { x * self.inv } else { 0.0 }
+    }
+
+    /// Whether an f32 distance lies within rounding of the cut-off.
+    #[inline(always)]
+    fn in_band(&self, distance: f32) -> bool {
+        distance >= self.low && distance <= self.high
+    }
+
     /// Whether the f32 distance of box sum `b` lies within rounding of the cut-off.
     fn is_near(&self, b: f32) -> bool {
-        let dist = (b - self.subtract).max(0.0) * self.inv;
-        dist >= self.low && dist <= self.high
+        self.in_band(self.distance(b))
     }
 }
 
@@ -604,9 +620,8 @@ fn accumulate(
         .zip(values)
         .zip(centres)
     {
-        let x = b - c.subtract;
-        let distance = if x > 0.0 { x * c.inv } else { 0.0 };
-        unsure |= distance >= c.low && distance <= c.high;
+        let distance = c.distance(b);
+        unsure |= c.in_band(distance);
         let weight = if distance < c.low {
             weight_of(distance)
         } else {
@@ -630,7 +645,7 @@ fn weight_of(distance: f32) -> f32 {
     // SAFETY: `y` lies in `[-CUTOFF, 0]`, so `EXP_A * y` in `[-7.6e6, 0]`, within i32.
     let scaled = unsafe { (EXP_A as f32 * y).to_int_unchecked::<i32>() };
     let high = scaled.wrapping_add(EXP_BC);
-    f32::from_bits(((high - (896 << 20)) as u32) << 3)
+    f32::from_bits(((high - REBASE) as u32) << 3)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use std::arch::x86_64::{
     _mm512_sub_epi32, _mm512_sub_ps,
 };
 
-use super::{EXP_A, EXP_BC, Geometry, TILE, Tile, finish, flush};
+use super::{EXP_A, EXP_BC, Geometry, REBASE, TILE, Tile, finish, flush};
 
 /// The most rows a tile has.
 const TILE_ROWS: usize = TILE[1];
@@ -125,7 +125,7 @@ fn tile<const N: usize>(g: &Geometry, t: &Tile, padded: &[f32]) -> Vec<f64> {
         high: _mm512_set1_ps(c.high),
         exp_a: _mm512_set1_ps(EXP_A as f32),
         exp_bc: _mm512_set1_epi32(EXP_BC),
-        rebase: _mm512_set1_epi32(896 << 20),
+        rebase: _mm512_set1_epi32(REBASE),
     };
     let pass = Pass {
         padded: padded.as_ptr(),
@@ -160,7 +160,7 @@ fn tile<const N: usize>(g: &Geometry, t: &Tile, padded: &[f32]) -> Vec<f64> {
                         }
                         // Distances within rounding of the cut-off, decided in f64.
                         let z = z.unwrap_or(ez);
-                        for (y, &unsure) in near.iter().enumerate() {
+                        for (y, &unsure) in near.iter().enumerate().take(len[1]) {
                             for lane in 0..16 {
                                 if unsure & (1 << lane) != 0 {
                                     t.decide(
